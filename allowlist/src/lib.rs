@@ -1,0 +1,1 @@
+//! The documented connection allowlist: the policy model the auditor judges flows against.

@@ -1,0 +1,207 @@
+//! The kernel/user ABI: every type that crosses a map or the ring buffer, every map,
+//! program and global name. Both `auditor-ebpf` (no_std, bpfel) and `auditor` build it.
+//!
+//! Rules: `#[repr(C)]`, explicit padding, no `bool`, sizes pinned by `const` asserts so a
+//! field added on one side without the other fails to compile rather than misreads.
+#![no_std]
+
+/// Map and global names. They must equal the `static` symbol names in `auditor-ebpf`
+/// (aya names a map after its symbol); `auditor` looks everything up through these.
+pub mod names {
+    pub const MAP_FLOWS: &str = "AUDITOR_FLOWS";
+    pub const MAP_EVENTS: &str = "AUDITOR_EVENTS";
+    pub const MAP_COUNTERS: &str = "AUDITOR_COUNTERS";
+    pub const MAP_LISTENERS: &str = "AUDITOR_LISTENERS";
+
+    pub const GLOBAL_CONFIG: &str = "AUDITOR_CONFIG";
+
+    pub const PROG_TCP_STATE: &str = "auditor_tcp_state";
+    pub const PROG_CONNECT4: &str = "auditor_connect4";
+    pub const PROG_CONNECT6: &str = "auditor_connect6";
+    pub const PROG_SENDMSG4: &str = "auditor_sendmsg4";
+    pub const PROG_SENDMSG6: &str = "auditor_sendmsg6";
+    pub const PROG_POST_BIND4: &str = "auditor_post_bind4";
+    pub const PROG_POST_BIND6: &str = "auditor_post_bind6";
+}
+
+/// Capacities. The flow map is an LRU: when it is full the least recently seen flow is
+/// evicted and user space counts the eviction (see `Counter::FlowsInserted`).
+pub const FLOWS_MAX_ENTRIES: u32 = 16_384;
+pub const LISTENERS_MAX_ENTRIES: u32 = 8_192;
+pub const EVENTS_RING_BYTES: u32 = 1 << 20;
+
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+pub const DIRECTION_EGRESS: u8 = 0;
+pub const DIRECTION_INGRESS: u8 = 1;
+
+/// Which kernel hook produced a record (kept in the record for debugging and tests).
+pub const HOOK_TCP_ACTIVE: u8 = 1;
+pub const HOOK_TCP_PASSIVE: u8 = 2;
+pub const HOOK_UDP_CONNECT: u8 = 3;
+pub const HOOK_UDP_SENDMSG: u8 = 4;
+
+/// Load-time configuration, written into the object's `.rodata` before load so the
+/// verifier can prune on it (aya `EbpfLoader::override_global`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The daemon's own tgid: its connections are not audited.
+    pub self_tgid: u32,
+    /// Non-zero when the two offsets below were read from kernel BTF.
+    pub netns_offsets_valid: u32,
+    /// Offset of `sock.__sk_common.skc_net.net` (a `struct net *`) in `struct sock`.
+    pub off_sock_net: u32,
+    /// Offset of `net.net_cookie` (u64) in `struct net`.
+    pub off_net_cookie: u32,
+    /// A flow already reported is reported again at most this often while it is active.
+    pub report_interval_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<Config>() == 24);
+
+impl Config {
+    pub const DEFAULT: Config = Config {
+        self_tgid: 0,
+        netns_offsets_valid: 0,
+        off_sock_net: 0,
+        off_net_cookie: 0,
+        report_interval_ns: 1_000_000_000,
+    };
+}
+
+/// What makes two connections "the same flow": everything but the ephemeral port.
+/// Addresses are in network byte order; an IPv4 address fills the first 4 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    /// `bpf_get_netns_cookie` (0 when unknown).
+    pub netns_cookie: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    /// The service port (host byte order): remote for egress, local for ingress.
+    pub port: u16,
+    pub family: u8,
+    pub transport: u8,
+    pub direction: u8,
+    pub _pad: [u8; 7],
+}
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 64);
+
+/// Per-flow aggregate in the LRU map. Counters are updated with atomics: several CPUs may
+/// see the same flow at once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowStats {
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    /// When this flow last went through the ring buffer (0: never).
+    pub last_report_ns: u64,
+    /// Connections since the flow entered the map.
+    pub count: u64,
+    /// Connections not yet carried by a ring-buffer record. Taken with an atomic exchange
+    /// by the reporter, so no connection is counted twice or dropped between reports.
+    pub unreported: u64,
+}
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 40);
+
+/// One ring-buffer record: a flow's first sighting, or an update for an active flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowEvent {
+    pub key: FlowKey,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    /// Connections since the previous record of this flow.
+    pub count: u64,
+    /// Thread id of the sighting that emitted this record (the listener's, for ingress).
+    pub pid: u32,
+    pub uid: u32,
+    pub comm: [u8; 16],
+    pub hook: u8,
+    pub _pad: [u8; 7],
+}
+const _: () = assert!(core::mem::size_of::<FlowEvent>() == 120);
+
+/// A listening socket's owner, recorded at bind time: passive opens complete in softirq
+/// context where the current task is not the server, so the server is looked up here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerKey {
+    pub netns_cookie: u64,
+    pub port: u16,
+    pub transport: u8,
+    pub _pad: [u8; 5],
+}
+const _: () = assert!(core::mem::size_of::<ListenerKey>() == 16);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerOwner {
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub pid: u32,
+    pub uid: u32,
+    pub _pad: u32,
+    pub comm: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<ListenerOwner>() == 40);
+
+/// Indices of the per-CPU counter array. Every loss in the kernel is one of these.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Sightings the programs handled (after the daemon's own were skipped).
+    Sightings = 0,
+    /// Records that could not be reserved: the ring buffer was full. Their connections stay
+    /// in the flow's `unreported` count and go out with its next record.
+    RingbufFull = 1,
+    /// New keys put in the flow map. User space compares this with the map's live entries
+    /// to count LRU evictions.
+    FlowsInserted = 2,
+    /// The flow map refused an insert; the sighting went straight to the ring buffer.
+    FlowInsertFailed = 3,
+    /// A passive open whose listener was bound before the probes were attached.
+    PassiveNoListener = 4,
+    /// Reading the socket's network namespace failed.
+    NetnsReadFailed = 5,
+}
+pub const COUNTER_SLOTS: u32 = 6;
+
+impl Counter {
+    pub const ALL: [Counter; COUNTER_SLOTS as usize] = [
+        Counter::Sightings,
+        Counter::RingbufFull,
+        Counter::FlowsInserted,
+        Counter::FlowInsertFailed,
+        Counter::PassiveNoListener,
+        Counter::NetnsReadFailed,
+    ];
+
+    /// The stable name user space reports this counter under.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Sightings => "sightings",
+            Counter::RingbufFull => "ringbuf_full",
+            Counter::FlowsInserted => "flows_inserted",
+            Counter::FlowInsertFailed => "flow_insert_failed",
+            Counter::PassiveNoListener => "passive_no_listener",
+            Counter::NetnsReadFailed => "netns_read_failed",
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C), padding is explicit, and every bit pattern is valid.
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowStats {}
+    unsafe impl aya::Pod for super::FlowEvent {}
+    unsafe impl aya::Pod for super::ListenerKey {}
+    unsafe impl aya::Pod for super::ListenerOwner {}
+}

@@ -1,0 +1,181 @@
+//! Maps, load-time config and the per-flow aggregation every hook feeds: a flow's first
+//! sighting goes through the ring buffer at once, then at most one record per interval.
+
+use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd, atomic_xchg};
+
+const SEQ_CST: AtomicOrdering = AtomicOrdering::SeqCst;
+
+use auditor_common::{
+    COUNTER_SLOTS, Config, Counter, EVENTS_RING_BYTES, FLOWS_MAX_ENTRIES, FlowEvent, FlowKey,
+    FlowStats, LISTENERS_MAX_ENTRIES, ListenerKey, ListenerOwner,
+};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+
+#[map]
+pub static AUDITOR_FLOWS: LruHashMap<FlowKey, FlowStats> =
+    LruHashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
+
+#[map]
+pub static AUDITOR_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
+
+#[map]
+pub static AUDITOR_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+#[map]
+pub static AUDITOR_LISTENERS: LruHashMap<ListenerKey, ListenerOwner> =
+    LruHashMap::with_max_entries(LISTENERS_MAX_ENTRIES, 0);
+
+/// Rewritten by user space before load (see `auditor_common::Config`).
+#[unsafe(no_mangle)]
+static AUDITOR_CONFIG: Config = Config::DEFAULT;
+
+#[inline(always)]
+pub fn config() -> Config {
+    // Volatile: otherwise the compiler folds the default values in at build time.
+    unsafe { core::ptr::read_volatile(&AUDITOR_CONFIG) }
+}
+
+#[inline(always)]
+pub fn count(counter: Counter) {
+    if let Some(slot) = AUDITOR_COUNTERS.get_ptr_mut(counter as u32) {
+        // Per-CPU slot: no other CPU writes it, so a plain add is exact.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Who made the connection, as far as the hook knows.
+pub struct Actor {
+    pub pid: u32,
+    pub uid: u32,
+    pub comm: [u8; 16],
+}
+
+/// Records one sighting of `key`; reports it when it is new or its interval has passed.
+#[inline(always)]
+pub fn observe(key: &FlowKey, actor: &Actor, hook: u8) {
+    count(Counter::Sightings);
+    let now = unsafe { bpf_ktime_get_ns() };
+    let stats = match AUDITOR_FLOWS.get_ptr_mut(key) {
+        Some(stats) => stats,
+        None => {
+            let fresh = FlowStats {
+                first_seen_ns: now,
+                last_seen_ns: now,
+                last_report_ns: 0,
+                count: 0,
+                unreported: 0,
+            };
+            // NOEXIST: another CPU may have inserted the same flow meanwhile; theirs wins.
+            if AUDITOR_FLOWS
+                .insert(key, &fresh, BPF_NOEXIST as u64)
+                .is_ok()
+            {
+                count(Counter::FlowsInserted);
+            }
+            match AUDITOR_FLOWS.get_ptr_mut(key) {
+                Some(stats) => stats,
+                None => {
+                    count(Counter::FlowInsertFailed);
+                    emit(key, actor, hook, now, now, 1);
+                    return;
+                }
+            }
+        }
+    };
+    // The bpfel target offers no `core::sync::atomic` read-modify-write, so the intrinsics
+    // are used directly; they lower to BPF_ATOMIC add / xchg / cmpxchg. SeqCst is the only
+    // ordering the BPF backend lowers for cmpxchg and xchg (it is what the kernel does anyway).
+    unsafe {
+        atomic_xadd::<u64, u64, { SEQ_CST }>(&raw mut (*stats).count, 1);
+        atomic_xadd::<u64, u64, { SEQ_CST }>(&raw mut (*stats).unreported, 1);
+        (*stats).last_seen_ns = now;
+
+        let last_report = &raw mut (*stats).last_report_ns;
+        let previous = core::ptr::read_volatile(last_report);
+        if previous != 0 && now.wrapping_sub(previous) < config().report_interval_ns {
+            return;
+        }
+        // One reporter per interval even when several CPUs get here together.
+        if !atomic_cxchg::<u64, { SEQ_CST }, { SEQ_CST }>(last_report, previous, now).1 {
+            return;
+        }
+        let Some(mut entry) = AUDITOR_EVENTS.reserve::<FlowEvent>(0) else {
+            // Counted, and nothing is lost: the connections stay in `unreported`, and
+            // restoring the old stamp makes the next sighting try again.
+            count(Counter::RingbufFull);
+            core::ptr::write_volatile(last_report, previous);
+            return;
+        };
+        let pending = atomic_xchg::<u64, { SEQ_CST }>(&raw mut (*stats).unreported, 0);
+        entry.write(FlowEvent {
+            key: *key,
+            first_seen_ns: (*stats).first_seen_ns,
+            last_seen_ns: now,
+            count: pending,
+            pid: actor.pid,
+            uid: actor.uid,
+            comm: actor.comm,
+            hook,
+            _pad: [0; 7],
+        });
+        entry.submit(0);
+    }
+}
+
+/// Sends one record straight through the ring buffer (the flow map refused the flow).
+#[inline(always)]
+fn emit(key: &FlowKey, actor: &Actor, hook: u8, first: u64, last: u64, n: u64) {
+    match AUDITOR_EVENTS.reserve::<FlowEvent>(0) {
+        Some(mut entry) => {
+            entry.write(FlowEvent {
+                key: *key,
+                first_seen_ns: first,
+                last_seen_ns: last,
+                count: n,
+                pid: actor.pid,
+                uid: actor.uid,
+                comm: actor.comm,
+                hook,
+                _pad: [0; 7],
+            });
+            entry.submit(0);
+        }
+        None => count(Counter::RingbufFull),
+    }
+}
+
+/// The network namespace cookie of a `struct sock *`, through offsets user space read
+/// from kernel BTF (there is no CO-RE in Rust eBPF yet). 0 when unknown.
+#[inline(always)]
+pub fn sock_netns_cookie(sk: *const u8) -> u64 {
+    let cfg = config();
+    if cfg.netns_offsets_valid == 0 || sk.is_null() {
+        return 0;
+    }
+    let net =
+        match unsafe { bpf_probe_read_kernel(sk.add(cfg.off_sock_net as usize) as *const u64) } {
+            Ok(net) if net != 0 => net as *const u8,
+            _ => {
+                count(Counter::NetnsReadFailed);
+                return 0;
+            }
+        };
+    match unsafe { bpf_probe_read_kernel(net.add(cfg.off_net_cookie as usize) as *const u64) } {
+        Ok(cookie) => cookie,
+        Err(_) => {
+            count(Counter::NetnsReadFailed);
+            0
+        }
+    }
+}
+
+/// The daemon's own connections are not audited.
+#[inline(always)]
+pub fn is_self(tgid: u32) -> bool {
+    tgid != 0 && tgid == config().self_tgid
+}

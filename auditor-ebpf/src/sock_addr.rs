@@ -1,0 +1,92 @@
+//! UDP from cgroup v2 sock_addr hooks on the cgroup root: `connect4/6` for connected UDP,
+//! `sendmsg4/6` for unconnected `send_to`. Audit only: every program returns 1 (allow).
+//! TCP connects also pass `connect*`; they are left to the tracepoint, which sees them once.
+
+use auditor_common::{
+    AF_INET, AF_INET6, DIRECTION_EGRESS, FlowKey, HOOK_UDP_CONNECT, HOOK_UDP_SENDMSG, IPPROTO_UDP,
+};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{bpf_get_current_cgroup_id, bpf_get_netns_cookie},
+    },
+    macros::cgroup_sock_addr,
+    programs::SockAddrContext,
+};
+
+use crate::flow::{Actor, is_self, observe};
+
+const ALLOW: i32 = 1;
+
+#[cgroup_sock_addr(connect4)]
+pub fn auditor_connect4(ctx: SockAddrContext) -> i32 {
+    let _ = try_udp(&ctx, AF_INET, HOOK_UDP_CONNECT);
+    ALLOW
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn auditor_connect6(ctx: SockAddrContext) -> i32 {
+    let _ = try_udp(&ctx, AF_INET6, HOOK_UDP_CONNECT);
+    ALLOW
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn auditor_sendmsg4(ctx: SockAddrContext) -> i32 {
+    let _ = try_udp(&ctx, AF_INET, HOOK_UDP_SENDMSG);
+    ALLOW
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn auditor_sendmsg6(ctx: SockAddrContext) -> i32 {
+    let _ = try_udp(&ctx, AF_INET6, HOOK_UDP_SENDMSG);
+    ALLOW
+}
+
+#[inline(always)]
+fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
+    let sa = unsafe { &*ctx.sock_addr };
+    if sa.protocol != IPPROTO_UDP as u32 {
+        return Ok(());
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if is_self(tgid) {
+        return Ok(());
+    }
+    let mut remote_addr = [0u8; 16];
+    let mut local_addr = [0u8; 16];
+    if family == AF_INET {
+        // user_ip4 holds the address in network byte order: its memory bytes are a.b.c.d.
+        remote_addr[..4].copy_from_slice(&sa.user_ip4.to_ne_bytes());
+        if hook == HOOK_UDP_SENDMSG {
+            local_addr[..4].copy_from_slice(&sa.msg_src_ip4.to_ne_bytes());
+        }
+    } else {
+        let words = sa.user_ip6;
+        let mut i = 0;
+        while i < 4 {
+            remote_addr[i * 4..i * 4 + 4].copy_from_slice(&words[i].to_ne_bytes());
+            i += 1;
+        }
+    }
+    let key = FlowKey {
+        local_addr,
+        remote_addr,
+        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.sock_addr.cast()) },
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        tgid,
+        // The low 16 bits hold the port in network byte order.
+        port: u16::from_be(sa.user_port as u16),
+        family,
+        transport: IPPROTO_UDP,
+        direction: DIRECTION_EGRESS,
+        _pad: [0; 7],
+    };
+    let actor = Actor {
+        pid: pid_tgid as u32,
+        uid: bpf_get_current_uid_gid() as u32,
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    observe(&key, &actor, hook);
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Reads the struct offsets the kernel programs need from kernel BTF: Rust eBPF has no
+//! CO-RE, so user space resolves `sock -> net -> net_cookie` and passes the offsets in.
+
+use std::path::Path;
+
+use btf_rs::{Btf, Type};
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("reading kernel BTF {path}: {source}")]
+    Read { path: String, source: btf_rs::Error },
+    #[error("kernel BTF has no struct `{0}`")]
+    NoStruct(String),
+    #[error("kernel BTF: struct `{strukt}` has no member `{member}`")]
+    NoMember { strukt: String, member: String },
+    #[error("kernel BTF: {0}")]
+    Other(String),
+}
+
+/// Byte offsets for reading a socket's network-namespace cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetnsOffsets {
+    /// `struct sock` -> `__sk_common.skc_net.net` (a `struct net *`).
+    pub sock_net: u32,
+    /// `struct net` -> `net_cookie`.
+    pub net_cookie: u32,
+}
+
+pub fn netns_offsets(path: &Path) -> Result<NetnsOffsets, BtfError> {
+    let btf = Btf::from_file(path).map_err(|source| BtfError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(NetnsOffsets {
+        sock_net: member_offset(&btf, "sock", &["__sk_common", "skc_net", "net"])?,
+        net_cookie: member_offset(&btf, "net", &["net_cookie"])?,
+    })
+}
+
+/// Byte offset of a member path inside a struct, descending into anonymous members.
+fn member_offset(btf: &Btf, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
+    let mut ty = struct_by_name(btf, strukt)?;
+    let mut offset_bits = 0u32;
+    let mut owner = strukt.to_string();
+    for member in path {
+        let (bits, next) = find_member(btf, &ty, member)?.ok_or_else(|| BtfError::NoMember {
+            strukt: owner.clone(),
+            member: member.to_string(),
+        })?;
+        offset_bits += bits;
+        owner = member.to_string();
+        ty = next;
+    }
+    if offset_bits % 8 != 0 {
+        return Err(BtfError::Other(format!(
+            "{strukt}.{} is a bitfield",
+            path.join(".")
+        )));
+    }
+    Ok(offset_bits / 8)
+}
+
+fn struct_by_name(btf: &Btf, name: &str) -> Result<Type, BtfError> {
+    let types = btf
+        .resolve_types_by_name(name)
+        .map_err(|_| BtfError::NoStruct(name.into()))?;
+    types
+        .into_iter()
+        .find(|t| matches!(t, Type::Struct(s) if !s.members.is_empty()))
+        .ok_or_else(|| BtfError::NoStruct(name.into()))
+}
+
+/// Finds `name` among the members of a struct/union (or of its anonymous members);
+/// returns its bit offset and its type with typedefs and qualifiers peeled off.
+fn find_member(btf: &Btf, ty: &Type, name: &str) -> Result<Option<(u32, Type)>, BtfError> {
+    let members = match ty {
+        Type::Struct(s) | Type::Union(s) => &s.members,
+        _ => return Ok(None),
+    };
+    for m in members {
+        let member_name = btf.resolve_name(m).unwrap_or_default();
+        let member_ty = peel(
+            btf,
+            btf.resolve_chained_type(m)
+                .map_err(|e| BtfError::Other(e.to_string()))?,
+        )?;
+        if member_name == name {
+            return Ok(Some((m.bit_offset(), member_ty)));
+        }
+        if member_name.is_empty() {
+            if let Some((inner, t)) = find_member(btf, &member_ty, name)? {
+                return Ok(Some((m.bit_offset() + inner, t)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn peel(btf: &Btf, mut ty: Type) -> Result<Type, BtfError> {
+    loop {
+        ty = match &ty {
+            Type::Typedef(t) => btf.resolve_chained_type(t),
+            Type::Const(t) => btf.resolve_chained_type(t),
+            Type::Volatile(t) => btf.resolve_chained_type(t),
+            Type::Restrict(t) => btf.resolve_chained_type(t),
+            Type::TypeTag(t) => btf.resolve_chained_type(t),
+            _ => return Ok(ty),
+        }
+        .map_err(|e| BtfError::Other(e.to_string()))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs against this machine's kernel: the offsets must exist and be plausible.
+    #[test]
+    fn resolves_netns_offsets_from_this_kernel() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            eprintln!("skipped: {VMLINUX_BTF} is missing");
+            return;
+        }
+        let offsets = netns_offsets(Path::new(VMLINUX_BTF)).expect("offsets");
+        // skc_net sits after the address/port/hash words of sock_common.
+        assert!(
+            offsets.sock_net >= 16 && offsets.sock_net < 256,
+            "{offsets:?}"
+        );
+        assert!(
+            offsets.net_cookie > 0 && offsets.net_cookie < 8192,
+            "{offsets:?}"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        assert!(matches!(
+            netns_offsets(Path::new("/nonexistent/btf")),
+            Err(BtfError::Read { .. })
+        ));
+    }
+}

@@ -1,0 +1,282 @@
+//! The flow record: what `auditor capture` prints (one JSON object per line) and what
+//! `auditor replay` reads back. Field names are a stable interface (README "Flow records").
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use auditor_common::{
+    AF_INET, DIRECTION_INGRESS, FlowEvent, HOOK_TCP_ACTIVE, HOOK_TCP_PASSIVE, HOOK_UDP_CONNECT,
+    HOOK_UDP_SENDMSG, IPPROTO_TCP, IPPROTO_UDP,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    pub fn from_ip_proto(proto: u8) -> Option<Self> {
+        match proto {
+            IPPROTO_TCP => Some(Transport::Tcp),
+            IPPROTO_UDP => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// This node's process opened the connection (or sent the datagram).
+    Egress,
+    /// This node's process accepted it.
+    Ingress,
+}
+
+/// One flow record. A flow is every connection between the same two endpoints by the same
+/// process, the client's ephemeral port aside; `count` says how many this record covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// Wall-clock time of the latest connection this record covers (RFC 3339, UTC).
+    pub time: String,
+    /// True on the first record of this flow since the capture started.
+    #[serde(default)]
+    pub new: bool,
+    pub transport: Transport,
+    #[serde(default = "default_direction")]
+    pub direction: Direction,
+    /// Connecting side. `null` when the kernel did not know it yet (unbound UDP).
+    #[serde(default)]
+    pub src_addr: Option<IpAddr>,
+    pub dst_addr: IpAddr,
+    pub dst_port: u16,
+    #[serde(default = "one")]
+    pub count: u64,
+    #[serde(default)]
+    pub first_seen: Option<String>,
+    #[serde(default)]
+    pub pid: u32,
+    #[serde(default)]
+    pub tgid: u32,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub comm: String,
+    #[serde(default)]
+    pub cgroup_id: u64,
+    #[serde(default)]
+    pub netns_cookie: u64,
+    /// Which kernel hook saw it: tcp_active, tcp_passive, udp_connect, udp_sendmsg.
+    #[serde(default)]
+    pub hook: String,
+}
+
+fn default_direction() -> Direction {
+    Direction::Egress
+}
+fn one() -> u64 {
+    1
+}
+
+/// Converts kernel monotonic time (`bpf_ktime_get_ns`) to wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    realtime_minus_monotonic_ns: i128,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        use nix::time::{ClockId, clock_gettime};
+        let ns = |id| {
+            clock_gettime(id)
+                .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+                .unwrap_or(0)
+        };
+        Clock {
+            realtime_minus_monotonic_ns: ns(ClockId::CLOCK_REALTIME) - ns(ClockId::CLOCK_MONOTONIC),
+        }
+    }
+
+    pub fn wall(&self, monotonic_ns: u64) -> String {
+        let ns = (monotonic_ns as i128 + self.realtime_minus_monotonic_ns).max(0) as u128;
+        let t = std::time::UNIX_EPOCH
+            + std::time::Duration::from_nanos(ns.min(u64::MAX as u128) as u64);
+        humantime::format_rfc3339_nanos(t).to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("ring-buffer record of {0} bytes, expected {1}")]
+    Size(usize, usize),
+    #[error("record with unknown transport {0}")]
+    Transport(u8),
+}
+
+/// Decodes a raw ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<FlowEvent, RecordError> {
+    let want = std::mem::size_of::<FlowEvent>();
+    if bytes.len() < want {
+        return Err(RecordError::Size(bytes.len(), want));
+    }
+    // SAFETY: FlowEvent is repr(C) plain data, every bit pattern valid; length checked.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowEvent>()) })
+}
+
+fn addr(family: u8, raw: &[u8; 16]) -> IpAddr {
+    if family == AF_INET {
+        IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*raw))
+    }
+}
+
+fn comm(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+impl FlowRecord {
+    pub fn from_event(ev: &FlowEvent, new: bool, clock: &Clock) -> Result<Self, RecordError> {
+        let k = &ev.key;
+        let transport =
+            Transport::from_ip_proto(k.transport).ok_or(RecordError::Transport(k.transport))?;
+        let local = addr(k.family, &k.local_addr);
+        let remote = addr(k.family, &k.remote_addr);
+        let (direction, src, dst) = if k.direction == DIRECTION_INGRESS {
+            (Direction::Ingress, Some(remote), local)
+        } else {
+            (
+                Direction::Egress,
+                Some(local).filter(|a| !a.is_unspecified()),
+                remote,
+            )
+        };
+        Ok(FlowRecord {
+            time: clock.wall(ev.last_seen_ns),
+            new,
+            transport,
+            direction,
+            src_addr: src,
+            dst_addr: dst,
+            dst_port: k.port,
+            count: ev.count,
+            first_seen: Some(clock.wall(ev.first_seen_ns)),
+            pid: ev.pid,
+            tgid: k.tgid,
+            uid: ev.uid,
+            comm: comm(&ev.comm),
+            cgroup_id: k.cgroup_id,
+            netns_cookie: k.netns_cookie,
+            hook: match ev.hook {
+                HOOK_TCP_ACTIVE => "tcp_active",
+                HOOK_TCP_PASSIVE => "tcp_passive",
+                HOOK_UDP_CONNECT => "udp_connect",
+                HOOK_UDP_SENDMSG => "udp_sendmsg",
+                // Hook 0: counted in the kernel, delivered by the drain at shutdown.
+                0 => "drain",
+                _ => "unknown",
+            }
+            .to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use auditor_common::{AF_INET6, DIRECTION_EGRESS, FlowKey};
+
+    use super::*;
+
+    fn event(family: u8, direction: u8, transport: u8) -> FlowEvent {
+        let mut local = [0u8; 16];
+        let mut remote = [0u8; 16];
+        if family == AF_INET {
+            local[..4].copy_from_slice(&[10, 0, 0, 1]);
+            remote[..4].copy_from_slice(&[10, 0, 0, 2]);
+        } else {
+            local = "fd00::1".parse::<Ipv6Addr>().unwrap().octets();
+            remote = "fd00::2".parse::<Ipv6Addr>().unwrap().octets();
+        }
+        FlowEvent {
+            key: FlowKey {
+                local_addr: local,
+                remote_addr: remote,
+                netns_cookie: 7,
+                cgroup_id: 9,
+                tgid: 100,
+                port: 8080,
+                family,
+                transport,
+                direction,
+                _pad: [0; 7],
+            },
+            first_seen_ns: 1,
+            last_seen_ns: 2,
+            count: 3,
+            pid: 101,
+            uid: 0,
+            comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            hook: HOOK_TCP_ACTIVE,
+            _pad: [0; 7],
+        }
+    }
+
+    #[test]
+    fn egress_v4_maps_local_to_src() {
+        let r = FlowRecord::from_event(
+            &event(AF_INET, DIRECTION_EGRESS, IPPROTO_TCP),
+            true,
+            &Clock::now(),
+        )
+        .unwrap();
+        assert_eq!(r.src_addr, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(r.dst_addr, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            (r.dst_port, r.count, r.comm.as_str(), r.transport),
+            (8080, 3, "curl", Transport::Tcp)
+        );
+    }
+
+    #[test]
+    fn ingress_v6_maps_remote_to_src() {
+        let r = FlowRecord::from_event(
+            &event(AF_INET6, DIRECTION_INGRESS, IPPROTO_UDP),
+            false,
+            &Clock::now(),
+        )
+        .unwrap();
+        assert_eq!(r.direction, Direction::Ingress);
+        assert_eq!(r.src_addr, Some("fd00::2".parse().unwrap()));
+        assert_eq!(r.dst_addr, "fd00::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn short_or_odd_records_are_errors_not_panics() {
+        assert_eq!(decode(&[0u8; 10]), Err(RecordError::Size(10, 120)));
+        let ev = event(AF_INET, DIRECTION_EGRESS, 99);
+        assert_eq!(
+            FlowRecord::from_event(&ev, true, &Clock::now()),
+            Err(RecordError::Transport(99))
+        );
+    }
+
+    #[test]
+    fn json_round_trips_and_minimal_records_parse() {
+        let r = FlowRecord::from_event(
+            &event(AF_INET, DIRECTION_EGRESS, IPPROTO_TCP),
+            true,
+            &Clock::now(),
+        )
+        .unwrap();
+        let back: FlowRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        let min: FlowRecord = serde_json::from_str(
+            r#"{"time":"t","transport":"udp","dst_addr":"::1","dst_port":53}"#,
+        )
+        .unwrap();
+        assert_eq!((min.count, min.direction), (1, Direction::Egress));
+    }
+}

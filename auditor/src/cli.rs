@@ -1,0 +1,72 @@
+//! Command line, in two steps (as ripgrep does): clap parses raw arguments here, and each
+//! command validates them into its own config before anything runs.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "auditor",
+    version,
+    about = "Audit a node's connections against the documented architecture.",
+    long_about = "auditor watches every socket connect on this machine with eBPF (TCP active \
+and passive opens, UDP connect and sendmsg; IPv4 and IPv6) and, from the documented \
+connection allowlist, tells which connections the architecture documents allow and which it \
+does not.\n\nStart with `auditor capture` (as root) to see the raw flows."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every flow this machine makes, one JSON object per line (needs root).
+    ///
+    /// Attaches the kernel programs (tracepoint sock/inet_sock_set_state and cgroup v2
+    /// connect/sendmsg/post_bind hooks on the cgroup v2 root) and prints a record when a
+    /// flow is first seen and, while it stays active, at most once per --report-interval
+    /// with the number of connections since the previous record. Audit only: nothing is
+    /// ever blocked. Ctrl-C or SIGTERM detaches the programs, drains what the kernel still
+    /// holds, and prints a summary (records, connections, kernel counters) on stderr.
+    ///
+    /// Example: sudo auditor capture | jq 'select(.transport == "udp")'
+    Capture(CaptureArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// How often an active flow is reported again, e.g. 500ms, 1s, 1m.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub report_interval: Duration,
+    /// Stop by itself after this long (e.g. 30s); runs until Ctrl-C when absent.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+/// Validated capture settings.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub report_interval: Duration,
+    pub duration: Option<Duration>,
+}
+
+impl TryFrom<CaptureArgs> for CaptureConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(args: CaptureArgs) -> anyhow::Result<Self> {
+        let min = Duration::from_millis(10);
+        let max = Duration::from_secs(3600);
+        if args.report_interval < min || args.report_interval > max {
+            anyhow::bail!(
+                "--report-interval {} is out of range: give 10ms to 1h",
+                humantime::format_duration(args.report_interval)
+            );
+        }
+        Ok(CaptureConfig {
+            report_interval: args.report_interval,
+            duration: args.duration,
+        })
+    }
+}

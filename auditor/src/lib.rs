@@ -1,0 +1,5 @@
+//! auditor: captures every socket connect on a node with eBPF and (in later stages) judges
+//! it against the documented architecture. The binary in `main.rs` only wires these.
+
+pub mod capture;
+pub mod cli;

@@ -1,0 +1,96 @@
+//! `auditor` entry point: parses the command line, sets up logging, runs one command.
+
+use std::io::Write;
+
+use anyhow::Context;
+use auditor::{
+    capture::{self, ProbeOptions, Probes},
+    cli::{CaptureConfig, Cli, Command},
+};
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Capture(args) => CaptureConfig::try_from(args).and_then(run_capture),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auditor: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut probes = Probes::load_and_attach(&ProbeOptions {
+            self_tgid: std::process::id(),
+            report_interval: cfg.report_interval,
+        })
+        .context("starting the capture")?;
+        eprintln!(
+            "auditor: capturing (cgroup v2 root {}, netns from BTF: {}); Ctrl-C to stop",
+            probes.cgroup_root.display(),
+            if probes.netns_offsets.is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+        let stdout = std::io::stdout();
+        let mut out = std::io::LineWriter::new(stdout.lock());
+        let sink = |rec: capture::FlowRecord| -> std::io::Result<()> {
+            serde_json::to_writer(&mut out, &rec)?;
+            out.write_all(b"\n")
+        };
+        let summary = capture::stream::run(&mut probes, sink, shutdown(cfg.duration)).await;
+        match summary {
+            Ok(summary) => {
+                eprintln!("{}", serde_json::json!({ "summary": summary }));
+                Ok(())
+            }
+            // A closed stdout (`auditor capture | head`) is a normal way to stop.
+            Err(capture::stream::StreamError::Sink(e))
+                if e.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+/// Completes on Ctrl-C, SIGTERM, or after `limit`.
+async fn shutdown(limit: Option<std::time::Duration>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    let timer = async {
+        match limit {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = timer => {}
+    }
+}
