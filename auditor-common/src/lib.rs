@@ -101,13 +101,11 @@ pub struct FlowStats {
     pub last_seen_ns: u64,
     /// When this flow last went through the ring buffer (0: never).
     pub last_report_ns: u64,
-    /// Connections since the flow entered the map.
-    pub count: u64,
     /// Connections not yet carried by a ring-buffer record. Taken with an atomic exchange
     /// by the reporter, so no connection is counted twice or dropped between reports.
     pub unreported: u64,
 }
-const _: () = assert!(core::mem::size_of::<FlowStats>() == 40);
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 32);
 
 /// One ring-buffer record: a flow's first sighting, or an update for an active flow.
 #[repr(C)]

@@ -56,8 +56,10 @@ pub struct Actor {
 }
 
 /// Records one sighting of `key`; reports it when it is new or its interval has passed.
+/// `actor` is only called when a record is emitted: most sightings of a busy flow are
+/// just one atomic add, so the per-connection cost stays small.
 #[inline(always)]
-pub fn observe(key: &FlowKey, actor: &Actor, hook: u8) {
+pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
     count(Counter::Sightings);
     let now = unsafe { bpf_ktime_get_ns() };
     let stats = match AUDITOR_FLOWS.get_ptr_mut(key) {
@@ -67,7 +69,6 @@ pub fn observe(key: &FlowKey, actor: &Actor, hook: u8) {
                 first_seen_ns: now,
                 last_seen_ns: now,
                 last_report_ns: 0,
-                count: 0,
                 unreported: 0,
             };
             // NOEXIST: another CPU may have inserted the same flow meanwhile; theirs wins.
@@ -81,7 +82,7 @@ pub fn observe(key: &FlowKey, actor: &Actor, hook: u8) {
                 Some(stats) => stats,
                 None => {
                     count(Counter::FlowInsertFailed);
-                    emit(key, actor, hook, now, now, 1);
+                    emit(key, &actor(), hook, now, now, 1);
                     return;
                 }
             }
@@ -91,7 +92,6 @@ pub fn observe(key: &FlowKey, actor: &Actor, hook: u8) {
     // are used directly; they lower to BPF_ATOMIC add / xchg / cmpxchg. SeqCst is the only
     // ordering the BPF backend lowers for cmpxchg and xchg (it is what the kernel does anyway).
     unsafe {
-        atomic_xadd::<u64, u64, { SEQ_CST }>(&raw mut (*stats).count, 1);
         atomic_xadd::<u64, u64, { SEQ_CST }>(&raw mut (*stats).unreported, 1);
         (*stats).last_seen_ns = now;
 
@@ -112,6 +112,7 @@ pub fn observe(key: &FlowKey, actor: &Actor, hook: u8) {
             return;
         };
         let pending = atomic_xchg::<u64, { SEQ_CST }>(&raw mut (*stats).unreported, 0);
+        let actor = actor();
         entry.write(FlowEvent {
             key: *key,
             first_seen_ns: (*stats).first_seen_ns,

@@ -82,11 +82,14 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
         direction: DIRECTION_EGRESS,
         _pad: [0; 7],
     };
-    let actor = Actor {
-        pid: pid_tgid as u32,
-        uid: bpf_get_current_uid_gid() as u32,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-    };
-    observe(&key, &actor, hook);
+    observe(
+        &key,
+        || Actor {
+            pid: pid_tgid as u32,
+            uid: bpf_get_current_uid_gid() as u32,
+            comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        },
+        hook,
+    );
     Ok(())
 }

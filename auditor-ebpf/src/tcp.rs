@@ -7,6 +7,7 @@ use auditor_common::{
     HOOK_TCP_PASSIVE, IPPROTO_TCP, ListenerKey,
 };
 use aya_ebpf::{
+    EbpfContext,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::bpf_get_current_cgroup_id,
@@ -34,6 +35,27 @@ const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
 const TCP_SYN_RECV: i32 = 3;
 
+/// Reads a field of the tracepoint record. Tracepoint programs may load their context
+/// directly (aligned, in bounds), which is far cheaper than a probe-read helper call; this
+/// runs on every TCP state change of the node.
+/// Volatile and scalar-sized only: the verifier rejects loads through a modified ctx
+/// pointer, which is what LLVM emits when it turns a wider copy into a byte loop.
+#[inline(always)]
+fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+    unsafe { core::ptr::read_volatile(ctx.as_ptr().cast::<u8>().add(offset).cast::<T>()) }
+}
+
+/// An IPv6 address field as two aligned 8-byte loads (the record's v6 fields are 8-aligned).
+#[inline(always)]
+fn field_v6(ctx: &TracePointContext, offset: usize) -> [u8; 16] {
+    let hi: u64 = field(ctx, offset);
+    let lo: u64 = field(ctx, offset + 8);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&hi.to_ne_bytes());
+    out[8..].copy_from_slice(&lo.to_ne_bytes());
+    out
+}
+
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
 pub fn auditor_tcp_state(ctx: TracePointContext) -> u32 {
     let _ = try_tcp_state(&ctx);
@@ -42,12 +64,12 @@ pub fn auditor_tcp_state(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn try_tcp_state(ctx: &TracePointContext) -> Result<(), i32> {
-    let protocol: u16 = unsafe { ctx.read_at(OFF_PROTOCOL)? };
+    let protocol: u16 = field(ctx, OFF_PROTOCOL);
     if protocol != IPPROTO_TCP as u16 {
         return Ok(());
     }
-    let old: i32 = unsafe { ctx.read_at(OFF_OLDSTATE)? };
-    let new: i32 = unsafe { ctx.read_at(OFF_NEWSTATE)? };
+    let old: i32 = field(ctx, OFF_OLDSTATE);
+    let new: i32 = field(ctx, OFF_NEWSTATE);
     if new == TCP_SYN_SENT {
         active_open(ctx)
     } else if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
@@ -63,20 +85,20 @@ fn addresses(ctx: &TracePointContext, family: u8) -> Result<([u8; 16], [u8; 16])
     let mut local = [0u8; 16];
     let mut remote = [0u8; 16];
     if family == AF_INET {
-        let s: [u8; 4] = unsafe { ctx.read_at(OFF_SADDR)? };
-        let d: [u8; 4] = unsafe { ctx.read_at(OFF_DADDR)? };
-        local[..4].copy_from_slice(&s);
-        remote[..4].copy_from_slice(&d);
+        let s: u32 = field(ctx, OFF_SADDR);
+        let d: u32 = field(ctx, OFF_DADDR);
+        local[..4].copy_from_slice(&s.to_ne_bytes());
+        remote[..4].copy_from_slice(&d.to_ne_bytes());
     } else {
-        local = unsafe { ctx.read_at(OFF_SADDR_V6)? };
-        remote = unsafe { ctx.read_at(OFF_DADDR_V6)? };
+        local = field_v6(ctx, OFF_SADDR_V6);
+        remote = field_v6(ctx, OFF_DADDR_V6);
     }
     Ok((local, remote))
 }
 
 #[inline(always)]
 fn family(ctx: &TracePointContext) -> Result<u8, i32> {
-    let family: u16 = unsafe { ctx.read_at(OFF_FAMILY)? };
+    let family: u16 = field(ctx, OFF_FAMILY);
     match family as u8 {
         AF_INET => Ok(AF_INET),
         AF_INET6 => Ok(AF_INET6),
@@ -93,8 +115,8 @@ fn active_open(ctx: &TracePointContext) -> Result<(), i32> {
     }
     let family = family(ctx)?;
     let (local_addr, remote_addr) = addresses(ctx, family)?;
-    let dport: u16 = unsafe { ctx.read_at(OFF_DPORT)? };
-    let sk: u64 = unsafe { ctx.read_at(OFF_SKADDR)? };
+    let dport: u16 = field(ctx, OFF_DPORT);
+    let sk: u64 = field(ctx, OFF_SKADDR);
     let key = FlowKey {
         local_addr,
         remote_addr,
@@ -107,12 +129,15 @@ fn active_open(ctx: &TracePointContext) -> Result<(), i32> {
         direction: DIRECTION_EGRESS,
         _pad: [0; 7],
     };
-    let actor = Actor {
-        pid: pid_tgid as u32,
-        uid: bpf_get_current_uid_gid() as u32,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-    };
-    observe(&key, &actor, HOOK_TCP_ACTIVE);
+    observe(
+        &key,
+        || Actor {
+            pid: pid_tgid as u32,
+            uid: bpf_get_current_uid_gid() as u32,
+            comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        },
+        HOOK_TCP_ACTIVE,
+    );
     Ok(())
 }
 
@@ -120,8 +145,8 @@ fn active_open(ctx: &TracePointContext) -> Result<(), i32> {
 fn passive_open(ctx: &TracePointContext) -> Result<(), i32> {
     let family = family(ctx)?;
     let (local_addr, remote_addr) = addresses(ctx, family)?;
-    let sport: u16 = unsafe { ctx.read_at(OFF_SPORT)? };
-    let sk: u64 = unsafe { ctx.read_at(OFF_SKADDR)? };
+    let sport: u16 = field(ctx, OFF_SPORT);
+    let sk: u64 = field(ctx, OFF_SKADDR);
     let netns_cookie = sock_netns_cookie(sk as *const u8);
     let listener = ListenerKey {
         netns_cookie,
@@ -167,6 +192,6 @@ fn passive_open(ctx: &TracePointContext) -> Result<(), i32> {
         direction: DIRECTION_INGRESS,
         _pad: [0; 7],
     };
-    observe(&key, &actor, HOOK_TCP_PASSIVE);
+    observe(&key, || actor, HOOK_TCP_PASSIVE);
     Ok(())
 }

@@ -1,1 +1,36 @@
-//! Helpers for the real-kernel tests.
+//! Helpers for the real-kernel tests: a lab of network namespaces on an isolated bridge
+//! (a guard that always removes what it made), the `auditor capture` process, and the
+//! skip rule (off root a kernel test may skip; on CI a skip fails the run).
+
+pub mod capture;
+pub mod lab;
+
+/// True when the caller may run real-kernel tests. Off root it skips with a reason; when
+/// `CI` or `AUDITOR_REQUIRE_KERNEL` is set, a skip is a failure instead.
+pub fn kernel_tests_enabled(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let required = ["CI", "AUDITOR_REQUIRE_KERNEL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0" && x != "false"));
+    assert!(
+        !required,
+        "{test}: real-kernel tests need root, and this run requires them (CI/AUDITOR_REQUIRE_KERNEL)"
+    );
+    eprintln!("SKIPPED {test}: needs root (BPF, network namespaces); run `sudo cargo xtask test`");
+    false
+}
+
+/// Path of a binary this workspace built, next to the running test's profile dir.
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os(format!("{}_BIN", name.to_uppercase().replace('-', "_"))) {
+        return p.into();
+    }
+    // target/<profile>/deps/<test-exe> -> target/<profile>/<name>
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join(name)
+}

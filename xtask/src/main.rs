@@ -1,1 +1,145 @@
-fn main() {}
+//! xtask: orchestration only. Installs what a fresh machine lacks (and skips what it has),
+//! builds, runs the tests, the demo and the benchmarks. No product logic lives here.
+
+mod bench;
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Set up, build, test, run and benchmark auditor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the eBPF toolchain (Debian rustc/cargo + sources, LLVM 22, bpf-linker) and
+    /// mount tracefs/bpffs. Idempotent: skips what is present. Needs root when anything is missing.
+    Setup,
+    /// Set up, then build the release binaries with the freshly built eBPF object embedded.
+    Build,
+    /// Set up, build, and run `auditor capture` (root): every flow of this machine as JSON.
+    Run {
+        /// Extra arguments for `auditor capture`, e.g. `-- --duration 30s`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, and run every test. As root, the real-kernel tests are required to run.
+    Test {
+        /// Extra arguments for `cargo test`, e.g. `-- --nocapture`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks that print figures. `capture`: connect and UDP storms with and without
+    /// `auditor capture` attached, alternated, with the ratio and lost-record counters.
+    Bench {
+        #[arg(value_enum, default_value = "all")]
+        which: bench::Which,
+        /// Connects (or datagrams) per run.
+        #[arg(long, default_value_t = 30_000)]
+        ops: u64,
+        /// Without/with pairs per storm kind.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Which storms: tcp, udp, or both.
+        #[arg(long, value_delimiter = ',', default_value = "tcp,udp")]
+        storms: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Build => {
+            setup::run()?;
+            cargo(&["build", "--release", "--workspace", "--bins"])
+        }
+        Task::Run { args } => {
+            setup::run()?;
+            cargo(&["build", "--release", "-p", "auditor"])?;
+            require_root("auditor capture")?;
+            let status = Command::new(root().join("target/release/auditor"))
+                .arg("capture")
+                .args(&args)
+                .status()
+                .context("running auditor capture")?;
+            if !status.success() {
+                bail!("auditor capture exited with {status}");
+            }
+            Ok(())
+        }
+        Task::Test { args } => {
+            setup::run()?;
+            cargo(&["build", "--workspace", "--bins"])?;
+            let mut cmd = cargo_cmd(&["test", "--workspace"]);
+            cmd.args(&args);
+            if is_root() {
+                // As root nothing may skip: a skipped kernel test fails the run.
+                cmd.env("AUDITOR_REQUIRE_KERNEL", "1");
+            } else {
+                eprintln!("xtask: not root: the real-kernel tests will skip (they say so).");
+            }
+            run(&mut cmd)
+        }
+        Task::Bench {
+            which,
+            ops,
+            rounds,
+            storms,
+        } => {
+            setup::run()?;
+            cargo(&["build", "--release", "--workspace", "--bins"])?;
+            bench::run(which, ops, rounds, &storms)
+        }
+    }
+}
+
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+pub fn require_root(what: &str) -> anyhow::Result<()> {
+    if !is_root() {
+        bail!("{what} needs root (it loads eBPF programs): run `sudo -E cargo xtask ...`");
+    }
+    Ok(())
+}
+
+pub fn cargo_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root()).args(args);
+    cmd
+}
+
+pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    run(&mut cargo_cmd(args))
+}
+
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}

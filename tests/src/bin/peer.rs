@@ -1,0 +1,216 @@
+//! auditor-peer: the real process the kernel tests and the capture benchmark run, inside
+//! network namespaces or on loopback. Every loop is bounded in count and in time.
+//!
+//!   auditor-peer listen tcp|udp ADDR PORT N   serve N connections/datagrams, then exit
+//!   auditor-peer connect ADDR PORT [refused]  one TCP connect (refused: expect ECONNREFUSED)
+//!   auditor-peer send ADDR PORT connected|unconnected   one UDP datagram
+//!   auditor-peer storm tcp|udp ADDR PORTS N SECS    N connects/datagrams spread over ports
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["listen", proto, addr, port, n] => listen(proto, sock(addr, port), n.parse().unwrap_or(1)),
+        ["connect", addr, port] => connect(sock(addr, port), false),
+        ["connect", addr, port, "refused"] => connect(sock(addr, port), true),
+        ["send", addr, port, mode] => send(sock(addr, port), *mode == "connected"),
+        ["storm", proto, addr, ports, n, secs] => storm(
+            proto,
+            addr.parse().expect("address"),
+            ports.split(',').map(|p| p.parse().expect("port")).collect(),
+            n.parse().expect("count"),
+            Duration::from_secs_f64(secs.parse().expect("seconds")),
+        ),
+        _ => Err("usage: see the header of tests/src/bin/peer.rs".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auditor-peer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Res = Result<(), String>;
+
+fn sock(addr: &str, port: &str) -> SocketAddr {
+    SocketAddr::new(addr.parse().expect("address"), port.parse().expect("port"))
+}
+
+fn ready() {
+    // The test waits for this line before it makes the client connect.
+    println!("ready {}", std::process::id());
+    let _ = std::io::stdout().flush();
+}
+
+fn listen(proto: &str, at: SocketAddr, n: usize) -> Res {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    match proto {
+        "tcp" => {
+            let l = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            ready();
+            let mut served = 0;
+            while served < n && Instant::now() < deadline {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.write_all(b"ok");
+                        served += 1;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) => return Err(format!("accept: {e}")),
+                }
+            }
+            if served < n {
+                Err(format!("served {served} of {n} before the deadline"))
+            } else {
+                Ok(())
+            }
+        }
+        "udp" => {
+            let s = UdpSocket::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+            s.set_read_timeout(Some(IO_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            ready();
+            let mut buf = [0u8; 64];
+            for _ in 0..n {
+                s.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
+            }
+            Ok(())
+        }
+        other => Err(format!("unknown protocol {other}")),
+    }
+}
+
+fn connect(to: SocketAddr, expect_refused: bool) -> Res {
+    match TcpStream::connect_timeout(&to, IO_TIMEOUT) {
+        Ok(mut s) if !expect_refused => {
+            s.set_read_timeout(Some(IO_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 2];
+            s.read_exact(&mut buf).map_err(|e| format!("read: {e}"))?;
+            Ok(())
+        }
+        Ok(_) => Err(format!("connect {to} succeeded; expected it to be refused")),
+        Err(e) if expect_refused && e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
+        Err(e) => Err(format!("connect {to}: {e}")),
+    }
+}
+
+fn send(to: SocketAddr, connected: bool) -> Res {
+    let any: SocketAddr = if to.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap()
+    } else {
+        "[::]:0".parse().unwrap()
+    };
+    let s = UdpSocket::bind(any).map_err(|e| e.to_string())?;
+    if connected {
+        s.connect(to).map_err(|e| format!("connect {to}: {e}"))?;
+        s.send(b"audit").map_err(|e| format!("send: {e}"))?;
+    } else {
+        s.send_to(b"audit", to)
+            .map_err(|e| format!("send_to {to}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A connect (or datagram) storm against servers it runs itself, for the benchmark.
+/// Hygiene from docs: the server closes first so TIME_WAIT stays off the client's
+/// ephemeral ports; destinations are spread over several ports; EADDRNOTAVAIL is counted.
+fn storm(proto: &str, addr: IpAddr, ports: Vec<u16>, n: u64, limit: Duration) -> Res {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = Vec::new();
+    let mut udp_targets = Vec::new();
+    for &port in &ports {
+        let at = SocketAddr::new(addr, port);
+        if proto == "tcp" {
+            // Blocking accept: a back-off sleep would measure the sleep, not the kernel.
+            // The stop flag is checked after each accept; a last connect wakes it.
+            let l = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+            let stop = stop.clone();
+            servers.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((s, _)) = l.accept() {
+                        drop(s); // server closes first
+                    }
+                }
+            }));
+        } else {
+            let s = UdpSocket::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .map_err(|e| e.to_string())?;
+            let stop = stop.clone();
+            servers.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = s.recv_from(&mut buf);
+                }
+            }));
+            udp_targets.push(at);
+        }
+    }
+    let started = Instant::now();
+    let (mut done, mut addr_not_avail, mut other_errors) = (0u64, 0u64, 0u64);
+    let udp = if proto == "udp" {
+        let any: SocketAddr = if addr.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap()
+        } else {
+            "[::]:0".parse().unwrap()
+        };
+        Some(UdpSocket::bind(any).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    while done < n && started.elapsed() < limit {
+        let to = SocketAddr::new(addr, ports[(done as usize) % ports.len()]);
+        let outcome = match &udp {
+            Some(s) => s.send_to(b"x", to).map(|_| ()),
+            None => TcpStream::connect(to).map(|mut s| {
+                let mut buf = [0u8; 1];
+                let _ = s.read(&mut buf); // wait for the server's FIN
+            }),
+        };
+        match outcome {
+            Ok(()) => done += 1,
+            Err(e) if e.raw_os_error() == Some(libc_eaddrnotavail()) => addr_not_avail += 1,
+            Err(_) => other_errors += 1,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    if proto == "tcp" {
+        for &port in &ports {
+            let _ =
+                TcpStream::connect_timeout(&SocketAddr::new(addr, port), Duration::from_secs(1));
+        }
+    }
+    for s in servers {
+        let _ = s.join();
+    }
+    println!(
+        "{{\"ops\":{done},\"seconds\":{secs:.6},\"rate\":{:.1},\"eaddrnotavail\":{addr_not_avail},\"errors\":{other_errors},\"tgid\":{}}}",
+        done as f64 / secs,
+        std::process::id()
+    );
+    Ok(())
+}
+
+const fn libc_eaddrnotavail() -> i32 {
+    99 // EADDRNOTAVAIL on Linux
+}

@@ -1,0 +1,134 @@
+//! A lab of network namespaces: one per host, each with one veth into a bridge that lives
+//! in a namespace of its own. That namespace has no uplink, so nothing the tests send
+//! can leave the machine. Dropping the `Lab` deletes every namespace it made.
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::{Context, bail};
+
+/// RFC 2544 benchmarking range and a ULA prefix: addresses of our own namespace hosts.
+pub const V4_NET: [u8; 3] = [198, 18, 0];
+pub const V6_PREFIX: &str = "fd00:a0d1:7e57::";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub netns: String,
+    pub v4: Ipv4Addr,
+    pub v6: Ipv6Addr,
+}
+
+#[derive(Debug)]
+pub struct Lab {
+    hub: String,
+    pub hosts: Vec<Host>,
+}
+
+pub fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running `ip` (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+impl Lab {
+    /// Creates one namespace per name, addressed 198.18.0.(i+1) and fd00:a0d1:7e57::(i+1).
+    pub fn new(names: &[&str]) -> anyhow::Result<Lab> {
+        let id = format!(
+            "aud{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let hub = format!("{id}-hub");
+        // The guard exists before the first namespace, so a failure half-way cleans up.
+        let mut lab = Lab {
+            hub: hub.clone(),
+            hosts: Vec::new(),
+        };
+        ip(&["netns", "add", &hub])?;
+        ip(&["-n", &hub, "link", "set", "lo", "up"])?;
+        ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &hub, "link", "set", "br0", "up"])?;
+        for (i, name) in names.iter().enumerate() {
+            let n = i as u8 + 1;
+            let netns = format!("{id}-{name}");
+            ip(&["netns", "add", &netns])?;
+            lab.hosts.push(Host {
+                name: name.to_string(),
+                netns: netns.clone(),
+                v4: Ipv4Addr::new(V4_NET[0], V4_NET[1], V4_NET[2], n),
+                v6: format!("{V6_PREFIX}{n}").parse()?,
+            });
+            let port = format!("p{n}");
+            ip(&[
+                "-n", &netns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+                "netns", &hub,
+            ])?;
+            ip(&["-n", &hub, "link", "set", &port, "master", "br0", "up"])?;
+            ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("198.18.0.{n}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{V6_PREFIX}{n}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ])?;
+            ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+        }
+        Ok(lab)
+    }
+
+    pub fn host(&self, name: &str) -> &Host {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no host {name} in the lab"))
+    }
+
+    /// A command that runs `program args` inside `host`'s namespace (same pid: `ip netns
+    /// exec` execs in place).
+    pub fn command(&self, host: &str, program: &std::path::Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.host(host).netns])
+            .arg(program)
+            .args(args);
+        cmd
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its veth end, and with it the peer.
+        for h in &self.hosts {
+            let _ = ip(&["netns", "del", &h.netns]);
+        }
+        let _ = ip(&["netns", "del", &self.hub]);
+    }
+}

@@ -1,0 +1,349 @@
+//! `auditor capture` on the real kernel: real processes in network namespaces this test
+//! creates (and always removes), each connection checked the way a user would check it.
+//! Tests run one at a time (KERNEL lock): they share the kernel's hooks.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::IpAddr,
+    process::{Child, Stdio},
+    sync::Mutex,
+};
+
+use auditor_tests::{capture::CaptureProc, kernel_tests_enabled, lab::Lab, workspace_bin};
+use serde_json::Value;
+
+static KERNEL: Mutex<()> = Mutex::new(());
+
+fn peer() -> std::path::PathBuf {
+    workspace_bin("auditor-peer")
+}
+
+/// Starts a server in `host` and waits until it listens.
+fn serve(lab: &Lab, host: &str, args: &[&str]) -> Child {
+    let mut child = lab
+        .command(host, &peer(), args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("server output");
+    assert!(line.starts_with("ready"), "server did not start: {line:?}");
+    child
+}
+
+/// Runs a client to completion; it must succeed (audit mode never fails a connect).
+fn client(lab: &Lab, host: &str, args: &[&str]) -> u32 {
+    let mut child = lab
+        .command(host, &peer(), args)
+        .spawn()
+        .expect("spawn client");
+    let pid = child.id();
+    let status = child.wait().expect("client");
+    assert!(
+        status.success(),
+        "client {args:?} failed with the probes attached: {status}"
+    );
+    pid
+}
+
+fn finish(mut server: Child) -> u32 {
+    let pid = server.id();
+    assert!(server.wait().expect("server").success(), "server failed");
+    pid
+}
+
+/// The records whose destination is one of the lab's addresses.
+fn lab_records<'a>(records: &'a [Value], lab: &Lab) -> Vec<&'a Value> {
+    let ours: Vec<String> = lab
+        .hosts
+        .iter()
+        .flat_map(|h| [h.v4.to_string(), h.v6.to_string()])
+        .collect();
+    records
+        .iter()
+        .filter(|r| ours.iter().any(|a| r["dst_addr"] == a.as_str()))
+        .collect()
+}
+
+fn only<'a>(records: &[&'a Value], what: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
+    let found: Vec<&&Value> = records.iter().filter(|r| pred(r)).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one record for {what}, got {found:#?}\nall: {records:#?}"
+    );
+    found[0]
+}
+
+fn assert_flow(
+    r: &Value,
+    transport: &str,
+    direction: &str,
+    src: IpAddr,
+    dst: IpAddr,
+    port: u16,
+    pid: u32,
+    hook: &str,
+) {
+    assert_eq!(r["transport"], transport, "{r}");
+    assert_eq!(r["direction"], direction, "{r}");
+    assert_eq!(r["src_addr"], src.to_string(), "{r}");
+    assert_eq!(r["dst_addr"], dst.to_string(), "{r}");
+    assert_eq!(r["dst_port"], port, "{r}");
+    assert_eq!(r["tgid"], pid, "{r}");
+    assert_eq!(r["pid"], pid, "{r}");
+    assert_eq!(r["comm"], "auditor-peer", "{r}");
+    assert_eq!(r["count"], 1, "{r}");
+    assert_eq!(r["hook"], hook, "{r}");
+    assert_eq!(r["new"], true, "{r}");
+    assert_ne!(r["netns_cookie"], 0, "{r}");
+}
+
+fn assert_nothing_lost(summary: &Value) {
+    for k in ["ringbuf_full", "flow_insert_failed", "netns_read_failed"] {
+        assert_eq!(summary["kernel"][k], 0, "kernel counter {k}: {summary}");
+    }
+    assert_eq!(summary["malformed"], 0, "{summary}");
+    assert_eq!(summary["lru_evictions"], 0, "{summary}");
+}
+
+#[test]
+fn tcp_active_v4_v6_refused_and_passive_each_captured_once() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("tcp_active_v4_v6_refused_and_passive_each_captured_once") {
+        return;
+    }
+    let lab = Lab::new(&["cli", "srv"]).expect("lab");
+    let (cli, srv) = (lab.host("cli").clone(), lab.host("srv").clone());
+    let capture = CaptureProc::start(&[]).expect("capture");
+
+    let s4 = serve(
+        &lab,
+        "srv",
+        &["listen", "tcp", &srv.v4.to_string(), "8080", "1"],
+    );
+    let s6 = serve(
+        &lab,
+        "srv",
+        &["listen", "tcp", &srv.v6.to_string(), "8443", "1"],
+    );
+    let c4 = client(&lab, "cli", &["connect", &srv.v4.to_string(), "8080"]);
+    let c6 = client(&lab, "cli", &["connect", &srv.v6.to_string(), "8443"]);
+    let refused = client(
+        &lab,
+        "cli",
+        &["connect", &srv.v4.to_string(), "9", "refused"],
+    );
+    let (s4, s6) = (finish(s4), finish(s6));
+
+    let out = capture.stop().expect("capture output");
+    let recs = lab_records(&out.records, &lab);
+    let (cv4, cv6, sv4, sv6) = (
+        IpAddr::V4(cli.v4),
+        IpAddr::V6(cli.v6),
+        IpAddr::V4(srv.v4),
+        IpAddr::V6(srv.v6),
+    );
+
+    let r = only(&recs, "tcp v4 connect", |r| {
+        r["direction"] == "egress" && r["dst_port"] == 8080
+    });
+    assert_flow(r, "tcp", "egress", cv4, sv4, 8080, c4, "tcp_active");
+    let r = only(&recs, "tcp v6 connect", |r| {
+        r["direction"] == "egress" && r["dst_port"] == 8443
+    });
+    assert_flow(r, "tcp", "egress", cv6, sv6, 8443, c6, "tcp_active");
+    let r = only(&recs, "refused connect", |r| r["dst_port"] == 9);
+    assert_flow(r, "tcp", "egress", cv4, sv4, 9, refused, "tcp_active");
+    let a4 = only(&recs, "tcp v4 accept", |r| {
+        r["direction"] == "ingress" && r["dst_port"] == 8080
+    });
+    assert_flow(a4, "tcp", "ingress", cv4, sv4, 8080, s4, "tcp_passive");
+    let a6 = only(&recs, "tcp v6 accept", |r| {
+        r["direction"] == "ingress" && r["dst_port"] == 8443
+    });
+    assert_flow(a6, "tcp", "ingress", cv6, sv6, 8443, s6, "tcp_passive");
+    assert_eq!(recs.len(), 5, "unexpected extra records: {recs:#?}");
+
+    // Both ends are told apart by their network namespace.
+    let client_ns = &recs.iter().find(|r| r["direction"] == "egress").unwrap()["netns_cookie"];
+    assert!(
+        recs.iter()
+            .filter(|r| r["direction"] == "egress")
+            .all(|r| &r["netns_cookie"] == client_ns)
+    );
+    assert!(
+        recs.iter()
+            .filter(|r| r["direction"] == "ingress")
+            .all(|r| &r["netns_cookie"] != client_ns)
+    );
+    assert_nothing_lost(&out.summary);
+}
+
+#[test]
+fn udp_connected_and_unconnected_each_captured_once() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("udp_connected_and_unconnected_each_captured_once") {
+        return;
+    }
+    let lab = Lab::new(&["cli", "srv"]).expect("lab");
+    let (cli, srv) = (lab.host("cli").clone(), lab.host("srv").clone());
+    let capture = CaptureProc::start(&[]).expect("capture");
+
+    let s1 = serve(
+        &lab,
+        "srv",
+        &["listen", "udp", &srv.v4.to_string(), "5060", "1"],
+    );
+    let s2 = serve(
+        &lab,
+        "srv",
+        &["listen", "udp", &srv.v6.to_string(), "5070", "1"],
+    );
+    let connected = client(
+        &lab,
+        "cli",
+        &["send", &srv.v4.to_string(), "5060", "connected"],
+    );
+    let unconnected = client(
+        &lab,
+        "cli",
+        &["send", &srv.v6.to_string(), "5070", "unconnected"],
+    );
+    finish(s1);
+    finish(s2);
+
+    let out = capture.stop().expect("capture output");
+    let recs = lab_records(&out.records, &lab);
+    let r = only(&recs, "connected udp", |r| r["dst_port"] == 5060);
+    assert_eq!(
+        (&r["transport"], &r["direction"], &r["hook"]),
+        (&"udp".into(), &"egress".into(), &"udp_connect".into()),
+        "{r}"
+    );
+    assert_eq!(
+        (&r["tgid"], &r["comm"], &r["count"]),
+        (&connected.into(), &"auditor-peer".into(), &1.into()),
+        "{r}"
+    );
+    assert_eq!(r["dst_addr"], srv.v4.to_string());
+    let r = only(&recs, "unconnected udp", |r| r["dst_port"] == 5070);
+    assert_eq!(
+        (&r["transport"], &r["direction"], &r["hook"]),
+        (&"udp".into(), &"egress".into(), &"udp_sendmsg".into()),
+        "{r}"
+    );
+    assert_eq!(
+        (&r["tgid"], &r["comm"], &r["count"]),
+        (&unconnected.into(), &"auditor-peer".into(), &1.into()),
+        "{r}"
+    );
+    assert_eq!(r["dst_addr"], srv.v6.to_string());
+    // The sender's socket was unbound: the kernel did not know its source address yet.
+    assert!(r["src_addr"].is_null(), "{r}");
+    assert_eq!(recs.len(), 2, "unexpected extra records: {recs:#?}");
+    let _ = cli;
+    assert_nothing_lost(&out.summary);
+}
+
+#[test]
+fn a_connection_storm_becomes_a_few_records_and_loses_no_connection() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("a_connection_storm_becomes_a_few_records_and_loses_no_connection") {
+        return;
+    }
+    let lab = Lab::new(&["cli"]).expect("lab");
+    let cli = lab.host("cli").clone();
+    let capture = CaptureProc::start(&["--report-interval", "200ms"]).expect("capture");
+    let out = lab
+        .command(
+            "cli",
+            &peer(),
+            &[
+                "storm",
+                "tcp",
+                &cli.v4.to_string(),
+                "7001,7002",
+                "2000",
+                "20",
+            ],
+        )
+        .output()
+        .expect("storm");
+    assert!(
+        out.status.success(),
+        "storm failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let storm: Value = serde_json::from_slice(&out.stdout).expect("storm output");
+    assert_eq!(storm["ops"], 2000, "{storm}");
+
+    let cap = capture.stop().expect("capture output");
+    let egress: Vec<&Value> = cap
+        .records
+        .iter()
+        .filter(|r| r["tgid"] == storm["tgid"] && r["direction"] == "egress")
+        .collect();
+    let total: u64 = egress.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 2000, "every connect is counted once: {egress:#?}");
+    // Two flows (one per port); each reported at most once per 200ms while active.
+    assert!(
+        egress.len() < 2000 / 10,
+        "the storm was not aggregated: {} records",
+        egress.len()
+    );
+    assert_eq!(
+        egress.iter().filter(|r| r["new"] == true).count(),
+        2,
+        "{egress:#?}"
+    );
+    assert_nothing_lost(&cap.summary);
+}
+
+fn our_programs() -> Vec<String> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter_map(|p| p.name_as_str().map(str::to_string))
+        .filter(|n| n.starts_with("auditor_"))
+        .collect()
+}
+
+#[test]
+fn nothing_stays_attached_after_exit_or_sigkill() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("nothing_stays_attached_after_exit_or_sigkill") {
+        return;
+    }
+    assert_eq!(
+        our_programs(),
+        Vec::<String>::new(),
+        "programs were left over before the test"
+    );
+    let capture = CaptureProc::start(&[]).expect("capture");
+    assert_eq!(
+        our_programs().len(),
+        7,
+        "all seven programs load: {:?}",
+        our_programs()
+    );
+    capture.stop().expect("stop");
+    assert_eq!(
+        our_programs(),
+        Vec::<String>::new(),
+        "programs left after a clean exit"
+    );
+
+    let capture = CaptureProc::start(&[]).expect("capture");
+    assert!(capture.pid() > 0);
+    capture.kill().expect("kill");
+    // The kernel releases links when the last fd closes; give it a moment.
+    for _ in 0..50 {
+        if our_programs().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("programs left after SIGKILL: {:?}", our_programs());
+}
