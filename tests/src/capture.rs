@@ -70,12 +70,14 @@ impl CaptureProc {
 
     /// SIGTERM, then everything it printed.
     pub fn stop(mut self) -> anyhow::Result<Captured> {
-        let mut child = self.child.take().expect("running");
+        let child = self.child.as_mut().expect("running");
+        // If the signal fails, Drop still kills and reaps the child.
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         )?;
         let status = child.wait()?;
+        self.child = None;
         let stdout = self
             .stdout
             .take()
@@ -108,9 +110,10 @@ impl CaptureProc {
 
     /// SIGKILL: for the test that nothing stays attached even then.
     pub fn kill(mut self) -> anyhow::Result<()> {
-        let mut child = self.child.take().expect("running");
+        let child = self.child.as_mut().expect("running");
         child.kill()?;
         child.wait()?;
+        self.child = None;
         Ok(())
     }
 }

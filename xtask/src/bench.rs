@@ -124,7 +124,7 @@ fn storm(proto: &str, ops: u64) -> anyhow::Result<Storm> {
     let n = |k: &str| v[k].as_f64().unwrap_or(0.0);
     Ok(Storm {
         rate: n("rate"),
-        ops: n("ops") as u64,
+        ops: (n("ops") + n("extra")) as u64,
         tgid: n("tgid") as u64,
         eaddrnotavail: n("eaddrnotavail") as u64,
     })

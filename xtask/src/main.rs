@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 eprintln!("xtask: not root: the real-kernel tests will skip (they say so).");
             }
-            run(&mut cmd)
+            run_tests(&mut cmd)
         }
         Task::Bench {
             which,
@@ -134,6 +134,45 @@ pub fn cargo_cmd(args: &[&str]) -> Command {
 
 pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     run(&mut cargo_cmd(args))
+}
+
+/// Runs `cargo test`, passing its output through, and closes with one line that totals
+/// every test binary (cargo's own last line is often a doc-test run of zero tests).
+fn run_tests(cmd: &mut Command) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let num = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim().strip_suffix(word).map(|n| {
+                            n.trim()
+                                .trim_start_matches("ok. ")
+                                .trim_start_matches("FAILED. ")
+                                .to_string()
+                        })
+                    })
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            passed += num(" passed");
+            failed += num(" failed");
+            ignored += num(" ignored");
+        }
+    }
+    let status = child.wait()?;
+    println!("\ntests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("cargo test failed: {status}");
+    }
+    Ok(())
 }
 
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {

@@ -53,7 +53,7 @@ fn member_offset(btf: &Btf, strukt: &str, path: &[&str]) -> Result<u32, BtfError
         owner = member.to_string();
         ty = next;
     }
-    if offset_bits % 8 != 0 {
+    if !offset_bits.is_multiple_of(8) {
         return Err(BtfError::Other(format!(
             "{strukt}.{} is a bitfield",
             path.join(".")
@@ -89,10 +89,10 @@ fn find_member(btf: &Btf, ty: &Type, name: &str) -> Result<Option<(u32, Type)>, 
         if member_name == name {
             return Ok(Some((m.bit_offset(), member_ty)));
         }
-        if member_name.is_empty() {
-            if let Some((inner, t)) = find_member(btf, &member_ty, name)? {
-                return Ok(Some((m.bit_offset() + inner, t)));
-            }
+        if member_name.is_empty()
+            && let Some((inner, t)) = find_member(btf, &member_ty, name)?
+        {
+            return Ok(Some((m.bit_offset() + inner, t)));
         }
     }
     Ok(None)
