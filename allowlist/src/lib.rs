@@ -1,1 +1,21 @@
-//! The documented connection allowlist: the policy model the auditor judges flows against.
+//! The documented connection allowlist: the policy the auditor judges flows against.
+//! Pure (no network, no kernel): import from architecture documents, read and write the
+//! YAML/JSON file, lint, apply deployment overrides, and look flows up.
+
+pub mod file;
+pub mod import;
+pub mod lint;
+pub mod model;
+pub mod names;
+pub mod overrides;
+pub mod policy;
+pub mod schema;
+mod yaml;
+
+pub use file::FileError;
+pub use import::{ImportError, import};
+pub use model::{
+    Allowlist, Classification, Connection, PortSpec, Ports, Service, ServiceKind, Transport,
+};
+pub use overrides::Overrides;
+pub use policy::{Lookup, Outcome, Policy, PortBasis, Rule, ServiceId};

@@ -1,7 +1,7 @@
 //! Command line, in two steps (as ripgrep does): clap parses raw arguments here, and each
 //! command validates them into its own config before anything runs.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +33,55 @@ pub enum Command {
     ///
     /// Example: sudo auditor capture | jq 'select(.transport == "udp")'
     Capture(CaptureArgs),
+    /// Import, check and describe documented connection allowlists.
+    #[command(subcommand)]
+    Allowlist(AllowlistCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowlistCommand {
+    /// Read the connections table of an architecture document and write the allowlist.
+    ///
+    /// Reads the text of a document (as extracted from a PDF, or a plain tab- or
+    /// pipe-separated table) with columns Connection, Source, Destination, Protocol, Port,
+    /// Classification and a description. Handles repeated page-break headers, rows split
+    /// across pages, port lists (5050, 8888), alternatives (9092/9093*), configurable
+    /// ports (*), ranges, N/A and "Not known" ports, and versioned names ("Redis 6.x").
+    /// A row it cannot read is an error naming the row and the line.
+    ///
+    /// Example: auditor allowlist import architecture.txt -o allowlist.yaml
+    Import {
+        /// The document's text.
+        document: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: ExportFormat,
+    },
+    /// Validate an allowlist (and overrides) and print lint warnings.
+    ///
+    /// Exits 0 when the files are valid (warnings included), 1 with FILE:LINE:COLUMN errors
+    /// otherwise. Lints: a datastore or broker as a source (likely a reversed row),
+    /// connections a row's text describes that no row lists, rows that repeat the same
+    /// connection, and rows with no documented port.
+    Check {
+        file: PathBuf,
+        /// Deployment overrides for configurable (*) and unknown ports.
+        #[arg(long)]
+        overrides: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the allowlist file (or, with --overrides, of the overrides file).
+    Schema {
+        #[arg(long)]
+        overrides: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Yaml,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]

@@ -18,10 +18,13 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Capture(args) => CaptureConfig::try_from(args).and_then(run_capture),
+        Command::Capture(args) => CaptureConfig::try_from(args)
+            .and_then(run_capture)
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Allowlist(cmd) => auditor::commands::allowlist::run(cmd),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("auditor: error: {e:#}");
             std::process::ExitCode::FAILURE

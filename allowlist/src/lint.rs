@@ -1,0 +1,210 @@
+//! Lints: things a valid allowlist may still get wrong, found by reading it as a reviewer
+//! would. Findings are warnings: the document is the customer's, we point, they decide.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    model::{Allowlist, Connection, Ports, ServiceKind},
+    names,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Stable code, e.g. `reversed-datastore`.
+    pub code: &'static str,
+    /// The connection numbers involved (empty for unnumbered rows).
+    pub rows: Vec<u32>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "warning[{}]: {}", self.code, self.message)
+    }
+}
+
+pub fn lint(a: &Allowlist) -> Vec<Finding> {
+    let mut out = Vec::new();
+    reversed_datastores(a, &mut out);
+    described_not_listed(a, &mut out);
+    repeated_edges(a, &mut out);
+    unknown_ports(a, &mut out);
+    out
+}
+
+fn kind(a: &Allowlist, name: &str) -> ServiceKind {
+    a.service(name)
+        .map_or_else(|| names::kind_of(name), |s| s.kind)
+}
+
+/// Datastores and brokers accept connections; a row starting at one is likely reversed.
+fn reversed_datastores(a: &Allowlist, out: &mut Vec<Finding>) {
+    for c in &a.connections {
+        let k = kind(a, &c.source);
+        if matches!(k, ServiceKind::Datastore | ServiceKind::Broker) {
+            out.push(Finding {
+                code: "reversed-datastore",
+                rows: c.number.into_iter().collect(),
+                message: format!(
+                    "{}: {} → {}: {} is a {} and does not initiate connections; the row is likely reversed ({} → {})",
+                    c.label(),
+                    c.source_as_written(),
+                    c.destination_as_written(),
+                    c.source,
+                    k.as_str(),
+                    c.destination,
+                    c.source
+                ),
+            });
+        }
+    }
+}
+
+/// Every name a service goes by in prose: its name, aliases and initials ("GES").
+fn vocabulary(a: &Allowlist) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = Vec::new();
+    for s in &a.services {
+        v.push((s.name.clone(), s.name.clone()));
+        for alias in &s.aliases {
+            v.push((alias.clone(), s.name.clone()));
+        }
+        if let Some(abbr) = names::abbreviation(&s.name) {
+            v.push((abbr, s.name.clone()));
+        }
+    }
+    v
+}
+
+/// Finds "... <service> ... port NNNN" in a row's description: a connection the text
+/// describes. If no row lists it (from the row's source), the table is incomplete.
+fn described_not_listed(a: &Allowlist, out: &mut Vec<Finding>) {
+    let vocab = vocabulary(a);
+    for c in &a.connections {
+        let text = &c.description;
+        let lower = text.to_ascii_lowercase();
+        let mut search = 0;
+        while let Some(pos) = lower[search..].find("port ").map(|p| p + search) {
+            search = pos + 5;
+            let digits: String = lower[search..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let Ok(port) = digits.parse::<u16>() else {
+                continue;
+            };
+            // The service named last before the port, within the same sentence.
+            let sentence_start = text[..pos].rfind(". ").map_or(0, |i| i + 2);
+            let before = &text[sentence_start..pos];
+            let Some(service) = vocab
+                .iter()
+                .filter_map(|(word, service)| find_word(before, word).map(|at| (at, service)))
+                .max_by_key(|(at, _)| *at)
+                .map(|(_, s)| s.clone())
+            else {
+                continue;
+            };
+            if service == c.source {
+                continue;
+            }
+            let listed = a.connections.iter().any(|o| {
+                o.source == c.source
+                    && o.destination == service
+                    && matches!(&o.ports, Ports::Listed(l) if l.iter().any(|p| p.contains(port)))
+            });
+            if !listed {
+                out.push(Finding {
+                    code: "described-not-listed",
+                    rows: c.number.into_iter().collect(),
+                    message: format!(
+                        "{}: its description says {} connects to {} on port {port}, but no row lists {} → {} on {port}",
+                        c.label(),
+                        c.source,
+                        service,
+                        c.source,
+                        service
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Position of `word` in `text` as a whole word, last occurrence.
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    text.match_indices(word)
+        .filter(|(i, _)| {
+            let before = text[..*i].chars().next_back();
+            let after = text[i + word.len()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        })
+        .map(|(i, _)| i)
+        .last()
+}
+
+/// Rows that repeat the same source, destination, transport and port: probably one
+/// connection described several times (or rows that should differ and do not).
+fn repeated_edges(a: &Allowlist, out: &mut Vec<Finding>) {
+    let mut groups: BTreeMap<(String, String, &str, String), Vec<&Connection>> = BTreeMap::new();
+    for c in &a.connections {
+        let Ports::Listed(ports) = &c.ports else {
+            continue;
+        };
+        let key = ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        groups
+            .entry((
+                c.source.clone(),
+                c.destination.clone(),
+                c.transport.as_str(),
+                key,
+            ))
+            .or_default()
+            .push(c);
+    }
+    let mut found: Vec<(Vec<u32>, String)> = groups
+        .into_iter()
+        .filter(|(_, rows)| rows.len() > 1)
+        .map(|((s, d, t, p), rows)| {
+            let labels: Vec<String> = rows
+                .iter()
+                .map(|c| c.number.map_or_else(|| c.label(), |n| n.to_string()))
+                .collect();
+            (
+                rows.iter().filter_map(|c| c.number).collect(),
+                format!(
+                    "rows {} repeat {s} → {d} {t}/{p}: one connection documented {} times?",
+                    labels.join(", "),
+                    rows.len()
+                ),
+            )
+        })
+        .collect();
+    found.sort();
+    out.extend(found.into_iter().map(|(rows, message)| Finding {
+        code: "repeated-connection",
+        rows,
+        message,
+    }));
+}
+
+/// Rows without a port cannot be checked until the deployment's overrides give one.
+fn unknown_ports(a: &Allowlist, out: &mut Vec<Finding>) {
+    for c in &a.connections {
+        if let Ports::Unknown { reason } = &c.ports {
+            out.push(Finding {
+                code: "unknown-port",
+                rows: c.number.into_iter().collect(),
+                message: format!(
+                    "{}: {} → {} has no documented port ({reason:?}); give this deployment's port in the overrides file (rows: {{{}: [PORT]}})",
+                    c.label(),
+                    c.source,
+                    c.destination,
+                    c.number.map_or_else(|| "N".into(), |n| n.to_string())
+                ),
+            });
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! JSON Schemas for the allowlist and overrides files, generated from the raw types the
+//! reader uses, so the schema cannot drift from what is accepted. The committed copies in
+//! `allowlist/schema/` are checked against these by a test.
+
+use crate::{file::RawFile, overrides::RawOverrides};
+
+const HEADER: &str = "Generated from allowlist/src/file.rs and overrides.rs by `auditor allowlist schema`; do not edit.";
+
+fn render(mut schema: schemars::Schema) -> String {
+    schema.insert("$comment".into(), HEADER.into());
+    let mut s = serde_json::to_string_pretty(&schema).expect("schemas serialise");
+    s.push('\n');
+    s
+}
+
+pub fn allowlist_schema() -> String {
+    render(schemars::schema_for!(RawFile))
+}
+
+pub fn overrides_schema() -> String {
+    render(schemars::schema_for!(RawOverrides))
+}

@@ -1,0 +1,52 @@
+//! Property tests: nothing a user can hand the importer or the file reader makes them
+//! panic; they return a value or an error.
+
+use proptest::prelude::*;
+
+const HEADER: &str = "Connection\tSource\tDestination\tProtocol\tPort\tClassification\tData that travels on this connection";
+
+fn cell() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[0-9]{1,6}",
+        "[0-9]{1,5}\\*?(/[0-9]{1,5}\\*?)?(, [0-9]{1,5})?",
+        "[A-Za-z ./()*-]{0,20}",
+        Just("N/A".to_string()),
+        Just("Not known (x".to_string()),
+        Just(")".to_string()),
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn importer_never_panics_on_arbitrary_text(text in any::<String>()) {
+        let _ = allowlist::import(&text, None);
+    }
+
+    #[test]
+    fn importer_never_panics_on_table_like_text(rows in prop::collection::vec(prop::collection::vec(cell(), 0..9), 0..12)) {
+        let mut doc = format!("{HEADER}\n");
+        for r in rows {
+            doc.push_str(&r.join("\t"));
+            doc.push('\n');
+        }
+        if let Ok(a) = allowlist::import(&doc, None) {
+            // Whatever imports must survive the file round trip unchanged.
+            let yaml = allowlist::file::to_yaml(&a, &[]);
+            prop_assert_eq!(allowlist::file::parse(&yaml, "rt.yaml").unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn ports_parser_never_panics(text in any::<String>()) {
+        let _ = allowlist::import::parse_ports(&text);
+    }
+
+    #[test]
+    fn file_reader_never_panics(text in any::<String>()) {
+        let _ = allowlist::file::parse(&text, "fuzz.yaml");
+    }
+}

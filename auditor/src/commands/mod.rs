@@ -1,0 +1,3 @@
+//! Command handlers: each takes its validated arguments and does one job.
+
+pub mod allowlist;
