@@ -32,7 +32,7 @@ pub struct FileError {
 }
 
 impl FileError {
-    pub(crate) fn from_saphyr(origin: &str, e: &serde_saphyr::Error) -> FileError {
+    pub fn from_saphyr(origin: &str, e: &serde_saphyr::Error) -> FileError {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         // saphyr's own text repeats the position and adds a snippet: keep the first line.
         let text = e.to_string();
@@ -52,7 +52,7 @@ impl FileError {
         }
     }
 
-    pub(crate) fn at<T>(origin: &str, spanned: &Spanned<T>, message: String) -> FileError {
+    pub fn at<T>(origin: &str, spanned: &Spanned<T>, message: String) -> FileError {
         FileError {
             origin: origin.to_string(),
             line: spanned.referenced.line(),

@@ -33,6 +33,22 @@ pub enum Command {
     ///
     /// Example: sudo auditor capture | jq 'select(.transport == "udp")'
     Capture(CaptureArgs),
+    /// Judge recorded flows against the allowlist: one JSON verdict per flow.
+    ///
+    /// Reads flow records (the JSON lines `auditor capture` prints; only transport,
+    /// src_addr, dst_addr and dst_port are required) from FLOWS or stdin, resolves both
+    /// ends through the inventory, and prints one verdict per flow: allowed, port_drift,
+    /// protocol_drift, undocumented_egress, unknown_destination or unknown_source, with
+    /// the documented connection number(s) it relates to. A bad line is reported with its
+    /// line number and skipped. A connection seen at both ends on this node is judged once.
+    /// Needs no root. A summary goes to stderr.
+    ///
+    /// Example: auditor replay --allowlist allowlist.yaml --inventory inventory.yaml flows.jsonl
+    Replay(ReplayArgs),
+    /// Explain, for humans, how one connection is judged and why.
+    ///
+    /// Example: auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.2.7:9200
+    Explain(ExplainArgs),
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
@@ -76,6 +92,43 @@ pub enum AllowlistCommand {
         #[arg(long)]
         overrides: bool,
     },
+}
+
+/// The policy files every judging command reads.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// The documented connection allowlist (YAML or JSON).
+    #[arg(long)]
+    pub allowlist: PathBuf,
+    /// Where each service runs in this deployment.
+    #[arg(long)]
+    pub inventory: PathBuf,
+    /// This deployment's ports for configurable (*) and unknown documented ports.
+    #[arg(long)]
+    pub overrides: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Flow records, one JSON object per line; `-` or nothing for stdin.
+    pub flows: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// The connecting address.
+    #[arg(long)]
+    pub from: std::net::IpAddr,
+    /// The address and port connected to: 10.0.0.7:9100 or [fd00::7]:9100.
+    #[arg(long)]
+    pub to: std::net::SocketAddr,
+    /// Judge it as UDP (default TCP).
+    #[arg(long)]
+    pub udp: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

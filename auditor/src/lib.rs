@@ -4,3 +4,5 @@
 pub mod capture;
 pub mod cli;
 pub mod commands;
+pub mod identity;
+pub mod verdict;

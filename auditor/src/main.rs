@@ -22,6 +22,8 @@ fn main() -> std::process::ExitCode {
             .and_then(run_capture)
             .map(|()| std::process::ExitCode::SUCCESS),
         Command::Allowlist(cmd) => auditor::commands::allowlist::run(cmd),
+        Command::Replay(args) => auditor::commands::verdicts::replay(args),
+        Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args),
     };
     match result {
         Ok(code) => code,

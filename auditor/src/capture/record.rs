@@ -71,6 +71,13 @@ pub struct FlowRecord {
     /// Which kernel hook saw it: tcp_active, tcp_passive, udp_connect, udp_sendmsg.
     #[serde(default)]
     pub hook: String,
+    /// cgroup v2 path of the process (from `cgroup_id`), when it could be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Non-loopback addresses of the process's network namespace; given when the flow's
+    /// own local address is loopback or unknown, so the namespace can identify it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub netns_addrs: Vec<IpAddr>,
 }
 
 fn default_direction() -> Direction {
@@ -180,6 +187,8 @@ impl FlowRecord {
                 _ => "unknown",
             }
             .to_string(),
+            cgroup: None,
+            netns_addrs: Vec::new(),
         })
     }
 }

@@ -9,8 +9,9 @@ use tokio::io::unix::AsyncFd;
 
 use super::{
     probes::{KernelCounters, ProbeError, Probes},
-    record::{Clock, FlowRecord, RecordError, decode},
+    record::{Clock, Direction, FlowRecord, RecordError, decode},
 };
+use crate::identity::{cgroups::CgroupPaths, netns::NetnsDirectory};
 
 /// Beyond this many distinct flows the "seen" table restarts: `new` may then repeat, but
 /// memory stays bounded on a node that talks to the whole world.
@@ -54,6 +55,40 @@ struct Decoder {
     clock: Clock,
     seen: HashMap<FlowKey, Seen>,
     summary: Summary,
+    enrich: Enricher,
+}
+
+/// Adds what user space knows and the kernel did not: the cgroup path, and for flows
+/// whose local address says nothing (loopback, unbound UDP) the namespace's addresses and
+/// the source address the kernel would pick.
+pub struct Enricher {
+    pub cgroups: CgroupPaths,
+    pub netns: NetnsDirectory,
+}
+
+impl Enricher {
+    pub fn new(cgroup_root: std::path::PathBuf) -> Enricher {
+        Enricher {
+            cgroups: CgroupPaths::new(cgroup_root),
+            netns: NetnsDirectory::new(),
+        }
+    }
+
+    pub fn enrich(&mut self, rec: &mut FlowRecord) {
+        rec.cgroup = self.cgroups.path(rec.cgroup_id).map(str::to_string);
+        let local = if rec.direction == Direction::Egress {
+            rec.src_addr
+        } else {
+            Some(rec.dst_addr)
+        };
+        if local.is_some_and(|a| !a.to_canonical().is_loopback()) || rec.netns_cookie == 0 {
+            return;
+        }
+        if rec.direction == Direction::Egress && rec.src_addr.is_none() {
+            rec.src_addr = self.netns.source_for(rec.netns_cookie, rec.dst_addr);
+        }
+        rec.netns_addrs = self.netns.addrs(rec.netns_cookie).to_vec();
+    }
 }
 
 impl Decoder {
@@ -72,7 +107,9 @@ impl Decoder {
                 },
             )
             .is_none();
-        FlowRecord::from_event(ev, new, &self.clock)
+        let mut rec = FlowRecord::from_event(ev, new, &self.clock)?;
+        self.enrich.enrich(&mut rec);
+        Ok(rec)
     }
 
     fn deliver<F>(&mut self, bytes: &[u8], sink: &mut F) -> Result<(), StreamError>
@@ -111,6 +148,7 @@ where
         clock: Clock::now(),
         seen: HashMap::new(),
         summary: Summary::default(),
+        enrich: Enricher::new(probes.cgroup_root.clone()),
     };
     tokio::pin!(shutdown);
     let mut stats_tick = tokio::time::interval(Duration::from_secs(10));

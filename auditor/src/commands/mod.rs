@@ -1,3 +1,4 @@
 //! Command handlers: each takes its validated arguments and does one job.
 
 pub mod allowlist;
+pub mod verdicts;

@@ -1,0 +1,113 @@
+//! `auditor replay` and `auditor explain`: judge recorded flows offline, and explain one
+//! connection to a human. Neither needs root.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, Write},
+    path::Path,
+};
+
+use allowlist::{Overrides, Transport, file, overrides};
+use anyhow::Context;
+
+use crate::{
+    capture::FlowRecord,
+    cli::{ExplainArgs, PolicyArgs, ReplayArgs},
+    identity::{Inventory, Resolver},
+    verdict::{FlowView, Judge, Twins, explain::explain, render::verdict_json},
+};
+
+/// Loads allowlist, overrides and inventory into a judge; prints load warnings.
+pub fn load_judge(p: &PolicyArgs) -> anyhow::Result<Judge> {
+    let list = file::load(&p.allowlist)?;
+    let ovr = match &p.overrides {
+        Some(o) => overrides::load(o, &list)?,
+        None => Overrides::default(),
+    };
+    let inventory = Inventory::load(&p.inventory)?;
+    for (name, _) in inventory.entries() {
+        if list.service(name).is_none()
+            && !list
+                .services
+                .iter()
+                .any(|s| s.aliases.iter().any(|a| a == name))
+        {
+            eprintln!(
+                "warning: {}: {name:?} is not a service of the allowlist: its flows will be undocumented_egress",
+                inventory.origin()
+            );
+        }
+    }
+    Ok(Judge::new(
+        list,
+        &ovr,
+        Resolver::new(vec![Box::new(inventory)]),
+    ))
+}
+
+pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
+    let judge = load_judge(&args.policy)?;
+    let (name, input): (String, Box<dyn BufRead>) = match args.flows.as_deref() {
+        None | Some("-") => ("<stdin>".into(), Box::new(std::io::stdin().lock())),
+        Some(path) => (
+            path.to_string(),
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(Path::new(path)).with_context(|| format!("opening {path}"))?,
+            )),
+        ),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut twins = Twins::default();
+    let (mut flows, mut bad, mut merged) = (0u64, 0u64, 0u64);
+    let mut by_verdict: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line.with_context(|| format!("reading {name}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: FlowRecord = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                bad += 1;
+                eprintln!("{name}:{}: skipping a bad flow record: {e}", i + 1);
+                continue;
+            }
+        };
+        let view = FlowView::of(&rec);
+        if twins.is_twin(&view) {
+            merged += 1;
+            continue;
+        }
+        flows += 1;
+        let j = judge.judge(&view);
+        *by_verdict.entry(j.verdict.as_str()).or_default() += 1;
+        serde_json::to_writer(&mut out, &verdict_json(&judge, &j, &rec))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    let counts: Vec<String> = by_verdict.iter().map(|(v, n)| format!("{v} {n}")).collect();
+    eprintln!(
+        "replayed {flows} flows ({}); {merged} seen at both ends merged; {bad} bad records skipped",
+        if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join(", ")
+        }
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+pub fn explain_cmd(args: ExplainArgs) -> anyhow::Result<std::process::ExitCode> {
+    let judge = load_judge(&args.policy)?;
+    let transport = if args.udp {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+    print!(
+        "{}",
+        explain(&judge, args.from, args.to.ip(), args.to.port(), transport)
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,406 @@
+//! The inventory file: where each documented service runs in one deployment — addresses
+//! and CIDRs, optionally process names and cgroup path patterns — plus the external
+//! destinations the deployment knows and its service-mesh loopback upstreams.
+//!
+//! ```yaml
+//! version: 1
+//! services:
+//!   Tenant Service:
+//!     addresses: [10.0.1.0/24, "fd00::10"]
+//!     processes: [tenant]
+//!     cgroups: ["/kubepods/*/tenant-*"]
+//! externals:
+//!   Object storage:
+//!     addresses: [203.0.113.0/24]
+//! mesh_upstreams:            # a connect to 127.0.0.1:PORT is a connect to SERVICE
+//!   - {port: 9100, service: Config Service}
+//! ```
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    sync::Arc,
+};
+
+use allowlist::FileError;
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{IdentitySource, LocalEndpoint, Resolved, Via};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    version: u32,
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<RawService>>,
+    #[serde(default)]
+    externals: BTreeMap<String, Spanned<RawExternal>>,
+    #[serde(default)]
+    mesh_upstreams: Vec<Spanned<RawUpstream>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(default)]
+    processes: Vec<String>,
+    #[serde(default)]
+    cgroups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExternal {
+    addresses: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    /// The loopback port the client connects to inside its own pod.
+    port: u16,
+    service: String,
+    /// The service's real port, when the sidecar listener uses another one.
+    #[serde(default)]
+    service_port: Option<u16>,
+}
+
+/// Longest-prefix match over one address family, one hash probe per prefix length in use
+/// (deployments use few lengths: /32, /24, /16 …), longest first.
+#[derive(Debug, Default, Clone)]
+struct PrefixTable {
+    lengths: Vec<u8>,
+    map: HashMap<(u128, u8), u32>,
+}
+
+impl PrefixTable {
+    fn mask(bits: u8, len: u8, addr: u128) -> u128 {
+        if len == 0 {
+            return 0;
+        }
+        let keep = u128::MAX << (128 - len as u32);
+        // v4 addresses sit in the low 32 bits: shift the mask down.
+        if bits == 32 {
+            addr & (keep >> 96)
+        } else {
+            addr & keep
+        }
+    }
+
+    fn insert(&mut self, bits: u8, addr: u128, len: u8, id: u32) -> Option<u32> {
+        if !self.lengths.contains(&len) {
+            self.lengths.push(len);
+            self.lengths.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        self.map.insert((Self::mask(bits, len, addr), len), id)
+    }
+
+    fn lookup(&self, bits: u8, addr: u128) -> Option<(u32, u8)> {
+        self.lengths.iter().find_map(|&len| {
+            self.map
+                .get(&(Self::mask(bits, len, addr), len))
+                .map(|&id| (id, len))
+        })
+    }
+}
+
+/// What a name in the inventory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Service,
+    External,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    origin: String,
+    names: Vec<Arc<str>>,
+    kinds: Vec<EntryKind>,
+    v4: PrefixTable,
+    v6: PrefixTable,
+    processes: HashMap<String, u32>,
+    cgroups: globset::GlobSet,
+    cgroup_owner: Vec<(u32, usize)>, // pattern index -> (id, specificity)
+    upstreams: HashMap<u16, (u32, u16)>,
+}
+
+fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
+    FileError::at(origin, at, message)
+}
+
+impl Inventory {
+    pub fn load(path: &std::path::Path) -> Result<Inventory, FileError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| FileError {
+            origin: origin.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Inventory::parse(&text, &origin)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Inventory, FileError> {
+        let raw: RawInventory =
+            serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, &e))?;
+        if raw.version != 1 {
+            return Err(FileError {
+                origin: origin.into(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "inventory version {} is not supported (expected 1)",
+                    raw.version
+                ),
+            });
+        }
+        let mut inv = Inventory {
+            origin: origin.to_string(),
+            names: Vec::new(),
+            kinds: Vec::new(),
+            v4: PrefixTable::default(),
+            v6: PrefixTable::default(),
+            processes: HashMap::new(),
+            cgroups: globset::GlobSet::empty(),
+            cgroup_owner: Vec::new(),
+            upstreams: HashMap::new(),
+        };
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut owners: HashMap<IpNet, u32> = HashMap::new();
+        let mut globs = globset::GlobSetBuilder::new();
+        for (name, s) in &raw.services {
+            inv.add_entry(
+                name,
+                s,
+                EntryKind::Service,
+                &s.value.addresses,
+                &mut ids,
+                &mut owners,
+            )?;
+        }
+        for (name, e) in &raw.externals {
+            inv.add_entry(
+                name,
+                e,
+                EntryKind::External,
+                &e.value.addresses,
+                &mut ids,
+                &mut owners,
+            )?;
+        }
+        for (name, s) in &raw.services {
+            let id = ids[&allowlist::names::clean(name)];
+            for p in &s.value.processes {
+                if let Some(prev) = inv.processes.insert(p.clone(), id)
+                    && prev != id
+                {
+                    return Err(err(
+                        origin,
+                        s,
+                        format!(
+                            "process {p:?} is declared for both {} and {}",
+                            inv.names[prev as usize], inv.names[id as usize]
+                        ),
+                    ));
+                }
+            }
+            for pattern in &s.value.cgroups {
+                let glob = globset::GlobBuilder::new(pattern)
+                    .literal_separator(false)
+                    .build()
+                    .map_err(|e| err(origin, s, format!("cgroup pattern {pattern:?}: {e}")))?;
+                globs.add(glob);
+                let specificity = pattern.chars().filter(|c| !matches!(c, '*' | '?')).count();
+                inv.cgroup_owner.push((id, specificity));
+            }
+        }
+        inv.cgroups = globs.build().map_err(|e| FileError {
+            origin: origin.into(),
+            line: 0,
+            column: 0,
+            message: format!("cgroup patterns: {e}"),
+        })?;
+        for u in &raw.mesh_upstreams {
+            let name = allowlist::names::clean(&u.value.service);
+            let id = match ids.get(&name) {
+                Some(&id) => id,
+                None => {
+                    // A documented service reached only through the mesh needs no addresses.
+                    let id = inv.names.len() as u32;
+                    ids.insert(name.clone(), id);
+                    inv.names.push(name.clone().into());
+                    inv.kinds.push(EntryKind::Service);
+                    id
+                }
+            };
+            if u.value.port == 0 {
+                return Err(err(origin, u, "mesh upstream port 0 is not a port".into()));
+            }
+            if inv
+                .upstreams
+                .insert(
+                    u.value.port,
+                    (id, u.value.service_port.unwrap_or(u.value.port)),
+                )
+                .is_some()
+            {
+                return Err(err(
+                    origin,
+                    u,
+                    format!("mesh upstream port {} is declared twice", u.value.port),
+                ));
+            }
+        }
+        Ok(inv)
+    }
+
+    fn add_entry<T>(
+        &mut self,
+        name: &str,
+        span: &Spanned<T>,
+        kind: EntryKind,
+        addresses: &[String],
+        ids: &mut HashMap<String, u32>,
+        owners: &mut HashMap<IpNet, u32>,
+    ) -> Result<(), FileError> {
+        let origin = self.origin.clone();
+        let clean = allowlist::names::clean(name);
+        if clean.is_empty() {
+            return Err(err(&origin, span, "a service with an empty name".into()));
+        }
+        if ids.contains_key(&clean) {
+            return Err(err(
+                &origin,
+                span,
+                format!("{clean:?} is declared twice (services and externals share one namespace)"),
+            ));
+        }
+        let id = self.names.len() as u32;
+        ids.insert(clean.clone(), id);
+        self.names.push(clean.clone().into());
+        self.kinds.push(kind);
+        for a in addresses {
+            let net: IpNet = a
+                .parse::<IpNet>()
+                .or_else(|_| a.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    err(
+                        &origin,
+                        span,
+                        format!("{clean}: {a:?} is not an IP address or CIDR"),
+                    )
+                })?
+                .trunc();
+            if let Some(prev) = owners.insert(net, id)
+                && prev != id
+            {
+                return Err(err(
+                    &origin,
+                    span,
+                    format!(
+                        "{clean}: {net} is already declared for {}",
+                        self.names[prev as usize]
+                    ),
+                ));
+            }
+            match net {
+                IpNet::V4(n) => self
+                    .v4
+                    .insert(32, u32::from(n.addr()) as u128, n.prefix_len(), id),
+                IpNet::V6(n) => self
+                    .v6
+                    .insert(128, u128::from(n.addr()), n.prefix_len(), id),
+            };
+        }
+        Ok(())
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Every name the inventory declares, with its kind.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, EntryKind)> {
+        self.names
+            .iter()
+            .map(|n| n.as_ref())
+            .zip(self.kinds.iter().copied())
+    }
+
+    fn by_address(&self, addr: IpAddr) -> Option<(u32, u8)> {
+        match addr.to_canonical() {
+            IpAddr::V4(a) => self.v4.lookup(32, u32::from(a) as u128),
+            IpAddr::V6(a) => self.v6.lookup(128, u128::from(a)),
+        }
+    }
+
+    fn resolved(&self, id: u32, via: Via) -> Resolved {
+        Resolved {
+            service: self.names[id as usize].clone(),
+            via,
+            port: None,
+        }
+    }
+}
+
+fn is_loopback(a: IpAddr) -> bool {
+    a.to_canonical().is_loopback()
+}
+
+impl IdentitySource for Inventory {
+    fn name(&self) -> &str {
+        "inventory"
+    }
+
+    fn local(&self, ep: &LocalEndpoint<'_>) -> Option<Resolved> {
+        if let Some(cg) = ep.cgroup {
+            let best = self
+                .cgroups
+                .matches(cg)
+                .into_iter()
+                .map(|i| self.cgroup_owner[i])
+                .max_by_key(|&(_, spec)| spec);
+            if let Some((id, _)) = best {
+                return Some(self.resolved(id, Via::Cgroup));
+            }
+        }
+        if let Some(&id) = self.processes.get(ep.comm) {
+            return Some(self.resolved(id, Via::Process));
+        }
+        if let Some(addr) = ep.addr.filter(|a| !is_loopback(*a) && !a.is_unspecified())
+            && let Some((id, len)) = self.by_address(addr)
+        {
+            return Some(self.resolved(id, Via::Address { prefix_len: len }));
+        }
+        // Loopback or unknown source address: the namespace's own addresses say who it is,
+        // when they all belong to one service.
+        let mut found: Option<u32> = None;
+        for a in ep.netns_addrs.iter().filter(|a| !is_loopback(**a)) {
+            match (self.by_address(*a), found) {
+                (Some((id, _)), None) => found = Some(id),
+                (Some((id, _)), Some(f)) if id != f => return None,
+                _ => {}
+            }
+        }
+        found.map(|id| self.resolved(id, Via::Netns))
+    }
+
+    fn remote(&self, addr: IpAddr, port: u16) -> Option<Resolved> {
+        if is_loopback(addr) {
+            return self
+                .upstreams
+                .get(&port)
+                .map(|&(id, service_port)| Resolved {
+                    service: self.names[id as usize].clone(),
+                    via: Via::MeshUpstream { port },
+                    port: Some(service_port),
+                });
+        }
+        self.by_address(addr)
+            .map(|(id, len)| self.resolved(id, Via::Address { prefix_len: len }))
+    }
+}

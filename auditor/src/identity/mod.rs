@@ -1,0 +1,91 @@
+//! Identity: who is at each end of a flow, as a documented service name. Sources of
+//! identity (the inventory file now; the Kubernetes API later) plug in behind one trait;
+//! the first source that knows an endpoint wins.
+
+pub mod cgroups;
+pub mod inventory;
+pub mod netns;
+
+use std::{net::IpAddr, sync::Arc};
+
+pub use inventory::Inventory;
+
+/// How an endpoint was attributed, most specific first (for `explain` and the reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Cgroup,
+    Process,
+    Address {
+        prefix_len: u8,
+    },
+    /// Through the addresses of the process's network namespace (its own address was
+    /// loopback or not yet known).
+    Netns,
+    /// A loopback connect to a service-mesh sidecar listener.
+    MeshUpstream {
+        port: u16,
+    },
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Cgroup => f.write_str("cgroup"),
+            Via::Process => f.write_str("process"),
+            Via::Address { prefix_len } => write!(f, "address/{prefix_len}"),
+            Via::Netns => f.write_str("netns"),
+            Via::MeshUpstream { port } => write!(f, "mesh-upstream:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub service: Arc<str>,
+    pub via: Via,
+    /// The service's port when it differs from the one connected to (mesh upstreams).
+    pub port: Option<u16>,
+}
+
+/// A process on this node: the connecting side of egress, the accepting side of ingress.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalEndpoint<'a> {
+    pub addr: Option<IpAddr>,
+    pub comm: &'a str,
+    /// cgroup v2 path, e.g. `/kubepods/burstable/pod…/…`.
+    pub cgroup: Option<&'a str>,
+    /// Non-loopback addresses of the process's network namespace.
+    pub netns_addrs: &'a [IpAddr],
+}
+
+pub trait IdentitySource: Send + Sync {
+    fn name(&self) -> &str;
+    /// A local process: by cgroup, then process name, then address, then namespace.
+    fn local(&self, endpoint: &LocalEndpoint<'_>) -> Option<Resolved>;
+    /// A peer known only by address and port.
+    fn remote(&self, addr: IpAddr, port: u16) -> Option<Resolved>;
+}
+
+/// Asks each source in turn.
+#[derive(Default)]
+pub struct Resolver {
+    sources: Vec<Box<dyn IdentitySource>>,
+}
+
+impl Resolver {
+    pub fn new(sources: Vec<Box<dyn IdentitySource>>) -> Resolver {
+        Resolver { sources }
+    }
+
+    pub fn local(&self, endpoint: &LocalEndpoint<'_>) -> Option<Resolved> {
+        self.sources.iter().find_map(|s| s.local(endpoint))
+    }
+
+    pub fn remote(&self, addr: IpAddr, port: u16) -> Option<Resolved> {
+        self.sources.iter().find_map(|s| s.remote(addr, port))
+    }
+
+    pub fn source_names(&self) -> Vec<&str> {
+        self.sources.iter().map(|s| s.name()).collect()
+    }
+}

@@ -1,0 +1,190 @@
+//! Network namespaces by cookie (the value `bpf_get_netns_cookie` gives the probes):
+//! their addresses, and the source address the kernel would pick in them. Needed where
+//! a flow's own source address says nothing — loopback (mesh sidecars) or an unbound UDP
+//! socket — so the namespace itself identifies the workload.
+//!
+//! Namespaces are found in /run/netns (ip netns) and /proc/*/ns/net; each is entered
+//! from a short-lived thread (setns changes only the calling thread) to read its cookie
+//! (SO_NETNS_COOKIE) and interface addresses. Needs root.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    os::{
+        fd::{AsRawFd, OwnedFd},
+        unix::fs::MetadataExt,
+    },
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+const REFRESH_MIN: Duration = Duration::from_secs(1);
+
+struct Netns {
+    fd: OwnedFd,
+    addrs: Vec<IpAddr>,
+}
+
+pub struct NetnsDirectory {
+    by_cookie: HashMap<u64, Netns>,
+    seen_inodes: HashMap<u64, u64>,
+    source_cache: HashMap<(u64, IpAddr), Option<IpAddr>>,
+    last_scan: Option<Instant>,
+}
+
+impl Default for NetnsDirectory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs `f` inside the namespace `fd` on a thread of its own.
+fn in_netns<T: Send + 'static>(
+    fd: &OwnedFd,
+    f: impl FnOnce() -> Option<T> + Send + 'static,
+) -> Option<T> {
+    let dup = fd.try_clone().ok()?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&dup, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+        f()
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+fn cookie_here() -> Option<u64> {
+    let s = UdpSocket::bind("0.0.0.0:0")
+        .or_else(|_| UdpSocket::bind("[::]:0"))
+        .ok()?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: valid socket fd; the out pointer and length describe `cookie`.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    (rc == 0).then_some(cookie)
+}
+
+fn addrs_here() -> Vec<IpAddr> {
+    let Ok(ifs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<IpAddr> = ifs
+        .filter_map(|i| i.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .filter(|a| !a.is_loopback() && !matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl NetnsDirectory {
+    pub fn new() -> NetnsDirectory {
+        NetnsDirectory {
+            by_cookie: HashMap::new(),
+            seen_inodes: HashMap::new(),
+            source_cache: HashMap::new(),
+            last_scan: None,
+        }
+    }
+
+    /// Addresses of the namespace with this cookie (empty when unknown).
+    pub fn addrs(&mut self, cookie: u64) -> &[IpAddr] {
+        if cookie != 0 && !self.by_cookie.contains_key(&cookie) {
+            self.scan();
+        }
+        self.by_cookie
+            .get(&cookie)
+            .map_or(&[], |n| n.addrs.as_slice())
+    }
+
+    /// The source address the kernel picks in namespace `cookie` to reach `dst`: what an
+    /// unbound UDP socket sent from. Cached per (namespace, destination).
+    pub fn source_for(&mut self, cookie: u64, dst: IpAddr) -> Option<IpAddr> {
+        if let Some(hit) = self.source_cache.get(&(cookie, dst)) {
+            return *hit;
+        }
+        let _ = self.addrs(cookie);
+        let found = self.by_cookie.get(&cookie).and_then(|n| {
+            in_netns(&n.fd, move || {
+                let any: SocketAddr = if dst.is_ipv4() {
+                    "0.0.0.0:0".parse().ok()?
+                } else {
+                    "[::]:0".parse().ok()?
+                };
+                let s = UdpSocket::bind(any).ok()?;
+                // connect() on UDP sends nothing: it only runs the route lookup.
+                s.connect(SocketAddr::new(dst, 9)).ok()?;
+                s.local_addr().ok().map(|a| a.ip())
+            })
+        });
+        if self.source_cache.len() > 65_536 {
+            self.source_cache.clear();
+        }
+        self.source_cache.insert((cookie, dst), found);
+        found
+    }
+
+    /// Finds namespaces not seen yet. Rate-limited: unknown cookies (e.g. of namespaces
+    /// already gone) must not turn into a scan per flow.
+    pub fn scan(&mut self) {
+        if self.last_scan.is_some_and(|t| t.elapsed() < REFRESH_MIN) {
+            return;
+        }
+        self.last_scan = Some(Instant::now());
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Ok(dir) = std::fs::read_dir("/run/netns") {
+            candidates.extend(dir.flatten().map(|e| e.path()));
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            candidates.extend(
+                dir.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                    })
+                    .map(|e| e.path().join("ns/net")),
+            );
+        }
+        for path in candidates {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if self.seen_inodes.contains_key(&meta.ino()) {
+                continue;
+            }
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let fd = OwnedFd::from(file);
+            let Some((cookie, addrs)) = in_netns(&fd, || Some((cookie_here()?, addrs_here())))
+            else {
+                continue;
+            };
+            self.seen_inodes.insert(meta.ino(), cookie);
+            self.by_cookie.insert(cookie, Netns { fd, addrs });
+        }
+    }
+
+    /// Forgets everything (namespaces come and go; the daemon calls this periodically).
+    pub fn clear(&mut self) {
+        self.by_cookie.clear();
+        self.seen_inodes.clear();
+        self.source_cache.clear();
+        self.last_scan = None;
+    }
+}

@@ -1,0 +1,140 @@
+//! `auditor explain`: for humans, how each end of one connection was resolved and why
+//! each documented row between them did or did not match.
+
+use std::{fmt::Write, net::IpAddr};
+
+use allowlist::{PortBasis, Transport};
+
+use super::{FlowView, Judge};
+use crate::capture::Direction;
+
+pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Transport) -> String {
+    let flow = FlowView {
+        transport,
+        direction: Direction::Egress,
+        src_addr: Some(from),
+        dst_addr: to,
+        dst_port: port,
+        comm: "",
+        cgroup: None,
+        netns_addrs: &[],
+    };
+    let j = judge.judge(&flow);
+    let mut out = String::new();
+    let _ = writeln!(out, "connection: {from} -> {to}:{port}/{transport}");
+    let side = |name: &str, r: &Option<crate::identity::Resolved>, addr: IpAddr| match r {
+        Some(r) => format!(
+            "{name}: {addr} is {} (matched by {} in {})",
+            r.service,
+            r.via,
+            judge.resolver.source_names().join(", ")
+        ),
+        None => format!(
+            "{name}: {addr} matches no entry of {}",
+            judge.resolver.source_names().join(", ")
+        ),
+    };
+    let _ = writeln!(out, "{}", side("source", &j.src, from));
+    let _ = writeln!(out, "{}", side("destination", &j.dst, to));
+    if j.port != port {
+        let _ = writeln!(
+            out,
+            "  (a mesh upstream: judged as the service's port {})",
+            j.port
+        );
+    }
+    let _ = writeln!(
+        out,
+        "verdict: {}{}",
+        j.verdict.as_str(),
+        match j.rules().as_slice() {
+            [] => String::new(),
+            r => format!(
+                " (rows {})",
+                r.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    );
+
+    let (Some(src), Some(dst)) = (&j.src, &j.dst) else {
+        return out;
+    };
+    let (s, d) = (
+        judge.policy.service_id(&src.service),
+        judge.policy.service_id(&dst.service),
+    );
+    let (Some(s), Some(d)) = (s, d) else {
+        let ends = [(&src.service, s), (&dst.service, d)];
+        let missing: Vec<&str> = ends
+            .iter()
+            .filter(|(_, id)| id.is_none())
+            .map(|(n, _)| n.as_ref())
+            .collect();
+        let _ = writeln!(
+            out,
+            "not in the documented allowlist: {}",
+            missing.join(", ")
+        );
+        return out;
+    };
+    let rows = judge.policy.edge(s, d);
+    if rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "rows considered: none document {} -> {}",
+            src.service, dst.service
+        );
+    } else {
+        let _ = writeln!(out, "rows considered ({} -> {}):", src.service, dst.service);
+    }
+    for rule in rows {
+        let c = &judge.allowlist.connections[rule.index];
+        let ports = match rule.basis {
+            PortBasis::Any => "any port".to_string(),
+            PortBasis::Unverified => "no documented port".to_string(),
+            _ => rule
+                .ports
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let why = if rule.transport != transport {
+            format!("no: documented over {}, not {transport}", rule.transport)
+        } else if !rule.allows_port(j.port) {
+            format!("no: port {} is not {ports}", j.port)
+        } else if rule.basis == PortBasis::Unverified {
+            "yes, unverified: the document gives no port and the overrides none".to_string()
+        } else {
+            "yes".to_string()
+        };
+        let basis = if rule.basis == PortBasis::Override {
+            " (ports from overrides)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {} {}/{ports}{basis}: {why}",
+            c.label(),
+            c.protocol,
+            rule.transport
+        );
+    }
+    // Hints a reviewer wants: the reverse direction, and this port to other services.
+    let reverse = judge.policy.edge(d, s);
+    if !reverse.is_empty() {
+        let nums: Vec<String> = reverse
+            .iter()
+            .map(|r| judge.allowlist.connections[r.index].label())
+            .collect();
+        let _ = writeln!(
+            out,
+            "note: the reverse direction {} -> {} is documented ({})",
+            dst.service,
+            src.service,
+            nums.join(", ")
+        );
+    }
+    out
+}
