@@ -115,3 +115,34 @@ fn import_of_an_unreadable_row_names_the_row_and_line() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn explain_says_how_each_side_resolved_and_why_each_row_did_not_match() {
+    let dir = std::env::temp_dir().join(format!("auditor-cli-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inv = dir.join("inventory.yaml");
+    std::fs::write(&inv, "version: 1\nservices:\n  Tenant Service: {addresses: [10.0.1.0/24]}\n  Config Service: {addresses: [10.0.2.0/24]}\n").unwrap();
+    let out = auditor(&[
+        "explain",
+        "--allowlist",
+        "allowlist/voice-microservices.yaml",
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--from",
+        "10.0.1.5",
+        "--to",
+        "10.0.2.7:9200",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("source: 10.0.1.5 is Tenant Service (matched by address/24"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: port_drift (row 26)"), "{stdout}");
+    assert!(
+        stdout.contains("row 26: HTTP tcp/9100: no: port 9200 is not 9100"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

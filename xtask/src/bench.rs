@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 pub enum Which {
     All,
     Capture,
+    Verdict,
 }
 
 const STORM_PORTS: &str = "40101,40102,40103,40104";
@@ -23,8 +24,30 @@ const STORM_LIMIT_SECS: &str = "60";
 
 pub fn run(which: Which, ops: u64, rounds: usize, storms: &[String]) -> anyhow::Result<()> {
     match which {
-        Which::All | Which::Capture => capture(ops, rounds, storms),
+        Which::Capture => capture(ops, rounds, storms),
+        Which::Verdict => verdict(),
+        Which::All => {
+            verdict()?;
+            capture(ops, rounds, storms)
+        }
     }
+}
+
+/// The criterion benchmark of the per-flow verdict path; prints its median.
+fn verdict() -> anyhow::Result<()> {
+    crate::cargo(&["bench", "-p", "auditor", "--bench", "verdict"])?;
+    let path = crate::root()
+        .join("target/criterion/verdict/judge_one_flow_60_rows_10k_inventory/new/estimates.json");
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )?;
+    let median = v["median"]["point_estimate"]
+        .as_f64()
+        .context("no median in criterion's estimates")?;
+    println!(
+        "\nverdict path (60-row allowlist, 10,000-entry inventory): median {median:.1} ns per flow (target <= 300 ns)"
+    );
+    Ok(())
 }
 
 fn capture(ops: u64, rounds: usize, storms: &[String]) -> anyhow::Result<()> {

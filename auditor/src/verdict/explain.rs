@@ -49,6 +49,7 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
         j.verdict.as_str(),
         match j.rules().as_slice() {
             [] => String::new(),
+            [one] => format!(" (row {one})"),
             r => format!(
                 " (rows {})",
                 r.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
