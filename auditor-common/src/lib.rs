@@ -92,18 +92,19 @@ pub struct FlowKey {
 }
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 64);
 
-/// Per-flow aggregate in the LRU map. Counters are updated with atomics: several CPUs may
-/// see the same flow at once.
+/// Per-flow aggregate in the LRU map. Several CPUs may see the same flow at once, so the
+/// count is updated with an atomic add.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowStats {
+    /// Identifies this entry's life in the map: a flow evicted and seen again is a new entry.
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
     /// When this flow last went through the ring buffer (0: never).
     pub last_report_ns: u64,
-    /// Connections not yet carried by a ring-buffer record. Taken with an atomic exchange
-    /// by the reporter, so no connection is counted twice or dropped between reports.
-    pub unreported: u64,
+    /// Connections since the entry was created. Cumulative: user space subtracts what it
+    /// has delivered, so ring records and its own sweeps of this map never count twice.
+    pub count: u64,
 }
 const _: () = assert!(core::mem::size_of::<FlowStats>() == 32);
 
@@ -114,7 +115,7 @@ pub struct FlowEvent {
     pub key: FlowKey,
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
-    /// Connections since the previous record of this flow.
+    /// Connections since the flow's map entry was created (cumulative; see FlowStats).
     pub count: u64,
     /// Thread id of the sighting that emitted this record (the listener's, for ingress).
     pub pid: u32,
@@ -156,7 +157,7 @@ pub enum Counter {
     /// Sightings the programs handled (after the daemon's own were skipped).
     Sightings = 0,
     /// Records that could not be reserved: the ring buffer was full. Their connections stay
-    /// in the flow's `unreported` count and go out with its next record.
+    /// counted in the flow map, where user space's sweep finds them.
     RingbufFull = 1,
     /// New keys put in the flow map. User space compares this with the map's live entries
     /// to count LRU evictions.

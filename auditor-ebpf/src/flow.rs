@@ -1,7 +1,7 @@
 //! Maps, load-time config and the per-flow aggregation every hook feeds: a flow's first
 //! sighting goes through the ring buffer at once, then at most one record per interval.
 
-use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd, atomic_xchg};
+use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 
 const SEQ_CST: AtomicOrdering = AtomicOrdering::SeqCst;
 
@@ -69,7 +69,7 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
                 first_seen_ns: now,
                 last_seen_ns: now,
                 last_report_ns: 0,
-                unreported: 0,
+                count: 0,
             };
             // NOEXIST: another CPU may have inserted the same flow meanwhile; theirs wins.
             if AUDITOR_FLOWS
@@ -92,7 +92,7 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
     // are used directly; they lower to BPF_ATOMIC add / xchg / cmpxchg. SeqCst is the only
     // ordering the BPF backend lowers for cmpxchg and xchg (it is what the kernel does anyway).
     unsafe {
-        atomic_xadd::<u64, u64, { SEQ_CST }>(&raw mut (*stats).unreported, 1);
+        atomic_xadd::<u64, u64, { SEQ_CST }>(&raw mut (*stats).count, 1);
         (*stats).last_seen_ns = now;
 
         let last_report = &raw mut (*stats).last_report_ns;
@@ -105,19 +105,19 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
             return;
         }
         let Some(mut entry) = AUDITOR_EVENTS.reserve::<FlowEvent>(0) else {
-            // Counted, and nothing is lost: the connections stay in `unreported`, and
-            // restoring the old stamp makes the next sighting try again.
+            // Counted, and nothing is lost: the connections stay in `count`, user space's
+            // sweep of the map delivers them, and the restored stamp retries the record.
             count(Counter::RingbufFull);
             core::ptr::write_volatile(last_report, previous);
             return;
         };
-        let pending = atomic_xchg::<u64, { SEQ_CST }>(&raw mut (*stats).unreported, 0);
+        let total = core::ptr::read_volatile(&raw const (*stats).count);
         let actor = actor();
         entry.write(FlowEvent {
             key: *key,
             first_seen_ns: (*stats).first_seen_ns,
             last_seen_ns: now,
-            count: pending,
+            count: total,
             pid: actor.pid,
             uid: actor.uid,
             comm: actor.comm,

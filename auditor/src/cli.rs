@@ -33,6 +33,18 @@ pub enum Command {
     ///
     /// Example: sudo auditor capture | jq 'select(.transport == "udp")'
     Capture(CaptureArgs),
+    /// Audit this node continuously: capture, judge, alert, store (needs root).
+    ///
+    /// Attaches the kernel probes, judges every flow against the allowlist and inventory,
+    /// and feeds the sinks: a JSON event per violation edge when first seen (then
+    /// aggregated; re-notified at most once per --renotify), Prometheus metrics on
+    /// --listen (/metrics, /healthz, /readyz), alerts to Alertmanager (--alertmanager),
+    /// and the durable store (--store). SIGHUP, or a change of any policy file, reloads
+    /// them; a bad new file is rejected and the old policy keeps running. SIGTERM/Ctrl-C
+    /// flushes the store and detaches the probes.
+    ///
+    /// Example: sudo auditor run --allowlist allowlist.yaml --inventory inventory.yaml --store /var/lib/auditor/store.db
+    Run(RunArgs),
     /// Judge recorded flows against the allowlist: one JSON verdict per flow.
     ///
     /// Reads flow records (the JSON lines `auditor capture` prints; only transport,
@@ -106,6 +118,128 @@ pub struct PolicyArgs {
     /// This deployment's ports for configurable (*) and unknown documented ports.
     #[arg(long)]
     pub overrides: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// SQLite file for durable observations (created if missing). Without it nothing is kept.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:9977")]
+    pub listen: std::net::SocketAddr,
+    /// Where violation events go, one JSON object per line: a file (appended) or `-`.
+    #[arg(long, default_value = "-")]
+    pub events: String,
+    /// Alertmanager to send alerts to, e.g. http://alertmanager:9093 (http only).
+    #[arg(long)]
+    pub alertmanager: Option<String>,
+    /// This node's name in events, alerts and the store.
+    #[arg(long, env = "NODE_NAME")]
+    pub node: Option<String>,
+    /// A violation edge still active is announced again at most this often.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub renotify: Duration,
+    /// An edge not seen for this long resolves its alert.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub resolve_after: Duration,
+    /// How often active alerts are re-sent to Alertmanager.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub alert_resend: Duration,
+    /// How often observations are committed to the store.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub store_flush: Duration,
+    /// Observations not seen for this long are deleted from the store.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+    /// How often an active flow is reported again by the kernel programs.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub report_interval: Duration,
+    /// How often the policy files are checked for changes.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reload_poll: Duration,
+}
+
+/// Validated `auditor run` settings.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub allowlist: PathBuf,
+    pub inventory: PathBuf,
+    pub overrides: Option<PathBuf>,
+    pub store: Option<PathBuf>,
+    pub listen: std::net::SocketAddr,
+    pub events: Option<PathBuf>,
+    pub alertmanager: Option<String>,
+    pub node: String,
+    pub renotify: Duration,
+    pub resolve_after: Duration,
+    pub alert_resend: Duration,
+    pub store_flush: Duration,
+    pub retention: Duration,
+    pub report_interval: Duration,
+    pub reload_poll: Duration,
+}
+
+impl TryFrom<RunArgs> for RunConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: RunArgs) -> anyhow::Result<Self> {
+        for (name, d) in [
+            ("--resolve-after", a.resolve_after),
+            ("--alert-resend", a.alert_resend),
+            ("--store-flush", a.store_flush),
+            ("--retention", a.retention),
+            ("--reload-poll", a.reload_poll),
+        ] {
+            if d.is_zero() {
+                anyhow::bail!("{name} must be longer than 0");
+            }
+        }
+        if a.report_interval < Duration::from_millis(10) {
+            anyhow::bail!("--report-interval must be at least 10ms");
+        }
+        if let Some(am) = &a.alertmanager
+            && !am.starts_with("http://")
+        {
+            anyhow::bail!(
+                "--alertmanager {am:?}: give an http:// URL (TLS is not supported; use an in-cluster address)"
+            );
+        }
+        if let Some(store) = &a.store
+            && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            anyhow::bail!(
+                "--store {}: the directory {} does not exist",
+                store.display(),
+                dir.display()
+            );
+        }
+        let node = a.node.filter(|n| !n.is_empty()).unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into())
+        });
+        Ok(RunConfig {
+            allowlist: a.policy.allowlist,
+            inventory: a.policy.inventory,
+            overrides: a.policy.overrides,
+            store: a.store,
+            listen: a.listen,
+            events: (a.events != "-").then(|| PathBuf::from(a.events)),
+            alertmanager: a.alertmanager,
+            node,
+            renotify: a.renotify,
+            resolve_after: a.resolve_after,
+            alert_resend: a.alert_resend,
+            store_flush: a.store_flush,
+            retention: a.retention,
+            report_interval: a.report_interval,
+            reload_poll: a.reload_poll,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,23 +5,21 @@ use std::io::Write;
 use anyhow::Context;
 use auditor::{
     capture::{self, ProbeOptions, Probes},
-    cli::{CaptureConfig, Cli, Command},
+    cli::{CaptureConfig, Cli, Command, RunConfig},
 };
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let result = match cli.command {
         Command::Capture(args) => CaptureConfig::try_from(args)
             .and_then(run_capture)
             .map(|()| std::process::ExitCode::SUCCESS),
         Command::Allowlist(cmd) => auditor::commands::allowlist::run(cmd),
+        Command::Run(args) => RunConfig::try_from(args)
+            .and_then(auditor::daemon::run)
+            .map(|()| std::process::ExitCode::SUCCESS),
         Command::Replay(args) => auditor::commands::verdicts::replay(args),
         Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args),
     };
@@ -59,7 +57,13 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             serde_json::to_writer(&mut out, &rec)?;
             out.write_all(b"\n")
         };
-        let summary = capture::stream::run(&mut probes, sink, shutdown(cfg.duration)).await;
+        let mut handler = capture::stream::RecordSink(sink);
+        let summary = capture::stream::run(
+            &mut probes,
+            &mut handler,
+            auditor::shutdown_signal(cfg.duration),
+        )
+        .await;
         match summary {
             Ok(summary) => {
                 eprintln!("{}", serde_json::json!({ "summary": summary }));
@@ -76,26 +80,18 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
     })
 }
 
-/// Completes on Ctrl-C, SIGTERM, or after `limit`.
-async fn shutdown(limit: Option<std::time::Duration>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    let timer = async {
-        match limit {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = timer => {}
+/// Logs go to stderr: RUST_LOG sets the level (default info); AUDITOR_LOG_FORMAT=json
+/// gives one JSON object per line for log collectors.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("AUDITOR_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }

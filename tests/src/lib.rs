@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod lab;
+pub mod services;
 
 /// True when the caller may run real-kernel tests. Off root it skips with a reason; when
 /// `CI` or `AUDITOR_REQUIRE_KERNEL` is set, a skip is a failure instead.

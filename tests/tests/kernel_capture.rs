@@ -310,7 +310,11 @@ fn udp_connected_and_unconnected_each_captured_once() {
     // The sender's socket was unbound, so the kernel had no source address at sendmsg;
     // user space asks the sender's namespace which one it would use.
     assert_eq!(r["src_addr"], cli.v6.to_string(), "{r}");
-    assert_eq!(r["netns_addrs"], serde_json::json!([cli.v4.to_string(), cli.v6.to_string()]), "{r}");
+    assert_eq!(
+        r["netns_addrs"],
+        serde_json::json!([cli.v4.to_string(), cli.v6.to_string()]),
+        "{r}"
+    );
     assert_eq!(recs.len(), 2, "unexpected extra records: {recs:#?}");
     assert_nothing_lost(&out.summary);
 }

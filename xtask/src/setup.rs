@@ -16,6 +16,9 @@ const PACKAGES: &[&str] = &[
     "libpolly-22-dev",
     "libzstd-dev",
     "iproute2",
+    // The daemon's tests run the real Prometheus and Alertmanager.
+    "prometheus",
+    "prometheus-alertmanager",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

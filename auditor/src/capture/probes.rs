@@ -84,6 +84,8 @@ pub struct KernelCounters {
 
 pub struct Probes {
     ebpf: Ebpf,
+    /// How often the kernel re-reports an active flow; user space sweeps as often.
+    pub report_interval: std::time::Duration,
     pub cgroup_root: PathBuf,
     /// None when kernel BTF could not be read: flows then carry netns_cookie 0 for TCP.
     pub netns_offsets: Option<btf::NetnsOffsets>,
@@ -161,6 +163,7 @@ impl Probes {
             })?;
         Ok(Probes {
             ebpf,
+            report_interval: opts.report_interval,
             cgroup_root,
             netns_offsets,
         })

@@ -1,10 +1,15 @@
-//! Reads the ring buffer until shutdown and turns records into `FlowRecord`s; on shutdown
-//! detaches the probes first, then drains the ring and the flow map so nothing counted in
-//! the kernel is left behind.
+//! Reads the ring buffer until shutdown and turns records into `FlowRecord`s.
+//!
+//! The kernel counts connections per flow cumulatively; a record says "N so far". Here we
+//! remember what was delivered per flow entry and hand on the difference. The same rule
+//! applies to the sweep, which reads the flow map every report interval so an idle flow's
+//! last connections go out without waiting for its next connection, and to the final
+//! sweep after the probes are detached. Ring records and sweeps may overlap in any order:
+//! nothing is counted twice, and nothing counted in the kernel is left behind.
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
-use auditor_common::{FlowEvent, FlowKey};
+use auditor_common::{FlowEvent, FlowKey, FlowStats};
 use tokio::io::unix::AsyncFd;
 
 use super::{
@@ -12,10 +17,6 @@ use super::{
     record::{Clock, Direction, FlowRecord, RecordError, decode},
 };
 use crate::identity::{cgroups::CgroupPaths, netns::NetnsDirectory};
-
-/// Beyond this many distinct flows the "seen" table restarts: `new` may then repeat, but
-/// memory stays bounded on a node that talks to the whole world.
-const SEEN_MAX: usize = 1 << 20;
 
 /// What a capture saw, printed at exit and used by the benchmark.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -26,10 +27,11 @@ pub struct Summary {
     pub connections: u64,
     /// Ring-buffer records that could not be decoded (never expected; counted, not fatal).
     pub malformed: u64,
-    /// Connections still pending in the flow map at shutdown, delivered by the final drain.
-    pub drained_at_exit: u64,
+    /// Connections delivered by sweeps of the flow map rather than by ring records
+    /// (idle flows, full ring buffer, and the final sweep at shutdown).
+    pub swept: u64,
     /// LRU evictions: flows inserted minus flows still in the map at exit. Each eviction may
-    /// have lost the connections of at most one report interval of that flow.
+    /// lose the connections of at most one sweep interval of that flow.
     pub lru_evictions: u64,
     pub kernel: KernelCounters,
 }
@@ -45,17 +47,36 @@ pub enum StreamError {
     Sink(std::io::Error),
 }
 
+/// Receives what the stream produces. `auditor capture` prints records; the daemon
+/// judges them.
+pub trait Handler {
+    /// One flow record; `lag` is how long after the kernel's last sighting it got here.
+    fn flow(&mut self, rec: FlowRecord, lag: Duration) -> std::io::Result<()>;
+    /// Kernel counters (cumulative), about every `STATS_EVERY`, and once at the end.
+    fn kernel(&mut self, _counters: &KernelCounters, _lru_evictions: Option<u64>) {}
+}
+
+/// Lets a plain closure be a handler (what `auditor capture` uses).
+pub struct RecordSink<F>(pub F);
+
+impl<F: FnMut(FlowRecord) -> std::io::Result<()>> Handler for RecordSink<F> {
+    fn flow(&mut self, rec: FlowRecord, _lag: Duration) -> std::io::Result<()> {
+        (self.0)(rec)
+    }
+}
+
+const STATS_EVERY: Duration = Duration::from_secs(5);
+const EVICTIONS_EVERY: u64 = 6;
+const SWEEP_MIN: Duration = Duration::from_secs(1);
+
+/// One flow entry as delivered so far.
 struct Seen {
+    first_seen_ns: u64,
+    delivered: u64,
     pid: u32,
     uid: u32,
     comm: [u8; 16],
-}
-
-struct Decoder {
-    clock: Clock,
-    seen: HashMap<FlowKey, Seen>,
-    summary: Summary,
-    enrich: Enricher,
+    hook: u8,
 }
 
 /// Adds what user space knows and the kernel did not: the cgroup path, and for flows
@@ -91,37 +112,89 @@ impl Enricher {
     }
 }
 
+struct Decoder {
+    clock: Clock,
+    seen: HashMap<FlowKey, Seen>,
+    summary: Summary,
+    enrich: Enricher,
+}
+
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
 impl Decoder {
-    fn record(&mut self, ev: &FlowEvent) -> Result<FlowRecord, RecordError> {
-        if self.seen.len() >= SEEN_MAX {
-            self.seen.clear();
-        }
-        let new = self
-            .seen
-            .insert(
-                ev.key,
-                Seen {
-                    pid: ev.pid,
-                    uid: ev.uid,
-                    comm: ev.comm,
-                },
-            )
-            .is_none();
-        let mut rec = FlowRecord::from_event(ev, new, &self.clock)?;
+    /// The record for what `ev` adds to what was delivered, or None when it adds nothing.
+    fn record(&mut self, ev: &FlowEvent) -> Result<Option<FlowRecord>, RecordError> {
+        let (delta, new) = match self.seen.get_mut(&ev.key) {
+            Some(s) if s.first_seen_ns == ev.first_seen_ns => {
+                if ev.count <= s.delivered {
+                    return Ok(None);
+                }
+                let delta = ev.count - s.delivered;
+                s.delivered = ev.count;
+                if ev.pid != 0 {
+                    (s.pid, s.uid, s.comm, s.hook) = (ev.pid, ev.uid, ev.comm, ev.hook);
+                }
+                (delta, false)
+            }
+            other => {
+                // A flow not seen yet, or a new life of an evicted one: all of it is new.
+                let new = other.is_none();
+                self.seen.insert(
+                    ev.key,
+                    Seen {
+                        first_seen_ns: ev.first_seen_ns,
+                        delivered: ev.count,
+                        pid: ev.pid,
+                        uid: ev.uid,
+                        comm: ev.comm,
+                        hook: ev.hook,
+                    },
+                );
+                (ev.count, new)
+            }
+        };
+        let mut rec = FlowRecord::from_event(
+            &FlowEvent {
+                count: delta,
+                ..*ev
+            },
+            new,
+            &self.clock,
+        )?;
         self.enrich.enrich(&mut rec);
-        Ok(rec)
+        Ok(Some(rec))
     }
 
-    fn deliver<F>(&mut self, bytes: &[u8], sink: &mut F) -> Result<(), StreamError>
-    where
-        F: FnMut(FlowRecord) -> std::io::Result<()>,
-    {
-        match decode(bytes).and_then(|ev| self.record(&ev)) {
-            Ok(rec) => {
+    fn deliver_event<H: Handler>(
+        &mut self,
+        ev: &FlowEvent,
+        handler: &mut H,
+    ) -> Result<u64, StreamError> {
+        match self.record(ev) {
+            Ok(Some(rec)) => {
+                let n = rec.count;
                 self.summary.records += 1;
-                self.summary.connections += rec.count;
-                sink(rec).map_err(StreamError::Sink)
+                self.summary.connections += n;
+                let lag = Duration::from_nanos(monotonic_ns().saturating_sub(ev.last_seen_ns));
+                handler.flow(rec, lag).map_err(StreamError::Sink)?;
+                Ok(n)
             }
+            Ok(None) => Ok(0),
+            Err(e) => {
+                self.summary.malformed += 1;
+                tracing::warn!(error = %e, "skipping a malformed record");
+                Ok(0)
+            }
+        }
+    }
+
+    fn deliver<H: Handler>(&mut self, bytes: &[u8], handler: &mut H) -> Result<(), StreamError> {
+        match decode(bytes) {
+            Ok(ev) => self.deliver_event(&ev, handler).map(|_| ()),
             Err(e) => {
                 self.summary.malformed += 1;
                 tracing::warn!(error = %e, "skipping a malformed ring-buffer record");
@@ -129,16 +202,49 @@ impl Decoder {
             }
         }
     }
+
+    /// Delivers what the flow map holds beyond what was delivered, and forgets flows the
+    /// map no longer has (so this table is bounded by the map's size).
+    fn sweep<H: Handler>(
+        &mut self,
+        flows: &[(FlowKey, FlowStats)],
+        handler: &mut H,
+    ) -> Result<(), StreamError> {
+        for (key, stats) in flows {
+            let actor = self
+                .seen
+                .get(key)
+                .filter(|s| s.first_seen_ns == stats.first_seen_ns);
+            if actor.is_some_and(|s| s.delivered >= stats.count) {
+                continue;
+            }
+            let ev = FlowEvent {
+                key: *key,
+                first_seen_ns: stats.first_seen_ns,
+                last_seen_ns: stats.last_seen_ns,
+                count: stats.count,
+                pid: actor.map_or(0, |a| a.pid),
+                uid: actor.map_or(0, |a| a.uid),
+                comm: actor.map_or([0; 16], |a| a.comm),
+                hook: actor.map_or(0, |a| a.hook),
+                _pad: [0; 7],
+            };
+            self.summary.swept += self.deliver_event(&ev, handler)?;
+        }
+        let live: std::collections::HashSet<&FlowKey> = flows.iter().map(|(k, _)| k).collect();
+        self.seen.retain(|k, _| live.contains(k));
+        Ok(())
+    }
 }
 
-/// Streams flows from `probes` into `sink` until `shutdown` completes.
-pub async fn run<F, S>(
+/// Streams flows from `probes` into `handler` until `shutdown` completes.
+pub async fn run<H, S>(
     probes: &mut Probes,
-    mut sink: F,
+    handler: &mut H,
     shutdown: S,
 ) -> Result<Summary, StreamError>
 where
-    F: FnMut(FlowRecord) -> std::io::Result<()>,
+    H: Handler,
     S: Future<Output = ()>,
 {
     let ring = probes.take_events()?;
@@ -151,16 +257,41 @@ where
         enrich: Enricher::new(probes.cgroup_root.clone()),
     };
     tokio::pin!(shutdown);
-    let mut stats_tick = tokio::time::interval(Duration::from_secs(10));
+    let mut stats_tick = tokio::time::interval(STATS_EVERY);
+    let mut sweep_tick = tokio::time::interval(probes.report_interval.max(SWEEP_MIN));
+    let mut ticks = 0u64;
 
     let outcome = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
+            _ = sweep_tick.tick() => {
+                // Ring records first, so the sweep only adds what they did not carry.
+                let rb = ring.get_mut();
+                let mut result = Ok(());
+                while let Some(item) = rb.next() {
+                    let bytes = item.to_vec();
+                    drop(item);
+                    result = dec.deliver(&bytes, handler);
+                    if result.is_err() { break; }
+                }
+                if let Err(e) = result { break Err(e); }
+                match probes.flows() {
+                    Ok(flows) => if let Err(e) = dec.sweep(&flows, handler) { break Err(e); },
+                    Err(e) => tracing::warn!(error = %e, "sweeping the flow map"),
+                }
+            }
             _ = stats_tick.tick() => {
+                ticks += 1;
                 if let Ok(k) = probes.counters() {
                     if k.ringbuf_full > dec.summary.kernel.ringbuf_full {
-                        tracing::warn!(ringbuf_full = k.ringbuf_full, "ring buffer was full; the connections are carried by later records");
+                        tracing::warn!(ringbuf_full = k.ringbuf_full, "ring buffer was full; the sweep delivers those connections");
                     }
+                    // Counting evictions walks the whole flow map: only every EVICTIONS_EVERY ticks.
+                    let evictions = ticks
+                        .is_multiple_of(EVICTIONS_EVERY)
+                        .then(|| probes.flows().ok().map(|f| k.flows_inserted.saturating_sub(f.len() as u64)))
+                        .flatten();
+                    handler.kernel(&k, evictions);
                     dec.summary.kernel = k;
                 }
             }
@@ -172,7 +303,7 @@ where
                 let rb = guard.get_inner_mut();
                 let mut result = Ok(());
                 while let Some(item) = rb.next() {
-                    result = dec.deliver(&item, &mut sink);
+                    result = dec.deliver(&item, handler);
                     if result.is_err() { break; }
                 }
                 guard.clear_ready();
@@ -188,35 +319,12 @@ where
         while let Some(item) = rb.next() {
             let bytes = item.to_vec();
             drop(item);
-            dec.deliver(&bytes, &mut sink)?;
+            dec.deliver(&bytes, handler)?;
         }
     }
     let flows = probes.flows()?;
     if outcome.is_ok() {
-        for (key, stats) in &flows {
-            if stats.unreported == 0 {
-                continue;
-            }
-            let actor = dec.seen.get(key);
-            let ev = FlowEvent {
-                key: *key,
-                first_seen_ns: stats.first_seen_ns,
-                last_seen_ns: stats.last_seen_ns,
-                count: stats.unreported,
-                pid: actor.map_or(0, |a| a.pid),
-                uid: actor.map_or(0, |a| a.uid),
-                comm: actor.map_or([0; 16], |a| a.comm),
-                hook: 0,
-                _pad: [0; 7],
-            };
-            dec.summary.drained_at_exit += stats.unreported;
-            let rec = dec
-                .record(&ev)
-                .map_err(|e| StreamError::Poll(std::io::Error::other(e)))?;
-            dec.summary.records += 1;
-            dec.summary.connections += rec.count;
-            sink(rec).map_err(StreamError::Sink)?;
-        }
+        dec.sweep(&flows, handler)?;
     }
     dec.summary.kernel = probes.counters()?;
     dec.summary.lru_evictions = dec
@@ -224,5 +332,6 @@ where
         .kernel
         .flows_inserted
         .saturating_sub(flows.len() as u64);
+    handler.kernel(&dec.summary.kernel, Some(dec.summary.lru_evictions));
     outcome.map(|()| dec.summary)
 }

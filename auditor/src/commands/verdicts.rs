@@ -7,42 +7,23 @@ use std::{
     path::Path,
 };
 
-use allowlist::{Overrides, Transport, file, overrides};
+use allowlist::Transport;
 use anyhow::Context;
 
 use crate::{
     capture::FlowRecord,
     cli::{ExplainArgs, PolicyArgs, ReplayArgs},
-    identity::{Inventory, Resolver},
     verdict::{FlowView, Judge, Twins, explain::explain, render::verdict_json},
 };
 
 /// Loads allowlist, overrides and inventory into a judge; prints load warnings.
 pub fn load_judge(p: &PolicyArgs) -> anyhow::Result<Judge> {
-    let list = file::load(&p.allowlist)?;
-    let ovr = match &p.overrides {
-        Some(o) => overrides::load(o, &list)?,
-        None => Overrides::default(),
-    };
-    let inventory = Inventory::load(&p.inventory)?;
-    for (name, _) in inventory.entries() {
-        if list.service(name).is_none()
-            && !list
-                .services
-                .iter()
-                .any(|s| s.aliases.iter().any(|a| a == name))
-        {
-            eprintln!(
-                "warning: {}: {name:?} is not a service of the allowlist: its flows will be undocumented_egress",
-                inventory.origin()
-            );
-        }
+    let (judge, warnings) =
+        crate::verdict::load_judge(&p.allowlist, &p.inventory, p.overrides.as_deref())?;
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
-    Ok(Judge::new(
-        list,
-        &ovr,
-        Resolver::new(vec![Box::new(inventory)]),
-    ))
+    Ok(judge)
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {

@@ -103,6 +103,30 @@ impl Judgement<'_> {
     }
 }
 
+/// Loads the allowlist, overrides and inventory into a judge. Returns warnings a user
+/// should see (inventory names the allowlist does not know).
+pub fn load_judge(
+    allowlist_path: &std::path::Path,
+    inventory_path: &std::path::Path,
+    overrides_path: Option<&std::path::Path>,
+) -> anyhow::Result<(Judge, Vec<String>)> {
+    let list = allowlist::file::load(allowlist_path)?;
+    let ovr = match overrides_path {
+        Some(o) => allowlist::overrides::load(o, &list)?,
+        None => Overrides::default(),
+    };
+    let inventory = crate::identity::Inventory::load(inventory_path)?;
+    let warnings = inventory
+        .entries()
+        .filter(|(name, _)| list.service(name).is_none() && !list.services.iter().any(|s| s.aliases.iter().any(|a| a == name)))
+        .map(|(name, _)| format!("{}: {name:?} is not a service of the allowlist: its flows will be undocumented_egress", inventory.origin()))
+        .collect();
+    Ok((
+        Judge::new(list, &ovr, Resolver::new(vec![Box::new(inventory)])),
+        warnings,
+    ))
+}
+
 pub struct Judge {
     pub allowlist: Allowlist,
     pub policy: Policy,

@@ -14,7 +14,7 @@ fn side(r: Option<&Resolved>, addr: Option<std::net::IpAddr>) -> Value {
 }
 
 /// Port sets of the rules a verdict refers to, as documented ("6379*", "9092").
-fn documented(judge: &Judge, j: &Judgement<'_>) -> Value {
+pub fn documented(judge: &Judge, j: &Judgement<'_>) -> Value {
     let Some(lookup) = &j.lookup else {
         return Value::Null;
     };

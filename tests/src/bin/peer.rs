@@ -3,6 +3,7 @@
 //!
 //!   auditor-peer listen tcp|udp ADDR PORT N   serve N connections/datagrams, then exit
 //!   auditor-peer connect ADDR PORT [refused]  one TCP connect (refused: expect ECONNREFUSED)
+//!   auditor-peer connect-many ADDR PORT N     N TCP connects, one after another
 //!   auditor-peer send ADDR PORT connected|unconnected   one UDP datagram
 //!   auditor-peer storm tcp|udp ADDR PORTS N SECS    N connects/datagrams spread over ports
 
@@ -26,6 +27,9 @@ fn main() -> ExitCode {
         ["listen", proto, addr, port, n] => listen(proto, sock(addr, port), n.parse().unwrap_or(1)),
         ["connect", addr, port] => connect(sock(addr, port), false),
         ["connect", addr, port, "refused"] => connect(sock(addr, port), true),
+        ["connect-many", addr, port, n] => {
+            (0..n.parse::<u32>().unwrap_or(1)).try_for_each(|_| connect(sock(addr, port), false))
+        }
         ["send", addr, port, mode] => send(sock(addr, port), *mode == "connected"),
         ["storm", proto, addr, ports, n, secs] => storm(
             proto,

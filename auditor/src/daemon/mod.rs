@@ -1,0 +1,147 @@
+//! `auditor run`: the node daemon. Capture → identity → verdict → sinks (events, metrics,
+//! Alertmanager, store), with safe reloads and a graceful shutdown. `handler` is the
+//! per-record path; the tasks here run beside it on one thread.
+
+mod handler;
+mod http;
+mod tasks;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex, atomic::AtomicBool},
+    time::SystemTime,
+};
+
+use anyhow::Context;
+use tokio::sync::{Notify, watch};
+
+use crate::{
+    alert::edges::{Edges, unix_ms},
+    capture::{ProbeOptions, Probes, stream},
+    cli::RunConfig,
+    internal_events::{InternalEvent, PolicyReloaded},
+    metrics::Metrics,
+    store::{Batch, Store},
+    verdict::load_judge,
+};
+
+/// Kernel drops counted since the last store commit (for coverage).
+#[derive(Debug, Default, Clone)]
+pub struct Drops {
+    pub ringbuf_full: u64,
+    pub lru_evictions: u64,
+    pub flow_insert_failed: u64,
+}
+
+/// State the record path and the tasks share. Locks are held for microseconds.
+pub struct Shared {
+    pub node: String,
+    pub metrics: Metrics,
+    pub edges: Mutex<Edges>,
+    pub pending: Mutex<Batch>,
+    pub drops: Mutex<Drops>,
+    pub ready: AtomicBool,
+    pub alert_kick: Notify,
+    pub session_start_ms: i64,
+}
+
+pub fn run(cfg: RunConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(cfg))
+}
+
+async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
+    let (judge, warnings) = load_judge(&cfg.allowlist, &cfg.inventory, cfg.overrides.as_deref())
+        .context("loading the policy")?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let store = match &cfg.store {
+        Some(p) => Some(Arc::new(Mutex::new(Store::open(p)?))),
+        None => {
+            tracing::warn!("no --store: observations are not kept");
+            None
+        }
+    };
+    let events: Box<dyn Write + Send> = match &cfg.events {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening --events {}", p.display()))?,
+        ),
+        None => Box::new(std::io::LineWriter::new(std::io::stdout())),
+    };
+    let shared = Arc::new(Shared {
+        node: cfg.node.clone(),
+        metrics: Metrics::new(),
+        edges: Mutex::new(Edges::new(cfg.renotify)),
+        pending: Mutex::new(Batch::default()),
+        drops: Mutex::new(Drops::default()),
+        ready: AtomicBool::new(false),
+        alert_kick: Notify::new(),
+        session_start_ms: unix_ms(SystemTime::now()),
+    });
+    PolicyReloaded {
+        generation: 1,
+        connections: judge.allowlist.connections.len(),
+    }
+    .emit(&shared.metrics);
+    let (judge_tx, judge_rx) = watch::channel(Arc::new(judge));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Probes first: then the kernel records our own listener, and skips its accepts.
+    let mut probes = Probes::load_and_attach(&ProbeOptions {
+        self_tgid: std::process::id(),
+        report_interval: cfg.report_interval,
+    })
+    .context("starting the capture")?;
+    let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;
+    shared
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(node = cfg.node, listen = %cfg.listen, cgroup_root = %probes.cgroup_root.display(), "auditing");
+
+    let store_task = tokio::spawn(tasks::store_loop(
+        shared.clone(),
+        store.clone(),
+        cfg.store_flush,
+        cfg.retention,
+        stop_rx.clone(),
+    ));
+    let alert_task = tokio::spawn(tasks::alert_loop(
+        shared.clone(),
+        cfg.alertmanager.clone(),
+        cfg.alert_resend,
+        cfg.resolve_after,
+        stop_rx.clone(),
+    ));
+    let reload_task = tokio::spawn(tasks::reload_loop(
+        cfg.clone(),
+        judge_tx,
+        shared.clone(),
+        stop_rx.clone(),
+    ));
+
+    let mut handler = handler::DaemonHandler::new(shared.clone(), judge_rx, events);
+    let summary = stream::run(&mut probes, &mut handler, crate::shutdown_signal(None)).await;
+    shared
+        .ready
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    // The store task commits what is pending before it returns.
+    let _ = store_task.await;
+    let _ = alert_task.await;
+    reload_task.abort();
+    let _ = server.await;
+    let summary = summary.context("capture stream")?;
+    tracing::info!(
+        records = summary.records,
+        connections = summary.connections,
+        "stopped; store flushed, probes detached"
+    );
+    Ok(())
+}

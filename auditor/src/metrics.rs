@@ -1,0 +1,174 @@
+//! The daemon's Prometheus metrics (prometheus-client), named by the conventions:
+//! `auditor_` prefix, `_total` counters, seconds. `deploy/prometheus-rules.yaml` alerts
+//! from these alone.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    pub verdict: String,
+    /// The documented connection number, or "none".
+    pub rule: String,
+    pub transport: String,
+}
+
+/// One violation edge: the labels an alert routes on.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EdgeLabels {
+    pub verdict: String,
+    pub source: String,
+    pub destination: String,
+    pub transport: String,
+    pub port: String,
+    pub rule: String,
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KernelLabels {
+    pub counter: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub connections: Family<VerdictLabels, Counter>,
+    pub violations: Family<EdgeLabels, Counter>,
+    pub violation_last_seen: Family<EdgeLabels, Gauge<f64, AtomicU64>>,
+    pub records: Counter,
+    pub kernel: Family<KernelLabels, Counter>,
+    pub lag: Histogram,
+    pub reloads: Family<ResultLabels, Counter>,
+    pub generation: Gauge,
+    pub events: Counter,
+    pub alertmanager_posts: Family<ResultLabels, Counter>,
+    pub store_commits: Family<ResultLabels, Counter>,
+    pub store_acknowledged: Counter,
+    pub store_pending: Gauge,
+    /// Violation edges beyond the label budget, counted here instead of as new series.
+    pub edges_over_budget: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("auditor");
+        let m = Metrics {
+            connections: Family::default(),
+            violations: Family::default(),
+            violation_last_seen: Family::default(),
+            records: Counter::default(),
+            kernel: Family::default(),
+            lag: Histogram::new([0.001, 0.005, 0.02, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            reloads: Family::default(),
+            generation: Gauge::default(),
+            events: Counter::default(),
+            alertmanager_posts: Family::default(),
+            store_commits: Family::default(),
+            store_acknowledged: Counter::default(),
+            store_pending: Gauge::default(),
+            edges_over_budget: Counter::default(),
+            registry: Registry::default(),
+        };
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
+        registry.register("build_info", "auditor build; always 1", build);
+        registry.register(
+            "connections",
+            "Connections judged, by verdict and documented rule",
+            m.connections.clone(),
+        );
+        registry.register(
+            "violations",
+            "Connections of each violation edge",
+            m.violations.clone(),
+        );
+        registry.register(
+            "violation_last_seen_timestamp_seconds",
+            "When each violation edge was last seen (unix time)",
+            m.violation_last_seen.clone(),
+        );
+        registry.register(
+            "flow_records",
+            "Flow records read from the kernel",
+            m.records.clone(),
+        );
+        registry.register("kernel_events", "Kernel-side counts: sightings, passive_no_listener, and losses (ringbuf_full, lru_evictions, flow_insert_failed)", m.kernel.clone());
+        registry.register(
+            "processing_lag_seconds",
+            "From the kernel's sighting to the verdict",
+            m.lag.clone(),
+        );
+        registry.register(
+            "reloads",
+            "Allowlist/inventory reloads by result",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "policy_generation",
+            "Generation of the policy in force (1 at start, +1 per good reload)",
+            m.generation.clone(),
+        );
+        registry.register(
+            "violation_events",
+            "Violation events written",
+            m.events.clone(),
+        );
+        registry.register(
+            "alertmanager_posts",
+            "Posts to Alertmanager by result",
+            m.alertmanager_posts.clone(),
+        );
+        registry.register(
+            "store_commits",
+            "Store transactions by result",
+            m.store_commits.clone(),
+        );
+        registry.register(
+            "store_acknowledged_connections",
+            "Connections committed to the store",
+            m.store_acknowledged.clone(),
+        );
+        registry.register(
+            "store_pending_edges",
+            "Edges waiting for the next store commit",
+            m.store_pending.clone(),
+        );
+        registry.register(
+            "violation_edges_over_budget",
+            "Violation edges not given their own series",
+            m.edges_over_budget.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

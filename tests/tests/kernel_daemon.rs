@@ -1,0 +1,417 @@
+//! `auditor run` with the real parts around it: the kernel, processes in network
+//! namespaces, Debian's Prometheus (scraping and evaluating deploy/prometheus-rules.yaml)
+//! and Alertmanager. What a user checks: one event, the right counter, one alert with
+//! labels that route, the store intact after kill -9, a bad reload rejected.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Stdio},
+    sync::Mutex,
+    time::Duration,
+};
+
+use auditor_tests::{
+    kernel_tests_enabled,
+    lab::Lab,
+    services::{Daemon, alertmanager, http_json, metric, prometheus, wait_for},
+    workspace_bin,
+};
+use serde_json::Value;
+
+static KERNEL: Mutex<()> = Mutex::new(());
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+const GES: &str = "Genesys Engagement Service";
+
+fn peer() -> PathBuf {
+    workspace_bin("auditor-peer")
+}
+
+fn serve(lab: &Lab, host: &str, args: &[&str]) -> Child {
+    let mut child = lab
+        .command(host, &peer(), args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("server output");
+    assert!(line.starts_with("ready"), "server did not start: {line:?}");
+    child
+}
+
+fn run_clients(lab: &Lab, host: &str, args: &[&str]) {
+    let status = lab.command(host, &peer(), args).status().expect("client");
+    assert!(status.success(), "client {host} {args:?} failed: {status}");
+}
+
+/// A lab where namespaces play GES, Redis, Tenant Service and Config Service, with the
+/// matching inventory written next to the store.
+struct Setup {
+    lab: Lab,
+    dir: PathBuf,
+}
+
+impl Setup {
+    fn new(name: &str) -> Setup {
+        let lab = Lab::new(&["ges", "redis", "tenant", "config"]).expect("lab");
+        let dir =
+            std::env::temp_dir().join(format!("auditor-daemon-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = |h: &str| lab.host(h).v4.to_string();
+        std::fs::write(
+            dir.join("inventory.yaml"),
+            format!(
+                "version: 1\nservices:\n  {GES}: {{addresses: [{}]}}\n  Redis: {{addresses: [{}]}}\n  Tenant Service: {{addresses: [{}]}}\n  Config Service: {{addresses: [{}]}}\n",
+                a("ges"), a("redis"), a("tenant"), a("config")
+            ),
+        )
+        .unwrap();
+        std::fs::copy(
+            format!("{ROOT}/allowlist/voice-microservices.yaml"),
+            dir.join("allowlist.yaml"),
+        )
+        .unwrap();
+        Setup { lab, dir }
+    }
+
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--allowlist".into(),
+            self.dir.join("allowlist.yaml").display().to_string(),
+            "--inventory".into(),
+            self.dir.join("inventory.yaml").display().to_string(),
+            "--store".into(),
+            self.dir.join("store.db").display().to_string(),
+            "--events".into(),
+            self.dir.join("events.jsonl").display().to_string(),
+            "--node".into(),
+            "node-a".into(),
+            "--reload-poll".into(),
+            "200ms".into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    }
+
+    fn addr(&self, host: &str) -> String {
+        self.lab.host(host).v4.to_string()
+    }
+
+    /// GES connects to Redis on 6379 `n` times: undocumented (row 10's text, not a row).
+    fn ges_to_redis(&self, n: u32) {
+        let server = serve(
+            &self.lab,
+            "redis",
+            &["listen", "tcp", &self.addr("redis"), "6379", &n.to_string()],
+        );
+        run_clients(
+            &self.lab,
+            "ges",
+            &["connect-many", &self.addr("redis"), "6379", &n.to_string()],
+        );
+        let mut server = server;
+        assert!(server.wait().unwrap().success());
+    }
+
+    /// Tenant Service -> Config Service 9100: documented (row 26).
+    fn tenant_to_config(&self) {
+        let mut server = serve(
+            &self.lab,
+            "config",
+            &["listen", "tcp", &self.addr("config"), "9100", "1"],
+        );
+        run_clients(
+            &self.lab,
+            "tenant",
+            &["connect", &self.addr("config"), "9100"],
+        );
+        assert!(server.wait().unwrap().success());
+    }
+
+    /// Events about the lab's connections. The daemon audits the whole machine, the test's
+    /// own HTTP polling included; those events are real but not this test's subject.
+    fn events(&self) -> Vec<Value> {
+        let ours: Vec<String> = self.lab.hosts.iter().map(|h| h.v4.to_string()).collect();
+        std::fs::read_to_string(self.dir.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("event is JSON"))
+            .filter(|e| ours.iter().any(|a| e["dst_addr"] == a.as_str()))
+            .collect()
+    }
+
+    fn stored_edge(&self, verdict: &str, src: &str, dst: &str) -> Option<u64> {
+        let store =
+            auditor::store::Store::open_existing(&self.dir.join("store.db")).expect("store opens");
+        store
+            .edges(None, None)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.verdict == verdict && e.src == src && e.dst == dst)
+            .map(|e| e.count)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn violations(d: &Daemon) -> Option<f64> {
+    metric(
+        &d.metrics(),
+        "auditor_violations_total",
+        &[("source", GES), ("destination", "Redis"), ("port", "6379")],
+    )
+}
+
+#[test]
+fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled(
+        "a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules",
+    ) {
+        return;
+    }
+    let s = Setup::new("alerts");
+    let am = alertmanager().expect("alertmanager");
+    let daemon = Daemon::start(
+        &s.args(&["--alertmanager", &am.url(), "--alert-resend", "2s"]),
+        s.dir.join("daemon.log"),
+    )
+    .expect("daemon");
+    let prom = prometheus(
+        &format!("127.0.0.1:{}", daemon.port),
+        &PathBuf::from(ROOT).join("deploy/prometheus-rules.yaml"),
+        &am,
+    )
+    .expect("prometheus");
+
+    s.tenant_to_config();
+    s.ges_to_redis(1000);
+
+    // The counter counts connections: all 1000.
+    wait_for(
+        "1000 violations in the daemon's metrics",
+        Duration::from_secs(30),
+        || violations(&daemon).filter(|v| *v >= 1000.0),
+    );
+    assert_eq!(violations(&daemon), Some(1000.0));
+    let m = daemon.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "auditor_connections_total",
+            &[("verdict", "allowed"), ("rule", "26")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+
+    // Exactly one event for the edge, and none for the documented connection.
+    let events = s.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let e = &events[0];
+    assert_eq!(
+        (&e["verdict"], &e["src"], &e["dst"], &e["port"], &e["node"]),
+        (
+            &"undocumented_egress".into(),
+            &GES.into(),
+            &"Redis".into(),
+            &6379.into(),
+            &"node-a".into()
+        )
+    );
+    assert_eq!(e["example"]["comm"], "auditor-peer");
+
+    // Alertmanager: one alert from the daemon, one from the Prometheus rule, labels that route.
+    let alerts = wait_for(
+        "both alerts in Alertmanager",
+        Duration::from_secs(60),
+        || {
+            let a = http_json(&format!("{}/api/v2/alerts", am.url())).ok()?;
+            let list = a.as_array()?.clone();
+            let names: Vec<&str> = list
+                .iter()
+                .filter(|x| x["labels"]["source"] == GES)
+                .filter_map(|x| x["labels"]["alertname"].as_str())
+                .collect();
+            (names.contains(&"AuditorUndocumentedConnection")
+                && names.contains(&"AuditorViolationEdgeActive"))
+            .then_some(list)
+        },
+    );
+    for name in [
+        "AuditorUndocumentedConnection",
+        "AuditorViolationEdgeActive",
+    ] {
+        // The machine's own loopback traffic (scrapes, this test's polling) raises alerts
+        // too; exactly one per alert name is about the lab's edge.
+        let mine: Vec<&Value> = alerts
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == name && a["labels"]["source"] == GES)
+            .collect();
+        assert_eq!(mine.len(), 1, "{name}: {alerts:#?}");
+        let l = &mine[0]["labels"];
+        assert_eq!(
+            (
+                &l["verdict"],
+                &l["source"],
+                &l["destination"],
+                &l["port"],
+                &l["transport"],
+                &l["rule"],
+                &l["node"]
+            ),
+            (
+                &"undocumented_egress".into(),
+                &GES.into(),
+                &"Redis".into(),
+                &"6379".into(),
+                &"tcp".into(),
+                &"none".into(),
+                &"node-a".into()
+            ),
+            "{name}: {}",
+            mine[0]
+        );
+    }
+    // Prometheus sees the same count.
+    let query = format!(
+        "{}/api/v1/query?query=auditor_violations_total%7Bsource%3D%22{}%22%7D",
+        prom.url(),
+        GES.replace(' ', "%20")
+    );
+    wait_for("Prometheus to scrape 1000", Duration::from_secs(30), || {
+        let q = http_json(&query).ok()?;
+        (q["data"]["result"][0]["value"][1] == "1000").then_some(())
+    });
+
+    daemon.stop().expect("clean stop");
+    assert_eq!(
+        s.stored_edge("undocumented_egress", GES, "Redis"),
+        Some(1000),
+        "the store counts every connection"
+    );
+    assert_eq!(
+        s.stored_edge("allowed", "Tenant Service", "Config Service"),
+        Some(1)
+    );
+}
+
+#[test]
+fn the_store_keeps_what_it_acknowledged_through_kill_9() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("the_store_keeps_what_it_acknowledged_through_kill_9") {
+        return;
+    }
+    let s = Setup::new("kill9");
+    let daemon = Daemon::start(&s.args(&[]), s.dir.join("daemon1.log")).expect("daemon");
+    s.ges_to_redis(200);
+    wait_for(
+        "200 acknowledged connections",
+        Duration::from_secs(30),
+        || {
+            metric(
+                &daemon.metrics(),
+                "auditor_store_acknowledged_connections_total",
+                &[],
+            )
+            .filter(|v| *v >= 200.0)
+        },
+    );
+    daemon.kill();
+
+    // A restart on the same store: what was acknowledged is there, and counting goes on.
+    let daemon =
+        Daemon::start(&s.args(&[]), s.dir.join("daemon2.log")).expect("restart on the same store");
+    assert_eq!(
+        s.stored_edge("undocumented_egress", GES, "Redis"),
+        Some(200)
+    );
+    s.ges_to_redis(100);
+    wait_for("100 more acknowledged", Duration::from_secs(30), || {
+        metric(
+            &daemon.metrics(),
+            "auditor_store_acknowledged_connections_total",
+            &[],
+        )
+        .filter(|v| *v >= 100.0)
+    });
+    daemon.stop().expect("clean stop");
+    assert_eq!(
+        s.stored_edge("undocumented_egress", GES, "Redis"),
+        Some(300)
+    );
+    // Each run is a coverage interval.
+    let store = auditor::store::Store::open_existing(&s.dir.join("store.db")).unwrap();
+    assert!(store.coverage(None, None).unwrap().len() >= 2);
+}
+
+#[test]
+fn a_bad_reload_is_rejected_and_the_old_policy_keeps_running() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("a_bad_reload_is_rejected_and_the_old_policy_keeps_running") {
+        return;
+    }
+    let s = Setup::new("reload");
+    let daemon = Daemon::start(&s.args(&[]), s.dir.join("daemon.log")).expect("daemon");
+    let reloads = |result: &str| {
+        metric(
+            &daemon.metrics(),
+            "auditor_reloads_total",
+            &[("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    let generation = || metric(&daemon.metrics(), "auditor_policy_generation", &[]).unwrap_or(0.0);
+    assert_eq!(generation(), 1.0);
+
+    // A typo in the allowlist: rejected, logged with file:line:column, generation unchanged.
+    let path = s.dir.join("allowlist.yaml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        good.replacen("  protocol: HTTP\n", "  protocl: HTTP\n", 1),
+    )
+    .unwrap();
+    wait_for("a rejected reload", Duration::from_secs(20), || {
+        (reloads("failure") >= 1.0).then_some(())
+    });
+    assert_eq!(generation(), 1.0);
+    assert!(
+        daemon.log_text().contains("unknown field `protocl`"),
+        "{}",
+        daemon.log_text()
+    );
+
+    // The old policy still judges: the documented connection raises nothing.
+    s.tenant_to_config();
+    wait_for(
+        "the allowed connection counted",
+        Duration::from_secs(20),
+        || {
+            metric(
+                &daemon.metrics(),
+                "auditor_connections_total",
+                &[("verdict", "allowed"), ("rule", "26")],
+            )
+        },
+    );
+    assert!(s.events().is_empty(), "{:#?}", s.events());
+
+    // Fixed, and reloaded by SIGHUP as well as by the change.
+    std::fs::write(&path, &good).unwrap();
+    wait_for("a good reload", Duration::from_secs(20), || {
+        (generation() >= 2.0).then_some(())
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_for("SIGHUP reload", Duration::from_secs(20), || {
+        (generation() >= 3.0).then_some(())
+    });
+    daemon.stop().expect("clean stop");
+}
