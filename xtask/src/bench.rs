@@ -17,6 +17,7 @@ pub enum Which {
     All,
     Capture,
     Verdict,
+    Daemon,
 }
 
 const STORM_PORTS: &str = "40101,40102,40103,40104";
@@ -26,9 +27,11 @@ pub fn run(which: Which, ops: u64, rounds: usize, storms: &[String]) -> anyhow::
     match which {
         Which::Capture => capture(ops, rounds, storms),
         Which::Verdict => verdict(),
+        Which::Daemon => daemon(ops, storms),
         Which::All => {
             verdict()?;
-            capture(ops, rounds, storms)
+            capture(ops, rounds, storms)?;
+            daemon(ops, storms)
         }
     }
 }
@@ -225,4 +228,119 @@ fn median(v: &mut [f64]) -> f64 {
     } else {
         (v[m - 1] + v[m]) / 2.0
     }
+}
+
+/// Resident memory (KiB) and CPU time (clock ticks) of a process, from /proc.
+fn rss_kib_and_cpu_ticks(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may contain spaces): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some((rss, ticks))
+}
+
+/// `auditor run` (bundled allowlist, a loopback inventory, a store) under the storms:
+/// its resident memory and CPU while judging every connection.
+fn daemon(ops: u64, storms: &[String]) -> anyhow::Result<()> {
+    crate::require_root("the daemon benchmark")?;
+    let dir = crate::root().join("target/bench/daemon");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("inventory.yaml"),
+        "version: 1\nservices:\n  Tenant Service: {addresses: [127.0.0.0/8]}\n",
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut d = Command::new(crate::root().join("target/release/auditor"))
+        .args(["run", "--allowlist"])
+        .arg(crate::root().join("allowlist/voice-microservices.yaml"))
+        .arg("--inventory")
+        .arg(dir.join("inventory.yaml"))
+        .arg("--store")
+        .arg(dir.join("store.db"))
+        .arg("--events")
+        .arg(dir.join("events.jsonl"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log"))?)
+        .spawn()
+        .context("starting auditor run")?;
+    let pid = d.id();
+    let ready = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let start = std::time::Instant::now();
+    while !ready() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = d.kill();
+            bail!(
+                "auditor run did not start: see {}",
+                dir.join("daemon.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let tick = 100.0; // USER_HZ on Linux
+    let (rss_idle, _) = rss_kib_and_cpu_ticks(pid).context("reading the daemon's /proc")?;
+    println!("\n== auditor run under the storms (pid {pid}) ==");
+    println!("idle RSS {:.1} MiB", rss_idle as f64 / 1024.0);
+    let mut report = vec![];
+    for proto in storms {
+        let (_, cpu0) = rss_kib_and_cpu_ticks(pid).context("daemon gone")?;
+        let sampler_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = sampler_stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some((rss, _)) = rss_kib_and_cpu_ticks(pid) {
+                    peak = peak.max(rss);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peak
+        });
+        let s = storm(proto, ops)?;
+        // Let the daemon finish the last sweep and store commit.
+        std::thread::sleep(Duration::from_secs(3));
+        sampler_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = sampler.join().unwrap_or(0);
+        let (rss_after, cpu1) = rss_kib_and_cpu_ticks(pid).context("daemon gone")?;
+        let cpu_s = (cpu1 - cpu0) as f64 / tick;
+        let busy = s.ops as f64 / s.rate + 3.0;
+        println!(
+            "{proto}: {} ops at {:.0}/s; daemon CPU {cpu_s:.2} s over {busy:.1} s ({:.1}% of one core); RSS peak {:.1} MiB, after {:.1} MiB",
+            s.ops,
+            s.rate,
+            100.0 * cpu_s / busy,
+            peak as f64 / 1024.0,
+            rss_after as f64 / 1024.0
+        );
+        report.push(json!({"storm": proto, "ops": s.ops, "rate": s.rate, "daemon_cpu_seconds": cpu_s,
+            "daemon_cpu_percent": 100.0 * cpu_s / busy, "rss_peak_mib": peak as f64 / 1024.0, "rss_after_mib": rss_after as f64 / 1024.0}));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = d.wait()?;
+    if !status.success() {
+        bail!(
+            "auditor run exited with {status}: see {}",
+            dir.join("daemon.log").display()
+        );
+    }
+    std::fs::write(
+        crate::root().join("target/bench/daemon.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    Ok(())
 }

@@ -100,6 +100,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     })
     .context("starting the capture")?;
     let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;
+    release_load_time_memory();
     shared
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -144,4 +145,14 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         "stopped; store flushed, probes detached"
     );
     Ok(())
+}
+
+/// Loading parses the kernel's BTF (megabytes, twice: aya and our offsets) and the policy;
+/// glibc keeps that freed heap mapped. Hand it back so the steady-state footprint is the
+/// daemon's working set, not its start-up peak.
+fn release_load_time_memory() {
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

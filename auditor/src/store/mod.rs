@@ -345,3 +345,96 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{batch::CoverageUpdate, *};
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("auditor-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join("store.db")
+    }
+
+    fn edge(count: u64, at: i64) -> (EdgeKey, EdgeDelta) {
+        (
+            EdgeKey {
+                verdict: "undocumented_egress",
+                src: "GES".into(),
+                dst: "Redis".into(),
+                transport: "tcp",
+                port: 6379,
+            },
+            EdgeDelta {
+                count,
+                first_seen_ms: at,
+                last_seen_ms: at,
+                example_comm: Some("ges".into()),
+                ..EdgeDelta::default()
+            },
+        )
+    }
+
+    fn coverage(start: i64, end: i64, ringbuf_full: u64) -> Option<CoverageUpdate> {
+        Some(CoverageUpdate {
+            session_start_ms: 0,
+            start_ms: start,
+            end_ms: end,
+            ringbuf_full,
+            ..CoverageUpdate::default()
+        })
+    }
+
+    #[test]
+    fn commits_accumulate_and_drops_split_coverage() {
+        let path = tmp("acc");
+        let mut s = Store::open(&path).unwrap();
+        for (i, drops) in [(1, 0), (2, 0), (3, 5), (4, 0)] {
+            let mut b = Batch::default();
+            let (k, d) = edge(10, i * 1000);
+            b.add_edge(k, d);
+            b.coverage = coverage((i - 1) * 1000, i * 1000, drops);
+            s.commit("n1", &b).unwrap();
+        }
+        let edges = s.edges(None, None).unwrap();
+        assert_eq!(
+            (
+                edges.len(),
+                edges[0].count,
+                edges[0].first_seen_ms,
+                edges[0].last_seen_ms
+            ),
+            (1, 40, 1000, 4000)
+        );
+        let cov: Vec<(i64, i64, u64)> = s
+            .coverage(None, None)
+            .unwrap()
+            .iter()
+            .map(|c| (c.start_ms, c.end_ms, c.ringbuf_full))
+            .collect();
+        // Clean time merges into one interval; the interval with drops stands alone.
+        assert_eq!(cov, vec![(0, 2000, 0), (2000, 3000, 5), (3000, 4000, 0)]);
+        // Retention at 3500: the edge (last seen 4000) stays; the two intervals ending before go.
+        assert_eq!(s.prune(3500).unwrap(), 2);
+        assert_eq!(s.edges(None, None).unwrap().len(), 1);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_refused() {
+        let path = tmp("corrupt");
+        std::fs::write(
+            &path,
+            b"this is not sqlite at all, just text that happens to be here",
+        )
+        .unwrap();
+        let e = Store::open_existing(&path).err().expect("refused");
+        assert!(
+            format!("{e:#}").contains("not a usable auditor store"),
+            "{e:#}"
+        );
+        assert!(Store::open_existing(&path.with_file_name("missing.db")).is_err());
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+}
