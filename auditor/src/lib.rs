@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod identity;
 pub mod internal_events;
 pub mod metrics;
+pub mod report;
 pub mod store;
 pub mod verdict;
 

@@ -20,6 +20,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => RunConfig::try_from(args)
             .and_then(auditor::daemon::run)
             .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Report(args) => auditor::commands::report::run(args),
         Command::Replay(args) => auditor::commands::verdicts::replay(args),
         Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args),
     };

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub store_pending: Gauge,
     /// Violation edges beyond the label budget, counted here instead of as new series.
     pub edges_over_budget: Counter,
+    /// Connections outside `--scope`, not judged.
+    pub out_of_scope: Counter,
 }
 
 impl Metrics {
@@ -82,6 +84,7 @@ impl Metrics {
             store_acknowledged: Counter::default(),
             store_pending: Gauge::default(),
             edges_over_budget: Counter::default(),
+            out_of_scope: Counter::default(),
             registry: Registry::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
@@ -156,6 +159,11 @@ impl Metrics {
             "violation_edges_over_budget",
             "Violation edges not given their own series",
             m.edges_over_budget.clone(),
+        );
+        registry.register(
+            "out_of_scope_connections",
+            "Connections outside --scope, not judged",
+            m.out_of_scope.clone(),
         );
         Metrics { registry, ..m }
     }

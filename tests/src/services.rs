@@ -195,9 +195,14 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon and waits until /readyz says its probes are attached.
     pub fn start(args: &[String], log: PathBuf) -> anyhow::Result<Daemon> {
+        Daemon::start_with(&crate::workspace_bin("auditor"), args, log)
+    }
+
+    /// As `start`, with an explicit `auditor` binary.
+    pub fn start_with(bin: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Daemon> {
         let port = free_port();
         let file = std::fs::File::create(&log)?;
-        let child = Command::new(crate::workspace_bin("auditor"))
+        let child = Command::new(bin)
             .arg("run")
             .args(args)
             .arg("--listen")

@@ -2,9 +2,10 @@
 //! builds, runs the tests, the demo and the benchmarks. No product logic lives here.
 
 mod bench;
+mod demo;
 mod setup;
 
-use std::process::Command;
+use std::{path::PathBuf, process::Command};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -26,6 +27,17 @@ enum Task {
     Setup,
     /// Set up, then build the release binaries with the freshly built eBPF object embedded.
     Build,
+    /// The main job (root): set up, build, and run the documented architecture live in
+    /// network namespaces under `auditor run`, drive all 60 documented connections and
+    /// four violations, and write the report (JSON, Markdown, HTML).
+    Demo {
+        /// Where the store, events and reports go.
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Use binaries from this directory instead of building release ones.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
     /// Set up, build, and run `auditor capture` (root): every flow of this machine as JSON.
     Run {
         /// Extra arguments for `auditor capture`, e.g. `-- --duration 30s`.
@@ -57,6 +69,22 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
+        Task::Demo { out, bin_dir } => {
+            let bin_dir = match bin_dir {
+                Some(d) => d,
+                None => {
+                    setup::run()?;
+                    cargo(&["build", "--release", "--workspace", "--bins"])?;
+                    root().join("target/release")
+                }
+            };
+            let out = if out.is_absolute() {
+                out
+            } else {
+                root().join(out)
+            };
+            demo::run(demo::Options { out, bin_dir })
+        }
         Task::Setup => setup::run(),
         Task::Build => {
             setup::run()?;

@@ -19,6 +19,8 @@ const PACKAGES: &[&str] = &[
     // The daemon's tests run the real Prometheus and Alertmanager.
     "prometheus",
     "prometheus-alertmanager",
+    // The HTML report is checked in a real browser.
+    "chromium",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -1,4 +1,5 @@
 //! Command handlers: each takes its validated arguments and does one job.
 
 pub mod allowlist;
+pub mod report;
 pub mod verdicts;

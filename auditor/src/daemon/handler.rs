@@ -32,6 +32,22 @@ pub struct DaemonHandler {
     series: HashSet<EdgeLabels>,
     last_kernel: KernelCounters,
     last_evictions: u64,
+    scope: Vec<ipnet::IpNet>,
+}
+
+/// True when the flow touches the audited networks (or no scope was given). A process's
+/// namespace addresses count: a loopback connect inside an audited pod is in scope.
+fn in_scope(scope: &[ipnet::IpNet], rec: &FlowRecord) -> bool {
+    scope.is_empty()
+        || rec
+            .src_addr
+            .iter()
+            .chain(std::iter::once(&rec.dst_addr))
+            .chain(rec.netns_addrs.iter())
+            .any(|a| {
+                let a = a.to_canonical();
+                scope.iter().any(|n| n.contains(&a))
+            })
 }
 
 impl DaemonHandler {
@@ -39,6 +55,7 @@ impl DaemonHandler {
         shared: Arc<Shared>,
         judge_rx: watch::Receiver<Arc<Judge>>,
         events: Box<dyn Write + Send>,
+        scope: Vec<ipnet::IpNet>,
     ) -> DaemonHandler {
         let judge = judge_rx.borrow().clone();
         DaemonHandler {
@@ -50,6 +67,7 @@ impl DaemonHandler {
             series: HashSet::new(),
             last_kernel: KernelCounters::default(),
             last_evictions: 0,
+            scope,
         }
     }
 }
@@ -70,6 +88,10 @@ impl Handler for DaemonHandler {
         let m = &self.shared.metrics;
         m.records.inc();
         m.lag.observe(lag.as_secs_f64());
+        if !in_scope(&self.scope, &rec) {
+            m.out_of_scope.inc_by(rec.count);
+            return Ok(());
+        }
         let view = FlowView::of(&rec);
         if self.twins.is_twin(&view) {
             return Ok(());

@@ -59,7 +59,11 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let store = match &cfg.store {
-        Some(p) => Some(Arc::new(Mutex::new(Store::open(p)?))),
+        Some(p) => {
+            let mut st = Store::open(p)?;
+            st.set_allowlist(&allowlist::file::to_json(&judge.allowlist))?;
+            Some(Arc::new(Mutex::new(st)))
+        }
         None => {
             tracing::warn!("no --store: observations are not kept");
             None
@@ -124,10 +128,12 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.clone(),
         judge_tx,
         shared.clone(),
+        store.clone(),
         stop_rx.clone(),
     ));
 
-    let mut handler = handler::DaemonHandler::new(shared.clone(), judge_rx, events);
+    let mut handler =
+        handler::DaemonHandler::new(shared.clone(), judge_rx, events, cfg.scope.clone());
     let summary = stream::run(&mut probes, &mut handler, crate::shutdown_signal(None)).await;
     shared
         .ready

@@ -196,6 +196,7 @@ pub async fn reload_loop(
     cfg: RunConfig,
     tx: watch::Sender<Arc<Judge>>,
     shared: Arc<Shared>,
+    store: Option<Arc<Mutex<Store>>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -241,6 +242,17 @@ pub async fn reload_loop(
                     connections: judge.allowlist.connections.len(),
                 }
                 .emit(&shared.metrics);
+                // The store records which policy its observations were judged against.
+                if let Some(st) = &store {
+                    let json = allowlist::file::to_json(&judge.allowlist);
+                    if let Err(e) = st
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .set_allowlist(&json)
+                    {
+                        StoreCommitFailed { error: &e }.emit(&shared.metrics);
+                    }
+                }
                 let _ = tx.send(Arc::new(judge));
             }
             Ok(Err(e)) => PolicyReloadFailed { error: &e }.emit(&shared.metrics),

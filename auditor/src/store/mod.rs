@@ -243,6 +243,25 @@ impl Store {
         Ok(())
     }
 
+    /// Records the allowlist the observations were judged against (its JSON form), so a
+    /// report from this store needs nothing else.
+    pub fn set_allowlist(&mut self, json: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('allowlist', ?1)",
+            params![json],
+        )?;
+        Ok(())
+    }
+
+    pub fn allowlist(&self) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'allowlist'", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
     /// Deletes what was last seen before `cutoff_ms` (retention). Returns rows deleted.
     pub fn prune(&mut self, cutoff_ms: i64) -> anyhow::Result<usize> {
         let tx = self.conn.transaction()?;

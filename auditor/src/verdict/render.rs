@@ -18,7 +18,8 @@ pub fn documented(judge: &Judge, j: &Judgement<'_>) -> Value {
     let Some(lookup) = &j.lookup else {
         return Value::Null;
     };
-    if j.verdict == Verdict::Allowed {
+    // Nothing documented between the two (or it was allowed): nothing to cite.
+    if j.verdict == Verdict::Allowed || lookup.rules().next().is_none() {
         return Value::Null;
     }
     let mut ports: Vec<String> = Vec::new();

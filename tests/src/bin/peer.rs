@@ -4,6 +4,7 @@
 //!   auditor-peer listen tcp|udp ADDR PORT N   serve N connections/datagrams, then exit
 //!   auditor-peer connect ADDR PORT [refused]  one TCP connect (refused: expect ECONNREFUSED)
 //!   auditor-peer connect-many ADDR PORT N     N TCP connects, one after another
+//!   auditor-peer serve SECS tcp:ADDR:PORT udp:ADDR:PORT …   serve them all for SECS seconds
 //!   auditor-peer send ADDR PORT connected|unconnected   one UDP datagram
 //!   auditor-peer storm tcp|udp ADDR PORTS N SECS    N connects/datagrams spread over ports
 
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         ["listen", proto, addr, port, n] => listen(proto, sock(addr, port), n.parse().unwrap_or(1)),
         ["connect", addr, port] => connect(sock(addr, port), false),
         ["connect", addr, port, "refused"] => connect(sock(addr, port), true),
+        ["serve", secs, endpoints @ ..] => serve(secs.parse().unwrap_or(60), endpoints),
         ["connect-many", addr, port, n] => {
             (0..n.parse::<u32>().unwrap_or(1)).try_for_each(|_| connect(sock(addr, port), false))
         }
@@ -100,6 +102,52 @@ fn listen(proto: &str, at: SocketAddr, n: usize) -> Res {
         }
         other => Err(format!("unknown protocol {other}")),
     }
+}
+
+/// Accepts (TCP) and receives (UDP) on every endpoint until the deadline: the demo's
+/// documented services.
+fn serve(secs: u64, endpoints: &[&str]) -> Res {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut threads = Vec::new();
+    for ep in endpoints {
+        let (proto, rest) = ep
+            .split_once(':')
+            .ok_or_else(|| format!("{ep}: give tcp:ADDR:PORT or udp:ADDR:PORT"))?;
+        let at: SocketAddr = rest.parse().map_err(|e| format!("{ep}: {e}"))?;
+        match proto {
+            "tcp" => {
+                let l = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                threads.push(std::thread::spawn(move || {
+                    while Instant::now() < deadline {
+                        match l.accept() {
+                            Ok((mut s, _)) => {
+                                let _ = s.write_all(b"ok");
+                            }
+                            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                        }
+                    }
+                }));
+            }
+            "udp" => {
+                let s = UdpSocket::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+                s.set_read_timeout(Some(Duration::from_millis(100)))
+                    .map_err(|e| e.to_string())?;
+                threads.push(std::thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    while Instant::now() < deadline {
+                        let _ = s.recv_from(&mut buf);
+                    }
+                }));
+            }
+            other => return Err(format!("{ep}: unknown protocol {other}")),
+        }
+    }
+    ready();
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
 }
 
 fn connect(to: SocketAddr, expect_refused: bool) -> Res {

@@ -1,0 +1,170 @@
+//! The report as one self-contained HTML file: inline CSS and SVG, no script, nothing
+//! fetched. It opens offline and prints.
+
+use std::fmt::Write;
+
+use super::{Report, diagram, diagram::esc};
+
+const CSS: &str = "
+body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#212121;max-width:1320px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.headline{font-size:16px;margin:10px 0 16px;padding:12px 14px;border-radius:6px}
+.violations{background:#ffebee;border-left:5px solid #c62828}.clean{background:#e8f5e9;border-left:5px solid #2e7d32}
+.incomplete{background:#fff8e1;border-left:5px solid #f9a825}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e0e0e0;border-radius:6px;padding:8px 12px;min-width:150px}
+.card b{display:block;font-size:20px}.card span{color:#616161;font-size:12px}
+table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid #e0e0e0;padding:4px 6px;text-align:left;vertical-align:top}
+th{background:#f5f5f5}tr.never td{background:#fafafa;color:#757575}tr.bad td{background:#fff5f5}
+.muted{color:#757575;font-size:12px}svg.diagram{max-width:100%;height:auto;border:1px solid #eee;border-radius:6px}
+";
+
+pub fn render(r: &Report) -> String {
+    let title = r
+        .document
+        .title
+        .as_deref()
+        .unwrap_or("Documented architecture");
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Traffic audit: {}</title><style>{CSS}</style></head><body>\n",
+        esc(title)
+    );
+    let _ = writeln!(o, "<h1>Traffic audit: {}</h1>", esc(title));
+    let _ = writeln!(
+        o,
+        "<div class=\"muted\">Nodes: {} · period {} – {} · generated {} · source {}</div>",
+        esc(&r.nodes.join(", ")),
+        esc(r.period.since.as_deref().unwrap_or("start")),
+        esc(r.period.until.as_deref().unwrap_or("now")),
+        esc(&r.generated_at),
+        esc(r.document.source.as_deref().unwrap_or("-"))
+    );
+    let _ = writeln!(
+        o,
+        "<div class=\"headline {}\" id=\"headline\">{}</div>",
+        esc(&r.summary.status),
+        esc(&r.summary.headline)
+    );
+    let s = &r.summary;
+    let _ = writeln!(o, "<div class=\"cards\">");
+    for (value, label) in [
+        (
+            format!("{} / {}", s.documented_observed, s.documented_connections),
+            "documented connections observed",
+        ),
+        (s.violation_edges.to_string(), "violation edges"),
+        (s.violating_connections.to_string(), "violating connections"),
+        (s.allowed_connections.to_string(), "allowed connections"),
+        (format!("{:.0} s", s.watched_seconds), "watched"),
+        (
+            format!("{:.0} s", s.incomplete_seconds),
+            "not fully audited",
+        ),
+    ] {
+        let _ = writeln!(
+            o,
+            "<div class=\"card\"><b>{}</b><span>{label}</span></div>",
+            esc(&value)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "</div>\n<h2>Services and connections</h2>\n{}",
+        diagram::render(r)
+    );
+
+    let _ = writeln!(o, "<h2>Violations</h2>");
+    if r.violations.is_empty() {
+        let _ = writeln!(o, "<p>None.</p>");
+    } else {
+        let _ = writeln!(
+            o,
+            "<table id=\"violations\"><tr><th>Verdict</th><th>Source</th><th>Destination</th><th>Port</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Example</th><th>Closest documented rows</th></tr>"
+        );
+        for v in &r.violations {
+            let rows = if v.closest_rows.is_empty() {
+                "–".into()
+            } else {
+                v.closest_rows
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let doc = v
+                .documented
+                .as_deref()
+                .map(|d| format!(" (documented {d})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&v.verdict),
+                esc(&v.source),
+                esc(&v.destination),
+                v.destination_addr
+                    .as_deref()
+                    .filter(|a| *a != v.destination)
+                    .map(|a| format!(" <span class=\"muted\">{}</span>", esc(a)))
+                    .unwrap_or_default(),
+                esc(&v.transport),
+                v.port,
+                v.count,
+                esc(&v.first_seen),
+                esc(&v.last_seen),
+                esc(&v.nodes.join(", ")),
+                esc(&v.example),
+                esc(&format!("{rows}{doc}"))
+            );
+        }
+        let _ = writeln!(o, "</table>");
+    }
+
+    let _ = writeln!(
+        o,
+        "<h2>Documented connections</h2>\n<table id=\"rows\"><tr><th>#</th><th>Source</th><th>Destination</th><th>Protocol</th><th>Port</th><th>Observed</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Examples</th></tr>"
+    );
+    for x in &r.rows {
+        let _ = writeln!(
+            o,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if x.observed { "seen" } else { "never" },
+            x.number.map_or_else(|| "–".into(), |n| n.to_string()),
+            esc(&x.source),
+            esc(&x.destination),
+            esc(&x.protocol),
+            esc(&x.ports),
+            if x.observed { "yes" } else { "never" },
+            x.count,
+            esc(x.first_seen.as_deref().unwrap_or("–")),
+            esc(x.last_seen.as_deref().unwrap_or("–")),
+            esc(&x.nodes.join(", ")),
+            esc(&x.examples.join("; "))
+        );
+    }
+    let _ = writeln!(
+        o,
+        "</table>\n<h2>Coverage</h2>\n<table id=\"coverage\"><tr><th>Node</th><th>From</th><th>To</th><th>Fully audited</th><th>Ring buffer full</th><th>LRU evictions</th><th>Insert failures</th></tr>"
+    );
+    for i in &r.coverage.intervals {
+        let _ = writeln!(
+            o,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if i.fully_audited { "seen" } else { "bad" },
+            esc(&i.node),
+            esc(&i.start),
+            esc(&i.end),
+            if i.fully_audited { "yes" } else { "no" },
+            i.ringbuf_full,
+            i.lru_evictions,
+            i.flow_insert_failed
+        );
+    }
+    let _ = writeln!(
+        o,
+        "</table>\n<p class=\"muted\">auditor · {}</p>\n</body></html>",
+        esc(&r.schema)
+    );
+    o
+}

@@ -1,0 +1,141 @@
+//! The report as Markdown: for review in a merge request or a ticket.
+
+use std::fmt::Write;
+
+use super::Report;
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let title = r
+        .document
+        .title
+        .as_deref()
+        .unwrap_or("Documented architecture");
+    let _ = writeln!(o, "# Traffic audit: {}\n", cell(title));
+    let _ = writeln!(o, "**{}**\n", r.summary.headline);
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let _ = writeln!(o, "| Status | {} |", r.summary.status);
+    let _ = writeln!(o, "| Nodes | {} |", r.nodes.join(", "));
+    let _ = writeln!(
+        o,
+        "| Period | {} – {} |",
+        r.period.since.as_deref().unwrap_or("start"),
+        r.period.until.as_deref().unwrap_or("now")
+    );
+    let _ = writeln!(
+        o,
+        "| Watched | {:.0} s ({:.0} s not fully audited) |",
+        r.summary.watched_seconds, r.summary.incomplete_seconds
+    );
+    let _ = writeln!(
+        o,
+        "| Documented connections observed | {} of {} |",
+        r.summary.documented_observed, r.summary.documented_connections
+    );
+    let _ = writeln!(
+        o,
+        "| Violation edges | {} ({} connections) |",
+        r.summary.violation_edges, r.summary.violating_connections
+    );
+    let _ = writeln!(
+        o,
+        "| Source | {} |\n",
+        r.document.source.as_deref().unwrap_or("-")
+    );
+
+    let _ = writeln!(o, "## Violations\n");
+    if r.violations.is_empty() {
+        let _ = writeln!(o, "None.\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "| Verdict | Source | Destination | Port | Connections | First seen | Last seen | Nodes | Example | Closest documented rows |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
+        for v in &r.violations {
+            let rows = if v.closest_rows.is_empty() {
+                "-".to_string()
+            } else {
+                v.closest_rows
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let doc = v
+                .documented
+                .as_deref()
+                .map(|d| format!(" (documented {d})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {}{} |",
+                v.verdict,
+                cell(&v.source),
+                cell(&v.destination),
+                v.transport,
+                v.port,
+                v.count,
+                v.first_seen,
+                v.last_seen,
+                v.nodes.join(", "),
+                cell(&v.example),
+                rows,
+                doc
+            );
+        }
+        let _ = writeln!(o);
+    }
+
+    let _ = writeln!(o, "## Documented connections\n");
+    let _ = writeln!(
+        o,
+        "| # | Source | Destination | Protocol | Port | Observed | Connections | First seen | Last seen | Nodes | Examples |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for x in &r.rows {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            x.number.map_or_else(|| "-".into(), |n| n.to_string()),
+            cell(&x.source),
+            cell(&x.destination),
+            cell(&x.protocol),
+            cell(&x.ports),
+            if x.observed { "yes" } else { "**never**" },
+            x.count,
+            x.first_seen.as_deref().unwrap_or("-"),
+            x.last_seen.as_deref().unwrap_or("-"),
+            x.nodes.join(", "),
+            cell(&x.examples.join("; ")),
+        );
+    }
+    let _ = writeln!(o, "\n## Coverage\n");
+    let _ = writeln!(
+        o,
+        "| Node | From | To | Fully audited | Ring buffer full | LRU evictions | Insert failures |\n|---|---|---|---|---|---|---|"
+    );
+    for i in &r.coverage.intervals {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            i.node,
+            i.start,
+            i.end,
+            if i.fully_audited { "yes" } else { "**no**" },
+            i.ringbuf_full,
+            i.lru_evictions,
+            i.flow_insert_failed
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n_Generated {} by auditor ({})._",
+        r.generated_at, r.schema
+    );
+    o
+}
