@@ -178,6 +178,10 @@ pub struct RunArgs {
     /// network; others are counted in auditor_out_of_scope_connections_total. Default: all.
     #[arg(long, value_delimiter = ',')]
     pub scope: Vec<ipnet::IpNet>,
+    /// Identify pods and Services from the Kubernetes API (in-cluster config, or
+    /// KUBECONFIG), matched to documented services by the inventory's `kubernetes:` entries.
+    #[arg(long)]
+    pub kubernetes: bool,
 }
 
 /// Validated `auditor run` settings.
@@ -199,6 +203,7 @@ pub struct RunConfig {
     pub report_interval: Duration,
     pub reload_poll: Duration,
     pub scope: Vec<ipnet::IpNet>,
+    pub kubernetes: bool,
 }
 
 impl TryFrom<RunArgs> for RunConfig {
@@ -258,6 +263,7 @@ impl TryFrom<RunArgs> for RunConfig {
             report_interval: a.report_interval,
             reload_poll: a.reload_poll,
             scope: a.scope,
+            kubernetes: a.kubernetes,
         })
     }
 }

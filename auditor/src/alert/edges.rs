@@ -17,6 +17,10 @@ pub struct Example {
     pub comm: String,
     pub cgroup: Option<String>,
     pub src_addr: Option<String>,
+    /// The source's pod in the cluster ("ns/pod (workload)"), with --kubernetes.
+    pub src_pod: Option<String>,
+    /// The destination's pod or Service in the cluster, with --kubernetes.
+    pub dst_k8s: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +162,8 @@ pub fn event(node: &str, key: &EdgeKey, e: &EdgeState, notice: Notice) -> Value 
             "comm": e.example.comm,
             "cgroup": e.example.cgroup,
             "src_addr": e.example.src_addr,
+            "src_pod": e.example.src_pod,
+            "dst_k8s": e.example.dst_k8s,
         },
     })
 }
@@ -188,6 +194,8 @@ mod tests {
                 comm: "x".into(),
                 cgroup: None,
                 src_addr: None,
+                src_pod: None,
+                dst_k8s: None,
             },
         }
     }

@@ -19,7 +19,7 @@ use crate::{
 /// Loads allowlist, overrides and inventory into a judge; prints load warnings.
 pub fn load_judge(p: &PolicyArgs) -> anyhow::Result<Judge> {
     let (judge, warnings) =
-        crate::verdict::load_judge(&p.allowlist, &p.inventory, p.overrides.as_deref())?;
+        crate::verdict::load_judge(&p.allowlist, &p.inventory, p.overrides.as_deref(), None)?;
     for w in warnings {
         eprintln!("warning: {w}");
     }

@@ -17,7 +17,10 @@ use crate::{
     internal_events::{InternalEvent, KernelLoss},
     metrics::{EdgeLabels, KernelLabels, VerdictLabels},
     store::{EdgeDelta, EdgeKey, RowDelta},
-    verdict::{FlowView, Judge, Twins, Verdict, render::documented},
+    verdict::{
+        FlowView, Judge, Twins, Verdict,
+        render::{documented, k8s_text},
+    },
 };
 
 /// Violation edges beyond this many do not get series of their own (cardinality).
@@ -131,6 +134,7 @@ impl Handler for DaemonHandler {
             transport,
             port: j.port,
         };
+        let src_pod = j.src.as_ref().and_then(|s| s.k8s.as_deref()).map(k8s_text);
         let doc = documented(&self.judge, &j);
         let doc = (!doc.is_null()).then_some(doc);
         {
@@ -152,6 +156,7 @@ impl Handler for DaemonHandler {
                     example_pid: Some(rec.tgid),
                     example_cgroup: rec.cgroup.clone(),
                     example_src_addr: rec.src_addr.map(|a| a.to_string()),
+                    example_pod: src_pod.clone(),
                 },
             );
             if j.verdict == Verdict::Allowed {
@@ -204,6 +209,8 @@ impl Handler for DaemonHandler {
                 comm: rec.comm.clone(),
                 cgroup: rec.cgroup.clone(),
                 src_addr: rec.src_addr.map(|a| a.to_string()),
+                src_pod: src_pod.clone(),
+                dst_k8s: j.dst.as_ref().and_then(|d| d.k8s.as_deref()).map(k8s_text),
             },
         };
         if let Some(notice) = edges.observe(&key, sighting) {

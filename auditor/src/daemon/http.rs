@@ -19,7 +19,8 @@ async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) {
+    let kube_synced = s.kube.as_ref().is_none_or(|k| k.synced());
+    if s.ready.load(Ordering::Relaxed) && kube_synced {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

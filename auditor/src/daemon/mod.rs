@@ -43,6 +43,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     pub alert_kick: Notify,
     pub session_start_ms: i64,
+    /// With --kubernetes: ready only once the cluster caches have synced.
+    pub kube: Option<Arc<crate::identity::kubernetes::KubeState>>,
 }
 
 pub fn run(cfg: RunConfig) -> anyhow::Result<()> {
@@ -53,8 +55,23 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<()> {
 }
 
 async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
-    let (judge, warnings) = load_judge(&cfg.allowlist, &cfg.inventory, cfg.overrides.as_deref())
-        .context("loading the policy")?;
+    let kube = if cfg.kubernetes {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+        let state = Arc::new(crate::identity::kubernetes::KubeState::default());
+        crate::identity::kubernetes::start_watchers(client, state.clone());
+        Some(state)
+    } else {
+        None
+    };
+    let (judge, warnings) = load_judge(
+        &cfg.allowlist,
+        &cfg.inventory,
+        cfg.overrides.as_deref(),
+        kube.as_ref(),
+    )
+    .context("loading the policy")?;
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -88,6 +105,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         ready: AtomicBool::new(false),
         alert_kick: Notify::new(),
         session_start_ms: unix_ms(SystemTime::now()),
+        kube: kube.clone(),
     });
     PolicyReloaded {
         generation: 1,

@@ -227,8 +227,14 @@ pub async fn reload_loop(
         };
         tracing::info!(reason, "reloading the policy");
         let c = cfg.clone();
+        let kube = shared.kube.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            load_judge(&c.allowlist, &c.inventory, c.overrides.as_deref())
+            load_judge(
+                &c.allowlist,
+                &c.inventory,
+                c.overrides.as_deref(),
+                kube.as_ref(),
+            )
         })
         .await;
         match loaded {

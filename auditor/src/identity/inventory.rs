@@ -50,6 +50,9 @@ struct RawService {
     processes: Vec<String>,
     #[serde(default)]
     cgroups: Vec<String>,
+    /// Where the service runs in Kubernetes (used by `auditor run --kubernetes`).
+    #[serde(default)]
+    kubernetes: Option<super::kubernetes::KubeSelector>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +129,7 @@ pub struct Inventory {
     cgroups: globset::GlobSet,
     cgroup_owner: Vec<(u32, usize)>, // pattern index -> (id, specificity)
     upstreams: HashMap<u16, (u32, u16)>,
+    kube: Vec<(Arc<str>, super::kubernetes::KubeSelector)>,
 }
 
 fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
@@ -168,6 +172,7 @@ impl Inventory {
             cgroups: globset::GlobSet::empty(),
             cgroup_owner: Vec::new(),
             upstreams: HashMap::new(),
+            kube: Vec::new(),
         };
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut owners: HashMap<IpNet, u32> = HashMap::new();
@@ -194,6 +199,16 @@ impl Inventory {
         }
         for (name, s) in &raw.services {
             let id = ids[&allowlist::names::clean(name)];
+            if let Some(k) = &s.value.kubernetes {
+                if k.labels.is_empty() && k.service.is_none() {
+                    return Err(err(
+                        origin,
+                        s,
+                        format!("{name}: a kubernetes selector needs labels or a service"),
+                    ));
+                }
+                inv.kube.push((inv.names[id as usize].clone(), k.clone()));
+            }
             for p in &s.value.processes {
                 if let Some(prev) = inv.processes.insert(p.clone(), id)
                     && prev != id
@@ -319,6 +334,11 @@ impl Inventory {
         Ok(())
     }
 
+    /// The `kubernetes:` selectors, by documented service name.
+    pub fn kube_selectors(&self) -> Vec<(Arc<str>, super::kubernetes::KubeSelector)> {
+        self.kube.clone()
+    }
+
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -343,6 +363,7 @@ impl Inventory {
             service: self.names[id as usize].clone(),
             via,
             port: None,
+            k8s: None,
         }
     }
 }
@@ -398,6 +419,7 @@ impl IdentitySource for Inventory {
                     service: self.names[id as usize].clone(),
                     via: Via::MeshUpstream { port },
                     port: Some(service_port),
+                    k8s: None,
                 });
         }
         self.by_address(addr)

@@ -4,6 +4,7 @@
 
 pub mod cgroups;
 pub mod inventory;
+pub mod kubernetes;
 pub mod netns;
 
 use std::{net::IpAddr, sync::Arc};
@@ -25,6 +26,12 @@ pub enum Via {
     MeshUpstream {
         port: u16,
     },
+    /// A Kubernetes Service's ClusterIP.
+    KubeService,
+    /// A Kubernetes pod's IP.
+    KubePod,
+    /// An address in a Service's EndpointSlice.
+    KubeEndpoint,
 }
 
 impl std::fmt::Display for Via {
@@ -35,6 +42,9 @@ impl std::fmt::Display for Via {
             Via::Address { prefix_len } => write!(f, "address/{prefix_len}"),
             Via::Netns => f.write_str("netns"),
             Via::MeshUpstream { port } => write!(f, "mesh-upstream:{port}"),
+            Via::KubeService => f.write_str("k8s-service"),
+            Via::KubePod => f.write_str("k8s-pod"),
+            Via::KubeEndpoint => f.write_str("k8s-endpoint"),
         }
     }
 }
@@ -45,6 +55,8 @@ pub struct Resolved {
     pub via: Via,
     /// The service's port when it differs from the one connected to (mesh upstreams).
     pub port: Option<u16>,
+    /// Where in the cluster it is, when a Kubernetes source resolved it.
+    pub k8s: Option<Arc<kubernetes::K8sRef>>,
 }
 
 /// A process on this node: the connecting side of egress, the accepting side of ingress.

@@ -272,10 +272,11 @@ pub fn from_store(
                 "{} (pid {}){}",
                 e.example_comm.as_deref().unwrap_or("?"),
                 e.example_pid.unwrap_or(0),
-                e.example_cgroup
-                    .as_deref()
-                    .map(|c| format!(" in cgroup {c}"))
-                    .unwrap_or_default()
+                match (&e.example_pod, &e.example_cgroup) {
+                    (Some(pod), _) => format!(" in pod {pod}"),
+                    (None, Some(c)) => format!(" in cgroup {c}"),
+                    (None, None) => String::new(),
+                }
             ),
             closest_rows: e.rules.clone(),
             documented: e.documented.as_ref().map(|d| {

@@ -26,6 +26,8 @@ pub struct EdgeDelta {
     pub example_pid: Option<u32>,
     pub example_cgroup: Option<String>,
     pub example_src_addr: Option<String>,
+    /// The source pod ("ns/pod (workload)"), when the cluster identified it.
+    pub example_pod: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS edges (
     transport TEXT NOT NULL, port INTEGER NOT NULL,
     rules TEXT NOT NULL, documented TEXT, dst_addr TEXT,
     count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
-    example_comm TEXT, example_pid INTEGER, example_cgroup TEXT, example_src_addr TEXT,
+    example_comm TEXT, example_pid INTEGER, example_cgroup TEXT, example_src_addr TEXT, example_pod TEXT,
     PRIMARY KEY (node, verdict, src, dst, transport, port)
 );
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen_ms);
@@ -63,6 +63,7 @@ pub struct EdgeRow {
     pub example_pid: Option<u32>,
     pub example_cgroup: Option<String>,
     pub example_src_addr: Option<String>,
+    pub example_pod: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -150,8 +151,8 @@ impl Store {
         {
             let mut up = tx.prepare_cached(
                 "INSERT INTO edges (node, verdict, src, dst, transport, port, rules, documented, dst_addr, count,
-                                    first_seen_ms, last_seen_ms, example_comm, example_pid, example_cgroup, example_src_addr)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                                    first_seen_ms, last_seen_ms, example_comm, example_pid, example_cgroup, example_src_addr, example_pod)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT (node, verdict, src, dst, transport, port) DO UPDATE SET
                     count = count + excluded.count,
                     rules = excluded.rules, documented = excluded.documented,
@@ -161,7 +162,8 @@ impl Store {
                     example_comm = COALESCE(example_comm, excluded.example_comm),
                     example_pid = COALESCE(example_pid, excluded.example_pid),
                     example_cgroup = COALESCE(example_cgroup, excluded.example_cgroup),
-                    example_src_addr = COALESCE(example_src_addr, excluded.example_src_addr)",
+                    example_src_addr = COALESCE(example_src_addr, excluded.example_src_addr),
+                    example_pod = COALESCE(example_pod, excluded.example_pod)",
             )?;
             for (k, d) in &batch.edges {
                 let rules = d
@@ -186,7 +188,8 @@ impl Store {
                     d.example_comm,
                     d.example_pid,
                     d.example_cgroup,
-                    d.example_src_addr
+                    d.example_src_addr,
+                    d.example_pod
                 ])?;
             }
             let mut rows = tx.prepare_cached(
@@ -282,7 +285,7 @@ impl Store {
     pub fn edges(&self, since: Option<i64>, until: Option<i64>) -> anyhow::Result<Vec<EdgeRow>> {
         let mut q = self.conn.prepare(
             "SELECT node, verdict, src, dst, transport, port, rules, documented, dst_addr, count, first_seen_ms, last_seen_ms,
-                    example_comm, example_pid, example_cgroup, example_src_addr
+                    example_comm, example_pid, example_cgroup, example_src_addr, example_pod
              FROM edges WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2 ORDER BY verdict, src, dst, port",
         )?;
         let rows = q.query_map(
@@ -307,6 +310,7 @@ impl Store {
                     example_pid: r.get(13)?,
                     example_cgroup: r.get(14)?,
                     example_src_addr: r.get(15)?,
+                    example_pod: r.get(16)?,
                 })
             },
         )?;

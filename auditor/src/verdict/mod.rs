@@ -109,6 +109,7 @@ pub fn load_judge(
     allowlist_path: &std::path::Path,
     inventory_path: &std::path::Path,
     overrides_path: Option<&std::path::Path>,
+    kube: Option<&std::sync::Arc<crate::identity::kubernetes::KubeState>>,
 ) -> anyhow::Result<(Judge, Vec<String>)> {
     let list = allowlist::file::load(allowlist_path)?;
     let ovr = match overrides_path {
@@ -121,10 +122,17 @@ pub fn load_judge(
         .filter(|(name, _)| list.service(name).is_none() && !list.services.iter().any(|s| s.aliases.iter().any(|a| a == name)))
         .map(|(name, _)| format!("{}: {name:?} is not a service of the allowlist: its flows will be undocumented_egress", inventory.origin()))
         .collect();
-    Ok((
-        Judge::new(list, &ovr, Resolver::new(vec![Box::new(inventory)])),
-        warnings,
-    ))
+    // The cluster knows pods and Services first; the file adds what it alone knows
+    // (externals, mesh upstreams, hosts outside the cluster).
+    let mut sources: Vec<Box<dyn crate::identity::IdentitySource>> = Vec::new();
+    if let Some(state) = kube {
+        sources.push(Box::new(crate::identity::kubernetes::KubeIdentity::new(
+            state.clone(),
+            inventory.kube_selectors(),
+        )));
+    }
+    sources.push(Box::new(inventory));
+    Ok((Judge::new(list, &ovr, Resolver::new(sources)), warnings))
 }
 
 pub struct Judge {

@@ -6,11 +6,29 @@ use super::{Judge, Judgement, Verdict};
 use crate::{capture::FlowRecord, identity::Resolved};
 
 fn side(r: Option<&Resolved>, addr: Option<std::net::IpAddr>) -> Value {
-    json!({
+    let mut v = json!({
         "service": r.map(|r| r.service.as_ref()),
         "addr": addr,
         "via": r.map(|r| r.via.to_string()),
-    })
+    });
+    if let Some(k) = r.and_then(|r| r.k8s.as_deref()) {
+        v["k8s"] = k8s_json(k);
+    }
+    v
+}
+
+/// Namespace, pod, Service and workload of an endpoint the cluster identified.
+pub fn k8s_json(k: &crate::identity::kubernetes::K8sRef) -> Value {
+    json!({ "namespace": k.namespace, "pod": k.pod, "service": k.service, "workload": k.workload })
+}
+
+/// "voice/voice-config-7d9f (Deployment/voice-config)", for examples in events and the store.
+pub fn k8s_text(k: &crate::identity::kubernetes::K8sRef) -> String {
+    let name = k.pod.as_deref().or(k.service.as_deref()).unwrap_or("?");
+    match &k.workload {
+        Some(w) => format!("{}/{name} ({w})", k.namespace),
+        None => format!("{}/{name}", k.namespace),
+    }
 }
 
 /// Port sets of the rules a verdict refers to, as documented ("6379*", "9092").

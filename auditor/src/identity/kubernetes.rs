@@ -1,0 +1,529 @@
+//! Identity from the Kubernetes API: the connecting container's pod (by its cgroup, which
+//! names the pod UID, also for hostNetwork pods) and the destination's Service (by
+//! ClusterIP or an EndpointSlice address) or pod (by pod IP). Documented services are
+//! matched by the inventory's `kubernetes:` selectors (namespace + labels, or a Service).
+//!
+//! Three watchers (Pods, Services, EndpointSlices) run through kube-rs reflectors; their
+//! events keep indexes here. A relist (after 410 Gone) replaces a kind's index at
+//! once. A pod IP belongs to the newest live pod that has it: a deleted or finished pod
+//! gives its IP up, so a reused IP is never attributed to the pod that had it before.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::{
+    core::v1::{Pod, Service},
+    discovery::v1::EndpointSlice,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{WatchStreamExt, reflector, watcher},
+};
+
+use super::{IdentitySource, LocalEndpoint, Resolved, Via};
+
+/// How the inventory names a documented service in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeSelector {
+    pub namespace: String,
+    /// Pod labels (all must match). Also matches a Service whose selector includes them.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// A Service by name; its pods and ClusterIP are this documented service.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// Where in the cluster an endpoint is (carried into verdicts, events and the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct K8sRef {
+    pub namespace: String,
+    pub pod: Option<String>,
+    pub service: Option<String>,
+    pub workload: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct PodInfo {
+    uid: String,
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    workload: Option<String>,
+    ips: Vec<IpAddr>,
+    created: String,
+    live: bool,
+}
+
+#[derive(Debug, Clone)]
+struct SvcInfo {
+    namespace: String,
+    name: String,
+    selector: BTreeMap<String, String>,
+    cluster_ips: Vec<IpAddr>,
+}
+
+#[derive(Default)]
+struct Indexes {
+    pods: HashMap<String, Arc<PodInfo>>,
+    pod_by_ip: HashMap<IpAddr, String>,
+    services: HashMap<(String, String), Arc<SvcInfo>>,
+    svc_by_ip: HashMap<IpAddr, (String, String)>,
+    /// EndpointSlice name -> (service key, its addresses): to drop them when it changes.
+    slices: HashMap<(String, String), ((String, String), Vec<IpAddr>)>,
+    svc_by_endpoint: HashMap<IpAddr, (String, String)>,
+}
+
+/// The cluster state the watchers keep. Shared by every `KubeIdentity` (one per policy
+/// generation), so a reload does not restart the watchers.
+#[derive(Default)]
+pub struct KubeState {
+    idx: RwLock<Indexes>,
+    synced: [AtomicBool; 3],
+}
+
+impl KubeState {
+    /// True once pods, services and endpoint slices have all been listed.
+    pub fn synced(&self) -> bool {
+        self.synced.iter().all(|s| s.load(Ordering::Relaxed))
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Indexes> {
+        self.idx.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Indexes> {
+        self.idx.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn apply_pod(&self, pod: &Pod) {
+        let info = Arc::new(pod_info(pod));
+        let mut idx = self.write();
+        unindex_pod(&mut idx, &info.uid);
+        if info.live {
+            for ip in &info.ips {
+                // Two live pods with one IP (events out of order): the newer one has it.
+                let keep_other = idx
+                    .pod_by_ip
+                    .get(ip)
+                    .and_then(|u| idx.pods.get(u))
+                    .is_some_and(|other| other.created > info.created);
+                if !keep_other {
+                    idx.pod_by_ip.insert(*ip, info.uid.clone());
+                }
+            }
+        }
+        idx.pods.insert(info.uid.clone(), info);
+    }
+
+    fn delete_pod(&self, pod: &Pod) {
+        let uid = pod.uid().unwrap_or_default();
+        let mut idx = self.write();
+        unindex_pod(&mut idx, &uid);
+        idx.pods.remove(&uid);
+    }
+
+    fn apply_service(&self, svc: &Service) {
+        let info = Arc::new(svc_info(svc));
+        let key = (info.namespace.clone(), info.name.clone());
+        let mut idx = self.write();
+        idx.svc_by_ip.retain(|_, k| *k != key);
+        for ip in &info.cluster_ips {
+            idx.svc_by_ip.insert(*ip, key.clone());
+        }
+        idx.services.insert(key, info);
+    }
+
+    fn delete_service(&self, svc: &Service) {
+        let key = (svc.namespace().unwrap_or_default(), svc.name_any());
+        let mut idx = self.write();
+        idx.svc_by_ip.retain(|_, k| *k != key);
+        idx.services.remove(&key);
+    }
+
+    fn apply_slice(&self, s: &EndpointSlice) {
+        let ns = s.namespace().unwrap_or_default();
+        let Some(svc) = s.labels().get("kubernetes.io/service-name").cloned() else {
+            return;
+        };
+        let ips: Vec<IpAddr> = s
+            .endpoints
+            .iter()
+            .flat_map(|e| e.addresses.iter())
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let mut idx = self.write();
+        remove_slice(&mut idx, &(ns.clone(), s.name_any()));
+        for ip in &ips {
+            idx.svc_by_endpoint.insert(*ip, (ns.clone(), svc.clone()));
+        }
+        idx.slices
+            .insert((ns.clone(), s.name_any()), ((ns, svc), ips));
+    }
+
+    fn delete_slice(&self, s: &EndpointSlice) {
+        let mut idx = self.write();
+        remove_slice(&mut idx, &(s.namespace().unwrap_or_default(), s.name_any()));
+    }
+}
+
+fn unindex_pod(idx: &mut Indexes, uid: &str) {
+    idx.pod_by_ip.retain(|_, u| u != uid);
+}
+
+fn remove_slice(idx: &mut Indexes, key: &(String, String)) {
+    if let Some((svc, ips)) = idx.slices.remove(key) {
+        for ip in ips {
+            if idx.svc_by_endpoint.get(&ip) == Some(&svc) {
+                idx.svc_by_endpoint.remove(&ip);
+            }
+        }
+    }
+}
+
+fn pod_info(pod: &Pod) -> PodInfo {
+    let status = pod.status.as_ref();
+    let spec = pod.spec.as_ref();
+    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
+    let mut ips: Vec<IpAddr> = status
+        .and_then(|s| s.pod_ips.as_ref())
+        .map(|v| v.iter().filter_map(|p| p.ip.parse().ok()).collect())
+        .unwrap_or_default();
+    if let Some(ip) = status
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|i| i.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    PodInfo {
+        uid: pod.uid().unwrap_or_default(),
+        namespace: pod.namespace().unwrap_or_default(),
+        name: pod.name_any(),
+        labels: pod.labels().clone(),
+        workload: workload(pod),
+        // A hostNetwork pod's IP is the node's, shared by many: never an identity.
+        ips: if host_network { Vec::new() } else { ips },
+        created: pod
+            .creation_timestamp()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        live: !matches!(phase, "Succeeded" | "Failed"),
+    }
+}
+
+/// "Deployment/name" from the owner chain as far as the pod shows it.
+fn workload(pod: &Pod) -> Option<String> {
+    let owner = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))?;
+    if owner.kind == "ReplicaSet"
+        && let Some(hash) = pod.labels().get("pod-template-hash")
+        && let Some(deploy) = owner.name.strip_suffix(&format!("-{hash}"))
+    {
+        return Some(format!("Deployment/{deploy}"));
+    }
+    Some(format!("{}/{}", owner.kind, owner.name))
+}
+
+fn svc_info(svc: &Service) -> SvcInfo {
+    let spec = svc.spec.as_ref();
+    let mut ips: Vec<IpAddr> = spec
+        .and_then(|s| s.cluster_ips.as_ref())
+        .map(|v| v.iter().filter_map(|i| i.parse().ok()).collect())
+        .unwrap_or_default();
+    if let Some(ip) = spec
+        .and_then(|s| s.cluster_ip.as_deref())
+        .and_then(|i| i.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    SvcInfo {
+        namespace: svc.namespace().unwrap_or_default(),
+        name: svc.name_any(),
+        selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
+        cluster_ips: ips,
+    }
+}
+
+/// The pod UID in a kubelet cgroup path, for both drivers:
+/// cgroupfs `/kubepods/burstable/pod1b2c…-…/<container>` and systemd
+/// `/kubepods.slice/…/kubepods-burstable-pod1b2c…_…slice/cri-containerd-<id>.scope`.
+pub fn pod_uid_from_cgroup(path: &str) -> Option<String> {
+    path.split('/').find_map(|seg| {
+        let seg = seg.strip_suffix(".slice").unwrap_or(seg);
+        let at = seg.rfind("pod")?;
+        let uid = &seg[at + 3..];
+        let normal = uid.replace('_', "-").to_ascii_lowercase();
+        let ok = normal.len() == 36
+            && normal.char_indices().all(|(i, c)| {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
+        ok.then_some(normal)
+    })
+}
+
+fn subset(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> bool {
+    !want.is_empty() && want.iter().all(|(k, v)| have.get(k) == Some(v))
+}
+
+/// A view of the cluster state with one policy generation's selectors.
+pub struct KubeIdentity {
+    state: Arc<KubeState>,
+    selectors: Vec<(Arc<str>, KubeSelector)>,
+}
+
+impl KubeIdentity {
+    pub fn new(state: Arc<KubeState>, selectors: Vec<(Arc<str>, KubeSelector)>) -> KubeIdentity {
+        KubeIdentity { state, selectors }
+    }
+
+    fn documented_pod(&self, idx: &Indexes, pod: &PodInfo) -> Option<Arc<str>> {
+        self.selectors
+            .iter()
+            .find(|(_, s)| {
+                s.namespace == pod.namespace
+                    && (subset(&s.labels, &pod.labels)
+                        || s.service
+                            .as_ref()
+                            .and_then(|n| idx.services.get(&(s.namespace.clone(), n.clone())))
+                            .is_some_and(|svc| subset(&svc.selector, &pod.labels)))
+            })
+            .map(|(n, _)| n.clone())
+    }
+
+    fn documented_service(&self, svc: &SvcInfo) -> Option<Arc<str>> {
+        self.selectors
+            .iter()
+            .find(|(_, s)| {
+                s.namespace == svc.namespace
+                    && (s.service.as_deref() == Some(&svc.name) || subset(&s.labels, &svc.selector))
+            })
+            .map(|(n, _)| n.clone())
+    }
+
+    fn pod_resolved(&self, idx: &Indexes, pod: &PodInfo, via: Via) -> Option<Resolved> {
+        let service = self.documented_pod(idx, pod)?;
+        Some(Resolved {
+            service,
+            via,
+            port: None,
+            k8s: Some(Arc::new(K8sRef {
+                namespace: pod.namespace.clone(),
+                pod: Some(pod.name.clone()),
+                service: None,
+                workload: pod.workload.clone(),
+            })),
+        })
+    }
+
+    fn by_ip(&self, idx: &Indexes, addr: IpAddr) -> Option<Resolved> {
+        let addr = addr.to_canonical();
+        if let Some(key) = idx.svc_by_ip.get(&addr)
+            && let Some(svc) = idx.services.get(key)
+        {
+            let service = self.documented_service(svc)?;
+            return Some(Resolved {
+                service,
+                via: Via::KubeService,
+                port: None,
+                k8s: Some(Arc::new(K8sRef {
+                    namespace: svc.namespace.clone(),
+                    pod: None,
+                    service: Some(svc.name.clone()),
+                    workload: None,
+                })),
+            });
+        }
+        if let Some(pod) = idx.pod_by_ip.get(&addr).and_then(|u| idx.pods.get(u)) {
+            return self.pod_resolved(idx, pod, Via::KubePod);
+        }
+        let key = idx.svc_by_endpoint.get(&addr)?;
+        let svc = idx.services.get(key)?;
+        let service = self.documented_service(svc)?;
+        Some(Resolved {
+            service,
+            via: Via::KubeEndpoint,
+            port: None,
+            k8s: Some(Arc::new(K8sRef {
+                namespace: svc.namespace.clone(),
+                pod: None,
+                service: Some(svc.name.clone()),
+                workload: None,
+            })),
+        })
+    }
+}
+
+impl IdentitySource for KubeIdentity {
+    fn name(&self) -> &str {
+        "kubernetes"
+    }
+
+    fn local(&self, ep: &LocalEndpoint<'_>) -> Option<Resolved> {
+        let idx = self.state.read();
+        if let Some(pod) = ep
+            .cgroup
+            .and_then(pod_uid_from_cgroup)
+            .and_then(|uid| idx.pods.get(&uid))
+        {
+            return self.pod_resolved(&idx, pod, Via::Cgroup);
+        }
+        let addrs = ep.addr.into_iter().chain(ep.netns_addrs.iter().copied());
+        for a in addrs.filter(|a| !a.to_canonical().is_loopback() && !a.is_unspecified()) {
+            if let Some(pod) = idx
+                .pod_by_ip
+                .get(&a.to_canonical())
+                .and_then(|u| idx.pods.get(u))
+            {
+                return self.pod_resolved(&idx, pod, Via::KubePod);
+            }
+        }
+        None
+    }
+
+    fn remote(&self, addr: IpAddr, _port: u16) -> Option<Resolved> {
+        if addr.to_canonical().is_loopback() {
+            return None;
+        }
+        self.by_ip(&self.state.read(), addr)
+    }
+}
+
+/// Starts the three watchers on the current runtime; they run until the process ends,
+/// retrying with backoff when the API server is away.
+pub fn start_watchers(client: Client, state: Arc<KubeState>) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let services: Api<Service> = Api::all(client.clone());
+    let slices: Api<EndpointSlice> = Api::all(client);
+    spawn_watch(
+        pods,
+        state.clone(),
+        0,
+        KubeState::apply_pod,
+        KubeState::delete_pod,
+        "pods",
+    );
+    spawn_watch(
+        services,
+        state.clone(),
+        1,
+        KubeState::apply_service,
+        KubeState::delete_service,
+        "services",
+    );
+    spawn_watch(
+        slices,
+        state,
+        2,
+        KubeState::apply_slice,
+        KubeState::delete_slice,
+        "endpointslices",
+    );
+}
+
+fn spawn_watch<K>(
+    api: Api<K>,
+    state: Arc<KubeState>,
+    slot: usize,
+    apply: fn(&KubeState, &K),
+    delete: fn(&KubeState, &K),
+    what: &'static str,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    tokio::spawn(async move {
+        let (_reader, writer) = reflector::store::<K>();
+        let mut stream = reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .boxed();
+        // Objects seen during a (re)list: what is not in it is gone.
+        let mut relist: Option<Vec<K>> = None;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Apply(o)) => apply(&state, &o),
+                Ok(watcher::Event::Delete(o)) => delete(&state, &o),
+                Ok(watcher::Event::Init) => relist = Some(Vec::new()),
+                Ok(watcher::Event::InitApply(o)) => relist.get_or_insert_with(Vec::new).push(o),
+                Ok(watcher::Event::InitDone) => {
+                    let listed = relist.take().unwrap_or_default();
+                    replace_kind::<K>(&state, slot, &listed, apply);
+                    state.synced[slot].store(true, Ordering::Relaxed);
+                    tracing::info!(
+                        kind = what,
+                        objects = listed.len(),
+                        "kubernetes cache synced"
+                    );
+                }
+                Err(e) => tracing::warn!(kind = what, error = %e, "kubernetes watch; retrying"),
+            }
+        }
+    });
+}
+
+/// Replaces one kind's index with a fresh list (after a relist, e.g. on 410 Gone).
+fn replace_kind<K>(state: &KubeState, slot: usize, listed: &[K], apply: fn(&KubeState, &K)) {
+    {
+        let mut idx = state.write();
+        match slot {
+            0 => {
+                idx.pods.clear();
+                idx.pod_by_ip.clear();
+            }
+            1 => {
+                idx.services.clear();
+                idx.svc_by_ip.clear();
+            }
+            _ => {
+                idx.slices.clear();
+                idx.svc_by_endpoint.clear();
+            }
+        }
+    }
+    for o in listed {
+        apply(state, o);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_uids_from_both_cgroup_drivers() {
+        assert_eq!(
+            pod_uid_from_cgroup("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_4a7b_8c9d_0e1f2a3b4c5d.slice/cri-containerd-abc.scope").as_deref(),
+            Some("1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d")
+        );
+        assert_eq!(
+            pod_uid_from_cgroup(
+                "/kubepods/besteffort/pod1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d/0123abcd"
+            )
+            .as_deref(),
+            Some("1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d")
+        );
+        assert_eq!(pod_uid_from_cgroup("/system.slice/sshd.service"), None);
+        assert_eq!(pod_uid_from_cgroup("/kubepods/podnot-a-uid"), None);
+    }
+}
