@@ -1,0 +1,236 @@
+//! Identity from the Kubernetes API against a server speaking its wire format (list,
+//! watch with resourceVersion, bookmarks, 410 Gone and relist, ADDED/MODIFIED/DELETED):
+//! pods by cgroup and IP, Services by ClusterIP and EndpointSlice, and no
+//! misattribution when a pod's IP is reused. Needs no root.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use auditor::identity::{
+    IdentitySource, Inventory, LocalEndpoint, Via,
+    kubernetes::{KubeIdentity, KubeState, start_watchers},
+};
+use auditor_tests::fake_kube::{FakeKube, Kind, endpoint_slice, pod, service};
+
+const CONFIG_UID: &str = "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d";
+const TENANT_UID: &str = "2c3d4e5f-6071-4b8c-9dae-1f2a3b4c5d6e";
+const REDIS_UID: &str = "3d4e5f60-7182-4c9d-8ebf-2a3b4c5d6e7f";
+
+const INVENTORY: &str = "version: 1
+services:
+  Config Service:
+    kubernetes: {namespace: voice, labels: {app.kubernetes.io/name: voice-config}}
+  Tenant Service:
+    kubernetes: {namespace: voice, labels: {app.kubernetes.io/name: tenant}}
+  Redis:
+    kubernetes: {namespace: voice, service: redis}
+";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn cgroup_of(uid: &str) -> String {
+    format!(
+        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-0123abcd.scope",
+        uid.replace('-', "_")
+    )
+}
+
+fn service_of(id: &KubeIdentity, addr: &str) -> Option<String> {
+    id.remote(ip(addr), 9100).map(|r| r.service.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_identifies_pods_and_services_and_a_reused_ip_is_not_misattributed() {
+    let fake = FakeKube::start();
+    let created = |n: u32| format!("2026-11-26T00:{n:02}:00Z");
+    fake.apply(
+        Kind::Pod,
+        pod(
+            "voice",
+            "voice-config-7d9f8b6c5-abcde",
+            CONFIG_UID,
+            "voice-config",
+            "10.244.1.5",
+            "node-a",
+            &created(1),
+        ),
+    );
+    fake.apply(
+        Kind::Pod,
+        pod(
+            "voice",
+            "tenant-7d9f8b6c5-fghij",
+            TENANT_UID,
+            "tenant",
+            "10.244.1.6",
+            "node-a",
+            &created(1),
+        ),
+    );
+    fake.apply(
+        Kind::Service,
+        service("voice", "voice-config", "voice-config", "10.96.0.10", 9100),
+    );
+    fake.apply(
+        Kind::Service,
+        service("voice", "redis", "redis", "10.96.0.20", 6379),
+    );
+    fake.apply(
+        Kind::EndpointSlice,
+        endpoint_slice("voice", "voice-config", &["10.244.1.5"], 9100),
+    );
+
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let state = Arc::new(KubeState::default());
+    start_watchers(client, state.clone());
+    until("the caches to sync", || state.synced().then_some(())).await;
+
+    let inv = Inventory::parse(INVENTORY, "inventory.yaml").unwrap();
+    let id = KubeIdentity::new(state.clone(), inv.kube_selectors());
+
+    // A ClusterIP is the Service; a pod IP is the pod, with its workload.
+    let svc = id.remote(ip("10.96.0.10"), 9100).expect("ClusterIP");
+    assert_eq!(
+        (svc.service.as_ref(), svc.via),
+        ("Config Service", Via::KubeService)
+    );
+    assert_eq!(
+        svc.k8s.as_ref().unwrap().service.as_deref(),
+        Some("voice-config")
+    );
+    let p = id.remote(ip("10.244.1.5"), 9100).expect("pod IP");
+    assert_eq!(
+        (p.service.as_ref(), p.via),
+        ("Config Service", Via::KubePod)
+    );
+    let k = p.k8s.as_ref().unwrap();
+    assert_eq!(
+        (
+            k.namespace.as_str(),
+            k.pod.as_deref(),
+            k.workload.as_deref()
+        ),
+        (
+            "voice",
+            Some("voice-config-7d9f8b6c5-abcde"),
+            Some("Deployment/voice-config")
+        )
+    );
+    // The connecting container, by the pod UID in its cgroup path.
+    let cg = cgroup_of(TENANT_UID);
+    let src = id
+        .local(&LocalEndpoint {
+            cgroup: Some(&cg),
+            ..LocalEndpoint::default()
+        })
+        .expect("cgroup");
+    assert_eq!(
+        (src.service.as_ref(), src.via),
+        ("Tenant Service", Via::Cgroup)
+    );
+    // A Service named in the inventory: its ClusterIP and the pods it selects.
+    assert_eq!(service_of(&id, "10.96.0.20").as_deref(), Some("Redis"));
+    assert_eq!(
+        service_of(&id, "10.244.9.9"),
+        None,
+        "an unknown IP is nobody"
+    );
+
+    // The config pod is deleted and its IP reused by a Redis pod: the IP is Redis now.
+    fake.delete(Kind::Pod, "voice", "voice-config-7d9f8b6c5-abcde");
+    // As the endpoints controller does: the Service's slice loses the deleted pod.
+    fake.apply(
+        Kind::EndpointSlice,
+        endpoint_slice("voice", "voice-config", &[], 9100),
+    );
+    fake.apply(
+        Kind::Pod,
+        pod(
+            "voice",
+            "redis-7d9f8b6c5-klmno",
+            REDIS_UID,
+            "redis",
+            "10.244.1.5",
+            "node-a",
+            &created(5),
+        ),
+    );
+    until("the reused IP to be Redis's", || {
+        (service_of(&id, "10.244.1.5").as_deref() == Some("Redis")).then_some(())
+    })
+    .await;
+
+    // Out of order: the old pod's late update (still claiming the IP) must not take it back.
+    let mut late = pod(
+        "voice",
+        "voice-config-7d9f8b6c5-abcde",
+        CONFIG_UID,
+        "voice-config",
+        "10.244.1.5",
+        "node-a",
+        &created(1),
+    );
+    late["status"]["phase"] = "Running".into();
+    fake.apply(Kind::Pod, late);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        service_of(&id, "10.244.1.5").as_deref(),
+        Some("Redis"),
+        "an older pod took a reused IP back"
+    );
+    fake.delete(Kind::Pod, "voice", "voice-config-7d9f8b6c5-abcde");
+
+    // A finished pod gives its IP up.
+    let mut done = pod(
+        "voice",
+        "redis-7d9f8b6c5-klmno",
+        REDIS_UID,
+        "redis",
+        "10.244.1.5",
+        "node-a",
+        &created(5),
+    );
+    done["status"]["phase"] = "Succeeded".into();
+    fake.apply(Kind::Pod, done);
+    until("the finished pod's IP to be free", || {
+        service_of(&id, "10.244.1.5").is_none().then_some(())
+    })
+    .await;
+
+    // The tenant pod goes while the watches are cut and its event is compacted away:
+    // only the relist after 410 Gone can tell, and then the cgroup names nobody.
+    let relists = fake.relists();
+    fake.delete_unseen(Kind::Pod, "voice", "tenant-7d9f8b6c5-fghij");
+    until("a relist after 410 Gone", || {
+        (fake.relists() > relists).then_some(())
+    })
+    .await;
+    until("the vanished pod to be forgotten", || {
+        id.local(&LocalEndpoint {
+            cgroup: Some(&cg),
+            ..LocalEndpoint::default()
+        })
+        .is_none()
+        .then_some(())
+    })
+    .await;
+    assert!(fake.watches_served() >= 6, "watches were re-established");
+}
