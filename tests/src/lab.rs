@@ -123,6 +123,41 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// As `command`, with the process placed in the cgroup `dir` before it starts. It
+    /// joins before `ip netns exec`, which remounts /sys and hides the cgroup tree.
+    pub fn command_in_cgroup(
+        &self,
+        host: &str,
+        program: &std::path::Path,
+        args: &[&str],
+        dir: &std::path::Path,
+    ) -> Command {
+        use std::os::unix::{ffi::OsStrExt, process::CommandExt};
+        let procs = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+            .expect("a path without NUL");
+        let mut cmd = self.command(host, program, args);
+        // SAFETY: between fork and exec only async-signal-safe calls (open, write, close)
+        // on memory prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if n != 1 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            });
+        }
+        cmd
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         // Deleting a namespace deletes its veth end, and with it the peer.

@@ -200,9 +200,20 @@ impl Daemon {
 
     /// As `start`, with an explicit `auditor` binary.
     pub fn start_with(bin: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Daemon> {
+        Daemon::start_env(bin, args, log, &[])
+    }
+
+    /// As `start_with`, with extra environment (e.g. KUBECONFIG).
+    pub fn start_env(
+        bin: &Path,
+        args: &[String],
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Daemon> {
         let port = free_port();
         let file = std::fs::File::create(&log)?;
         let child = Command::new(bin)
+            .envs(env.iter().copied())
             .arg("run")
             .args(args)
             .arg("--listen")
