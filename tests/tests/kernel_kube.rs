@@ -81,7 +81,7 @@ fn serve(lab: &Lab, host: &str, args: &[&str]) -> Child {
     child
 }
 
-fn client_in_pod(lab: &Lab, host: &str, cgroup: &PathBuf, args: &[&str]) {
+fn client_in_pod(lab: &Lab, host: &str, cgroup: &std::path::Path, args: &[&str]) {
     let out = lab
         .command_in_cgroup(host, &peer(), args, cgroup)
         .output()

@@ -71,6 +71,9 @@ struct SvcInfo {
     cluster_ips: Vec<IpAddr>,
 }
 
+/// (namespace, name) of an object.
+type ObjKey = (String, String);
+
 #[derive(Default)]
 struct Indexes {
     pods: HashMap<String, Arc<PodInfo>>,
@@ -78,7 +81,7 @@ struct Indexes {
     services: HashMap<(String, String), Arc<SvcInfo>>,
     svc_by_ip: HashMap<IpAddr, (String, String)>,
     /// EndpointSlice name -> (service key, its addresses): to drop them when it changes.
-    slices: HashMap<(String, String), ((String, String), Vec<IpAddr>)>,
+    slices: HashMap<ObjKey, (ObjKey, Vec<IpAddr>)>,
     svc_by_endpoint: HashMap<IpAddr, (String, String)>,
 }
 
