@@ -182,6 +182,10 @@ pub struct RunArgs {
     /// KUBECONFIG), matched to documented services by the inventory's `kubernetes:` entries.
     #[arg(long)]
     pub kubernetes: bool,
+    /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo). In a
+    /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
+    #[arg(long)]
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Validated `auditor run` settings.
@@ -204,6 +208,7 @@ pub struct RunConfig {
     pub reload_poll: Duration,
     pub scope: Vec<ipnet::IpNet>,
     pub kubernetes: bool,
+    pub cgroup_root: Option<PathBuf>,
 }
 
 impl TryFrom<RunArgs> for RunConfig {
@@ -264,6 +269,7 @@ impl TryFrom<RunArgs> for RunConfig {
             reload_poll: a.reload_poll,
             scope: a.scope,
             kubernetes: a.kubernetes,
+            cgroup_root: a.cgroup_root,
         })
     }
 }
@@ -271,7 +277,7 @@ impl TryFrom<RunArgs> for RunConfig {
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// The daemon's store.
-    #[arg(long, required_unless_present_any = ["merge", "schema"], conflicts_with = "merge")]
+    #[arg(long, required_unless_present_any = ["merge", "schema", "collect"], conflicts_with = "merge")]
     pub store: Option<PathBuf>,
     /// Combine these per-node JSON reports into one cluster report.
     #[arg(long, num_args = 1.., conflicts_with_all = ["since", "until", "allowlist"])]
@@ -293,6 +299,11 @@ pub struct ReportArgs {
     /// Print the JSON Schema of the report and exit.
     #[arg(long)]
     pub schema: bool,
+    /// Fetch every node's report from `auditor run`'s /report and merge them, e.g.
+    /// http://auditor-nodes.auditor.svc:9977 (a name resolving to every daemon, as a
+    /// headless Service does). Repeatable.
+    #[arg(long, conflicts_with_all = ["store", "merge", "since", "until", "allowlist"])]
+    pub collect: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -339,6 +350,9 @@ pub struct CaptureArgs {
     /// Stop by itself after this long (e.g. 30s); runs until Ctrl-C when absent.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo).
+    #[arg(long)]
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Validated capture settings.
@@ -346,6 +360,7 @@ pub struct CaptureArgs {
 pub struct CaptureConfig {
     pub report_interval: Duration,
     pub duration: Option<Duration>,
+    pub cgroup_root: Option<PathBuf>,
 }
 
 impl TryFrom<CaptureArgs> for CaptureConfig {
@@ -363,6 +378,7 @@ impl TryFrom<CaptureArgs> for CaptureConfig {
         Ok(CaptureConfig {
             report_interval: args.report_interval,
             duration: args.duration,
+            cgroup_root: args.cgroup_root,
         })
     }
 }

@@ -41,6 +41,7 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
         let mut probes = Probes::load_and_attach(&ProbeOptions {
             self_tgid: std::process::id(),
             report_interval: cfg.report_interval,
+            cgroup_root: cfg.cgroup_root.clone(),
         })
         .context("starting the capture")?;
         eprintln!(

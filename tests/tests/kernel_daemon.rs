@@ -415,3 +415,66 @@ fn a_bad_reload_is_rejected_and_the_old_policy_keeps_running() {
     });
     daemon.stop().expect("clean stop");
 }
+
+#[test]
+fn the_cluster_report_collects_every_nodes_report_over_http() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("the_cluster_report_collects_every_nodes_report_over_http") {
+        return;
+    }
+    let s = Setup::new("collect");
+    // Two daemons stand for two nodes, each with its own store.
+    let node = |name: &str| {
+        let mut a = s.args(&[]);
+        let at = |flag: &str, a: &Vec<String>| a.iter().position(|x| x == flag).unwrap() + 1;
+        let (i, j) = (at("--node", &a), at("--store", &a));
+        a[i] = name.into();
+        a[j] = s.dir.join(format!("{name}.db")).display().to_string();
+        Daemon::start(&a, s.dir.join(format!("{name}.log"))).expect("daemon")
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    s.tenant_to_config();
+    for d in [&a, &b] {
+        wait_for("a stored connection", Duration::from_secs(30), || {
+            metric(
+                &d.metrics(),
+                "auditor_store_acknowledged_connections_total",
+                &[],
+            )
+            .filter(|v| *v >= 1.0)
+        });
+    }
+    let out = std::process::Command::new(workspace_bin("auditor"))
+        .args([
+            "report",
+            "--collect",
+            &a.url(),
+            "--collect",
+            &b.url(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["nodes"], serde_json::json!(["node-a", "node-b"]));
+    let row26 = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["number"] == 26)
+        .unwrap();
+    assert_eq!(
+        (&row26["observed"], &row26["count"]),
+        (&true.into(), &2.into()),
+        "one connection, seen by both nodes' probes"
+    );
+    assert_eq!(row26["nodes"], serde_json::json!(["node-a", "node-b"]));
+    a.stop().unwrap();
+    b.stop().unwrap();
+}

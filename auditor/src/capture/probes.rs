@@ -69,6 +69,9 @@ pub struct ProbeOptions {
     /// This process's tgid is excluded from auditing.
     pub self_tgid: u32,
     pub report_interval: std::time::Duration,
+    /// The cgroup v2 root to attach to; found in /proc/self/mountinfo when None. In a
+    /// container with its own cgroup namespace, give the host's (mounted by hostPath).
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Counters read from the kernel, summed over CPUs, in `Counter::ALL` order.
@@ -100,7 +103,10 @@ impl Probes {
             return Err(ProbeError::NotRoot);
         }
         let mounts = mounts::read_mountinfo().map_err(ProbeError::Mountinfo)?;
-        let cgroup_root = mounts::cgroup2_root(&mounts).ok_or(ProbeError::NoCgroup2)?;
+        let cgroup_root = match &opts.cgroup_root {
+            Some(p) => p.clone(),
+            None => mounts::cgroup2_root(&mounts).ok_or(ProbeError::NoCgroup2)?,
+        };
         mounts::ensure_tracefs(&mounts).map_err(ProbeError::Tracefs)?;
 
         let netns_offsets = match btf::netns_offsets(std::path::Path::new(btf::VMLINUX_BTF)) {

@@ -15,7 +15,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
         std::io::stdout().write_all(report::schema_json().as_bytes())?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    let r: Report = if !args.merge.is_empty() {
+    let r: Report = if !args.collect.is_empty() {
+        report::merge(collect(&args.collect)?)?
+    } else if !args.merge.is_empty() {
         let reports = args
             .merge
             .iter()
@@ -63,4 +65,47 @@ pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Every node's report: each URL's host is resolved to all its addresses (a headless
+/// Service's name resolves to every daemon pod) and each is asked for /report.
+fn collect(urls: &[String]) -> anyhow::Result<Vec<Report>> {
+    use std::net::ToSocketAddrs;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let mut reports = Vec::new();
+    for url in urls {
+        let rest = url
+            .strip_prefix("http://")
+            .with_context(|| format!("--collect {url}: give an http:// URL"))?;
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let addrs: Vec<std::net::SocketAddr> = authority
+            .to_socket_addrs()
+            .with_context(|| format!("resolving {authority}"))?
+            .collect();
+        anyhow::ensure!(!addrs.is_empty(), "{authority} resolves to no address");
+        for addr in addrs {
+            let target = format!("http://{addr}/report");
+            let text = rt.block_on(async {
+                let resp = http.get(&target).send().await?;
+                let status = resp.status();
+                let body = resp.text().await?;
+                anyhow::ensure!(
+                    status.is_success(),
+                    "{target}: HTTP {status}: {}",
+                    body.trim()
+                );
+                Ok(body)
+            })?;
+            let r: Report = serde_json::from_str(&text)
+                .with_context(|| format!("{target} did not send an auditor report"))?;
+            eprintln!("collected {} from {target}", r.nodes.join(", "));
+            reports.push(r);
+        }
+    }
+    Ok(reports)
 }

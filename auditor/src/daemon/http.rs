@@ -27,6 +27,29 @@ async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     }
 }
 
+/// This node's report as JSON, from its store: what the cluster report collects.
+async fn report(State(s): State<Arc<Shared>>) -> axum::response::Response {
+    let Some(path) = s.store_path.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this daemon keeps no store (--store)\n",
+        )
+            .into_response();
+    };
+    let built = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let store = crate::store::Store::open_existing(&path)?;
+        Ok(serde_json::to_string(&crate::report::from_store(
+            &store, None, None, None,
+        )?)?)
+    })
+    .await;
+    match built {
+        Ok(Ok(json)) => ([("content-type", "application/json")], json).into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
 pub async fn serve(
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -36,6 +59,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/report", get(report))
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -45,6 +45,8 @@ pub struct Shared {
     pub session_start_ms: i64,
     /// With --kubernetes: ready only once the cluster caches have synced.
     pub kube: Option<Arc<crate::identity::kubernetes::KubeState>>,
+    /// The store file, for GET /report.
+    pub store_path: Option<std::path::PathBuf>,
 }
 
 pub fn run(cfg: RunConfig) -> anyhow::Result<()> {
@@ -106,6 +108,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         alert_kick: Notify::new(),
         session_start_ms: unix_ms(SystemTime::now()),
         kube: kube.clone(),
+        store_path: cfg.store.clone(),
     });
     PolicyReloaded {
         generation: 1,
@@ -119,6 +122,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let mut probes = Probes::load_and_attach(&ProbeOptions {
         self_tgid: std::process::id(),
         report_interval: cfg.report_interval,
+        cgroup_root: cfg.cgroup_root.clone(),
     })
     .context("starting the capture")?;
     let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;
