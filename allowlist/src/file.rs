@@ -461,15 +461,23 @@ pub fn to_yaml(a: &Allowlist, header: &[String]) -> String {
     out
 }
 
+/// Reads a policy file's text; returns it with the name errors should use.
+pub fn read_source(path: &std::path::Path) -> Result<(String, String), FileError> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, origin)),
+        Err(e) => Err(FileError {
+            origin,
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        }),
+    }
+}
+
 /// Reads an allowlist file (YAML or JSON) from disk.
 pub fn load(path: &std::path::Path) -> Result<Allowlist, FileError> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FileError {
-        origin: origin.clone(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read: {e}"),
-    })?;
+    let (text, origin) = read_source(path)?;
     parse(&text, &origin)
 }
 

@@ -103,12 +103,6 @@ pub fn parse(text: &str, origin: &str, allowlist: &Allowlist) -> Result<Override
 
 /// Reads an overrides file from disk and checks it against `allowlist`.
 pub fn load(path: &std::path::Path, allowlist: &Allowlist) -> Result<Overrides, FileError> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FileError {
-        origin: origin.clone(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read: {e}"),
-    })?;
+    let (text, origin) = crate::file::read_source(path)?;
     parse(&text, &origin, allowlist)
 }

@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod fake_kube;
 pub mod lab;
+pub mod peer;
 pub mod services;
 
 /// True when the caller may run real-kernel tests. Off root it skips with a reason; when

@@ -2,57 +2,13 @@
 //! creates (and always removes), each connection checked the way a user would check it.
 //! Tests run one at a time (KERNEL lock): they share the kernel's hooks.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::IpAddr,
-    process::{Child, Stdio},
-    sync::Mutex,
-};
+use std::{net::IpAddr, sync::Mutex};
 
-use auditor_tests::{capture::CaptureProc, kernel_tests_enabled, lab::Lab, workspace_bin};
+use auditor_tests::peer::{client, finish, peer_bin, serve};
+use auditor_tests::{capture::CaptureProc, kernel_tests_enabled, lab::Lab};
 use serde_json::Value;
 
 static KERNEL: Mutex<()> = Mutex::new(());
-
-fn peer() -> std::path::PathBuf {
-    workspace_bin("auditor-peer")
-}
-
-/// Starts a server in `host` and waits until it listens.
-fn serve(lab: &Lab, host: &str, args: &[&str]) -> Child {
-    let mut child = lab
-        .command(host, &peer(), args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("server output");
-    assert!(line.starts_with("ready"), "server did not start: {line:?}");
-    child
-}
-
-/// Runs a client to completion; it must succeed (audit mode never fails a connect).
-fn client(lab: &Lab, host: &str, args: &[&str]) -> u32 {
-    let mut child = lab
-        .command(host, &peer(), args)
-        .spawn()
-        .expect("spawn client");
-    let pid = child.id();
-    let status = child.wait().expect("client");
-    assert!(
-        status.success(),
-        "client {args:?} failed with the probes attached: {status}"
-    );
-    pid
-}
-
-fn finish(mut server: Child) -> u32 {
-    let pid = server.id();
-    assert!(server.wait().expect("server").success(), "server failed");
-    pid
-}
 
 /// The records whose destination is one of the lab's addresses.
 fn lab_records<'a>(records: &'a [Value], lab: &Lab) -> Vec<&'a Value> {
@@ -331,7 +287,7 @@ fn a_connection_storm_becomes_a_few_records_and_loses_no_connection() {
     let out = lab
         .command(
             "cli",
-            &peer(),
+            &peer_bin(),
             &[
                 "storm",
                 "tcp",

@@ -3,14 +3,9 @@
 //! and Alertmanager. What a user checks: one event, the right counter, one alert with
 //! labels that route, the store intact after kill -9, a bad reload rejected.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Child, Stdio},
-    sync::Mutex,
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Mutex, time::Duration};
 
+use auditor_tests::peer::{client, serve};
 use auditor_tests::{
     kernel_tests_enabled,
     lab::Lab,
@@ -22,29 +17,6 @@ use serde_json::Value;
 static KERNEL: Mutex<()> = Mutex::new(());
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const GES: &str = "Genesys Engagement Service";
-
-fn peer() -> PathBuf {
-    workspace_bin("auditor-peer")
-}
-
-fn serve(lab: &Lab, host: &str, args: &[&str]) -> Child {
-    let mut child = lab
-        .command(host, &peer(), args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("server output");
-    assert!(line.starts_with("ready"), "server did not start: {line:?}");
-    child
-}
-
-fn run_clients(lab: &Lab, host: &str, args: &[&str]) {
-    let status = lab.command(host, &peer(), args).status().expect("client");
-    assert!(status.success(), "client {host} {args:?} failed: {status}");
-}
 
 /// A lab where namespaces play GES, Redis, Tenant Service and Config Service, with the
 /// matching inventory written next to the store.
@@ -107,7 +79,7 @@ impl Setup {
             "redis",
             &["listen", "tcp", &self.addr("redis"), "6379", &n.to_string()],
         );
-        run_clients(
+        client(
             &self.lab,
             "ges",
             &["connect-many", &self.addr("redis"), "6379", &n.to_string()],
@@ -123,7 +95,7 @@ impl Setup {
             "config",
             &["listen", "tcp", &self.addr("config"), "9100", "1"],
         );
-        run_clients(
+        client(
             &self.lab,
             "tenant",
             &["connect", &self.addr("config"), "9100"],

@@ -3,14 +3,9 @@
 //! server describes them. Flows must be attributed to the right pods and Services, with
 //! the same verdicts a file inventory of the same addresses gives.
 
-use std::{
-    collections::BTreeSet,
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeSet, path::PathBuf, process::Command, time::Duration};
 
+use auditor_tests::peer::{peer_bin, serve};
 use auditor_tests::{
     capture::CaptureProc,
     fake_kube::{FakeKube, Kind, endpoint_slice, pod, service},
@@ -63,27 +58,9 @@ impl Drop for PodCgroups {
     }
 }
 
-fn peer() -> PathBuf {
-    workspace_bin("auditor-peer")
-}
-
-fn serve(lab: &Lab, host: &str, args: &[&str]) -> Child {
-    let mut child = lab
-        .command(host, &peer(), args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("server output");
-    assert!(line.starts_with("ready"), "server did not start: {line:?}");
-    child
-}
-
 fn client_in_pod(lab: &Lab, host: &str, cgroup: &std::path::Path, args: &[&str]) {
     let out = lab
-        .command_in_cgroup(host, &peer(), args, cgroup)
+        .command_in_cgroup(host, &peer_bin(), args, cgroup)
         .output()
         .expect("client");
     assert!(

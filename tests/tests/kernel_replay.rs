@@ -2,36 +2,11 @@
 //! replayed against the bundled allowlist: the verdicts a user expects, one per
 //! connection, and bad records reported by line without stopping the run.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
+use std::process::Command;
 
+use auditor_tests::peer::{client, serve};
 use auditor_tests::{capture::CaptureProc, kernel_tests_enabled, lab::Lab, workspace_bin};
 use serde_json::Value;
-
-fn peer() -> std::path::PathBuf {
-    workspace_bin("auditor-peer")
-}
-
-fn serve(lab: &Lab, host: &str, args: &[&str]) -> Child {
-    let mut child = lab
-        .command(host, &peer(), args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("server output");
-    assert!(line.starts_with("ready"), "server did not start: {line:?}");
-    child
-}
-
-fn client(lab: &Lab, host: &str, args: &[&str]) {
-    let status = lab.command(host, &peer(), args).status().expect("client");
-    assert!(status.success(), "client {host} {args:?} failed: {status}");
-}
 
 #[test]
 fn replay_of_a_real_capture_gives_the_expected_verdicts() {

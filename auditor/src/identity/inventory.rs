@@ -138,13 +138,7 @@ fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
 
 impl Inventory {
     pub fn load(path: &std::path::Path) -> Result<Inventory, FileError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| FileError {
-            origin: origin.clone(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        })?;
+        let (text, origin) = allowlist::file::read_source(path)?;
         Inventory::parse(&text, &origin)
     }
 

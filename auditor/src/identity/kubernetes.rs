@@ -335,33 +335,10 @@ impl KubeIdentity {
         })
     }
 
-    fn by_ip(&self, idx: &Indexes, addr: IpAddr) -> Option<Resolved> {
-        let addr = addr.to_canonical();
-        if let Some(key) = idx.svc_by_ip.get(&addr)
-            && let Some(svc) = idx.services.get(key)
-        {
-            let service = self.documented_service(svc)?;
-            return Some(Resolved {
-                service,
-                via: Via::KubeService,
-                port: None,
-                k8s: Some(Arc::new(K8sRef {
-                    namespace: svc.namespace.clone(),
-                    pod: None,
-                    service: Some(svc.name.clone()),
-                    workload: None,
-                })),
-            });
-        }
-        if let Some(pod) = idx.pod_by_ip.get(&addr).and_then(|u| idx.pods.get(u)) {
-            return self.pod_resolved(idx, pod, Via::KubePod);
-        }
-        let key = idx.svc_by_endpoint.get(&addr)?;
-        let svc = idx.services.get(key)?;
-        let service = self.documented_service(svc)?;
+    fn service_resolved(&self, svc: &SvcInfo, via: Via) -> Option<Resolved> {
         Some(Resolved {
-            service,
-            via: Via::KubeEndpoint,
+            service: self.documented_service(svc)?,
+            via,
             port: None,
             k8s: Some(Arc::new(K8sRef {
                 namespace: svc.namespace.clone(),
@@ -370,6 +347,22 @@ impl KubeIdentity {
                 workload: None,
             })),
         })
+    }
+
+    /// ClusterIP first (a virtual IP names one Service), then pod IP, then an endpoint.
+    fn by_ip(&self, idx: &Indexes, addr: IpAddr) -> Option<Resolved> {
+        let addr = addr.to_canonical();
+        if let Some(svc) = idx.svc_by_ip.get(&addr).and_then(|k| idx.services.get(k)) {
+            return self.service_resolved(svc, Via::KubeService);
+        }
+        if let Some(pod) = idx.pod_by_ip.get(&addr).and_then(|u| idx.pods.get(u)) {
+            return self.pod_resolved(idx, pod, Via::KubePod);
+        }
+        let svc = idx
+            .svc_by_endpoint
+            .get(&addr)
+            .and_then(|k| idx.services.get(k))?;
+        self.service_resolved(svc, Via::KubeEndpoint)
     }
 }
 
