@@ -450,3 +450,66 @@ fn the_cluster_report_collects_every_nodes_report_over_http() {
     a.stop().unwrap();
     b.stop().unwrap();
 }
+
+#[test]
+fn an_alert_resolves_in_alertmanager_once_its_edge_goes_quiet() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("an_alert_resolves_in_alertmanager_once_its_edge_goes_quiet") {
+        return;
+    }
+    let s = Setup::new("resolve");
+    let am = alertmanager().expect("alertmanager");
+    let daemon = Daemon::start(
+        &s.args(&[
+            "--alertmanager",
+            &am.url(),
+            "--alert-resend",
+            "1s",
+            "--resolve-after",
+            "3s",
+        ]),
+        s.dir.join("daemon.log"),
+    )
+    .expect("daemon");
+    s.ges_to_redis(3);
+    let ours = |active: bool| -> Option<Value> {
+        let url = format!(
+            "{}/api/v2/alerts?active={active}&silenced=false&inhibited=false&unprocessed=false",
+            am.url()
+        );
+        let list = http_json(&url).ok()?;
+        let l = list.as_array()?;
+        let mut mine = l.iter().filter(|a| {
+            a["labels"]["source"] == GES
+                && a["labels"]["alertname"] == "AuditorUndocumentedConnection"
+        });
+        mine.next().cloned()
+    };
+    let firing = wait_for("the alert to fire", Duration::from_secs(30), || ours(true));
+    assert_eq!(firing["status"]["state"], "active", "{firing}");
+    // No more connections: after --resolve-after the daemon sends endsAt = now.
+    wait_for("the alert to resolve", Duration::from_secs(30), || {
+        ours(true).is_none().then_some(())
+    });
+    let m = daemon.metrics();
+    assert!(
+        metric(
+            &m,
+            "auditor_alertmanager_posts_total",
+            &[("result", "success")]
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "auditor_alertmanager_posts_total",
+            &[("result", "failure")]
+        ),
+        None,
+        "{m}"
+    );
+    daemon.stop().unwrap();
+}
