@@ -55,6 +55,18 @@ pub struct Actor {
     pub comm: [u8; 16],
 }
 
+impl Actor {
+    /// The task running the hook (process context: connect, sendmsg, SYN_SENT).
+    #[inline(always)]
+    pub fn current(pid_tgid: u64) -> Actor {
+        Actor {
+            pid: pid_tgid as u32,
+            uid: aya_ebpf::helpers::bpf_get_current_uid_gid() as u32,
+            comm: aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]),
+        }
+    }
+}
+
 /// Records one sighting of `key`; reports it when it is new or its interval has passed.
 /// `actor` is only called when a record is emitted: most sightings of a busy flow are
 /// just one atomic add, so the per-connection cost stays small.

@@ -7,7 +7,7 @@ use auditor_common::{
 };
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_get_current_pid_tgid,
         generated::{bpf_get_current_cgroup_id, bpf_get_netns_cookie},
     },
     macros::cgroup_sock_addr,
@@ -82,14 +82,6 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
         direction: DIRECTION_EGRESS,
         _pad: [0; 7],
     };
-    observe(
-        &key,
-        || Actor {
-            pid: pid_tgid as u32,
-            uid: bpf_get_current_uid_gid() as u32,
-            comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        },
-        hook,
-    );
+    observe(&key, || Actor::current(pid_tgid), hook);
     Ok(())
 }

@@ -8,10 +8,7 @@ use auditor_common::{
 };
 use aya_ebpf::{
     EbpfContext,
-    helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        generated::bpf_get_current_cgroup_id,
-    },
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_cgroup_id},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -129,15 +126,7 @@ fn active_open(ctx: &TracePointContext) -> Result<(), i32> {
         direction: DIRECTION_EGRESS,
         _pad: [0; 7],
     };
-    observe(
-        &key,
-        || Actor {
-            pid: pid_tgid as u32,
-            uid: bpf_get_current_uid_gid() as u32,
-            comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        },
-        HOOK_TCP_ACTIVE,
-    );
+    observe(&key, || Actor::current(pid_tgid), HOOK_TCP_ACTIVE);
     Ok(())
 }
 
