@@ -107,8 +107,32 @@ fn flow_scalar(v: &Value) -> String {
     }
 }
 
-fn json_quote(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
+/// A YAML double-quoted scalar. Not JSON's quoting (used before, and found wrong by
+/// fuzzing): JSON allows DEL and C1 controls raw,
+/// YAML forbids every non-printable character (YAML 1.2 §5.1), so those are escaped too.
+fn yaml_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if yaml_printable(c) => out.push(c),
+            c if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push_str(&format!("\\U{:08X}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// YAML's printable set, less the characters some readers take as line breaks (NEL,
+/// LS, PS) and the byte-order mark: those are escaped to read back unchanged anywhere.
+fn yaml_printable(c: char) -> bool {
+    matches!(c as u32, 0x20..=0x7E | 0xA0..=0x2027 | 0x202A..=0xD7FF | 0xE000..=0xFEFE | 0xFF00..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
 /// Plain when safe in block context, JSON-quoted otherwise.
@@ -116,7 +140,7 @@ fn string(s: &str) -> String {
     if plain_is_safe(s) {
         s.to_string()
     } else {
-        json_quote(s)
+        yaml_quote(s)
     }
 }
 
@@ -125,7 +149,7 @@ fn quoted_for_flow(s: &str) -> String {
     if plain_is_safe(s) && !s.chars().any(|c| matches!(c, '[' | ']' | '{' | '}' | ',')) {
         s.to_string()
     } else {
-        json_quote(s)
+        yaml_quote(s)
     }
 }
 
@@ -145,8 +169,8 @@ fn plain_is_safe(s: &str) -> bool {
     if s != s.trim() || s.contains(": ") || s.contains(" #") || s.ends_with(':') {
         return false;
     }
-    // Control characters need escapes.
-    !s.chars().any(char::is_control)
+    // Anything outside YAML's printable set (controls, DEL, C1, LS/PS, BOM) needs escapes.
+    s.chars().all(yaml_printable)
 }
 
 #[cfg(test)]
@@ -161,6 +185,20 @@ mod tests {
             assert_ne!(string(s), s, "{s:?} must be quoted");
         }
         assert_eq!(string("a, b"), "a, b");
+        // Found by fuzzing: JSON's quoting leaves DEL raw, which YAML does not accept.
+        for s in [
+            "del\u{7f}x",
+            "nel\u{85}x",
+            "c1\u{9b}x",
+            "ls\u{2028}x",
+            "bom\u{feff}x",
+            "nul\0x",
+            "quote\"back\\slash",
+        ] {
+            let q = string(s);
+            let back: String = serde_saphyr::from_str(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+            assert_eq!(back, s, "{q}");
+        }
         assert_ne!(quoted_for_flow("a, b"), "a, b");
         for s in [
             "Tenant Service",
