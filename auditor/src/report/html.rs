@@ -83,20 +83,7 @@ pub fn render(r: &Report) -> String {
             "<table id=\"violations\"><tr><th>Verdict</th><th>Source</th><th>Destination</th><th>Port</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Example</th><th>Closest documented rows</th></tr>"
         );
         for v in &r.violations {
-            let rows = if v.closest_rows.is_empty() {
-                "–".into()
-            } else {
-                v.closest_rows
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let doc = v
-                .documented
-                .as_deref()
-                .map(|d| format!(" (documented {d})"))
-                .unwrap_or_default();
+            let cited = v.cited_rows("–");
             let _ = writeln!(
                 o,
                 "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -115,7 +102,7 @@ pub fn render(r: &Report) -> String {
                 esc(&v.last_seen),
                 esc(&v.nodes.join(", ")),
                 esc(&v.example),
-                esc(&format!("{rows}{doc}"))
+                esc(&cited)
             );
         }
         let _ = writeln!(o, "</table>");

@@ -57,23 +57,10 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
         for v in &r.violations {
-            let rows = if v.closest_rows.is_empty() {
-                "-".to_string()
-            } else {
-                v.closest_rows
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let doc = v
-                .documented
-                .as_deref()
-                .map(|d| format!(" (documented {d})"))
-                .unwrap_or_default();
+            let cited = v.cited_rows("-");
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {}{} |",
+                "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |",
                 v.verdict,
                 cell(&v.source),
                 cell(&v.destination),
@@ -84,8 +71,7 @@ pub fn render(r: &Report) -> String {
                 v.last_seen,
                 v.nodes.join(", "),
                 cell(&v.example),
-                rows,
-                doc
+                cited
             );
         }
         let _ = writeln!(o);

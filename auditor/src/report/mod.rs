@@ -132,6 +132,26 @@ pub struct Violation {
     pub documented: Option<String>,
 }
 
+impl Violation {
+    /// "26 (documented tcp/9100)": the rows it was closest to and what they document;
+    /// `none` when it relates to no documented row.
+    pub fn cited_rows(&self, none: &str) -> String {
+        if self.closest_rows.is_empty() {
+            return none.to_string();
+        }
+        let rows = self
+            .closest_rows
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        match &self.documented {
+            Some(d) => format!("{rows} (documented {d})"),
+            None => rows,
+        }
+    }
+}
+
 /// The report's JSON Schema (docs/report.schema.json is this, checked by a test).
 pub fn schema_json() -> String {
     let mut schema = schemars::schema_for!(Report);
