@@ -1,4 +1,5 @@
-//! The README's main command, end to end: `cargo xtask demo` builds the documented
+//! The README's main command, end to end: `cargo xtask demo` (which runs the
+//! `auditor-demo` binary of this crate after set-up and the build) builds the documented
 //! architecture in network namespaces, drives it under `auditor run`, and writes the
 //! report. The JSON report must show all 60 documented connections observed and allowed,
 //! each scripted violation once with its verdict and row, and nothing else; the HTML
@@ -19,13 +20,18 @@ fn the_demo_observes_every_documented_connection_and_exactly_the_scripted_violat
     let out = std::env::temp_dir().join(format!("auditor-demo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let bin_dir = workspace_bin("auditor").parent().unwrap().to_path_buf();
-    let run = Command::new(workspace_bin("xtask"))
-        .args(["demo", "--bin-dir"])
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let run = Command::new(workspace_bin("auditor-demo"))
+        .arg("--bin-dir")
         .arg(&bin_dir)
+        .arg("--root")
+        .arg(root)
         .arg("--out")
         .arg(&out)
         .output()
-        .expect("xtask demo");
+        .expect("auditor-demo");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),

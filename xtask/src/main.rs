@@ -2,7 +2,6 @@
 //! builds, runs the tests, the demo and the benchmarks. No product logic lives here.
 
 mod bench;
-mod demo;
 mod render;
 mod setup;
 
@@ -92,7 +91,16 @@ fn main() -> anyhow::Result<()> {
             } else {
                 root().join(out)
             };
-            demo::run(demo::Options { out, bin_dir })
+            // The demo is a binary of the tests crate, built with the others above: xtask
+            // itself must build before set-up has installed the eBPF toolchain.
+            require_root("the demo")?;
+            run(Command::new(bin_dir.join("auditor-demo"))
+                .arg("--out")
+                .arg(&out)
+                .arg("--bin-dir")
+                .arg(&bin_dir)
+                .arg("--root")
+                .arg(root()))
         }
         Task::Setup => setup::run(),
         Task::Build => {

@@ -4,6 +4,9 @@
 //! 60 documented connections driven from the right namespace, then four scripted
 //! violations. Alerts show as they happen; the report is written in all three formats.
 //! Everything it made is removed at the end, also on Ctrl-C.
+//!
+//! `cargo xtask demo` builds this binary after set-up and runs it; xtask itself depends on
+//! no crate of the project, so that it builds on a machine without the eBPF toolchain.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -30,9 +33,27 @@ const STRANGER: &str = "stranger";
 const OVERRIDES: &str = "rows:\n  24: [443]\n  59: [5060]\n";
 const SERVE_SECS: &str = "300";
 
-pub struct Options {
-    pub out: PathBuf,
-    pub bin_dir: PathBuf,
+/// `auditor-demo`: the documented architecture, live, under `auditor run` (root).
+#[derive(clap::Parser)]
+#[command(name = "auditor-demo", version)]
+struct Options {
+    /// Where the store, events, inventory and reports go (created if missing).
+    #[arg(long, default_value = "out/demo")]
+    out: PathBuf,
+    /// The directory holding the `auditor` and `auditor-peer` binaries to run.
+    #[arg(long)]
+    bin_dir: PathBuf,
+    /// The workspace root, for the bundled allowlist (`allowlist/voice-microservices.yaml`).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut opts = <Options as clap::Parser>::parse();
+    if !opts.out.is_absolute() {
+        opts.out = std::env::current_dir()?.join(&opts.out);
+    }
+    run(opts)
 }
 
 struct Painter {
@@ -70,8 +91,12 @@ impl Drop for Servers {
     }
 }
 
-pub fn run(opts: Options) -> anyhow::Result<()> {
-    crate::require_root("the demo")?;
+fn run(opts: Options) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "the demo needs root (it loads eBPF programs and makes network namespaces): run `sudo -E cargo xtask demo`"
+        );
+    }
     let started = Instant::now();
     let interrupted = Arc::new(AtomicBool::new(false));
     // Ctrl-C and SIGTERM stop the demo between steps, so the guards below clean up.
@@ -88,7 +113,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let p = Painter {
         color: std::io::stdout().is_terminal(),
     };
-    let root = crate::root();
+    let root = opts
+        .root
+        .canonicalize()
+        .with_context(|| format!("--root {}: not a directory", opts.root.display()))?;
     let list = allowlist::file::load(&root.join("allowlist/voice-microservices.yaml"))?;
     std::fs::create_dir_all(&opts.out)?;
     let out = opts.out.canonicalize()?;
