@@ -21,14 +21,23 @@ use crate::{
 
 pub const FORMAT_VERSION: u32 = 1;
 
-/// An error in a file the user gave us, with where it is.
+/// An error in a file the user gave us, with where it is: `FILE:LINE:COLUMN: message`,
+/// or `FILE: message` when it concerns the whole file (line 0: it cannot be read, say).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}:{line}:{column}: {message}")]
+#[error("{origin}{}: {message}", position(*.line, *.column))]
 pub struct FileError {
     pub origin: String,
     pub line: u64,
     pub column: u64,
     pub message: String,
+}
+
+fn position(line: u64, column: u64) -> String {
+    match (line, column) {
+        (0, _) => String::new(),
+        (l, 0) => format!(":{l}"),
+        (l, c) => format!(":{l}:{c}"),
+    }
 }
 
 impl FileError {

@@ -13,7 +13,12 @@ use clap::{Parser, Subcommand};
     long_about = "auditor watches every socket connect on this machine with eBPF (TCP active \
 and passive opens, UDP connect and sendmsg; IPv4 and IPv6) and, from the documented \
 connection allowlist, tells which connections the architecture documents allow and which it \
-does not.\n\nStart with `auditor capture` (as root) to see the raw flows."
+does not.\n\nStart with `auditor capture` (as root) to see the raw flows, or, without root, \
+`auditor replay` on the recorded flows in examples/.",
+    after_help = "Environment:\n  \
+RUST_LOG=LEVEL          log level and filters on stderr (default: info), e.g. RUST_LOG=debug\n  \
+AUDITOR_LOG_FORMAT=json logs as one JSON object per line, for log collectors\n  \
+NODE_NAME=NAME          this node's name in `auditor run` (the chart sets it from spec.nodeName)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,8 +35,7 @@ pub enum Command {
     /// with the number of connections since the previous record. Audit only: nothing is
     /// ever blocked. Ctrl-C or SIGTERM detaches the programs, drains what the kernel still
     /// holds, and prints a summary (records, connections, kernel counters) on stderr.
-    ///
-    /// Example: sudo auditor capture | jq 'select(.transport == "udp")'
+    #[command(after_help = "Example:\n  sudo auditor capture | jq 'select(.transport == \"udp\")'")]
     Capture(CaptureArgs),
     /// Audit this node continuously: capture, judge, alert, store (needs root).
     ///
@@ -42,8 +46,10 @@ pub enum Command {
     /// and the durable store (--store). SIGHUP, or a change of any policy file, reloads
     /// them; a bad new file is rejected and the old policy keeps running. SIGTERM/Ctrl-C
     /// flushes the store and detaches the probes.
-    ///
-    /// Example: sudo auditor run --allowlist allowlist.yaml --inventory inventory.yaml --store /var/lib/auditor/store.db
+    #[command(after_help = "Example:\n  \
+sudo auditor run --allowlist allowlist.yaml --inventory inventory.yaml --store /var/lib/auditor/store.db\n\n\
+Environment:\n  \
+NODE_NAME=NAME          this node's name (--node); RUST_LOG, AUDITOR_LOG_FORMAT as for every command")]
     Run(RunArgs),
     /// Write the compliance report from a store (or merge per-node reports).
     ///
@@ -53,11 +59,11 @@ pub enum Command {
     /// auditor watched, and intervals with kernel drops marked as not fully audited); and
     /// a one-line summary. JSON follows docs/report.schema.json; HTML is one
     /// self-contained file with an SVG diagram of the services.
-    ///
-    /// Examples:
-    ///   auditor report --store store.db --format html -o report.html
-    ///   auditor report --store store.db --since 24h --format markdown
-    ///   auditor report --merge node-a.json node-b.json --format json -o cluster.json
+    #[command(after_help = "Examples:\n  \
+auditor report --store store.db -o report.html\n  \
+auditor report --store store.db --since 24h --format markdown\n  \
+auditor report --merge node-a.json node-b.json -o cluster.json\n  \
+auditor report --collect http://auditor-nodes.auditor.svc:9977 -o cluster.html")]
     Report(ReportArgs),
     /// Judge recorded flows against the allowlist: one JSON verdict per flow.
     ///
@@ -67,13 +73,17 @@ pub enum Command {
     /// protocol_drift, undocumented_egress, unknown_destination or unknown_source, with
     /// the documented connection number(s) it relates to. A bad line is reported with its
     /// line number and skipped. A connection seen at both ends on this node is judged once.
-    /// Needs no root. A summary goes to stderr.
-    ///
-    /// Example: auditor replay --allowlist allowlist.yaml --inventory inventory.yaml flows.jsonl
+    /// Needs no root. A summary goes to stderr. Exits 1 when no record could be read.
+    #[command(after_help = "Examples:\n  \
+auditor replay --allowlist allowlist/voice-microservices.yaml --inventory examples/inventory.yaml examples/flows.jsonl\n  \
+sudo auditor capture --duration 30s | auditor replay --allowlist a.yaml --inventory i.yaml")]
     Replay(ReplayArgs),
     /// Explain, for humans, how one connection is judged and why.
     ///
-    /// Example: auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.2.7:9200
+    /// Prints how each end resolves through the inventory (which entry, by what), the
+    /// documented rows between the two services, and the verdict with its reason.
+    #[command(after_help = "Example:\n  \
+auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.2.7:9200")]
     Explain(ExplainArgs),
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
@@ -90,14 +100,16 @@ pub enum AllowlistCommand {
     /// across pages, port lists (5050, 8888), alternatives (9092/9093*), configurable
     /// ports (*), ranges, N/A and "Not known" ports, and versioned names ("Redis 6.x").
     /// A row it cannot read is an error naming the row and the line.
-    ///
-    /// Example: auditor allowlist import architecture.txt -o allowlist.yaml
+    #[command(
+        after_help = "Example:\n  auditor allowlist import architecture.txt -o allowlist.yaml"
+    )]
     Import {
         /// The document's text.
         document: PathBuf,
         /// Write here instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// The allowlist file's format: YAML (for review in Git) or the same document as JSON.
         #[arg(long, value_enum, default_value = "yaml")]
         format: ExportFormat,
     },
@@ -108,6 +120,7 @@ pub enum AllowlistCommand {
     /// connections a row's text describes that no row lists, rows that repeat the same
     /// connection, and rows with no documented port.
     Check {
+        /// The allowlist file to check (YAML or JSON, as `allowlist import` writes it).
         file: PathBuf,
         /// Deployment overrides for configurable (*) and unknown ports.
         #[arg(long)]
@@ -115,6 +128,7 @@ pub enum AllowlistCommand {
     },
     /// Print the JSON Schema of the allowlist file (or, with --overrides, of the overrides file).
     Schema {
+        /// Print the schema of the overrides file instead of the allowlist's.
         #[arg(long)]
         overrides: bool,
     },
@@ -276,8 +290,8 @@ impl TryFrom<RunArgs> for RunConfig {
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// The daemon's store.
-    #[arg(long, required_unless_present_any = ["merge", "schema", "collect"], conflicts_with = "merge")]
+    /// The daemon's store (`auditor run --store`, or `auditor replay --store`).
+    #[arg(long, conflicts_with = "merge")]
     pub store: Option<PathBuf>,
     /// Combine these per-node JSON reports into one cluster report.
     #[arg(long, num_args = 1.., conflicts_with_all = ["since", "until", "allowlist"])]
@@ -291,8 +305,9 @@ pub struct ReportArgs {
     /// Only observations up to this time: RFC 3339, or a duration ago.
     #[arg(long)]
     pub until: Option<String>,
-    #[arg(long, value_enum, default_value = "json")]
-    pub format: ReportFormat,
+    /// The report's format. Default: from the extension of -o (.json, .md, .html), else json.
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
     /// Write here instead of stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -308,9 +323,96 @@ pub struct ReportArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
+    /// Follows docs/report.schema.json.
     Json,
+    /// For pull requests and wikis.
     Markdown,
+    /// One self-contained file with an SVG diagram of the services.
     Html,
+}
+
+impl ReportFormat {
+    /// The format a file name asks for: `.json`, `.md`/`.markdown`, `.html`/`.htm`.
+    pub fn from_extension(path: &std::path::Path) -> Option<ReportFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "json" => Some(ReportFormat::Json),
+            "md" | "markdown" => Some(ReportFormat::Markdown),
+            "html" | "htm" => Some(ReportFormat::Html),
+            _ => None,
+        }
+    }
+}
+
+/// Where `auditor report` reads its observations from: exactly one source.
+#[derive(Debug)]
+pub enum ReportInput {
+    Schema,
+    Store {
+        path: PathBuf,
+        allowlist: Option<PathBuf>,
+        since: Option<String>,
+        until: Option<String>,
+    },
+    Merge(Vec<PathBuf>),
+    Collect(Vec<String>),
+}
+
+/// Validated `auditor report` settings.
+#[derive(Debug)]
+pub struct ReportConfig {
+    pub input: ReportInput,
+    pub format: ReportFormat,
+    pub output: Option<PathBuf>,
+}
+
+impl TryFrom<ReportArgs> for ReportConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: ReportArgs) -> anyhow::Result<Self> {
+        let input = if a.schema {
+            ReportInput::Schema
+        } else if !a.collect.is_empty() {
+            ReportInput::Collect(a.collect)
+        } else if !a.merge.is_empty() {
+            ReportInput::Merge(a.merge)
+        } else if let Some(path) = a.store {
+            ReportInput::Store {
+                path,
+                allowlist: a.allowlist,
+                since: a.since,
+                until: a.until,
+            }
+        } else {
+            anyhow::bail!(
+                "report needs its input; give one of:\n  \
+                 --store FILE        a store written by `auditor run` or `auditor replay --store`\n  \
+                 --merge A.json ...  per-node JSON reports to combine\n  \
+                 --collect URL       live daemons to ask for their /report\n  \
+                 --schema            print the report's JSON Schema\n\
+                 See `auditor report --help`."
+            )
+        };
+        let inferred = a.output.as_deref().and_then(ReportFormat::from_extension);
+        let format = match (a.format, inferred) {
+            (Some(f), _) => f,
+            (None, Some(f)) => f,
+            (None, None) => {
+                if let Some(o) = &a.output {
+                    eprintln!(
+                        "auditor: note: {} has no .json/.md/.html extension: writing JSON (give --format)",
+                        o.display()
+                    );
+                }
+                ReportFormat::Json
+            }
+        };
+        Ok(ReportConfig {
+            input,
+            format,
+            output: a.output,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -338,7 +440,9 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ExportFormat {
+    /// YAML with a header comment: the form to review in Git.
     Yaml,
+    /// The same document as JSON.
     Json,
 }
 

@@ -60,7 +60,7 @@ fn judge_with(overrides_yaml: &str) -> Judge {
 
 fn flow(transport: Transport, src: Option<&str>, dst: &str, port: u16) -> FlowRecord {
     FlowRecord {
-        time: "2026-11-26T00:00:00Z".into(),
+        time: Some("2026-11-26T00:00:00Z".into()),
         new: true,
         transport,
         direction: Direction::Egress,
@@ -318,6 +318,54 @@ fn mesh_upstreams_on_loopback_are_the_service_behind_them() {
     let v = verdict_json(&j, &j.judge(&FlowView::of(&rec)), &rec);
     assert_eq!(v["dst"]["via"], "mesh-upstream:9100");
     assert_eq!(v["src"]["via"], "netns");
+}
+
+#[test]
+fn loopback_addresses_listed_in_the_inventory_are_honoured() {
+    // A deployment whose services listen on their own loopback addresses (one host, or
+    // tests): the entries are taken as written, and mesh upstreams still come first.
+    let list = file::parse(ALLOWLIST, "voice-microservices.yaml").unwrap();
+    let inv = Inventory::parse(
+        "version: 1\nservices:\n  Tenant Service: {addresses: [127.0.1.1]}\n  \
+         Config Service: {addresses: [127.0.1.2]}\n  FrontEnd Service: {addresses: [\"::1\"]}\n\
+         mesh_upstreams:\n  - {port: 9101, service: FrontEnd Service}\n",
+        "inventory.yaml",
+    )
+    .unwrap();
+    let j = Judge::new(
+        list,
+        &Overrides::default(),
+        Resolver::new(vec![Box::new(inv)]),
+    );
+    run(
+        &j,
+        vec![
+            Case {
+                name: "loopback service to loopback service",
+                flow: tcp("127.0.1.1", "127.0.1.2", 9100),
+                verdict: Verdict::Allowed,
+                rules: &[26],
+                src: Some("Tenant Service"),
+                dst: Some("Config Service"),
+            },
+            Case {
+                name: "a declared upstream port wins over the address entries",
+                flow: tcp("127.0.1.1", "127.0.1.2", 9101),
+                verdict: Verdict::Allowed,
+                rules: &[31],
+                src: Some("Tenant Service"),
+                dst: Some("FrontEnd Service"),
+            },
+            Case {
+                name: "loopback not listed stays unknown",
+                flow: tcp("127.0.1.1", "127.0.9.9", 9100),
+                verdict: Verdict::UnknownDestination,
+                rules: &[],
+                src: Some("Tenant Service"),
+                dst: None,
+            },
+        ],
+    );
 }
 
 #[test]

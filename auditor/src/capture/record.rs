@@ -40,7 +40,10 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecord {
     /// Wall-clock time of the latest connection this record covers (RFC 3339, UTC).
-    pub time: String,
+    /// Capture always sets it; a hand-written record for `auditor replay` may leave it
+    /// out, and its verdict then says `"time": null` (unknown).
+    #[serde(default)]
+    pub time: Option<String>,
     /// True on the first record of this flow since the capture started.
     #[serde(default)]
     pub new: bool,
@@ -162,7 +165,7 @@ impl FlowRecord {
             )
         };
         Ok(FlowRecord {
-            time: clock.wall(ev.last_seen_ns),
+            time: Some(clock.wall(ev.last_seen_ns)),
             new,
             transport,
             direction,

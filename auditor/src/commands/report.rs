@@ -5,58 +5,61 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::{
-    cli::{ReportArgs, ReportFormat},
+    cli::{ReportArgs, ReportConfig, ReportFormat, ReportInput},
     report::{self, Report},
     store::Store,
 };
 
 pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
-    if args.schema {
-        std::io::stdout().write_all(report::schema_json().as_bytes())?;
-        return Ok(std::process::ExitCode::SUCCESS);
-    }
-    let r: Report = if !args.collect.is_empty() {
-        report::merge(collect(&args.collect)?)?
-    } else if !args.merge.is_empty() {
-        let reports = args
-            .merge
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                serde_json::from_str::<Report>(&text)
-                    .with_context(|| format!("{} is not an auditor JSON report", p.display()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        report::merge(reports)?
-    } else {
-        let path = args.store.as_deref().context("give --store (or --merge)")?;
-        let store = Store::open_existing(path)?;
-        let list = args
-            .allowlist
-            .as_deref()
-            .map(allowlist::file::load)
-            .transpose()?;
-        let since = args
-            .since
-            .as_deref()
-            .map(report::parse_when)
-            .transpose()
-            .context("--since")?;
-        let until = args
-            .until
-            .as_deref()
-            .map(report::parse_when)
-            .transpose()
-            .context("--until")?;
-        report::from_store(&store, list, since, until)?
+    let cfg = ReportConfig::try_from(args)?;
+    let r: Report = match cfg.input {
+        ReportInput::Schema => {
+            std::io::stdout().write_all(report::schema_json().as_bytes())?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        ReportInput::Collect(urls) => report::merge(collect(&urls)?)?,
+        ReportInput::Merge(paths) => {
+            let reports = paths
+                .iter()
+                .map(|p| {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("{}: cannot read", p.display()))?;
+                    serde_json::from_str::<Report>(&text)
+                        .with_context(|| format!("{} is not an auditor JSON report", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            report::merge(reports)?
+        }
+        ReportInput::Store {
+            path,
+            allowlist,
+            since,
+            until,
+        } => {
+            let store = Store::open_existing(&path)?;
+            let list = allowlist
+                .as_deref()
+                .map(allowlist::file::load)
+                .transpose()?;
+            let since = since
+                .as_deref()
+                .map(report::parse_when)
+                .transpose()
+                .context("--since")?;
+            let until = until
+                .as_deref()
+                .map(report::parse_when)
+                .transpose()
+                .context("--until")?;
+            report::from_store(&store, list, since, until)?
+        }
     };
-    let text = match args.format {
+    let text = match cfg.format {
         ReportFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
         ReportFormat::Markdown => report::markdown::render(&r),
         ReportFormat::Html => report::html::render(&r),
     };
-    match &args.output {
+    match &cfg.output {
         Some(p) => {
             std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
             eprintln!("{}", r.summary.headline);

@@ -33,7 +33,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
         Some(path) => (
             path.to_string(),
             Box::new(std::io::BufReader::new(
-                std::fs::File::open(Path::new(path)).with_context(|| format!("opening {path}"))?,
+                std::fs::File::open(Path::new(path))
+                    .with_context(|| format!("{path}: cannot read"))?,
             )),
         ),
     };
@@ -42,12 +43,21 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut twins = Twins::default();
     let (mut flows, mut bad, mut merged) = (0u64, 0u64, 0u64);
     let mut by_verdict: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for (i, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {name}"))?;
+    // Lines are read as bytes: one line that is not UTF-8 is a bad record, not the end.
+    for (i, line) in input.split(b'\n').enumerate() {
+        let line = line.with_context(|| format!("{name}: cannot read"))?;
+        let line = match std::str::from_utf8(&line) {
+            Ok(l) => l,
+            Err(e) => {
+                bad += 1;
+                eprintln!("{name}:{}: skipping a line that is not UTF-8: {e}", i + 1);
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let rec: FlowRecord = match serde_json::from_str(&line) {
+        let rec: FlowRecord = match serde_json::from_str(line) {
             Ok(r) => r,
             Err(e) => {
                 bad += 1;
@@ -76,6 +86,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
             counts.join(", ")
         }
     );
+    if flows == 0 && merged == 0 && bad > 0 {
+        eprintln!("auditor: error: {name}: not one of its {bad} records could be read");
+        return Ok(std::process::ExitCode::FAILURE);
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -15,6 +15,11 @@
 //! mesh_upstreams:            # a connect to 127.0.0.1:PORT is a connect to SERVICE
 //!   - {port: 9100, service: Config Service}
 //! ```
+//!
+//! Loopback addresses are honoured as written: an entry that lists `127.0.1.6` (or
+//! `127.0.0.0/8`, or `::1`) identifies connections from and to that address. A loopback
+//! connect to a port declared in `mesh_upstreams` is that upstream first, whatever the
+//! address entries say, because in a pod it is the sidecar listener, not the service.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -386,7 +391,8 @@ impl IdentitySource for Inventory {
         if let Some(&id) = self.processes.get(ep.comm) {
             return Some(self.resolved(id, Via::Process));
         }
-        if let Some(addr) = ep.addr.filter(|a| !is_loopback(*a) && !a.is_unspecified())
+        // A loopback address identifies the source only when the inventory lists it.
+        if let Some(addr) = ep.addr.filter(|a| !a.is_unspecified())
             && let Some((id, len)) = self.by_address(addr)
         {
             return Some(self.resolved(id, Via::Address { prefix_len: len }));
@@ -405,17 +411,17 @@ impl IdentitySource for Inventory {
     }
 
     fn remote(&self, addr: IpAddr, port: u16) -> Option<Resolved> {
-        if is_loopback(addr) {
-            return self
-                .upstreams
-                .get(&port)
-                .map(|&(id, service_port)| Resolved {
-                    service: self.names[id as usize].clone(),
-                    via: Via::MeshUpstream { port },
-                    port: Some(service_port),
-                    k8s: None,
-                });
+        if is_loopback(addr)
+            && let Some(&(id, service_port)) = self.upstreams.get(&port)
+        {
+            return Some(Resolved {
+                service: self.names[id as usize].clone(),
+                via: Via::MeshUpstream { port },
+                port: Some(service_port),
+                k8s: None,
+            });
         }
+        // Any other address, loopback included, is what the inventory lists it as.
         self.by_address(addr)
             .map(|(id, len)| self.resolved(id, Via::Address { prefix_len: len }))
     }

@@ -87,37 +87,46 @@ pub struct CoverageInterval {
     pub flow_insert_failed: u64,
 }
 
+/// The one error for a file that is not a store we can use, in the user's words rather
+/// than SQLite's ("file is not a database").
+fn not_a_store(path: &Path, e: &anyhow::Error) -> anyhow::Error {
+    let why = match e.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            "it is not an SQLite database".to_string()
+        }
+        _ => format!("{e:#}"),
+    };
+    anyhow::anyhow!("{}: not an auditor store ({why})", path.display())
+}
+
 impl Store {
     /// Opens (creating if needed) a store. Refuses a file that is not an auditor store.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let conn =
             Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .context("enabling WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let store = Store { conn };
-        store
-            .init()
-            .with_context(|| format!("{} is not a usable auditor store", path.display()))?;
+        store.init().map_err(|e| not_a_store(path, &e))?;
         Ok(store)
     }
 
     /// Opens an existing store for reading only (reports): never creates one.
     pub fn open_existing(path: &Path) -> anyhow::Result<Store> {
         if !path.exists() {
-            bail!("no store at {}", path.display());
+            bail!("{}: cannot read: no such file", path.display());
         }
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening store {}", path.display()))?;
         let store = Store { conn };
-        store
-            .check_version()
-            .with_context(|| format!("{} is not a usable auditor store", path.display()))?;
+        store.check_version().map_err(|e| not_a_store(path, &e))?;
         Ok(store)
     }
 
     fn init(&self) -> anyhow::Result<()> {
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
         self.conn.execute_batch(SCHEMA)?;
         self.conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
@@ -134,13 +143,20 @@ impl Store {
                 [],
                 |r| r.get(0),
             )
-            .optional()?;
+            .optional()
+            .map_err(|e| match e {
+                // An SQLite file of something else: it has no auditor tables.
+                rusqlite::Error::SqliteFailure(_, Some(m)) if m.starts_with("no such table") => {
+                    anyhow::anyhow!("an SQLite database, but not one auditor wrote")
+                }
+                e => e.into(),
+            })?;
         match v.as_deref() {
             Some("1") => Ok(()),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
-            None => bail!("no schema version: not an auditor store"),
+            None => bail!("no schema version"),
         }
     }
 
