@@ -219,6 +219,42 @@ fn per_node_reports_merge_into_one_cluster_report() {
 }
 
 #[test]
+fn the_output_file_name_picks_the_format() {
+    let d = dir("infer");
+    store_for("node-a", &d.join("s.db"), 5);
+    let write = |name: &str, extra: &[&str]| {
+        let out = Command::new(AUDITOR)
+            .args(["report", "--store"])
+            .arg(d.join("s.db"))
+            .args(extra)
+            .arg("-o")
+            .arg(d.join(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            std::fs::read_to_string(d.join(name)).unwrap(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert!(write("r.html", &[]).0.starts_with("<!DOCTYPE html>"));
+    assert!(write("r.HTM", &[]).0.starts_with("<!DOCTYPE html>"));
+    assert!(write("r.md", &[]).0.starts_with("# "));
+    assert!(write("r.json", &[]).0.starts_with('{'));
+    // An explicit --format wins over the name.
+    assert!(write("r2.html", &["--format", "json"]).0.starts_with('{'));
+    // A name that says nothing: JSON, and the user is told.
+    let (text, err) = write("report.out", &[]);
+    assert!(text.starts_with('{'));
+    assert!(err.contains("writing JSON (give --format)"), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn empty_corrupt_or_unknown_inputs_fail_clearly() {
     let d = dir("errors");
     Store::open(&d.join("empty.db")).unwrap();
@@ -260,16 +296,25 @@ fn empty_corrupt_or_unknown_inputs_fail_clearly() {
     let out = run(&["report", "--store", "corrupt.db"]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not a usable auditor store"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("corrupt.db: not an auditor store (it is not an SQLite database)"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let out = run(&["report", "--store", "nowhere.db"]);
+    assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no store at nowhere.db"),
+        String::from_utf8_lossy(&out.stderr).contains("nowhere.db: cannot read: no such file"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // No input at all: every way to give one is named.
+    let out = run(&["report"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for way in ["--store", "--merge", "--collect", "--schema"] {
+        assert!(err.contains(way), "{way} not named:\n{err}");
+    }
     let out = run(&["report", "--store", "empty.db", "--format", "pdf"]);
     assert!(!out.status.success());
     assert!(

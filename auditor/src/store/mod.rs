@@ -469,11 +469,34 @@ mod tests {
         )
         .unwrap();
         let e = Store::open_existing(&path).err().expect("refused");
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "{}: not an auditor store (it is not an SQLite database)",
+                path.display()
+            )
+        );
+        // The daemon's open (which creates) refuses it in the same words.
+        let e = Store::open(&path).err().expect("refused");
+        assert!(format!("{e:#}").contains(": not an auditor store"), "{e:#}");
+        // An SQLite database of something else.
+        let other = path.with_file_name("other.db");
+        rusqlite::Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER);")
+            .unwrap();
+        let e = Store::open_existing(&other).err().expect("refused");
         assert!(
-            format!("{e:#}").contains("not a usable auditor store"),
+            format!("{e:#}")
+                .contains("not an auditor store (an SQLite database, but not one auditor wrote)"),
             "{e:#}"
         );
-        assert!(Store::open_existing(&path.with_file_name("missing.db")).is_err());
+        let missing = path.with_file_name("missing.db");
+        let e = Store::open_existing(&missing).err().expect("refused");
+        assert_eq!(
+            format!("{e:#}"),
+            format!("{}: cannot read: no such file", missing.display())
+        );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -1,0 +1,102 @@
+//! `auditor replay` as a user without root runs it: the README's minimal flow record,
+//! files with bad lines, and the recorded flows in examples/.
+
+use std::{path::PathBuf, process::Command};
+
+use serde_json::Value;
+
+const AUDITOR: &str = env!("CARGO_BIN_EXE_auditor");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("auditor-replay-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const INVENTORY: &str = "version: 1\nservices:\n  Tenant Service: {addresses: [10.0.1.0/24]}\n  \
+                         Config Service: {addresses: [10.0.2.0/24]}\n";
+
+/// Replays `flows` (bytes, so a test can hand it anything) and returns exit success,
+/// the verdicts on stdout and stderr.
+fn replay(d: &std::path::Path, flows: &[u8]) -> (bool, Vec<Value>, String) {
+    std::fs::write(d.join("inventory.yaml"), INVENTORY).unwrap();
+    std::fs::write(d.join("flows.jsonl"), flows).unwrap();
+    let out = Command::new(AUDITOR)
+        .arg("replay")
+        .arg("--allowlist")
+        .arg(root().join("allowlist/voice-microservices.yaml"))
+        .arg("--inventory")
+        .arg(d.join("inventory.yaml"))
+        .arg(d.join("flows.jsonl"))
+        .output()
+        .unwrap();
+    let verdicts = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        out.status.success(),
+        verdicts,
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn the_readmes_minimal_flow_record_replays() {
+    let d = dir("minimal");
+    let (ok, v, err) = replay(
+        &d,
+        br#"{"transport": "tcp", "src_addr": "10.0.1.7", "dst_addr": "10.0.2.7", "dst_port": 9100}
+"#,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(v.len(), 1, "{err}");
+    assert_eq!(v[0]["verdict"], "allowed");
+    assert_eq!(v[0]["rules"], serde_json::json!([26]));
+    // No time given: the verdict says it is unknown rather than inventing one.
+    assert!(v[0]["time"].is_null(), "{}", v[0]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn bad_lines_are_reported_by_line_and_a_replay_of_nothing_fails() {
+    let d = dir("bad");
+    let good =
+        br#"{"transport":"tcp","src_addr":"10.0.1.7","dst_addr":"10.0.2.7","dst_port":9100}"#;
+    let mut flows = good.to_vec();
+    flows.extend_from_slice(b"\n\xff\xfe not utf-8\n{\"transport\": \"carrier pigeon\"}\n");
+    flows.extend_from_slice(good);
+    flows.push(b'\n');
+    let (ok, v, err) = replay(&d, &flows);
+    assert!(ok, "{err}");
+    assert_eq!(v.len(), 2, "lines 1 and 4 are judged; {err}");
+    let file = d.join("flows.jsonl").display().to_string();
+    assert!(
+        err.contains(&format!("{file}:2: skipping a line that is not UTF-8")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:3: skipping a bad flow record")),
+        "{err}"
+    );
+    assert!(err.contains("2 bad records skipped"), "{err}");
+
+    // Every record bad: nothing was judged, and the exit code says so.
+    let (ok, v, err) = replay(&d, b"not json\n{\"time\": 5}\n");
+    assert!(!ok, "a replay of only bad records must fail: {err}");
+    assert!(v.is_empty());
+    assert!(
+        err.contains("not one of its 2 records could be read"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
