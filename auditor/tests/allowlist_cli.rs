@@ -104,7 +104,10 @@ fn import_of_an_unreadable_row_names_the_row_and_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("line 3: an unnumbered row: port \"later\""),
+        stderr.contains(&format!(
+            "error: {}:3: an unnumbered row: port \"later\"",
+            doc.display()
+        )),
         "{stderr}"
     );
     let out = auditor(&["allowlist", "import", "/nonexistent/doc.txt"]);
