@@ -548,9 +548,10 @@ fn starts_row(header: &Header, values: &BTreeMap<Col, String>) -> bool {
     let get = |c: Col| values.get(&c).map_or("", String::as_str);
     if header.has(Col::Number) {
         !get(Col::Number).is_empty()
-            || [Col::Source, Col::Destination, Col::Port]
+            || ([Col::Source, Col::Destination, Col::Port]
                 .iter()
                 .all(|c| !get(*c).is_empty())
+                && !(get(Col::Protocol).is_empty() && get(Col::Transport).is_empty()))
     } else {
         !get(Col::Source).is_empty()
     }

@@ -57,22 +57,28 @@ fn place(starts: &[usize], line: &str) -> Option<Vec<String>> {
 }
 
 pub(crate) fn read(header: Header, header_text: &str, rest: &[&str], first: u32) -> Table {
-    let starts: Vec<usize> = pieces(header_text).into_iter().map(|(at, _)| at).collect();
-    let items = rest
-        .iter()
-        .enumerate()
-        .map(|(k, l)| Line {
-            line: first + k as u32,
-            item: if l.trim().is_empty() {
-                Item::Blank
-            } else {
-                match place(&starts, l) {
-                    Some(cells) => Item::Cells(cells),
-                    None => Item::Loose(l.to_string()),
-                }
-            },
-        })
-        .collect();
+    let starts_of =
+        |text: &str| -> Vec<usize> { pieces(text).into_iter().map(|(at, _)| at).collect() };
+    let mut starts = starts_of(header_text);
+    let first_starts = starts.clone();
+    let mut items = Vec::with_capacity(rest.len());
+    for (k, l) in rest.iter().enumerate() {
+        let line = first + k as u32;
+        let item = if l.trim().is_empty() {
+            Item::Blank
+        } else if Header::of(&split(l), line).is_some() {
+            // Each page lays the table out anew: a repeated header moves the columns.
+            starts = starts_of(l);
+            Item::Cells(split(l))
+        } else {
+            match place(&starts, l) {
+                Some(cells) => Item::Cells(cells),
+                None => Item::Loose(l.to_string()),
+            }
+        };
+        items.push(Line { line, item });
+    }
+    let starts = first_starts;
     let expected = format!(
         "a row whose cells start under the header's columns ({}, at characters {})",
         header.describe(", "),
