@@ -16,6 +16,7 @@ mod html;
 mod markdown;
 mod padded;
 mod pdf_text;
+pub mod render;
 pub mod text;
 mod wikitext;
 
