@@ -383,3 +383,84 @@ fn a_bom_and_crlf_keep_the_numbers() {
     let a = import("\u{FEFF}| Connection | Source | Destination | Protocol | Port |\n|--|--|--|--|--|\n| 7 | A | B | TCP | 1 |\n", None).unwrap();
     assert_eq!(a.connections[0].number, Some(7));
 }
+
+#[test]
+fn a_row_on_both_transports_allows_both_and_an_unknown_one_matches_unverified() {
+    use crate::{
+        model::Transport,
+        overrides::Overrides,
+        policy::{Outcome, Policy},
+    };
+    let a = import("Connection\tSource\tDestination\tProtocol\tPort\n1\tA\tB\tTCP/UDP\t53\n2\tA\tC\tCarrier pigeon\t99\n", None).unwrap();
+    let p = Policy::new(&a, &Overrides::default());
+    for t in [Transport::Tcp, Transport::Udp] {
+        let l = p.lookup_names("A", "B", t, 53).unwrap();
+        assert_eq!((l.outcome, l.numbers()), (Outcome::Allowed, vec![1]));
+        let l = p.lookup_names("A", "C", t, 99).unwrap();
+        assert_eq!(l.outcome, Outcome::Allowed);
+        assert!(l.rules().all(|r| !r.transport_verified));
+    }
+    let l = p.lookup_names("A", "B", Transport::Udp, 54).unwrap();
+    assert_eq!((l.outcome, l.numbers()), (Outcome::OtherPorts, vec![1]));
+}
+
+#[test]
+fn html_tables_are_found_among_the_page() {
+    let page = "<!DOCTYPE html><html><head><title>Media architecture</title></head><body>\n<table><tr><td>nav</td></tr></table>\n<table>\n<tr><th>Source</th><th>Destination</th><th>Protocol</th><th>Port(s)</th></tr>\n<tr><td>Media<br>Server</td><td>SBC</td><td>RTP/RTCP</td><td>20,000-45,000</td></tr>\n<tr><td colspan=\"4\">Page 2</td></tr>\n<tr><td>Media Server</td><td>Config</td><td>HTTPS</td><td>8,443</td></tr>\n</table></body></html>";
+    let i = import_text(page, None, Options::default()).unwrap();
+    assert_eq!(i.format, Format::Html);
+    let a = &i.allowlist;
+    assert_eq!(a.document.title.as_deref(), Some("Media architecture"));
+    assert_eq!(a.connections.len(), 2);
+    assert_eq!(a.connections[0].source, "Media Server");
+    assert_eq!(a.connections[0].line, Some(5));
+    assert_eq!(a.connections[0].transport, Transports::Udp);
+    assert_eq!(
+        a.connections[1].ports,
+        Ports::Listed(vec![PortSpec::single(8443, false)])
+    );
+    let e = import_text(
+        "<html><table><tr><th>Source</th><th>Destination</th><th>Port</th></tr></table></html>",
+        None,
+        Options::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("has no Protocol column"), "{e}");
+}
+
+#[test]
+fn wikitext_tables() {
+    let doc = "Intro\n{| class=\"wikitable\"\n! Source !! Destination !! Protocol !! Port\n|-\n| [[Media Server]] || SBC || RTP/RTCP || 20000-45000\n|-\n| style=\"color:red\" | Media Server\n| Config\n| HTTPS\n| 8443\n|}\n";
+    let i = import_text(doc, None, Options::default()).unwrap();
+    assert_eq!(i.format, Format::Wikitext);
+    assert_eq!(i.allowlist.connections.len(), 2);
+    assert_eq!(i.allowlist.connections[1].line, Some(7));
+    assert_eq!(i.allowlist.connections[1].source, "Media Server");
+}
+
+#[test]
+fn padded_columns_with_wrapped_cells() {
+    let doc = "No   Source          Destination   Protocol   Port    Data\n1    Media Server    SBC           RTP/RTCP   20000   media\n     (MS)                                             streams\n\n                              7\n\n2    Media Server    Config        HTTPS      8,443   config\n";
+    let i = import_text(doc, None, Options::default()).unwrap();
+    assert_eq!(i.format, Format::Padded);
+    let a = &i.allowlist;
+    assert_eq!(a.connections.len(), 2);
+    assert_eq!(a.connections[0].description, "media streams");
+    assert_eq!(
+        a.service("Media Server").unwrap().aliases,
+        vec!["MS".to_string()]
+    );
+    assert_eq!((i.artifacts, i.continuation_lines), (1, 1));
+}
+
+#[test]
+fn csv_quoted_cells_with_separators_and_line_breaks() {
+    let doc = "Source;Destination;Protocol;Port;Data\n\"Media; Server\";SBC;RTP;\"20000-45000\";\"two\nlines\"\nPage 2\nA;B;TCP;1;x\n";
+    let i = import_text(doc, None, Options::default()).unwrap();
+    assert_eq!(i.format, Format::Csv(b';'));
+    let a = &i.allowlist;
+    assert_eq!(a.connections.len(), 2);
+    assert_eq!(a.connections[0].source, "Media; Server");
+    assert_eq!(a.connections[0].description, "two lines");
+    assert_eq!(a.connections[1].line, Some(5));
+}
