@@ -115,7 +115,7 @@ pub(crate) fn read(text: &str) -> Result<Table, ImportError> {
                         Problem {
                             line: line_of(*row),
                             message: format!(
-                                "(an HTML table with columns {}) has no {} column",
+                                "(an HTML table: {}) has no {} column",
                                 found
                                     .iter()
                                     .map(|c| c.name())

@@ -64,7 +64,10 @@ fn no_table_message(nearest: Option<&Problem>) -> String {
                 Protocol and Port columns, separated by tabs, |, commas, semicolons or runs of \
                 two or more spaces (or an HTML or MediaWiki table)";
     match nearest {
-        Some(p) => format!("{base}; the nearest header-like line is {p}"),
+        Some(p) => format!(
+            "{base}; the nearest header-like line, line {}, {}",
+            p.line, p.message
+        ),
         None => base.to_string(),
     }
 }
@@ -76,7 +79,7 @@ impl ImportError {
             ImportError::Problems { problems } => problems.clone(),
             ImportError::NoTable { nearest: Some(p) } => vec![Problem {
                 line: p.line,
-                message: no_table_message(None) + "; this line looks like one but " + &p.message,
+                message: no_table_message(None) + "; the nearest header-like line " + &p.message,
             }],
             ImportError::Empty { header_line } => vec![Problem {
                 line: *header_line,
@@ -187,7 +190,8 @@ pub(crate) fn column_of(name: &str) -> Option<Col> {
     Some(match n {
         "connection" | "#" | "no" | "no." | "nr" | "nr." | "number" | "id"
         | "connection number" | "connection #" | "connection no." | "conn." | "row" => Col::Number,
-        _ if has("transport") => Col::Transport,
+        // "Protocol/Transport" holds "HTTP/TCP": the protocol grammar reads it.
+        _ if has("transport") && !has("protocol") => Col::Transport,
         _ if has("port") || has("ports") => {
             if matches!(first, "source" | "src" | "client" | "local") {
                 return None;
@@ -465,7 +469,7 @@ fn nearest_header(lines: &[&str]) -> Option<Problem> {
             consider(
                 found.len() * 2,
                 format!(
-                    "({} columns: {}) has no {} column",
+                    "({}: {}) has no {} column",
                     format.describe(),
                     found
                         .iter()
@@ -482,7 +486,7 @@ fn nearest_header(lines: &[&str]) -> Option<Problem> {
             consider(
                 found.len() * 2 - 1,
                 format!(
-                    "names {} but its columns cannot be split: separate them with tabs, |, commas, semicolons or at least two spaces{}",
+                    "names {}, but its columns cannot be split: separate them with tabs, |, commas, semicolons or at least two spaces{}",
                     found
                         .iter()
                         .map(|c| c.name())

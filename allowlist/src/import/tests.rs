@@ -355,6 +355,16 @@ fn header_synonyms() {
     )
     .unwrap();
     assert_eq!(a.connections[0].transport, Transports::Udp);
+    let a = import(
+        "Source\tTarget\tProtocol/Transport\tPorts\tDirection\nA\tB\tSIP/UDP\t5060\tOutbound\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(a.connections[0].transport, Transports::Udp);
+    assert_eq!(
+        a.connections[0].classification,
+        vec![Classification::Egress]
+    );
 }
 
 #[test]
