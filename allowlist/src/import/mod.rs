@@ -301,6 +301,8 @@ pub(crate) enum Item {
     Cells(Vec<String>),
     /// A line that is not a row of this format (no separators).
     Loose(String),
+    /// A continuation line its reader already joined to its row (centred PDF cells).
+    Joined,
 }
 
 #[derive(Debug, Clone)]
@@ -534,7 +536,7 @@ struct Pending {
     cells: BTreeMap<Col, String>,
 }
 
-fn cells_by_column(header: &Header, cells: &[String]) -> BTreeMap<Col, String> {
+pub(crate) fn cells_by_column(header: &Header, cells: &[String]) -> BTreeMap<Col, String> {
     let mut values = BTreeMap::new();
     for (idx, col) in header.columns.iter().enumerate() {
         if let Some(col) = col {
@@ -549,7 +551,7 @@ fn cells_by_column(header: &Header, cells: &[String]) -> BTreeMap<Col, String> {
 
 /// In PDF text, whether a line starts a row or continues the one before: in a numbered
 /// table a row has its number (or every key cell); otherwise it has its source.
-fn starts_row(header: &Header, values: &BTreeMap<Col, String>) -> bool {
+pub(crate) fn starts_row(header: &Header, values: &BTreeMap<Col, String>) -> bool {
     let get = |c: Col| values.get(&c).map_or("", String::as_str);
     if header.has(Col::Number) {
         !get(Col::Number).is_empty()
@@ -591,6 +593,7 @@ fn assemble(
         match item {
             Item::Blank => after_row = false,
             Item::Structure => {}
+            Item::Joined => continuation_lines += 1,
             Item::Cells(cells) => {
                 let nonempty: Vec<&String> =
                     cells.iter().filter(|c| !c.trim().is_empty()).collect();
@@ -767,7 +770,7 @@ fn last_filled(header: &Header, row: &Pending) -> Col {
 /// Joins a cell's continuation: PDF extraction breaks cells at page ends. When it does so
 /// inside parentheses it closes them early ("…in customer)" then "CME)"): a continuation
 /// with an unmatched `)` means the previous part's final `)` was the extractor's.
-fn append(cell: &mut String, more: &str) {
+pub(crate) fn append(cell: &mut String, more: &str) {
     if more.is_empty() {
         return;
     }
