@@ -309,7 +309,7 @@ fn on_path(tool: &str) -> Option<PathBuf> {
 /// Prints the saved page with `style` to a PDF with headless Chromium. None (after saying
 /// SKIPPED) when Chromium or pdftotext is missing, unless CI or AUDITOR_REQUIRE_KERNEL
 /// is set: then the test fails rather than pass without having run.
-fn print_pdf(name: &str, style: &str) -> Option<PathBuf> {
+fn print_pdf(name: &str, style: &str, header_footer: bool) -> Option<PathBuf> {
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
         .iter()
         .find_map(|t| on_path(t));
@@ -328,12 +328,8 @@ fn print_pdf(name: &str, style: &str) -> Option<PathBuf> {
     std::fs::write(&html, html_page(style)).unwrap();
     let pdf = dir.join("architecture.pdf");
     let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-pdf-header-footer",
-        ])
+        .args(["--headless", "--no-sandbox", "--disable-gpu"])
+        .args((!header_footer).then_some("--no-pdf-header-footer"))
         .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .arg(format!("--print-to-pdf={}", pdf.display()))
         .arg(format!("file://{}", html.display()))
@@ -358,7 +354,11 @@ const PRINT: &str = "@page { size: A4 landscape; margin: 12mm; } body { font: 9p
 #[test]
 fn pdf_printed_by_headless_chromium_with_page_breaks_inside_the_table() {
     // Cells top-aligned, as documentation sites often style them.
-    let Some(pdf) = print_pdf("pdf-top", &format!("{PRINT} td {{ vertical-align: top; }}")) else {
+    let Some(pdf) = print_pdf(
+        "pdf-top",
+        &format!("{PRINT} td {{ vertical-align: top; }}"),
+        false,
+    ) else {
         return;
     };
     let summary = assert_same_sixty(&pdf);
@@ -369,11 +369,13 @@ fn pdf_printed_by_headless_chromium_with_page_breaks_inside_the_table() {
 }
 
 #[test]
-fn pdf_with_cells_centred_vertically_the_browser_default() {
-    // A tall cell's first lines print above the row's numbered line.
-    let Some(pdf) = print_pdf("pdf-middle", PRINT) else {
+fn pdf_as_a_browser_prints_it_by_default() {
+    // Cells centred vertically (a tall cell's first lines print above the row's numbered
+    // line), and the date, title, address and page counter on every page.
+    let Some(pdf) = print_pdf("pdf-middle", PRINT, true) else {
         return;
     };
     let summary = assert_same_sixty(&pdf);
     assert!(!summary.contains(" 0 repeated headers"), "{summary}");
+    assert!(!summary.contains(" 2 page numbers"), "{summary}");
 }

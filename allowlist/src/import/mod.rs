@@ -323,8 +323,35 @@ pub(crate) struct Table {
     pub title: Option<String>,
 }
 
-/// A known non-row line inside a table: page numbers and footers, footnotes.
+/// What a browser prints at the top and foot of each page: "11/26/26, 9:56 PM  Title" and
+/// "file:///…/page.html  1/7" (or an https address).
+pub(crate) fn print_furniture(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let numbers = |s: &str, seps: &[char]| -> Vec<usize> {
+        let parts: Vec<&str> = s.split(seps).collect();
+        if parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 4 && p.chars().all(|c| c.is_ascii_digit()))
+        {
+            parts.iter().map(|p| p.len()).collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let date_then_time = words
+        .first()
+        .is_some_and(|w| numbers(w.trim_end_matches(','), &['/', '.', '-']).len() == 3)
+        && words.get(1).is_some_and(|w| numbers(w, &[':']).len() >= 2);
+    let address_then_counter = words.first().is_some_and(|w| w.contains("://"))
+        && words.last().is_some_and(|w| numbers(w, &['/']).len() == 2);
+    date_then_time || address_then_counter
+}
+
+/// A known non-row line inside a table: page numbers, headers and footers, footnotes.
 pub(crate) fn artifact(text: &str) -> Option<&'static str> {
+    if print_furniture(text) {
+        return Some("page header or footer");
+    }
     let t = names::clean(text);
     let lower = t.to_lowercase();
     let digits = |s: &str| !s.is_empty() && s.len() <= 4 && s.chars().all(|c| c.is_ascii_digit());
@@ -606,7 +633,14 @@ fn assemble(
                     after_row = false;
                     continue;
                 }
-                if nonempty.len() == 1 && artifact(nonempty[0]).is_some() {
+                let joined = nonempty
+                    .iter()
+                    .map(|c| c.trim())
+                    .collect::<Vec<_>>()
+                    .join("  ");
+                if (nonempty.len() == 1 && artifact(nonempty[0]).is_some())
+                    || print_furniture(&joined)
+                {
                     artifacts += 1;
                     continue;
                 }

@@ -5,7 +5,8 @@
 //! do not sit in the columns (prose, a centred page number) is not a row.
 
 use super::{
-    Col, Format, Header, Item, Line, Table, append, artifact, cells_by_column, starts_row,
+    Col, Format, Header, Item, Line, Table, append, artifact, cells_by_column, print_furniture,
+    starts_row,
 };
 
 /// How far (in characters) a piece may start from its column's start.
@@ -129,7 +130,15 @@ fn regroup_centred(header: &Header, items: &mut [Line]) -> bool {
                 let filled: Vec<&String> = c.iter().filter(|x| !x.trim().is_empty()).collect();
                 if Header::of(c, 0).is_some() {
                     Kind::Header
-                } else if filled.is_empty() || (filled.len() == 1 && artifact(filled[0]).is_some())
+                } else if filled.is_empty()
+                    || (filled.len() == 1 && artifact(filled[0]).is_some())
+                    || print_furniture(
+                        &filled
+                            .iter()
+                            .map(|f| f.trim())
+                            .collect::<Vec<_>>()
+                            .join("  "),
+                    )
                 {
                     Kind::Other
                 } else if starts_row(header, &cells_by_column(header, c)) {

@@ -287,6 +287,10 @@ fn a_page_number_inside_the_table_does_not_end_it() {
         "2/7",
         "© 2024 Example Corp",
         "* Configurable ports",
+        "11/26/26, 9:56 PM\tVoice Microservices architecture",
+        "26.11.2026, 21:56            Architecture",
+        "file:///home/me/architecture.html                     2/7",
+        "https://docs.example.com/voice/architecture 3/7",
     ] {
         let i = lenient(&format!(
             "{HEADER}\n1\tA\tB\tTCP\t1\tEgress\tx\n\n{footer}\n\n2\tA\tC\tTCP\t2\tEgress\ty\n"
