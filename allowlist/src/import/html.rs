@@ -50,8 +50,31 @@ fn tr_lines(text: &str) -> Vec<u32> {
     out
 }
 
-/// The rows of `table` itself (not of tables nested in it), as cells.
+/// A cell's `colspan` or `rowspan`, within reason.
+fn span(cell: ElementRef<'_>, attr: &str) -> usize {
+    cell.value()
+        .attr(attr)
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, 64)
+}
+
+/// Fills the columns a cell above still covers.
+fn take_carried(carried: &mut [(usize, String)], cells: &mut Vec<String>) {
+    while let Some((left, text)) = carried.get_mut(cells.len())
+        && *left > 0
+    {
+        *left -= 1;
+        cells.push(text.clone());
+    }
+}
+
+/// The rows of `table` itself (not of tables nested in it), as cells. A cell spanning
+/// rows (`rowspan`, "Redis" for three rows) is repeated in each; one spanning columns
+/// leaves the columns after it empty.
 fn rows<'a>(table: ElementRef<'a>, tr: &Selector) -> Vec<(ElementRef<'a>, Vec<String>)> {
+    // Per column: rows still covered by a cell above, and its text.
+    let mut carried: Vec<(usize, String)> = Vec::new();
     table
         .select(tr)
         .filter(|row| {
@@ -61,21 +84,25 @@ fn rows<'a>(table: ElementRef<'a>, tr: &Selector) -> Vec<(ElementRef<'a>, Vec<St
                 .is_some_and(|t| t.id() == table.id())
         })
         .map(|row| {
-            let mut cells = Vec::new();
+            let mut cells: Vec<String> = Vec::new();
             for cell in row.children().filter_map(ElementRef::wrap) {
                 if !matches!(cell.value().name(), "td" | "th") {
                     continue;
                 }
-                cells.push(text_of(cell));
-                let span: usize = cell
-                    .value()
-                    .attr("colspan")
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(1);
-                for _ in 1..span.min(64) {
-                    cells.push(String::new());
+                take_carried(&mut carried, &mut cells);
+                let text = text_of(cell);
+                let down = span(cell, "rowspan");
+                for k in 0..span(cell, "colspan") {
+                    let at = cells.len();
+                    if carried.len() <= at {
+                        carried.resize(at + 1, (0, String::new()));
+                    }
+                    let t = if k == 0 { text.clone() } else { String::new() };
+                    carried[at] = (down - 1, t.clone());
+                    cells.push(t);
                 }
             }
+            take_carried(&mut carried, &mut cells);
             (row, cells)
         })
         .collect()
@@ -163,6 +190,26 @@ pub(crate) fn read(text: &str) -> Result<Table, ImportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_spanning_rows_are_repeated() {
+        let doc = Html::parse_document(
+            "<table><tr><td rowspan=\"2\">A</td><td>1</td><td rowspan=\"3\">x</td></tr><tr><td>2</td></tr><tr><td>B</td><td>3</td></tr></table>",
+        );
+        let table = doc.select(&selector("table")).next().unwrap();
+        let got: Vec<Vec<String>> = rows(table, &selector("tr"))
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                vec!["A", "1", "x"],
+                vec!["A", "2", "x"],
+                vec!["B", "3", "x"]
+            ]
+        );
+    }
 
     #[test]
     fn rows_know_their_lines() {
