@@ -883,12 +883,23 @@ pub fn parse_ports(text: &str) -> Result<Ports, String> {
         .replace("(default)", "")
         .replace("default", "");
     let mut specs = Vec::new();
-    for group in join_thousands(&body)
+    // Spaces around `/`, `-` and before `*` belong to the item ("8080 / 8443", "6379 *");
+    // other spaces separate items, as commas do ("8080 8443" from an HTML list).
+    let mut items = join_thousands(&body)
         .replace(" and ", ",")
         .replace(" or ", ",")
-        .replace(';', ",")
-        .split(',')
-    {
+        .replace(';', ",");
+    for joiner in ["/", "-", "–", "*"] {
+        while items.contains(&format!(" {joiner}")) {
+            items = items.replace(&format!(" {joiner}"), joiner);
+        }
+        if joiner != "*" {
+            while items.contains(&format!("{joiner} ")) {
+                items = items.replace(&format!("{joiner} "), joiner);
+            }
+        }
+    }
+    for group in items.split([',', ' ']) {
         let group = group.trim();
         if group.is_empty() {
             continue;

@@ -84,6 +84,19 @@ fn thousands_separators_are_numbers_and_spaced_lists_are_lists() {
     assert_eq!(parse_ports("8080, 8443").unwrap(), list(&[8080, 8443]));
     assert_eq!(parse_ports("8080 / 8443").unwrap(), list(&[8080, 8443]));
     assert_eq!(parse_ports("8080 or 8443").unwrap(), list(&[8080, 8443]));
+    assert_eq!(parse_ports("8080 8443").unwrap(), list(&[8080, 8443]));
+    assert_eq!(
+        parse_ports("6379 *").unwrap(),
+        Ports::Listed(vec![PortSpec::single(6379, true)])
+    );
+    assert_eq!(
+        parse_ports("1,024 - 65,535").unwrap(),
+        Ports::Listed(vec![PortSpec {
+            first: 1024,
+            last: 65535,
+            configurable: false
+        }])
+    );
     assert_eq!(parse_ports("8, 443").unwrap(), list(&[8, 443]));
     // 80443 is no port: a list written without a space.
     assert_eq!(parse_ports("80,443").unwrap(), list(&[80, 443]));
