@@ -707,7 +707,8 @@ fn assemble(
                     continue;
                 }
                 // A cell wrapped by a browser copy: the text goes on in the row's last cell.
-                if joins
+                // (Space-padded text places wrapped lines in their columns instead.)
+                if format == Format::Tabbed
                     && after_row
                     && let Some(prev) = rows.last_mut()
                 {
