@@ -530,6 +530,38 @@ fn nearest_header(lines: &[&str]) -> Option<Problem> {
             );
         }
     }
+    // A rendering with one cell per line: the header's names on consecutive lines.
+    let mut i = 0;
+    while i < lines.len() {
+        let run = lines[i..]
+            .iter()
+            .take_while(|l| !l.trim().is_empty() && column_of(l).is_some())
+            .count();
+        if run >= 3 {
+            let cells: Vec<String> = lines[i..i + run].iter().map(|l| l.to_string()).collect();
+            let (found, _) = header_likeness(&cells);
+            let score = found.len() * 2 - 1;
+            if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((
+                    score,
+                    Problem {
+                        line: i as u32 + 1,
+                        message: format!(
+                            "(lines {}-{}) names one column per line ({}): a table rendered with one cell per line cannot be split into rows; save it as HTML, CSV or tab-separated text instead",
+                            i + 1,
+                            i + run,
+                            found
+                                .iter()
+                                .map(|c| c.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    },
+                ));
+            }
+        }
+        i += run.max(1);
+    }
     best.map(|(_, p)| p)
 }
 

@@ -397,6 +397,16 @@ fn no_table_names_the_nearest_header_like_line() {
         panic!("{e:?}")
     };
     assert!(p.message.contains("no Protocol column"), "{p}");
+    let e = import(
+        "Connections\n\nSource\nDestination\nProtocol\nPort\nA\nB\nTCP\n80\n",
+        None,
+    )
+    .unwrap_err();
+    let ImportError::NoTable { nearest: Some(p) } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(p.line, 3);
+    assert!(p.message.contains("one cell per line"), "{p}");
 }
 
 #[test]
