@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use crate::{
     model::{
         Allowlist, Classification, Connection, DocumentRef, PortSpec, Ports, Service, ServiceKind,
-        Transport, parse_port_spec,
+        Transports, parse_port_spec,
     },
     names,
 };
@@ -114,9 +114,11 @@ struct RawConnection {
     destination: String,
     /// Application protocol as documented: HTTP, Redis, SIP/UDP, …
     protocol: String,
-    /// Implied by the protocol; when given it must agree.
+    /// tcp, udp, both (a protocol like TCP/UDP), or unknown (the document's protocol does
+    /// not tell; either transport matches, unverified). Implied by the protocol when left
+    /// out; when given it must agree with a protocol that names its transport (SIP/UDP).
     #[serde(default)]
-    transport: Option<Transport>,
+    transport: Option<Transports>,
     ports: PortsField,
     /// intra-cluster, egress, ingress, or a combination like ingress/egress.
     #[serde(default)]
@@ -329,14 +331,18 @@ fn validate(raw: RawFile, origin: &str) -> Result<Allowlist, FileError> {
         };
         let (source, alias_s) = resolve(&c.source, "source")?;
         let (destination, alias_d) = resolve(&c.destination, "destination")?;
-        let (protocol, transport) = names::protocol(&c.protocol).map_err(&fail)?;
-        if let Some(t) = c.transport
-            && t != transport
-        {
-            return Err(fail(format!(
-                "transport {t} contradicts protocol {protocol}, which runs over {transport}"
-            )));
-        }
+        let read = names::protocol(&c.protocol).map_err(&fail)?;
+        let (protocol, implied) = (read.name, read.transport);
+        let transport = match c.transport {
+            Some(t) if read.names_transport && t != implied => {
+                return Err(fail(format!(
+                    "transport {t} contradicts protocol {protocol}, which runs over {implied}"
+                )));
+            }
+            // The document's Transport column decides for protocols that do not name one.
+            Some(t) => t,
+            None => implied,
+        };
         let classification = match &c.classification {
             Some(text) => Classification::parse_list(text).ok_or_else(|| fail(format!("classification {text:?} is not intra-cluster, egress, ingress or a combination like ingress/egress")))?,
             None => Vec::new(),

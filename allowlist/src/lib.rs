@@ -13,9 +13,12 @@ pub mod schema;
 mod yaml;
 
 pub use file::FileError;
-pub use import::{ImportError, import};
+pub use import::{
+    ImportError, Imported, Options as ImportOptions, import, import_bytes, import_text,
+};
 pub use model::{
     Allowlist, Classification, Connection, PortSpec, Ports, Service, ServiceKind, Transport,
+    Transports,
 };
 pub use overrides::Overrides;
 pub use policy::{Lookup, Outcome, Policy, PortBasis, Rule, ServiceId};

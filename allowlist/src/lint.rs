@@ -29,6 +29,8 @@ pub fn lint(a: &Allowlist) -> Vec<Finding> {
     described_not_listed(a, &mut out);
     repeated_edges(a, &mut out);
     unknown_ports(a, &mut out);
+    small_ports_in_lists(a, &mut out);
+    unknown_transports(a, &mut out);
     out
 }
 
@@ -203,6 +205,47 @@ fn unknown_ports(a: &Allowlist, out: &mut Vec<Finding>) {
                     c.source,
                     c.destination,
                     c.number.map_or_else(|| "N".into(), |n| n.to_string())
+                ),
+            });
+        }
+    }
+}
+
+/// A port below 20 in a list ("8, 443") is rarely a service: more likely a number with a
+/// thousands separator split into two.
+fn small_ports_in_lists(a: &Allowlist, out: &mut Vec<Finding>) {
+    for c in &a.connections {
+        let list = c.ports.listed();
+        if list.len() < 2 {
+            continue;
+        }
+        for p in list.iter().filter(|p| p.first < 20) {
+            out.push(Finding {
+                code: "small-port-in-list",
+                rows: c.number.into_iter().collect(),
+                message: format!(
+                    "{}: port {p} in the list [{}] is below 20: was one number with a thousands separator (8,443) split into two?",
+                    c.label(),
+                    list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+}
+
+/// Rows whose protocol does not tell the transport match either one, unverified.
+fn unknown_transports(a: &Allowlist, out: &mut Vec<Finding>) {
+    for c in &a.connections {
+        if !c.transport.verified() {
+            out.push(Finding {
+                code: "unknown-transport",
+                rows: c.number.into_iter().collect(),
+                message: format!(
+                    "{}: {} → {}: protocol {:?} does not tell TCP or UDP; the row matches either, unverified (set transport: tcp, udp or both)",
+                    c.label(),
+                    c.source,
+                    c.destination,
+                    c.protocol
                 ),
             });
         }

@@ -46,6 +46,95 @@ impl fmt::Display for Transport {
     }
 }
 
+/// The transports a documented connection may use. Most rows name one; a row whose
+/// protocol mixes both ("TCP/UDP", "SIP/UDP/TCP") allows both; a row whose protocol the
+/// importer does not know keeps its transport unknown: any transport matches, unverified.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Transports {
+    Tcp,
+    Udp,
+    /// Both TCP and UDP ("TCP/UDP", "SIP/UDP/TCP"): one connection, either transport.
+    Both,
+    /// The document's protocol does not tell: either transport matches, unverified.
+    Unknown,
+}
+
+impl Transports {
+    pub fn one(t: Transport) -> Transports {
+        match t {
+            Transport::Tcp => Transports::Tcp,
+            Transport::Udp => Transports::Udp,
+        }
+    }
+
+    /// The transports a flow may use to match this row.
+    pub fn list(self) -> &'static [Transport] {
+        match self {
+            Transports::Tcp => &[Transport::Tcp],
+            Transports::Udp => &[Transport::Udp],
+            Transports::Both | Transports::Unknown => &[Transport::Tcp, Transport::Udp],
+        }
+    }
+
+    pub fn allows(self, t: Transport) -> bool {
+        self.list().contains(&t)
+    }
+
+    /// False when the document did not say which transport (the protocol is unknown).
+    pub fn verified(self) -> bool {
+        self != Transports::Unknown
+    }
+
+    /// Both parts' transports together; Unknown when either is.
+    pub fn union(self, other: Transports) -> Transports {
+        match (self, other) {
+            (Transports::Unknown, _) | (_, Transports::Unknown) => Transports::Unknown,
+            (a, b) if a == b => a,
+            _ => Transports::Both,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transports::Tcp => "tcp",
+            Transports::Udp => "udp",
+            Transports::Both => "both",
+            Transports::Unknown => "unknown",
+        }
+    }
+}
+
+impl PartialEq<Transport> for Transports {
+    fn eq(&self, other: &Transport) -> bool {
+        *self == Transports::one(*other)
+    }
+}
+
+impl From<Transport> for Transports {
+    fn from(t: Transport) -> Transports {
+        Transports::one(t)
+    }
+}
+
+impl fmt::Display for Transports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// Where a connection sits relative to the cluster, from the document's point of view.
 #[derive(
     Debug,
@@ -241,7 +330,7 @@ pub struct Connection {
     pub destination: String,
     /// The application protocol as documented ("HTTP", "SIP/UDP", "Redis").
     pub protocol: String,
-    pub transport: Transport,
+    pub transport: Transports,
     pub ports: Ports,
     pub classification: Vec<Classification>,
     pub description: String,

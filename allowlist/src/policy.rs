@@ -33,6 +33,9 @@ pub struct Rule {
     pub index: usize,
     pub number: Option<u32>,
     pub transport: Transport,
+    /// False when the document does not say which transport the row uses (its protocol is
+    /// unknown): the row then has a rule on each transport, and neither is verified.
+    pub transport_verified: bool,
     /// Effective ports (empty when `basis` is Any or Unverified).
     pub ports: Vec<PortSpec>,
     pub basis: PortBasis,
@@ -80,7 +83,14 @@ impl<'p> Lookup<'p> {
 
     /// The documented numbers of `rules()`, in table order.
     pub fn numbers(&self) -> Vec<u32> {
-        self.rules().filter_map(|r| r.number).collect()
+        let mut out: Vec<u32> = Vec::new();
+        for n in self.rules().filter_map(|r| r.number) {
+            // A row on both transports has two rules.
+            if out.last() != Some(&n) {
+                out.push(n);
+            }
+        }
+        out
     }
 }
 
@@ -146,13 +156,17 @@ impl Policy {
             let (s, d) = (ids[&c.source] as usize, ids[&c.destination] as usize);
             let row = c.number.and_then(|num| overrides.rows.get(&num));
             let (ports, basis) = effective(&c.ports, row, overrides.services.get(&c.destination));
-            per_edge[s * n + d].push(Rule {
-                index,
-                number: c.number,
-                transport: c.transport,
-                ports,
-                basis,
-            });
+            // A row on both transports (or an unknown one) is one rule per transport.
+            for &transport in c.transport.list() {
+                per_edge[s * n + d].push(Rule {
+                    index,
+                    number: c.number,
+                    transport,
+                    transport_verified: c.transport.verified(),
+                    ports: ports.clone(),
+                    basis,
+                });
+            }
         }
         let mut edges = Vec::with_capacity(n * n);
         let mut rules = Vec::new();

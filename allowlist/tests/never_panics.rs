@@ -41,6 +41,30 @@ proptest! {
     }
 
     #[test]
+    fn importer_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        for lenient in [false, true] {
+            let _ = allowlist::import_bytes(&bytes, None, allowlist::ImportOptions { lenient });
+        }
+    }
+
+    #[test]
+    fn importer_never_panics_on_html_wiki_csv_or_padded_like_text(
+        prefix in prop::sample::select(&[
+            "<!DOCTYPE html><table><tr><th>Source</th><th>Destination</th><th>Protocol</th><th>Port</th></tr>",
+            "{|\n! Source !! Destination !! Protocol !! Port\n",
+            "Source;Destination;Protocol;Port\n",
+            "Source,Destination,Protocol,Port\n",
+            "| Source | Destination | Protocol | Port |\n",
+            "Source    Destination    Protocol    Port\n",
+        ][..]),
+        rest in "[ -~\n\t<>|!;,\u{e9}]{0,300}",
+    ) {
+        for lenient in [false, true] {
+            let _ = allowlist::import_text(&format!("{prefix}{rest}"), None, allowlist::ImportOptions { lenient });
+        }
+    }
+
+    #[test]
     fn ports_parser_never_panics(text in any::<String>()) {
         let _ = allowlist::import::parse_ports(&text);
     }

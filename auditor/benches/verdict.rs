@@ -56,10 +56,12 @@ fn bench(c: &mut Criterion) {
         let port = conn.ports.listed().first().map_or(443, |p| p.first);
         let src = addrs[s][i % addrs[s].len()];
         let dst = addrs[d][(i * 7) % addrs[d].len()];
-        flows.push((conn.transport, src, dst, port));
-        flows.push((conn.transport, src, dst, port.wrapping_add(1)));
+        // A row on both transports is driven on its first.
+        let transport = conn.transport.list()[0];
+        flows.push((transport, src, dst, port));
+        flows.push((transport, src, dst, port.wrapping_add(1)));
         flows.push((
-            conn.transport,
+            transport,
             src,
             Ipv4Addr::new(192, 0, 2, (i % 250) as u8),
             port,

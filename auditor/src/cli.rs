@@ -94,17 +94,26 @@ auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.
 pub enum AllowlistCommand {
     /// Read the connections table of an architecture document and write the allowlist.
     ///
-    /// Reads the text of a document (as extracted from a PDF, or a plain tab- or
-    /// pipe-separated table) with columns Connection, Source, Destination, Protocol, Port,
-    /// Classification and a description. Handles repeated page-break headers, rows split
-    /// across pages, port lists (5050, 8888), alternatives (9092/9093*), configurable
-    /// ports (*), ranges, N/A and "Not known" ports, and versioned names ("Redis 6.x").
-    /// A row it cannot read is an error naming the row and the line.
+    /// Reads a document's connections table, with columns Connection, Source, Destination,
+    /// Protocol (and optionally Transport), Port, Classification and a description (header
+    /// synonyms such as "Source service", "Port(s)" and "Data" work). The format is told
+    /// from the header line: text extracted from a PDF or TSV (tabs), Markdown, CSV (`,` or
+    /// `;`), space-padded columns, MediaWiki tables, a saved HTML page, or a PDF itself
+    /// (read with `pdftotext` from poppler-utils). Encodings: UTF-8 (with or without BOM),
+    /// UTF-16 with BOM, and Windows-1252.
+    ///
+    /// Handles repeated page-break headers, rows split across pages, page numbers, footers
+    /// and footnotes, port lists (8080, 8443), alternatives (9092/9093*), configurable
+    /// ports (*), thousands separators (8,443), ranges, N/A and "Not known" ports,
+    /// versioned (Redis 6.x) and parenthesised alias names, and compound protocols
+    /// (RTP/RTCP is UDP, TCP/UDP is both). Every line after the header must be placed: one
+    /// that cannot be, or a row that cannot be read, is an error FILE:LINE saying what was
+    /// expected there (exit 1). Warnings (an unknown protocol) keep the row.
     #[command(
-        after_help = "Example:\n  auditor allowlist import architecture.txt -o allowlist.yaml"
+        after_help = "Examples:\n  auditor allowlist import architecture.pdf -o allowlist.yaml\n  auditor allowlist import saved-page.html --lenient -o allowlist.yaml"
     )]
     Import {
-        /// The document's text.
+        /// The document: its text, an HTML page, or a PDF.
         document: PathBuf,
         /// Write here instead of stdout.
         #[arg(short, long)]
@@ -112,6 +121,10 @@ pub enum AllowlistCommand {
         /// The allowlist file's format: YAML (for review in Git) or the same document as JSON.
         #[arg(long, value_enum, default_value = "yaml")]
         format: ExportFormat,
+        /// Skip lines that cannot be placed and rows that cannot be read, with a warning
+        /// each, instead of failing; the summary says how many lines were skipped.
+        #[arg(long)]
+        lenient: bool,
     },
     /// Validate an allowlist (and overrides) and print lint warnings.
     ///

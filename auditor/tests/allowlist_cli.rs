@@ -104,7 +104,10 @@ fn import_of_an_unreadable_row_names_the_row_and_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("line 3: an unnumbered row: port \"later\""),
+        stderr.contains(&format!(
+            "error: {}:3: an unnumbered row: port \"later\"",
+            doc.display()
+        )),
         "{stderr}"
     );
     let out = auditor(&["allowlist", "import", "/nonexistent/doc.txt"]);
@@ -143,6 +146,220 @@ fn explain_says_how_each_side_resolved_and_why_each_row_did_not_match() {
     assert!(
         stdout.contains("row 26: HTTP tcp/9100: no: port 9200 is not 9100"),
         "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("auditor-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_page_number_between_rows_does_not_end_the_table() {
+    // The issue's repro: a header line, one row, `Page 2`, then another row.
+    let dir = scratch("page2");
+    let doc = dir.join("doc.txt");
+    std::fs::write(
+        &doc,
+        "Source\tDestination\tProtocol\tPort\nA\tB\tTCP\t80\nPage 2\nC\tD\tTCP\t81\n",
+    )
+    .unwrap();
+    let out = auditor(&[
+        "allowlist",
+        "import",
+        doc.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["connections"].as_array().unwrap().len(), 2);
+    assert!(
+        stderr.contains("imported 2 connections") && stderr.contains("1 page numbers"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_line_that_cannot_be_placed_fails_with_file_line_or_is_skipped_with_lenient() {
+    let dir = scratch("stray");
+    let doc = dir.join("doc.txt");
+    std::fs::write(
+        &doc,
+        "Source\tDestination\tProtocol\tPort\nA\tB\tTCP\t80\n\nSee the appendix for more\n\nC\tD\tTCP\t81\n",
+    )
+    .unwrap();
+    let out = auditor(&["allowlist", "import", doc.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {}:4: expected a row of 4 tab-separated cells (Source, Destination, Protocol, Port)",
+            doc.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--lenient"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing is written on error");
+
+    let out = auditor(&["allowlist", "import", "--lenient", doc.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("warning: {}:4: expected a row", doc.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("imported 2 connections") && stderr.contains("1 line(s) skipped"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A media and web-channel table of our own, saved from Excel as cp1252 CSV: every rule
+/// of the importer in one document.
+#[test]
+fn an_own_table_covers_protocols_ports_transports_aliases_and_footers() {
+    let dir = scratch("own");
+    let doc = dir.join("media.csv");
+    let csv = "Media services \u{2013} connections\r\n\
+\r\n\
+No.;Source service;Destination service;Protocol;Transport;Port(s);Classification;Data\r\n\
+1;Media Server (MCP);Session Border Controller;RTP/RTCP;;20,000-45,000;Ingress/Egress;Caf\u{e9} media\r\n\
+2;Web Gateway;Chat Service;HTTPS/WSS;;8,443;Intra-cluster;Chat messages\r\n\
+3;SIP Proxy;MCP;SIP/UDP/TCP;;5060;Intra-cluster;Signalling to the media server\r\n\
+4;Resolver;DNS Server;DNS;;53;Egress;Name lookups\r\n\
+Page 1 of 2\r\n\
+5;SIP Proxy;Registrar;SIP;UDP;5070;Intra-cluster;\"Registrations; keep-alives\"\r\n\
+6;Web Gateway;Config Service;HTTP;;8080;Intra-cluster;Configurable parameter\r\n\
+7;Web Gateway;Legacy Box;TCP/UDP;;8, 443;Egress;Old protocol\r\n\
+8;Web Gateway;Pager;Carrier pigeon;;1234;Egress;Unknown protocol\r\n\
+* Configurable ports\r\n";
+    // Windows-1252: é is 0xE9, the en dash 0x96; the rest is ASCII.
+    let bytes: Vec<u8> = csv
+        .chars()
+        .map(|c| match c {
+            '\u{e9}' => 0xE9,
+            '\u{2013}' => 0x96,
+            c => u8::try_from(c).expect("ASCII"),
+        })
+        .collect();
+    std::fs::write(&doc, &bytes).unwrap();
+    let out = auditor(&[
+        "allowlist",
+        "import",
+        doc.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("windows-1252"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}:12: row 8: unknown protocol \"Carrier pigeon\"",
+            doc.display()
+        )),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["connections"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    let field = |n: usize, k: &str| rows[n - 1][k].clone();
+    // Protocol grammar and the Transport column.
+    assert_eq!(field(1, "transport"), "udp");
+    assert_eq!(field(2, "transport"), "tcp");
+    assert_eq!(field(3, "transport"), "both");
+    assert_eq!(field(4, "transport"), "udp");
+    assert_eq!(field(5, "transport"), "udp");
+    assert_eq!(field(7, "transport"), "both");
+    assert_eq!(field(8, "transport"), "unknown");
+    // Ports: thousands separators, lists, configurable by description.
+    assert_eq!(field(1, "ports"), serde_json::json!(["20000-45000"]));
+    assert_eq!(field(2, "ports"), serde_json::json!([8443]));
+    assert_eq!(field(6, "ports"), serde_json::json!(["8080*"]));
+    assert_eq!(field(7, "ports"), serde_json::json!([8, 443]));
+    // The alias: "MCP" alone is the Media Server.
+    assert_eq!(field(3, "destination"), "Media Server");
+    assert_eq!(field(3, "documented_destination"), "MCP");
+    let media = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Media Server")
+        .unwrap();
+    assert_eq!(media["aliases"], serde_json::json!(["MCP"]));
+    assert_eq!(field(1, "description"), "Caf\u{e9} media");
+    assert_eq!(
+        v["document"]["title"],
+        "Media services \u{2013} connections"
+    );
+
+    // The YAML it writes is valid, and `check` lints what a reviewer must look at.
+    let yaml = dir.join("media.yaml");
+    let out = auditor(&[
+        "allowlist",
+        "import",
+        doc.to_str().unwrap(),
+        "-o",
+        yaml.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = auditor(&["allowlist", "check", yaml.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("warning[small-port-in-list]: row 7: port 8"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning[unknown-transport]: row 8"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn no_table_names_the_nearest_header_like_line() {
+    let dir = scratch("notable");
+    let doc = dir.join("doc.txt");
+    std::fs::write(
+        &doc,
+        "Connections\nSource Destination Protocol Port\nA B TCP 80\n",
+    )
+    .unwrap();
+    let out = auditor(&["allowlist", "import", doc.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {}:2: no connections table found",
+            doc.display()
+        )) && stderr.contains("cannot be split"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_pdf_without_pdftotext_names_the_package() {
+    let dir = scratch("nopdftotext");
+    let doc = dir.join("doc.pdf");
+    std::fs::write(&doc, "%PDF-1.4\n").unwrap();
+    let out = Command::new(AUDITOR)
+        .args(["allowlist", "import", doc.to_str().unwrap()])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pdftotext") && stderr.contains("poppler-utils"),
+        "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

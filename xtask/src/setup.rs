@@ -19,8 +19,10 @@ const PACKAGES: &[&str] = &[
     // The daemon's tests run the real Prometheus and Alertmanager.
     "prometheus",
     "prometheus-alertmanager",
-    // The HTML report is checked in a real browser.
+    // The HTML report is checked in a real browser; the importer's PDF test prints with it.
     "chromium",
+    // `auditor allowlist import` reads PDFs with pdftotext.
+    "poppler-utils",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

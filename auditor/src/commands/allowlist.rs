@@ -14,7 +14,8 @@ pub fn run(cmd: AllowlistCommand) -> anyhow::Result<std::process::ExitCode> {
             document,
             output,
             format,
-        } => import(&document, output.as_deref(), format),
+            lenient,
+        } => import(&document, output.as_deref(), format, lenient),
         AllowlistCommand::Check { file, overrides } => check(&file, overrides.as_deref()),
         AllowlistCommand::Schema { overrides } => {
             let text = if overrides {
@@ -28,22 +29,83 @@ pub fn run(cmd: AllowlistCommand) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
+/// A PDF's text, as `pdftotext -layout` (poppler-utils) lays it out: columns padded with
+/// spaces, which the importer reads as a space-padded table.
+fn pdf_text(document: &Path) -> anyhow::Result<Vec<u8>> {
+    let out = match std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(document)
+        .arg("-")
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "{}: reading a PDF needs `pdftotext`, from the poppler-utils package \
+             (apt-get install poppler-utils, or `cargo xtask setup`); or give the document's \
+             text or HTML instead",
+            document.display()
+        ),
+        Err(e) => return Err(e).context("running pdftotext"),
+    };
+    if !out.status.success() {
+        anyhow::bail!(
+            "{}: pdftotext could not read the PDF: {}",
+            document.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
 fn import(
     document: &Path,
     output: Option<&Path>,
     format: ExportFormat,
+    lenient: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let text = std::fs::read_to_string(document)
-        .with_context(|| format!("reading {}", document.display()))?;
+    let bytes =
+        std::fs::read(document).with_context(|| format!("reading {}", document.display()))?;
+    let is_pdf = bytes.starts_with(b"%PDF-");
+    let bytes = if is_pdf { pdf_text(document)? } else { bytes };
+    // Lines of a PDF are lines of its extracted text.
+    let at = if is_pdf {
+        format!("{} (text by pdftotext -layout)", document.display())
+    } else {
+        document.display().to_string()
+    };
+    let located = |line: u32| {
+        if line > 0 {
+            format!("{at}:{line}")
+        } else {
+            at.clone()
+        }
+    };
     let name = document
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let list = allowlist::import(&text, Some(&name))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", document.display()))?;
+    let options = allowlist::ImportOptions { lenient };
+    let (imported, encoding) = match allowlist::import_bytes(&bytes, Some(&name), options) {
+        Ok(i) => i,
+        Err(e) => {
+            for p in e.located() {
+                eprintln!("error: {}: {}", located(p.line), p.message);
+            }
+            if matches!(e, allowlist::ImportError::Problems { .. }) {
+                eprintln!(
+                    "nothing written: fix the lines above, or run with --lenient to skip them"
+                );
+            }
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    };
+    for w in &imported.warnings {
+        eprintln!("warning: {}: {}", located(w.line), w.message);
+    }
+    let list = &imported.allowlist;
     let rendered = match format {
-        ExportFormat::Yaml => file::to_yaml(&list, &file::import_header(&name)),
-        ExportFormat::Json => file::to_json(&list),
+        ExportFormat::Yaml => file::to_yaml(list, &file::import_header(&name)),
+        ExportFormat::Json => file::to_json(list),
     };
     match output {
         Some(path) => {
@@ -51,11 +113,20 @@ fn import(
         }
         None => std::io::stdout().write_all(rendered.as_bytes())?,
     }
+    let source = if is_pdf { "PDF, " } else { "" };
     eprintln!(
-        "imported {} connections, {} services from {}",
+        "imported {} connections, {} services from {} ({source}{}, {encoding}, header at line {}); {} continuation lines, {} repeated headers, {} page numbers/footers/footnotes, {} lines after the table; {} warning(s), {} line(s) skipped",
         list.connections.len(),
         list.services.len(),
-        document.display()
+        document.display(),
+        imported.format.describe(),
+        imported.header_line,
+        imported.continuation_lines,
+        imported.repeated_headers,
+        imported.artifacts,
+        imported.lines_after_table,
+        imported.warnings.len(),
+        imported.skipped_lines,
     );
     Ok(std::process::ExitCode::SUCCESS)
 }

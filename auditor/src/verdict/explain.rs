@@ -106,6 +106,8 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
             format!("no: port {} is not {ports}", j.port)
         } else if rule.basis == PortBasis::Unverified {
             "yes, unverified: the document gives no port and the overrides none".to_string()
+        } else if !rule.transport_verified {
+            "yes, unverified: the document's protocol does not tell TCP or UDP".to_string()
         } else {
             "yes".to_string()
         };
