@@ -1025,11 +1025,20 @@ fn convert(
             p.configurable = true;
         }
     }
+    // The classification is descriptive (reports show it; no verdict depends on it), and
+    // documents word it their own way: a value we do not know is a warning, not a lost row.
     let classification = if header.has(Col::Classification) {
         let text = get(Col::Classification);
-        Classification::parse_list(text).ok_or_else(|| {
-            err(format!("classification {text:?} is not Intra-cluster, Egress, Ingress or a combination like Ingress/Egress"))
-        })?
+        match Classification::parse_list(text) {
+            Some(list) => list,
+            None => {
+                warnings.push(err(format!(
+                    "classification {text:?} is not Intra-cluster, Egress, Ingress or a \
+                     combination like Ingress/Egress; the row is kept without one"
+                )));
+                Vec::new()
+            }
+        }
     } else {
         Vec::new()
     };

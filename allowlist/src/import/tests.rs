@@ -266,8 +266,14 @@ fn unreadable_rows_are_errors_with_row_and_line() {
     let e = problems(one("1\tA\tB\tTCP\tsoon\tEgress\tx").unwrap_err());
     assert_eq!(e[0].line, 4);
     assert!(e[0].message.starts_with("row 1: port \"soon\""), "{e:?}");
-    let e = one("1\tA\tB\tTCP\t1\tSideways\tx").unwrap_err();
-    assert!(e.to_string().contains("classification"), "{e}");
+    // An unknown classification keeps the row (a warning: see the test below).
+    assert_eq!(
+        one("1\tA\tB\tTCP\t1\tSideways\tx")
+            .unwrap()
+            .connections
+            .len(),
+        1
+    );
     let e = one("1\tA\tB\tTCP\t1\tEgress\tx\n1\tA\tC\tTCP\t1\tEgress\tx").unwrap_err();
     assert!(e.to_string().contains("appears twice"), "{e}");
     let e = one("x1\tA\tB\tTCP\t1\tEgress\tx").unwrap_err();
@@ -500,4 +506,27 @@ fn csv_quoted_cells_with_separators_and_line_breaks() {
     assert_eq!(a.connections[0].source, "Media; Server");
     assert_eq!(a.connections[0].description, "two lines");
     assert_eq!(a.connections[1].line, Some(5));
+}
+
+#[test]
+fn a_classification_worded_otherwise_is_a_warning_and_the_row_is_kept() {
+    let i = import_text(
+        "Source\tDestination\tProtocol\tPort\tClassification\nWeb\tAPI\tHTTPS\t443\tSynchronous\n\
+         API\tDB\tTCP\t5432\tEgress\n",
+        None,
+        Options { lenient: false },
+    )
+    .unwrap();
+    assert_eq!(i.allowlist.connections.len(), 2);
+    assert!(i.allowlist.connections[0].classification.is_empty());
+    assert_eq!(
+        i.allowlist.connections[1].classification,
+        vec![Classification::Egress]
+    );
+    assert_eq!(i.warnings.len(), 1, "{:?}", i.warnings);
+    assert!(
+        i.warnings[0].to_string().contains("\"Synchronous\""),
+        "{}",
+        i.warnings[0]
+    );
 }
