@@ -574,3 +574,73 @@ fn every_dashboard_query_is_promql_and_follows_the_node_variable() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_daemon_port_admits_prometheus_and_the_report_job_only_when_asked() {
+    let docs = manifests();
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "NetworkPolicy"),
+        "off by default"
+    );
+    // The daemon's Services select daemons only: the cluster-report pods' labels differ,
+    // or the headless Service would resolve to a report pod that serves nothing.
+    let job = find(&docs, "CronJob", "auditor-cluster-report");
+    let report_labels = &job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"];
+    for svc in ["auditor-metrics", "auditor-nodes"] {
+        let sel = find(&docs, "Service", svc)["spec"]["selector"]
+            .as_object()
+            .unwrap();
+        assert!(
+            !sel.iter().all(|(k, v)| report_labels[k] == *v),
+            "{svc} selects the cluster-report pods"
+        );
+    }
+    let Some(with) = helm_template(&["--set", "networkPolicy.enabled=true"]) else {
+        return;
+    };
+    let docs = parse_manifests(&with.unwrap());
+    let np = find(&docs, "NetworkPolicy", "auditor");
+    let from = np["spec"]["ingress"][0]["from"].as_array().unwrap();
+    let job = find(&docs, "CronJob", "auditor-cluster-report");
+    let report_labels = &job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"];
+    let admits = |labels: &Value| {
+        from.iter().any(|peer| {
+            peer["namespaceSelector"].is_null()
+                && peer["podSelector"]["matchLabels"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, v)| labels[k] == *v)
+        })
+    };
+    assert!(
+        admits(report_labels),
+        "the report job is not admitted: {np}"
+    );
+    let ds = find(&docs, "DaemonSet", "auditor");
+    assert!(!admits(&ds["spec"]["template"]["metadata"]["labels"]));
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"],
+        ds["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], 9977);
+    // And Kubernetes accepts it.
+    let Some(validate) = tool("venv/bin/kubernetes-validate") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("auditor-np-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("np.json"), np.to_string()).unwrap();
+    let out = Command::new(validate)
+        .args(["--strict", "-k", "1.30.0"])
+        .arg(dir.join("np.json"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("passed for resource networkpolicy/"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -19,3 +19,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "auditor.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{- define "auditor.reportLabels" -}}
+app.kubernetes.io/name: auditor-cluster-report
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: cluster-report
+{{- end -}}
