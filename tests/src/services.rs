@@ -245,6 +245,11 @@ impl Daemon {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn metrics(&self) -> String {
         http_get(&format!("{}/metrics", self.url())).unwrap_or_default()
     }
