@@ -78,6 +78,21 @@ pub enum Command {
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
+    /// Print the JSON Schema of an output: the daemon's events, or the report.
+    ///
+    /// Example: auditor schema event > event.schema.json
+    Schema {
+        #[arg(value_enum)]
+        output: SchemaOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaOutput {
+    /// The events `auditor run` writes (docs/event.schema.json).
+    Event,
+    /// The JSON report (docs/report.schema.json).
+    Report,
 }
 
 #[derive(Debug, Subcommand)]
