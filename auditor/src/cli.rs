@@ -88,6 +88,21 @@ auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
+    /// Print the JSON Schema of an output: the daemon's events, or the report.
+    ///
+    /// Example: auditor schema event > event.schema.json
+    Schema {
+        #[arg(value_enum)]
+        output: SchemaOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaOutput {
+    /// The events `auditor run` writes (docs/event.schema.json).
+    Event,
+    /// The JSON report (docs/report.schema.json).
+    Report,
 }
 
 #[derive(Debug, Subcommand)]

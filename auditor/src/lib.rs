@@ -1,11 +1,16 @@
-//! auditor: captures every socket connect on a node with eBPF and (in later stages) judges
-//! it against the documented architecture. The binary in `main.rs` only wires these.
+//! auditor: captures every socket connect on a node with eBPF and judges it against the
+//! documented architecture. `capture` makes complete flow records, `identity` and
+//! `verdict` judge them, `edge` and `event` are the vocabulary every output uses, and
+//! `daemon`, `store`, `alert`, `metrics` and `report` are the outputs. The binary in
+//! `main.rs` only wires these.
 
 pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod daemon;
+pub mod edge;
+pub mod event;
 pub mod identity;
 pub mod internal_events;
 pub mod metrics;

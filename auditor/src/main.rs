@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use auditor::{
     capture::{self, ProbeOptions, Probes},
-    cli::{CaptureConfig, Cli, Command, RunConfig},
+    cli::{CaptureConfig, Cli, Command, RunConfig, SchemaOutput},
 };
 use clap::Parser;
 
@@ -23,6 +23,16 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => auditor::commands::report::run(args),
         Command::Replay(args) => auditor::commands::verdicts::replay(args),
         Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args),
+        Command::Schema { output } => {
+            let text = match output {
+                SchemaOutput::Event => auditor::event::schema_json(),
+                SchemaOutput::Report => auditor::report::schema_json(),
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map(|()| std::process::ExitCode::SUCCESS)
+                .map_err(Into::into)
+        }
     };
     match result {
         Ok(code) => code,

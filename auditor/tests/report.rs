@@ -4,8 +4,10 @@
 use std::process::Command;
 
 use auditor::{
+    edge::{Direction, Documented, Drops, Edge, Endpoint, Process, Transport},
     report,
-    store::{Batch, EdgeDelta, EdgeKey, RowDelta, Store, batch::CoverageUpdate},
+    store::{Batch, CoverageUpdate, RowDelta, Store},
+    verdict::Verdict,
 };
 
 const AUDITOR: &str = env!("CARGO_BIN_EXE_auditor");
@@ -25,23 +27,25 @@ fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
     let list = allowlist::file::parse(ALLOWLIST, "a.yaml").unwrap();
     s.set_allowlist(&allowlist::file::to_json(&list)).unwrap();
     let mut b = Batch::default();
-    let allowed = |src: &str, dst: &str, port| EdgeKey {
-        verdict: "allowed",
-        src: src.into(),
-        dst: dst.into(),
-        transport: "tcp",
+    let end = |service: &str, port: Option<u16>| Endpoint {
+        service: Some(service.into()),
         port,
+        ..Endpoint::default()
     };
-    b.add_edge(
-        allowed("Tenant Service", "Config Service", 9100),
-        EdgeDelta {
-            rules: vec![26],
-            count: 40,
-            first_seen_ms: 1_000,
-            last_seen_ms: 86_000_000,
-            ..Default::default()
-        },
-    );
+    let edge = |verdict, dst_port, count, first_seen, last_seen| Edge {
+        verdict,
+        rules: vec![26],
+        transport: Transport::Tcp,
+        direction: Direction::Egress,
+        documented: None,
+        src: end("Tenant Service", None),
+        dst: end("Config Service", Some(dst_port)),
+        process: None,
+        count,
+        first_seen,
+        last_seen,
+    };
+    b.add_edge(edge(Verdict::Allowed, 9100, 40, 1_000, 86_000_000));
     b.add_row(
         26,
         RowDelta {
@@ -62,26 +66,18 @@ fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
             example_comm: Some("tenant".into()),
         },
     );
-    b.add_edge(
-        EdgeKey {
-            verdict: "port_drift",
-            src: "Tenant Service".into(),
-            dst: "Config Service".into(),
-            transport: "tcp",
-            port: 9200,
-        },
-        EdgeDelta {
-            rules: vec![26],
-            documented: Some(serde_json::json!({"ports": ["9100"], "transport": "tcp"})),
-            dst_addr: Some("10.0.2.7".into()),
-            count: drift_count,
-            first_seen_ms: 7_200_000,
-            last_seen_ms: 7_300_000,
-            example_comm: Some("tenant".into()),
-            example_pid: Some(42),
-            ..Default::default()
-        },
-    );
+    let mut drift = edge(Verdict::PortDrift, 9200, drift_count, 7_200_000, 7_300_000);
+    drift.documented = Some(Documented {
+        ports: vec!["9100".into()],
+        transport: "tcp".into(),
+    });
+    drift.dst.addr = Some("10.0.2.7".parse().unwrap());
+    drift.process = Some(Process {
+        pid: 42,
+        comm: "tenant".into(),
+        cgroup: None,
+    });
+    b.add_edge(drift);
     b.coverage = Some(CoverageUpdate {
         session_start_ms: 0,
         start_ms: 0,
@@ -94,8 +90,10 @@ fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
             session_start_ms: 0,
             start_ms: 3_600_000,
             end_ms: 7_200_000,
-            ringbuf_full: 12,
-            ..Default::default()
+            drops: Drops {
+                ringbuf_full: 12,
+                ..Drops::default()
+            },
         }),
         ..Default::default()
     };
@@ -113,7 +111,7 @@ fn a_report_cites_every_documented_row_and_every_violation() {
         None,
     )
     .unwrap();
-    assert_eq!(r.schema, "auditor-report/1");
+    assert_eq!(r.schema, "auditor-report/2");
     assert_eq!(r.rows.len(), 60);
     let row26 = r.rows.iter().find(|x| x.number == Some(26)).unwrap();
     assert!(
@@ -133,10 +131,34 @@ fn a_report_cites_every_documented_row_and_every_violation() {
     assert_eq!(r.violations.len(), 1);
     let v = &r.violations[0];
     assert_eq!(
-        (v.verdict.as_str(), v.port, v.count, v.closest_rows.clone()),
-        ("port_drift", 9200, 5, vec![26])
+        (
+            v.edge.verdict.as_str(),
+            v.edge.dst.port,
+            v.edge.count,
+            v.edge.rules.clone()
+        ),
+        ("port_drift", Some(9200), 5, vec![26])
     );
-    assert_eq!(v.documented.as_deref(), Some("tcp/9100"));
+    assert_eq!(
+        v.edge
+            .documented
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("tcp/9100")
+    );
+    // The JSON speaks the event vocabulary: src/dst objects with service, addr and port.
+    let json = serde_json::to_value(v).unwrap();
+    assert_eq!(json["src"]["service"], "Tenant Service");
+    assert_eq!(
+        (
+            &json["dst"]["service"],
+            &json["dst"]["addr"],
+            &json["dst"]["port"]
+        ),
+        (&"Config Service".into(), &"10.0.2.7".into(), &9200.into())
+    );
+    assert_eq!(json["process"]["pid"], 42);
     // One clean hour and one with drops: shown as not fully audited.
     assert_eq!(r.coverage.watched_seconds, 7200.0);
     assert_eq!(r.coverage.incomplete_seconds, 3600.0);
@@ -211,7 +233,7 @@ fn per_node_reports_merge_into_one_cluster_report() {
     assert_eq!((row26.count, row26.nodes.len()), (80, 2));
     assert_eq!(r.violations.len(), 1);
     assert_eq!(
-        (r.violations[0].count, r.violations[0].nodes.len()),
+        (r.violations[0].edge.count, r.violations[0].nodes.len()),
         (12, 2)
     );
     assert_eq!(r.coverage.intervals.len(), 4);

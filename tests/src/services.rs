@@ -245,6 +245,14 @@ impl Daemon {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The daemon's open file descriptors (from /proc/PID/fd).
+    pub fn fd_count(&self) -> usize {
+        let pid = self.child.as_ref().expect("running").id();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     pub fn metrics(&self) -> String {
         http_get(&format!("{}/metrics", self.url())).unwrap_or_default()
     }

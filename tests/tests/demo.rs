@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use auditor_tests::{kernel_tests_enabled, workspace_bin};
+use auditor_tests::{events::read_valid, kernel_tests_enabled, workspace_bin};
 use serde_json::Value;
 
 #[test]
@@ -64,15 +64,23 @@ fn the_demo_observes_every_documented_connection_and_exactly_the_scripted_violat
     }
     assert_eq!(r["summary"]["documented_observed"], 60);
     let v = r["violations"].as_array().unwrap();
+    // An end is named by its service, or its address when it is not attributed.
+    let name = |end: &Value| {
+        end["service"]
+            .as_str()
+            .or(end["addr"].as_str())
+            .unwrap()
+            .to_string()
+    };
     let mut got: Vec<(String, String, String, u64, Vec<u64>)> = v
         .iter()
         .map(|x| {
             (
                 x["verdict"].as_str().unwrap().to_string(),
-                x["source"].as_str().unwrap().to_string(),
-                x["destination"].as_str().unwrap().to_string(),
-                x["port"].as_u64().unwrap(),
-                x["closest_rows"]
+                name(&x["src"]),
+                name(&x["dst"]),
+                x["dst"]["port"].as_u64().unwrap(),
+                x["rules"]
                     .as_array()
                     .unwrap()
                     .iter()
@@ -128,6 +136,24 @@ fn the_demo_observes_every_documented_connection_and_exactly_the_scripted_violat
     );
     for x in v {
         assert_eq!(x["count"], 1, "each scripted violation once: {x}");
+    }
+    let unknown = v
+        .iter()
+        .find(|x| x["verdict"] == "unknown_destination")
+        .unwrap();
+    assert_eq!(unknown["dst"]["service"], Value::Null, "{unknown}");
+
+    // Every event line the daemon wrote validates against docs/event.schema.json, and the
+    // scripted violations are among them, in the same vocabulary as the report.
+    let events = read_valid(&out.join("events.jsonl"));
+    for (verdict, src, dst, port, _) in &want {
+        assert!(
+            events.iter().any(|e| e["verdict"] == verdict.as_str()
+                && name(&e["src"]) == *src
+                && name(&e["dst"]) == *dst
+                && e["dst"]["port"] == *port),
+            "no event for {verdict} {src} -> {dst}:{port}: {events:#?}"
+        );
     }
     assert!(out.join("report.md").exists());
 

@@ -7,6 +7,7 @@ use std::{path::PathBuf, sync::Mutex, time::Duration};
 
 use auditor_tests::peer::{client, serve};
 use auditor_tests::{
+    events::read_valid,
     kernel_tests_enabled,
     lab::Lab,
     services::{Daemon, alertmanager, http_json, metric, prometheus, wait_for},
@@ -104,14 +105,13 @@ impl Setup {
     }
 
     /// Events about the lab's connections. The daemon audits the whole machine, the test's
-    /// own HTTP polling included; those events are real but not this test's subject.
+    /// own HTTP polling included; those events are real but not this test's subject. Every
+    /// event, ours or not, must validate against docs/event.schema.json.
     fn events(&self) -> Vec<Value> {
         let ours: Vec<String> = self.lab.hosts.iter().map(|h| h.v4.to_string()).collect();
-        std::fs::read_to_string(self.dir.join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("event is JSON"))
-            .filter(|e| ours.iter().any(|a| e["dst_addr"] == a.as_str()))
+        read_valid(&self.dir.join("events.jsonl"))
+            .into_iter()
+            .filter(|e| ours.iter().any(|a| e["dst"]["addr"] == a.as_str()))
             .collect()
     }
 
@@ -122,7 +122,11 @@ impl Setup {
             .edges(None, None)
             .unwrap()
             .into_iter()
-            .find(|e| e.verdict == verdict && e.src == src && e.dst == dst)
+            .map(|e| e.edge)
+            .find(|e| {
+                let k = e.key();
+                k.verdict.as_str() == verdict && k.src == src && k.dst == dst
+            })
             .map(|e| e.count)
     }
 }
@@ -137,7 +141,7 @@ fn violations(d: &Daemon) -> Option<f64> {
     metric(
         &d.metrics(),
         "auditor_violations_total",
-        &[("source", GES), ("destination", "Redis"), ("port", "6379")],
+        &[("src", GES), ("dst", "Redis"), ("port", "6379")],
     )
 }
 
@@ -178,7 +182,7 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
         metric(
             &m,
             "auditor_connections_total",
-            &[("verdict", "allowed"), ("rule", "26")]
+            &[("verdict", "allowed"), ("rules", "26")]
         ),
         Some(1.0),
         "{m}"
@@ -189,7 +193,13 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
     assert_eq!(events.len(), 1, "{events:#?}");
     let e = &events[0];
     assert_eq!(
-        (&e["verdict"], &e["src"], &e["dst"], &e["port"], &e["node"]),
+        (
+            &e["verdict"],
+            &e["src"]["service"],
+            &e["dst"]["service"],
+            &e["dst"]["port"],
+            &e["node"]
+        ),
         (
             &"undocumented_egress".into(),
             &GES.into(),
@@ -198,7 +208,12 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
             &"node-a".into()
         )
     );
-    assert_eq!(e["example"]["comm"], "auditor-peer");
+    assert_eq!(e["process"]["comm"], "auditor-peer");
+    assert_eq!(e["src"]["addr"], s.addr("ges").as_str());
+    assert_eq!(e["transport"], "tcp");
+    assert_eq!(e["direction"], "egress");
+    assert_eq!(e["notice"], "new");
+    assert_eq!(e["id"].as_str().map(str::len), Some(32), "{e}");
 
     // Alertmanager: one alert from the daemon, one from the Prometheus rule, labels that route.
     let alerts = wait_for(
@@ -209,7 +224,7 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
             let list = a.as_array()?.clone();
             let names: Vec<&str> = list
                 .iter()
-                .filter(|x| x["labels"]["source"] == GES)
+                .filter(|x| x["labels"]["src"] == GES)
                 .filter_map(|x| x["labels"]["alertname"].as_str())
                 .collect();
             (names.contains(&"AuditorUndocumentedConnection")
@@ -225,18 +240,18 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
         // too; exactly one per alert name is about the lab's edge.
         let mine: Vec<&Value> = alerts
             .iter()
-            .filter(|a| a["labels"]["alertname"] == name && a["labels"]["source"] == GES)
+            .filter(|a| a["labels"]["alertname"] == name && a["labels"]["src"] == GES)
             .collect();
         assert_eq!(mine.len(), 1, "{name}: {alerts:#?}");
         let l = &mine[0]["labels"];
         assert_eq!(
             (
                 &l["verdict"],
-                &l["source"],
-                &l["destination"],
+                &l["src"],
+                &l["dst"],
                 &l["port"],
                 &l["transport"],
-                &l["rule"],
+                &l["rules"],
                 &l["node"]
             ),
             (
@@ -254,7 +269,7 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
     }
     // Prometheus sees the same count.
     let query = format!(
-        "{}/api/v1/query?query=auditor_violations_total%7Bsource%3D%22{}%22%7D",
+        "{}/api/v1/query?query=auditor_violations_total%7Bsrc%3D%22{}%22%7D",
         prom.url(),
         GES.replace(' ', "%20")
     );
@@ -363,7 +378,7 @@ fn a_bad_reload_is_rejected_and_the_old_policy_keeps_running() {
             metric(
                 &daemon.metrics(),
                 "auditor_connections_total",
-                &[("verdict", "allowed"), ("rule", "26")],
+                &[("verdict", "allowed"), ("rules", "26")],
             )
         },
     );
@@ -479,8 +494,7 @@ fn an_alert_resolves_in_alertmanager_once_its_edge_goes_quiet() {
         let list = http_json(&url).ok()?;
         let l = list.as_array()?;
         let mut mine = l.iter().filter(|a| {
-            a["labels"]["source"] == GES
-                && a["labels"]["alertname"] == "AuditorUndocumentedConnection"
+            a["labels"]["src"] == GES && a["labels"]["alertname"] == "AuditorUndocumentedConnection"
         });
         mine.next().cloned()
     };

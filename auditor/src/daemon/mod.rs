@@ -1,9 +1,10 @@
 //! `auditor run`: the node daemon. Capture → identity → verdict → sinks (events, metrics,
 //! Alertmanager, store), with safe reloads and a graceful shutdown. `handler` is the
-//! per-record path; the tasks here run beside it on one thread.
+//! per-record path, `sinks` where its edges go; the tasks run beside it on one thread.
 
 mod handler;
 mod http;
+mod sinks;
 mod tasks;
 
 use std::{
@@ -16,22 +17,15 @@ use anyhow::Context;
 use tokio::sync::{Notify, watch};
 
 use crate::{
-    alert::edges::{Edges, unix_ms},
+    alert::edges::Edges,
     capture::{ProbeOptions, Probes, stream},
     cli::RunConfig,
+    edge::{Drops, unix_ms},
     internal_events::{InternalEvent, PolicyReloaded},
     metrics::Metrics,
     store::{Batch, Store},
     verdict::load_judge,
 };
-
-/// Kernel drops counted since the last store commit (for coverage).
-#[derive(Debug, Default, Clone)]
-pub struct Drops {
-    pub ringbuf_full: u64,
-    pub lru_evictions: u64,
-    pub flow_insert_failed: u64,
-}
 
 /// State the record path and the tasks share. Locks are held for microseconds.
 pub struct Shared {
@@ -39,6 +33,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub edges: Mutex<Edges>,
     pub pending: Mutex<Batch>,
+    /// Kernel drops counted since the last store commit (for coverage).
     pub drops: Mutex<Drops>,
     pub ready: AtomicBool,
     pub alert_kick: Notify,
@@ -154,8 +149,12 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
 
-    let mut handler =
-        handler::DaemonHandler::new(shared.clone(), judge_rx, events, cfg.scope.clone());
+    let mut handler = handler::DaemonHandler::new(
+        shared.clone(),
+        judge_rx,
+        sinks::EventWriter::new(events),
+        cfg.scope.clone(),
+    );
     let summary = stream::run(&mut probes, &mut handler, crate::shutdown_signal(None)).await;
     shared
         .ready

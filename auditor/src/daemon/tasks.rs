@@ -8,16 +8,14 @@ use std::{
 
 use tokio::sync::watch;
 
-use super::{Drops, Shared};
+use super::Shared;
 use crate::{
-    alert::{
-        alertmanager::{Client, alert},
-        edges::unix_ms,
-    },
+    alert::alertmanager::{Client, alert},
     cli::RunConfig,
+    edge::{from_unix_ms, unix_ms},
     internal_events::{
-        AlertmanagerPosted, InternalEvent, PolicyReloadFailed, PolicyReloaded, StoreCommitFailed,
-        StoreCommitted,
+        AlertmanagerPostFailed, AlertmanagerPosted, InternalEvent, PolicyReloadFailed,
+        PolicyReloaded, StoreCommitFailed, StoreCommitted,
     },
     store::{Store, batch::CoverageUpdate},
     verdict::{Judge, load_judge},
@@ -34,9 +32,7 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
         session_start_ms: shared.session_start_ms,
         start_ms: *last_end_ms,
         end_ms: now_ms,
-        ringbuf_full: drops.ringbuf_full,
-        lru_evictions: drops.lru_evictions,
-        flow_insert_failed: drops.flow_insert_failed,
+        drops,
     });
     let node = shared.node.clone();
     let store2 = store.clone();
@@ -64,12 +60,11 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
             let mut merged = batch;
             merged.merge(newer);
             if let Some(c) = merged.coverage.take() {
-                let mut d = shared.drops.lock().unwrap_or_else(|e| e.into_inner());
-                *d = Drops {
-                    ringbuf_full: d.ringbuf_full + c.ringbuf_full,
-                    lru_evictions: d.lru_evictions + c.lru_evictions,
-                    flow_insert_failed: d.flow_insert_failed + c.flow_insert_failed,
-                };
+                shared
+                    .drops
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(&c.drops);
             }
             *pending = merged;
         }
@@ -143,14 +138,15 @@ pub async fn alert_loop(
         let alerts: Vec<serde_json::Value> = {
             let mut edges = shared.edges.lock().unwrap_or_else(|e| e.into_inner());
             let mut out = Vec::new();
-            for (key, e) in edges.iter_mut() {
+            for e in edges.iter_mut() {
                 let quiet = e.last_seen_at.elapsed();
                 if quiet < resolve_after {
                     e.alert_open = true;
-                    out.push(alert(&shared.node, key, e, e.last_seen + resolve_after));
+                    let ends_at = from_unix_ms(e.edge.last_seen) + resolve_after;
+                    out.push(alert(&shared.node, &e.edge, ends_at));
                 } else if e.alert_open {
                     e.alert_open = false;
-                    out.push(alert(&shared.node, key, e, now));
+                    out.push(alert(&shared.node, &e.edge, now));
                 }
             }
             edges.forget_idle(resolve_after * 4);
@@ -159,13 +155,17 @@ pub async fn alert_loop(
         if let Some(c) = &client
             && !alerts.is_empty()
         {
-            let r = c.post(&alerts).await;
-            AlertmanagerPosted {
-                alerts: alerts.len(),
-                ok: r.is_ok(),
-                detail: r.err().unwrap_or_default(),
+            match c.post(&alerts).await {
+                Ok(()) => AlertmanagerPosted {
+                    alerts: alerts.len(),
+                }
+                .emit(&shared.metrics),
+                Err(error) => AlertmanagerPostFailed {
+                    alerts: alerts.len(),
+                    error,
+                }
+                .emit(&shared.metrics),
             }
-            .emit(&shared.metrics);
         }
     }
 }

@@ -73,8 +73,9 @@ pub fn render(r: &Report) -> String {
         })
         .collect();
     for v in &r.violations {
-        let (a, b) = (id(&v.source, &mut names), id(&v.destination, &mut names));
-        let short = match v.verdict.as_str() {
+        let k = v.edge.key();
+        let (a, b) = (id(&k.src, &mut names), id(&k.dst, &mut names));
+        let short = match k.verdict.as_str() {
             "undocumented_egress" => "undocumented",
             "port_drift" => "port drift",
             "protocol_drift" => "protocol drift",
@@ -85,7 +86,7 @@ pub fn render(r: &Report) -> String {
         edges.push(Edge {
             from: a,
             to: b,
-            label: format!("{short} {}/{}", v.transport, v.port),
+            label: format!("{short} {}/{}", k.transport, k.port),
             kind: Kind::Violation,
         });
     }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, diagram, diagram::esc};
+use super::{Report, diagram, diagram::esc, rfc3339_ms};
 
 const CSS: &str = "
 body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#212121;max-width:1320px}
@@ -80,28 +80,30 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(
             o,
-            "<table id=\"violations\"><tr><th>Verdict</th><th>Source</th><th>Destination</th><th>Port</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Example</th><th>Closest documented rows</th></tr>"
+            "<table id=\"violations\"><tr><th>Verdict</th><th>Source (src)</th><th>Destination (dst)</th><th>Port</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Process</th><th>Rules (closest documented rows)</th></tr>"
         );
         for v in &r.violations {
-            let cited = v.cited_rows("–");
+            let (e, k) = (&v.edge, v.edge.key());
+            let cited = e.cited_rows("–");
             let _ = writeln!(
                 o,
                 "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&v.verdict),
-                esc(&v.source),
-                esc(&v.destination),
-                v.destination_addr
-                    .as_deref()
-                    .filter(|a| *a != v.destination)
-                    .map(|a| format!(" <span class=\"muted\">{}</span>", esc(a)))
+                esc(k.verdict.as_str()),
+                esc(&k.src),
+                esc(&k.dst),
+                e.dst
+                    .addr
+                    .map(|a| a.to_string())
+                    .filter(|a| *a != k.dst)
+                    .map(|a| format!(" <span class=\"muted\">{}</span>", esc(&a)))
                     .unwrap_or_default(),
-                esc(&v.transport),
-                v.port,
-                v.count,
-                esc(&v.first_seen),
-                esc(&v.last_seen),
+                k.transport,
+                k.port,
+                e.count,
+                esc(&rfc3339_ms(e.first_seen)),
+                esc(&rfc3339_ms(e.last_seen)),
                 esc(&v.nodes.join(", ")),
-                esc(&v.example),
+                esc(&e.example_text()),
                 esc(&cited)
             );
         }
@@ -143,9 +145,9 @@ pub fn render(r: &Report) -> String {
             esc(&i.start),
             esc(&i.end),
             if i.fully_audited { "yes" } else { "no" },
-            i.ringbuf_full,
-            i.lru_evictions,
-            i.flow_insert_failed
+            i.drops.ringbuf_full,
+            i.drops.lru_evictions,
+            i.drops.flow_insert_failed
         );
     }
     let _ = writeln!(

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::{Report, rfc3339_ms};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -53,25 +53,25 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(
             o,
-            "| Verdict | Source | Destination | Port | Connections | First seen | Last seen | Nodes | Example | Closest documented rows |"
+            "| Verdict | Source (src) | Destination (dst) | Port | Connections | First seen | Last seen | Nodes | Process | Rules (closest documented rows) |"
         );
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
         for v in &r.violations {
-            let cited = v.cited_rows("-");
+            let (e, k) = (&v.edge, v.edge.key());
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |",
-                v.verdict,
-                cell(&v.source),
-                cell(&v.destination),
-                v.transport,
-                v.port,
-                v.count,
-                v.first_seen,
-                v.last_seen,
+                k.verdict.as_str(),
+                cell(&k.src),
+                cell(&k.dst),
+                k.transport,
+                k.port,
+                e.count,
+                rfc3339_ms(e.first_seen),
+                rfc3339_ms(e.last_seen),
                 v.nodes.join(", "),
-                cell(&v.example),
-                cited
+                cell(&e.example_text()),
+                e.cited_rows("-")
             );
         }
         let _ = writeln!(o);
@@ -113,9 +113,9 @@ pub fn render(r: &Report) -> String {
             i.start,
             i.end,
             if i.fully_audited { "yes" } else { "**no**" },
-            i.ringbuf_full,
-            i.lru_evictions,
-            i.flow_insert_failed
+            i.drops.ringbuf_full,
+            i.drops.lru_evictions,
+            i.drops.flow_insert_failed
         );
     }
     let _ = writeln!(

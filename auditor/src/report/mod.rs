@@ -16,15 +16,18 @@ use allowlist::{Allowlist, Classification};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::store::Store;
+use crate::{
+    edge::{Drops, Edge, EdgeKey},
+    store::Store,
+};
 
-pub const SCHEMA: &str = "auditor-report/1";
+pub const SCHEMA: &str = "auditor-report/2";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "auditor compliance report")]
 pub struct Report {
-    /// Always "auditor-report/1" for this layout.
+    /// Always "auditor-report/2" for this layout.
     pub schema: String,
     pub generated_at: String,
     pub period: Period,
@@ -87,9 +90,8 @@ pub struct Interval {
     pub start: String,
     pub end: String,
     pub fully_audited: bool,
-    pub ringbuf_full: u64,
-    pub lru_evictions: u64,
-    pub flow_insert_failed: u64,
+    /// Kernel-side losses in the interval; any makes it not fully audited.
+    pub drops: Drops,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -112,44 +114,13 @@ pub struct RowReport {
     pub examples: Vec<String>,
 }
 
+/// An edge that is not an allowed connection: the event vocabulary (`crate::edge::Edge`),
+/// and the nodes that saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Violation {
-    pub verdict: String,
-    pub source: String,
-    pub destination: String,
-    pub destination_addr: Option<String>,
-    pub transport: String,
-    pub port: u16,
-    pub count: u64,
-    pub first_seen: String,
-    pub last_seen: String,
+    #[serde(flatten)]
+    pub edge: Edge,
     pub nodes: Vec<String>,
-    pub example: String,
-    /// The documented rows it was closest to (for drift: the rows it drifted from).
-    pub closest_rows: Vec<u32>,
-    /// What those rows document (ports and transport), for drift.
-    pub documented: Option<String>,
-}
-
-impl Violation {
-    /// "26 (documented tcp/9100)": the rows it was closest to and what they document;
-    /// `none` when it relates to no documented row.
-    pub fn cited_rows(&self, none: &str) -> String {
-        if self.closest_rows.is_empty() {
-            return none.to_string();
-        }
-        let rows = self
-            .closest_rows
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        match &self.documented {
-            Some(d) => format!("{rows} (documented {d})"),
-            None => rows,
-        }
-    }
 }
 
 /// The report's JSON Schema (docs/report.schema.json is this, checked by a test).
@@ -276,41 +247,10 @@ pub fn from_store(
 
     let mut violations: Vec<Violation> = edges
         .iter()
-        .filter(|e| e.verdict != "allowed")
+        .filter(|e| e.edge.verdict.is_violation())
         .map(|e| Violation {
-            verdict: e.verdict.clone(),
-            source: e.src.clone(),
-            destination: e.dst.clone(),
-            destination_addr: e.dst_addr.clone(),
-            transport: e.transport.clone(),
-            port: e.port,
-            count: e.count,
-            first_seen: rfc3339_ms(e.first_seen_ms),
-            last_seen: rfc3339_ms(e.last_seen_ms),
+            edge: e.edge.clone(),
             nodes: vec![e.node.clone()],
-            example: format!(
-                "{} (pid {}){}",
-                e.example_comm.as_deref().unwrap_or("?"),
-                e.example_pid.unwrap_or(0),
-                match (&e.example_pod, &e.example_cgroup) {
-                    (Some(pod), _) => format!(" in pod {pod}"),
-                    (None, Some(c)) => format!(" in cgroup {c}"),
-                    (None, None) => String::new(),
-                }
-            ),
-            closest_rows: e.rules.clone(),
-            documented: e.documented.as_ref().map(|d| {
-                let ports = d["ports"]
-                    .as_array()
-                    .map(|p| {
-                        p.iter()
-                            .filter_map(|x| x.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default();
-                format!("{}/{}", d["transport"].as_str().unwrap_or("?"), ports)
-            }),
         })
         .collect();
     merge_violations(&mut violations);
@@ -321,16 +261,14 @@ pub fn from_store(
             node: c.node.clone(),
             start: rfc3339_ms(c.start_ms),
             end: rfc3339_ms(c.end_ms),
-            fully_audited: c.ringbuf_full + c.lru_evictions + c.flow_insert_failed == 0,
-            ringbuf_full: c.ringbuf_full,
-            lru_evictions: c.lru_evictions,
-            flow_insert_failed: c.flow_insert_failed,
+            fully_audited: c.drops.total() == 0,
+            drops: c.drops,
         })
         .collect();
     let by_verdict = edges
         .iter()
         .fold(BTreeMap::new(), |mut m: BTreeMap<String, u64>, e| {
-            *m.entry(e.verdict.clone()).or_default() += e.count;
+            *m.entry(e.edge.verdict.as_str().to_string()).or_default() += e.edge.count;
             m
         });
     let mut report = Report {
@@ -375,33 +313,29 @@ fn empty_summary() -> Summary {
     }
 }
 
-/// One violation per (verdict, source, destination, transport, port), nodes united.
+/// One violation per edge (verdict, source, destination, transport, port), nodes united.
 fn merge_violations(v: &mut Vec<Violation>) {
-    let mut merged: BTreeMap<(String, String, String, String, u16), Violation> = BTreeMap::new();
+    let mut merged: BTreeMap<EdgeKey, Violation> = BTreeMap::new();
     for x in v.drain(..) {
-        let key = (
-            x.verdict.clone(),
-            x.source.clone(),
-            x.destination.clone(),
-            x.transport.clone(),
-            x.port,
-        );
-        match merged.get_mut(&key) {
+        match merged.get_mut(&x.edge.key()) {
             Some(m) => {
-                m.count += x.count;
-                m.first_seen = m.first_seen.clone().min(x.first_seen);
-                m.last_seen = m.last_seen.clone().max(x.last_seen);
+                m.edge.add(&x.edge);
                 m.nodes.extend(x.nodes);
                 m.nodes.sort();
                 m.nodes.dedup();
             }
             None => {
-                merged.insert(key, x);
+                merged.insert(x.edge.key(), x);
             }
         }
     }
     *v = merged.into_values().collect();
-    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.source.cmp(&b.source)));
+    v.sort_by(|a, b| {
+        b.edge
+            .count
+            .cmp(&a.edge.count)
+            .then_with(|| a.edge.src.name().cmp(&b.edge.src.name()))
+    });
 }
 
 fn seconds(start: &str, end: &str) -> f64 {
@@ -442,7 +376,7 @@ fn finish(r: &mut Report) {
         })
         .collect();
     s.violation_edges = r.violations.len();
-    s.violating_connections = r.violations.iter().map(|v| v.count).sum();
+    s.violating_connections = r.violations.iter().map(|v| v.edge.count).sum();
     s.allowed_connections = s.by_verdict.get("allowed").copied().unwrap_or(0);
     s.watched_seconds = r.coverage.watched_seconds;
     s.incomplete_seconds = r.coverage.incomplete_seconds;
