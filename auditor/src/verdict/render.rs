@@ -71,10 +71,10 @@ pub fn edge(
 }
 
 /// What `auditor replay` prints for one record: its edge, timed by the record's own
-/// times (0, the epoch, when a hand-written record's times do not parse).
+/// times (0, the epoch, when a hand-written record has none or they do not parse).
 pub fn verdict_json(judge: &Judge, j: &Judgement<'_>, flow: &FlowRecord) -> serde_json::Value {
     let ms = |t: &str| humantime::parse_rfc3339_weak(t).map_or(0, unix_ms);
-    let last = ms(&flow.time);
+    let last = flow.time.as_deref().map_or(0, ms);
     let first = flow.first_seen.as_deref().map_or(last, ms);
     serde_json::to_value(edge(judge, j, flow, first, last)).expect("an edge serialises")
 }
