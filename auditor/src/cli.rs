@@ -58,12 +58,18 @@ NODE_NAME=NAME          this node's name (--node); RUST_LOG, AUDITOR_LOG_FORMAT 
     /// example process and the documented rows it was closest to; coverage (when the
     /// auditor watched, and intervals with kernel drops marked as not fully audited); and
     /// a one-line summary. JSON follows docs/report.schema.json; HTML is one
-    /// self-contained file with an SVG diagram of the services.
+    /// self-contained file with an SVG diagram of the services; JUnit XML is for CI.
+    /// The header names the auditor version, nodes, period, the digests of every input
+    /// and the report's own digest; --sign adds an ed25519 signature. Exit codes: 0, 1
+    /// when a --fail-on condition holds, 2 on errors.
     #[command(after_help = "Examples:\n  \
 auditor report --store store.db -o report.html\n  \
 auditor report --store store.db --since 24h --format markdown\n  \
 auditor report --merge node-a.json node-b.json -o cluster.json\n  \
-auditor report --collect http://auditor-nodes.auditor.svc:9977 -o cluster.html")]
+auditor report --collect http://auditor-nodes.auditor.svc:9977 -o cluster.html\n  \
+auditor report --store store.db --fail-on violations,unaudited -o junit.xml\n  \
+auditor report --store store.db -o report.json --sign key.pem\n  \
+auditor report verify report.json --key key.pub.pem")]
     Report(ReportArgs),
     /// Judge recorded flows against the allowlist: one JSON verdict per flow.
     ///
@@ -73,7 +79,8 @@ auditor report --collect http://auditor-nodes.auditor.svc:9977 -o cluster.html")
     /// protocol_drift, undocumented_egress, unknown_destination or unknown_source, with
     /// the documented connection number(s) it relates to. A bad line is reported with its
     /// line number and skipped. A connection seen at both ends on this node is judged once.
-    /// Needs no root. A summary goes to stderr. Exits 1 when no record could be read.
+    /// Needs no root. A summary goes to stderr. Exits 2 on errors, among them a replay in
+    /// which no record could be read; --fail-on gives exit 1 for CI gates.
     #[command(after_help = "Examples:\n  \
 auditor replay --allowlist allowlist/voice-microservices.yaml --inventory examples/inventory.yaml examples/flows.jsonl\n  \
 sudo auditor capture --duration 30s | auditor replay --allowlist a.yaml --inventory i.yaml")]
@@ -304,7 +311,10 @@ impl TryFrom<RunArgs> for RunConfig {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ReportArgs {
+    #[command(subcommand)]
+    pub action: Option<ReportCommand>,
     /// The daemon's store (`auditor run --store`, or `auditor replay --store`).
     #[arg(long, conflicts_with = "merge")]
     pub store: Option<PathBuf>,
@@ -320,7 +330,8 @@ pub struct ReportArgs {
     /// Only observations up to this time: RFC 3339, or a duration ago.
     #[arg(long)]
     pub until: Option<String>,
-    /// The report's format. Default: from the extension of -o (.json, .md, .html), else json.
+    /// The report's format. Default: from the extension of -o (.json, .md, .html, .xml for
+    /// JUnit, .pdf), else json.
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
     /// Write here instead of stdout.
@@ -334,6 +345,52 @@ pub struct ReportArgs {
     /// headless Service does). Repeatable.
     #[arg(long, conflicts_with_all = ["store", "merge", "since", "until", "allowlist"])]
     pub collect: Vec<String>,
+    /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
+    /// (any violation edge), `never-observed` (a documented connection never seen),
+    /// `unaudited` (part of the period not watched, or watched with kernel drops). The
+    /// report is still written. Errors exit 2.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub fail_on: Vec<FailOn>,
+    /// Sign the written report with this ed25519 private key (PKCS#8 PEM, as
+    /// `openssl genpkey -algorithm ed25519 -out key.pem` writes it): the signature goes
+    /// to OUTPUT.sig. Needs -o. Check it with `auditor report verify`.
+    #[arg(long, value_name = "KEY", requires = "output")]
+    pub sign: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Check that a report is unedited: its signature (REPORT.sig) against the public key,
+    /// and, for a JSON report, its own digest against its content.
+    ///
+    /// Exits 0 when the report verifies, 1 when it does not (edited, or signed by another
+    /// key), 2 on errors (a file missing or unreadable).
+    #[command(after_help = "Example:\n  \
+openssl genpkey -algorithm ed25519 -out key.pem && openssl pkey -in key.pem -pubout -out key.pub.pem\n  \
+auditor report --store store.db -o report.json --sign key.pem\n  \
+auditor report verify report.json --key key.pub.pem")]
+    Verify {
+        /// The report file as written (any format).
+        report: PathBuf,
+        /// The signer's ed25519 public key (SPKI PEM: `openssl pkey -pubout`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The signature file (default: REPORT.sig).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+    },
+}
+
+/// A condition that makes `report` or `replay` exit 1, for CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Any violation edge (replay: any flow not allowed).
+    Violations,
+    /// A documented connection never observed.
+    NeverObserved,
+    /// Part of the period not fully audited (report: not running, or kernel drops;
+    /// replay: a record that could not be read).
+    Unaudited,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -344,6 +401,10 @@ pub enum ReportFormat {
     Markdown,
     /// One self-contained file with an SVG diagram of the services.
     Html,
+    /// JUnit XML for CI: a testcase per documented row and per violation edge.
+    Junit,
+    /// The HTML report printed by headless Chromium (/usr/bin/chromium, or $CHROMIUM).
+    Pdf,
 }
 
 impl ReportFormat {
@@ -354,6 +415,8 @@ impl ReportFormat {
             "json" => Some(ReportFormat::Json),
             "md" | "markdown" => Some(ReportFormat::Markdown),
             "html" | "htm" => Some(ReportFormat::Html),
+            "xml" => Some(ReportFormat::Junit),
+            "pdf" => Some(ReportFormat::Pdf),
             _ => None,
         }
     }
@@ -363,6 +426,11 @@ impl ReportFormat {
 #[derive(Debug)]
 pub enum ReportInput {
     Schema,
+    Verify {
+        report: PathBuf,
+        key: PathBuf,
+        signature: Option<PathBuf>,
+    },
     Store {
         path: PathBuf,
         allowlist: Option<PathBuf>,
@@ -379,13 +447,26 @@ pub struct ReportConfig {
     pub input: ReportInput,
     pub format: ReportFormat,
     pub output: Option<PathBuf>,
+    pub fail_on: Vec<FailOn>,
+    pub sign: Option<PathBuf>,
 }
 
 impl TryFrom<ReportArgs> for ReportConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: ReportArgs) -> anyhow::Result<Self> {
-        let input = if a.schema {
+        let input = if let Some(ReportCommand::Verify {
+            report,
+            key,
+            signature,
+        }) = a.action
+        {
+            ReportInput::Verify {
+                report,
+                key,
+                signature,
+            }
+        } else if a.schema {
             ReportInput::Schema
         } else if !a.collect.is_empty() {
             ReportInput::Collect(a.collect)
@@ -415,17 +496,22 @@ impl TryFrom<ReportArgs> for ReportConfig {
             (None, None) => {
                 if let Some(o) = &a.output {
                     eprintln!(
-                        "auditor: note: {} has no .json/.md/.html extension: writing JSON (give --format)",
+                        "auditor: note: {} has no .json/.md/.html/.xml/.pdf extension: writing JSON (give --format)",
                         o.display()
                     );
                 }
                 ReportFormat::Json
             }
         };
+        if format == ReportFormat::Pdf && a.output.is_none() {
+            anyhow::bail!("--format pdf needs -o FILE.pdf");
+        }
         Ok(ReportConfig {
             input,
             format,
             output: a.output,
+            fail_on: a.fail_on,
+            sign: a.sign,
         })
     }
 }
@@ -436,6 +522,11 @@ pub struct ReplayArgs {
     pub policy: PolicyArgs,
     /// Flow records, one JSON object per line; `-` or nothing for stdin.
     pub flows: Option<String>,
+    /// Exit 1 when the replay shows this (comma-separated or repeated): `violations` (a
+    /// flow not allowed), `never-observed` (a documented connection no flow used),
+    /// `unaudited` (a record that could not be read). Errors exit 2.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub fail_on: Vec<FailOn>,
 }
 
 #[derive(Debug, clap::Args)]

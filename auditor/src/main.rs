@@ -37,8 +37,9 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            // Exit 2 for errors: exit 1 is a verdict (`--fail-on`, `verify`, `check`).
             eprintln!("auditor: error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(2)
         }
     }
 }

@@ -171,15 +171,47 @@ fn the_recorded_examples_replay_without_root() {
         "undocumented_egress",
         "unknown_destination",
     ] {
-        assert!(kinds.contains(kind), "no {kind} verdict in {kinds:?}: {err}");
+        assert!(
+            kinds.contains(kind),
+            "no {kind} verdict in {kinds:?}: {err}"
+        );
     }
     // The recording is the demo: every documented row is allowed by some flow.
     let rows: std::collections::BTreeSet<u64> = verdicts
         .iter()
         .filter(|v| v["verdict"] == "allowed")
-        .flat_map(|v| v["rules"].as_array().unwrap().iter().map(|r| r.as_u64().unwrap()))
+        .flat_map(|v| {
+            v["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_u64().unwrap())
+        })
         .collect();
     assert_eq!(rows.len(), 60, "{err}");
+
+    // CI gates on the same recording: it has violations (exit 1) and every documented
+    // row is used (never-observed passes, exit 0).
+    let gate = |cond: &str| {
+        let mut a = args.clone();
+        a.extend(["--fail-on", cond]);
+        run_unprivileged(&d, &a)
+    };
+    let out = gate("violations");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fail-on violations"));
+    let out = gate("never-observed");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // explain, also without root: the scripted port drift.
     let mut args = vec!["explain"];
@@ -187,7 +219,11 @@ fn the_recorded_examples_replay_without_root() {
     args.extend(["--from", "198.18.0.2", "--to", "198.18.0.15:9200"]);
     let out = run_unprivileged(&d, &args);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("port_drift"), "{text}");
     std::fs::remove_dir_all(&d).unwrap();
 }

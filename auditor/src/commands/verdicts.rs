@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use crate::{
     capture::FlowRecord,
-    cli::{ExplainArgs, PolicyArgs, ReplayArgs},
+    cli::{ExplainArgs, FailOn, PolicyArgs, ReplayArgs},
     verdict::{FlowView, Judge, Twins, explain::explain, render::verdict_json},
 };
 
@@ -43,6 +43,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut twins = Twins::default();
     let (mut flows, mut bad, mut merged) = (0u64, 0u64, 0u64);
     let mut by_verdict: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut allowed_rows: std::collections::BTreeSet<u32> = Default::default();
     // Lines are read as bytes: one line that is not UTF-8 is a bad record, not the end.
     for (i, line) in input.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("{name}: cannot read"))?;
@@ -73,6 +74,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
         flows += 1;
         let j = judge.judge(&view);
         *by_verdict.entry(j.verdict.as_str()).or_default() += 1;
+        if !j.verdict.is_violation() {
+            allowed_rows.extend(j.rules());
+        }
         serde_json::to_writer(&mut out, &verdict_json(&judge, &j, &rec))?;
         out.write_all(b"\n")?;
     }
@@ -87,8 +91,41 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
         }
     );
     if flows == 0 && merged == 0 && bad > 0 {
-        eprintln!("auditor: error: {name}: not one of its {bad} records could be read");
-        return Ok(std::process::ExitCode::FAILURE);
+        anyhow::bail!("{name}: not one of its {bad} records could be read");
+    }
+    let violating: u64 = by_verdict
+        .iter()
+        .filter(|(v, _)| **v != "allowed")
+        .map(|(_, n)| n)
+        .sum();
+    let never: Vec<String> = judge
+        .allowlist
+        .connections
+        .iter()
+        .filter_map(|c| c.number)
+        .filter(|n| !allowed_rows.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    let mut failed = Vec::new();
+    for f in &args.fail_on {
+        match f {
+            FailOn::Violations if violating > 0 => {
+                failed.push(format!("violations: {violating} flow(s) not allowed"))
+            }
+            FailOn::NeverObserved if !never.is_empty() => failed.push(format!(
+                "never-observed: {} documented connection(s) no flow used ({})",
+                never.len(),
+                never.join(", ")
+            )),
+            FailOn::Unaudited if bad > 0 => {
+                failed.push(format!("unaudited: {bad} record(s) could not be read"))
+            }
+            _ => {}
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("auditor: --fail-on {}", failed.join("; "));
+        return Ok(std::process::ExitCode::from(1));
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -75,7 +75,15 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let store = match &cfg.store {
         Some(p) => {
             let mut st = Store::open(p)?;
-            st.set_allowlist(&allowlist::file::to_json(&judge.allowlist))?;
+            let json = allowlist::file::to_json(&judge.allowlist);
+            st.set_allowlist(&json)?;
+            let inputs = crate::provenance::Inputs::of_files(
+                &judge.allowlist,
+                &cfg.allowlist,
+                Some(&cfg.inventory),
+                cfg.overrides.as_deref(),
+            )?;
+            st.record_inputs(&inputs, &json)?;
             Some(Arc::new(Mutex::new(st)))
         }
         None => {

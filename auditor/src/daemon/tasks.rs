@@ -251,10 +251,16 @@ pub async fn reload_loop(
                 // The store records which policy its observations were judged against.
                 if let Some(st) = &store {
                     let json = allowlist::file::to_json(&judge.allowlist);
+                    let inputs = crate::provenance::Inputs::of_files(
+                        &judge.allowlist,
+                        &cfg.allowlist,
+                        Some(&cfg.inventory),
+                        cfg.overrides.as_deref(),
+                    );
+                    let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = st
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
                         .set_allowlist(&json)
+                        .and_then(|()| st.record_inputs(&inputs?, &json))
                     {
                         StoreCommitFailed { error: &e }.emit(&shared.metrics);
                     }

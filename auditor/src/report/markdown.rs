@@ -19,18 +19,9 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "**{}**\n", r.summary.headline);
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Status | {} |", r.summary.status);
-    let _ = writeln!(o, "| Nodes | {} |", r.nodes.join(", "));
-    let _ = writeln!(
-        o,
-        "| Period | {} – {} |",
-        r.period.since.as_deref().unwrap_or("start"),
-        r.period.until.as_deref().unwrap_or("now")
-    );
-    let _ = writeln!(
-        o,
-        "| Watched | {:.0} s ({:.0} s not fully audited) |",
-        r.summary.watched_seconds, r.summary.incomplete_seconds
-    );
+    for (k, v) in super::header_facts(r) {
+        let _ = writeln!(o, "| {k} | {} |", cell(&v));
+    }
     let _ = writeln!(
         o,
         "| Documented connections observed | {} of {} |",
@@ -101,6 +92,32 @@ pub fn render(r: &Report) -> String {
         );
     }
     let _ = writeln!(o, "\n## Coverage\n");
+    let _ = writeln!(
+        o,
+        "{:.1}% of the period fully audited.\n",
+        r.coverage.fraction * 100.0
+    );
+    if !r.coverage.gaps.is_empty() {
+        let _ = writeln!(
+            o,
+            "Gaps (not fully audited):\n\n| Node | From | To | Why |\n|---|---|---|---|"
+        );
+        for g in &r.coverage.gaps {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                cell(&g.node),
+                g.start,
+                g.end,
+                if g.reason == "not_running" {
+                    "auditor not running"
+                } else {
+                    "kernel drops"
+                }
+            );
+        }
+        let _ = writeln!(o);
+    }
     let _ = writeln!(
         o,
         "| Node | From | To | Fully audited | Ring buffer full | LRU evictions | Insert failures |\n|---|---|---|---|---|---|---|"

@@ -204,10 +204,13 @@ impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let conn =
             Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .context("enabling WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let pragmas = || -> anyhow::Result<()> {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(())
+        };
+        pragmas().map_err(|e| not_a_store(path, &e))?;
         let mut store = Store { conn, version: 0 };
         store.init().map_err(|e| not_a_store(path, &e))?;
         Ok(store)
@@ -404,6 +407,59 @@ impl Store {
             params![json],
         )?;
         Ok(())
+    }
+
+    /// Records the inputs a (re)loaded policy was judged against, and keeps that
+    /// allowlist under its content digest: the store keeps every allowlist it judged
+    /// against, not only the latest. Meta rows only, so no layout change.
+    pub fn record_inputs(
+        &mut self,
+        inputs: &crate::provenance::Inputs,
+        allowlist_json: &str,
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+            params![
+                format!("allowlist:{}", inputs.allowlist_content_sha256),
+                allowlist_json
+            ],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![format!("inputs:{}", inputs.since), json(inputs)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every set of inputs recorded, oldest first.
+    pub fn inputs(&self) -> anyhow::Result<Vec<crate::provenance::Inputs>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT value FROM meta WHERE key LIKE 'inputs:%' ORDER BY key")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let text = r?;
+            out.push(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("a recorded set of inputs is unreadable: {text}"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// A recorded allowlist by its content digest.
+    pub fn allowlist_by_digest(&self, digest: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![format!("allowlist:{digest}")],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     pub fn allowlist(&self) -> anyhow::Result<Option<String>> {
