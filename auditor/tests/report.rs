@@ -624,8 +624,8 @@ fn the_period_is_explicit_with_coverage_as_a_fraction_and_its_gaps() {
     assert!(out.status.success(), "{}", stderr(&out));
     let r: report::Report = serde_json::from_slice(&out.stdout).unwrap();
     // No bounds asked: the first and last coverage.
-    assert_eq!(r.period.since, "1970-01-01T00:00:00Z");
-    assert_eq!(r.period.until, "1970-01-01T02:00:00Z");
+    assert_eq!(r.period.since, "1970-01-01T00:00:00.000Z");
+    assert_eq!(r.period.until, "1970-01-01T02:00:00.000Z");
     // Two hours watched, one of them with drops: half fully audited.
     assert_eq!(r.coverage.fraction, 0.5);
     assert_eq!(r.coverage.gaps.len(), 1);
@@ -654,7 +654,7 @@ fn the_period_is_explicit_with_coverage_as_a_fraction_and_its_gaps() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let r: report::Report = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r.period.until, "1970-01-01T03:00:00Z");
+    assert_eq!(r.period.until, "1970-01-01T03:00:00.000Z");
     assert_eq!(r.coverage.fraction, 0.3333);
     let not_running: Vec<_> = r
         .coverage
@@ -665,7 +665,7 @@ fn the_period_is_explicit_with_coverage_as_a_fraction_and_its_gaps() {
     assert_eq!(not_running.len(), 1);
     assert_eq!(
         (not_running[0].start.as_str(), not_running[0].end.as_str()),
-        ("1970-01-01T02:00:00Z", "1970-01-01T03:00:00Z")
+        ("1970-01-01T02:00:00.000Z", "1970-01-01T03:00:00.000Z")
     );
     // The header: version, digest of the report itself.
     assert_eq!(r.auditor_version, env!("CARGO_PKG_VERSION"));

@@ -175,6 +175,11 @@ pub fn rfc3339_ms(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// Milliseconds, for coverage and the period: a gap shorter than a second is still a gap.
+pub fn rfc3339_precise(ms: i64) -> String {
+    crate::edge::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
 fn parse_time(s: &str) -> Option<i64> {
     humantime::parse_rfc3339_weak(s)
         .ok()
@@ -373,8 +378,8 @@ pub fn from_store(
         .iter()
         .map(|c| Interval {
             node: c.node.clone(),
-            start: rfc3339_ms(c.start_ms),
-            end: rfc3339_ms(c.end_ms),
+            start: rfc3339_precise(c.start_ms),
+            end: rfc3339_precise(c.end_ms),
             fully_audited: c.drops.total() == 0,
             drops: c.drops,
         })
@@ -413,8 +418,8 @@ pub fn from_store(
         auditor_version: crate::provenance::AUDITOR_VERSION.into(),
         generated_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         period: Period {
-            since: rfc3339_ms(since.unwrap_or(known_start)),
-            until: rfc3339_ms(until.unwrap_or(known_end)),
+            since: rfc3339_precise(since.unwrap_or(known_start)),
+            until: rfc3339_precise(until.unwrap_or(known_end)),
         },
         document: Document {
             title: list.document.title.clone(),
@@ -564,8 +569,8 @@ fn finish(r: &mut Report) {
         .into_iter()
         .map(|(node, s, e, reason)| Gap {
             node,
-            start: rfc3339_ms(s),
-            end: rfc3339_ms(e),
+            start: rfc3339_precise(s),
+            end: rfc3339_precise(e),
             reason: reason.into(),
         })
         .collect();
