@@ -24,7 +24,7 @@ td.num{white-space:nowrap}
 @page{margin:12mm}
 @media print{
  body{margin:0;max-width:none;font-size:10px}
- h2{break-after:avoid;page-break-after:avoid;font-size:14px}
+ h2,h3{break-after:avoid;page-break-after:avoid}h2{font-size:14px}
  .headline,.card{break-inside:avoid}
  .figure{overflow:visible;border:none}svg.diagram{max-width:100%;width:100%}
  table{font-size:8.5px;table-layout:auto}th,td{padding:2px 3px}
