@@ -54,6 +54,8 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             cgroup_root: cfg.cgroup_root.clone(),
         })
         .context("starting the capture")?;
+        // Before telling anyone we run: a SIGTERM from then on must stop us cleanly.
+        let shutdown = auditor::shutdown_signal(cfg.duration);
         eprintln!(
             "auditor: capturing (cgroup v2 root {}, netns from BTF: {}); Ctrl-C to stop",
             probes.cgroup_root.display(),
@@ -70,12 +72,7 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             out.write_all(b"\n")
         };
         let mut handler = capture::stream::RecordSink(sink);
-        let summary = capture::stream::run(
-            &mut probes,
-            &mut handler,
-            auditor::shutdown_signal(cfg.duration),
-        )
-        .await;
+        let summary = capture::stream::run(&mut probes, &mut handler, shutdown).await;
         match summary {
             Ok(summary) => {
                 eprintln!("{}", serde_json::json!({ "summary": summary }));

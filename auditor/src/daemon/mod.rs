@@ -120,6 +120,8 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         cgroup_root: cfg.cgroup_root.clone(),
     })
     .context("starting the capture")?;
+    // Before /readyz says ready: a SIGTERM from then on must stop us cleanly.
+    let shutdown = crate::shutdown_signal(None);
     let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;
     release_load_time_memory();
     shared
@@ -155,7 +157,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         sinks::EventWriter::new(events),
         cfg.scope.clone(),
     );
-    let summary = stream::run(&mut probes, &mut handler, crate::shutdown_signal(None)).await;
+    let summary = stream::run(&mut probes, &mut handler, shutdown).await;
     shared
         .ready
         .store(false, std::sync::atomic::Ordering::Relaxed);
