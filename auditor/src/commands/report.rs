@@ -5,51 +5,32 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::{
-    cli::{ReportArgs, ReportFormat},
+    cli::{ReportConfig, ReportFormat, ReportInput},
     report::{self, Report},
     store::Store,
 };
 
-pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
-    if args.schema {
-        std::io::stdout().write_all(report::schema_json().as_bytes())?;
-        return Ok(std::process::ExitCode::SUCCESS);
-    }
-    let r: Report = if !args.collect.is_empty() {
-        report::merge(collect(&args.collect)?)?
-    } else if !args.merge.is_empty() {
-        let reports = args
-            .merge
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                serde_json::from_str::<Report>(&text)
-                    .with_context(|| format!("{} is not an auditor JSON report", p.display()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        report::merge(reports)?
-    } else {
-        let path = args.store.as_deref().context("give --store (or --merge)")?;
-        let store = Store::open_existing(path)?;
-        let list = args
-            .allowlist
-            .as_deref()
-            .map(allowlist::file::load)
-            .transpose()?;
-        let since = args
-            .since
-            .as_deref()
-            .map(report::parse_when)
-            .transpose()
-            .context("--since")?;
-        let until = args
-            .until
-            .as_deref()
-            .map(report::parse_when)
-            .transpose()
-            .context("--until")?;
-        report::from_store(&store, list, since, until)?
+pub fn run(args: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
+    let r: Report = match &args.input {
+        ReportInput::Schema => {
+            std::io::stdout().write_all(report::schema_json().as_bytes())?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        ReportInput::Collect(urls) => report::merge(collect(urls)?)?,
+        ReportInput::Merge(paths) => merged(paths)?,
+        ReportInput::Store {
+            path,
+            allowlist,
+            since,
+            until,
+        } => {
+            let store = Store::open_existing(path)?;
+            let list = allowlist
+                .as_deref()
+                .map(allowlist::file::load)
+                .transpose()?;
+            report::from_store(&store, list, *since, *until)?
+        }
     };
     let text = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
@@ -65,6 +46,20 @@ pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Per-node JSON reports from files, merged.
+fn merged(paths: &[std::path::PathBuf]) -> anyhow::Result<Report> {
+    let reports = paths
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str::<Report>(&text)
+                .with_context(|| format!("{} is not an auditor JSON report", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    report::merge(reports)
 }
 
 /// Every node's report: each URL's host is resolved to all its addresses (a headless
