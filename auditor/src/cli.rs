@@ -170,25 +170,121 @@ pub struct PolicyArgs {
     pub overrides: Option<PathBuf>,
 }
 
+/// Validated policy file paths.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub allowlist: PathBuf,
+    pub inventory: PathBuf,
+    pub overrides: Option<PathBuf>,
+}
+
+impl From<PolicyArgs> for PolicyConfig {
+    fn from(a: PolicyArgs) -> Self {
+        PolicyConfig {
+            allowlist: a.allowlist,
+            inventory: a.inventory,
+            overrides: a.overrides,
+        }
+    }
+}
+
+/// How the kernel programs run: the options `capture` and `run` share, with one bound.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub policy: PolicyArgs,
+#[command(next_help_heading = "Capture")]
+pub struct ProbeArgs {
+    /// How often an active flow is reported again by the kernel programs, e.g. 500ms, 1s,
+    /// 1m (10ms to 1h).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub report_interval: Duration,
+    /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo). In a
+    /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
+    #[arg(long)]
+    pub cgroup_root: Option<PathBuf>,
+}
+
+/// Validated `ProbeArgs`.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    pub report_interval: Duration,
+    pub cgroup_root: Option<PathBuf>,
+}
+
+impl TryFrom<ProbeArgs> for ProbeConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: ProbeArgs) -> anyhow::Result<Self> {
+        let (min, max) = (Duration::from_millis(10), Duration::from_secs(3600));
+        if a.report_interval < min || a.report_interval > max {
+            anyhow::bail!(
+                "--report-interval {} is out of range: give 10ms to 1h",
+                humantime::format_duration(a.report_interval)
+            );
+        }
+        Ok(ProbeConfig {
+            report_interval: a.report_interval,
+            cgroup_root: a.cgroup_root,
+        })
+    }
+}
+
+/// The durable store of `auditor run`.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Store")]
+pub struct StoreArgs {
     /// SQLite file for durable observations (created if missing). Without it nothing is kept.
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Address for /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "127.0.0.1:9977")]
-    pub listen: std::net::SocketAddr,
+    /// How often observations are committed to the store.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub store_flush: Duration,
+    /// Observations not seen for this long are deleted from the store.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: Option<PathBuf>,
+    pub flush: Duration,
+    pub retention: Duration,
+}
+
+impl TryFrom<StoreArgs> for StoreConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: StoreArgs) -> anyhow::Result<Self> {
+        nonzero(&[
+            ("--store-flush", a.store_flush),
+            ("--retention", a.retention),
+        ])?;
+        if let Some(store) = &a.store
+            && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            anyhow::bail!(
+                "--store {}: the directory {} does not exist",
+                store.display(),
+                dir.display()
+            );
+        }
+        Ok(StoreConfig {
+            path: a.store,
+            flush: a.store_flush,
+            retention: a.retention,
+        })
+    }
+}
+
+/// How violations are told: events, and Alertmanager.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Events and alerts")]
+pub struct AlertArgs {
     /// Where violation events go, one JSON object per line: a file (appended) or `-`.
     #[arg(long, default_value = "-")]
     pub events: String,
     /// Alertmanager to send alerts to, e.g. http://alertmanager:9093 (http only).
     #[arg(long)]
     pub alertmanager: Option<String>,
-    /// This node's name in events, alerts and the store.
-    #[arg(long, env = "NODE_NAME")]
-    pub node: Option<String>,
     /// A violation edge still active is announced again at most this often.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub renotify: Duration,
@@ -198,15 +294,76 @@ pub struct RunArgs {
     /// How often active alerts are re-sent to Alertmanager.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub alert_resend: Duration,
-    /// How often observations are committed to the store.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub store_flush: Duration,
-    /// Observations not seen for this long are deleted from the store.
-    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
-    pub retention: Duration,
-    /// How often an active flow is reported again by the kernel programs.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub report_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// None: stdout.
+    pub events: Option<PathBuf>,
+    pub alertmanager: Option<String>,
+    pub renotify: Duration,
+    pub resolve_after: Duration,
+    pub resend: Duration,
+}
+
+impl TryFrom<AlertArgs> for AlertConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: AlertArgs) -> anyhow::Result<Self> {
+        nonzero(&[
+            ("--resolve-after", a.resolve_after),
+            ("--alert-resend", a.alert_resend),
+        ])?;
+        if let Some(am) = &a.alertmanager
+            && !am.starts_with("http://")
+        {
+            anyhow::bail!(
+                "--alertmanager {am:?}: give an http:// URL (TLS is not supported; use an in-cluster address)"
+            );
+        }
+        Ok(AlertConfig {
+            events: (a.events != "-").then(|| PathBuf::from(a.events)),
+            alertmanager: a.alertmanager,
+            renotify: a.renotify,
+            resolve_after: a.resolve_after,
+            resend: a.alert_resend,
+        })
+    }
+}
+
+/// The daemon's HTTP endpoints.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpArgs {
+    /// Address for /metrics, /healthz, /readyz and /report.
+    #[arg(long, default_value = "127.0.0.1:9977")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn nonzero(durations: &[(&str, Duration)]) -> anyhow::Result<()> {
+    for (name, d) in durations {
+        if d.is_zero() {
+            anyhow::bail!("{name} must be longer than 0");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub probes: ProbeArgs,
+    /// This node's name in events, alerts and the store.
+    #[arg(long, env = "NODE_NAME")]
+    pub node: Option<String>,
     /// How often the policy files are checked for changes.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub reload_poll: Duration,
@@ -218,94 +375,42 @@ pub struct RunArgs {
     /// KUBECONFIG), matched to documented services by the inventory's `kubernetes:` entries.
     #[arg(long)]
     pub kubernetes: bool,
-    /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo). In a
-    /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
-    #[arg(long)]
-    pub cgroup_root: Option<PathBuf>,
 }
 
-/// Validated `auditor run` settings.
+/// Validated `auditor run` settings, in the groups of its arguments.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub allowlist: PathBuf,
-    pub inventory: PathBuf,
-    pub overrides: Option<PathBuf>,
-    pub store: Option<PathBuf>,
+    pub policy: PolicyConfig,
+    pub store: StoreConfig,
+    pub alerts: AlertConfig,
     pub listen: std::net::SocketAddr,
-    pub events: Option<PathBuf>,
-    pub alertmanager: Option<String>,
+    pub probes: ProbeConfig,
     pub node: String,
-    pub renotify: Duration,
-    pub resolve_after: Duration,
-    pub alert_resend: Duration,
-    pub store_flush: Duration,
-    pub retention: Duration,
-    pub report_interval: Duration,
     pub reload_poll: Duration,
     pub scope: Vec<ipnet::IpNet>,
     pub kubernetes: bool,
-    pub cgroup_root: Option<PathBuf>,
 }
 
 impl TryFrom<RunArgs> for RunConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: RunArgs) -> anyhow::Result<Self> {
-        for (name, d) in [
-            ("--resolve-after", a.resolve_after),
-            ("--alert-resend", a.alert_resend),
-            ("--store-flush", a.store_flush),
-            ("--retention", a.retention),
-            ("--reload-poll", a.reload_poll),
-        ] {
-            if d.is_zero() {
-                anyhow::bail!("{name} must be longer than 0");
-            }
-        }
-        if a.report_interval < Duration::from_millis(10) {
-            anyhow::bail!("--report-interval must be at least 10ms");
-        }
-        if let Some(am) = &a.alertmanager
-            && !am.starts_with("http://")
-        {
-            anyhow::bail!(
-                "--alertmanager {am:?}: give an http:// URL (TLS is not supported; use an in-cluster address)"
-            );
-        }
-        if let Some(store) = &a.store
-            && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.is_dir()
-        {
-            anyhow::bail!(
-                "--store {}: the directory {} does not exist",
-                store.display(),
-                dir.display()
-            );
-        }
+        nonzero(&[("--reload-poll", a.reload_poll)])?;
         let node = a.node.filter(|n| !n.is_empty()).unwrap_or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "unknown".into())
         });
         Ok(RunConfig {
-            allowlist: a.policy.allowlist,
-            inventory: a.policy.inventory,
-            overrides: a.policy.overrides,
-            store: a.store,
-            listen: a.listen,
-            events: (a.events != "-").then(|| PathBuf::from(a.events)),
-            alertmanager: a.alertmanager,
+            policy: a.policy.into(),
+            store: a.store.try_into()?,
+            alerts: a.alerts.try_into()?,
+            listen: a.http.listen,
+            probes: a.probes.try_into()?,
             node,
-            renotify: a.renotify,
-            resolve_after: a.resolve_after,
-            alert_resend: a.alert_resend,
-            store_flush: a.store_flush,
-            retention: a.retention,
-            report_interval: a.report_interval,
             reload_poll: a.reload_poll,
             scope: a.scope,
             kubernetes: a.kubernetes,
-            cgroup_root: a.cgroup_root,
         })
     }
 }
@@ -423,7 +528,7 @@ impl ReportFormat {
 }
 
 /// Where `auditor report` reads its observations from: exactly one source.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ReportInput {
     Schema,
     Verify {
@@ -431,18 +536,19 @@ pub enum ReportInput {
         key: PathBuf,
         signature: Option<PathBuf>,
     },
+    /// A store, over a period (unix ms; None = open).
     Store {
         path: PathBuf,
         allowlist: Option<PathBuf>,
-        since: Option<String>,
-        until: Option<String>,
+        since: Option<i64>,
+        until: Option<i64>,
     },
     Merge(Vec<PathBuf>),
     Collect(Vec<String>),
 }
 
 /// Validated `auditor report` settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ReportConfig {
     pub input: ReportInput,
     pub format: ReportFormat,
@@ -455,6 +561,13 @@ impl TryFrom<ReportArgs> for ReportConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: ReportArgs) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let when = |flag: &str, v: Option<String>| {
+            v.as_deref()
+                .map(crate::report::parse_when)
+                .transpose()
+                .with_context(|| flag.to_string())
+        };
         let input = if let Some(ReportCommand::Verify {
             report,
             key,
@@ -469,6 +582,9 @@ impl TryFrom<ReportArgs> for ReportConfig {
         } else if a.schema {
             ReportInput::Schema
         } else if !a.collect.is_empty() {
+            if let Some(bad) = a.collect.iter().find(|u| !u.starts_with("http://")) {
+                anyhow::bail!("--collect {bad}: give an http:// URL");
+            }
             ReportInput::Collect(a.collect)
         } else if !a.merge.is_empty() {
             ReportInput::Merge(a.merge)
@@ -476,8 +592,8 @@ impl TryFrom<ReportArgs> for ReportConfig {
             ReportInput::Store {
                 path,
                 allowlist: a.allowlist,
-                since: a.since,
-                until: a.until,
+                since: when("--since", a.since)?,
+                until: when("--until", a.until)?,
             }
         } else {
             anyhow::bail!(
@@ -544,6 +660,50 @@ pub struct ExplainArgs {
     pub udp: bool,
 }
 
+/// Validated `auditor replay` settings.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub policy: PolicyConfig,
+    /// None: stdin.
+    pub flows: Option<PathBuf>,
+    /// Conditions that make the replay exit 1.
+    pub fail_on: Vec<FailOn>,
+}
+
+impl From<ReplayArgs> for ReplayConfig {
+    fn from(a: ReplayArgs) -> Self {
+        ReplayConfig {
+            policy: a.policy.into(),
+            flows: a.flows.filter(|f| f != "-").map(PathBuf::from),
+            fail_on: a.fail_on,
+        }
+    }
+}
+
+/// Validated `auditor explain` settings.
+#[derive(Debug, Clone)]
+pub struct ExplainConfig {
+    pub policy: PolicyConfig,
+    pub from: std::net::IpAddr,
+    pub to: std::net::SocketAddr,
+    pub transport: auditor_common::Transport,
+}
+
+impl From<ExplainArgs> for ExplainConfig {
+    fn from(a: ExplainArgs) -> Self {
+        ExplainConfig {
+            policy: a.policy.into(),
+            from: a.from,
+            to: a.to,
+            transport: if a.udp {
+                auditor_common::Transport::Udp
+            } else {
+                auditor_common::Transport::Tcp
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ExportFormat {
     /// YAML with a header comment: the form to review in Git.
@@ -554,41 +714,80 @@ pub enum ExportFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct CaptureArgs {
-    /// How often an active flow is reported again, e.g. 500ms, 1s, 1m.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub report_interval: Duration,
+    #[command(flatten)]
+    pub probes: ProbeArgs,
     /// Stop by itself after this long (e.g. 30s); runs until Ctrl-C when absent.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo).
-    #[arg(long)]
-    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Validated capture settings.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
-    pub report_interval: Duration,
+    pub probes: ProbeConfig,
     pub duration: Option<Duration>,
-    pub cgroup_root: Option<PathBuf>,
 }
 
 impl TryFrom<CaptureArgs> for CaptureConfig {
     type Error = anyhow::Error;
 
     fn try_from(args: CaptureArgs) -> anyhow::Result<Self> {
-        let min = Duration::from_millis(10);
-        let max = Duration::from_secs(3600);
-        if args.report_interval < min || args.report_interval > max {
-            anyhow::bail!(
-                "--report-interval {} is out of range: give 10ms to 1h",
-                humantime::format_duration(args.report_interval)
+        Ok(CaptureConfig {
+            probes: args.probes.try_into()?,
+            duration: args.duration,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn run_config(extra: &[&str]) -> anyhow::Result<RunConfig> {
+        let mut argv = vec!["auditor", "run", "--allowlist", "a", "--inventory", "i"];
+        argv.extend(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(a) => RunConfig::try_from(a),
+            _ => unreachable!(),
+        }
+    }
+
+    fn capture_config(extra: &[&str]) -> anyhow::Result<CaptureConfig> {
+        let mut argv = vec!["auditor", "capture"];
+        argv.extend(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Capture(a) => CaptureConfig::try_from(a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_shared_option_has_one_bound_in_every_command() {
+        for bad in ["5ms", "2h"] {
+            let arg = ["--report-interval", bad];
+            let (r, c) = (run_config(&arg), capture_config(&arg));
+            assert!(r.is_err() && c.is_err(), "{bad}: run {r:?}, capture {c:?}");
+            assert_eq!(
+                r.unwrap_err().to_string(),
+                c.unwrap_err().to_string(),
+                "the same words"
             );
         }
-        Ok(CaptureConfig {
-            report_interval: args.report_interval,
-            duration: args.duration,
-            cgroup_root: args.cgroup_root,
-        })
+        let ok = run_config(&["--report-interval", "500ms"]).unwrap();
+        assert_eq!(ok.probes.report_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn run_arguments_validate_into_their_groups() {
+        let c = run_config(&["--events", "-", "--node", "n1", "--store-flush", "2s"]).unwrap();
+        assert_eq!(
+            (c.alerts.events, c.node.as_str(), c.store.flush),
+            (None, "n1", Duration::from_secs(2))
+        );
+        assert!(run_config(&["--alertmanager", "https://am"]).is_err());
+        assert!(run_config(&["--retention", "0s"]).is_err());
+        assert!(run_config(&["--store", "/nonexistent-dir/s.db"]).is_err());
     }
 }

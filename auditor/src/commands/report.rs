@@ -5,13 +5,12 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::{
-    cli::{FailOn, ReportArgs, ReportConfig, ReportFormat, ReportInput},
+    cli::{FailOn, ReportConfig, ReportFormat, ReportInput},
     report::{self, Report},
     store::Store,
 };
 
-pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
-    let cfg = ReportConfig::try_from(args)?;
+pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
     let mut r: Report = match cfg.input {
         ReportInput::Schema => {
             std::io::stdout().write_all(report::schema_json().as_bytes())?;
@@ -23,20 +22,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
             signature,
         } => return verify(&report, &key, signature.as_deref()),
         ReportInput::Collect(urls) => report::merge(collect(&urls)?)?,
-        ReportInput::Merge(paths) => {
-            let reports = paths
-                .iter()
-                .map(|p| {
-                    let text = std::fs::read_to_string(p)
-                        .with_context(|| format!("{}: cannot read", p.display()))?;
-                    let r = serde_json::from_str::<Report>(&text).with_context(|| {
-                        format!("{} is not an auditor JSON report", p.display())
-                    })?;
-                    Ok((p.display().to_string(), r))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            report::merge(reports)?
-        }
+        ReportInput::Merge(paths) => merged(&paths)?,
         ReportInput::Store {
             path,
             allowlist,
@@ -52,16 +38,6 @@ pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
                         .map_err(anyhow::Error::from)
                 })
                 .transpose()?;
-            let since = since
-                .as_deref()
-                .map(report::parse_when)
-                .transpose()
-                .context("--since")?;
-            let until = until
-                .as_deref()
-                .map(report::parse_when)
-                .transpose()
-                .context("--until")?;
             report::from_store(&store, list, since, until)?
         }
     };
@@ -163,6 +139,21 @@ fn verify(
     }
     println!("{name}: verified: signed by the given key, unedited");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Per-node JSON reports from files, merged.
+fn merged(paths: &[std::path::PathBuf]) -> anyhow::Result<Report> {
+    let reports = paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            let r = serde_json::from_str::<Report>(&text)
+                .with_context(|| format!("{} is not an auditor JSON report", p.display()))?;
+            Ok((p.display().to_string(), r))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    report::merge(reports)
 }
 
 /// Every node's report: each URL's host is resolved to all its addresses (a headless

@@ -4,20 +4,18 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, Write},
-    path::Path,
 };
 
-use allowlist::Transport;
 use anyhow::Context;
 
 use crate::{
     capture::FlowRecord,
-    cli::{ExplainArgs, FailOn, PolicyArgs, ReplayArgs},
+    cli::{ExplainConfig, FailOn, PolicyConfig, ReplayConfig},
     verdict::{FlowView, Judge, Twins, explain::explain, render::verdict_json},
 };
 
 /// Loads allowlist, overrides and inventory into a judge; prints load warnings.
-pub fn load_judge(p: &PolicyArgs) -> anyhow::Result<Judge> {
+pub fn load_judge(p: &PolicyConfig) -> anyhow::Result<Judge> {
     let (judge, warnings) =
         crate::verdict::load_judge(&p.allowlist, &p.inventory, p.overrides.as_deref(), None)?;
     for w in warnings {
@@ -26,15 +24,15 @@ pub fn load_judge(p: &PolicyArgs) -> anyhow::Result<Judge> {
     Ok(judge)
 }
 
-pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
-    let judge = load_judge(&args.policy)?;
-    let (name, input): (String, Box<dyn BufRead>) = match args.flows.as_deref() {
-        None | Some("-") => ("<stdin>".into(), Box::new(std::io::stdin().lock())),
+pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
+    let judge = load_judge(&cfg.policy)?;
+    let (name, input): (String, Box<dyn BufRead>) = match cfg.flows.as_deref() {
+        None => ("<stdin>".into(), Box::new(std::io::stdin().lock())),
         Some(path) => (
-            path.to_string(),
+            path.display().to_string(),
             Box::new(std::io::BufReader::new(
-                std::fs::File::open(Path::new(path))
-                    .with_context(|| format!("{path}: cannot read"))?,
+                std::fs::File::open(path)
+                    .with_context(|| format!("{}: cannot read", path.display()))?,
             )),
         ),
     };
@@ -107,7 +105,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
         .map(|n| n.to_string())
         .collect();
     let mut failed = Vec::new();
-    for f in &args.fail_on {
+    for f in &cfg.fail_on {
         match f {
             FailOn::Violations if violating > 0 => {
                 failed.push(format!("violations: {violating} flow(s) not allowed"))
@@ -130,16 +128,11 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-pub fn explain_cmd(args: ExplainArgs) -> anyhow::Result<std::process::ExitCode> {
-    let judge = load_judge(&args.policy)?;
-    let transport = if args.udp {
-        Transport::Udp
-    } else {
-        Transport::Tcp
-    };
+pub fn explain_cmd(cfg: ExplainConfig) -> anyhow::Result<std::process::ExitCode> {
+    let judge = load_judge(&cfg.policy)?;
     print!(
         "{}",
-        explain(&judge, args.from, args.to.ip(), args.to.port(), transport)
+        explain(&judge, cfg.from, cfg.to.ip(), cfg.to.port(), cfg.transport)
     );
     Ok(std::process::ExitCode::SUCCESS)
 }

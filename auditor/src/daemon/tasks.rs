@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::Shared;
 use crate::{
     alert::alertmanager::{Client, alert},
-    cli::RunConfig,
+    cli::{AlertConfig, PolicyConfig, StoreConfig},
     edge::{from_unix_ms, unix_ms},
     internal_events::{
         AlertmanagerPostFailed, AlertmanagerPosted, InternalEvent, PolicyReloadFailed,
@@ -78,13 +78,12 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
 pub async fn store_loop(
     shared: Arc<Shared>,
     store: Option<Arc<Mutex<Store>>>,
-    every: Duration,
-    retention: Duration,
+    cfg: StoreConfig,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(store) = store else { return };
     let mut last_end_ms = shared.session_start_ms;
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(cfg.flush);
     let mut last_prune = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -94,7 +93,7 @@ pub async fn store_loop(
         commit_once(&shared, &store, &mut last_end_ms).await;
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = tokio::time::Instant::now();
-            let cutoff = unix_ms(SystemTime::now()) - retention.as_millis() as i64;
+            let cutoff = unix_ms(SystemTime::now()) - cfg.retention.as_millis() as i64;
             let s = store.clone();
             if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || {
                 s.lock().unwrap_or_else(|e| e.into_inner()).prune(cutoff)
@@ -110,14 +109,9 @@ pub async fn store_loop(
     commit_once(&shared, &store, &mut last_end_ms).await;
 }
 
-pub async fn alert_loop(
-    shared: Arc<Shared>,
-    url: Option<String>,
-    resend: Duration,
-    resolve_after: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let client = match url.as_deref().map(Client::new) {
+pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::Receiver<bool>) {
+    let (resend, resolve_after) = (cfg.resend, cfg.resolve_after);
+    let client = match cfg.alertmanager.as_deref().map(Client::new) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             tracing::error!(error = %e, "Alertmanager client");
@@ -171,7 +165,7 @@ pub async fn alert_loop(
 }
 
 /// What identifies a file's version: a ConfigMap update swaps a symlink, which changes it.
-fn fingerprint(cfg: &RunConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
+fn fingerprint(cfg: &PolicyConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
     use std::os::unix::fs::MetadataExt;
     [
         Some(&cfg.allowlist),
@@ -193,7 +187,8 @@ fn fingerprint(cfg: &RunConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
 }
 
 pub async fn reload_loop(
-    cfg: RunConfig,
+    cfg: PolicyConfig,
+    poll: Duration,
     tx: watch::Sender<Arc<Judge>>,
     shared: Arc<Shared>,
     store: Option<Arc<Mutex<Store>>>,
@@ -217,7 +212,7 @@ pub async fn reload_loop(
         };
         let reason = tokio::select! {
             _ = hup_recv => "SIGHUP",
-            _ = tokio::time::sleep(cfg.reload_poll) => {
+            _ = tokio::time::sleep(poll) => {
                 let now = fingerprint(&cfg);
                 if now == seen { continue; }
                 seen = now;
