@@ -746,3 +746,47 @@ fn a_signed_report_verifies_and_an_edited_one_does_not() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn rows_whose_content_changed_between_allowlists_are_reported() {
+    let d = dir("changed");
+    store_for("node-a", &d.join("s.db"), 5);
+    // The daemon reloaded a re-imported document in which row 26 documents 9200.
+    let old = allowlist::file::parse(ALLOWLIST, "a.yaml").unwrap();
+    let new_text = ALLOWLIST.replacen(
+        "source: Tenant Service\n  destination: Config Service\n  protocol: HTTP\n  transport: tcp\n  ports: [9100]",
+        "source: Tenant Service\n  destination: Config Service\n  protocol: HTTP\n  transport: tcp\n  ports: [9200]",
+        1,
+    );
+    assert_ne!(new_text, ALLOWLIST, "row 26 edited");
+    let new = allowlist::file::parse(&new_text, "b.yaml").unwrap();
+    let mut s = Store::open(&d.join("s.db")).unwrap();
+    for (list, since) in [
+        (&old, "1970-01-01T00:00:00.000Z"),
+        (&new, "1970-01-01T01:00:00.000Z"),
+    ] {
+        let inputs = auditor::provenance::Inputs {
+            auditor_version: "test".into(),
+            allowlist_sha256: None,
+            allowlist_content_sha256: auditor::provenance::allowlist_content_sha256(list),
+            inventory_sha256: None,
+            overrides_sha256: None,
+            since: since.into(),
+        };
+        s.record_inputs(&inputs, &allowlist::file::to_json(list))
+            .unwrap();
+    }
+    s.set_allowlist(&allowlist::file::to_json(&new)).unwrap();
+    drop(s);
+    let out = auditor(&d, &["report", "--store", "s.db", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: report::Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.inputs.len(), 2);
+    assert_eq!(
+        r.changed_rows,
+        vec!["row 26: Tenant Service -> Config Service tcp/9100 vs Tenant Service -> Config Service tcp/9200".to_string()]
+    );
+    let md = report::markdown::render(&r);
+    assert!(md.contains("Rows changed between allowlists"), "{md}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
