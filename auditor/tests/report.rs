@@ -20,6 +20,12 @@ fn dir(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// The content digest of the bundled allowlist's row `n`, as the daemon stores it.
+fn digest(n: u32) -> String {
+    let list = allowlist::file::parse(ALLOWLIST, "a.yaml").unwrap();
+    auditor::provenance::row_sha256(list.connection(n).unwrap())
+}
+
 /// A store like one node's after a day: rows 26 and 9 seen, a port drift from row 26,
 /// and an hour with ring-buffer drops.
 fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
@@ -48,6 +54,7 @@ fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
     b.add_edge(edge(Verdict::Allowed, 9100, 40, 1_000, 86_000_000));
     b.add_row(
         26,
+        &digest(26),
         RowDelta {
             count: 40,
             first_seen_ms: 1_000,
@@ -58,6 +65,7 @@ fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
     );
     b.add_row(
         9,
+        &digest(9),
         RowDelta {
             count: 3,
             first_seen_ms: 5_000,
@@ -387,6 +395,7 @@ fn clean_store(path: &std::path::Path) {
     let mut b = Batch::default();
     b.add_row(
         26,
+        &digest(26),
         RowDelta {
             count: 4,
             first_seen_ms: 1_000,
@@ -788,5 +797,17 @@ fn rows_whose_content_changed_between_allowlists_are_reported() {
     );
     let md = report::markdown::render(&r);
     assert!(md.contains("Rows changed between allowlists"), "{md}");
+    // Row 26's stored traffic was judged against "-> Config Service tcp/9100": the
+    // report, against the new row 26 (9200), does not credit it by number.
+    let row26 = r.rows.iter().find(|x| x.number == Some(26)).unwrap();
+    assert!(!row26.observed && row26.count == 0, "{row26:?}");
+    // Row 9, unchanged, keeps its evidence.
+    assert!(
+        r.rows
+            .iter()
+            .find(|x| x.number == Some(9))
+            .unwrap()
+            .observed
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -67,7 +67,7 @@ impl DaemonHandler {
             twins: Twins::default(),
             scope,
             metrics: MetricsSink::default(),
-            store: StoreSink,
+            store: StoreSink::default(),
             alerts: AlertSink,
             events,
             last_kernel: KernelCounters::default(),
@@ -110,7 +110,7 @@ impl Handler for DaemonHandler {
             return Ok(());
         };
         self.metrics.record(&self.shared, &edge);
-        self.store.record(&self.shared, &edge);
+        self.store.record(&self.shared, &edge, &self.judge);
         if let Some(event) = self.alerts.record(&self.shared, &edge) {
             self.events.write(&self.shared, &event)?;
         }

@@ -50,16 +50,39 @@ impl MetricsSink {
 
 /// Adds every edge, and the documented rows an allowed one used, to the batch the store
 /// task commits next.
-pub struct StoreSink;
+/// Rows are kept with the digest of the content they were judged against, so a report
+/// never credits a row number with traffic judged against other content.
+#[derive(Default)]
+pub struct StoreSink {
+    /// Row number -> content digest, for the judge (by address) they were computed from.
+    digests: Option<(usize, std::collections::HashMap<u32, String>)>,
+}
 
 impl StoreSink {
-    pub fn record(&mut self, shared: &Shared, e: &Edge) {
+    pub fn record(
+        &mut self,
+        shared: &Shared,
+        e: &Edge,
+        judge: &std::sync::Arc<crate::verdict::Judge>,
+    ) {
+        let key = std::sync::Arc::as_ptr(judge) as usize;
+        if self.digests.as_ref().is_none_or(|(k, _)| *k != key) {
+            let map = judge
+                .allowlist
+                .connections
+                .iter()
+                .filter_map(|c| Some((c.number?, crate::provenance::row_sha256(c))))
+                .collect();
+            self.digests = Some((key, map));
+        }
+        let digests = &self.digests.as_ref().expect("just set").1;
         let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.add_edge(e.clone());
         if e.verdict == Verdict::Allowed {
             for r in &e.rules {
                 pending.add_row(
                     *r,
+                    digests.get(r).map_or("", String::as_str),
                     RowDelta {
                         count: e.count,
                         first_seen_ms: e.first_seen,

@@ -326,7 +326,13 @@ pub fn from_store(
         .connections
         .iter()
         .map(|c| {
-            let obs: Vec<_> = rows.iter().filter(|r| Some(r.rule) == c.number).collect();
+            // A row is credited only with traffic judged against this content (stores
+            // before version 3 recorded no digest: their allowlist matched, checked above).
+            let digest = crate::provenance::row_sha256(c);
+            let obs: Vec<_> = rows
+                .iter()
+                .filter(|r| Some(r.rule) == c.number && (r.digest.is_empty() || r.digest == digest))
+                .collect();
             let mut examples: Vec<String> = obs
                 .iter()
                 .filter_map(|r| {
@@ -341,7 +347,7 @@ pub fn from_store(
             examples.truncate(3);
             RowReport {
                 number: c.number,
-                digest: crate::provenance::row_sha256(c),
+                digest,
                 source: c.source.clone(),
                 destination: c.destination.clone(),
                 protocol: c.protocol.clone(),

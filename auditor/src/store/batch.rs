@@ -29,7 +29,8 @@ pub struct CoverageUpdate {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub edges: HashMap<EdgeKey, Edge>,
-    pub rows: HashMap<u32, RowDelta>,
+    /// By row number and the digest of the row's content judged against.
+    pub rows: HashMap<(u32, String), RowDelta>,
     pub coverage: Option<CoverageUpdate>,
 }
 
@@ -51,11 +52,14 @@ impl Batch {
         }
     }
 
-    pub fn add_row(&mut self, rule: u32, delta: RowDelta) {
-        let e = self.rows.entry(rule).or_insert_with(|| RowDelta {
-            first_seen_ms: delta.first_seen_ms,
-            ..RowDelta::default()
-        });
+    pub fn add_row(&mut self, rule: u32, digest: &str, delta: RowDelta) {
+        let e = self
+            .rows
+            .entry((rule, digest.to_string()))
+            .or_insert_with(|| RowDelta {
+                first_seen_ms: delta.first_seen_ms,
+                ..RowDelta::default()
+            });
         e.count += delta.count;
         e.first_seen_ms = e.first_seen_ms.min(delta.first_seen_ms);
         e.last_seen_ms = e.last_seen_ms.max(delta.last_seen_ms);
@@ -70,8 +74,8 @@ impl Batch {
         for (_, e) in older.edges {
             self.add_edge(e);
         }
-        for (r, d) in older.rows {
-            self.add_row(r, d);
+        for ((r, digest), d) in older.rows {
+            self.add_row(r, &digest, d);
         }
         if self.coverage.is_none() {
             self.coverage = older.coverage;

@@ -21,7 +21,12 @@ use crate::{
 /// 2: an edge's ends and example process are typed (`src_end`, `dst_end`, `process`:
 /// JSON of `crate::edge` types). A version 1 store is upgraded when `auditor run` opens
 /// it, and read as it is by reports.
-const SCHEMA_VERSION: i64 = 2;
+/// 3: a documented row's observations are kept per row content (`rows.digest`, the
+/// sha256 of source, destination, transport and ports): a row is credited only with
+/// traffic judged against that content. Version 1 and 2 stores are upgraded by
+/// `auditor run` (their rows get an empty digest: judged against the recorded allowlist)
+/// and read as they are by reports.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,10 +40,10 @@ CREATE TABLE IF NOT EXISTS edges (
 );
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen_ms);
 CREATE TABLE IF NOT EXISTS rows (
-    node TEXT NOT NULL, rule INTEGER NOT NULL,
+    node TEXT NOT NULL, rule INTEGER NOT NULL, digest TEXT NOT NULL DEFAULT '',
     count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
     example_src TEXT, example_comm TEXT,
-    PRIMARY KEY (node, rule)
+    PRIMARY KEY (node, rule, digest)
 );
 CREATE TABLE IF NOT EXISTS coverage (
     node TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
@@ -64,6 +69,8 @@ pub struct StoredEdge {
 pub struct RowObservation {
     pub node: String,
     pub rule: u32,
+    /// The content digest of the row judged against ("" in stores before version 3).
+    pub digest: String,
     pub count: u64,
     pub first_seen_ms: Millis,
     pub last_seen_ms: Millis,
@@ -240,6 +247,10 @@ impl Store {
         self.version = self.check_version()?;
         if self.version == 1 {
             self.upgrade_from_1()?;
+            self.version = 2;
+        }
+        if self.version == 2 {
+            self.upgrade_from_2()?;
             self.version = SCHEMA_VERSION;
         }
         Ok(())
@@ -268,6 +279,7 @@ impl Store {
         match self.version_text()?.as_deref() {
             Some("1") => Ok(1),
             Some("2") => Ok(2),
+            Some("3") => Ok(3),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
@@ -277,6 +289,27 @@ impl Store {
 
     /// Version 1 kept an edge's example in loose columns; version 2 keeps typed ends. The
     /// old columns stay (unused) so no data is rewritten but the new ones.
+    /// Version 3 keys row observations by content digest too: the table is rebuilt (SQLite
+    /// cannot change a primary key), old rows with an empty digest.
+    fn upgrade_from_2(&mut self) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TABLE rows_v3 (
+                node TEXT NOT NULL, rule INTEGER NOT NULL, digest TEXT NOT NULL DEFAULT '',
+                count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+                example_src TEXT, example_comm TEXT,
+                PRIMARY KEY (node, rule, digest)
+             );
+             INSERT INTO rows_v3 (node, rule, digest, count, first_seen_ms, last_seen_ms, example_src, example_comm)
+                SELECT node, rule, '', count, first_seen_ms, last_seen_ms, example_src, example_comm FROM rows;
+             DROP TABLE rows;
+             ALTER TABLE rows_v3 RENAME TO rows;
+             UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn upgrade_from_1(&mut self) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         for col in ["direction", "src_end", "dst_end", "process"] {
@@ -295,7 +328,7 @@ impl Store {
         }
         tx.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-            params![SCHEMA_VERSION.to_string()],
+            params!["2"],
         )?;
         tx.commit()?;
         Ok(())
@@ -346,16 +379,16 @@ impl Store {
                 ])?;
             }
             let mut rows = tx.prepare_cached(
-                "INSERT INTO rows (node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (node, rule) DO UPDATE SET
+                "INSERT INTO rows (node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm, digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (node, rule, digest) DO UPDATE SET
                     count = count + excluded.count,
                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
                     example_src = COALESCE(example_src, excluded.example_src),
                     example_comm = COALESCE(example_comm, excluded.example_comm)",
             )?;
-            for (rule, d) in &batch.rows {
+            for ((rule, digest), d) in &batch.rows {
                 rows.execute(params![
                     node,
                     rule,
@@ -363,7 +396,8 @@ impl Store {
                     d.first_seen_ms,
                     d.last_seen_ms,
                     d.example_src,
-                    d.example_comm
+                    d.example_comm,
+                    digest
                 ])?;
             }
             if let Some(c) = &batch.coverage {
@@ -511,10 +545,11 @@ impl Store {
         since: Option<i64>,
         until: Option<i64>,
     ) -> anyhow::Result<Vec<RowObservation>> {
-        let mut q = self.conn.prepare(
-            "SELECT node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm FROM rows
-             WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2 ORDER BY rule, node",
-        )?;
+        let digest = if self.version >= 3 { "digest" } else { "''" };
+        let mut q = self.conn.prepare(&format!(
+            "SELECT node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm, {digest} FROM rows
+             WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2 ORDER BY rule, node"
+        ))?;
         let rows = q.query_map(
             params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
             |r| {
@@ -526,6 +561,7 @@ impl Store {
                     last_seen_ms: r.get(4)?,
                     example_src: r.get(5)?,
                     example_comm: r.get(6)?,
+                    digest: r.get(7)?,
                 })
             },
         )?;
@@ -673,7 +709,8 @@ mod tests {
                     flow_insert_failed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, start_ms));
                  INSERT INTO edges VALUES ('n1', 'port_drift', 'Tenant Service', '198.18.0.9', 'tcp', 9200,
                     '26', '{\"ports\":[\"9100\"],\"transport\":\"tcp\"}', '198.18.0.9', 5, 1000, 2000,
-                    'tenant', 42, '/kubepods/x', '10.0.1.5', 'voice/tenant-7d9f (Deployment/tenant)');",
+                    'tenant', 42, '/kubepods/x', '10.0.1.5', 'voice/tenant-7d9f (Deployment/tenant)');
+                 INSERT INTO rows VALUES ('n1', 26, 7, 1000, 2000, 'Tenant Service', 'tenant');",
             )
             .unwrap();
         }
@@ -699,6 +736,27 @@ mod tests {
         b.add_edge(e);
         s.commit("n1", &b).unwrap();
         assert_eq!(read(&s).count, 6);
+        // Version 3: old row observations keep an empty digest; new ones carry theirs,
+        // apart from the old ones.
+        let mut b = Batch::default();
+        b.add_row(
+            26,
+            "abc",
+            RowDelta {
+                count: 1,
+                first_seen_ms: 3000,
+                last_seen_ms: 3000,
+                ..RowDelta::default()
+            },
+        );
+        s.commit("n1", &b).unwrap();
+        let rows: Vec<(u32, String, u64)> = s
+            .rows(None, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.rule, r.digest, r.count))
+            .collect();
+        assert_eq!(rows, vec![(26, String::new(), 7), (26, "abc".into(), 1)]);
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
