@@ -181,10 +181,17 @@ fn explain_says_how_each_side_resolved_and_why_each_row_did_not_match() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        stdout.contains("source: 10.0.1.5 is Tenant Service (matched by address/24"),
+        stdout.contains("src: 10.0.1.5 is Tenant Service (matched by address/24"),
         "{stdout}"
     );
-    assert!(stdout.contains("verdict: port_drift (row 26)"), "{stdout}");
+    assert!(
+        stdout.contains("dst: 10.0.2.7 is Config Service (matched by address/24"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: port_drift (rules: 26)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("row 26: HTTP tcp/9100: no: port 9200 is not 9100"),
         "{stdout}"
