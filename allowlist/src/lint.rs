@@ -251,3 +251,76 @@ fn unknown_transports(a: &Allowlist, out: &mut Vec<Finding>) {
         }
     }
 }
+
+/// Lints with a deployment's overrides applied, as the auditor will judge: a row whose
+/// port the overrides give is no longer "unknown", and an override that changes no row's
+/// ports (the document fixes them, a row override wins over it, or it repeats the
+/// documented port) is a warning.
+pub fn lint_with_overrides(a: &Allowlist, o: &crate::overrides::Overrides) -> Vec<Finding> {
+    use crate::policy::effective;
+    let mut out: Vec<Finding> = lint(a)
+        .into_iter()
+        .filter(|f| {
+            f.code != "unknown-port"
+                || !f.rows.iter().all(|n| {
+                    a.connection(*n).is_some_and(|c| {
+                        !effective(&c.ports, o.rows.get(n), o.services.get(&c.destination))
+                            .0
+                            .is_empty()
+                    })
+                })
+        })
+        .collect();
+    for (service, ports) in &o.services {
+        let changes = a
+            .connections
+            .iter()
+            .filter(|c| c.destination == *service)
+            .any(|c| {
+                let row = c.number.and_then(|n| o.rows.get(&n));
+                effective(&c.ports, row, Some(ports)) != effective(&c.ports, row, None)
+            });
+        if !changes {
+            out.push(Finding {
+                code: "override-no-effect",
+                rows: Vec::new(),
+                message: format!(
+                    "overrides services.{service:?}: changes no row's ports (the document fixes them, a row override wins, or it repeats the documented port)"
+                ),
+            });
+        }
+    }
+    for (n, ports) in &o.rows {
+        let Some(c) = a.connection(*n) else { continue };
+        let svc = o.services.get(&c.destination);
+        let with = effective(&c.ports, Some(ports), svc);
+        let without = effective(&c.ports, None, svc);
+        let same_as_documented = match &c.ports {
+            Ports::Listed(l) => {
+                let mut doc: Vec<(u16, u16)> = l.iter().map(|p| (p.first, p.last)).collect();
+                let mut got: Vec<(u16, u16)> = with.0.iter().map(|p| (p.first, p.last)).collect();
+                doc.sort_unstable();
+                got.sort_unstable();
+                doc == got
+            }
+            _ => false,
+        };
+        if with == without || same_as_documented {
+            out.push(Finding {
+                code: "override-no-effect",
+                rows: vec![*n],
+                message: format!(
+                    "overrides rows.{n}: {} → {} already allows {} as documented; the override changes nothing",
+                    c.source,
+                    c.destination,
+                    with.0
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    out
+}

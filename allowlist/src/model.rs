@@ -5,46 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Transport a connection's application protocol runs over: what the kernel sees.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Tcp,
-    Udp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        }
-    }
-    pub fn other(self) -> Transport {
-        match self {
-            Transport::Tcp => Transport::Udp,
-            Transport::Udp => Transport::Tcp,
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The one transport type (auditor-common), shared with the kernel records and the daemon.
+pub use auditor_common::Transport;
 
 /// The transports a documented connection may use. Most rows name one; a row whose
 /// protocol mixes both ("TCP/UDP", "SIP/UDP/TCP") allows both; a row whose protocol the

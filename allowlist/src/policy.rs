@@ -103,7 +103,7 @@ pub struct Policy {
     rules: Vec<Rule>,
 }
 
-fn effective(
+pub(crate) fn effective(
     ports: &Ports,
     row_override: Option<&Vec<PortSpec>>,
     service_override: Option<&Vec<PortSpec>>,

@@ -3,7 +3,10 @@
 //!
 //! Rules: `#[repr(C)]`, explicit padding, no `bool`, sizes pinned by `const` asserts so a
 //! field added on one side without the other fails to compile rather than misreads.
-#![no_std]
+//!
+//! With the `serde` feature (user space only) the shared enums also (de)serialise, so
+//! the daemon, the allowlist and every output use these very types.
+#![cfg_attr(not(feature = "serde"), no_std)]
 
 /// Map and global names. They must equal the `static` symbol names in `auditor-ebpf`
 /// (aya names a map after its symbol); `auditor` looks everything up through these.
@@ -38,11 +41,104 @@ pub const IPPROTO_UDP: u8 = 17;
 pub const DIRECTION_EGRESS: u8 = 0;
 pub const DIRECTION_INGRESS: u8 = 1;
 
-/// Which kernel hook produced a record (kept in the record for debugging and tests).
-pub const HOOK_TCP_ACTIVE: u8 = 1;
-pub const HOOK_TCP_PASSIVE: u8 = 2;
-pub const HOOK_UDP_CONNECT: u8 = 3;
-pub const HOOK_UDP_SENDMSG: u8 = 4;
+// The one transport type of the project (the allowlist, the records and every output use
+// it), with the IP protocol number as its stable id. The doc line below is the allowlist
+// schema's description of the field: keep it.
+/// Transport a connection's application protocol runs over: what the kernel sees.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema),
+    serde(rename_all = "lowercase")
+)]
+pub enum Transport {
+    Tcp = IPPROTO_TCP,
+    Udp = IPPROTO_UDP,
+}
+
+impl Transport {
+    /// From the IP protocol number the kernel records.
+    pub const fn from_ip_proto(proto: u8) -> Option<Transport> {
+        match proto {
+            IPPROTO_TCP => Some(Transport::Tcp),
+            IPPROTO_UDP => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+
+    pub const fn other(self) -> Transport {
+        match self {
+            Transport::Tcp => Transport::Udp,
+            Transport::Udp => Transport::Tcp,
+        }
+    }
+}
+
+impl core::fmt::Display for Transport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which kernel hook produced a record. The number is the stable id carried in
+/// `FlowEvent::hook`; the name is what records and logs say.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// Not a hook: the flow map's sweep delivered connections no ring record carried
+    /// (idle flows, a full ring buffer, and the final sweep at shutdown).
+    Sweep = 0,
+    TcpActive = 1,
+    TcpPassive = 2,
+    UdpConnect = 3,
+    UdpSendmsg = 4,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 5] = [
+        Hook::Sweep,
+        Hook::TcpActive,
+        Hook::TcpPassive,
+        Hook::UdpConnect,
+        Hook::UdpSendmsg,
+    ];
+
+    pub const fn from_id(id: u8) -> Option<Hook> {
+        match id {
+            0 => Some(Hook::Sweep),
+            1 => Some(Hook::TcpActive),
+            2 => Some(Hook::TcpPassive),
+            3 => Some(Hook::UdpConnect),
+            4 => Some(Hook::UdpSendmsg),
+            _ => None,
+        }
+    }
+
+    /// The stable name user space reports this hook under.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Hook::Sweep => "sweep",
+            Hook::TcpActive => "tcp_active",
+            Hook::TcpPassive => "tcp_passive",
+            Hook::UdpConnect => "udp_connect",
+            Hook::UdpSendmsg => "udp_sendmsg",
+        }
+    }
+}
+
+/// The ids as the eBPF programs write them (`Hook as u8`).
+pub const HOOK_TCP_ACTIVE: u8 = Hook::TcpActive as u8;
+pub const HOOK_TCP_PASSIVE: u8 = Hook::TcpPassive as u8;
+pub const HOOK_UDP_CONNECT: u8 = Hook::UdpConnect as u8;
+pub const HOOK_UDP_SENDMSG: u8 = Hook::UdpSendmsg as u8;
 
 /// Load-time configuration, written into the object's `.rodata` before load so the
 /// verifier can prune on it (aya `EbpfLoader::override_global`).

@@ -58,12 +58,18 @@ NODE_NAME=NAME          this node's name (--node); RUST_LOG, AUDITOR_LOG_FORMAT 
     /// example process and the documented rows it was closest to; coverage (when the
     /// auditor watched, and intervals with kernel drops marked as not fully audited); and
     /// a one-line summary. JSON follows docs/report.schema.json; HTML is one
-    /// self-contained file with an SVG diagram of the services.
+    /// self-contained file with an SVG diagram of the services; JUnit XML is for CI.
+    /// The header names the auditor version, nodes, period, the digests of every input
+    /// and the report's own digest; --sign adds an ed25519 signature. Exit codes: 0, 1
+    /// when a --fail-on condition holds, 2 on errors.
     #[command(after_help = "Examples:\n  \
 auditor report --store store.db -o report.html\n  \
 auditor report --store store.db --since 24h --format markdown\n  \
 auditor report --merge node-a.json node-b.json -o cluster.json\n  \
-auditor report --collect http://auditor-nodes.auditor.svc:9977 -o cluster.html")]
+auditor report --collect http://auditor-nodes.auditor.svc:9977 -o cluster.html\n  \
+auditor report --store store.db --fail-on violations,unaudited -o junit.xml\n  \
+auditor report --store store.db -o report.json --sign key.pem\n  \
+auditor report verify report.json --key key.pub.pem")]
     Report(ReportArgs),
     /// Judge recorded flows against the allowlist: one JSON verdict per flow.
     ///
@@ -73,7 +79,8 @@ auditor report --collect http://auditor-nodes.auditor.svc:9977 -o cluster.html")
     /// protocol_drift, undocumented_egress, unknown_destination or unknown_source, with
     /// the documented connection number(s) it relates to. A bad line is reported with its
     /// line number and skipped. A connection seen at both ends on this node is judged once.
-    /// Needs no root. A summary goes to stderr. Exits 1 when no record could be read.
+    /// Needs no root. A summary goes to stderr. Exits 2 on errors, among them a replay in
+    /// which no record could be read; --fail-on gives exit 1 for CI gates.
     #[command(after_help = "Examples:\n  \
 auditor replay --allowlist allowlist/voice-microservices.yaml --inventory examples/inventory.yaml examples/flows.jsonl\n  \
 sudo auditor capture --duration 30s | auditor replay --allowlist a.yaml --inventory i.yaml")]
@@ -88,6 +95,21 @@ auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
+    /// Print the JSON Schema of an output: the daemon's events, or the report.
+    ///
+    /// Example: auditor schema event > event.schema.json
+    Schema {
+        #[arg(value_enum)]
+        output: SchemaOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaOutput {
+    /// The events `auditor run` writes (docs/event.schema.json).
+    Event,
+    /// The JSON report (docs/report.schema.json).
+    Report,
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,25 +183,121 @@ pub struct PolicyArgs {
     pub overrides: Option<PathBuf>,
 }
 
+/// Validated policy file paths.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub allowlist: PathBuf,
+    pub inventory: PathBuf,
+    pub overrides: Option<PathBuf>,
+}
+
+impl From<PolicyArgs> for PolicyConfig {
+    fn from(a: PolicyArgs) -> Self {
+        PolicyConfig {
+            allowlist: a.allowlist,
+            inventory: a.inventory,
+            overrides: a.overrides,
+        }
+    }
+}
+
+/// How the kernel programs run: the options `capture` and `run` share, with one bound.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub policy: PolicyArgs,
+#[command(next_help_heading = "Capture")]
+pub struct ProbeArgs {
+    /// How often an active flow is reported again by the kernel programs, e.g. 500ms, 1s,
+    /// 1m (10ms to 1h).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub report_interval: Duration,
+    /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo). In a
+    /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
+    #[arg(long)]
+    pub cgroup_root: Option<PathBuf>,
+}
+
+/// Validated `ProbeArgs`.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    pub report_interval: Duration,
+    pub cgroup_root: Option<PathBuf>,
+}
+
+impl TryFrom<ProbeArgs> for ProbeConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: ProbeArgs) -> anyhow::Result<Self> {
+        let (min, max) = (Duration::from_millis(10), Duration::from_secs(3600));
+        if a.report_interval < min || a.report_interval > max {
+            anyhow::bail!(
+                "--report-interval {} is out of range: give 10ms to 1h",
+                humantime::format_duration(a.report_interval)
+            );
+        }
+        Ok(ProbeConfig {
+            report_interval: a.report_interval,
+            cgroup_root: a.cgroup_root,
+        })
+    }
+}
+
+/// The durable store of `auditor run`.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Store")]
+pub struct StoreArgs {
     /// SQLite file for durable observations (created if missing). Without it nothing is kept.
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Address for /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "127.0.0.1:9977")]
-    pub listen: std::net::SocketAddr,
+    /// How often observations are committed to the store.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub store_flush: Duration,
+    /// Observations not seen for this long are deleted from the store.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: Option<PathBuf>,
+    pub flush: Duration,
+    pub retention: Duration,
+}
+
+impl TryFrom<StoreArgs> for StoreConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: StoreArgs) -> anyhow::Result<Self> {
+        nonzero(&[
+            ("--store-flush", a.store_flush),
+            ("--retention", a.retention),
+        ])?;
+        if let Some(store) = &a.store
+            && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            anyhow::bail!(
+                "--store {}: the directory {} does not exist",
+                store.display(),
+                dir.display()
+            );
+        }
+        Ok(StoreConfig {
+            path: a.store,
+            flush: a.store_flush,
+            retention: a.retention,
+        })
+    }
+}
+
+/// How violations are told: events, and Alertmanager.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Events and alerts")]
+pub struct AlertArgs {
     /// Where violation events go, one JSON object per line: a file (appended) or `-`.
     #[arg(long, default_value = "-")]
     pub events: String,
     /// Alertmanager to send alerts to, e.g. http://alertmanager:9093 (http only).
     #[arg(long)]
     pub alertmanager: Option<String>,
-    /// This node's name in events, alerts and the store.
-    #[arg(long, env = "NODE_NAME")]
-    pub node: Option<String>,
     /// A violation edge still active is announced again at most this often.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub renotify: Duration,
@@ -189,15 +307,76 @@ pub struct RunArgs {
     /// How often active alerts are re-sent to Alertmanager.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub alert_resend: Duration,
-    /// How often observations are committed to the store.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub store_flush: Duration,
-    /// Observations not seen for this long are deleted from the store.
-    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
-    pub retention: Duration,
-    /// How often an active flow is reported again by the kernel programs.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub report_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// None: stdout.
+    pub events: Option<PathBuf>,
+    pub alertmanager: Option<String>,
+    pub renotify: Duration,
+    pub resolve_after: Duration,
+    pub resend: Duration,
+}
+
+impl TryFrom<AlertArgs> for AlertConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: AlertArgs) -> anyhow::Result<Self> {
+        nonzero(&[
+            ("--resolve-after", a.resolve_after),
+            ("--alert-resend", a.alert_resend),
+        ])?;
+        if let Some(am) = &a.alertmanager
+            && !am.starts_with("http://")
+        {
+            anyhow::bail!(
+                "--alertmanager {am:?}: give an http:// URL (TLS is not supported; use an in-cluster address)"
+            );
+        }
+        Ok(AlertConfig {
+            events: (a.events != "-").then(|| PathBuf::from(a.events)),
+            alertmanager: a.alertmanager,
+            renotify: a.renotify,
+            resolve_after: a.resolve_after,
+            resend: a.alert_resend,
+        })
+    }
+}
+
+/// The daemon's HTTP endpoints.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpArgs {
+    /// Address for /metrics, /healthz, /readyz and /report.
+    #[arg(long, default_value = "127.0.0.1:9977")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn nonzero(durations: &[(&str, Duration)]) -> anyhow::Result<()> {
+    for (name, d) in durations {
+        if d.is_zero() {
+            anyhow::bail!("{name} must be longer than 0");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub probes: ProbeArgs,
+    /// This node's name in events, alerts and the store.
+    #[arg(long, env = "NODE_NAME")]
+    pub node: Option<String>,
     /// How often the policy files are checked for changes.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub reload_poll: Duration,
@@ -209,100 +388,51 @@ pub struct RunArgs {
     /// KUBECONFIG), matched to documented services by the inventory's `kubernetes:` entries.
     #[arg(long)]
     pub kubernetes: bool,
-    /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo). In a
-    /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
-    #[arg(long)]
-    pub cgroup_root: Option<PathBuf>,
 }
 
-/// Validated `auditor run` settings.
+/// Validated `auditor run` settings, in the groups of its arguments.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub allowlist: PathBuf,
-    pub inventory: PathBuf,
-    pub overrides: Option<PathBuf>,
-    pub store: Option<PathBuf>,
+    pub policy: PolicyConfig,
+    pub store: StoreConfig,
+    pub alerts: AlertConfig,
     pub listen: std::net::SocketAddr,
-    pub events: Option<PathBuf>,
-    pub alertmanager: Option<String>,
+    pub probes: ProbeConfig,
     pub node: String,
-    pub renotify: Duration,
-    pub resolve_after: Duration,
-    pub alert_resend: Duration,
-    pub store_flush: Duration,
-    pub retention: Duration,
-    pub report_interval: Duration,
     pub reload_poll: Duration,
     pub scope: Vec<ipnet::IpNet>,
     pub kubernetes: bool,
-    pub cgroup_root: Option<PathBuf>,
 }
 
 impl TryFrom<RunArgs> for RunConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: RunArgs) -> anyhow::Result<Self> {
-        for (name, d) in [
-            ("--resolve-after", a.resolve_after),
-            ("--alert-resend", a.alert_resend),
-            ("--store-flush", a.store_flush),
-            ("--retention", a.retention),
-            ("--reload-poll", a.reload_poll),
-        ] {
-            if d.is_zero() {
-                anyhow::bail!("{name} must be longer than 0");
-            }
-        }
-        if a.report_interval < Duration::from_millis(10) {
-            anyhow::bail!("--report-interval must be at least 10ms");
-        }
-        if let Some(am) = &a.alertmanager
-            && !am.starts_with("http://")
-        {
-            anyhow::bail!(
-                "--alertmanager {am:?}: give an http:// URL (TLS is not supported; use an in-cluster address)"
-            );
-        }
-        if let Some(store) = &a.store
-            && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.is_dir()
-        {
-            anyhow::bail!(
-                "--store {}: the directory {} does not exist",
-                store.display(),
-                dir.display()
-            );
-        }
+        nonzero(&[("--reload-poll", a.reload_poll)])?;
         let node = a.node.filter(|n| !n.is_empty()).unwrap_or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "unknown".into())
         });
         Ok(RunConfig {
-            allowlist: a.policy.allowlist,
-            inventory: a.policy.inventory,
-            overrides: a.policy.overrides,
-            store: a.store,
-            listen: a.listen,
-            events: (a.events != "-").then(|| PathBuf::from(a.events)),
-            alertmanager: a.alertmanager,
+            policy: a.policy.into(),
+            store: a.store.try_into()?,
+            alerts: a.alerts.try_into()?,
+            listen: a.http.listen,
+            probes: a.probes.try_into()?,
             node,
-            renotify: a.renotify,
-            resolve_after: a.resolve_after,
-            alert_resend: a.alert_resend,
-            store_flush: a.store_flush,
-            retention: a.retention,
-            report_interval: a.report_interval,
             reload_poll: a.reload_poll,
             scope: a.scope,
             kubernetes: a.kubernetes,
-            cgroup_root: a.cgroup_root,
         })
     }
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ReportArgs {
+    #[command(subcommand)]
+    pub action: Option<ReportCommand>,
     /// The daemon's store (`auditor run --store`, or `auditor replay --store`).
     #[arg(long, conflicts_with = "merge")]
     pub store: Option<PathBuf>,
@@ -318,7 +448,8 @@ pub struct ReportArgs {
     /// Only observations up to this time: RFC 3339, or a duration ago.
     #[arg(long)]
     pub until: Option<String>,
-    /// The report's format. Default: from the extension of -o (.json, .md, .html), else json.
+    /// The report's format. Default: from the extension of -o (.json, .md, .html, .xml for
+    /// JUnit, .pdf), else json.
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
     /// Write here instead of stdout.
@@ -332,6 +463,52 @@ pub struct ReportArgs {
     /// headless Service does). Repeatable.
     #[arg(long, conflicts_with_all = ["store", "merge", "since", "until", "allowlist"])]
     pub collect: Vec<String>,
+    /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
+    /// (any violation edge), `never-observed` (a documented connection never seen),
+    /// `unaudited` (part of the period not watched, or watched with kernel drops). The
+    /// report is still written. Errors exit 2.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub fail_on: Vec<FailOn>,
+    /// Sign the written report with this ed25519 private key (PKCS#8 PEM, as
+    /// `openssl genpkey -algorithm ed25519 -out key.pem` writes it): the signature goes
+    /// to OUTPUT.sig. Needs -o. Check it with `auditor report verify`.
+    #[arg(long, value_name = "KEY", requires = "output")]
+    pub sign: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Check that a report is unedited: its signature (REPORT.sig) against the public key,
+    /// and, for a JSON report, its own digest against its content.
+    ///
+    /// Exits 0 when the report verifies, 1 when it does not (edited, or signed by another
+    /// key), 2 on errors (a file missing or unreadable).
+    #[command(after_help = "Example:\n  \
+openssl genpkey -algorithm ed25519 -out key.pem && openssl pkey -in key.pem -pubout -out key.pub.pem\n  \
+auditor report --store store.db -o report.json --sign key.pem\n  \
+auditor report verify report.json --key key.pub.pem")]
+    Verify {
+        /// The report file as written (any format).
+        report: PathBuf,
+        /// The signer's ed25519 public key (SPKI PEM: `openssl pkey -pubout`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The signature file (default: REPORT.sig).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+    },
+}
+
+/// A condition that makes `report` or `replay` exit 1, for CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Any violation edge (replay: any flow not allowed).
+    Violations,
+    /// A documented connection never observed.
+    NeverObserved,
+    /// Part of the period not fully audited (report: not running, or kernel drops;
+    /// replay: a record that could not be read).
+    Unaudited,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -342,6 +519,10 @@ pub enum ReportFormat {
     Markdown,
     /// One self-contained file with an SVG diagram of the services.
     Html,
+    /// JUnit XML for CI: a testcase per documented row and per violation edge.
+    Junit,
+    /// The HTML report printed by headless Chromium (/usr/bin/chromium, or $CHROMIUM).
+    Pdf,
 }
 
 impl ReportFormat {
@@ -352,40 +533,71 @@ impl ReportFormat {
             "json" => Some(ReportFormat::Json),
             "md" | "markdown" => Some(ReportFormat::Markdown),
             "html" | "htm" => Some(ReportFormat::Html),
+            "xml" => Some(ReportFormat::Junit),
+            "pdf" => Some(ReportFormat::Pdf),
             _ => None,
         }
     }
 }
 
 /// Where `auditor report` reads its observations from: exactly one source.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ReportInput {
     Schema,
+    Verify {
+        report: PathBuf,
+        key: PathBuf,
+        signature: Option<PathBuf>,
+    },
+    /// A store, over a period (unix ms; None = open).
     Store {
         path: PathBuf,
         allowlist: Option<PathBuf>,
-        since: Option<String>,
-        until: Option<String>,
+        since: Option<i64>,
+        until: Option<i64>,
     },
     Merge(Vec<PathBuf>),
     Collect(Vec<String>),
 }
 
 /// Validated `auditor report` settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ReportConfig {
     pub input: ReportInput,
     pub format: ReportFormat,
     pub output: Option<PathBuf>,
+    pub fail_on: Vec<FailOn>,
+    pub sign: Option<PathBuf>,
 }
 
 impl TryFrom<ReportArgs> for ReportConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: ReportArgs) -> anyhow::Result<Self> {
-        let input = if a.schema {
+        use anyhow::Context;
+        let when = |flag: &str, v: Option<String>| {
+            v.as_deref()
+                .map(crate::report::parse_when)
+                .transpose()
+                .with_context(|| flag.to_string())
+        };
+        let input = if let Some(ReportCommand::Verify {
+            report,
+            key,
+            signature,
+        }) = a.action
+        {
+            ReportInput::Verify {
+                report,
+                key,
+                signature,
+            }
+        } else if a.schema {
             ReportInput::Schema
         } else if !a.collect.is_empty() {
+            if let Some(bad) = a.collect.iter().find(|u| !u.starts_with("http://")) {
+                anyhow::bail!("--collect {bad}: give an http:// URL");
+            }
             ReportInput::Collect(a.collect)
         } else if !a.merge.is_empty() {
             ReportInput::Merge(a.merge)
@@ -393,8 +605,8 @@ impl TryFrom<ReportArgs> for ReportConfig {
             ReportInput::Store {
                 path,
                 allowlist: a.allowlist,
-                since: a.since,
-                until: a.until,
+                since: when("--since", a.since)?,
+                until: when("--until", a.until)?,
             }
         } else {
             anyhow::bail!(
@@ -413,17 +625,22 @@ impl TryFrom<ReportArgs> for ReportConfig {
             (None, None) => {
                 if let Some(o) = &a.output {
                     eprintln!(
-                        "auditor: note: {} has no .json/.md/.html extension: writing JSON (give --format)",
+                        "auditor: note: {} has no .json/.md/.html/.xml/.pdf extension: writing JSON (give --format)",
                         o.display()
                     );
                 }
                 ReportFormat::Json
             }
         };
+        if format == ReportFormat::Pdf && a.output.is_none() {
+            anyhow::bail!("--format pdf needs -o FILE.pdf");
+        }
         Ok(ReportConfig {
             input,
             format,
             output: a.output,
+            fail_on: a.fail_on,
+            sign: a.sign,
         })
     }
 }
@@ -434,6 +651,11 @@ pub struct ReplayArgs {
     pub policy: PolicyArgs,
     /// Flow records, one JSON object per line; `-` or nothing for stdin.
     pub flows: Option<String>,
+    /// Exit 1 when the replay shows this (comma-separated or repeated): `violations` (a
+    /// flow not allowed), `never-observed` (a documented connection no flow used),
+    /// `unaudited` (a record that could not be read). Errors exit 2.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub fail_on: Vec<FailOn>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -451,6 +673,50 @@ pub struct ExplainArgs {
     pub udp: bool,
 }
 
+/// Validated `auditor replay` settings.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub policy: PolicyConfig,
+    /// None: stdin.
+    pub flows: Option<PathBuf>,
+    /// Conditions that make the replay exit 1.
+    pub fail_on: Vec<FailOn>,
+}
+
+impl From<ReplayArgs> for ReplayConfig {
+    fn from(a: ReplayArgs) -> Self {
+        ReplayConfig {
+            policy: a.policy.into(),
+            flows: a.flows.filter(|f| f != "-").map(PathBuf::from),
+            fail_on: a.fail_on,
+        }
+    }
+}
+
+/// Validated `auditor explain` settings.
+#[derive(Debug, Clone)]
+pub struct ExplainConfig {
+    pub policy: PolicyConfig,
+    pub from: std::net::IpAddr,
+    pub to: std::net::SocketAddr,
+    pub transport: auditor_common::Transport,
+}
+
+impl From<ExplainArgs> for ExplainConfig {
+    fn from(a: ExplainArgs) -> Self {
+        ExplainConfig {
+            policy: a.policy.into(),
+            from: a.from,
+            to: a.to,
+            transport: if a.udp {
+                auditor_common::Transport::Udp
+            } else {
+                auditor_common::Transport::Tcp
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ExportFormat {
     /// YAML with a header comment: the form to review in Git.
@@ -461,41 +727,80 @@ pub enum ExportFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct CaptureArgs {
-    /// How often an active flow is reported again, e.g. 500ms, 1s, 1m.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub report_interval: Duration,
+    #[command(flatten)]
+    pub probes: ProbeArgs,
     /// Stop by itself after this long (e.g. 30s); runs until Ctrl-C when absent.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo).
-    #[arg(long)]
-    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Validated capture settings.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
-    pub report_interval: Duration,
+    pub probes: ProbeConfig,
     pub duration: Option<Duration>,
-    pub cgroup_root: Option<PathBuf>,
 }
 
 impl TryFrom<CaptureArgs> for CaptureConfig {
     type Error = anyhow::Error;
 
     fn try_from(args: CaptureArgs) -> anyhow::Result<Self> {
-        let min = Duration::from_millis(10);
-        let max = Duration::from_secs(3600);
-        if args.report_interval < min || args.report_interval > max {
-            anyhow::bail!(
-                "--report-interval {} is out of range: give 10ms to 1h",
-                humantime::format_duration(args.report_interval)
+        Ok(CaptureConfig {
+            probes: args.probes.try_into()?,
+            duration: args.duration,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn run_config(extra: &[&str]) -> anyhow::Result<RunConfig> {
+        let mut argv = vec!["auditor", "run", "--allowlist", "a", "--inventory", "i"];
+        argv.extend(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(a) => RunConfig::try_from(a),
+            _ => unreachable!(),
+        }
+    }
+
+    fn capture_config(extra: &[&str]) -> anyhow::Result<CaptureConfig> {
+        let mut argv = vec!["auditor", "capture"];
+        argv.extend(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Capture(a) => CaptureConfig::try_from(a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_shared_option_has_one_bound_in_every_command() {
+        for bad in ["5ms", "2h"] {
+            let arg = ["--report-interval", bad];
+            let (r, c) = (run_config(&arg), capture_config(&arg));
+            assert!(r.is_err() && c.is_err(), "{bad}: run {r:?}, capture {c:?}");
+            assert_eq!(
+                r.unwrap_err().to_string(),
+                c.unwrap_err().to_string(),
+                "the same words"
             );
         }
-        Ok(CaptureConfig {
-            report_interval: args.report_interval,
-            duration: args.duration,
-            cgroup_root: args.cgroup_root,
-        })
+        let ok = run_config(&["--report-interval", "500ms"]).unwrap();
+        assert_eq!(ok.probes.report_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn run_arguments_validate_into_their_groups() {
+        let c = run_config(&["--events", "-", "--node", "n1", "--store-flush", "2s"]).unwrap();
+        assert_eq!(
+            (c.alerts.events, c.node.as_str(), c.store.flush),
+            (None, "n1", Duration::from_secs(2))
+        );
+        assert!(run_config(&["--alertmanager", "https://am"]).is_err());
+        assert!(run_config(&["--retention", "0s"]).is_err());
+        assert!(run_config(&["--store", "/nonexistent-dir/s.db"]).is_err());
     }
 }

@@ -1,7 +1,16 @@
 //! Internal events: each thing worth telling an operator is one type here that logs and
 //! counts together, so logs and metrics never disagree (as vector's internal_events).
+//! Success and failure are separate events. The per-record path emits them too (logged
+//! at trace level there, so they cost a counter increment unless asked for).
 
-use crate::metrics::{Metrics, ResultLabels};
+use std::time::Duration;
+
+use auditor_common::Counter;
+
+use crate::{
+    edge::Edge,
+    metrics::{EdgeLabels, KernelLabels, Metrics, ResultLabels, VerdictLabels},
+};
 
 pub trait InternalEvent {
     fn emit(self, metrics: &Metrics);
@@ -75,24 +84,145 @@ impl InternalEvent for StoreCommitFailed<'_> {
 
 pub struct AlertmanagerPosted {
     pub alerts: usize,
-    pub ok: bool,
-    pub detail: String,
 }
 
 impl InternalEvent for AlertmanagerPosted {
     fn emit(self, m: &Metrics) {
-        if self.ok {
-            tracing::debug!(alerts = self.alerts, "alerts posted to Alertmanager");
-        } else {
-            tracing::warn!(
-                alerts = self.alerts,
-                detail = self.detail,
-                "posting alerts to Alertmanager failed; retrying at the next resend"
-            );
-        }
-        m.alertmanager_posts
-            .get_or_create(&result(if self.ok { "success" } else { "failure" }))
-            .inc();
+        tracing::debug!(alerts = self.alerts, "alerts posted to Alertmanager");
+        m.alertmanager_posts.get_or_create(&result("success")).inc();
+    }
+}
+
+pub struct AlertmanagerPostFailed {
+    pub alerts: usize,
+    pub error: String,
+}
+
+impl InternalEvent for AlertmanagerPostFailed {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            alerts = self.alerts,
+            error = self.error,
+            "posting alerts to Alertmanager failed; retrying at the next resend"
+        );
+        m.alertmanager_posts.get_or_create(&result("failure")).inc();
+    }
+}
+
+/// A flow record reached the daemon, `lag` after the kernel's sighting.
+pub struct FlowRecordReceived {
+    pub lag: Duration,
+}
+
+impl InternalEvent for FlowRecordReceived {
+    fn emit(self, m: &Metrics) {
+        tracing::trace!(lag = ?self.lag, "flow record");
+        m.records.inc();
+        m.lag.observe(self.lag.as_secs_f64());
+    }
+}
+
+/// A kernel record that could not be decoded: skipped, never fatal.
+pub struct MalformedRecord<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl InternalEvent for MalformedRecord<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(error = %self.error, "skipping a malformed record");
+        m.malformed_records.inc();
+    }
+}
+
+/// Connections outside --scope: counted, not judged.
+pub struct OutOfScope {
+    pub connections: u64,
+}
+
+impl InternalEvent for OutOfScope {
+    fn emit(self, m: &Metrics) {
+        tracing::trace!(connections = self.connections, "out of scope");
+        m.out_of_scope.inc_by(self.connections);
+    }
+}
+
+/// Connections judged: one flow record's edge.
+pub struct ConnectionsJudged<'a> {
+    pub edge: &'a Edge,
+}
+
+impl InternalEvent for ConnectionsJudged<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::trace!(
+            verdict = self.edge.verdict.as_str(),
+            count = self.edge.count,
+            "judged"
+        );
+        m.connections
+            .get_or_create(&VerdictLabels::of(self.edge))
+            .inc_by(self.edge.count);
+    }
+}
+
+/// Connections of a violation edge that has a series of its own.
+pub struct ViolationCounted<'a> {
+    pub edge: &'a Edge,
+    pub labels: &'a EdgeLabels,
+}
+
+impl InternalEvent for ViolationCounted<'_> {
+    fn emit(self, m: &Metrics) {
+        m.violations
+            .get_or_create(self.labels)
+            .inc_by(self.edge.count);
+        m.violation_last_seen
+            .get_or_create(self.labels)
+            .set(self.edge.last_seen as f64 / 1000.0);
+    }
+}
+
+/// A violation edge beyond the series budget: counted here instead of as a new series.
+pub struct EdgeOverBudget;
+
+impl InternalEvent for EdgeOverBudget {
+    fn emit(self, m: &Metrics) {
+        tracing::debug!("violation edge over the series budget");
+        m.edges_over_budget.inc();
+    }
+}
+
+pub struct EventWritten;
+
+impl InternalEvent for EventWritten {
+    fn emit(self, m: &Metrics) {
+        m.events.inc();
+    }
+}
+
+pub struct EventWriteFailed<'a> {
+    pub error: &'a std::io::Error,
+}
+
+impl InternalEvent for EventWriteFailed<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::error!(error = %self.error, "writing a violation event failed");
+        m.event_write_failures.inc();
+    }
+}
+
+/// A kernel-side count that is not a loss (sightings, passive_no_listener).
+pub struct KernelCounted {
+    pub counter: Counter,
+    pub delta: u64,
+}
+
+impl InternalEvent for KernelCounted {
+    fn emit(self, m: &Metrics) {
+        m.kernel
+            .get_or_create(&KernelLabels {
+                counter: self.counter.name().into(),
+            })
+            .inc_by(self.delta);
     }
 }
 
@@ -111,7 +241,7 @@ impl InternalEvent for KernelLoss {
             "kernel-side loss: some connections may be uncounted"
         );
         m.kernel
-            .get_or_create(&crate::metrics::KernelLabels {
+            .get_or_create(&KernelLabels {
                 counter: self.counter.into(),
             })
             .inc_by(self.delta);

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use auditor::{
     capture::{self, ProbeOptions, Probes},
-    cli::{CaptureConfig, Cli, Command, RunConfig},
+    cli::{CaptureConfig, Cli, Command, ReportConfig, RunConfig, SchemaOutput},
 };
 use clap::Parser;
 
@@ -20,15 +20,28 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => RunConfig::try_from(args)
             .and_then(auditor::daemon::run)
             .map(|()| std::process::ExitCode::SUCCESS),
-        Command::Report(args) => auditor::commands::report::run(args),
-        Command::Replay(args) => auditor::commands::verdicts::replay(args),
-        Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args),
+        Command::Report(args) => {
+            ReportConfig::try_from(args).and_then(auditor::commands::report::run)
+        }
+        Command::Replay(args) => auditor::commands::verdicts::replay(args.into()),
+        Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args.into()),
+        Command::Schema { output } => {
+            let text = match output {
+                SchemaOutput::Event => auditor::event::schema_json(),
+                SchemaOutput::Report => auditor::report::schema_json(),
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map(|()| std::process::ExitCode::SUCCESS)
+                .map_err(Into::into)
+        }
     };
     match result {
         Ok(code) => code,
         Err(e) => {
+            // Exit 2 for errors: exit 1 is a verdict (`--fail-on`, `verify`, `check`).
             eprintln!("auditor: error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(2)
         }
     }
 }
@@ -40,10 +53,12 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
     rt.block_on(async {
         let mut probes = Probes::load_and_attach(&ProbeOptions {
             self_tgid: std::process::id(),
-            report_interval: cfg.report_interval,
-            cgroup_root: cfg.cgroup_root.clone(),
+            report_interval: cfg.probes.report_interval,
+            cgroup_root: cfg.probes.cgroup_root.clone(),
         })
         .context("starting the capture")?;
+        // Before telling anyone we run: a SIGTERM from then on must stop us cleanly.
+        let shutdown = auditor::shutdown_signal(cfg.duration);
         eprintln!(
             "auditor: capturing (cgroup v2 root {}, netns from BTF: {}); Ctrl-C to stop",
             probes.cgroup_root.display(),
@@ -60,12 +75,7 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             out.write_all(b"\n")
         };
         let mut handler = capture::stream::RecordSink(sink);
-        let summary = capture::stream::run(
-            &mut probes,
-            &mut handler,
-            auditor::shutdown_signal(cfg.duration),
-        )
-        .await;
+        let summary = capture::stream::run(&mut probes, &mut handler, shutdown).await;
         match summary {
             Ok(summary) => {
                 eprintln!("{}", serde_json::json!({ "summary": summary }));

@@ -1,9 +1,12 @@
 //! The daemon's Prometheus metrics (prometheus-client), named by the conventions:
-//! `auditor_` prefix, `_total` counters, seconds. `deploy/chart/auditor/files/prometheus-rules.yaml` alerts
-//! from these alone.
+//! `auditor_` prefix, `_total` counters, seconds. Labels use the event vocabulary
+//! (`verdict`, `rules`, `transport`, `src`, `dst`, `port`, `node`).
+//! `deploy/chart/auditor/files/prometheus-rules.yaml` alerts from these alone. Only
+//! `internal_events` and the daemon's metrics sink change them.
 
 use std::sync::atomic::AtomicU64;
 
+use crate::edge::Edge;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -13,21 +16,46 @@ use prometheus_client::{
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerdictLabels {
     pub verdict: String,
-    /// The documented connection number, or "none".
-    pub rule: String,
+    /// The documented connection numbers ("26", "26,27"), or "none".
+    pub rules: String,
     pub transport: String,
 }
 
-/// One violation edge: the labels an alert routes on.
+impl VerdictLabels {
+    pub fn of(e: &Edge) -> VerdictLabels {
+        VerdictLabels {
+            verdict: e.verdict.as_str().into(),
+            rules: e.rules_label(),
+            transport: e.transport.as_str().into(),
+        }
+    }
+}
+
+/// One violation edge as a label set: what an alert routes on. Built from the edge only.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EdgeLabels {
     pub verdict: String,
-    pub source: String,
-    pub destination: String,
+    pub src: String,
+    pub dst: String,
     pub transport: String,
     pub port: String,
-    pub rule: String,
+    pub rules: String,
     pub node: String,
+}
+
+impl EdgeLabels {
+    pub fn of(e: &Edge, node: &str) -> EdgeLabels {
+        let k = e.key();
+        EdgeLabels {
+            verdict: k.verdict.as_str().into(),
+            src: k.src,
+            dst: k.dst,
+            transport: k.transport.as_str().into(),
+            port: k.port.to_string(),
+            rules: e.rules_label(),
+            node: node.into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +92,10 @@ pub struct Metrics {
     pub edges_over_budget: Counter,
     /// Connections outside `--scope`, not judged.
     pub out_of_scope: Counter,
+    /// Violation events that could not be written.
+    pub event_write_failures: Counter,
+    /// Kernel records that could not be decoded (skipped).
+    pub malformed_records: Counter,
 }
 
 impl Metrics {
@@ -85,6 +117,8 @@ impl Metrics {
             store_pending: Gauge::default(),
             edges_over_budget: Counter::default(),
             out_of_scope: Counter::default(),
+            event_write_failures: Counter::default(),
+            malformed_records: Counter::default(),
             registry: Registry::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
@@ -164,6 +198,16 @@ impl Metrics {
             "out_of_scope_connections",
             "Connections outside --scope, not judged",
             m.out_of_scope.clone(),
+        );
+        registry.register(
+            "violation_event_write_failures",
+            "Violation events that could not be written",
+            m.event_write_failures.clone(),
+        );
+        registry.register(
+            "malformed_records",
+            "Kernel records that could not be decoded, skipped",
+            m.malformed_records.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -58,6 +58,20 @@ fn check_of_the_bundled_allowlist_passes_with_the_lint_warnings() {
         "warning[reversed-datastore]: row 55: Kafka 2.x → Agent State Service",
         "warning[described-not-listed]: row 10",
         "warning[repeated-connection]: rows 45, 46, 47 repeat ORS → Redis",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // The overrides give rows 24 and 59 their ports: linted with them applied, these
+    // rows are not "unknown" (the issue: it warned while the overrides gave the port).
+    assert!(!stdout.contains("unknown-port"), "{stdout}");
+    // Without the overrides they are.
+    let out = auditor(&["allowlist", "check", "allowlist/voice-microservices.yaml"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success());
+    for expected in [
         "warning[unknown-port]: row 24",
         "warning[unknown-port]: row 59",
     ] {
@@ -66,6 +80,37 @@ fn check_of_the_bundled_allowlist_passes_with_the_lint_warnings() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+}
+
+#[test]
+fn check_warns_about_an_override_that_changes_nothing() {
+    let dir = std::env::temp_dir().join(format!("auditor-ovr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ovr = dir.join("overrides.yaml");
+    // Row 6 documents 6379*: an override of 6379 repeats it. Redis for every row is
+    // shadowed by nothing here, so the service override does change rows.
+    std::fs::write(
+        &ovr,
+        "services:\n  Redis: [6380]\nrows:\n  6: [6379]\n  24: [443]\n",
+    )
+    .unwrap();
+    let out = auditor(&[
+        "allowlist",
+        "check",
+        "allowlist/voice-microservices.yaml",
+        "--overrides",
+        ovr.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("warning[override-no-effect]: overrides rows.6: Voice RQ Service → Redis already allows 6379"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("overrides services.\"Redis\""), "{stdout}");
+    assert!(!stdout.contains("unknown-port]: row 24"), "{stdout}");
+    assert!(stdout.contains("unknown-port]: row 59"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -101,7 +146,7 @@ fn import_of_an_unreadable_row_names_the_row_and_line() {
     let doc = dir.join("doc.txt");
     std::fs::write(&doc, "Source\tDestination\tProtocol\tPort\tClassification\nA\tB\tTCP\t80\tEgress\nC\tD\tTCP\tlater\tEgress\n").unwrap();
     let out = auditor(&["allowlist", "import", doc.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
@@ -139,10 +184,17 @@ fn explain_says_how_each_side_resolved_and_why_each_row_did_not_match() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        stdout.contains("source: 10.0.1.5 is Tenant Service (matched by address/24"),
+        stdout.contains("src: 10.0.1.5 is Tenant Service (matched by address/24"),
         "{stdout}"
     );
-    assert!(stdout.contains("verdict: port_drift (row 26)"), "{stdout}");
+    assert!(
+        stdout.contains("dst: 10.0.2.7 is Config Service (matched by address/24"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: port_drift (rules: 26)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("row 26: HTTP tcp/9100: no: port 9200 is not 9100"),
         "{stdout}"

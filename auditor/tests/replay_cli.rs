@@ -91,11 +91,15 @@ fn bad_lines_are_reported_by_line_and_a_replay_of_nothing_fails() {
     assert!(err.contains("2 bad records skipped"), "{err}");
 
     // Every record bad: nothing was judged, and the exit code says so.
-    let (ok, v, err) = replay(&d, b"not json\n{\"time\": 5}\n");
+    let (ok, v, err) = replay(
+        &d,
+        b"not json\n{\"time\": 5}\n{\"time\": \"yesterday\", \"transport\": \"tcp\", \"src_addr\": \"10.0.1.7\", \"dst_addr\": \"10.0.2.7\", \"dst_port\": 9100}\n",
+    );
     assert!(!ok, "a replay of only bad records must fail: {err}");
     assert!(v.is_empty());
+    assert!(err.contains("time \"yesterday\" is not RFC 3339"), "{err}");
     assert!(
-        err.contains("not one of its 2 records could be read"),
+        err.contains("not one of its 3 records could be read"),
         "{err}"
     );
     std::fs::remove_dir_all(&d).unwrap();
@@ -189,6 +193,29 @@ fn the_recorded_examples_replay_without_root() {
         })
         .collect();
     assert_eq!(rows.len(), 60, "{err}");
+
+    // CI gates on the same recording: it has violations (exit 1) and every documented
+    // row is used (never-observed passes, exit 0).
+    let gate = |cond: &str| {
+        let mut a = args.clone();
+        a.extend(["--fail-on", cond]);
+        run_unprivileged(&d, &a)
+    };
+    let out = gate("violations");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fail-on violations"));
+    let out = gate("never-observed");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // explain, also without root: the scripted port drift.
     let mut args = vec!["explain"];

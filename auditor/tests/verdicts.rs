@@ -267,7 +267,7 @@ fn configurable_ports_use_the_deployment_overrides() {
     let v = verdict_json(&j, &j.judge(&FlowView::of(&rec)), &rec);
     assert_eq!(v["documented"]["ports"], serde_json::json!(["6380"]), "{v}");
     assert_eq!(
-        (&v["verdict"], &v["rule"]),
+        (&v["verdict"], &v["rules"][0]),
         (&"port_drift".into(), &6.into())
     );
 }

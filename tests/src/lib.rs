@@ -3,6 +3,7 @@
 //! skip rule (off root a kernel test may skip; on CI a skip fails the run).
 
 pub mod capture;
+pub mod events;
 pub mod fake_kube;
 pub mod lab;
 pub mod peer;

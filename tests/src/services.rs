@@ -250,6 +250,14 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The daemon's open file descriptors (from /proc/PID/fd).
+    pub fn fd_count(&self) -> usize {
+        let pid = self.child.as_ref().expect("running").id();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     pub fn metrics(&self) -> String {
         http_get(&format!("{}/metrics", self.url())).unwrap_or_default()
     }

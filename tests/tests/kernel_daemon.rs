@@ -7,6 +7,7 @@ use std::{path::PathBuf, sync::Mutex, time::Duration};
 
 use auditor_tests::peer::{client, serve};
 use auditor_tests::{
+    events::read_valid,
     kernel_tests_enabled,
     lab::Lab,
     services::{Daemon, alertmanager, http_json, metric, prometheus, wait_for},
@@ -104,14 +105,13 @@ impl Setup {
     }
 
     /// Events about the lab's connections. The daemon audits the whole machine, the test's
-    /// own HTTP polling included; those events are real but not this test's subject.
+    /// own HTTP polling included; those events are real but not this test's subject. Every
+    /// event, ours or not, must validate against docs/event.schema.json.
     fn events(&self) -> Vec<Value> {
         let ours: Vec<String> = self.lab.hosts.iter().map(|h| h.v4.to_string()).collect();
-        std::fs::read_to_string(self.dir.join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("event is JSON"))
-            .filter(|e| ours.iter().any(|a| e["dst_addr"] == a.as_str()))
+        read_valid(&self.dir.join("events.jsonl"))
+            .into_iter()
+            .filter(|e| ours.iter().any(|a| e["dst"]["addr"] == a.as_str()))
             .collect()
     }
 
@@ -122,7 +122,11 @@ impl Setup {
             .edges(None, None)
             .unwrap()
             .into_iter()
-            .find(|e| e.verdict == verdict && e.src == src && e.dst == dst)
+            .map(|e| e.edge)
+            .find(|e| {
+                let k = e.key();
+                k.verdict.as_str() == verdict && k.src == src && k.dst == dst
+            })
             .map(|e| e.count)
     }
 }
@@ -137,7 +141,7 @@ fn violations(d: &Daemon) -> Option<f64> {
     metric(
         &d.metrics(),
         "auditor_violations_total",
-        &[("source", GES), ("destination", "Redis"), ("port", "6379")],
+        &[("src", GES), ("dst", "Redis"), ("port", "6379")],
     )
 }
 
@@ -178,7 +182,7 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
         metric(
             &m,
             "auditor_connections_total",
-            &[("verdict", "allowed"), ("rule", "26")]
+            &[("verdict", "allowed"), ("rules", "26")]
         ),
         Some(1.0),
         "{m}"
@@ -189,7 +193,13 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
     assert_eq!(events.len(), 1, "{events:#?}");
     let e = &events[0];
     assert_eq!(
-        (&e["verdict"], &e["src"], &e["dst"], &e["port"], &e["node"]),
+        (
+            &e["verdict"],
+            &e["src"]["service"],
+            &e["dst"]["service"],
+            &e["dst"]["port"],
+            &e["node"]
+        ),
         (
             &"undocumented_egress".into(),
             &GES.into(),
@@ -198,7 +208,12 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
             &"node-a".into()
         )
     );
-    assert_eq!(e["example"]["comm"], "auditor-peer");
+    assert_eq!(e["process"]["comm"], "auditor-peer");
+    assert_eq!(e["src"]["addr"], s.addr("ges").as_str());
+    assert_eq!(e["transport"], "tcp");
+    assert_eq!(e["direction"], "egress");
+    assert_eq!(e["notice"], "new");
+    assert_eq!(e["id"].as_str().map(str::len), Some(32), "{e}");
 
     // Alertmanager: one alert from the daemon, one from the Prometheus rule, labels that route.
     let alerts = wait_for(
@@ -209,7 +224,7 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
             let list = a.as_array()?.clone();
             let names: Vec<&str> = list
                 .iter()
-                .filter(|x| x["labels"]["source"] == GES)
+                .filter(|x| x["labels"]["src"] == GES)
                 .filter_map(|x| x["labels"]["alertname"].as_str())
                 .collect();
             (names.contains(&"AuditorUndocumentedConnection")
@@ -225,18 +240,18 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
         // too; exactly one per alert name is about the lab's edge.
         let mine: Vec<&Value> = alerts
             .iter()
-            .filter(|a| a["labels"]["alertname"] == name && a["labels"]["source"] == GES)
+            .filter(|a| a["labels"]["alertname"] == name && a["labels"]["src"] == GES)
             .collect();
         assert_eq!(mine.len(), 1, "{name}: {alerts:#?}");
         let l = &mine[0]["labels"];
         assert_eq!(
             (
                 &l["verdict"],
-                &l["source"],
-                &l["destination"],
+                &l["src"],
+                &l["dst"],
                 &l["port"],
                 &l["transport"],
-                &l["rule"],
+                &l["rules"],
                 &l["node"]
             ),
             (
@@ -254,7 +269,7 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
     }
     // Prometheus sees the same count.
     let query = format!(
-        "{}/api/v1/query?query=auditor_violations_total%7Bsource%3D%22{}%22%7D",
+        "{}/api/v1/query?query=auditor_violations_total%7Bsrc%3D%22{}%22%7D",
         prom.url(),
         GES.replace(' ', "%20")
     );
@@ -363,7 +378,7 @@ fn a_bad_reload_is_rejected_and_the_old_policy_keeps_running() {
             metric(
                 &daemon.metrics(),
                 "auditor_connections_total",
-                &[("verdict", "allowed"), ("rule", "26")],
+                &[("verdict", "allowed"), ("rules", "26")],
             )
         },
     );
@@ -479,8 +494,7 @@ fn an_alert_resolves_in_alertmanager_once_its_edge_goes_quiet() {
         let list = http_json(&url).ok()?;
         let l = list.as_array()?;
         let mut mine = l.iter().filter(|a| {
-            a["labels"]["source"] == GES
-                && a["labels"]["alertname"] == "AuditorUndocumentedConnection"
+            a["labels"]["src"] == GES && a["labels"]["alertname"] == "AuditorUndocumentedConnection"
         });
         mine.next().cloned()
     };
@@ -511,4 +525,135 @@ fn an_alert_resolves_in_alertmanager_once_its_edge_goes_quiet() {
         "{m}"
     );
     daemon.stop().unwrap();
+}
+
+/// `auditor report` on stores a real `auditor run` wrote: the CI gate passes on a clean
+/// store and fails on one with a violation; the report names the files it was judged
+/// against by their sha256; another allowlist is refused; JUnit parses; merging the same
+/// report twice counts it once.
+#[test]
+fn reports_of_a_real_run_gate_ci_name_their_inputs_and_refuse_other_allowlists() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled(
+        "reports_of_a_real_run_gate_ci_name_their_inputs_and_refuse_other_allowlists",
+    ) {
+        return;
+    }
+    let s = Setup::new("gate");
+    // Only the lab's flows are judged: the machine's other traffic is not this test's.
+    let scope: Vec<String> = s.lab.hosts.iter().map(|h| format!("{}/32", h.v4)).collect();
+    let scope = scope.join(",");
+    let report = |args: &[&str]| {
+        std::process::Command::new(workspace_bin("auditor"))
+            .arg("report")
+            .arg("--store")
+            .arg(s.dir.join("store.db"))
+            .args(args)
+            .current_dir(&s.dir)
+            .output()
+            .unwrap()
+    };
+    let err = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
+
+    let daemon =
+        Daemon::start(&s.args(&["--scope", &scope]), s.dir.join("d1.log")).expect("daemon");
+    s.tenant_to_config();
+    wait_for(
+        "the documented connection stored",
+        Duration::from_secs(30),
+        || s.stored_edge("allowed", "Tenant Service", "Config Service"),
+    );
+    daemon.stop().expect("clean stop");
+
+    // Clean: the gate passes.
+    let out = report(&["--fail-on", "violations", "-o", "clean.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("clean.json")).unwrap()).unwrap();
+    let sha = |f: &str| auditor::provenance::sha256_hex(&std::fs::read(s.dir.join(f)).unwrap());
+    assert_eq!(r["inputs"][0]["allowlist_sha256"], sha("allowlist.yaml"));
+    assert_eq!(r["inputs"][0]["inventory_sha256"], sha("inventory.yaml"));
+    assert_eq!(r["inputs"][0]["auditor_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(r["auditor_version"], env!("CARGO_PKG_VERSION"));
+    let (since, until) = (
+        r["period"]["since"].as_str().unwrap(),
+        r["period"]["until"].as_str().unwrap(),
+    );
+    assert!(
+        since.starts_with("20") && until.starts_with("20") && since < until,
+        "{since} {until}"
+    );
+    assert!(r["coverage"]["fraction"].as_f64().unwrap() > 0.5);
+    assert_eq!(r["summary"]["violation_edges"], 0);
+
+    // The same store with a violation: the gate fails (1), the report is still written.
+    let daemon =
+        Daemon::start(&s.args(&["--scope", &scope]), s.dir.join("d2.log")).expect("daemon");
+    s.ges_to_redis(3);
+    wait_for("the violation stored", Duration::from_secs(30), || {
+        s.stored_edge("undocumented_egress", GES, "Redis")
+    });
+    daemon.stop().expect("clean stop");
+    let out = report(&["--fail-on", "violations", "-o", "bad.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err(&out));
+    assert!(s.dir.join("bad.json").exists());
+    // Two runs, a gap between them: "unaudited" holds too.
+    let out = report(&["--fail-on", "unaudited"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err(&out));
+
+    // JUnit: 60 row testcases; one failed testcase for the one violation edge.
+    let out = report(&["-o", "junit.xml"]);
+    assert!(out.status.success(), "{}", err(&out));
+    let py = "import sys, xml.etree.ElementTree as ET\n\
+              r = ET.parse(sys.argv[1]).getroot()\n\
+              rows = r.findall(\"./testsuite[@name='documented connections']/testcase\")\n\
+              v = r.findall(\"./testsuite[@name='violations']/testcase\")\n\
+              print(len(rows), len([t for t in v if t.find('failure') is not None]))";
+    let parsed = std::process::Command::new("python3")
+        .args(["-c", py])
+        .arg(s.dir.join("junit.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim(),
+        "60 1",
+        "{}",
+        err(&parsed)
+    );
+
+    // Another allowlist (the issue's two-row Web -> API): refused, never credited by number.
+    std::fs::write(
+        s.dir.join("other.yaml"),
+        "version: 1\nservices:\n- name: Web\n  kind: service\n- name: API\n  kind: service\n\
+         connections:\n- number: 1\n  source: Web\n  destination: API\n  protocol: HTTPS\n  transport: tcp\n  ports: [443]\n  classification: intra-cluster\n  description: Web calls the API.\n\
+         - number: 2\n  source: API\n  destination: Web\n  protocol: HTTP\n  transport: tcp\n  ports: [80]\n  classification: intra-cluster\n  description: Callbacks.\n",
+    )
+    .unwrap();
+    let out = report(&["--allowlist", "other.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    assert!(
+        err(&out).contains("is not the allowlist this store's observations were judged against")
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("documented connections observed"));
+
+    // `--merge a.json a.json` counts once.
+    let out = std::process::Command::new(workspace_bin("auditor"))
+        .args([
+            "report", "--merge", "bad.json", "bad.json", "--format", "json",
+        ])
+        .current_dir(&s.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", err(&out));
+    let merged: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let one: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("bad.json")).unwrap()).unwrap();
+    assert_eq!(
+        merged["summary"]["violating_connections"],
+        one["summary"]["violating_connections"]
+    );
+    assert_eq!(
+        merged["coverage"]["watched_seconds"],
+        one["coverage"]["watched_seconds"]
+    );
 }

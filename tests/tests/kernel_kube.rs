@@ -8,6 +8,7 @@ use std::{collections::BTreeSet, path::PathBuf, process::Command, time::Duration
 use auditor_tests::peer::{peer_bin, serve};
 use auditor_tests::{
     capture::CaptureProc,
+    events::read_valid,
     fake_kube::{FakeKube, Kind, endpoint_slice, pod, service},
     kernel_tests_enabled,
     lab::{Lab, ip},
@@ -269,7 +270,10 @@ fn kubernetes_identity_attributes_pods_and_services_like_the_file_inventory() {
         .edges(None, None)
         .unwrap()
         .into_iter()
-        .map(|e| (e.verdict, e.src, e.dst, e.port))
+        .map(|e| {
+            let k = e.edge.key();
+            (k.verdict.as_str().to_string(), k.src, k.dst, k.port)
+        })
         .collect();
     let want: BTreeSet<(String, String, String, u16)> = [
         ("allowed", "Tenant Service", "Config Service", 9100),
@@ -287,21 +291,34 @@ fn kubernetes_identity_attributes_pods_and_services_like_the_file_inventory() {
     assert_eq!(kube_edges, want);
 
     // The events name the pods, their workloads, and the Service connected to.
-    let events: Vec<Value> = std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<Value> = read_valid(&dir.join("events.jsonl"));
     let drift = events
         .iter()
         .find(|e| e["verdict"] == "port_drift")
         .expect("port drift event");
+    let k8s = |end: &Value| {
+        (
+            end["namespace"].clone(),
+            end["pod"].clone(),
+            end["workload"].clone(),
+        )
+    };
     assert_eq!(
-        drift["example"]["src_pod"], "voice/tenant-7d9f8b6c5-aaaaa (Deployment/tenant)",
+        k8s(&drift["src"]),
+        (
+            "voice".into(),
+            "tenant-7d9f8b6c5-aaaaa".into(),
+            "Deployment/tenant".into()
+        ),
         "{drift}"
     );
     assert_eq!(
-        drift["example"]["dst_k8s"], "voice/voice-config-7d9f8b6c5-bbbbb (Deployment/voice-config)",
+        k8s(&drift["dst"]),
+        (
+            "voice".into(),
+            "voice-config-7d9f8b6c5-bbbbb".into(),
+            "Deployment/voice-config".into()
+        ),
         "{drift}"
     );
     let undoc = events
@@ -309,16 +326,23 @@ fn kubernetes_identity_attributes_pods_and_services_like_the_file_inventory() {
         .find(|e| e["verdict"] == "undocumented_egress")
         .expect("undocumented event");
     assert_eq!(
-        undoc["example"]["src_pod"], "voice/ges-7d9f8b6c5-ccccc (Deployment/ges)",
+        k8s(&undoc["src"]),
+        (
+            "voice".into(),
+            "ges-7d9f8b6c5-ccccc".into(),
+            "Deployment/ges".into()
+        ),
         "{undoc}"
     );
     let allowed_pod = store
         .edges(None, None)
         .unwrap()
         .into_iter()
-        .find(|e| e.verdict == "allowed")
+        .find(|e| e.edge.verdict.as_str() == "allowed")
         .unwrap()
-        .example_pod;
+        .edge
+        .src
+        .k8s_text();
     assert_eq!(
         allowed_pod.as_deref(),
         Some("voice/tenant-7d9f8b6c5-aaaaa (Deployment/tenant)")

@@ -149,7 +149,7 @@ fn replay_of_a_real_capture_gives_the_expected_verdicts() {
         );
         assert_eq!(found[0]["verdict"], verdict, "{what}: {}", found[0]);
         assert_eq!(
-            found[0]["rule"].as_u64(),
+            found[0]["rules"][0].as_u64(),
             rule.map(u64::from),
             "{what}: {}",
             found[0]
@@ -226,7 +226,7 @@ fn replay_of_a_real_capture_gives_the_expected_verdicts() {
     assert_eq!(
         (
             &mesh[0]["verdict"],
-            &mesh[0]["rule"],
+            &mesh[0]["rules"][0],
             &mesh[0]["src"]["service"]
         ),
         (&"allowed".into(), &26.into(), &"Tenant Service".into())

@@ -78,6 +78,7 @@ pub fn run() -> anyhow::Result<()> {
             "allowlist/schema/overrides.schema.json",
         ),
         (vec!["report", "--schema"], "docs/report.schema.json"),
+        (vec!["schema", "event"], "docs/event.schema.json"),
     ] {
         let out = crate::cargo_cmd(&["run", "--quiet", "-p", "auditor", "--"])
             .args(&args)

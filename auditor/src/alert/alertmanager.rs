@@ -6,8 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::edges::{EdgeState, rfc3339};
-use crate::store::EdgeKey;
+use crate::edge::{Edge, from_unix_ms, rfc3339};
 
 pub const ALERT_NAME: &str = "AuditorUndocumentedConnection";
 
@@ -49,38 +48,49 @@ impl Client {
     }
 }
 
-/// The alert for one violation edge. Labels are what routes well: verdict, source,
-/// destination, port, transport, rule, node.
-pub fn alert(node: &str, key: &EdgeKey, e: &EdgeState, ends_at: SystemTime) -> Value {
-    let rule = e
-        .rules
-        .first()
-        .map_or_else(|| "none".to_string(), u32::to_string);
+/// The alert for one violation edge, in the event vocabulary. Labels are what routes
+/// well: verdict, src, dst, port, transport, rules, node (the ends by name: the service,
+/// or the address when it is not attributed).
+pub fn alert(node: &str, e: &Edge, ends_at: SystemTime) -> Value {
+    let k = e.key();
+    let mut annotations = json!({
+        "summary": format!("{}: {} -> {} {}/{}", k.verdict.as_str(), k.src, k.dst, k.transport, k.port),
+        "description": format!(
+            "{} connection(s) since {}; example process {}{}",
+            e.count,
+            rfc3339(from_unix_ms(e.first_seen)),
+            e.example_text(),
+            if e.rules.is_empty() { String::new() } else { format!("; documented rows: {}", e.cited_rows("")) }
+        ),
+        "count": e.count.to_string(),
+        "first_seen": rfc3339(from_unix_ms(e.first_seen)),
+        "direction": serde_json::to_value(e.direction).unwrap_or_default(),
+    });
+    let optional = [
+        ("src_addr", e.src.addr.map(|a| a.to_string())),
+        ("dst_addr", e.dst.addr.map(|a| a.to_string())),
+        ("process", e.process.as_ref().map(ToString::to_string)),
+        ("documented", e.documented.as_ref().map(ToString::to_string)),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            annotations[name] = v.into();
+        }
+    }
     json!({
         "labels": {
             "alertname": ALERT_NAME,
             "severity": "warning",
-            "verdict": key.verdict,
-            "source": key.src,
-            "destination": key.dst,
-            "port": key.port.to_string(),
-            "transport": key.transport,
-            "rule": rule,
+            "verdict": k.verdict.as_str(),
+            "src": k.src,
+            "dst": k.dst,
+            "port": k.port.to_string(),
+            "transport": k.transport.as_str(),
+            "rules": e.rules_label(),
             "node": node,
         },
-        "annotations": {
-            "summary": format!("{}: {} -> {} {}/{}", key.verdict, key.src, key.dst, key.transport, key.port),
-            "description": format!(
-                "{} connection(s) since {}; example process {} (pid {}){}",
-                e.count,
-                rfc3339(e.first_seen),
-                e.example.comm,
-                e.example.pid,
-                if e.rules.is_empty() { String::new() } else { format!("; documented rows: {:?}", e.rules) }
-            ),
-            "count": e.count.to_string(),
-        },
-        "startsAt": rfc3339(e.first_seen),
+        "annotations": annotations,
+        "startsAt": rfc3339(from_unix_ms(e.first_seen)),
         "endsAt": rfc3339(ends_at),
     })
 }

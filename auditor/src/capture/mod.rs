@@ -1,8 +1,12 @@
 //! Capture: the kernel probes (load, attach, detach), their records, and the stream that
-//! turns ring-buffer records into flow records.
+//! turns ring-buffer records into complete flow records: enriched here (cgroup path,
+//! network namespace addresses) from /sys and /proc, so nothing downstream reads them.
 
 pub mod btf;
+pub mod cgroups;
+pub mod enrich;
 pub mod mounts;
+pub mod netns;
 pub mod probes;
 pub mod record;
 pub mod stream;

@@ -85,6 +85,19 @@ pub struct KernelCounters {
     pub netns_read_failed: u64,
 }
 
+impl KernelCounters {
+    pub fn get(&self, c: Counter) -> u64 {
+        match c {
+            Counter::Sightings => self.sightings,
+            Counter::RingbufFull => self.ringbuf_full,
+            Counter::FlowsInserted => self.flows_inserted,
+            Counter::FlowInsertFailed => self.flow_insert_failed,
+            Counter::PassiveNoListener => self.passive_no_listener,
+            Counter::NetnsReadFailed => self.netns_read_failed,
+        }
+    }
+}
+
 pub struct Probes {
     ebpf: Ebpf,
     /// How often the kernel re-reports an active flow; user space sweeps as often.

@@ -3,30 +3,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use auditor_common::{
-    AF_INET, DIRECTION_INGRESS, FlowEvent, HOOK_TCP_ACTIVE, HOOK_TCP_PASSIVE, HOOK_UDP_CONNECT,
-    HOOK_UDP_SENDMSG, IPPROTO_TCP, IPPROTO_UDP,
-};
+pub use auditor_common::Transport;
+use auditor_common::{AF_INET, DIRECTION_INGRESS, FlowEvent, Hook};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Tcp,
-    Udp,
-}
-
-impl Transport {
-    pub fn from_ip_proto(proto: u8) -> Option<Self> {
-        match proto {
-            IPPROTO_TCP => Some(Transport::Tcp),
-            IPPROTO_UDP => Some(Transport::Udp),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which side of the connection this node's process is on. The values are ECS's
+/// `network.direction` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// This node's process opened the connection (or sent the datagram).
@@ -71,7 +54,8 @@ pub struct FlowRecord {
     pub cgroup_id: u64,
     #[serde(default)]
     pub netns_cookie: u64,
-    /// Which kernel hook saw it: tcp_active, tcp_passive, udp_connect, udp_sendmsg.
+    /// Which kernel hook saw it: tcp_active, tcp_passive, udp_connect, udp_sendmsg, or
+    /// sweep (delivered by user space's periodic sweep of the kernel's flow map).
     #[serde(default)]
     pub hook: String,
     /// cgroup v2 path of the process (from `cgroup_id`), when it could be resolved.
@@ -180,16 +164,9 @@ impl FlowRecord {
             comm: comm(&ev.comm),
             cgroup_id: k.cgroup_id,
             netns_cookie: k.netns_cookie,
-            hook: match ev.hook {
-                HOOK_TCP_ACTIVE => "tcp_active",
-                HOOK_TCP_PASSIVE => "tcp_passive",
-                HOOK_UDP_CONNECT => "udp_connect",
-                HOOK_UDP_SENDMSG => "udp_sendmsg",
-                // Hook 0: counted in the kernel, delivered by the drain at shutdown.
-                0 => "drain",
-                _ => "unknown",
-            }
-            .to_string(),
+            hook: Hook::from_id(ev.hook)
+                .map_or("unknown", Hook::name)
+                .to_string(),
             cgroup: None,
             netns_addrs: Vec::new(),
         })
@@ -198,7 +175,9 @@ impl FlowRecord {
 
 #[cfg(test)]
 mod tests {
-    use auditor_common::{AF_INET6, DIRECTION_EGRESS, FlowKey};
+    use auditor_common::{
+        AF_INET6, DIRECTION_EGRESS, FlowKey, HOOK_TCP_ACTIVE, IPPROTO_TCP, IPPROTO_UDP,
+    };
 
     use super::*;
 

@@ -13,10 +13,10 @@ use auditor_common::{FlowEvent, FlowKey, FlowStats};
 use tokio::io::unix::AsyncFd;
 
 use super::{
+    enrich::Enricher,
     probes::{KernelCounters, ProbeError, Probes},
-    record::{Clock, Direction, FlowRecord, RecordError, decode},
+    record::{Clock, FlowRecord, RecordError, decode},
 };
-use crate::identity::{cgroups::CgroupPaths, netns::NetnsDirectory};
 
 /// What a capture saw, printed at exit and used by the benchmark.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -52,6 +52,10 @@ pub enum StreamError {
 pub trait Handler {
     /// One flow record; `lag` is how long after the kernel's last sighting it got here.
     fn flow(&mut self, rec: FlowRecord, lag: Duration) -> std::io::Result<()>;
+    /// A record that could not be decoded: skipped (and counted in the summary).
+    fn malformed(&mut self, error: &dyn std::fmt::Display) {
+        tracing::warn!(error = %error, "skipping a malformed record");
+    }
     /// Kernel counters (cumulative), about every `STATS_EVERY`, and once at the end.
     fn kernel(&mut self, _counters: &KernelCounters, _lru_evictions: Option<u64>) {}
 }
@@ -77,39 +81,6 @@ struct Seen {
     uid: u32,
     comm: [u8; 16],
     hook: u8,
-}
-
-/// Adds what user space knows and the kernel did not: the cgroup path, and for flows
-/// whose local address says nothing (loopback, unbound UDP) the namespace's addresses and
-/// the source address the kernel would pick.
-pub struct Enricher {
-    pub cgroups: CgroupPaths,
-    pub netns: NetnsDirectory,
-}
-
-impl Enricher {
-    pub fn new(cgroup_root: std::path::PathBuf) -> Enricher {
-        Enricher {
-            cgroups: CgroupPaths::new(cgroup_root),
-            netns: NetnsDirectory::new(),
-        }
-    }
-
-    pub fn enrich(&mut self, rec: &mut FlowRecord) {
-        rec.cgroup = self.cgroups.path(rec.cgroup_id).map(str::to_string);
-        let local = if rec.direction == Direction::Egress {
-            rec.src_addr
-        } else {
-            Some(rec.dst_addr)
-        };
-        if local.is_some_and(|a| !a.to_canonical().is_loopback()) || rec.netns_cookie == 0 {
-            return;
-        }
-        if rec.direction == Direction::Egress && rec.src_addr.is_none() {
-            rec.src_addr = self.netns.source_for(rec.netns_cookie, rec.dst_addr);
-        }
-        rec.netns_addrs = self.netns.addrs(rec.netns_cookie).to_vec();
-    }
 }
 
 struct Decoder {
@@ -186,7 +157,7 @@ impl Decoder {
             Ok(None) => Ok(0),
             Err(e) => {
                 self.summary.malformed += 1;
-                tracing::warn!(error = %e, "skipping a malformed record");
+                handler.malformed(&e);
                 Ok(0)
             }
         }
@@ -197,7 +168,7 @@ impl Decoder {
             Ok(ev) => self.deliver_event(&ev, handler).map(|_| ()),
             Err(e) => {
                 self.summary.malformed += 1;
-                tracing::warn!(error = %e, "skipping a malformed ring-buffer record");
+                handler.malformed(&e);
                 Ok(())
             }
         }
@@ -282,6 +253,7 @@ where
             }
             _ = stats_tick.tick() => {
                 ticks += 1;
+                dec.enrich.tidy();
                 if let Ok(k) = probes.counters() {
                     if k.ringbuf_full > dec.summary.kernel.ringbuf_full {
                         tracing::warn!(ringbuf_full = k.ringbuf_full, "ring buffer was full; the sweep delivers those connections");

@@ -5,31 +5,24 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::{
-    cli::{ReportArgs, ReportConfig, ReportFormat, ReportInput},
+    cli::{FailOn, ReportConfig, ReportFormat, ReportInput},
     report::{self, Report},
     store::Store,
 };
 
-pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
-    let cfg = ReportConfig::try_from(args)?;
-    let r: Report = match cfg.input {
+pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
+    let mut r: Report = match cfg.input {
         ReportInput::Schema => {
             std::io::stdout().write_all(report::schema_json().as_bytes())?;
             return Ok(std::process::ExitCode::SUCCESS);
         }
+        ReportInput::Verify {
+            report,
+            key,
+            signature,
+        } => return verify(&report, &key, signature.as_deref()),
         ReportInput::Collect(urls) => report::merge(collect(&urls)?)?,
-        ReportInput::Merge(paths) => {
-            let reports = paths
-                .iter()
-                .map(|p| {
-                    let text = std::fs::read_to_string(p)
-                        .with_context(|| format!("{}: cannot read", p.display()))?;
-                    serde_json::from_str::<Report>(&text)
-                        .with_context(|| format!("{} is not an auditor JSON report", p.display()))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            report::merge(reports)?
-        }
+        ReportInput::Merge(paths) => merged(&paths)?,
         ReportInput::Store {
             path,
             allowlist,
@@ -39,40 +32,133 @@ pub fn run(args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
             let store = Store::open_existing(&path)?;
             let list = allowlist
                 .as_deref()
-                .map(allowlist::file::load)
+                .map(|p| {
+                    allowlist::file::load(p)
+                        .map(|l| (l, p.display().to_string()))
+                        .map_err(anyhow::Error::from)
+                })
                 .transpose()?;
-            let since = since
-                .as_deref()
-                .map(report::parse_when)
-                .transpose()
-                .context("--since")?;
-            let until = until
-                .as_deref()
-                .map(report::parse_when)
-                .transpose()
-                .context("--until")?;
             report::from_store(&store, list, since, until)?
         }
     };
-    let text = match cfg.format {
-        ReportFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
-        ReportFormat::Markdown => report::markdown::render(&r),
-        ReportFormat::Html => report::html::render(&r),
+    report::seal(&mut r);
+    let bytes: Vec<u8> = match cfg.format {
+        ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n").into_bytes(),
+        ReportFormat::Markdown => report::markdown::render(&r).into_bytes(),
+        ReportFormat::Html => report::html::render(&r).into_bytes(),
+        ReportFormat::Junit => report::junit::render(&r).into_bytes(),
+        ReportFormat::Pdf => report::pdf::print(&report::html::render(&r))?,
     };
     match &cfg.output {
         Some(p) => {
-            std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+            std::fs::write(p, &bytes).with_context(|| format!("writing {}", p.display()))?;
             eprintln!("{}", r.summary.headline);
             eprintln!("report written to {}", p.display());
+            if let Some(key) = &cfg.sign {
+                let key = report::sign::load_private(key)?;
+                let sig = report::sign::signature_path(p);
+                std::fs::write(&sig, report::sign::sign(&key, &bytes))
+                    .with_context(|| format!("writing {}", sig.display()))?;
+                eprintln!("signature written to {}", sig.display());
+            }
         }
-        None => std::io::stdout().write_all(text.as_bytes())?,
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    let failed: Vec<&str> = cfg
+        .fail_on
+        .iter()
+        .filter_map(|f| match f {
+            FailOn::Violations if r.summary.violation_edges > 0 => Some("violations"),
+            FailOn::NeverObserved
+                if r.summary.documented_observed < r.summary.documented_connections =>
+            {
+                Some("never-observed")
+            }
+            FailOn::Unaudited if !r.coverage.gaps.is_empty() => Some("unaudited"),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "auditor: --fail-on {}: {}",
+            failed.join(","),
+            failed
+                .iter()
+                .map(|f| match *f {
+                    "violations" => format!("{} violation edge(s)", r.summary.violation_edges),
+                    "never-observed" => format!(
+                        "{} documented connection(s) never observed",
+                        r.summary.documented_connections - r.summary.documented_observed
+                    ),
+                    _ => format!(
+                        "{} gap(s) in auditing ({:.1}% of the period fully audited)",
+                        r.coverage.gaps.len(),
+                        r.coverage.fraction * 100.0
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        return Ok(std::process::ExitCode::from(1));
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// `auditor report verify`: 0 verified, 1 not (edited or another key), 2 errors.
+fn verify(
+    report_path: &std::path::Path,
+    key: &std::path::Path,
+    signature: Option<&std::path::Path>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let content = std::fs::read(report_path)
+        .with_context(|| format!("{}: cannot read", report_path.display()))?;
+    let key = report::sign::load_public(key)?;
+    let sig_path = signature.map_or_else(|| report::sign::signature_path(report_path), Into::into);
+    let sig_text = std::fs::read_to_string(&sig_path).with_context(|| {
+        format!(
+            "{}: cannot read the signature (written by `auditor report --sign`)",
+            sig_path.display()
+        )
+    })?;
+    let name = report_path.display();
+    if let Err(report::sign::Mismatch(why)) =
+        report::sign::verify(&key, &content, &sig_text, &sig_path.display().to_string())?
+    {
+        eprintln!("{name}: NOT verified: {why}");
+        return Ok(std::process::ExitCode::from(1));
+    }
+    // A JSON report also carries its own digest: check it too.
+    if let Ok(r) = serde_json::from_slice::<Report>(&content)
+        && let Some(d) = &r.digest
+    {
+        let actual = report::compute_digest(&r);
+        if *d != actual {
+            eprintln!("{name}: NOT verified: its digest {d} does not match its content ({actual})");
+            return Ok(std::process::ExitCode::from(1));
+        }
+    }
+    println!("{name}: verified: signed by the given key, unedited");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Per-node JSON reports from files, merged.
+fn merged(paths: &[std::path::PathBuf]) -> anyhow::Result<Report> {
+    let reports = paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            let r = serde_json::from_str::<Report>(&text)
+                .with_context(|| format!("{} is not an auditor JSON report", p.display()))?;
+            Ok((p.display().to_string(), r))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    report::merge(reports)
+}
+
 /// Every node's report: each URL's host is resolved to all its addresses (a headless
 /// Service's name resolves to every daemon pod) and each is asked for /report.
-fn collect(urls: &[String]) -> anyhow::Result<Vec<Report>> {
+fn collect(urls: &[String]) -> anyhow::Result<Vec<(String, Report)>> {
     use std::net::ToSocketAddrs;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -107,7 +193,7 @@ fn collect(urls: &[String]) -> anyhow::Result<Vec<Report>> {
             let r: Report = serde_json::from_str(&text)
                 .with_context(|| format!("{target} did not send an auditor report"))?;
             eprintln!("collected {} from {target}", r.nodes.join(", "));
-            reports.push(r);
+            reports.push((target, r));
         }
     }
     Ok(reports)

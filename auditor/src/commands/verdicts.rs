@@ -4,20 +4,18 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, Write},
-    path::Path,
 };
 
-use allowlist::Transport;
 use anyhow::Context;
 
 use crate::{
     capture::FlowRecord,
-    cli::{ExplainArgs, PolicyArgs, ReplayArgs},
+    cli::{ExplainConfig, FailOn, PolicyConfig, ReplayConfig},
     verdict::{FlowView, Judge, Twins, explain::explain, render::verdict_json},
 };
 
 /// Loads allowlist, overrides and inventory into a judge; prints load warnings.
-pub fn load_judge(p: &PolicyArgs) -> anyhow::Result<Judge> {
+pub fn load_judge(p: &PolicyConfig) -> anyhow::Result<Judge> {
     let (judge, warnings) =
         crate::verdict::load_judge(&p.allowlist, &p.inventory, p.overrides.as_deref(), None)?;
     for w in warnings {
@@ -26,15 +24,15 @@ pub fn load_judge(p: &PolicyArgs) -> anyhow::Result<Judge> {
     Ok(judge)
 }
 
-pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
-    let judge = load_judge(&args.policy)?;
-    let (name, input): (String, Box<dyn BufRead>) = match args.flows.as_deref() {
-        None | Some("-") => ("<stdin>".into(), Box::new(std::io::stdin().lock())),
+pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
+    let judge = load_judge(&cfg.policy)?;
+    let (name, input): (String, Box<dyn BufRead>) = match cfg.flows.as_deref() {
+        None => ("<stdin>".into(), Box::new(std::io::stdin().lock())),
         Some(path) => (
-            path.to_string(),
+            path.display().to_string(),
             Box::new(std::io::BufReader::new(
-                std::fs::File::open(Path::new(path))
-                    .with_context(|| format!("{path}: cannot read"))?,
+                std::fs::File::open(path)
+                    .with_context(|| format!("{}: cannot read", path.display()))?,
             )),
         ),
     };
@@ -43,6 +41,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut twins = Twins::default();
     let (mut flows, mut bad, mut merged) = (0u64, 0u64, 0u64);
     let mut by_verdict: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut allowed_rows: std::collections::BTreeSet<u32> = Default::default();
     // Lines are read as bytes: one line that is not UTF-8 is a bad record, not the end.
     for (i, line) in input.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("{name}: cannot read"))?;
@@ -65,6 +64,18 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
                 continue;
             }
         };
+        if let Some(bad_time) = [&rec.time, &rec.first_seen]
+            .into_iter()
+            .flatten()
+            .find(|t| humantime::parse_rfc3339_weak(t).is_err())
+        {
+            bad += 1;
+            eprintln!(
+                "{name}:{}: skipping a flow record whose time {bad_time:?} is not RFC 3339",
+                i + 1
+            );
+            continue;
+        }
         let view = FlowView::of(&rec);
         if twins.is_twin(&view) {
             merged += 1;
@@ -73,6 +84,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
         flows += 1;
         let j = judge.judge(&view);
         *by_verdict.entry(j.verdict.as_str()).or_default() += 1;
+        if !j.verdict.is_violation() {
+            allowed_rows.extend(j.rules());
+        }
         serde_json::to_writer(&mut out, &verdict_json(&judge, &j, &rec))?;
         out.write_all(b"\n")?;
     }
@@ -87,22 +101,50 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
         }
     );
     if flows == 0 && merged == 0 && bad > 0 {
-        eprintln!("auditor: error: {name}: not one of its {bad} records could be read");
-        return Ok(std::process::ExitCode::FAILURE);
+        anyhow::bail!("{name}: not one of its {bad} records could be read");
+    }
+    let violating: u64 = by_verdict
+        .iter()
+        .filter(|(v, _)| **v != "allowed")
+        .map(|(_, n)| n)
+        .sum();
+    let never: Vec<String> = judge
+        .allowlist
+        .connections
+        .iter()
+        .filter_map(|c| c.number)
+        .filter(|n| !allowed_rows.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    let mut failed = Vec::new();
+    for f in &cfg.fail_on {
+        match f {
+            FailOn::Violations if violating > 0 => {
+                failed.push(format!("violations: {violating} flow(s) not allowed"))
+            }
+            FailOn::NeverObserved if !never.is_empty() => failed.push(format!(
+                "never-observed: {} documented connection(s) no flow used ({})",
+                never.len(),
+                never.join(", ")
+            )),
+            FailOn::Unaudited if bad > 0 => {
+                failed.push(format!("unaudited: {bad} record(s) could not be read"))
+            }
+            _ => {}
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("auditor: --fail-on {}", failed.join("; "));
+        return Ok(std::process::ExitCode::from(1));
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-pub fn explain_cmd(args: ExplainArgs) -> anyhow::Result<std::process::ExitCode> {
-    let judge = load_judge(&args.policy)?;
-    let transport = if args.udp {
-        Transport::Udp
-    } else {
-        Transport::Tcp
-    };
+pub fn explain_cmd(cfg: ExplainConfig) -> anyhow::Result<std::process::ExitCode> {
+    let judge = load_judge(&cfg.policy)?;
     print!(
         "{}",
-        explain(&judge, args.from, args.to.ip(), args.to.port(), transport)
+        explain(&judge, cfg.from, cfg.to.ip(), cfg.to.port(), cfg.transport)
     );
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -38,9 +38,9 @@ async fn report(State(s): State<Arc<Shared>>) -> axum::response::Response {
     };
     let built = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         let store = crate::store::Store::open_existing(&path)?;
-        Ok(serde_json::to_string(&crate::report::from_store(
-            &store, None, None, None,
-        )?)?)
+        let mut r = crate::report::from_store(&store, None, None, None)?;
+        crate::report::seal(&mut r);
+        Ok(serde_json::to_string(&r)?)
     })
     .await;
     match built {

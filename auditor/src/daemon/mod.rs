@@ -1,9 +1,10 @@
 //! `auditor run`: the node daemon. Capture → identity → verdict → sinks (events, metrics,
 //! Alertmanager, store), with safe reloads and a graceful shutdown. `handler` is the
-//! per-record path; the tasks here run beside it on one thread.
+//! per-record path, `sinks` where its edges go; the tasks run beside it on one thread.
 
 mod handler;
 mod http;
+mod sinks;
 mod tasks;
 
 use std::{
@@ -16,22 +17,15 @@ use anyhow::Context;
 use tokio::sync::{Notify, watch};
 
 use crate::{
-    alert::edges::{Edges, unix_ms},
+    alert::edges::Edges,
     capture::{ProbeOptions, Probes, stream},
     cli::RunConfig,
+    edge::{Drops, unix_ms},
     internal_events::{InternalEvent, PolicyReloaded},
     metrics::Metrics,
     store::{Batch, Store},
     verdict::load_judge,
 };
-
-/// Kernel drops counted since the last store commit (for coverage).
-#[derive(Debug, Default, Clone)]
-pub struct Drops {
-    pub ringbuf_full: u64,
-    pub lru_evictions: u64,
-    pub flow_insert_failed: u64,
-}
 
 /// State the record path and the tasks share. Locks are held for microseconds.
 pub struct Shared {
@@ -39,6 +33,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub edges: Mutex<Edges>,
     pub pending: Mutex<Batch>,
+    /// Kernel drops counted since the last store commit (for coverage).
     pub drops: Mutex<Drops>,
     pub ready: AtomicBool,
     pub alert_kick: Notify,
@@ -68,19 +63,27 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         None
     };
     let (judge, warnings) = load_judge(
-        &cfg.allowlist,
-        &cfg.inventory,
-        cfg.overrides.as_deref(),
+        &cfg.policy.allowlist,
+        &cfg.policy.inventory,
+        cfg.policy.overrides.as_deref(),
         kube.as_ref(),
     )
     .context("loading the policy")?;
     for w in warnings {
         tracing::warn!("{w}");
     }
-    let store = match &cfg.store {
+    let store = match &cfg.store.path {
         Some(p) => {
             let mut st = Store::open(p)?;
-            st.set_allowlist(&allowlist::file::to_json(&judge.allowlist))?;
+            let json = allowlist::file::to_json(&judge.allowlist);
+            st.set_allowlist(&json)?;
+            let inputs = crate::provenance::Inputs::of_files(
+                &judge.allowlist,
+                &cfg.policy.allowlist,
+                Some(&cfg.policy.inventory),
+                cfg.policy.overrides.as_deref(),
+            )?;
+            st.record_inputs(&inputs, &json)?;
             Some(Arc::new(Mutex::new(st)))
         }
         None => {
@@ -88,7 +91,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             None
         }
     };
-    let events: Box<dyn Write + Send> = match &cfg.events {
+    let events: Box<dyn Write + Send> = match &cfg.alerts.events {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -101,14 +104,14 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         node: cfg.node.clone(),
         metrics: Metrics::new(),
-        edges: Mutex::new(Edges::new(cfg.renotify)),
+        edges: Mutex::new(Edges::new(cfg.alerts.renotify)),
         pending: Mutex::new(Batch::default()),
         drops: Mutex::new(Drops::default()),
         ready: AtomicBool::new(false),
         alert_kick: Notify::new(),
         session_start_ms: unix_ms(SystemTime::now()),
         kube: kube.clone(),
-        store_path: cfg.store.clone(),
+        store_path: cfg.store.path.clone(),
     });
     PolicyReloaded {
         generation: 1,
@@ -121,10 +124,12 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     // Probes first: then the kernel records our own listener, and skips its accepts.
     let mut probes = Probes::load_and_attach(&ProbeOptions {
         self_tgid: std::process::id(),
-        report_interval: cfg.report_interval,
-        cgroup_root: cfg.cgroup_root.clone(),
+        report_interval: cfg.probes.report_interval,
+        cgroup_root: cfg.probes.cgroup_root.clone(),
     })
     .context("starting the capture")?;
+    // Before /readyz says ready: a SIGTERM from then on must stop us cleanly.
+    let shutdown = crate::shutdown_signal(None);
     let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;
     release_load_time_memory();
     shared
@@ -135,28 +140,30 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let store_task = tokio::spawn(tasks::store_loop(
         shared.clone(),
         store.clone(),
-        cfg.store_flush,
-        cfg.retention,
+        cfg.store.clone(),
         stop_rx.clone(),
     ));
     let alert_task = tokio::spawn(tasks::alert_loop(
         shared.clone(),
-        cfg.alertmanager.clone(),
-        cfg.alert_resend,
-        cfg.resolve_after,
+        cfg.alerts.clone(),
         stop_rx.clone(),
     ));
     let reload_task = tokio::spawn(tasks::reload_loop(
-        cfg.clone(),
+        cfg.policy.clone(),
+        cfg.reload_poll,
         judge_tx,
         shared.clone(),
         store.clone(),
         stop_rx.clone(),
     ));
 
-    let mut handler =
-        handler::DaemonHandler::new(shared.clone(), judge_rx, events, cfg.scope.clone());
-    let summary = stream::run(&mut probes, &mut handler, crate::shutdown_signal(None)).await;
+    let mut handler = handler::DaemonHandler::new(
+        shared.clone(),
+        judge_rx,
+        sinks::EventWriter::new(events),
+        cfg.scope.clone(),
+    );
+    let summary = stream::run(&mut probes, &mut handler, shutdown).await;
     shared
         .ready
         .store(false, std::sync::atomic::Ordering::Relaxed);

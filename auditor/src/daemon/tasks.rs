@@ -8,16 +8,14 @@ use std::{
 
 use tokio::sync::watch;
 
-use super::{Drops, Shared};
+use super::Shared;
 use crate::{
-    alert::{
-        alertmanager::{Client, alert},
-        edges::unix_ms,
-    },
-    cli::RunConfig,
+    alert::alertmanager::{Client, alert},
+    cli::{AlertConfig, PolicyConfig, StoreConfig},
+    edge::{from_unix_ms, unix_ms},
     internal_events::{
-        AlertmanagerPosted, InternalEvent, PolicyReloadFailed, PolicyReloaded, StoreCommitFailed,
-        StoreCommitted,
+        AlertmanagerPostFailed, AlertmanagerPosted, InternalEvent, PolicyReloadFailed,
+        PolicyReloaded, StoreCommitFailed, StoreCommitted,
     },
     store::{Store, batch::CoverageUpdate},
     verdict::{Judge, load_judge},
@@ -34,9 +32,7 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
         session_start_ms: shared.session_start_ms,
         start_ms: *last_end_ms,
         end_ms: now_ms,
-        ringbuf_full: drops.ringbuf_full,
-        lru_evictions: drops.lru_evictions,
-        flow_insert_failed: drops.flow_insert_failed,
+        drops,
     });
     let node = shared.node.clone();
     let store2 = store.clone();
@@ -64,12 +60,11 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
             let mut merged = batch;
             merged.merge(newer);
             if let Some(c) = merged.coverage.take() {
-                let mut d = shared.drops.lock().unwrap_or_else(|e| e.into_inner());
-                *d = Drops {
-                    ringbuf_full: d.ringbuf_full + c.ringbuf_full,
-                    lru_evictions: d.lru_evictions + c.lru_evictions,
-                    flow_insert_failed: d.flow_insert_failed + c.flow_insert_failed,
-                };
+                shared
+                    .drops
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(&c.drops);
             }
             *pending = merged;
         }
@@ -83,13 +78,12 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
 pub async fn store_loop(
     shared: Arc<Shared>,
     store: Option<Arc<Mutex<Store>>>,
-    every: Duration,
-    retention: Duration,
+    cfg: StoreConfig,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(store) = store else { return };
     let mut last_end_ms = shared.session_start_ms;
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(cfg.flush);
     let mut last_prune = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -99,7 +93,7 @@ pub async fn store_loop(
         commit_once(&shared, &store, &mut last_end_ms).await;
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = tokio::time::Instant::now();
-            let cutoff = unix_ms(SystemTime::now()) - retention.as_millis() as i64;
+            let cutoff = unix_ms(SystemTime::now()) - cfg.retention.as_millis() as i64;
             let s = store.clone();
             if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || {
                 s.lock().unwrap_or_else(|e| e.into_inner()).prune(cutoff)
@@ -115,14 +109,9 @@ pub async fn store_loop(
     commit_once(&shared, &store, &mut last_end_ms).await;
 }
 
-pub async fn alert_loop(
-    shared: Arc<Shared>,
-    url: Option<String>,
-    resend: Duration,
-    resolve_after: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let client = match url.as_deref().map(Client::new) {
+pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::Receiver<bool>) {
+    let (resend, resolve_after) = (cfg.resend, cfg.resolve_after);
+    let client = match cfg.alertmanager.as_deref().map(Client::new) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             tracing::error!(error = %e, "Alertmanager client");
@@ -143,14 +132,15 @@ pub async fn alert_loop(
         let alerts: Vec<serde_json::Value> = {
             let mut edges = shared.edges.lock().unwrap_or_else(|e| e.into_inner());
             let mut out = Vec::new();
-            for (key, e) in edges.iter_mut() {
+            for e in edges.iter_mut() {
                 let quiet = e.last_seen_at.elapsed();
                 if quiet < resolve_after {
                     e.alert_open = true;
-                    out.push(alert(&shared.node, key, e, e.last_seen + resolve_after));
+                    let ends_at = from_unix_ms(e.edge.last_seen) + resolve_after;
+                    out.push(alert(&shared.node, &e.edge, ends_at));
                 } else if e.alert_open {
                     e.alert_open = false;
-                    out.push(alert(&shared.node, key, e, now));
+                    out.push(alert(&shared.node, &e.edge, now));
                 }
             }
             edges.forget_idle(resolve_after * 4);
@@ -159,19 +149,23 @@ pub async fn alert_loop(
         if let Some(c) = &client
             && !alerts.is_empty()
         {
-            let r = c.post(&alerts).await;
-            AlertmanagerPosted {
-                alerts: alerts.len(),
-                ok: r.is_ok(),
-                detail: r.err().unwrap_or_default(),
+            match c.post(&alerts).await {
+                Ok(()) => AlertmanagerPosted {
+                    alerts: alerts.len(),
+                }
+                .emit(&shared.metrics),
+                Err(error) => AlertmanagerPostFailed {
+                    alerts: alerts.len(),
+                    error,
+                }
+                .emit(&shared.metrics),
             }
-            .emit(&shared.metrics);
         }
     }
 }
 
 /// What identifies a file's version: a ConfigMap update swaps a symlink, which changes it.
-fn fingerprint(cfg: &RunConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
+fn fingerprint(cfg: &PolicyConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
     use std::os::unix::fs::MetadataExt;
     [
         Some(&cfg.allowlist),
@@ -193,7 +187,8 @@ fn fingerprint(cfg: &RunConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
 }
 
 pub async fn reload_loop(
-    cfg: RunConfig,
+    cfg: PolicyConfig,
+    poll: Duration,
     tx: watch::Sender<Arc<Judge>>,
     shared: Arc<Shared>,
     store: Option<Arc<Mutex<Store>>>,
@@ -217,7 +212,7 @@ pub async fn reload_loop(
         };
         let reason = tokio::select! {
             _ = hup_recv => "SIGHUP",
-            _ = tokio::time::sleep(cfg.reload_poll) => {
+            _ = tokio::time::sleep(poll) => {
                 let now = fingerprint(&cfg);
                 if now == seen { continue; }
                 seen = now;
@@ -251,10 +246,16 @@ pub async fn reload_loop(
                 // The store records which policy its observations were judged against.
                 if let Some(st) = &store {
                     let json = allowlist::file::to_json(&judge.allowlist);
+                    let inputs = crate::provenance::Inputs::of_files(
+                        &judge.allowlist,
+                        &cfg.allowlist,
+                        Some(&cfg.inventory),
+                        cfg.overrides.as_deref(),
+                    );
+                    let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = st
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
                         .set_allowlist(&json)
+                        .and_then(|()| st.record_inputs(&inputs?, &json))
                     {
                         StoreCommitFailed { error: &e }.emit(&shared.metrics);
                     }

@@ -1,11 +1,10 @@
 //! Identity: who is at each end of a flow, as a documented service name. Sources of
-//! identity (the inventory file now; the Kubernetes API later) plug in behind one trait;
-//! the first source that knows an endpoint wins.
+//! identity (the inventory file, the Kubernetes API) plug in behind one trait; the first
+//! source that knows an endpoint wins. Identity reads only what a flow record carries
+//! (capture has already added the cgroup path and namespace addresses): never /proc.
 
-pub mod cgroups;
 pub mod inventory;
 pub mod kubernetes;
-pub mod netns;
 
 use std::{net::IpAddr, sync::Arc};
 

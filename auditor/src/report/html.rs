@@ -3,19 +3,36 @@
 
 use std::fmt::Write;
 
-use super::{Report, diagram, diagram::esc};
+use super::{Report, diagram, diagram::esc, rfc3339_ms};
 
 const CSS: &str = "
 body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#212121;max-width:1320px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:14px;margin:16px 0 6px}
 .headline{font-size:16px;margin:10px 0 16px;padding:12px 14px;border-radius:6px}
 .violations{background:#ffebee;border-left:5px solid #c62828}.clean{background:#e8f5e9;border-left:5px solid #2e7d32}
 .incomplete{background:#fff8e1;border-left:5px solid #f9a825}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e0e0e0;border-radius:6px;padding:8px 12px;min-width:150px}
 .card b{display:block;font-size:20px}.card span{color:#616161;font-size:12px}
-table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid #e0e0e0;padding:4px 6px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid #e0e0e0;padding:4px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f5f5f5}tr.never td{background:#fafafa;color:#757575}tr.bad td{background:#fff5f5}
-.muted{color:#757575;font-size:12px}svg.diagram{max-width:100%;height:auto;border:1px solid #eee;border-radius:6px}
+table.facts{width:auto;margin:8px 0 4px}table.facts th{white-space:nowrap;width:1%}table.facts td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11px}
+.muted{color:#757575;font-size:12px}
+.figure{overflow-x:auto;border:1px solid #eee;border-radius:6px}svg.diagram{display:block;max-width:none;height:auto}
+td.num{white-space:nowrap}
+@media (max-width:1000px){body{margin:10px}table{font-size:11px}th,td{padding:3px 4px}.card{min-width:120px}}
+@page{margin:12mm}
+@media print{
+ body{margin:0;max-width:none;font-size:10px}
+ h2,h3{break-after:avoid;page-break-after:avoid}h2{font-size:14px}
+ .headline,.card{break-inside:avoid}
+ .figure{overflow:visible;border:none}svg.diagram{max-width:100%;width:100%}
+ table{font-size:8.5px;table-layout:auto}th,td{padding:2px 3px}
+ thead{display:table-header-group}
+ tr{break-inside:avoid;page-break-inside:avoid}
+ th{background:#eee;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ tr.bad td,tr.never td,.headline{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+}
 ";
 
 pub fn render(r: &Report) -> String {
@@ -31,13 +48,13 @@ pub fn render(r: &Report) -> String {
         esc(title)
     );
     let _ = writeln!(o, "<h1>Traffic audit: {}</h1>", esc(title));
+    let _ = writeln!(o, "<table class=\"facts\" id=\"header\">");
+    for (k, v) in super::header_facts(r) {
+        let _ = writeln!(o, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
+    }
     let _ = writeln!(
         o,
-        "<div class=\"muted\">Nodes: {} · period {} – {} · generated {} · source {}</div>",
-        esc(&r.nodes.join(", ")),
-        esc(r.period.since.as_deref().unwrap_or("start")),
-        esc(r.period.until.as_deref().unwrap_or("now")),
-        esc(&r.generated_at),
+        "<tr><th>Document</th><td>{}</td></tr></table>",
         esc(r.document.source.as_deref().unwrap_or("-"))
     );
     let _ = writeln!(
@@ -70,7 +87,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "</div>\n<h2>Services and connections</h2>\n{}",
+        "</div>\n<h2>Services and connections</h2>\n<div class=\"figure\">{}</div>",
         diagram::render(r)
     );
 
@@ -80,42 +97,44 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(
             o,
-            "<table id=\"violations\"><tr><th>Verdict</th><th>Source</th><th>Destination</th><th>Port</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Example</th><th>Closest documented rows</th></tr>"
+            "<table id=\"violations\"><thead><tr><th>Verdict</th><th>Source (src)</th><th>Destination (dst)</th><th>Port</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Process</th><th>Rules (closest documented rows)</th></tr></thead><tbody>"
         );
         for v in &r.violations {
-            let cited = v.cited_rows("–");
+            let (e, k) = (&v.edge, v.edge.key());
+            let cited = e.cited_rows("–");
             let _ = writeln!(
                 o,
                 "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&v.verdict),
-                esc(&v.source),
-                esc(&v.destination),
-                v.destination_addr
-                    .as_deref()
-                    .filter(|a| *a != v.destination)
-                    .map(|a| format!(" <span class=\"muted\">{}</span>", esc(a)))
+                esc(k.verdict.as_str()),
+                esc(&k.src),
+                esc(&k.dst),
+                e.dst
+                    .addr
+                    .map(|a| a.to_string())
+                    .filter(|a| *a != k.dst)
+                    .map(|a| format!(" <span class=\"muted\">{}</span>", esc(&a)))
                     .unwrap_or_default(),
-                esc(&v.transport),
-                v.port,
-                v.count,
-                esc(&v.first_seen),
-                esc(&v.last_seen),
+                k.transport,
+                k.port,
+                e.count,
+                esc(&rfc3339_ms(e.first_seen)),
+                esc(&rfc3339_ms(e.last_seen)),
                 esc(&v.nodes.join(", ")),
-                esc(&v.example),
+                esc(&e.example_text()),
                 esc(&cited)
             );
         }
-        let _ = writeln!(o, "</table>");
+        let _ = writeln!(o, "</tbody></table>");
     }
 
     let _ = writeln!(
         o,
-        "<h2>Documented connections</h2>\n<table id=\"rows\"><tr><th>#</th><th>Source</th><th>Destination</th><th>Protocol</th><th>Port</th><th>Observed</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Examples</th></tr>"
+        "<h2>Documented connections</h2>\n<table id=\"rows\"><thead><tr><th>#</th><th>Source</th><th>Destination</th><th>Protocol</th><th>Port</th><th>Observed</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Examples</th></tr></thead><tbody>"
     );
     for x in &r.rows {
         let _ = writeln!(
             o,
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if x.observed { "seen" } else { "never" },
             x.number.map_or_else(|| "–".into(), |n| n.to_string()),
             esc(&x.source),
@@ -132,7 +151,33 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "</table>\n<h2>Coverage</h2>\n<table id=\"coverage\"><tr><th>Node</th><th>From</th><th>To</th><th>Fully audited</th><th>Ring buffer full</th><th>LRU evictions</th><th>Insert failures</th></tr>"
+        "</tbody></table>\n<h2>Coverage</h2>\n<p>{:.1}% of the period fully audited.</p>",
+        r.coverage.fraction * 100.0
+    );
+    if !r.coverage.gaps.is_empty() {
+        let _ = writeln!(
+            o,
+            "<h3>Gaps</h3>\n<table id=\"gaps\"><thead><tr><th>Node</th><th>From</th><th>To</th><th>Why</th></tr></thead><tbody>"
+        );
+        for g in &r.coverage.gaps {
+            let _ = writeln!(
+                o,
+                "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&g.node),
+                esc(&g.start),
+                esc(&g.end),
+                if g.reason == "not_running" {
+                    "auditor not running"
+                } else {
+                    "kernel drops"
+                }
+            );
+        }
+        let _ = writeln!(o, "</tbody></table>");
+    }
+    let _ = writeln!(
+        o,
+        "<h3>Intervals</h3>\n<table id=\"coverage\"><thead><tr><th>Node</th><th>From</th><th>To</th><th>Fully audited</th><th>Ring buffer full</th><th>LRU evictions</th><th>Insert failures</th></tr></thead><tbody>"
     );
     for i in &r.coverage.intervals {
         let _ = writeln!(
@@ -143,14 +188,15 @@ pub fn render(r: &Report) -> String {
             esc(&i.start),
             esc(&i.end),
             if i.fully_audited { "yes" } else { "no" },
-            i.ringbuf_full,
-            i.lru_evictions,
-            i.flow_insert_failed
+            i.drops.ringbuf_full,
+            i.drops.lru_evictions,
+            i.drops.flow_insert_failed
         );
     }
     let _ = writeln!(
         o,
-        "</table>\n<p class=\"muted\">auditor · {}</p>\n</body></html>",
+        "</tbody></table>\n<p class=\"muted\">auditor {} · {}</p>\n</body></html>",
+        esc(&r.auditor_version),
         esc(&r.schema)
     );
     o

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::{Report, rfc3339_ms};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -19,18 +19,9 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "**{}**\n", r.summary.headline);
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Status | {} |", r.summary.status);
-    let _ = writeln!(o, "| Nodes | {} |", r.nodes.join(", "));
-    let _ = writeln!(
-        o,
-        "| Period | {} – {} |",
-        r.period.since.as_deref().unwrap_or("start"),
-        r.period.until.as_deref().unwrap_or("now")
-    );
-    let _ = writeln!(
-        o,
-        "| Watched | {:.0} s ({:.0} s not fully audited) |",
-        r.summary.watched_seconds, r.summary.incomplete_seconds
-    );
+    for (k, v) in super::header_facts(r) {
+        let _ = writeln!(o, "| {k} | {} |", cell(&v));
+    }
     let _ = writeln!(
         o,
         "| Documented connections observed | {} of {} |",
@@ -53,25 +44,25 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(
             o,
-            "| Verdict | Source | Destination | Port | Connections | First seen | Last seen | Nodes | Example | Closest documented rows |"
+            "| Verdict | Source (src) | Destination (dst) | Port | Connections | First seen | Last seen | Nodes | Process | Rules (closest documented rows) |"
         );
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
         for v in &r.violations {
-            let cited = v.cited_rows("-");
+            let (e, k) = (&v.edge, v.edge.key());
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |",
-                v.verdict,
-                cell(&v.source),
-                cell(&v.destination),
-                v.transport,
-                v.port,
-                v.count,
-                v.first_seen,
-                v.last_seen,
+                k.verdict.as_str(),
+                cell(&k.src),
+                cell(&k.dst),
+                k.transport,
+                k.port,
+                e.count,
+                rfc3339_ms(e.first_seen),
+                rfc3339_ms(e.last_seen),
                 v.nodes.join(", "),
-                cell(&v.example),
-                cited
+                cell(&e.example_text()),
+                e.cited_rows("-")
             );
         }
         let _ = writeln!(o);
@@ -103,6 +94,32 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "\n## Coverage\n");
     let _ = writeln!(
         o,
+        "{:.1}% of the period fully audited.\n",
+        r.coverage.fraction * 100.0
+    );
+    if !r.coverage.gaps.is_empty() {
+        let _ = writeln!(
+            o,
+            "Gaps (not fully audited):\n\n| Node | From | To | Why |\n|---|---|---|---|"
+        );
+        for g in &r.coverage.gaps {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                cell(&g.node),
+                g.start,
+                g.end,
+                if g.reason == "not_running" {
+                    "auditor not running"
+                } else {
+                    "kernel drops"
+                }
+            );
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(
+        o,
         "| Node | From | To | Fully audited | Ring buffer full | LRU evictions | Insert failures |\n|---|---|---|---|---|---|---|"
     );
     for i in &r.coverage.intervals {
@@ -113,9 +130,9 @@ pub fn render(r: &Report) -> String {
             i.start,
             i.end,
             if i.fully_audited { "yes" } else { "**no**" },
-            i.ringbuf_full,
-            i.lru_evictions,
-            i.flow_insert_failed
+            i.drops.ringbuf_full,
+            i.drops.lru_evictions,
+            i.drops.flow_insert_failed
         );
     }
     let _ = writeln!(

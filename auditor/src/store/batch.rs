@@ -3,38 +3,15 @@
 
 use std::collections::HashMap;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EdgeKey {
-    pub verdict: &'static str,
-    /// Service name, or the address when the source is unknown.
-    pub src: String,
-    /// Service name, or the address when the destination is unknown.
-    pub dst: String,
-    pub transport: &'static str,
-    pub port: u16,
-}
+use crate::edge::{Drops, Edge, EdgeKey, Millis};
 
-#[derive(Debug, Clone, Default)]
-pub struct EdgeDelta {
-    pub rules: Vec<u32>,
-    pub documented: Option<serde_json::Value>,
-    pub dst_addr: Option<String>,
-    pub count: u64,
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
-    pub example_comm: Option<String>,
-    pub example_pid: Option<u32>,
-    pub example_cgroup: Option<String>,
-    pub example_src_addr: Option<String>,
-    /// The source pod ("ns/pod (workload)"), when the cluster identified it.
-    pub example_pod: Option<String>,
-}
-
+/// A documented row seen allowing a connection.
 #[derive(Debug, Clone, Default)]
 pub struct RowDelta {
     pub count: u64,
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
+    pub first_seen_ms: Millis,
+    pub last_seen_ms: Millis,
+    /// The source's name ("Tenant Service") and process name of an example.
     pub example_src: Option<String>,
     pub example_comm: Option<String>,
 }
@@ -43,18 +20,17 @@ pub struct RowDelta {
 /// drops counted in it.
 #[derive(Debug, Clone, Default)]
 pub struct CoverageUpdate {
-    pub session_start_ms: i64,
-    pub start_ms: i64,
-    pub end_ms: i64,
-    pub ringbuf_full: u64,
-    pub lru_evictions: u64,
-    pub flow_insert_failed: u64,
+    pub session_start_ms: Millis,
+    pub start_ms: Millis,
+    pub end_ms: Millis,
+    pub drops: Drops,
 }
 
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub edges: HashMap<EdgeKey, EdgeDelta>,
-    pub rows: HashMap<u32, RowDelta>,
+    pub edges: HashMap<EdgeKey, Edge>,
+    /// By row number and the digest of the row's content judged against.
+    pub rows: HashMap<(u32, String), RowDelta>,
     pub coverage: Option<CoverageUpdate>,
 }
 
@@ -64,29 +40,26 @@ impl Batch {
     }
 
     pub fn connections(&self) -> u64 {
-        self.edges.values().map(|d| d.count).sum()
+        self.edges.values().map(|e| e.count).sum()
     }
 
-    pub fn add_edge(&mut self, key: EdgeKey, delta: EdgeDelta) {
-        match self.edges.get_mut(&key) {
-            Some(e) => {
-                e.count += delta.count;
-                e.first_seen_ms = e.first_seen_ms.min(delta.first_seen_ms);
-                e.last_seen_ms = e.last_seen_ms.max(delta.last_seen_ms);
-                e.rules = delta.rules;
-                e.documented = delta.documented;
-            }
+    pub fn add_edge(&mut self, edge: Edge) {
+        match self.edges.get_mut(&edge.key()) {
+            Some(e) => e.add(&edge),
             None => {
-                self.edges.insert(key, delta);
+                self.edges.insert(edge.key(), edge);
             }
         }
     }
 
-    pub fn add_row(&mut self, rule: u32, delta: RowDelta) {
-        let e = self.rows.entry(rule).or_insert_with(|| RowDelta {
-            first_seen_ms: delta.first_seen_ms,
-            ..RowDelta::default()
-        });
+    pub fn add_row(&mut self, rule: u32, digest: &str, delta: RowDelta) {
+        let e = self
+            .rows
+            .entry((rule, digest.to_string()))
+            .or_insert_with(|| RowDelta {
+                first_seen_ms: delta.first_seen_ms,
+                ..RowDelta::default()
+            });
         e.count += delta.count;
         e.first_seen_ms = e.first_seen_ms.min(delta.first_seen_ms);
         e.last_seen_ms = e.last_seen_ms.max(delta.last_seen_ms);
@@ -98,19 +71,17 @@ impl Batch {
 
     /// Puts a batch that failed to commit back in front of what came since.
     pub fn merge(&mut self, older: Batch) {
-        for (k, d) in older.edges {
-            self.add_edge(k, d);
+        for (_, e) in older.edges {
+            self.add_edge(e);
         }
-        for (r, d) in older.rows {
-            self.add_row(r, d);
+        for ((r, digest), d) in older.rows {
+            self.add_row(r, &digest, d);
         }
         if self.coverage.is_none() {
             self.coverage = older.coverage;
         } else if let (Some(new), Some(old)) = (&mut self.coverage, older.coverage) {
             new.start_ms = new.start_ms.min(old.start_ms);
-            new.ringbuf_full += old.ringbuf_full;
-            new.lru_evictions += old.lru_evictions;
-            new.flow_insert_failed += old.flow_insert_failed;
+            new.drops.add(&old.drops);
         }
     }
 }

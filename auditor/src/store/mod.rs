@@ -6,31 +6,44 @@
 
 pub mod batch;
 
-use std::path::Path;
+use std::{net::IpAddr, path::Path};
 
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use batch::{Batch, EdgeDelta, EdgeKey, RowDelta};
+pub use batch::{Batch, CoverageUpdate, RowDelta};
 
-const SCHEMA_VERSION: i64 = 1;
+use crate::{
+    edge::{Direction, Drops, Edge, Endpoint, Millis, Process, Transport},
+    verdict::Verdict,
+};
+
+/// 2: an edge's ends and example process are typed (`src_end`, `dst_end`, `process`:
+/// JSON of `crate::edge` types). A version 1 store is upgraded when `auditor run` opens
+/// it, and read as it is by reports.
+/// 3: a documented row's observations are kept per row content (`rows.digest`, the
+/// sha256 of source, destination, transport and ports): a row is credited only with
+/// traffic judged against that content. Version 1 and 2 stores are upgraded by
+/// `auditor run` (their rows get an empty digest: judged against the recorded allowlist)
+/// and read as they are by reports.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS edges (
     node TEXT NOT NULL, verdict TEXT NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL,
     transport TEXT NOT NULL, port INTEGER NOT NULL,
-    rules TEXT NOT NULL, documented TEXT, dst_addr TEXT,
+    rules TEXT NOT NULL, documented TEXT,
     count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
-    example_comm TEXT, example_pid INTEGER, example_cgroup TEXT, example_src_addr TEXT, example_pod TEXT,
+    direction TEXT, src_end TEXT, dst_end TEXT, process TEXT,
     PRIMARY KEY (node, verdict, src, dst, transport, port)
 );
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen_ms);
 CREATE TABLE IF NOT EXISTS rows (
-    node TEXT NOT NULL, rule INTEGER NOT NULL,
+    node TEXT NOT NULL, rule INTEGER NOT NULL, digest TEXT NOT NULL DEFAULT '',
     count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
     example_src TEXT, example_comm TEXT,
-    PRIMARY KEY (node, rule)
+    PRIMARY KEY (node, rule, digest)
 );
 CREATE TABLE IF NOT EXISTS coverage (
     node TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
@@ -42,37 +55,25 @@ CREATE TABLE IF NOT EXISTS coverage (
 
 pub struct Store {
     conn: Connection,
+    version: i64,
 }
 
 /// One stored edge, as reports read it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct EdgeRow {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEdge {
     pub node: String,
-    pub verdict: String,
-    pub src: String,
-    pub dst: String,
-    pub transport: String,
-    pub port: u16,
-    pub rules: Vec<u32>,
-    pub documented: Option<serde_json::Value>,
-    pub dst_addr: Option<String>,
-    pub count: u64,
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
-    pub example_comm: Option<String>,
-    pub example_pid: Option<u32>,
-    pub example_cgroup: Option<String>,
-    pub example_src_addr: Option<String>,
-    pub example_pod: Option<String>,
+    pub edge: Edge,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RowObservation {
     pub node: String,
     pub rule: u32,
+    /// The content digest of the row judged against ("" in stores before version 3).
+    pub digest: String,
     pub count: u64,
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
+    pub first_seen_ms: Millis,
+    pub last_seen_ms: Millis,
     pub example_src: Option<String>,
     pub example_comm: Option<String>,
 }
@@ -80,11 +81,114 @@ pub struct RowObservation {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CoverageInterval {
     pub node: String,
-    pub start_ms: i64,
-    pub end_ms: i64,
-    pub ringbuf_full: u64,
-    pub lru_evictions: u64,
-    pub flow_insert_failed: u64,
+    pub start_ms: Millis,
+    pub end_ms: Millis,
+    pub drops: Drops,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("store values serialise")
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn conversion(what: &str, text: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} {text:?}").into(),
+    )
+}
+
+fn transport(text: &str) -> rusqlite::Result<Transport> {
+    match text {
+        "tcp" => Ok(Transport::Tcp),
+        "udp" => Ok(Transport::Udp),
+        other => Err(conversion("transport", other)),
+    }
+}
+
+/// An end named by a version 1 store: the key's text (a service, or an address when the
+/// end was not attributed), and "ns/pod (Kind/name)" for a pod.
+fn v1_end(name: &str, addr: Option<String>, pod: Option<String>) -> Endpoint {
+    let mut e = Endpoint::default();
+    match name.parse::<IpAddr>() {
+        Ok(a) => e.addr = Some(a),
+        Err(_) if name != "unknown" => e.service = Some(name.to_string()),
+        Err(_) => {}
+    }
+    if let Some(a) = addr.and_then(|a| a.parse().ok()) {
+        e.addr = Some(a);
+    }
+    if let Some(text) = pod
+        && let Some((ns, rest)) = text.split_once('/')
+    {
+        let (pod, workload) = match rest.split_once(" (") {
+            Some((p, w)) => (p, Some(w.trim_end_matches(')').to_string())),
+            None => (rest, None),
+        };
+        e.namespace = Some(ns.to_string());
+        e.pod = Some(pod.to_string());
+        e.workload = workload;
+    }
+    e
+}
+
+const EDGE_COLUMNS: &str = "node, verdict, src, dst, transport, port, rules, documented, count,
+    first_seen_ms, last_seen_ms, direction, src_end, dst_end, process";
+const V1_EDGE_COLUMNS: &str = "node, verdict, src, dst, transport, port, rules, documented, count,
+    first_seen_ms, last_seen_ms, dst_addr, example_src_addr, example_pod, example_comm,
+    example_pid, example_cgroup";
+
+/// An edge row, selected with `EDGE_COLUMNS` (version 2) or `V1_EDGE_COLUMNS`.
+fn edge_row(r: &rusqlite::Row<'_>, version: i64) -> rusqlite::Result<StoredEdge> {
+    let verdict: String = r.get(1)?;
+    let src: String = r.get(2)?;
+    let dst: String = r.get(3)?;
+    let port: u16 = r.get(5)?;
+    let rules: String = r.get(6)?;
+    let (direction, src_end, mut dst_end, process) = if version == 1 {
+        let comm: Option<String> = r.get(14)?;
+        let process = comm.map(|comm| -> rusqlite::Result<Process> {
+            Ok(Process {
+                pid: r.get::<_, Option<u32>>(15)?.unwrap_or(0),
+                comm,
+                cgroup: r.get(16)?,
+            })
+        });
+        (
+            Direction::Egress,
+            v1_end(&src, r.get(12)?, r.get(13)?),
+            v1_end(&dst, r.get(11)?, None),
+            process.transpose()?,
+        )
+    } else {
+        (
+            parse_json(r.get(11)?).unwrap_or(Direction::Egress),
+            parse_json(r.get(12)?).unwrap_or_else(|| v1_end(&src, None, None)),
+            parse_json(r.get(13)?).unwrap_or_else(|| v1_end(&dst, None, None)),
+            parse_json(r.get(14)?),
+        )
+    };
+    dst_end.port = Some(port);
+    Ok(StoredEdge {
+        node: r.get(0)?,
+        edge: Edge {
+            verdict: Verdict::parse(&verdict).ok_or_else(|| conversion("verdict", &verdict))?,
+            rules: rules.split(',').filter_map(|s| s.parse().ok()).collect(),
+            transport: transport(&r.get::<_, String>(4)?)?,
+            direction,
+            documented: parse_json(r.get(7)?),
+            src: src_end,
+            dst: dst_end,
+            process,
+            count: r.get::<_, i64>(8)? as u64,
+            first_seen: r.get(9)?,
+            last_seen: r.get(10)?,
+        },
+    })
 }
 
 /// The one error for a file that is not a store we can use, in the user's words rather
@@ -102,11 +206,19 @@ fn not_a_store(path: &Path, e: &anyhow::Error) -> anyhow::Error {
 }
 
 impl Store {
-    /// Opens (creating if needed) a store. Refuses a file that is not an auditor store.
+    /// Opens (creating if needed) a store, upgrading an older layout. Refuses a file that
+    /// is not an auditor store.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let conn =
             Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
-        let store = Store { conn };
+        let pragmas = || -> anyhow::Result<()> {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(())
+        };
+        pragmas().map_err(|e| not_a_store(path, &e))?;
+        let mut store = Store { conn, version: 0 };
         store.init().map_err(|e| not_a_store(path, &e))?;
         Ok(store)
     }
@@ -118,46 +230,108 @@ impl Store {
         }
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening store {}", path.display()))?;
-        let store = Store { conn };
-        store.check_version().map_err(|e| not_a_store(path, &e))?;
+        let mut store = Store { conn, version: 0 };
+        store.version = store.check_version().map_err(|e| not_a_store(path, &e))?;
         Ok(store)
     }
 
-    fn init(&self) -> anyhow::Result<()> {
-        self.conn.pragma_update(None, "journal_mode", "WAL")?;
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        self.conn.execute_batch(SCHEMA)?;
-        self.conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-            params![SCHEMA_VERSION.to_string()],
-        )?;
-        self.check_version()
+    fn init(&mut self) -> anyhow::Result<()> {
+        let existing = self.version_text()?;
+        if existing.is_none() {
+            self.conn.execute_batch(SCHEMA)?;
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )?;
+        }
+        self.version = self.check_version()?;
+        if self.version == 1 {
+            self.upgrade_from_1()?;
+            self.version = 2;
+        }
+        if self.version == 2 {
+            self.upgrade_from_2()?;
+            self.version = SCHEMA_VERSION;
+        }
+        Ok(())
     }
 
-    fn check_version(&self) -> anyhow::Result<()> {
-        let v: Option<String> = self
+    fn version_text(&self) -> anyhow::Result<Option<String>> {
+        let has_meta: bool = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has_meta {
+            return Ok(None);
+        }
+        Ok(self
             .conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
                 [],
                 |r| r.get(0),
             )
-            .optional()
-            .map_err(|e| match e {
-                // An SQLite file of something else: it has no auditor tables.
-                rusqlite::Error::SqliteFailure(_, Some(m)) if m.starts_with("no such table") => {
-                    anyhow::anyhow!("an SQLite database, but not one auditor wrote")
-                }
-                e => e.into(),
-            })?;
-        match v.as_deref() {
-            Some("1") => Ok(()),
+            .optional()?)
+    }
+
+    fn check_version(&self) -> anyhow::Result<i64> {
+        match self.version_text()?.as_deref() {
+            Some("1") => Ok(1),
+            Some("2") => Ok(2),
+            Some("3") => Ok(3),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
-            None => bail!("no schema version"),
+            None => bail!("an SQLite database, but not one auditor wrote"),
         }
+    }
+
+    /// Version 1 kept an edge's example in loose columns; version 2 keeps typed ends. The
+    /// old columns stay (unused) so no data is rewritten but the new ones.
+    /// Version 3 keys row observations by content digest too: the table is rebuilt (SQLite
+    /// cannot change a primary key), old rows with an empty digest.
+    fn upgrade_from_2(&mut self) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TABLE rows_v3 (
+                node TEXT NOT NULL, rule INTEGER NOT NULL, digest TEXT NOT NULL DEFAULT '',
+                count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+                example_src TEXT, example_comm TEXT,
+                PRIMARY KEY (node, rule, digest)
+             );
+             INSERT INTO rows_v3 (node, rule, digest, count, first_seen_ms, last_seen_ms, example_src, example_comm)
+                SELECT node, rule, '', count, first_seen_ms, last_seen_ms, example_src, example_comm FROM rows;
+             DROP TABLE rows;
+             ALTER TABLE rows_v3 RENAME TO rows;
+             UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn upgrade_from_1(&mut self) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        for col in ["direction", "src_end", "dst_end", "process"] {
+            tx.execute(&format!("ALTER TABLE edges ADD COLUMN {col} TEXT"), [])?;
+        }
+        let old: Vec<(i64, Edge)> = {
+            let mut q = tx.prepare(&format!("SELECT {V1_EDGE_COLUMNS}, rowid FROM edges"))?;
+            q.query_map([], |r| Ok((r.get(17)?, edge_row(r, 1)?.edge)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (rowid, e) in old {
+            tx.execute(
+                "UPDATE edges SET direction = ?2, src_end = ?3, dst_end = ?4, process = ?5 WHERE rowid = ?1",
+                params![rowid, json(&e.direction), json(&e.src), json(&e.dst), e.process.as_ref().map(json)],
+            )?;
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            params!["2"],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Writes a batch in one transaction. On error nothing of it is stored and the caller
@@ -166,23 +340,21 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut up = tx.prepare_cached(
-                "INSERT INTO edges (node, verdict, src, dst, transport, port, rules, documented, dst_addr, count,
-                                    first_seen_ms, last_seen_ms, example_comm, example_pid, example_cgroup, example_src_addr, example_pod)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                "INSERT INTO edges (node, verdict, src, dst, transport, port, rules, documented, count,
+                                    first_seen_ms, last_seen_ms, direction, src_end, dst_end, process)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT (node, verdict, src, dst, transport, port) DO UPDATE SET
                     count = count + excluded.count,
                     rules = excluded.rules, documented = excluded.documented,
-                    dst_addr = COALESCE(dst_addr, excluded.dst_addr),
                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
-                    example_comm = COALESCE(example_comm, excluded.example_comm),
-                    example_pid = COALESCE(example_pid, excluded.example_pid),
-                    example_cgroup = COALESCE(example_cgroup, excluded.example_cgroup),
-                    example_src_addr = COALESCE(example_src_addr, excluded.example_src_addr),
-                    example_pod = COALESCE(example_pod, excluded.example_pod)",
+                    direction = COALESCE(direction, excluded.direction),
+                    src_end = COALESCE(src_end, excluded.src_end),
+                    dst_end = COALESCE(dst_end, excluded.dst_end),
+                    process = COALESCE(process, excluded.process)",
             )?;
-            for (k, d) in &batch.edges {
-                let rules = d
+            for (k, e) in &batch.edges {
+                let rules = e
                     .rules
                     .iter()
                     .map(u32::to_string)
@@ -190,35 +362,33 @@ impl Store {
                     .join(",");
                 up.execute(params![
                     node,
-                    k.verdict,
+                    k.verdict.as_str(),
                     k.src,
                     k.dst,
-                    k.transport,
+                    k.transport.as_str(),
                     k.port,
                     rules,
-                    d.documented.as_ref().map(|v| v.to_string()),
-                    d.dst_addr,
-                    d.count as i64,
-                    d.first_seen_ms,
-                    d.last_seen_ms,
-                    d.example_comm,
-                    d.example_pid,
-                    d.example_cgroup,
-                    d.example_src_addr,
-                    d.example_pod
+                    e.documented.as_ref().map(json),
+                    e.count as i64,
+                    e.first_seen,
+                    e.last_seen,
+                    json(&e.direction),
+                    json(&e.src),
+                    json(&e.dst),
+                    e.process.as_ref().map(json),
                 ])?;
             }
             let mut rows = tx.prepare_cached(
-                "INSERT INTO rows (node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (node, rule) DO UPDATE SET
+                "INSERT INTO rows (node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm, digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (node, rule, digest) DO UPDATE SET
                     count = count + excluded.count,
                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
                     example_src = COALESCE(example_src, excluded.example_src),
                     example_comm = COALESCE(example_comm, excluded.example_comm)",
             )?;
-            for (rule, d) in &batch.rows {
+            for ((rule, digest), d) in &batch.rows {
                 rows.execute(params![
                     node,
                     rule,
@@ -226,7 +396,8 @@ impl Store {
                     d.first_seen_ms,
                     d.last_seen_ms,
                     d.example_src,
-                    d.example_comm
+                    d.example_comm,
+                    digest
                 ])?;
             }
             if let Some(c) = &batch.coverage {
@@ -240,19 +411,19 @@ impl Store {
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
-                let drops = c.ringbuf_full + c.lru_evictions + c.flow_insert_failed;
                 match last {
-                    Some((start, 0)) if drops == 0 => {
+                    Some((start, 0)) if c.drops.total() == 0 => {
                         tx.execute(
                             "UPDATE coverage SET end_ms = ?3 WHERE node = ?1 AND start_ms = ?2",
                             params![node, start, c.end_ms],
                         )?;
                     }
                     _ => {
+                        let d = &c.drops;
                         tx.execute(
                             "INSERT OR REPLACE INTO coverage (node, start_ms, end_ms, ringbuf_full, lru_evictions, flow_insert_failed)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![node, c.start_ms, c.end_ms, c.ringbuf_full as i64, c.lru_evictions as i64, c.flow_insert_failed as i64],
+                            params![node, c.start_ms, c.end_ms, d.ringbuf_full as i64, d.lru_evictions as i64, d.flow_insert_failed as i64],
                         )?;
                     }
                 }
@@ -270,6 +441,59 @@ impl Store {
             params![json],
         )?;
         Ok(())
+    }
+
+    /// Records the inputs a (re)loaded policy was judged against, and keeps that
+    /// allowlist under its content digest: the store keeps every allowlist it judged
+    /// against, not only the latest. Meta rows only, so no layout change.
+    pub fn record_inputs(
+        &mut self,
+        inputs: &crate::provenance::Inputs,
+        allowlist_json: &str,
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+            params![
+                format!("allowlist:{}", inputs.allowlist_content_sha256),
+                allowlist_json
+            ],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![format!("inputs:{}", inputs.since), json(inputs)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every set of inputs recorded, oldest first.
+    pub fn inputs(&self) -> anyhow::Result<Vec<crate::provenance::Inputs>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT value FROM meta WHERE key LIKE 'inputs:%' ORDER BY key")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let text = r?;
+            out.push(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("a recorded set of inputs is unreadable: {text}"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// A recorded allowlist by its content digest.
+    pub fn allowlist_by_digest(&self, digest: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![format!("allowlist:{digest}")],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     pub fn allowlist(&self) -> anyhow::Result<Option<String>> {
@@ -298,37 +522,20 @@ impl Store {
     }
 
     /// Edges seen in [since, until] (ms; None = open).
-    pub fn edges(&self, since: Option<i64>, until: Option<i64>) -> anyhow::Result<Vec<EdgeRow>> {
-        let mut q = self.conn.prepare(
-            "SELECT node, verdict, src, dst, transport, port, rules, documented, dst_addr, count, first_seen_ms, last_seen_ms,
-                    example_comm, example_pid, example_cgroup, example_src_addr, example_pod
-             FROM edges WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2 ORDER BY verdict, src, dst, port",
-        )?;
+    pub fn edges(&self, since: Option<i64>, until: Option<i64>) -> anyhow::Result<Vec<StoredEdge>> {
+        let columns = if self.version == 1 {
+            V1_EDGE_COLUMNS
+        } else {
+            EDGE_COLUMNS
+        };
+        let mut q = self.conn.prepare(&format!(
+            "SELECT {columns} FROM edges WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2
+             ORDER BY verdict, src, dst, port"
+        ))?;
+        let version = self.version;
         let rows = q.query_map(
             params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
-            |r| {
-                let rules: String = r.get(6)?;
-                let documented: Option<String> = r.get(7)?;
-                Ok(EdgeRow {
-                    node: r.get(0)?,
-                    verdict: r.get(1)?,
-                    src: r.get(2)?,
-                    dst: r.get(3)?,
-                    transport: r.get(4)?,
-                    port: r.get(5)?,
-                    rules: rules.split(',').filter_map(|s| s.parse().ok()).collect(),
-                    documented: documented.and_then(|d| serde_json::from_str(&d).ok()),
-                    dst_addr: r.get(8)?,
-                    count: r.get::<_, i64>(9)? as u64,
-                    first_seen_ms: r.get(10)?,
-                    last_seen_ms: r.get(11)?,
-                    example_comm: r.get(12)?,
-                    example_pid: r.get(13)?,
-                    example_cgroup: r.get(14)?,
-                    example_src_addr: r.get(15)?,
-                    example_pod: r.get(16)?,
-                })
-            },
+            |r| edge_row(r, version),
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -338,10 +545,11 @@ impl Store {
         since: Option<i64>,
         until: Option<i64>,
     ) -> anyhow::Result<Vec<RowObservation>> {
-        let mut q = self.conn.prepare(
-            "SELECT node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm FROM rows
-             WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2 ORDER BY rule, node",
-        )?;
+        let digest = if self.version >= 3 { "digest" } else { "''" };
+        let mut q = self.conn.prepare(&format!(
+            "SELECT node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm, {digest} FROM rows
+             WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2 ORDER BY rule, node"
+        ))?;
         let rows = q.query_map(
             params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
             |r| {
@@ -353,6 +561,7 @@ impl Store {
                     last_seen_ms: r.get(4)?,
                     example_src: r.get(5)?,
                     example_comm: r.get(6)?,
+                    digest: r.get(7)?,
                 })
             },
         )?;
@@ -375,9 +584,11 @@ impl Store {
                     node: r.get(0)?,
                     start_ms: r.get(1)?,
                     end_ms: r.get(2)?,
-                    ringbuf_full: r.get::<_, i64>(3)? as u64,
-                    lru_evictions: r.get::<_, i64>(4)? as u64,
-                    flow_insert_failed: r.get::<_, i64>(5)? as u64,
+                    drops: Drops {
+                        ringbuf_full: r.get::<_, i64>(3)? as u64,
+                        lru_evictions: r.get::<_, i64>(4)? as u64,
+                        flow_insert_failed: r.get::<_, i64>(5)? as u64,
+                    },
                 })
             },
         )?;
@@ -396,23 +607,31 @@ mod tests {
         d.join("store.db")
     }
 
-    fn edge(count: u64, at: i64) -> (EdgeKey, EdgeDelta) {
-        (
-            EdgeKey {
-                verdict: "undocumented_egress",
-                src: "GES".into(),
-                dst: "Redis".into(),
-                transport: "tcp",
-                port: 6379,
+    fn edge(count: u64, at: i64) -> Edge {
+        Edge {
+            verdict: Verdict::UndocumentedEgress,
+            rules: vec![],
+            transport: Transport::Tcp,
+            direction: Direction::Egress,
+            documented: None,
+            src: Endpoint {
+                service: Some("GES".into()),
+                ..Endpoint::default()
             },
-            EdgeDelta {
-                count,
-                first_seen_ms: at,
-                last_seen_ms: at,
-                example_comm: Some("ges".into()),
-                ..EdgeDelta::default()
+            dst: Endpoint {
+                service: Some("Redis".into()),
+                port: Some(6379),
+                ..Endpoint::default()
             },
-        )
+            process: Some(Process {
+                pid: 7,
+                comm: "ges".into(),
+                cgroup: None,
+            }),
+            count,
+            first_seen: at,
+            last_seen: at,
+        }
     }
 
     fn coverage(start: i64, end: i64, ringbuf_full: u64) -> Option<CoverageUpdate> {
@@ -420,8 +639,10 @@ mod tests {
             session_start_ms: 0,
             start_ms: start,
             end_ms: end,
-            ringbuf_full,
-            ..CoverageUpdate::default()
+            drops: Drops {
+                ringbuf_full,
+                ..Drops::default()
+            },
         })
     }
 
@@ -431,8 +652,7 @@ mod tests {
         let mut s = Store::open(&path).unwrap();
         for (i, drops) in [(1, 0), (2, 0), (3, 5), (4, 0)] {
             let mut b = Batch::default();
-            let (k, d) = edge(10, i * 1000);
-            b.add_edge(k, d);
+            b.add_edge(edge(10, i * 1000));
             b.coverage = coverage((i - 1) * 1000, i * 1000, drops);
             s.commit("n1", &b).unwrap();
         }
@@ -440,23 +660,103 @@ mod tests {
         assert_eq!(
             (
                 edges.len(),
-                edges[0].count,
-                edges[0].first_seen_ms,
-                edges[0].last_seen_ms
+                edges[0].edge.count,
+                edges[0].edge.first_seen,
+                edges[0].edge.last_seen
             ),
             (1, 40, 1000, 4000)
+        );
+        let mut want = edge(40, 1000);
+        want.last_seen = 4000;
+        assert_eq!(
+            edges[0].edge, want,
+            "the typed edge comes back as it went in"
         );
         let cov: Vec<(i64, i64, u64)> = s
             .coverage(None, None)
             .unwrap()
             .iter()
-            .map(|c| (c.start_ms, c.end_ms, c.ringbuf_full))
+            .map(|c| (c.start_ms, c.end_ms, c.drops.ringbuf_full))
             .collect();
         // Clean time merges into one interval; the interval with drops stands alone.
         assert_eq!(cov, vec![(0, 2000, 0), (2000, 3000, 5), (3000, 4000, 0)]);
         // Retention at 3500: the edge (last seen 4000) stays; the two intervals ending before go.
         assert_eq!(s.prune(3500).unwrap(), 2);
         assert_eq!(s.edges(None, None).unwrap().len(), 1);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_store_is_read_and_upgraded() {
+        let path = tmp("v1");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', '1');
+                 CREATE TABLE edges (
+                    node TEXT NOT NULL, verdict TEXT NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL,
+                    transport TEXT NOT NULL, port INTEGER NOT NULL,
+                    rules TEXT NOT NULL, documented TEXT, dst_addr TEXT,
+                    count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+                    example_comm TEXT, example_pid INTEGER, example_cgroup TEXT, example_src_addr TEXT, example_pod TEXT,
+                    PRIMARY KEY (node, verdict, src, dst, transport, port));
+                 CREATE TABLE rows (node TEXT NOT NULL, rule INTEGER NOT NULL, count INTEGER NOT NULL,
+                    first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, example_src TEXT,
+                    example_comm TEXT, PRIMARY KEY (node, rule));
+                 CREATE TABLE coverage (node TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+                    ringbuf_full INTEGER NOT NULL DEFAULT 0, lru_evictions INTEGER NOT NULL DEFAULT 0,
+                    flow_insert_failed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, start_ms));
+                 INSERT INTO edges VALUES ('n1', 'port_drift', 'Tenant Service', '198.18.0.9', 'tcp', 9200,
+                    '26', '{\"ports\":[\"9100\"],\"transport\":\"tcp\"}', '198.18.0.9', 5, 1000, 2000,
+                    'tenant', 42, '/kubepods/x', '10.0.1.5', 'voice/tenant-7d9f (Deployment/tenant)');
+                 INSERT INTO rows VALUES ('n1', 26, 7, 1000, 2000, 'Tenant Service', 'tenant');",
+            )
+            .unwrap();
+        }
+        let read = |s: &Store| s.edges(None, None).unwrap().remove(0).edge;
+        let old = read(&Store::open_existing(&path).unwrap());
+        assert_eq!(old.src.service.as_deref(), Some("Tenant Service"));
+        assert_eq!(old.src.pod.as_deref(), Some("tenant-7d9f"));
+        assert_eq!(old.src.workload.as_deref(), Some("Deployment/tenant"));
+        assert_eq!(old.dst.service, None);
+        assert_eq!(old.dst.addr, Some("198.18.0.9".parse().unwrap()));
+        assert_eq!(old.dst.port, Some(9200));
+        assert_eq!(old.process.as_ref().map(|p| p.pid), Some(42));
+        assert_eq!(
+            old.documented.as_ref().map(|d| d.to_string()).as_deref(),
+            Some("tcp/9100")
+        );
+        // `auditor run` upgrades it in place; it reads the same, and takes new commits.
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(read(&s), old);
+        let mut b = Batch::default();
+        let mut e = old.clone();
+        e.count = 1;
+        b.add_edge(e);
+        s.commit("n1", &b).unwrap();
+        assert_eq!(read(&s).count, 6);
+        // Version 3: old row observations keep an empty digest; new ones carry theirs,
+        // apart from the old ones.
+        let mut b = Batch::default();
+        b.add_row(
+            26,
+            "abc",
+            RowDelta {
+                count: 1,
+                first_seen_ms: 3000,
+                last_seen_ms: 3000,
+                ..RowDelta::default()
+            },
+        );
+        s.commit("n1", &b).unwrap();
+        let rows: Vec<(u32, String, u64)> = s
+            .rows(None, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.rule, r.digest, r.count))
+            .collect();
+        assert_eq!(rows, vec![(26, String::new(), 7), (26, "abc".into(), 1)]);
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

@@ -1,5 +1,6 @@
 //! `auditor explain`: for humans, how each end of one connection was resolved and why
-//! each documented row between them did or did not match.
+//! each documented row between them did or did not match. It names things as every
+//! other output does (`src`, `dst`, `verdict`, `rules`; see crate::edge).
 
 use std::{fmt::Write, net::IpAddr};
 
@@ -34,8 +35,8 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
             judge.resolver.source_names().join(", ")
         ),
     };
-    let _ = writeln!(out, "{}", side("source", &j.src, from));
-    let _ = writeln!(out, "{}", side("destination", &j.dst, to));
+    let _ = writeln!(out, "{}", side("src", &j.src, from));
+    let _ = writeln!(out, "{}", side("dst", &j.dst, to));
     if j.port != port {
         let _ = writeln!(
             out,
@@ -49,9 +50,8 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
         j.verdict.as_str(),
         match j.rules().as_slice() {
             [] => String::new(),
-            [one] => format!(" (row {one})"),
             r => format!(
-                " (rows {})",
+                " (rules: {})",
                 r.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
             ),
         }

@@ -15,7 +15,17 @@ use crate::{
 };
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -48,6 +58,19 @@ impl Verdict {
     pub fn is_violation(self) -> bool {
         self != Verdict::Allowed
     }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        [
+            Verdict::Allowed,
+            Verdict::PortDrift,
+            Verdict::ProtocolDrift,
+            Verdict::UndocumentedEgress,
+            Verdict::UnknownDestination,
+            Verdict::UnknownSource,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 /// What the judge needs from a flow (borrowed from a `FlowRecord` or built by the daemon).
@@ -66,10 +89,7 @@ pub struct FlowView<'a> {
 impl<'a> FlowView<'a> {
     pub fn of(r: &'a FlowRecord) -> FlowView<'a> {
         FlowView {
-            transport: match r.transport {
-                crate::capture::Transport::Tcp => Transport::Tcp,
-                crate::capture::Transport::Udp => Transport::Udp,
-            },
+            transport: r.transport,
             direction: r.direction,
             src_addr: r.src_addr,
             dst_addr: r.dst_addr,

@@ -1,44 +1,19 @@
-//! Verdicts as JSON lines (what `auditor replay` prints and the daemon's events carry).
-
-use serde_json::{Value, json};
+//! A judgement in the one vocabulary (`crate::edge`): the `Edge` of one flow record. It is
+//! what `auditor replay` prints, one JSON object per line, and what the daemon's sinks
+//! receive for every record.
 
 use super::{Judge, Judgement, Verdict};
-use crate::{capture::FlowRecord, identity::Resolved};
+use crate::{
+    capture::FlowRecord,
+    edge::{Documented, Edge, Endpoint, Millis, Process, unix_ms},
+};
 
-fn side(r: Option<&Resolved>, addr: Option<std::net::IpAddr>) -> Value {
-    let mut v = json!({
-        "service": r.map(|r| r.service.as_ref()),
-        "addr": addr,
-        "via": r.map(|r| r.via.to_string()),
-    });
-    if let Some(k) = r.and_then(|r| r.k8s.as_deref()) {
-        v["k8s"] = k8s_json(k);
-    }
-    v
-}
-
-/// Namespace, pod, Service and workload of an endpoint the cluster identified.
-pub fn k8s_json(k: &crate::identity::kubernetes::K8sRef) -> Value {
-    json!({ "namespace": k.namespace, "pod": k.pod, "service": k.service, "workload": k.workload })
-}
-
-/// "voice/voice-config-7d9f (Deployment/voice-config)", for examples in events and the store.
-pub fn k8s_text(k: &crate::identity::kubernetes::K8sRef) -> String {
-    let name = k.pod.as_deref().or(k.service.as_deref()).unwrap_or("?");
-    match &k.workload {
-        Some(w) => format!("{}/{name} ({w})", k.namespace),
-        None => format!("{}/{name}", k.namespace),
-    }
-}
-
-/// Port sets of the rules a verdict refers to, as documented ("6379*", "9092").
-pub fn documented(judge: &Judge, j: &Judgement<'_>) -> Value {
-    let Some(lookup) = &j.lookup else {
-        return Value::Null;
-    };
-    // Nothing documented between the two (or it was allowed): nothing to cite.
+/// Port sets of the rules a verdict refers to, as documented ("6379*", "9092"); None when
+/// it was allowed or nothing is documented between the two services.
+pub fn documented(judge: &Judge, j: &Judgement<'_>) -> Option<Documented> {
+    let lookup = j.lookup.as_ref()?;
     if j.verdict == Verdict::Allowed || lookup.rules().next().is_none() {
-        return Value::Null;
+        return None;
     }
     let mut ports: Vec<String> = Vec::new();
     let mut transports: Vec<&str> = Vec::new();
@@ -58,28 +33,50 @@ pub fn documented(judge: &Judge, j: &Judgement<'_>) -> Value {
             transports.push(c.transport.as_str());
         }
     }
-    json!({ "ports": ports, "transport": transports.join("/") })
+    Some(Documented {
+        ports,
+        transport: transports.join("/"),
+    })
 }
 
-pub fn verdict_json(judge: &Judge, j: &Judgement<'_>, flow: &FlowRecord) -> Value {
-    let rules = j.rules();
-    let mut dst = side(j.dst.as_ref(), Some(flow.dst_addr));
-    dst["port"] = json!(flow.dst_port);
-    if j.port != flow.dst_port {
-        dst["service_port"] = json!(j.port);
+/// The judged flow as an edge of `flow.count` connections seen from `first_seen` to
+/// `last_seen`.
+pub fn edge(
+    judge: &Judge,
+    j: &Judgement<'_>,
+    flow: &FlowRecord,
+    first_seen: Millis,
+    last_seen: Millis,
+) -> Edge {
+    let mut dst = Endpoint::resolved(j.dst.as_ref(), Some(flow.dst_addr));
+    dst.port = Some(j.port);
+    dst.connected_port = (j.port != flow.dst_port).then_some(flow.dst_port);
+    Edge {
+        verdict: j.verdict,
+        rules: j.rules(),
+        transport: flow.transport,
+        direction: flow.direction,
+        documented: documented(judge, j),
+        src: Endpoint::resolved(j.src.as_ref(), flow.src_addr),
+        dst,
+        process: Some(Process {
+            pid: flow.tgid,
+            comm: flow.comm.clone(),
+            cgroup: flow.cgroup.clone(),
+        }),
+        count: flow.count,
+        first_seen,
+        last_seen,
     }
-    json!({
-        "verdict": j.verdict.as_str(),
-        "rule": rules.first(),
-        "rules": rules,
-        "transport": flow.transport,
-        "direction": flow.direction,
-        "src": side(j.src.as_ref(), flow.src_addr),
-        "dst": dst,
-        "documented": documented(judge, j),
-        "count": flow.count,
-        "time": flow.time,
-        "comm": flow.comm,
-        "pid": flow.tgid,
-    })
+}
+
+/// What `auditor replay` prints for one record: its edge, timed by the record's own
+/// times. A hand-written record without `time` was seen "now", when it is replayed (replay
+/// refuses a `time` that does not parse, so it never reaches here).
+pub fn verdict_json(judge: &Judge, j: &Judgement<'_>, flow: &FlowRecord) -> serde_json::Value {
+    let now = unix_ms(std::time::SystemTime::now());
+    let ms = |t: &str| humantime::parse_rfc3339_weak(t).map_or(now, unix_ms);
+    let last = flow.time.as_deref().map_or(now, ms);
+    let first = flow.first_seen.as_deref().map_or(last, ms);
+    serde_json::to_value(edge(judge, j, flow, first, last)).expect("an edge serialises")
 }

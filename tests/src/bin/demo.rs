@@ -458,10 +458,10 @@ fn live_view(path: &Path, stop: &AtomicBool, color: bool) {
                         "{} {}  {} -> {} {}/{}{rows}",
                         p.paint("1;31", "[ALERT]"),
                         p.paint("31", e["verdict"].as_str().unwrap_or("?")),
-                        e["src"].as_str().unwrap_or("?"),
-                        e["dst"].as_str().unwrap_or("?"),
+                        end_name(&e["src"]),
+                        end_name(&e["dst"]),
                         e["transport"].as_str().unwrap_or("?"),
-                        e["port"]
+                        e["dst"]["port"]
                     );
                 }
                 line.clear();
@@ -472,4 +472,12 @@ fn live_view(path: &Path, stop: &AtomicBool, color: bool) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// An event's end by name: its service, or its address when it was not attributed.
+fn end_name(end: &serde_json::Value) -> &str {
+    end["service"]
+        .as_str()
+        .or(end["addr"].as_str())
+        .unwrap_or("?")
 }

@@ -6,9 +6,14 @@
 //! Namespaces are found in /run/netns (ip netns) and /proc/*/ns/net; each is entered
 //! from a short-lived thread (setns changes only the calling thread) to read its cookie
 //! (SO_NETNS_COOKIE) and interface addresses. Needs root.
+//!
+//! The cache holds one file descriptor per namespace it knows (entering one needs it), so
+//! it is bounded (`MAX_NAMESPACES`) and cleaned: every scan forgets the namespaces no
+//! longer found, closing their descriptors, and `tidy` rescans at least every
+//! `TIDY_EVERY`, so namespaces that come and go (pod churn) leave nothing behind.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr, UdpSocket},
     os::{
         fd::{AsRawFd, OwnedFd},
@@ -19,6 +24,12 @@ use std::{
 };
 
 const REFRESH_MIN: Duration = Duration::from_secs(1);
+/// A full rescan happens at least this often, to forget namespaces that are gone.
+const TIDY_EVERY: Duration = Duration::from_secs(10);
+/// More namespaces than a node runs pods; past it new ones are not cached (their flows
+/// then lack namespace addresses) rather than holding descriptors without bound.
+const MAX_NAMESPACES: usize = 4096;
+const MAX_SOURCES: usize = 65_536;
 
 struct Netns {
     fd: OwnedFd,
@@ -130,15 +141,16 @@ impl NetnsDirectory {
                 s.local_addr().ok().map(|a| a.ip())
             })
         });
-        if self.source_cache.len() > 65_536 {
+        if self.source_cache.len() > MAX_SOURCES {
             self.source_cache.clear();
         }
         self.source_cache.insert((cookie, dst), found);
         found
     }
 
-    /// Finds namespaces not seen yet. Rate-limited: unknown cookies (e.g. of namespaces
-    /// already gone) must not turn into a scan per flow.
+    /// Finds namespaces not seen yet, and forgets those no longer found. Rate-limited:
+    /// unknown cookies (e.g. of namespaces already gone) must not turn into a scan per
+    /// flow.
     pub fn scan(&mut self) {
         if self.last_scan.is_some_and(|t| t.elapsed() < REFRESH_MIN) {
             return;
@@ -160,11 +172,14 @@ impl NetnsDirectory {
                     .map(|e| e.path().join("ns/net")),
             );
         }
+        let mut present: HashSet<u64> = HashSet::new();
         for path in candidates {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            if self.seen_inodes.contains_key(&meta.ino()) {
+            present.insert(meta.ino());
+            if self.seen_inodes.contains_key(&meta.ino()) || self.by_cookie.len() >= MAX_NAMESPACES
+            {
                 continue;
             }
             let Ok(file) = std::fs::File::open(&path) else {
@@ -178,13 +193,29 @@ impl NetnsDirectory {
             self.seen_inodes.insert(meta.ino(), cookie);
             self.by_cookie.insert(cookie, Netns { fd, addrs });
         }
+        // What was not found is gone: drop it, closing its descriptor (which otherwise
+        // keeps a deleted namespace alive).
+        self.seen_inodes.retain(|ino, _| present.contains(ino));
+        let live: HashSet<u64> = self.seen_inodes.values().copied().collect();
+        self.by_cookie.retain(|cookie, _| live.contains(cookie));
+        self.source_cache
+            .retain(|(cookie, _), _| live.contains(cookie));
     }
 
-    /// Forgets everything (namespaces come and go; the daemon calls this periodically).
-    pub fn clear(&mut self) {
-        self.by_cookie.clear();
-        self.seen_inodes.clear();
-        self.source_cache.clear();
-        self.last_scan = None;
+    /// Rescans when the last scan is older than `TIDY_EVERY`, so that namespaces gone
+    /// since are forgotten even when no new one shows up.
+    pub fn tidy(&mut self) {
+        if self.last_scan.is_none_or(|t| t.elapsed() >= TIDY_EVERY) && !self.by_cookie.is_empty() {
+            self.scan();
+        }
+    }
+
+    /// How many namespaces (and so descriptors) the cache holds.
+    pub fn len(&self) -> usize {
+        self.by_cookie.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_cookie.is_empty()
     }
 }

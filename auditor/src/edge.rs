@@ -1,0 +1,375 @@
+//! The violation edge: (verdict, source, destination, transport, port), in one place. Its
+//! key, its two ends, the example process, what the allowlist documents between the two
+//! services, and the kernel drops that make a period not fully audited. The store, the
+//! alert edges, the metrics, the events and the report all use these types, so they
+//! name an edge the same way: the vocabulary of `docs/event.schema.json`.
+//!
+//! A connection pool reconnecting 10,000 times is one edge: one event, a count of 10,000.
+
+use std::{
+    net::IpAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::capture::{Direction, Transport};
+use crate::{identity::Resolved, verdict::Verdict};
+
+/// One end of a connection. `service` is the documented service; the Kubernetes fields
+/// are there when the cluster identified the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// The documented service, or null when the end could not be attributed.
+    pub service: Option<String>,
+    /// The IP address, when known.
+    pub addr: Option<IpAddr>,
+    /// Destination only: the port judged (the service's port; for a mesh upstream, the
+    /// port the sidecar forwards to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Destination only, for mesh upstreams: the port actually connected to, when it is
+    /// not `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_port: Option<u16>,
+    /// Kubernetes namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Kubernetes pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Kubernetes workload, as Kind/name (e.g. Deployment/tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// Kubernetes Service, when the end was a Service's ClusterIP or endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k8s_service: Option<String>,
+    /// How the end was identified (cgroup, process, address/N, netns, mesh-upstream:P,
+    /// k8s-pod, k8s-service, k8s-endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+impl Endpoint {
+    /// An end as identity resolved it (or did not), at `addr`.
+    pub fn resolved(r: Option<&Resolved>, addr: Option<IpAddr>) -> Endpoint {
+        let k8s = r.and_then(|r| r.k8s.as_deref());
+        Endpoint {
+            service: r.map(|r| r.service.to_string()),
+            addr,
+            port: None,
+            connected_port: None,
+            namespace: k8s.map(|k| k.namespace.clone()),
+            pod: k8s.and_then(|k| k.pod.clone()),
+            workload: k8s.and_then(|k| k.workload.clone()),
+            k8s_service: k8s.and_then(|k| k.service.clone()),
+            via: r.map(|r| r.via.to_string()),
+        }
+    }
+
+    /// The name an edge knows this end by: the service, else the address, else "unknown".
+    pub fn name(&self) -> String {
+        match (&self.service, self.addr) {
+            (Some(s), _) => s.clone(),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => "unknown".into(),
+        }
+    }
+
+    /// "voice/tenant-7d9f (Deployment/tenant)": where in the cluster, for humans.
+    pub fn k8s_text(&self) -> Option<String> {
+        let ns = self.namespace.as_deref()?;
+        let name = self.pod.as_deref().or(self.k8s_service.as_deref())?;
+        Some(match &self.workload {
+            Some(w) => format!("{ns}/{name} ({w})"),
+            None => format!("{ns}/{name}"),
+        })
+    }
+}
+
+/// The process on this node that made (or accepted) the connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    /// Process id (the thread group id).
+    pub pid: u32,
+    /// The process's command name (the kernel's comm, at most 15 bytes).
+    pub comm: String,
+    /// cgroup v2 path, when it could be resolved.
+    pub cgroup: Option<String>,
+}
+
+impl std::fmt::Display for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {})", self.comm, self.pid)
+    }
+}
+
+/// What the allowlist documents between the two services, for drift: the rows' ports
+/// ("6379*" style as documented, `any`, `unknown`) and transport(s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Documented {
+    pub ports: Vec<String>,
+    /// "tcp", "udp", or "tcp/udp".
+    pub transport: String,
+}
+
+impl std::fmt::Display for Documented {
+    /// "tcp/9100, 9101".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.transport, self.ports.join(", "))
+    }
+}
+
+/// What identifies an edge: one per (verdict, source, destination, transport, port).
+/// The ends are named as `Endpoint::name` names them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EdgeKey {
+    pub verdict: Verdict,
+    pub src: String,
+    pub dst: String,
+    pub transport: Transport,
+    pub port: u16,
+}
+
+/// An edge as it is told: key, counts, first/last seen, and an example (the ends and the
+/// process of its first sighting). A single sighting is an `Edge` of count N; adding
+/// edges of the same key aggregates them. Serialised, it is the body of an event and of
+/// a report's violation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Edge {
+    pub verdict: Verdict,
+    /// The documented connection numbers it relates to: the rows that allow it, or for
+    /// drift the rows it drifted from.
+    pub rules: Vec<u32>,
+    pub transport: Transport,
+    /// For a violation: whether the example's process connected out (egress) or
+    /// accepted (ingress).
+    pub direction: Direction,
+    /// What the rows in `rules` document (drift only), else null.
+    pub documented: Option<Documented>,
+    pub src: Endpoint,
+    /// Its `port` is the edge's port.
+    pub dst: Endpoint,
+    /// An example process on the node.
+    pub process: Option<Process>,
+    /// Connections.
+    pub count: u64,
+    /// RFC 3339.
+    #[serde(with = "rfc3339_ms")]
+    #[schemars(with = "String")]
+    pub first_seen: Millis,
+    /// RFC 3339.
+    #[serde(with = "rfc3339_ms")]
+    #[schemars(with = "String")]
+    pub last_seen: Millis,
+}
+
+/// Unix time in milliseconds (what the store keeps).
+pub type Millis = i64;
+
+impl Edge {
+    pub fn key(&self) -> EdgeKey {
+        EdgeKey {
+            verdict: self.verdict,
+            src: self.src.name(),
+            dst: self.dst.name(),
+            transport: self.transport,
+            port: self.dst.port.unwrap_or(0),
+        }
+    }
+
+    /// Adds `other` (same key): counts add, the period widens, the latest rules and
+    /// documentation win, the first example stays.
+    pub fn add(&mut self, other: &Edge) {
+        self.count += other.count;
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.rules.clone_from(&other.rules);
+        self.documented.clone_from(&other.documented);
+        if self.process.is_none() {
+            self.process.clone_from(&other.process);
+        }
+    }
+
+    /// "tenant (pid 42) in pod voice/tenant-7d9f (Deployment/tenant)": the example, for humans.
+    pub fn example_text(&self) -> String {
+        let Some(p) = &self.process else {
+            return "?".into();
+        };
+        match (self.src.k8s_text(), &p.cgroup) {
+            (Some(pod), _) => format!("{p} in pod {pod}"),
+            (None, Some(c)) => format!("{p} in cgroup {c}"),
+            (None, None) => p.to_string(),
+        }
+    }
+
+    /// The rows it relates to and what they document, "26 (documented tcp/9100)";
+    /// `none` when it relates to no documented row.
+    pub fn cited_rows(&self, none: &str) -> String {
+        if self.rules.is_empty() {
+            return none.to_string();
+        }
+        let rows = self
+            .rules
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        match &self.documented {
+            Some(d) => format!("{rows} (documented {d})"),
+            None => rows,
+        }
+    }
+
+    /// "26" or "26,27" or "none": the rules as one label value.
+    pub fn rules_label(&self) -> String {
+        rules_label(&self.rules)
+    }
+}
+
+pub fn rules_label(rules: &[u32]) -> String {
+    if rules.is_empty() {
+        "none".into()
+    } else {
+        rules
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Kernel-side losses in a period: connections that may be uncounted. A period with any
+/// is not fully audited.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Drops {
+    /// Records the ring buffer had no room for (the sweep still delivers their counts).
+    pub ringbuf_full: u64,
+    /// Flows evicted from the kernel's LRU flow map.
+    pub lru_evictions: u64,
+    /// Flows the kernel's flow map refused.
+    pub flow_insert_failed: u64,
+}
+
+impl Drops {
+    pub fn total(&self) -> u64 {
+        self.ringbuf_full + self.lru_evictions + self.flow_insert_failed
+    }
+
+    pub fn add(&mut self, other: &Drops) {
+        self.ringbuf_full += other.ringbuf_full;
+        self.lru_evictions += other.lru_evictions;
+        self.flow_insert_failed += other.flow_insert_failed;
+    }
+}
+
+pub fn unix_ms(t: SystemTime) -> Millis {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn from_unix_ms(ms: Millis) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Millisecond timestamps as RFC 3339 strings in JSON.
+pub mod rfc3339_ms {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(super::from_unix_ms(*ms)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text)
+            .map(super::unix_ms)
+            .map_err(|e| D::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(count: u64, at: Millis) -> Edge {
+        Edge {
+            verdict: Verdict::PortDrift,
+            rules: vec![26],
+            transport: Transport::Tcp,
+            direction: Direction::Egress,
+            documented: Some(Documented {
+                ports: vec!["9100".into()],
+                transport: "tcp".into(),
+            }),
+            src: Endpoint {
+                service: Some("Tenant Service".into()),
+                ..Endpoint::default()
+            },
+            dst: Endpoint {
+                service: Some("Config Service".into()),
+                addr: Some("10.0.2.7".parse().unwrap()),
+                port: Some(9200),
+                ..Endpoint::default()
+            },
+            process: Some(Process {
+                pid: 42,
+                comm: "tenant".into(),
+                cgroup: None,
+            }),
+            count,
+            first_seen: at,
+            last_seen: at,
+        }
+    }
+
+    #[test]
+    fn edges_of_one_key_add_up_and_round_trip_as_json() {
+        let mut e = edge(2, 5_000);
+        e.add(&edge(3, 1_000));
+        assert_eq!((e.count, e.first_seen, e.last_seen), (5, 1_000, 5_000));
+        assert_eq!(e.key().port, 9200);
+        assert_eq!(e.key().dst, "Config Service");
+        assert_eq!(e.cited_rows("-"), "26 (documented tcp/9100)");
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["first_seen"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(json["dst"]["port"], 9200);
+        let back: Edge = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn an_unknown_end_is_named_by_its_address() {
+        let e = Endpoint {
+            addr: Some("198.18.0.9".parse().unwrap()),
+            ..Endpoint::default()
+        };
+        assert_eq!(e.name(), "198.18.0.9");
+        assert_eq!(Endpoint::default().name(), "unknown");
+    }
+
+    #[test]
+    fn drops_total() {
+        let mut d = Drops {
+            ringbuf_full: 1,
+            ..Drops::default()
+        };
+        d.add(&Drops {
+            lru_evictions: 2,
+            flow_insert_failed: 3,
+            ..Drops::default()
+        });
+        assert_eq!(d.total(), 6);
+    }
+}
