@@ -26,10 +26,13 @@ pub enum ProbeError {
         "this auditor binary was built without its kernel programs (AUDITOR_SKIP_EBPF); rebuild it with `cargo xtask build`"
     )]
     NoObject,
+    /// Checked before anything is loaded, so the user reads which capability is missing
+    /// rather than a raw EPERM and a verifier dump.
     #[error(
-        "loading kernel programs needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_RESOURCE); run as root"
+        "this process lacks {}: run as root, or grant them (the Helm chart does)",
+        missing.iter().map(|c| format!("{} ({})", c.name, c.purpose)).collect::<Vec<_>>().join(", ")
     )]
-    NotRoot,
+    MissingCapabilities { missing: Vec<Capability> },
     #[error("reading /proc/self/mountinfo: {0}")]
     Mountinfo(std::io::Error),
     #[error(
@@ -49,18 +52,88 @@ pub enum ProbeError {
     MissingProgram { name: &'static str },
     #[error("map `{name}` is missing from the kernel object: {detail}")]
     MissingMap { name: &'static str, detail: String },
-    /// The verifier's log is part of `source`'s message.
-    #[error("loading program `{name}` failed: {source}")]
-    Load {
-        name: &'static str,
-        source: ProgramError,
-    },
+    /// The verifier's log is logged at debug level (`RUST_LOG=auditor=debug`), not here:
+    /// it runs to kilobytes and says nothing to a user who lacks a permission.
+    #[error("loading program `{name}` failed: {reason}")]
+    Load { name: &'static str, reason: String },
     #[error("attaching program `{name}` to {target} failed: {source}")]
     Attach {
         name: &'static str,
         target: String,
         source: ProgramError,
     },
+}
+
+/// A capability the probes need, with what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capability {
+    pub name: &'static str,
+    bit: u32,
+    pub purpose: &'static str,
+}
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// What loading and attaching the programs needs. CAP_SYS_ADMIN implies CAP_BPF and
+/// CAP_PERFMON to the kernel (bpf_capable(), perfmon_capable()), as on older kernels.
+pub const REQUIRED_CAPABILITIES: [Capability; 3] = [
+    Capability {
+        name: "CAP_BPF",
+        bit: CAP_BPF,
+        purpose: "load the programs and create their maps",
+    },
+    Capability {
+        name: "CAP_PERFMON",
+        bit: CAP_PERFMON,
+        purpose: "attach the tracepoint and read socket memory from it",
+    },
+    Capability {
+        name: "CAP_NET_ADMIN",
+        bit: CAP_NET_ADMIN,
+        purpose: "attach the cgroup connect/sendmsg/bind programs",
+    },
+];
+
+/// The required capabilities missing from an effective set (`CapEff` of /proc/PID/status).
+pub fn missing_capabilities(effective: u64) -> Vec<Capability> {
+    let has = |bit: u32| effective & (1u64 << bit) != 0;
+    REQUIRED_CAPABILITIES
+        .into_iter()
+        .filter(|c| !(has(c.bit) || (c.bit != CAP_NET_ADMIN && has(CAP_SYS_ADMIN))))
+        .collect()
+}
+
+/// This process's effective capabilities.
+fn effective_capabilities() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
+/// A load failure in a user's words; the verifier's log goes to the debug log.
+fn load_error(name: &'static str, e: ProgramError) -> ProbeError {
+    let reason = match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            tracing::debug!(program = name, verifier_log = %verifier_log, "the verifier refused a program");
+            let hint = match io_error.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => {
+                    " (a capability is missing: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN are needed)"
+                }
+                _ => " (RUST_LOG=auditor=debug shows the verifier's log)",
+            };
+            format!("the kernel said: {io_error}{hint}")
+        }
+        other => other.to_string(),
+    };
+    ProbeError::Load { name, reason }
 }
 
 /// What the loader needs to know beyond the object itself.
@@ -112,8 +185,11 @@ impl Probes {
         if EBPF_OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
-        if !nix::unistd::geteuid().is_root() {
-            return Err(ProbeError::NotRoot);
+        if let Some(effective) = effective_capabilities() {
+            let missing = missing_capabilities(effective);
+            if !missing.is_empty() {
+                return Err(ProbeError::MissingCapabilities { missing });
+            }
         }
         let mounts = mounts::read_mountinfo().map_err(ProbeError::Mountinfo)?;
         let cgroup_root = match &opts.cgroup_root {
@@ -149,8 +225,7 @@ impl Probes {
         // Listener owners first, so passive opens right after start find their server.
         for name in [PROG_POST_BIND4, PROG_POST_BIND6] {
             let prog: &mut CgroupSock = program(&mut ebpf, name)?;
-            prog.load()
-                .map_err(|source| ProbeError::Load { name, source })?;
+            prog.load().map_err(|e| load_error(name, e))?;
             prog.attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(|source| ProbeError::Attach {
                     name,
@@ -160,8 +235,7 @@ impl Probes {
         }
         for name in [PROG_CONNECT4, PROG_CONNECT6, PROG_SENDMSG4, PROG_SENDMSG6] {
             let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
-            prog.load()
-                .map_err(|source| ProbeError::Load { name, source })?;
+            prog.load().map_err(|e| load_error(name, e))?;
             prog.attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(|source| ProbeError::Attach {
                     name,
@@ -170,10 +244,7 @@ impl Probes {
                 })?;
         }
         let prog: &mut TracePoint = program(&mut ebpf, PROG_TCP_STATE)?;
-        prog.load().map_err(|source| ProbeError::Load {
-            name: PROG_TCP_STATE,
-            source,
-        })?;
+        prog.load().map_err(|e| load_error(PROG_TCP_STATE, e))?;
         prog.attach("sock", "inet_sock_set_state")
             .map_err(|source| ProbeError::Attach {
                 name: PROG_TCP_STATE,
@@ -271,4 +342,38 @@ where
         .ok_or(ProbeError::MissingProgram { name })?;
     prog.try_into()
         .map_err(|_| ProbeError::MissingProgram { name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_capabilities_are_named_and_sys_admin_stands_in_for_bpf_and_perfmon() {
+        let all = (1u64 << CAP_BPF) | (1u64 << CAP_PERFMON) | (1u64 << CAP_NET_ADMIN);
+        assert!(missing_capabilities(all).is_empty());
+        assert!(missing_capabilities(u64::MAX).is_empty());
+        let names = |m: Vec<Capability>| m.iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(missing_capabilities(0)),
+            ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"]
+        );
+        assert_eq!(
+            names(missing_capabilities(all & !(1u64 << CAP_PERFMON))),
+            ["CAP_PERFMON"]
+        );
+        // Older kernels' way: SYS_ADMIN covers bpf() and perf, not the cgroup attach.
+        assert_eq!(
+            names(missing_capabilities(1u64 << CAP_SYS_ADMIN)),
+            ["CAP_NET_ADMIN"]
+        );
+        let e = ProbeError::MissingCapabilities {
+            missing: missing_capabilities(all & !(1u64 << CAP_PERFMON)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "this process lacks CAP_PERFMON (attach the tracepoint and read socket memory from it): \
+             run as root, or grant them (the Helm chart does)"
+        );
+    }
 }
