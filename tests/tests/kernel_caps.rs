@@ -107,7 +107,7 @@ fn audits_with(caps: &[String], name: &str) {
         metric(
             &daemon.metrics(),
             "auditor_connections_total",
-            &[("verdict", "allowed"), ("rule", "26")],
+            &[("verdict", "allowed"), ("rules", "26")],
         )
         .filter(|n| *n >= 1.0)
     });
