@@ -130,7 +130,7 @@ pub enum AllowlistCommand {
     /// versioned (Redis 6.x) and parenthesised alias names, and compound protocols
     /// (RTP/RTCP is UDP, TCP/UDP is both). Every line after the header must be placed: one
     /// that cannot be, or a row that cannot be read, is an error FILE:LINE saying what was
-    /// expected there (exit 1). Warnings (an unknown protocol) keep the row.
+    /// expected there (exit 2). Warnings (an unknown protocol) keep the row.
     #[command(
         after_help = "Examples:\n  auditor allowlist import architecture.pdf -o allowlist.yaml\n  auditor allowlist import saved-page.html --lenient -o allowlist.yaml"
     )]

@@ -247,7 +247,7 @@ fn a_line_that_cannot_be_placed_fails_with_file_line_or_is_skipped_with_lenient(
     .unwrap();
     let out = auditor(&["allowlist", "import", doc.to_str().unwrap()]);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "error: {}:4: expected a row of 4 tab-separated cells (Source, Destination, Protocol, Port)",
@@ -386,7 +386,7 @@ fn no_table_names_the_nearest_header_like_line() {
     .unwrap();
     let out = auditor(&["allowlist", "import", doc.to_str().unwrap()]);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "error: {}:2: no connections table found",
@@ -408,7 +408,7 @@ fn a_pdf_without_pdftotext_names_the_package() {
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("pdftotext") && stderr.contains("poppler-utils"),
         "{stderr}"

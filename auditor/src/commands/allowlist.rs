@@ -64,7 +64,7 @@ fn import(
     lenient: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let bytes =
-        std::fs::read(document).with_context(|| format!("reading {}", document.display()))?;
+        std::fs::read(document).with_context(|| format!("{}: cannot read", document.display()))?;
     let is_pdf = bytes.starts_with(b"%PDF-");
     let bytes = if is_pdf { pdf_text(document)? } else { bytes };
     // Lines of a PDF are lines of its extracted text.
@@ -96,7 +96,9 @@ fn import(
                     "nothing written: fix the lines above, or run with --lenient to skip them"
                 );
             }
-            return Ok(std::process::ExitCode::FAILURE);
+            // An import that cannot be made is an error (2), like every other command's;
+            // 1 is kept for a check or gate whose answer is "no".
+            return Ok(std::process::ExitCode::from(2));
         }
     };
     for w in &imported.warnings {
