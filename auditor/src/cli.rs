@@ -656,6 +656,14 @@ pub struct ReplayArgs {
     /// `unaudited` (a record that could not be read). Errors exit 2.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub fail_on: Vec<FailOn>,
+    /// Also keep the judged flows in this store (created if missing), as `auditor run`
+    /// does, so `auditor report --store` works on recorded flows. Its coverage is the span
+    /// of the records' times.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// The node name the replayed flows are stored under (with --store).
+    #[arg(long, default_value = "replay", requires = "store")]
+    pub node: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -681,15 +689,33 @@ pub struct ReplayConfig {
     pub flows: Option<PathBuf>,
     /// Conditions that make the replay exit 1.
     pub fail_on: Vec<FailOn>,
+    /// Where to keep the judged flows, and under which node name.
+    pub store: Option<(PathBuf, String)>,
 }
 
-impl From<ReplayArgs> for ReplayConfig {
-    fn from(a: ReplayArgs) -> Self {
-        ReplayConfig {
+impl TryFrom<ReplayArgs> for ReplayConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: ReplayArgs) -> anyhow::Result<Self> {
+        if let Some(store) = &a.store
+            && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            anyhow::bail!(
+                "--store {}: the directory {} does not exist",
+                store.display(),
+                dir.display()
+            );
+        }
+        if a.node.trim().is_empty() {
+            anyhow::bail!("--node: give a name");
+        }
+        Ok(ReplayConfig {
             policy: a.policy.into(),
             flows: a.flows.filter(|f| f != "-").map(PathBuf::from),
             fail_on: a.fail_on,
-        }
+            store: a.store.map(|s| (s, a.node)),
+        })
     }
 }
 

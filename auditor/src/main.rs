@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use auditor::{
     capture::{self, ProbeOptions, Probes},
-    cli::{CaptureConfig, Cli, Command, ReportConfig, RunConfig, SchemaOutput},
+    cli::{CaptureConfig, Cli, Command, ReplayConfig, ReportConfig, RunConfig, SchemaOutput},
 };
 use clap::Parser;
 
@@ -23,7 +23,9 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => {
             ReportConfig::try_from(args).and_then(auditor::commands::report::run)
         }
-        Command::Replay(args) => auditor::commands::verdicts::replay(args.into()),
+        Command::Replay(args) => {
+            ReplayConfig::try_from(args).and_then(auditor::commands::verdicts::replay)
+        }
         Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args.into()),
         Command::Schema { output } => {
             let text = match output {

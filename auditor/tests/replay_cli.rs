@@ -156,7 +156,9 @@ fn the_recorded_examples_replay_without_root() {
     let mut args = vec!["replay"];
     args.extend(policy);
     args.push("flows.jsonl");
-    let out = run_unprivileged(&d, &args);
+    let mut stored = args.clone();
+    stored.extend(["--store", "store.db"]);
+    let out = run_unprivileged(&d, &stored);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let verdicts: Vec<Value> = String::from_utf8(out.stdout)
@@ -213,6 +215,32 @@ fn the_recorded_examples_replay_without_root() {
     assert_eq!(
         out.status.code(),
         Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The store it wrote makes a report, still without root: the demo's evidence.
+    assert!(err.contains("stored 64 connection(s)"), "{err}");
+    let out = run_unprivileged(&d, &["report", "--store", "store.db", "-o", "report.json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["summary"]["documented_observed"], 60,
+        "{}",
+        report["summary"]
+    );
+    assert_eq!(report["violations"].as_array().unwrap().len(), 4);
+    assert_eq!(report["nodes"], serde_json::json!(["replay"]));
+    // Replayed again into the same store, the records would count twice: refused.
+    let out = run_unprivileged(&d, &stored);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("would count them twice"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

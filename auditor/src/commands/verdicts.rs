@@ -11,7 +11,9 @@ use anyhow::Context;
 use crate::{
     capture::FlowRecord,
     cli::{ExplainConfig, FailOn, PolicyConfig, ReplayConfig},
-    verdict::{FlowView, Judge, Twins, explain::explain, render::verdict_json},
+    daemon::sinks::StoreSink,
+    store::{Batch, Store, batch::CoverageUpdate},
+    verdict::{FlowView, Judge, Twins, explain::explain, render::replayed_edge},
 };
 
 /// Loads allowlist, overrides and inventory into a judge; prints load warnings.
@@ -24,8 +26,93 @@ pub fn load_judge(p: &PolicyConfig) -> anyhow::Result<Judge> {
     Ok(judge)
 }
 
+/// `replay --store`: the judged flows go into a store through the daemon's own store sink,
+/// with the policy's provenance, and coverage spanning the records' times.
+struct Recorder {
+    store: Store,
+    node: String,
+    sink: StoreSink,
+    batch: Batch,
+    inputs: crate::provenance::Inputs,
+    allowlist_json: String,
+    span: Option<(i64, i64)>,
+}
+
+impl Recorder {
+    fn open(
+        path: &std::path::Path,
+        node: &str,
+        judge: &Judge,
+        p: &PolicyConfig,
+    ) -> anyhow::Result<Recorder> {
+        Ok(Recorder {
+            store: Store::open(path)?,
+            node: node.to_string(),
+            sink: StoreSink::default(),
+            batch: Batch::default(),
+            inputs: crate::provenance::Inputs::of_files(
+                &judge.allowlist,
+                &p.allowlist,
+                Some(&p.inventory),
+                p.overrides.as_deref(),
+            )?,
+            allowlist_json: allowlist::file::to_json(&judge.allowlist),
+            span: None,
+        })
+    }
+
+    fn add(&mut self, e: &crate::edge::Edge, judge: &std::sync::Arc<Judge>) {
+        self.sink.add(&mut self.batch, e, judge);
+        let (first, last) = self.span.unwrap_or((e.first_seen, e.last_seen));
+        self.span = Some((first.min(e.first_seen), last.max(e.last_seen)));
+    }
+
+    /// One transaction: what it reports as stored is on disk.
+    fn commit(mut self) -> anyhow::Result<u64> {
+        let Some((start, end)) = self.span else {
+            return Ok(0);
+        };
+        // The same records replayed twice would be counted twice: refuse instead.
+        if let Some(c) = self
+            .store
+            .coverage(Some(start), Some(end))?
+            .into_iter()
+            .find(|c| c.node == self.node)
+        {
+            anyhow::bail!(
+                "the store already covers node {:?} from {} to {}, which these records overlap: \
+                 replaying them again would count them twice (use another --store or --node)",
+                self.node,
+                crate::report::rfc3339_ms(c.start_ms),
+                crate::report::rfc3339_ms(c.end_ms)
+            );
+        }
+        // The policy was in force over the whole replayed span.
+        self.inputs.since = crate::edge::rfc3339(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(start.max(0) as u64),
+        );
+        self.store.set_allowlist(&self.allowlist_json)?;
+        self.store
+            .record_inputs(&self.inputs, &self.allowlist_json)?;
+        self.batch.coverage = Some(CoverageUpdate {
+            session_start_ms: start,
+            start_ms: start,
+            end_ms: end.max(start),
+            drops: Default::default(),
+        });
+        let connections = self.batch.connections();
+        self.store.commit(&self.node, &self.batch)?;
+        Ok(connections)
+    }
+}
+
 pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
-    let judge = load_judge(&cfg.policy)?;
+    let judge = std::sync::Arc::new(load_judge(&cfg.policy)?);
+    let mut recorder = cfg
+        .store
+        .as_ref()
+        .map(|(path, node)| Recorder::open(path, node, &judge, &cfg.policy))
+        .transpose()?;
     let (name, input): (String, Box<dyn BufRead>) = match cfg.flows.as_deref() {
         None => ("<stdin>".into(), Box::new(std::io::stdin().lock())),
         Some(path) => (
@@ -87,7 +174,11 @@ pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
         if !j.verdict.is_violation() {
             allowed_rows.extend(j.rules());
         }
-        serde_json::to_writer(&mut out, &verdict_json(&judge, &j, &rec))?;
+        let edge = replayed_edge(&judge, &j, &rec);
+        if let Some(r) = &mut recorder {
+            r.add(&edge, &judge);
+        }
+        serde_json::to_writer(&mut out, &edge)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
@@ -102,6 +193,14 @@ pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
     );
     if flows == 0 && merged == 0 && bad > 0 {
         anyhow::bail!("{name}: not one of its {bad} records could be read");
+    }
+    if let (Some(r), Some((path, node))) = (recorder, &cfg.store) {
+        let stored = r.commit()?;
+        eprintln!(
+            "stored {stored} connection(s) in {} as node {node:?}: auditor report --store {}",
+            path.display(),
+            path.display()
+        );
     }
     let violating: u64 = by_verdict
         .iter()

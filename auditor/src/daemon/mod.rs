@@ -4,7 +4,7 @@
 
 mod handler;
 mod http;
-mod sinks;
+pub(crate) mod sinks;
 mod tasks;
 
 use std::{

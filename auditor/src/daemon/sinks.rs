@@ -13,7 +13,7 @@ use crate::{
         ViolationCounted,
     },
     metrics::EdgeLabels,
-    store::RowDelta,
+    store::{Batch, RowDelta},
     verdict::Verdict,
 };
 
@@ -65,6 +65,19 @@ impl StoreSink {
         e: &Edge,
         judge: &std::sync::Arc<crate::verdict::Judge>,
     ) {
+        let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.add(&mut pending, e, judge);
+        shared.metrics.store_pending.set(pending.edges.len() as i64);
+    }
+
+    /// Adds `e` (and, when allowed, the rows it used) to `batch`. `auditor replay
+    /// --store` fills its batch through here too, so a replayed store is the daemon's.
+    pub fn add(
+        &mut self,
+        batch: &mut Batch,
+        e: &Edge,
+        judge: &std::sync::Arc<crate::verdict::Judge>,
+    ) {
         let key = std::sync::Arc::as_ptr(judge) as usize;
         if self.digests.as_ref().is_none_or(|(k, _)| *k != key) {
             let map = judge
@@ -76,11 +89,10 @@ impl StoreSink {
             self.digests = Some((key, map));
         }
         let digests = &self.digests.as_ref().expect("just set").1;
-        let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.add_edge(e.clone());
+        batch.add_edge(e.clone());
         if e.verdict == Verdict::Allowed {
             for r in &e.rules {
-                pending.add_row(
+                batch.add_row(
                     *r,
                     digests.get(r).map_or("", String::as_str),
                     RowDelta {
@@ -93,7 +105,6 @@ impl StoreSink {
                 );
             }
         }
-        shared.metrics.store_pending.set(pending.edges.len() as i64);
     }
 }
 

@@ -70,13 +70,18 @@ pub fn edge(
     }
 }
 
-/// What `auditor replay` prints for one record: its edge, timed by the record's own
+/// What `auditor replay` judges one record as: its edge, timed by the record's own
 /// times. A hand-written record without `time` was seen "now", when it is replayed (replay
 /// refuses a `time` that does not parse, so it never reaches here).
-pub fn verdict_json(judge: &Judge, j: &Judgement<'_>, flow: &FlowRecord) -> serde_json::Value {
+pub fn replayed_edge(judge: &Judge, j: &Judgement<'_>, flow: &FlowRecord) -> Edge {
     let now = unix_ms(std::time::SystemTime::now());
     let ms = |t: &str| humantime::parse_rfc3339_weak(t).map_or(now, unix_ms);
     let last = flow.time.as_deref().map_or(now, ms);
     let first = flow.first_seen.as_deref().map_or(last, ms);
-    serde_json::to_value(edge(judge, j, flow, first, last)).expect("an edge serialises")
+    edge(judge, j, flow, first, last)
+}
+
+/// `replayed_edge` as the JSON line replay prints.
+pub fn verdict_json(judge: &Judge, j: &Judgement<'_>, flow: &FlowRecord) -> serde_json::Value {
+    serde_json::to_value(replayed_edge(judge, j, flow)).expect("an edge serialises")
 }
