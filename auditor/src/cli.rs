@@ -96,9 +96,9 @@ auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
     /// Print the JSON Schema of an output: the daemon's events, or the report.
-    ///
-    /// Example: auditor schema event > event.schema.json
+    #[command(after_help = "Example:\n  auditor schema event > event.schema.json")]
     Schema {
+        /// Which output's schema.
         #[arg(value_enum)]
         output: SchemaOutput,
     },
