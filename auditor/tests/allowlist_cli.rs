@@ -157,7 +157,7 @@ fn import_of_an_unreadable_row_names_the_row_and_line() {
     );
     let out = auditor(&["allowlist", "import", "/nonexistent/doc.txt"]);
     assert!(
-        text(&out.stderr).contains("reading /nonexistent/doc.txt"),
+        text(&out.stderr).contains("/nonexistent/doc.txt: cannot read: No such file"),
         "{}",
         text(&out.stderr)
     );
