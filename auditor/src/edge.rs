@@ -299,6 +299,37 @@ pub mod rfc3339_ms {
     }
 }
 
+/// The edge the unit tests share: GES -> Redis tcp/6379, undocumented, by process `ges`
+/// (pid 7), `count` connections at `at` (unix ms).
+#[cfg(test)]
+pub(crate) fn test_edge(count: u64, at: Millis) -> Edge {
+    use crate::verdict::Verdict;
+    Edge {
+        verdict: Verdict::UndocumentedEgress,
+        rules: vec![],
+        transport: Transport::Tcp,
+        direction: Direction::Egress,
+        documented: None,
+        src: Endpoint {
+            service: Some("GES".into()),
+            ..Endpoint::default()
+        },
+        dst: Endpoint {
+            service: Some("Redis".into()),
+            port: Some(6379),
+            ..Endpoint::default()
+        },
+        process: Some(Process {
+            pid: 7,
+            comm: "ges".into(),
+            cgroup: None,
+        }),
+        count,
+        first_seen: at,
+        last_seen: at,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

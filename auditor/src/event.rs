@@ -110,37 +110,12 @@ pub fn schema_json() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        edge::{Direction, Endpoint, Process, Transport},
-        verdict::Verdict,
-    };
 
     fn edge(count: u64) -> Edge {
-        Edge {
-            verdict: Verdict::UndocumentedEgress,
-            rules: vec![],
-            transport: Transport::Tcp,
-            direction: Direction::Egress,
-            documented: None,
-            src: Endpoint {
-                service: Some("GES".into()),
-                ..Endpoint::default()
-            },
-            dst: Endpoint {
-                service: Some("Redis".into()),
-                addr: Some("10.0.0.5".parse().unwrap()),
-                port: Some(6379),
-                ..Endpoint::default()
-            },
-            process: Some(Process {
-                pid: 1,
-                comm: "ges".into(),
-                cgroup: None,
-            }),
-            count,
-            first_seen: 1_000,
-            last_seen: 2_000,
-        }
+        let mut e = crate::edge::test_edge(count, 1_000);
+        e.dst.addr = Some("10.0.0.5".parse().unwrap());
+        e.last_seen = 2_000;
+        e
     }
 
     #[test]

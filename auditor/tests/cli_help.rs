@@ -6,7 +6,7 @@ use clap::CommandFactory;
 
 fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
     let here = format!("{path} {}", cmd.get_name()).trim().to_string();
-    if cmd.get_about().is_none() && path != "" {
+    if cmd.get_about().is_none() && !path.is_empty() {
         missing.push(format!("`{here}` has no about text"));
     }
     for arg in cmd.get_arguments() {

@@ -96,32 +96,9 @@ impl Edges {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        edge::{Direction, Endpoint, Transport},
-        verdict::Verdict,
-    };
 
     fn sighting(count: u64) -> Edge {
-        Edge {
-            verdict: Verdict::UndocumentedEgress,
-            rules: vec![],
-            transport: Transport::Tcp,
-            direction: Direction::Egress,
-            documented: None,
-            src: Endpoint {
-                service: Some("A".into()),
-                ..Endpoint::default()
-            },
-            dst: Endpoint {
-                service: Some("B".into()),
-                port: Some(1),
-                ..Endpoint::default()
-            },
-            process: None,
-            count,
-            first_seen: 0,
-            last_seen: 0,
-        }
+        crate::edge::test_edge(count, 0)
     }
 
     #[test]

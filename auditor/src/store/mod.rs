@@ -608,30 +608,7 @@ mod tests {
     }
 
     fn edge(count: u64, at: i64) -> Edge {
-        Edge {
-            verdict: Verdict::UndocumentedEgress,
-            rules: vec![],
-            transport: Transport::Tcp,
-            direction: Direction::Egress,
-            documented: None,
-            src: Endpoint {
-                service: Some("GES".into()),
-                ..Endpoint::default()
-            },
-            dst: Endpoint {
-                service: Some("Redis".into()),
-                port: Some(6379),
-                ..Endpoint::default()
-            },
-            process: Some(Process {
-                pid: 7,
-                comm: "ges".into(),
-                cgroup: None,
-            }),
-            count,
-            first_seen: at,
-            last_seen: at,
-        }
+        crate::edge::test_edge(count, at)
     }
 
     fn coverage(start: i64, end: i64, ringbuf_full: u64) -> Option<CoverageUpdate> {
