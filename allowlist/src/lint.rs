@@ -261,7 +261,9 @@ pub fn lint_with_overrides(a: &Allowlist, o: &crate::overrides::Overrides) -> Ve
     let mut out: Vec<Finding> = lint(a)
         .into_iter()
         .filter(|f| {
+            // An unnumbered row cannot be named by an override: its finding stays.
             f.code != "unknown-port"
+                || f.rows.is_empty()
                 || !f.rows.iter().all(|n| {
                     a.connection(*n).is_some_and(|c| {
                         !effective(&c.ports, o.rows.get(n), o.services.get(&c.destination))

@@ -151,9 +151,12 @@ pub enum AllowlistCommand {
     /// Validate an allowlist (and overrides) and print lint warnings.
     ///
     /// Exits 0 when the files are valid (warnings included), 1 with FILE:LINE:COLUMN errors
-    /// otherwise. Lints: a datastore or broker as a source (likely a reversed row),
-    /// connections a row's text describes that no row lists, rows that repeat the same
-    /// connection, and rows with no documented port.
+    /// when they are not, 2 when one cannot be read. Lints: a datastore or broker as a
+    /// source (likely a reversed row), connections a row's text describes that no row
+    /// lists, rows that repeat the same connection, rows with no documented port, a port
+    /// below 20 in a list (a thousands separator misread?) and rows whose transport is
+    /// unknown. With --overrides it lints what the auditor will judge: the overrides
+    /// applied, and an override that changes nothing is a warning (override-no-effect).
     Check {
         /// The allowlist file to check (YAML or JSON, as `allowlist import` writes it).
         file: PathBuf,
@@ -456,7 +459,7 @@ pub struct ReportArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Print the JSON Schema of the report and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["store", "merge", "collect", "output", "format", "sign", "fail_on"])]
     pub schema: bool,
     /// Fetch every node's report from `auditor run`'s /report and merge them, e.g.
     /// http://auditor-nodes.auditor.svc:9977 (a name resolving to every daemon, as a
@@ -526,7 +529,8 @@ pub enum ReportFormat {
 }
 
 impl ReportFormat {
-    /// The format a file name asks for: `.json`, `.md`/`.markdown`, `.html`/`.htm`.
+    /// The format a file name asks for: `.json`, `.md`/`.markdown`, `.html`/`.htm`, `.xml`
+    /// (JUnit), `.pdf`.
     pub fn from_extension(path: &std::path::Path) -> Option<ReportFormat> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {

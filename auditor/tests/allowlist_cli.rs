@@ -103,8 +103,12 @@ fn check_warns_about_an_override_that_changes_nothing() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    // Said of the overrides file, where the fix is.
     assert!(
-        stdout.contains("warning[override-no-effect]: overrides rows.6: Voice RQ Service → Redis already allows 6379"),
+        stdout.contains(&format!(
+            "{}: warning[override-no-effect]: overrides rows.6: Voice RQ Service → Redis already allows 6379",
+            ovr.display()
+        )),
         "{stdout}"
     );
     assert!(!stdout.contains("overrides services.\"Redis\""), "{stdout}");

@@ -89,6 +89,27 @@ fn bad_lines_are_reported_by_line_and_a_replay_of_nothing_fails() {
         "{err}"
     );
     assert!(err.contains("2 bad records skipped"), "{err}");
+    // Kept as evidence, the store would claim the span fully audited: nothing is stored.
+    let out = Command::new(AUDITOR)
+        .arg("replay")
+        .arg("--allowlist")
+        .arg(root().join("allowlist/voice-microservices.yaml"))
+        .arg("--inventory")
+        .arg(d.join("inventory.yaml"))
+        .arg("--store")
+        .arg(d.join("store.db"))
+        .arg(d.join("flows.jsonl"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("2 record(s) of"), "{err}");
+    assert!(err.contains("nothing stored"), "{err}");
+    let stored = auditor::store::Store::open_existing(&d.join("store.db"))
+        .unwrap()
+        .edges(None, None)
+        .unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
 
     // Every record bad: nothing was judged, and the exit code says so.
     let (ok, v, err) = replay(
@@ -97,7 +118,10 @@ fn bad_lines_are_reported_by_line_and_a_replay_of_nothing_fails() {
     );
     assert!(!ok, "a replay of only bad records must fail: {err}");
     assert!(v.is_empty());
-    assert!(err.contains("time \"yesterday\" is not RFC 3339"), "{err}");
+    assert!(
+        err.contains("time \"yesterday\" is not an RFC 3339 UTC time"),
+        "{err}"
+    );
     assert!(
         err.contains("not one of its 3 records could be read"),
         "{err}"
@@ -240,7 +264,7 @@ fn the_recorded_examples_replay_without_root() {
     let out = run_unprivileged(&d, &stored);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("would count them twice"),
+        String::from_utf8_lossy(&out.stderr).contains("could count records twice"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -38,9 +38,10 @@ enum Task {
         #[arg(long)]
         bin_dir: Option<PathBuf>,
     },
-    /// Regenerate the generated files: deploy/manifests/auditor.yaml (helm template of
-    /// deploy/chart/auditor), the chart's copy of the bundled allowlist, and the JSON
-    /// Schemas. Tests fail when these are stale.
+    /// Regenerate the generated files: deploy/manifests/auditor.yaml and
+    /// auditor-prometheus-operator.yaml (helm template of deploy/chart/auditor), the
+    /// chart's copy of the bundled allowlist, and the JSON Schemas. Tests fail when these
+    /// are stale.
     Render,
     /// Set up, build, and run `auditor capture` (root): every flow of this machine as JSON.
     Run {

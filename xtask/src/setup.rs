@@ -115,8 +115,29 @@ fn installed(pkg: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
+/// The chart tools below need `npm` (Helm comes in an npm package) and Python's `venv`
+/// (kubernetes-validate): asked of the machine by command, since an image may have them
+/// from elsewhere than Debian (nodesource, pyenv).
+fn tool_packages() -> Vec<&'static str> {
+    let works = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let mut out = Vec::new();
+    if !works("npm", &["--version"]) {
+        out.push("npm");
+    }
+    if !works("python3", &["-m", "venv", "--help"]) {
+        out.extend(["python3", "python3-venv"]);
+    }
+    out
+}
+
 fn packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    let mut missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    missing.extend(tool_packages());
     if missing.is_empty() {
         return Ok(());
     }

@@ -24,7 +24,7 @@ pub enum Direction {
 pub struct FlowRecord {
     /// Wall-clock time of the latest connection this record covers (RFC 3339, UTC).
     /// Capture always sets it; a hand-written record for `auditor replay` may leave it
-    /// out, and its verdict then says `"time": null` (unknown).
+    /// out, and is then timed when it is replayed.
     #[serde(default)]
     pub time: Option<String>,
     /// True on the first record of this flow since the capture started.

@@ -133,27 +133,37 @@ fn import(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// `check`'s answer for a file it could not accept: 1 when the file is invalid (the
+/// check's "no"), 2 when it could not even be read (an error, as everywhere).
+fn refused(e: &allowlist::FileError) -> std::process::ExitCode {
+    eprintln!("error: {e}");
+    if e.line == 0 && e.message.starts_with("cannot read") {
+        std::process::ExitCode::from(2)
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
 fn check(path: &Path, overrides_path: Option<&Path>) -> anyhow::Result<std::process::ExitCode> {
     let list = match file::load(path) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(std::process::ExitCode::FAILURE);
-        }
+        Err(e) => return Ok(refused(&e)),
     };
     // The overrides are part of what the auditor judges with: lint with them applied.
     let findings = match overrides_path {
         Some(o) => match overrides::load(o, &list) {
             Ok(ovr) => lint::lint_with_overrides(&list, &ovr),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(std::process::ExitCode::FAILURE);
-            }
+            Err(e) => return Ok(refused(&e)),
         },
         None => lint::lint(&list),
     };
     for f in &findings {
-        println!("{}: {f}", path.display());
+        // An override's own finding belongs to the overrides file.
+        let file = match overrides_path {
+            Some(o) if f.code == "override-no-effect" => o,
+            _ => path,
+        };
+        println!("{}: {f}", file.display());
     }
     println!(
         "{}: valid: {} connections, {} services; {} warning(s)",

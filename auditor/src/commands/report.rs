@@ -49,15 +49,20 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         ReportFormat::Junit => report::junit::render(&r).into_bytes(),
         ReportFormat::Pdf => report::pdf::print(&report::html::render(&r))?,
     };
+    // The key first: a bad key must not leave an unsigned report behind.
+    let key = cfg
+        .sign
+        .as_deref()
+        .map(report::sign::load_private)
+        .transpose()?;
     match &cfg.output {
         Some(p) => {
             std::fs::write(p, &bytes).with_context(|| format!("writing {}", p.display()))?;
             eprintln!("{}", r.summary.headline);
             eprintln!("report written to {}", p.display());
-            if let Some(key) = &cfg.sign {
-                let key = report::sign::load_private(key)?;
+            if let Some(key) = &key {
                 let sig = report::sign::signature_path(p);
-                std::fs::write(&sig, report::sign::sign(&key, &bytes))
+                std::fs::write(&sig, report::sign::sign(key, &bytes))
                     .with_context(|| format!("writing {}", sig.display()))?;
                 eprintln!("signature written to {}", sig.display());
             }

@@ -72,19 +72,19 @@ impl Recorder {
         let Some((start, end)) = self.span else {
             return Ok(0);
         };
-        // The same records replayed twice would be counted twice: refuse instead.
+        // One replay, one node: the same records replayed again would be counted twice,
+        // and another span under the same node would join its coverage. Refused.
         if let Some(c) = self
             .store
-            .coverage(Some(start), Some(end))?
+            .coverage(None, None)?
             .into_iter()
             .find(|c| c.node == self.node)
         {
             anyhow::bail!(
-                "the store already covers node {:?} from {} to {}, which these records overlap: \
-                 replaying them again would count them twice (use another --store or --node)",
+                "the store already holds node {:?} (covered from {}): replaying into it again \
+                 could count records twice; use another --node or --store",
                 self.node,
-                crate::report::rfc3339_ms(c.start_ms),
-                crate::report::rfc3339_ms(c.end_ms)
+                crate::report::rfc3339_ms(c.start_ms)
             );
         }
         // The policy was in force over the whole replayed span.
@@ -158,7 +158,7 @@ pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
         {
             bad += 1;
             eprintln!(
-                "{name}:{}: skipping a flow record whose time {bad_time:?} is not RFC 3339",
+                "{name}:{}: skipping a flow record whose time {bad_time:?} is not an RFC 3339 UTC time (…Z)",
                 i + 1
             );
             continue;
@@ -195,6 +195,14 @@ pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
         anyhow::bail!("{name}: not one of its {bad} records could be read");
     }
     if let (Some(r), Some((path, node))) = (recorder, &cfg.store) {
+        // Stored evidence claims its span fully audited: not with records left out.
+        if bad > 0 {
+            anyhow::bail!(
+                "{bad} record(s) of {name} could not be read: nothing stored in {} (fix them, \
+                 or replay without --store)",
+                path.display()
+            );
+        }
         let stored = r.commit()?;
         eprintln!(
             "stored {stored} connection(s) in {} as node {node:?}: auditor report --store {}",

@@ -191,18 +191,32 @@ fn edge_row(r: &rusqlite::Row<'_>, version: i64) -> rusqlite::Result<StoredEdge>
     })
 }
 
-/// The one error for a file that is not a store we can use, in the user's words rather
-/// than SQLite's ("file is not a database").
+/// Why a file is not an auditor store, when that is the reason an open failed.
+#[derive(Debug, thiserror::Error)]
+#[error("an SQLite database, but not one auditor wrote")]
+struct ForeignDatabase;
+
+/// An open failure in the user's words: "not an auditor store" only when the file is not
+/// one (not SQLite, or another program's database); anything else (busy, permissions, a
+/// newer layout) as it is, naming the file.
 fn not_a_store(path: &Path, e: &anyhow::Error) -> anyhow::Error {
-    let why = match e.downcast_ref::<rusqlite::Error>() {
-        Some(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::NotADatabase =>
-        {
-            "it is not an SQLite database".to_string()
-        }
-        _ => format!("{e:#}"),
-    };
-    anyhow::anyhow!("{}: not an auditor store ({why})", path.display())
+    let not_sqlite = matches!(
+        e.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::NotADatabase
+    );
+    if not_sqlite {
+        anyhow::anyhow!(
+            "{}: not an auditor store (it is not an SQLite database)",
+            path.display()
+        )
+    } else if e.downcast_ref::<ForeignDatabase>().is_some() {
+        anyhow::anyhow!(
+            "{}: not an auditor store ({ForeignDatabase})",
+            path.display()
+        )
+    } else {
+        anyhow::anyhow!("opening store {}: {e:#}", path.display())
+    }
 }
 
 impl Store {
@@ -211,14 +225,17 @@ impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let conn =
             Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
-        let pragmas = || -> anyhow::Result<()> {
+        let mut store = Store { conn, version: 0 };
+        // Checked before anything is written: another program's database is refused,
+        // never switched to WAL or extended with our tables.
+        store.refuse_foreign().map_err(|e| not_a_store(path, &e))?;
+        let pragmas = |conn: &Connection| -> anyhow::Result<()> {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             Ok(())
         };
-        pragmas().map_err(|e| not_a_store(path, &e))?;
-        let mut store = Store { conn, version: 0 };
+        pragmas(&store.conn).map_err(|e| not_a_store(path, &e))?;
         store.init().map_err(|e| not_a_store(path, &e))?;
         Ok(store)
     }
@@ -233,6 +250,19 @@ impl Store {
         let mut store = Store { conn, version: 0 };
         store.version = store.check_version().map_err(|e| not_a_store(path, &e))?;
         Ok(store)
+    }
+
+    /// A file with tables but no auditor `meta` is someone else's database.
+    fn refuse_foreign(&self) -> anyhow::Result<()> {
+        let tables: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 && self.version_text()?.is_none() {
+            return Err(ForeignDatabase.into());
+        }
+        Ok(())
     }
 
     fn init(&mut self) -> anyhow::Result<()> {
@@ -283,7 +313,7 @@ impl Store {
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
-            None => bail!("an SQLite database, but not one auditor wrote"),
+            None => Err(ForeignDatabase.into()),
         }
     }
 
@@ -768,6 +798,21 @@ mod tests {
                 .contains("not an auditor store (an SQLite database, but not one auditor wrote)"),
             "{e:#}"
         );
+        // The daemon's open refuses it too, and leaves it as it was: no WAL, no tables.
+        let e = Store::open(&other).err().expect("refused");
+        assert!(format!("{e:#}").contains("not one auditor wrote"), "{e:#}");
+        let c = rusqlite::Connection::open(&other).unwrap();
+        let tables: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((tables, mode.as_str()), (1, "delete"));
         let missing = path.with_file_name("missing.db");
         let e = Store::open_existing(&missing).err().expect("refused");
         assert_eq!(
