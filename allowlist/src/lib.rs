@@ -10,7 +10,7 @@ pub mod names;
 pub mod overrides;
 pub mod policy;
 pub mod schema;
-mod yaml;
+pub mod yaml;
 
 pub use file::FileError;
 pub use import::{

@@ -92,6 +92,36 @@ sudo auditor capture --duration 30s | auditor replay --allowlist a.yaml --invent
     #[command(after_help = "Example:\n  \
 auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.2.7:9200")]
     Explain(ExplainArgs),
+    /// Generate the Kubernetes NetworkPolicies the documented architecture describes.
+    ///
+    /// From the allowlist (not from observed traffic, which would make today's violations
+    /// policy), and the inventory's `kubernetes:` namespace and labels of each service:
+    /// every service with pods is isolated for ingress, and each documented connection
+    /// into it becomes an ingress rule from the source's pods (namespaceSelector AND
+    /// podSelector), on the documented ports and transport with the overrides applied,
+    /// ranges as endPort. With --egress, egress is isolated too: connections to externals
+    /// become ipBlock rules from the inventory's addresses, and DNS is allowed (--dns).
+    /// Each rule's documented connection number is an annotation (auditor/ingress-N), so
+    /// `kubectl describe` shows why it exists. Rows a NetworkPolicy cannot express (no
+    /// port and no override, loopback mesh upstreams, services inventoried by address
+    /// only) are skipped with a warning that says why; lint warnings are repeated as
+    /// comments. With --store: what would break, before anything is applied — observed
+    /// connections the policies would deny (with counts and last seen), violations they
+    /// would not stop, and documented rows never observed. Exit codes: 0; 1 when a
+    /// --fail-on condition holds; 2 on errors.
+    #[command(
+        name = "networkpolicy",
+        after_help = "Examples:\n  \
+auditor networkpolicy --allowlist allowlist.yaml --inventory inventory.yaml --overrides overrides.yaml > policies.yaml\n  \
+auditor networkpolicy ... --egress -o policies/            # one file per policy\n  \
+auditor networkpolicy ... --store store.db --fail-on would-break --would-break would-break.json\n\n\
+The inventory gives each service's pods:\n  \
+services:\n    \
+Tenant Service: {kubernetes: {namespace: voice, labels: {app: tenant}}}\n  \
+externals:\n    \
+Object storage: {addresses: [203.0.113.0/24]}"
+    )]
+    NetworkPolicy(NetworkPolicyArgs),
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
@@ -668,6 +698,92 @@ pub struct ReplayArgs {
     /// The node name the replayed flows are stored under (with --store).
     #[arg(long, default_value = "replay", requires = "store")]
     pub node: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NetworkPolicyArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Isolate egress too: each service's pods may connect only to the documented
+    /// destinations (and DNS).
+    #[arg(long)]
+    pub egress: bool,
+    /// Where pods resolve names, allowed in every egress policy: NAMESPACE/KEY=VALUE[,...]
+    /// (pod labels), or `none`.
+    #[arg(long, default_value = "kube-system/k8s-app=kube-dns", value_name = "NS/LABELS|none")]
+    pub dns: String,
+    /// Write here instead of stdout: a file (all policies, multi-document YAML), or a
+    /// directory (existing, or ending in /) for one file per policy.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// A store (`auditor run --store`, `auditor replay --store`): print what the policies
+    /// would break, judged on its observed connections.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Also write what would break as JSON (edges in the vocabulary of the events, with
+    /// `denied_by`). Needs --store.
+    #[arg(long, value_name = "FILE", requires = "store")]
+    pub would_break: Option<PathBuf>,
+    /// Exit 1 when: `would-break` (an observed connection would be denied). Needs --store.
+    #[arg(long, value_enum, value_delimiter = ',', requires = "store")]
+    pub fail_on: Vec<NetworkPolicyFailOn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkPolicyFailOn {
+    /// An observed connection the generated policies would deny.
+    WouldBreak,
+}
+
+/// Where the policies go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyOutput {
+    Stdout,
+    File(PathBuf),
+    Dir(PathBuf),
+}
+
+/// Validated `auditor networkpolicy` settings.
+#[derive(Debug, Clone)]
+pub struct NetworkPolicyConfig {
+    pub policy: PolicyConfig,
+    pub options: crate::networkpolicy::Options,
+    pub output: PolicyOutput,
+    pub store: Option<PathBuf>,
+    pub would_break: Option<PathBuf>,
+    pub fail_on: Vec<NetworkPolicyFailOn>,
+}
+
+impl TryFrom<NetworkPolicyArgs> for NetworkPolicyConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: NetworkPolicyArgs) -> anyhow::Result<Self> {
+        let dns = crate::networkpolicy::DnsPeer::parse(&a.dns)
+            .map_err(|e| anyhow::anyhow!("--dns {e}"))?;
+        if let Some(s) = &a.store
+            && !s.is_file()
+        {
+            anyhow::bail!("--store {}: no such store", s.display());
+        }
+        let output = match a.output {
+            None => PolicyOutput::Stdout,
+            Some(p) if p.is_dir() || p.as_os_str().to_string_lossy().ends_with('/') => {
+                PolicyOutput::Dir(p)
+            }
+            Some(p) => PolicyOutput::File(p),
+        };
+        Ok(NetworkPolicyConfig {
+            policy: a.policy.into(),
+            options: crate::networkpolicy::Options {
+                egress: a.egress,
+                dns,
+            },
+            output,
+            store: a.store,
+            would_break: a.would_break,
+            fail_on: a.fail_on,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::Context;
 use auditor::{
     capture::{self, ProbeOptions, Probes},
-    cli::{CaptureConfig, Cli, Command, ReplayConfig, ReportConfig, RunConfig, SchemaOutput},
+    cli::{
+        CaptureConfig, Cli, Command, NetworkPolicyConfig, ReplayConfig, ReportConfig, RunConfig, SchemaOutput},
 };
 use clap::Parser;
 
@@ -26,6 +27,8 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => {
             ReplayConfig::try_from(args).and_then(auditor::commands::verdicts::replay)
         }
+        Command::NetworkPolicy(args) => NetworkPolicyConfig::try_from(args)
+            .and_then(auditor::commands::networkpolicy::run),
         Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args.into()),
         Command::Schema { output } => {
             let text = match output {

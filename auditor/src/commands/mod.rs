@@ -1,5 +1,6 @@
 //! Command handlers: each takes its validated arguments and does one job.
 
 pub mod allowlist;
+pub mod networkpolicy;
 pub mod report;
 pub mod verdicts;

@@ -135,6 +135,8 @@ pub struct Inventory {
     cgroup_owner: Vec<(u32, usize)>, // pattern index -> (id, specificity)
     upstreams: HashMap<u16, (u32, u16)>,
     kube: Vec<(Arc<str>, super::kubernetes::KubeSelector)>,
+    /// Each entry's addresses as written (by id): NetworkPolicy `ipBlock`s need them.
+    nets: Vec<Vec<IpNet>>,
 }
 
 fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
@@ -172,6 +174,7 @@ impl Inventory {
             cgroup_owner: Vec::new(),
             upstreams: HashMap::new(),
             kube: Vec::new(),
+            nets: Vec::new(),
         };
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut owners: HashMap<IpNet, u32> = HashMap::new();
@@ -248,6 +251,7 @@ impl Inventory {
                     ids.insert(name.clone(), id);
                     inv.names.push(name.clone().into());
                     inv.kinds.push(EntryKind::Service);
+                    inv.nets.push(Vec::new());
                     id
                 }
             };
@@ -297,6 +301,7 @@ impl Inventory {
         ids.insert(clean.clone(), id);
         self.names.push(clean.clone().into());
         self.kinds.push(kind);
+        self.nets.push(Vec::new());
         for a in addresses {
             let net: IpNet = a
                 .parse::<IpNet>()
@@ -309,6 +314,7 @@ impl Inventory {
                     )
                 })?
                 .trunc();
+            self.nets[id as usize].push(net);
             if let Some(prev) = owners.insert(net, id)
                 && prev != id
             {
@@ -336,6 +342,25 @@ impl Inventory {
     /// The `kubernetes:` selectors, by documented service name.
     pub fn kube_selectors(&self) -> Vec<(Arc<str>, super::kubernetes::KubeSelector)> {
         self.kube.clone()
+    }
+
+    /// The addresses and CIDRs an entry lists (empty when it has none, or is unknown).
+    pub fn networks(&self, name: &str) -> &[IpNet] {
+        self.names
+            .iter()
+            .position(|n| n.as_ref() == name)
+            .map_or(&[], |id| &self.nets[id])
+    }
+
+    /// The services reached through a loopback mesh upstream: (loopback port, service).
+    pub fn mesh_upstreams(&self) -> Vec<(u16, &str)> {
+        let mut out: Vec<(u16, &str)> = self
+            .upstreams
+            .iter()
+            .map(|(&port, &(id, _))| (port, self.names[id as usize].as_ref()))
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     pub fn origin(&self) -> &str {
