@@ -6,6 +6,7 @@ pub mod capture;
 pub mod events;
 pub mod fake_kube;
 pub mod lab;
+pub mod netpol;
 pub mod peer;
 pub mod services;
 
@@ -37,4 +38,29 @@ pub fn workspace_bin(name: &str) -> std::path::PathBuf {
         .and_then(|d| d.parent())
         .expect("target dir")
         .join(name)
+}
+
+/// A tool `cargo xtask setup` installs in ~/.cache/auditor-tools (helm,
+/// kubernetes-validate), or None with a SKIPPED note; on CI a missing tool fails the test.
+pub fn setup_tool(rel: &str) -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("HOME")
+        .map_or_else(|| std::path::PathBuf::from("/root"), std::path::PathBuf::from)
+        .join(".cache/auditor-tools")
+        .join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    let required = ["CI", "AUDITOR_REQUIRE_KERNEL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0"));
+    assert!(
+        !required,
+        "{} is missing: run `cargo xtask setup`",
+        p.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing (cargo xtask setup installs it)",
+        p.display()
+    );
+    None
 }

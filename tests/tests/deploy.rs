@@ -8,28 +8,8 @@ use serde_json::Value;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-fn tool(rel: &str) -> Option<PathBuf> {
-    let p = std::env::var_os("HOME")
-        .map_or_else(|| PathBuf::from("/root"), PathBuf::from)
-        .join(".cache/auditor-tools")
-        .join(rel);
-    if p.exists() {
-        return Some(p);
-    }
-    let required = ["CI", "AUDITOR_REQUIRE_KERNEL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0"));
-    assert!(
-        !required,
-        "{} is missing: run `cargo xtask setup`",
-        p.display()
-    );
-    eprintln!(
-        "SKIPPED: {} is missing (cargo xtask setup installs it)",
-        p.display()
-    );
-    None
-}
+/// The tools `cargo xtask setup` installs (shared with the NetworkPolicy tests).
+use auditor_tests::setup_tool as tool;
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(format!("{ROOT}/{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))
