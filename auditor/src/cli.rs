@@ -710,7 +710,11 @@ pub struct NetworkPolicyArgs {
     pub egress: bool,
     /// Where pods resolve names, allowed in every egress policy: NAMESPACE/KEY=VALUE[,...]
     /// (pod labels), or `none`.
-    #[arg(long, default_value = "kube-system/k8s-app=kube-dns", value_name = "NS/LABELS|none")]
+    #[arg(
+        long,
+        default_value = "kube-system/k8s-app=kube-dns",
+        value_name = "NS/LABELS|none"
+    )]
     pub dns: String,
     /// Write here instead of stdout: a file (all policies, multi-document YAML), or a
     /// directory (existing, or ending in /) for one file per policy.

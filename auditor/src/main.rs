@@ -6,7 +6,9 @@ use anyhow::Context;
 use auditor::{
     capture::{self, ProbeOptions, Probes},
     cli::{
-        CaptureConfig, Cli, Command, NetworkPolicyConfig, ReplayConfig, ReportConfig, RunConfig, SchemaOutput},
+        CaptureConfig, Cli, Command, NetworkPolicyConfig, ReplayConfig, ReportConfig, RunConfig,
+        SchemaOutput,
+    },
 };
 use clap::Parser;
 
@@ -27,8 +29,9 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => {
             ReplayConfig::try_from(args).and_then(auditor::commands::verdicts::replay)
         }
-        Command::NetworkPolicy(args) => NetworkPolicyConfig::try_from(args)
-            .and_then(auditor::commands::networkpolicy::run),
+        Command::NetworkPolicy(args) => {
+            NetworkPolicyConfig::try_from(args).and_then(auditor::commands::networkpolicy::run)
+        }
         Command::Explain(args) => auditor::commands::verdicts::explain_cmd(args.into()),
         Command::Schema { output } => {
             let text = match output {

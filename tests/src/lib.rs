@@ -44,7 +44,10 @@ pub fn workspace_bin(name: &str) -> std::path::PathBuf {
 /// kubernetes-validate), or None with a SKIPPED note; on CI a missing tool fails the test.
 pub fn setup_tool(rel: &str) -> Option<std::path::PathBuf> {
     let p = std::env::var_os("HOME")
-        .map_or_else(|| std::path::PathBuf::from("/root"), std::path::PathBuf::from)
+        .map_or_else(
+            || std::path::PathBuf::from("/root"),
+            std::path::PathBuf::from,
+        )
         .join(".cache/auditor-tools")
         .join(rel);
     if p.exists() {

@@ -61,25 +61,23 @@ fn selector_matches(sel: &Value, labels: &BTreeMap<String, String>) -> bool {
         m.iter()
             .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
     });
-    let by_expressions = sel["matchExpressions"]
-        .as_array()
-        .is_none_or(|exprs| {
-            exprs.iter().all(|e| {
-                let key = e["key"].as_str().expect("matchExpressions key");
-                let values: Vec<&str> = e["values"]
-                    .as_array()
-                    .map(|v| v.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                let value = labels.get(key).map(String::as_str);
-                match e["operator"].as_str().expect("operator") {
-                    "In" => value.is_some_and(|v| values.contains(&v)),
-                    "NotIn" => value.is_none_or(|v| !values.contains(&v)),
-                    "Exists" => value.is_some(),
-                    "DoesNotExist" => value.is_none(),
-                    other => panic!("unknown selector operator {other}"),
-                }
-            })
-        });
+    let by_expressions = sel["matchExpressions"].as_array().is_none_or(|exprs| {
+        exprs.iter().all(|e| {
+            let key = e["key"].as_str().expect("matchExpressions key");
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let value = labels.get(key).map(String::as_str);
+            match e["operator"].as_str().expect("operator") {
+                "In" => value.is_some_and(|v| values.contains(&v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(&v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                other => panic!("unknown selector operator {other}"),
+            }
+        })
+    });
     by_labels && by_expressions
 }
 
@@ -173,7 +171,11 @@ impl Cluster {
     }
 
     /// The policies that select `pod` for `dir`.
-    pub fn selecting<'a>(&'a self, pod: &'a Pod, dir: Direction) -> impl Iterator<Item = &'a Value> {
+    pub fn selecting<'a>(
+        &'a self,
+        pod: &'a Pod,
+        dir: Direction,
+    ) -> impl Iterator<Item = &'a Value> {
         self.policies.iter().filter(move |p| {
             p["metadata"]["namespace"].as_str() == Some(pod.namespace.as_str())
                 && selector_matches(&p["spec"]["podSelector"], &pod.labels)
@@ -186,7 +188,14 @@ impl Cluster {
     }
 
     /// Does `pod`'s side allow the connection with `other` (for `dir`)?
-    fn side_allows(&self, pod: &Pod, dir: Direction, other: End<'_>, protocol: &str, port: u16) -> bool {
+    fn side_allows(
+        &self,
+        pod: &Pod,
+        dir: Direction,
+        other: End<'_>,
+        protocol: &str,
+        port: u16,
+    ) -> bool {
         let (key, peers_key) = match dir {
             Direction::Ingress => ("ingress", "from"),
             Direction::Egress => ("egress", "to"),
@@ -270,20 +279,38 @@ mod tests {
             }
         })]);
         assert!(c.isolated(&db, Direction::Ingress));
-        assert!(!c.isolated(&db, Direction::Egress), "no egress section, no policyTypes");
+        assert!(
+            !c.isolated(&db, Direction::Egress),
+            "no egress section, no policyTypes"
+        );
         assert!(c.allowed(End::Pod(&web), End::Pod(&db), "TCP", 5432));
-        assert!(!c.allowed(End::Pod(&web), End::Pod(&db), "UDP", 5432), "protocol");
-        assert!(!c.allowed(End::Pod(&web), End::Pod(&db), "TCP", 5433), "port");
+        assert!(
+            !c.allowed(End::Pod(&web), End::Pod(&db), "UDP", 5432),
+            "protocol"
+        );
+        assert!(
+            !c.allowed(End::Pod(&web), End::Pod(&db), "TCP", 5433),
+            "port"
+        );
         // podSelector alone: the policy's namespace only.
         assert!(!c.allowed(End::Pod(&other), End::Pod(&db), "TCP", 5432));
         // namespaceSelector AND podSelector.
         assert!(c.allowed(End::Pod(&other), End::Pod(&db), "UDP", 53));
         assert!(!c.allowed(End::Pod(&web), End::Pod(&db), "UDP", 53));
         let out = |a: &str| End::Outside(a.parse().unwrap());
-        assert!(c.allowed(out("172.17.2.9"), End::Pod(&db), "TCP", 30010), "endPort");
+        assert!(
+            c.allowed(out("172.17.2.9"), End::Pod(&db), "TCP", 30010),
+            "endPort"
+        );
         assert!(!c.allowed(out("172.17.2.9"), End::Pod(&db), "TCP", 30011));
-        assert!(!c.allowed(out("172.17.1.9"), End::Pod(&db), "TCP", 30000), "except");
-        assert!(c.allowed(End::Pod(&db), End::Pod(&web), "TCP", 1), "web not isolated");
+        assert!(
+            !c.allowed(out("172.17.1.9"), End::Pod(&db), "TCP", 30000),
+            "except"
+        );
+        assert!(
+            c.allowed(End::Pod(&db), End::Pod(&web), "TCP", 1),
+            "web not isolated"
+        );
         // Egress isolation with an empty list: nothing out.
         let deny_out = Cluster::new(vec![json!({
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -292,7 +319,10 @@ mod tests {
         })]);
         assert!(!deny_out.allowed(End::Pod(&web), out("8.8.8.8"), "UDP", 53));
         assert!(deny_out.allowed(End::Pod(&other), out("8.8.8.8"), "UDP", 53));
-        assert!(cidr_contains("2001:db8::/32", "2001:db8:1::5".parse().unwrap()));
+        assert!(cidr_contains(
+            "2001:db8::/32",
+            "2001:db8:1::5".parse().unwrap()
+        ));
         assert!(!cidr_contains("2001:db8::/32", "10.0.0.1".parse().unwrap()));
     }
 }

@@ -113,7 +113,9 @@ fn world(inventory: &str) -> World {
                 namespace: k["namespace"].as_str().unwrap().into(),
                 labels,
                 // The pod network: in no external's CIDR.
-                ip: format!("10.244.{}.{}", i / 200, i % 200 + 10).parse().unwrap(),
+                ip: format!("10.244.{}.{}", i / 200, i % 200 + 10)
+                    .parse()
+                    .unwrap(),
             },
         );
     }
@@ -121,7 +123,12 @@ fn world(inventory: &str) -> World {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(n, e)| (n.clone(), an_address_in(e["addresses"][0].as_str().unwrap())))
+        .map(|(n, e)| {
+            (
+                n.clone(),
+                an_address_in(e["addresses"][0].as_str().unwrap()),
+            )
+        })
         .collect();
     let dns = Pod {
         namespace: "kube-system".into(),
@@ -169,7 +176,11 @@ fn documented_pairs() -> Vec<(u32, String, String, Transport, u16)> {
             policy.service_id(&c.destination).unwrap(),
         );
         for r in policy.edge(s, d).iter().filter(|r| r.index == i) {
-            assert_eq!(r.basis == PortBasis::Unverified, false, "{c:?}: overrides give it");
+            assert_eq!(
+                r.basis == PortBasis::Unverified,
+                false,
+                "{c:?}: overrides give it"
+            );
             for p in &r.ports {
                 for port in [p.first, p.last] {
                     out.push((
@@ -197,20 +208,34 @@ fn check_architecture(inventory: &str) -> BTreeSet<(String, String, &'static str
     let mut in_cluster = 0;
     for (row, src, dst, t, port) in &pairs {
         let allowed = cluster.allowed(w.end(src), w.end(dst), proto(*t), *port);
-        assert!(allowed, "{inventory}: row {row} {src} → {dst} {t}/{port} is denied");
+        assert!(
+            allowed,
+            "{inventory}: row {row} {src} → {dst} {t}/{port} is denied"
+        );
         if w.pods.contains_key(src) && w.pods.contains_key(dst) {
             in_cluster += 1;
         }
     }
-    assert!(in_cluster >= 100, "{in_cluster} in-cluster pairs: the fixture lost services");
+    assert!(
+        in_cluster >= 100,
+        "{in_cluster} in-cluster pairs: the fixture lost services"
+    );
     // Every documented destination in the cluster is isolated, and with --egress every source.
     let (list, policy) = documented();
     for c in &list.connections {
         if let Some(p) = w.pods.get(&c.destination) {
-            assert!(cluster.isolated(p, Direction::Ingress), "{} not isolated", c.destination);
+            assert!(
+                cluster.isolated(p, Direction::Ingress),
+                "{} not isolated",
+                c.destination
+            );
         }
         if let Some(p) = w.pods.get(&c.source) {
-            assert!(cluster.isolated(p, Direction::Egress), "{} egress not isolated", c.source);
+            assert!(
+                cluster.isolated(p, Direction::Egress),
+                "{} egress not isolated",
+                c.source
+            );
         }
     }
     // The demo's violations, and the issue's: denied.
@@ -225,7 +250,12 @@ fn check_architecture(inventory: &str) -> BTreeSet<(String, String, &'static str
             "{inventory}: {src} → {dst} {port} is allowed"
         );
     }
-    assert!(!cluster.allowed(svc("Voice SIP Proxy Service"), svc("WebRTC Media Service"), "TCP", 5070));
+    assert!(!cluster.allowed(
+        svc("Voice SIP Proxy Service"),
+        svc("WebRTC Media Service"),
+        "TCP",
+        5070
+    ));
     let outside: IpAddr = "192.0.2.200".parse().unwrap();
     assert!(!cluster.allowed(svc("Tenant Service"), End::Outside(outside), "TCP", 443));
     assert!(!cluster.allowed(End::Outside(outside), svc("Tenant Service"), "TCP", 8888));
@@ -269,14 +299,20 @@ fn check_architecture(inventory: &str) -> BTreeSet<(String, String, &'static str
 fn the_bundled_architecture_is_enforced_as_documented_and_a_held_back_inventory_the_same() {
     let demo = check_architecture(INVENTORY);
     let held_back = check_architecture(HELD_BACK);
-    assert_eq!(demo, held_back, "the two inventories allow different connections");
+    assert_eq!(
+        demo, held_back,
+        "the two inventories allow different connections"
+    );
 }
 
 #[test]
 fn ingress_only_isolates_ingress_and_names_its_rows() {
     let (yaml, stderr) = networkpolicy(INVENTORY, &[]);
     let docs = parse(&yaml);
-    assert!(docs.iter().all(|d| d["spec"]["policyTypes"] == serde_json::json!(["Ingress"])));
+    assert!(
+        docs.iter()
+            .all(|d| d["spec"]["policyTypes"] == serde_json::json!(["Ingress"]))
+    );
     let redis = docs
         .iter()
         .find(|d| d["metadata"]["name"] == "auditor-ingress-redis")
@@ -287,16 +323,27 @@ fn ingress_only_isolates_ingress_and_names_its_rows() {
         redis["metadata"]["annotations"]["auditor/ingress-0"],
         "row 6: Voice RQ Service → Redis, tcp/6379"
     );
-    let rows = redis["metadata"]["annotations"]["auditor/connections"].as_str().unwrap();
-    assert!(rows.split(',').any(|r| r == "45") && rows.split(',').any(|r| r == "9"), "{rows}");
+    let rows = redis["metadata"]["annotations"]["auditor/connections"]
+        .as_str()
+        .unwrap();
+    assert!(
+        rows.split(',').any(|r| r == "45") && rows.split(',').any(|r| r == "9"),
+        "{rows}"
+    );
     // The reversed rows are generated as documented, their lint repeated as a comment.
-    let before_tenant = yaml.split("name: auditor-ingress-tenant-service").next().unwrap();
+    let before_tenant = yaml
+        .split("name: auditor-ingress-tenant-service")
+        .next()
+        .unwrap();
     let tenant_comments = before_tenant.rsplit("---").next().unwrap();
     assert!(
         tenant_comments.contains("warning[reversed-datastore]: row 14"),
         "{tenant_comments}"
     );
-    assert!(stderr.contains("warning[reversed-datastore]: row 55"), "{stderr}");
+    assert!(
+        stderr.contains("warning[reversed-datastore]: row 55"),
+        "{stderr}"
+    );
     // One file per policy with -o DIR: the same objects.
     let dir = tmp("dir");
     let out = auditor(&[
@@ -351,15 +398,27 @@ fn rows_it_cannot_express_are_skipped_with_why() {
     let yaml = String::from_utf8_lossy(&out.stdout);
     for (row, why) in [
         ("row 59:", "the rule would have to allow every port"),
-        ("row 19 (ingress):", "Voicemail is reached through the loopback mesh upstream 127.0.0.1:9081"),
-        ("row 26 (ingress):", "Config Service is inventoried by address only"),
-        ("row 18 (ingress):", "Voicemail is reached through the loopback mesh upstream"),
+        (
+            "row 19 (ingress):",
+            "Voicemail is reached through the loopback mesh upstream 127.0.0.1:9081",
+        ),
+        (
+            "row 26 (ingress):",
+            "Config Service is inventoried by address only",
+        ),
+        (
+            "row 18 (ingress):",
+            "Voicemail is reached through the loopback mesh upstream",
+        ),
     ] {
         assert!(
             stderr.lines().any(|l| l.contains(row) && l.contains(why)),
             "{row} {why}:\n{stderr}"
         );
-        assert!(yaml.lines().any(|l| l.starts_with('#') && l.contains(row) && l.contains(why)));
+        assert!(
+            yaml.lines()
+                .any(|l| l.starts_with('#') && l.contains(row) && l.contains(why))
+        );
     }
     assert!(!yaml.contains("auditor-ingress-config-service"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -436,7 +495,12 @@ fn what_would_break_on_the_demo_is_exactly_its_violations_the_policies_deny() {
             args.push("--egress");
         }
         let out = auditor(&args);
-        assert_eq!(out.status.code(), Some(1), "--fail-on would-break: {}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "--fail-on would-break: {}",
+            text(&out)
+        );
         let yaml = String::from_utf8(out.stdout).unwrap();
         let cluster = Cluster::new(parse(&yaml));
         // What the evaluator says the policies deny, flow by flow.
@@ -451,7 +515,10 @@ fn what_would_break_on_the_demo_is_exactly_its_violations_the_policies_deny() {
             let t = v["transport"].as_str().unwrap().to_ascii_uppercase();
             let port = v["dst"]["port"].as_u64().unwrap() as u16;
             if !cluster.allowed(addr_end(&v["src"]), addr_end(&v["dst"]), &t, port) {
-                assert_ne!(v["verdict"], "allowed", "a documented flow would break: {v}");
+                assert_ne!(
+                    v["verdict"], "allowed",
+                    "a documented flow would break: {v}"
+                );
                 denied.insert(edge_key(v));
             }
         }
@@ -485,7 +552,11 @@ fn what_would_break_on_the_demo_is_exactly_its_violations_the_policies_deny() {
             violations.difference(&expressible).cloned().collect(),
             "egress {egress}"
         );
-        assert_eq!(report["never_observed"], serde_json::json!([]), "the demo uses every row");
+        assert_eq!(
+            report["never_observed"],
+            serde_json::json!([]),
+            "the demo uses every row"
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("undocumented_egress Genesys Engagement Service → Redis tcp/6379: 1 connection(s), last seen 2026-"),
@@ -561,7 +632,10 @@ fn kubernetes_accepts_the_policies() {
                 .output()
                 .unwrap();
             let t = text(&out);
-            assert!(out.status.success(), "{inventory} on Kubernetes {version}:\n{t}");
+            assert!(
+                out.status.success(),
+                "{inventory} on Kubernetes {version}:\n{t}"
+            );
             for n in &names {
                 assert!(
                     t.contains(&format!("passed for resource networkpolicy/{n} ")),

@@ -230,7 +230,8 @@ fn slug(name: &str) -> String {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -319,7 +320,11 @@ pub fn generate(
         .map(|(n, k)| (n.to_string(), k))
         .collect();
     let kinds: BTreeMap<&str, EntryKind> = inv.entries().collect();
-    let mesh: BTreeMap<&str, u16> = inv.mesh_upstreams().into_iter().map(|(p, s)| (s, p)).collect();
+    let mesh: BTreeMap<&str, u16> = inv
+        .mesh_upstreams()
+        .into_iter()
+        .map(|(p, s)| (s, p))
+        .collect();
     let lints = allowlist::lint::lint_with_overrides(list, overrides);
     let mut skipped = Vec::new();
     let mut policies: Vec<NetPolicy> = Vec::new();
@@ -579,12 +584,20 @@ externals:
         assert_eq!(b_in.rules.len(), 1, "row 2 has no port: skipped");
         assert_eq!(b_in.rules[0].rows, vec![1]);
         assert_eq!(
-            b_in.rules[0].ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            b_in.rules[0]
+                .ports
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             ["tcp/80", "tcp/20000-20010"]
         );
         let a_in = g.policy("A", Side::Ingress).unwrap();
         assert_eq!(
-            a_in.rules[0].ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            a_in.rules[0]
+                .ports
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             ["tcp/5060", "udp/5060"],
             "a row on both transports allows both"
         );
@@ -618,15 +631,20 @@ mesh_upstreams:
         );
         let text: Vec<String> = g.skipped.iter().map(ToString::to_string).collect();
         assert!(
-            text.iter().any(|t| t.starts_with("row 1 (ingress)") && t.contains("address only")),
+            text.iter()
+                .any(|t| t.starts_with("row 1 (ingress)") && t.contains("address only")),
             "{text:?}"
         );
         assert!(
-            text.iter().any(|t| t.starts_with("row 4 (egress)") && t.contains("address only")),
+            text.iter()
+                .any(|t| t.starts_with("row 4 (egress)") && t.contains("address only")),
             "{text:?}"
         );
         // Row 3 starts at A, which has no pods to isolate: its skip names A, not Store.
-        assert!(text.iter().any(|t| t.starts_with("row 3 (egress)")), "{text:?}");
+        assert!(
+            text.iter().any(|t| t.starts_with("row 3 (egress)")),
+            "{text:?}"
+        );
         assert!(g.policy("A", Side::Ingress).is_none());
         assert!(g.policy("B", Side::Ingress).unwrap().rules.is_empty());
     }
@@ -639,9 +657,16 @@ mesh_upstreams:
         );
         assert_eq!(DnsPeer::parse("none").unwrap(), None);
         for bad in ["kube-system", "/a=b", "ns/a", "ns/=b"] {
-            assert!(DnsPeer::parse(bad).unwrap_err().contains("NAMESPACE/KEY=VALUE"));
+            assert!(
+                DnsPeer::parse(bad)
+                    .unwrap_err()
+                    .contains("NAMESPACE/KEY=VALUE")
+            );
         }
-        assert_eq!(slug("Genesys Web Services and Applications"), "genesys-web-services-and-applications");
+        assert_eq!(
+            slug("Genesys Web Services and Applications"),
+            "genesys-web-services-and-applications"
+        );
         assert_eq!(slug("External/customer"), "external-customer");
     }
 }

@@ -179,13 +179,19 @@ pub fn header(g: &Generated) -> String {
         &mut out,
     );
     if !g.skipped.is_empty() {
-        comment("Not expressed (a NetworkPolicy cannot say it, or the inventory does not tell):", &mut out);
+        comment(
+            "Not expressed (a NetworkPolicy cannot say it, or the inventory does not tell):",
+            &mut out,
+        );
         for s in &g.skipped {
             comment(&format!("  {s}"), &mut out);
         }
     }
     if !g.lints.is_empty() {
-        comment("Lint warnings on the documented rows (generated as documented):", &mut out);
+        comment(
+            "Lint warnings on the documented rows (generated as documented):",
+            &mut out,
+        );
         for l in &g.lints {
             comment(&format!("  {l}"), &mut out);
         }

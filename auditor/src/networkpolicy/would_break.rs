@@ -90,7 +90,8 @@ fn why_not_stopped(g: &Generated, e: &Edge, egress: bool) -> String {
     let dst = e.dst.service.as_deref();
     let src = e.src.service.as_deref();
     let ingress = match dst {
-        None => "its destination is not a documented service, so no ingress policy selects it".to_string(),
+        None => "its destination is not a documented service, so no ingress policy selects it"
+            .to_string(),
         Some(d) if g.policy(d, Side::Ingress).is_none() => {
             format!("{d} has no pods in the inventory to isolate")
         }
