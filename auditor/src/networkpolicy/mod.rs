@@ -552,6 +552,7 @@ connections:
 - {number: 2, source: A, destination: B, protocol: X, transport: tcp, ports: {unknown: N/A}}
 - {number: 3, source: A, destination: Store, protocol: TCP, transport: tcp, ports: [443]}
 - {number: 4, source: B, destination: A, protocol: SIP, transport: both, ports: [5060]}
+- {number: 5, source: Store, destination: B, protocol: TCP, transport: tcp, ports: [9000]}
 ";
 
     fn generated(inventory: &str, egress: bool) -> Generated {
@@ -581,7 +582,7 @@ externals:
         let g = generated(INVENTORY, true);
         let b_in = g.policy("B", Side::Ingress).unwrap();
         assert_eq!(b_in.name, "auditor-ingress-b");
-        assert_eq!(b_in.rules.len(), 1, "row 2 has no port: skipped");
+        assert_eq!(b_in.rules.len(), 2, "row 2 has no port: skipped");
         assert_eq!(b_in.rules[0].rows, vec![1]);
         assert_eq!(
             b_in.rules[0]
@@ -610,6 +611,11 @@ externals:
                 service: "Store".into(),
                 net: "203.0.113.0/24".parse().unwrap()
             }]
+        );
+        // From outside the cluster: the external's addresses, as ipBlocks.
+        let from_store = b_in.rules.iter().find(|r| r.rows == [5]).unwrap();
+        assert!(
+            matches!(&from_store.peers[..], [Peer::Block { net, .. }] if net.to_string() == "203.0.113.0/24")
         );
         let row2: Vec<_> = g.skipped.iter().filter(|s| s.row == Some(2)).collect();
         assert_eq!(row2.len(), 1, "{:?}", g.skipped);
