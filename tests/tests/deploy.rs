@@ -2,7 +2,7 @@
 //! JSON schemas offline, grant only the documented privileges, and every chart value is
 //! documented. Uses the tools `cargo xtask setup` installs (helm, kubernetes-validate).
 
-use std::{path::PathBuf, process::Command};
+use std::process::Command;
 
 use serde_json::Value;
 

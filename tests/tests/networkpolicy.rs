@@ -176,11 +176,7 @@ fn documented_pairs() -> Vec<(u32, String, String, Transport, u16)> {
             policy.service_id(&c.destination).unwrap(),
         );
         for r in policy.edge(s, d).iter().filter(|r| r.index == i) {
-            assert_eq!(
-                r.basis == PortBasis::Unverified,
-                false,
-                "{c:?}: overrides give it"
-            );
+            assert_ne!(r.basis, PortBasis::Unverified, "{c:?}: overrides give it");
             for p in &r.ports {
                 for port in [p.first, p.last] {
                     out.push((

@@ -286,7 +286,7 @@ fn peers_of(p: &Place<'_>, service: &str) -> Result<Vec<Peer>, String> {
             k.namespace,
             k.service.as_deref().unwrap_or("?")
         )),
-        Place::External(nets) if nets.is_empty() => Err(format!(
+        Place::External([]) => Err(format!(
             "the external {service} has no addresses in the inventory: there is no ipBlock to allow"
         )),
         Place::External(nets) => Ok(nets
@@ -480,12 +480,11 @@ pub fn generate(
             };
             let Place::Pods(_) = own else {
                 // Nothing to isolate on this side; say so only where it matters to the row.
-                let why_not = match (own, side) {
+                let why_not = match own {
                     // Egress to, or ingress from, outside the cluster: not ours to police.
-                    (Place::External(_), _) => None,
-                    (Place::ServiceOnly(_), _) => None, // warned once above
-                    (Place::Unknown, _) => Some(format!("{own_name} is not in the inventory")),
-                    (p, _) => peers_of(p, own_name).err(),
+                    Place::External(_) => None,
+                    Place::ServiceOnly(_) => None, // warned once above
+                    p => peers_of(p, own_name).err(),
                 };
                 if let Some(reason) = why_not {
                     skipped.push(skip(Some(side), format!("{reason}: not isolated")));
