@@ -125,7 +125,8 @@ Object storage: {addresses: [203.0.113.0/24]}"
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
-    /// Print the JSON Schema of an output: the daemon's events, or the report.
+    /// Print the JSON Schema of an output: the daemon's events, the report, or what
+    /// `networkpolicy --would-break` writes.
     #[command(after_help = "Example:\n  auditor schema event > event.schema.json")]
     Schema {
         /// Which output's schema.
@@ -140,6 +141,8 @@ pub enum SchemaOutput {
     Event,
     /// The JSON report (docs/report.schema.json).
     Report,
+    /// What `auditor networkpolicy --would-break` writes (docs/would-break.schema.json).
+    WouldBreak,
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,6 +54,9 @@ pub enum Direction {
 
 pub struct Cluster {
     pub policies: Vec<Value>,
+    /// Which policies select a pod (namespace, labels, direction): a test asks for
+    /// thousands of connections between the same few pods.
+    selecting: std::cell::RefCell<std::collections::HashMap<(String, String, bool), Vec<usize>>>,
 }
 
 fn selector_matches(sel: &Value, labels: &BTreeMap<String, String>) -> bool {
@@ -167,20 +170,35 @@ impl Cluster {
             assert_eq!(p["apiVersion"], "networking.k8s.io/v1", "{p}");
             assert_eq!(p["kind"], "NetworkPolicy", "{p}");
         }
-        Cluster { policies }
+        Cluster {
+            policies,
+            selecting: Default::default(),
+        }
     }
 
     /// The policies that select `pod` for `dir`.
-    pub fn selecting<'a>(
-        &'a self,
-        pod: &'a Pod,
-        dir: Direction,
-    ) -> impl Iterator<Item = &'a Value> {
-        self.policies.iter().filter(move |p| {
-            p["metadata"]["namespace"].as_str() == Some(pod.namespace.as_str())
-                && selector_matches(&p["spec"]["podSelector"], &pod.labels)
-                && policy_types(p).contains(&dir)
-        })
+    pub fn selecting<'a>(&'a self, pod: &Pod, dir: Direction) -> impl Iterator<Item = &'a Value> {
+        let key = (
+            pod.namespace.clone(),
+            format!("{:?}", pod.labels),
+            dir == Direction::Ingress,
+        );
+        let indices = self
+            .selecting
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| {
+                (0..self.policies.len())
+                    .filter(|&i| {
+                        let p = &self.policies[i];
+                        p["metadata"]["namespace"].as_str() == Some(pod.namespace.as_str())
+                            && selector_matches(&p["spec"]["podSelector"], &pod.labels)
+                            && policy_types(p).contains(&dir)
+                    })
+                    .collect()
+            })
+            .clone();
+        indices.into_iter().map(|i| &self.policies[i])
     }
 
     pub fn isolated(&self, pod: &Pod, dir: Direction) -> bool {

@@ -444,6 +444,26 @@ fn demo_store(dir: &Path, flows: &Path) -> (PathBuf, Vec<Value>) {
     (store, verdicts)
 }
 
+/// `--would-break` JSON, validated against the committed schema (which must be current).
+fn read_would_break(path: &Path) -> Value {
+    let committed = std::fs::read_to_string(root("docs/would-break.schema.json")).unwrap();
+    let current = auditor(&["schema", "would-break"]);
+    assert!(
+        committed.as_bytes() == current.stdout,
+        "docs/would-break.schema.json is stale: run `cargo xtask render`"
+    );
+    let schema: Value = serde_json::from_str(&committed).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{report:#}");
+    assert_eq!(report["schema"], "auditor-would-break/1");
+    report
+}
+
 fn edge_key(v: &Value) -> (String, String, String, String, u64) {
     let end = |e: &Value| {
         e["service"]
@@ -524,7 +544,7 @@ fn what_would_break_on_the_demo_is_exactly_its_violations_the_policies_deny() {
             expressible.retain(|k| k.0 != "unknown_destination");
         }
         assert_eq!(denied, expressible, "egress {egress}");
-        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let report = read_would_break(&json);
         let listed: BTreeSet<_> = report["would_break"]
             .as_array()
             .unwrap()
@@ -590,7 +610,7 @@ fn documented_rows_never_observed_are_listed_as_stale() {
         json.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "without --fail-on: {}", text(&out));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = read_would_break(&json);
     assert_eq!(
         report["never_observed"],
         serde_json::json!([{"rule": 33, "src": "Designer Application Server", "dst": "Digital Channels"}])

@@ -79,6 +79,10 @@ pub fn run() -> anyhow::Result<()> {
         ),
         (vec!["report", "--schema"], "docs/report.schema.json"),
         (vec!["schema", "event"], "docs/event.schema.json"),
+        (
+            vec!["schema", "would-break"],
+            "docs/would-break.schema.json",
+        ),
     ] {
         let out = crate::cargo_cmd(&["run", "--quiet", "-p", "auditor", "--"])
             .args(&args)

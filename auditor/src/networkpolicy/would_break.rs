@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// An observed edge the policies would deny.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Broken {
     #[serde(flatten)]
     pub edge: Edge,
@@ -25,7 +25,7 @@ pub struct Broken {
 }
 
 /// An observed violation the policies would still let through.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct NotStopped {
     #[serde(flatten)]
     pub edge: Edge,
@@ -33,18 +33,41 @@ pub struct NotStopped {
 }
 
 /// A documented row the policies allow, never observed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StaleRow {
+    /// The documented connection number.
     pub rule: u32,
+    /// Its documented source and destination services.
     pub src: String,
     pub dst: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(title = "auditor networkpolicy: what would break")]
 pub struct WouldBreak {
+    /// `auditor-would-break/1`.
+    pub schema: String,
+    /// Observed connections the generated policies would deny.
     pub would_break: Vec<Broken>,
+    /// Observed violations the generated policies would still let through, and why.
     pub not_stopped: Vec<NotStopped>,
+    /// Documented rows the policies allow that were never observed.
     pub never_observed: Vec<StaleRow>,
+}
+
+pub const SCHEMA: &str = "auditor-would-break/1";
+
+/// The JSON Schema of `--would-break` (docs/would-break.schema.json).
+pub fn schema_json() -> String {
+    let mut schema = schemars::schema_for!(WouldBreak);
+    schema.insert(
+        "$comment".into(),
+        "Generated from auditor/src/networkpolicy/would_break.rs and auditor/src/edge.rs by `auditor schema would-break`; do not edit."
+            .into(),
+    );
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    s.push('\n');
+    s
 }
 
 fn peer_matches(peer: &Peer, end: &Endpoint, port: u16) -> bool {
@@ -160,6 +183,7 @@ pub fn judge(
         .into_values()
         .collect();
     WouldBreak {
+        schema: SCHEMA.into(),
         would_break,
         not_stopped,
         never_observed,
