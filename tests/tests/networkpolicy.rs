@@ -662,3 +662,77 @@ fn kubernetes_accepts_the_policies() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_port_range_is_one_port_with_end_port_and_any_port_is_no_ports() {
+    let dir = tmp("range");
+    std::fs::write(
+        dir.join("allowlist.yaml"),
+        "version: 1
+services:
+- {name: Media, kind: service}
+- {name: Relay, kind: service}
+connections:
+- {number: 1, source: Media, destination: Relay, protocol: RTP, transport: udp, ports: [\"20000-45000\"]}
+- {number: 2, source: Relay, destination: Media, protocol: TCP, transport: tcp, ports: {any: Any}}
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("inventory.yaml"),
+        "version: 1
+services:
+  Media: {kubernetes: {namespace: media, labels: {app: media}}}
+  Relay: {kubernetes: {namespace: edge, labels: {app: relay}}}
+",
+    )
+    .unwrap();
+    let out = auditor(&[
+        "networkpolicy",
+        "--allowlist",
+        dir.join("allowlist.yaml").to_str().unwrap(),
+        "--inventory",
+        dir.join("inventory.yaml").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let docs = parse(&String::from_utf8_lossy(&out.stdout));
+    let relay = docs
+        .iter()
+        .find(|d| d["metadata"]["name"] == "auditor-ingress-relay")
+        .unwrap();
+    assert_eq!(
+        relay["spec"]["ingress"][0]["ports"],
+        serde_json::json!([{"protocol": "UDP", "port": 20000, "endPort": 45000}])
+    );
+    let cluster = Cluster::new(docs);
+    let pod = |ns: &str, app: &str, ip: &str| Pod {
+        namespace: ns.into(),
+        labels: [("app".to_string(), app.to_string())].into(),
+        ip: ip.parse().unwrap(),
+    };
+    let (media, relay) = (
+        pod("media", "media", "10.244.0.1"),
+        pod("edge", "relay", "10.244.0.2"),
+    );
+    for (port, allowed) in [(19999, false), (20000, true), (45000, true), (45001, false)] {
+        assert_eq!(
+            cluster.allowed(End::Pod(&media), End::Pod(&relay), "UDP", port),
+            allowed,
+            "udp/{port}"
+        );
+    }
+    assert!(!cluster.allowed(End::Pod(&media), End::Pod(&relay), "TCP", 20000));
+    // "Any" port documented: every port, from Relay only.
+    assert!(cluster.allowed(End::Pod(&relay), End::Pod(&media), "TCP", 1));
+    assert!(!cluster.allowed(End::Pod(&media), End::Pod(&media), "TCP", 1));
+    if let Some(validate) = setup_tool("venv/bin/kubernetes-validate") {
+        std::fs::write(dir.join("np.yaml"), &out.stdout).unwrap();
+        let v = Command::new(validate)
+            .args(["--strict", "-k", "1.30.0"])
+            .arg(dir.join("np.yaml"))
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "{}", text(&v));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
