@@ -57,7 +57,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             .await
             .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
         let state = Arc::new(crate::identity::kubernetes::KubeState::default());
-        crate::identity::kubernetes::start_watchers(client, state.clone());
+        crate::identity::kubernetes::start_watchers(client, state.clone(), Some(&cfg.node));
         Some(state)
     } else {
         None

@@ -3,10 +3,20 @@
 //! ClusterIP or an EndpointSlice address) or pod (by pod IP). Documented services are
 //! matched by the inventory's `kubernetes:` selectors (namespace + labels, or a Service).
 //!
-//! Three watchers (Pods, Services, EndpointSlices) run through kube-rs reflectors; their
-//! events keep indexes here. A relist (after 410 Gone) replaces a kind's index at
-//! once. A pod IP belongs to the newest live pod that has it: a deleted or finished pod
-//! gives its IP up, so a reused IP is never attributed to the pod that had it before.
+//! Sized for large clusters: a daemon keeps what its node needs, not the cluster.
+//! - Pods: only this node's (field selector `spec.nodeName=NODE`), in full: the sources
+//!   (by cgroup) and their IPs.
+//! - Pod metadata, cluster-wide (metadata-only watch: namespace, name, labels, owners;
+//!   no spec or status): what a destination pod needs to match an inventory selector.
+//! - Services (ClusterIPs, selectors) and EndpointSlices: destination addresses. An
+//!   endpoint's `targetRef` names its pod, whose metadata gives the labels. A pod on
+//!   another node that no EndpointSlice lists is not identified by its IP (a pod's IP is
+//!   only in its status, which a metadata watch does not carry).
+//!
+//! The watchers keep no object cache of their own (no reflector store): their events keep
+//! the compact indexes here. A relist (after 410 Gone) replaces a kind's index at once. A
+//! pod IP belongs to the newest live pod that has it: a deleted or finished pod gives its
+//! IP up, so a reused IP is never attributed to the pod that had it before.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -18,13 +28,17 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use k8s_openapi::api::{
-    core::v1::{Pod, Service},
-    discovery::v1::EndpointSlice,
+use k8s_openapi::{
+    api::{
+        core::v1::{Pod, Service},
+        discovery::v1::EndpointSlice,
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{WatchStreamExt, reflector, watcher},
+    core::PartialObjectMeta,
+    runtime::{WatchStreamExt, watcher},
 };
 
 use super::{IdentitySource, LocalEndpoint, Resolved, Via};
@@ -74,6 +88,15 @@ struct SvcInfo {
 /// (namespace, name) of an object.
 type ObjKey = (String, String);
 
+/// A pod anywhere in the cluster, from its metadata only.
+#[derive(Debug, Clone)]
+struct PodMeta {
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    workload: Option<String>,
+}
+
 #[derive(Default)]
 struct Indexes {
     pods: HashMap<String, Arc<PodInfo>>,
@@ -83,6 +106,10 @@ struct Indexes {
     /// EndpointSlice name -> (service key, its addresses): to drop them when it changes.
     slices: HashMap<ObjKey, (ObjKey, Vec<IpAddr>)>,
     svc_by_endpoint: HashMap<IpAddr, (String, String)>,
+    /// An endpoint address -> the pod its `targetRef` names.
+    pod_by_endpoint: HashMap<IpAddr, ObjKey>,
+    /// Every pod's metadata, by (namespace, name).
+    pod_meta: HashMap<ObjKey, Arc<PodMeta>>,
 }
 
 /// The cluster state the watchers keep. Shared by every `KubeIdentity` (one per policy
@@ -90,11 +117,15 @@ struct Indexes {
 #[derive(Default)]
 pub struct KubeState {
     idx: RwLock<Indexes>,
-    synced: [AtomicBool; 3],
+    synced: [AtomicBool; SLOTS],
 }
 
+/// Watched kinds: this node's pods, every pod's metadata, Services, EndpointSlices.
+const SLOTS: usize = 4;
+const POD_META: usize = 3;
+
 impl KubeState {
-    /// True once pods, services and endpoint slices have all been listed.
+    /// True once pods, pod metadata, services and endpoint slices have all been listed.
     pub fn synced(&self) -> bool {
         self.synced.iter().all(|s| s.load(Ordering::Relaxed))
     }
@@ -157,19 +188,55 @@ impl KubeState {
         let Some(svc) = s.labels().get("kubernetes.io/service-name").cloned() else {
             return;
         };
-        let ips: Vec<IpAddr> = s
-            .endpoints
-            .iter()
-            .flat_map(|e| e.addresses.iter())
-            .filter_map(|a| a.parse().ok())
-            .collect();
+        // Each address, and the pod its endpoint's targetRef names (if a pod).
+        let mut ips: Vec<(IpAddr, Option<ObjKey>)> = Vec::new();
+        for e in &s.endpoints {
+            let pod = e
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref() == Some("Pod"))
+                .and_then(|r| {
+                    Some((
+                        r.namespace.clone().unwrap_or_else(|| ns.clone()),
+                        r.name.clone()?,
+                    ))
+                });
+            for a in &e.addresses {
+                if let Ok(ip) = a.parse::<IpAddr>() {
+                    ips.push((ip.to_canonical(), pod.clone()));
+                }
+            }
+        }
         let mut idx = self.write();
         remove_slice(&mut idx, &(ns.clone(), s.name_any()));
-        for ip in &ips {
+        for (ip, pod) in &ips {
             idx.svc_by_endpoint.insert(*ip, (ns.clone(), svc.clone()));
+            if let Some(p) = pod {
+                idx.pod_by_endpoint.insert(*ip, p.clone());
+            }
         }
-        idx.slices
-            .insert((ns.clone(), s.name_any()), ((ns, svc), ips));
+        idx.slices.insert(
+            (ns.clone(), s.name_any()),
+            ((ns, svc), ips.into_iter().map(|(ip, _)| ip).collect()),
+        );
+    }
+
+    fn apply_pod_meta(&self, p: &PartialObjectMeta<Pod>) {
+        let meta = Arc::new(PodMeta {
+            namespace: p.namespace().unwrap_or_default(),
+            name: p.name_any(),
+            labels: p.labels().clone(),
+            workload: workload(&p.metadata),
+        });
+        self.write()
+            .pod_meta
+            .insert((meta.namespace.clone(), meta.name.clone()), meta);
+    }
+
+    fn delete_pod_meta(&self, p: &PartialObjectMeta<Pod>) {
+        self.write()
+            .pod_meta
+            .remove(&(p.namespace().unwrap_or_default(), p.name_any()));
     }
 
     fn delete_slice(&self, s: &EndpointSlice) {
@@ -187,6 +254,7 @@ fn remove_slice(idx: &mut Indexes, key: &(String, String)) {
         for ip in ips {
             if idx.svc_by_endpoint.get(&ip) == Some(&svc) {
                 idx.svc_by_endpoint.remove(&ip);
+                idx.pod_by_endpoint.remove(&ip);
             }
         }
     }
@@ -213,7 +281,7 @@ fn pod_info(pod: &Pod) -> PodInfo {
         namespace: pod.namespace().unwrap_or_default(),
         name: pod.name_any(),
         labels: pod.labels().clone(),
-        workload: workload(pod),
+        workload: workload(&pod.metadata),
         // A hostNetwork pod's IP is the node's, shared by many: never an identity.
         ips: if host_network { Vec::new() } else { ips },
         created: pod
@@ -224,14 +292,18 @@ fn pod_info(pod: &Pod) -> PodInfo {
     }
 }
 
-/// "Deployment/name" from the owner chain as far as the pod shows it.
-fn workload(pod: &Pod) -> Option<String> {
-    let owner = pod
-        .owner_references()
+/// "Deployment/name" from the owner chain as far as the pod's metadata shows it.
+fn workload(meta: &ObjectMeta) -> Option<String> {
+    let owner = meta
+        .owner_references
         .iter()
+        .flatten()
         .find(|o| o.controller == Some(true))?;
     if owner.kind == "ReplicaSet"
-        && let Some(hash) = pod.labels().get("pod-template-hash")
+        && let Some(hash) = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash"))
         && let Some(deploy) = owner.name.strip_suffix(&format!("-{hash}"))
     {
         return Some(format!("Deployment/{deploy}"));
@@ -296,16 +368,21 @@ impl KubeIdentity {
         KubeIdentity { state, selectors }
     }
 
-    fn documented_pod(&self, idx: &Indexes, pod: &PodInfo) -> Option<Arc<str>> {
+    fn documented_pod(
+        &self,
+        idx: &Indexes,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<Arc<str>> {
         self.selectors
             .iter()
             .find(|(_, s)| {
-                s.namespace == pod.namespace
-                    && (subset(&s.labels, &pod.labels)
+                s.namespace == namespace
+                    && (subset(&s.labels, labels)
                         || s.service
                             .as_ref()
                             .and_then(|n| idx.services.get(&(s.namespace.clone(), n.clone())))
-                            .is_some_and(|svc| subset(&svc.selector, &pod.labels)))
+                            .is_some_and(|svc| subset(&svc.selector, labels)))
             })
             .map(|(n, _)| n.clone())
     }
@@ -321,10 +398,26 @@ impl KubeIdentity {
     }
 
     fn pod_resolved(&self, idx: &Indexes, pod: &PodInfo, via: Via) -> Option<Resolved> {
-        let service = self.documented_pod(idx, pod)?;
+        let service = self.documented_pod(idx, &pod.namespace, &pod.labels)?;
         Some(Resolved {
             service,
             via,
+            port: None,
+            k8s: Some(Arc::new(K8sRef {
+                namespace: pod.namespace.clone(),
+                pod: Some(pod.name.clone()),
+                service: None,
+                workload: pod.workload.clone(),
+            })),
+        })
+    }
+
+    /// A pod on another node, known by an endpoint's targetRef and its metadata.
+    fn pod_meta_resolved(&self, idx: &Indexes, pod: &PodMeta) -> Option<Resolved> {
+        let service = self.documented_pod(idx, &pod.namespace, &pod.labels)?;
+        Some(Resolved {
+            service,
+            via: Via::KubePod,
             port: None,
             k8s: Some(Arc::new(K8sRef {
                 namespace: pod.namespace.clone(),
@@ -357,6 +450,14 @@ impl KubeIdentity {
         }
         if let Some(pod) = idx.pod_by_ip.get(&addr).and_then(|u| idx.pods.get(u)) {
             return self.pod_resolved(idx, pod, Via::KubePod);
+        }
+        if let Some(r) = idx
+            .pod_by_endpoint
+            .get(&addr)
+            .and_then(|k| idx.pod_meta.get(k))
+            .and_then(|p| self.pod_meta_resolved(idx, p))
+        {
+            return Some(r);
         }
         let svc = idx
             .svc_by_endpoint
@@ -401,14 +502,22 @@ impl IdentitySource for KubeIdentity {
     }
 }
 
-/// Starts the three watchers on the current runtime; they run until the process ends,
-/// retrying with backoff when the API server is away.
-pub fn start_watchers(client: Client, state: Arc<KubeState>) {
+/// Starts the four watchers on the current runtime; they run until the process ends,
+/// retrying with backoff when the API server is away. `node`: this node's name as
+/// Kubernetes knows it (the pod's spec.nodeName); only its pods are watched in full.
+/// None watches every pod in full (a daemon that is not on a node of the cluster).
+pub fn start_watchers(client: Client, state: Arc<KubeState>, node: Option<&str>) {
     let pods: Api<Pod> = Api::all(client.clone());
+    let pod_meta: Api<PartialObjectMeta<Pod>> = Api::all(client.clone());
     let services: Api<Service> = Api::all(client.clone());
     let slices: Api<EndpointSlice> = Api::all(client);
+    let own = match node {
+        Some(n) => watcher::Config::default().fields(&format!("spec.nodeName={n}")),
+        None => watcher::Config::default(),
+    };
     spawn_watch(
         pods,
+        own,
         state.clone(),
         0,
         KubeState::apply_pod,
@@ -416,7 +525,17 @@ pub fn start_watchers(client: Client, state: Arc<KubeState>) {
         "pods",
     );
     spawn_watch(
+        pod_meta,
+        watcher::Config::default(),
+        state.clone(),
+        POD_META,
+        KubeState::apply_pod_meta,
+        KubeState::delete_pod_meta,
+        "pod metadata",
+    );
+    spawn_watch(
         services,
+        watcher::Config::default(),
         state.clone(),
         1,
         KubeState::apply_service,
@@ -425,6 +544,7 @@ pub fn start_watchers(client: Client, state: Arc<KubeState>) {
     );
     spawn_watch(
         slices,
+        watcher::Config::default(),
         state,
         2,
         KubeState::apply_slice,
@@ -435,25 +555,26 @@ pub fn start_watchers(client: Client, state: Arc<KubeState>) {
 
 fn spawn_watch<K>(
     api: Api<K>,
+    config: watcher::Config,
     state: Arc<KubeState>,
     slot: usize,
     apply: fn(&KubeState, &K),
     delete: fn(&KubeState, &K),
     what: &'static str,
 ) where
-    K: kube::Resource<DynamicType = ()>
+    K: kube::Resource
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
         + 'static,
+    K::DynamicType: Default,
 {
     tokio::spawn(async move {
-        let (_reader, writer) = reflector::store::<K>();
-        let mut stream = reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .boxed();
+        // No reflector store: the indexes are the cache (a store would hold every
+        // object in full, twice the memory for nothing).
+        let mut stream = watcher(api, config).default_backoff().boxed();
         // Objects seen during a (re)list: what is not in it is gone.
         let mut relist: Option<Vec<K>> = None;
         while let Some(event) = stream.next().await {
@@ -491,9 +612,11 @@ fn replace_kind<K>(state: &KubeState, slot: usize, listed: &[K], apply: fn(&Kube
                 idx.services.clear();
                 idx.svc_by_ip.clear();
             }
+            POD_META => idx.pod_meta.clear(),
             _ => {
                 idx.slices.clear();
                 idx.svc_by_endpoint.clear();
+                idx.pod_by_endpoint.clear();
             }
         }
     }
