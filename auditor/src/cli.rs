@@ -872,6 +872,61 @@ mod tests {
         assert_eq!(ok.probes.report_interval, Duration::from_millis(500));
     }
 
+    fn report_config(args: &[&str]) -> anyhow::Result<ReportConfig> {
+        let mut argv = vec!["auditor", "report"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Report(a) => ReportConfig::try_from(a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_report_from_prometheus_needs_an_allowlist_and_one_source() {
+        let c = report_config(&[
+            "--prometheus",
+            "http://prom:9090",
+            "--allowlist",
+            "a.yaml",
+            "--since",
+            "2h",
+            "--step",
+            "30s",
+        ])
+        .unwrap();
+        let ReportInput::Prometheus {
+            url,
+            since,
+            until,
+            step,
+            ..
+        } = c.input
+        else {
+            panic!("{:?}", c.input)
+        };
+        assert_eq!(url, "http://prom:9090");
+        assert!((until - since - 7_200_000).abs() < 5_000, "{since} {until}");
+        assert_eq!(step, Some(Duration::from_secs(30)));
+        // Prometheus holds no allowlist; it is one source among store, merge, collect.
+        let err = report_config(&["--prometheus", "http://prom:9090"]).unwrap_err();
+        assert!(err.to_string().contains("--allowlist"), "{err}");
+        for other in [
+            &["--store", "s.db"][..],
+            &["--collect", "http://n:9977"],
+            &["--merge", "a.json"],
+        ] {
+            let mut a = vec!["--prometheus", "http://prom:9090", "--allowlist", "a.yaml"];
+            a.extend(other);
+            assert!(
+                report_config(&a).is_err(),
+                "{other:?} accepted with --prometheus"
+            );
+        }
+        let err = report_config(&["--prometheus", "https://prom", "--allowlist", "a"]).unwrap_err();
+        assert!(err.to_string().contains("plain http"), "{err}");
+        assert!(report_config(&["--store", "s.db", "--step", "1m"]).is_err());
+    }
+
     #[test]
     fn run_arguments_validate_into_their_groups() {
         let c = run_config(&["--events", "-", "--node", "n1", "--store-flush", "2s"]).unwrap();
