@@ -137,11 +137,14 @@ impl KubeState {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Indexes> {
         self.idx.read().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    fn apply_pod(&self, pod: &Pod) {
+/// The watchers' events, applied to an index: the live one, or a relist's staging copy.
+impl Indexes {
+    fn apply_pod(&mut self, pod: &Pod) {
         let info = Arc::new(pod_info(pod));
-        let mut idx = self.write();
-        unindex_pod(&mut idx, &info.uid);
+        let idx = self;
+        unindex_pod(idx, &info.uid);
         if info.live {
             for ip in &info.ips {
                 // Two live pods with one IP (events out of order): the newer one has it.
@@ -158,17 +161,17 @@ impl KubeState {
         idx.pods.insert(info.uid.clone(), info);
     }
 
-    fn delete_pod(&self, pod: &Pod) {
+    fn delete_pod(&mut self, pod: &Pod) {
         let uid = pod.uid().unwrap_or_default();
-        let mut idx = self.write();
-        unindex_pod(&mut idx, &uid);
+        let idx = self;
+        unindex_pod(idx, &uid);
         idx.pods.remove(&uid);
     }
 
-    fn apply_service(&self, svc: &Service) {
+    fn apply_service(&mut self, svc: &Service) {
         let info = Arc::new(svc_info(svc));
         let key = (info.namespace.clone(), info.name.clone());
-        let mut idx = self.write();
+        let idx = self;
         idx.svc_by_ip.retain(|_, k| *k != key);
         for ip in &info.cluster_ips {
             idx.svc_by_ip.insert(*ip, key.clone());
@@ -176,14 +179,14 @@ impl KubeState {
         idx.services.insert(key, info);
     }
 
-    fn delete_service(&self, svc: &Service) {
+    fn delete_service(&mut self, svc: &Service) {
         let key = (svc.namespace().unwrap_or_default(), svc.name_any());
-        let mut idx = self.write();
+        let idx = self;
         idx.svc_by_ip.retain(|_, k| *k != key);
         idx.services.remove(&key);
     }
 
-    fn apply_slice(&self, s: &EndpointSlice) {
+    fn apply_slice(&mut self, s: &EndpointSlice) {
         let ns = s.namespace().unwrap_or_default();
         let Some(svc) = s.labels().get("kubernetes.io/service-name").cloned() else {
             return;
@@ -207,8 +210,8 @@ impl KubeState {
                 }
             }
         }
-        let mut idx = self.write();
-        remove_slice(&mut idx, &(ns.clone(), s.name_any()));
+        let idx = self;
+        remove_slice(idx, &(ns.clone(), s.name_any()));
         for (ip, pod) in &ips {
             idx.svc_by_endpoint.insert(*ip, (ns.clone(), svc.clone()));
             if let Some(p) = pod {
@@ -221,27 +224,25 @@ impl KubeState {
         );
     }
 
-    fn apply_pod_meta(&self, p: &PartialObjectMeta<Pod>) {
+    fn apply_pod_meta(&mut self, p: &PartialObjectMeta<Pod>) {
         let meta = Arc::new(PodMeta {
             namespace: p.namespace().unwrap_or_default(),
             name: p.name_any(),
             labels: p.labels().clone(),
             workload: workload(&p.metadata),
         });
-        self.write()
-            .pod_meta
+        self.pod_meta
             .insert((meta.namespace.clone(), meta.name.clone()), meta);
     }
 
-    fn delete_pod_meta(&self, p: &PartialObjectMeta<Pod>) {
-        self.write()
-            .pod_meta
+    fn delete_pod_meta(&mut self, p: &PartialObjectMeta<Pod>) {
+        self.pod_meta
             .remove(&(p.namespace().unwrap_or_default(), p.name_any()));
     }
 
-    fn delete_slice(&self, s: &EndpointSlice) {
-        let mut idx = self.write();
-        remove_slice(&mut idx, &(s.namespace().unwrap_or_default(), s.name_any()));
+    fn delete_slice(&mut self, s: &EndpointSlice) {
+        let idx = self;
+        remove_slice(idx, &(s.namespace().unwrap_or_default(), s.name_any()));
     }
 }
 
@@ -520,8 +521,8 @@ pub fn start_watchers(client: Client, state: Arc<KubeState>, node: Option<&str>)
         own,
         state.clone(),
         0,
-        KubeState::apply_pod,
-        KubeState::delete_pod,
+        Indexes::apply_pod,
+        Indexes::delete_pod,
         "pods",
     );
     spawn_watch(
@@ -529,8 +530,8 @@ pub fn start_watchers(client: Client, state: Arc<KubeState>, node: Option<&str>)
         watcher::Config::default(),
         state.clone(),
         POD_META,
-        KubeState::apply_pod_meta,
-        KubeState::delete_pod_meta,
+        Indexes::apply_pod_meta,
+        Indexes::delete_pod_meta,
         "pod metadata",
     );
     spawn_watch(
@@ -538,8 +539,8 @@ pub fn start_watchers(client: Client, state: Arc<KubeState>, node: Option<&str>)
         watcher::Config::default(),
         state.clone(),
         1,
-        KubeState::apply_service,
-        KubeState::delete_service,
+        Indexes::apply_service,
+        Indexes::delete_service,
         "services",
     );
     spawn_watch(
@@ -547,8 +548,8 @@ pub fn start_watchers(client: Client, state: Arc<KubeState>, node: Option<&str>)
         watcher::Config::default(),
         state,
         2,
-        KubeState::apply_slice,
-        KubeState::delete_slice,
+        Indexes::apply_slice,
+        Indexes::delete_slice,
         "endpointslices",
     );
 }
@@ -558,8 +559,8 @@ fn spawn_watch<K>(
     config: watcher::Config,
     state: Arc<KubeState>,
     slot: usize,
-    apply: fn(&KubeState, &K),
-    delete: fn(&KubeState, &K),
+    apply: fn(&mut Indexes, &K),
+    delete: fn(&mut Indexes, &K),
     what: &'static str,
 ) where
     K: kube::Resource
@@ -575,23 +576,23 @@ fn spawn_watch<K>(
         // No reflector store: the indexes are the cache (a store would hold every
         // object in full, twice the memory for nothing).
         let mut stream = watcher(api, config).default_backoff().boxed();
-        // Objects seen during a (re)list: what is not in it is gone.
-        let mut relist: Option<Vec<K>> = None;
+        // A (re)list is applied to a staging index, which then replaces this kind's
+        // part of the live one: what is not in the list is gone. Objects are indexed as
+        // they arrive, never held in full (at 10,000 pods that was the daemon's peak).
+        let mut staging: Option<Indexes> = None;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Apply(o)) => apply(&state, &o),
-                Ok(watcher::Event::Delete(o)) => delete(&state, &o),
-                Ok(watcher::Event::Init) => relist = Some(Vec::new()),
-                Ok(watcher::Event::InitApply(o)) => relist.get_or_insert_with(Vec::new).push(o),
+                Ok(watcher::Event::Apply(o)) => apply(&mut state.write(), &o),
+                Ok(watcher::Event::Delete(o)) => delete(&mut state.write(), &o),
+                Ok(watcher::Event::Init) => staging = Some(Indexes::default()),
+                Ok(watcher::Event::InitApply(o)) => {
+                    apply(staging.get_or_insert_with(Indexes::default), &o)
+                }
                 Ok(watcher::Event::InitDone) => {
-                    let listed = relist.take().unwrap_or_default();
-                    replace_kind::<K>(&state, slot, &listed, apply);
+                    let mut listed = staging.take().unwrap_or_default();
+                    let objects = take_kind(slot, &mut state.write(), &mut listed);
                     state.synced[slot].store(true, Ordering::Relaxed);
-                    tracing::info!(
-                        kind = what,
-                        objects = listed.len(),
-                        "kubernetes cache synced"
-                    );
+                    tracing::info!(kind = what, objects, "kubernetes cache synced");
                 }
                 Err(e) => tracing::warn!(kind = what, error = %e, "kubernetes watch; retrying"),
             }
@@ -599,29 +600,31 @@ fn spawn_watch<K>(
     });
 }
 
-/// Replaces one kind's index with a fresh list (after a relist, e.g. on 410 Gone).
-fn replace_kind<K>(state: &KubeState, slot: usize, listed: &[K], apply: fn(&KubeState, &K)) {
-    {
-        let mut idx = state.write();
-        match slot {
-            0 => {
-                idx.pods.clear();
-                idx.pod_by_ip.clear();
-            }
-            1 => {
-                idx.services.clear();
-                idx.svc_by_ip.clear();
-            }
-            POD_META => idx.pod_meta.clear(),
-            _ => {
-                idx.slices.clear();
-                idx.svc_by_endpoint.clear();
-                idx.pod_by_endpoint.clear();
-            }
+/// Replaces one kind's part of the live index with a relist's (after a start, or 410
+/// Gone); returns how many objects the list had.
+fn take_kind(slot: usize, live: &mut Indexes, listed: &mut Indexes) -> usize {
+    use std::mem::swap;
+    match slot {
+        0 => {
+            swap(&mut live.pods, &mut listed.pods);
+            swap(&mut live.pod_by_ip, &mut listed.pod_by_ip);
+            live.pods.len()
         }
-    }
-    for o in listed {
-        apply(state, o);
+        1 => {
+            swap(&mut live.services, &mut listed.services);
+            swap(&mut live.svc_by_ip, &mut listed.svc_by_ip);
+            live.services.len()
+        }
+        POD_META => {
+            swap(&mut live.pod_meta, &mut listed.pod_meta);
+            live.pod_meta.len()
+        }
+        _ => {
+            swap(&mut live.slices, &mut listed.slices);
+            swap(&mut live.svc_by_endpoint, &mut listed.svc_by_endpoint);
+            swap(&mut live.pod_by_endpoint, &mut listed.pod_by_endpoint);
+            live.slices.len()
+        }
     }
 }
 
