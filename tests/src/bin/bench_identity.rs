@@ -63,7 +63,14 @@ fn the_pod(i: usize, generation: usize) -> serde_json::Value {
     p
 }
 
+/// (VmRSS, VmHWM, RssAnon) in KiB: RssAnon is the heap and stacks, the rest is the
+/// binary's pages (large in a debug build).
 fn rss_kib(pid: u32) -> (u64, u64) {
+    let (rss, hwm, _) = rss3(pid);
+    (rss, hwm)
+}
+
+fn rss3(pid: u32) -> (u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -72,7 +79,7 @@ fn rss_kib(pid: u32) -> (u64, u64) {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (field("VmRSS:"), field("VmHWM:"), field("RssAnon:"))
 }
 
 fn mib(kib: u64) -> f64 {
@@ -176,11 +183,12 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let plain = Daemon::start_env(&auditor, &without, dir.join("plain.log"), &[])?;
     std::thread::sleep(Duration::from_secs(2));
-    let (rss_plain, _) = rss_kib(plain.pid().expect("running"));
+    let (rss_plain, _, anon_plain) = rss3(plain.pid().expect("running"));
     plain.stop()?;
     println!(
-        "daemon without --kubernetes: RSS {:.1} MiB ({} build)",
+        "daemon without --kubernetes: RSS {:.1} MiB, of which anonymous (heap) {:.1} MiB ({} build)",
         mib(rss_plain),
+        mib(anon_plain),
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
 
@@ -224,7 +232,7 @@ fn main() -> anyhow::Result<()> {
     // Let the daemon take the last events in.
     std::thread::sleep(Duration::from_secs(2));
     let churn_bytes = fake.bytes_sent() - churn_start;
-    let (rss_end, hwm) = rss_kib(pid);
+    let (rss_end, hwm, anon_end) = rss3(pid);
     println!(
         "churn: {total} pod changes in {:.1} s ({rate}/s); daemon received {:.1} MiB ({:.0} bytes per change)",
         t.elapsed().as_secs_f64(),
@@ -236,6 +244,11 @@ fn main() -> anyhow::Result<()> {
         mib(rss_end),
         mib(hwm.max(peak)),
         mib(hwm.max(peak).saturating_sub(rss_plain))
+    );
+    println!(
+        "daemon anonymous memory (heap) at the end: {:.1} MiB; identity's share {:.1} MiB (the rest of the RSS is the binary's pages)",
+        mib(anon_end),
+        mib(anon_end.saturating_sub(anon_plain))
     );
     drop(daemon);
 
