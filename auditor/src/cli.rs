@@ -67,6 +67,7 @@ auditor report --store store.db -o report.html\n  \
 auditor report --store store.db --since 24h --format markdown\n  \
 auditor report --merge node-a.json node-b.json -o cluster.json\n  \
 auditor report --collect http://auditor-nodes.auditor.svc:9977 -o cluster.html\n  \
+auditor report --prometheus http://prometheus:9090 --allowlist allowlist.yaml --since 7d -o cluster.html\n  \
 auditor report --store store.db --fail-on violations,unaudited -o junit.xml\n  \
 auditor report --store store.db -o report.json --sign key.pem\n  \
 auditor report verify report.json --key key.pub.pem")]
@@ -492,13 +493,26 @@ pub struct ReportArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Print the JSON Schema of the report and exit.
-    #[arg(long, conflicts_with_all = ["store", "merge", "collect", "output", "format", "sign", "fail_on"])]
+    #[arg(long, conflicts_with_all = ["store", "merge", "collect", "prometheus", "output", "format", "sign", "fail_on"])]
     pub schema: bool,
     /// Fetch every node's report from `auditor run`'s /report and merge them, e.g.
     /// http://auditor-nodes.auditor.svc:9977 (a name resolving to every daemon, as a
     /// headless Service does). Repeatable.
     #[arg(long, conflicts_with_all = ["store", "merge", "since", "until", "allowlist"])]
     pub collect: Vec<String>,
+    /// Compute the cluster report from Prometheus (or Thanos/Mimir: anything with the
+    /// Prometheus HTTP API) instead of asking the daemons: PromQL over the series every
+    /// daemon exports, job="auditor" as the chart's ServiceMonitor labels them, e.g.
+    /// http://prometheus.monitoring.svc:9090. Evidence of replaced nodes is kept.
+    /// Needs --allowlist (the one the daemons run with; checked against the digest
+    /// they export). --since defaults to 24h, --until to now. What Prometheus cannot
+    /// know (example processes, directions) is listed in the report's limits.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["store", "merge", "collect"], requires = "allowlist")]
+    pub prometheus: Option<String>,
+    /// With --prometheus: the resolution of the counts (a subquery step), e.g. 1m. At
+    /// least Prometheus' scrape interval is wise. Default: the period / 2000, at least 1s.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "prometheus")]
+    pub step: Option<std::time::Duration>,
     /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
     /// (any violation edge), `never-observed` (a documented connection never seen),
     /// `unaudited` (part of the period not watched, or watched with kernel drops). The
@@ -595,6 +609,14 @@ pub enum ReportInput {
     },
     Merge(Vec<PathBuf>),
     Collect(Vec<String>),
+    /// Prometheus' HTTP API over a period (unix ms).
+    Prometheus {
+        url: String,
+        allowlist: PathBuf,
+        since: i64,
+        until: i64,
+        step: Option<std::time::Duration>,
+    },
 }
 
 /// Validated `auditor report` settings.
@@ -636,6 +658,33 @@ impl TryFrom<ReportArgs> for ReportConfig {
                 anyhow::bail!("--collect {bad}: give an http:// URL");
             }
             ReportInput::Collect(a.collect)
+        } else if let Some(url) = a.prometheus {
+            if !url.starts_with("http://") {
+                anyhow::bail!(
+                    "--prometheus {url}: give the Prometheus base URL over plain http, e.g. \
+                     http://prometheus:9090 (https is not built in: reach it through a local \
+                     proxy or `kubectl port-forward`)"
+                );
+            }
+            let allowlist = a
+                .allowlist
+                .context("--prometheus needs --allowlist: Prometheus holds no allowlist")?;
+            let since =
+                when("--since", Some(a.since.unwrap_or_else(|| "24h".into())))?.expect("given");
+            let until = match when("--until", a.until)? {
+                Some(u) => u,
+                None => crate::edge::unix_ms(std::time::SystemTime::now()),
+            };
+            if until <= since {
+                anyhow::bail!("--since must be before --until");
+            }
+            ReportInput::Prometheus {
+                url,
+                allowlist,
+                since,
+                until,
+                step: a.step,
+            }
         } else if !a.merge.is_empty() {
             ReportInput::Merge(a.merge)
         } else if let Some(path) = a.store {
@@ -651,6 +700,7 @@ impl TryFrom<ReportArgs> for ReportConfig {
                  --store FILE        a store written by `auditor run` or `auditor replay --store`\n  \
                  --merge A.json ...  per-node JSON reports to combine\n  \
                  --collect URL       live daemons to ask for their /report\n  \
+                 --prometheus URL    Prometheus scraping the daemons (with --allowlist)\n  \
                  --schema            print the report's JSON Schema\n\
                  See `auditor report --help`."
             )
@@ -943,6 +993,61 @@ mod tests {
         }
         let ok = run_config(&["--report-interval", "500ms"]).unwrap();
         assert_eq!(ok.probes.report_interval, Duration::from_millis(500));
+    }
+
+    fn report_config(args: &[&str]) -> anyhow::Result<ReportConfig> {
+        let mut argv = vec!["auditor", "report"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Report(a) => ReportConfig::try_from(a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_report_from_prometheus_needs_an_allowlist_and_one_source() {
+        let c = report_config(&[
+            "--prometheus",
+            "http://prom:9090",
+            "--allowlist",
+            "a.yaml",
+            "--since",
+            "2h",
+            "--step",
+            "30s",
+        ])
+        .unwrap();
+        let ReportInput::Prometheus {
+            url,
+            since,
+            until,
+            step,
+            ..
+        } = c.input
+        else {
+            panic!("{:?}", c.input)
+        };
+        assert_eq!(url, "http://prom:9090");
+        assert!((until - since - 7_200_000).abs() < 5_000, "{since} {until}");
+        assert_eq!(step, Some(Duration::from_secs(30)));
+        // Prometheus holds no allowlist; it is one source among store, merge, collect.
+        let err = report_config(&["--prometheus", "http://prom:9090"]).unwrap_err();
+        assert!(err.to_string().contains("--allowlist"), "{err}");
+        for other in [
+            &["--store", "s.db"][..],
+            &["--collect", "http://n:9977"],
+            &["--merge", "a.json"],
+        ] {
+            let mut a = vec!["--prometheus", "http://prom:9090", "--allowlist", "a.yaml"];
+            a.extend(other);
+            assert!(
+                report_config(&a).is_err(),
+                "{other:?} accepted with --prometheus"
+            );
+        }
+        let err = report_config(&["--prometheus", "https://prom", "--allowlist", "a"]).unwrap_err();
+        assert!(err.to_string().contains("plain http"), "{err}");
+        assert!(report_config(&["--store", "s.db", "--step", "1m"]).is_err());
     }
 
     #[test]

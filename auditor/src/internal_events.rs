@@ -9,7 +9,7 @@ use auditor_common::Counter;
 
 use crate::{
     edge::Edge,
-    metrics::{EdgeLabels, KernelLabels, Metrics, ResultLabels, VerdictLabels},
+    metrics::{EdgeLabels, KernelLabels, Metrics, PolicyLabels, ResultLabels, VerdictLabels},
 };
 
 pub trait InternalEvent {
@@ -23,6 +23,8 @@ fn result(r: &str) -> ResultLabels {
 pub struct PolicyReloaded {
     pub generation: i64,
     pub connections: usize,
+    /// `provenance::allowlist_content_sha256` of the allowlist now in force.
+    pub allowlist_content_sha256: String,
 }
 
 impl InternalEvent for PolicyReloaded {
@@ -34,6 +36,13 @@ impl InternalEvent for PolicyReloaded {
         );
         m.reloads.get_or_create(&result("success")).inc();
         m.generation.set(self.generation);
+        // One series: the policy in force now, not every policy ever loaded.
+        m.policy.clear();
+        m.policy
+            .get_or_create(&PolicyLabels {
+                allowlist_content_sha256: self.allowlist_content_sha256,
+            })
+            .set(1);
     }
 }
 
@@ -158,9 +167,35 @@ impl InternalEvent for ConnectionsJudged<'_> {
             count = self.edge.count,
             "judged"
         );
-        m.connections
-            .get_or_create(&VerdictLabels::of(self.edge))
-            .inc_by(self.edge.count);
+        let labels = VerdictLabels::of(self.edge);
+        m.connections.get_or_create(&labels).inc_by(self.edge.count);
+        seen(
+            &m.connection_first_seen,
+            &m.connection_last_seen,
+            &labels,
+            self.edge,
+        );
+    }
+}
+
+/// Widens a series' first/last seen gauges to the edge's (0 = never set).
+fn seen<L: Clone + std::hash::Hash + Eq>(
+    first: &prometheus_client::metrics::family::Family<L, crate::metrics::Timestamp>,
+    last: &prometheus_client::metrics::family::Family<L, crate::metrics::Timestamp>,
+    labels: &L,
+    edge: &Edge,
+) {
+    let (f, l) = (
+        edge.first_seen as f64 / 1000.0,
+        edge.last_seen as f64 / 1000.0,
+    );
+    let g = first.get_or_create(labels);
+    if g.get() == 0.0 || f < g.get() {
+        g.set(f);
+    }
+    let g = last.get_or_create(labels);
+    if l > g.get() {
+        g.set(l);
     }
 }
 
@@ -175,9 +210,12 @@ impl InternalEvent for ViolationCounted<'_> {
         m.violations
             .get_or_create(self.labels)
             .inc_by(self.edge.count);
-        m.violation_last_seen
-            .get_or_create(self.labels)
-            .set(self.edge.last_seen as f64 / 1000.0);
+        seen(
+            &m.violation_first_seen,
+            &m.violation_last_seen,
+            self.labels,
+            self.edge,
+        );
     }
 }
 

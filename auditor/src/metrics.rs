@@ -68,16 +68,33 @@ pub struct KernelLabels {
     pub counter: String,
 }
 
+/// The policy in force: `auditor report --prometheus` checks it is the allowlist it
+/// reports against, as a store report checks the store's recorded inputs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub allowlist_content_sha256: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
 
+/// A unix time in seconds, as a gauge.
+pub type Timestamp = Gauge<f64, AtomicU64>;
+
 pub struct Metrics {
     pub registry: Registry,
     pub connections: Family<VerdictLabels, Counter>,
     pub violations: Family<EdgeLabels, Counter>,
-    pub violation_last_seen: Family<EdgeLabels, Gauge<f64, AtomicU64>>,
+    pub violation_last_seen: Family<EdgeLabels, Timestamp>,
+    pub violation_first_seen: Family<EdgeLabels, Timestamp>,
+    /// First/last seen of each `connections` series: a documented row's first and last
+    /// use, for `auditor report --prometheus`.
+    pub connection_first_seen: Family<VerdictLabels, Timestamp>,
+    pub connection_last_seen: Family<VerdictLabels, Timestamp>,
+    /// 1 for the allowlist in force (one series; replaced on reload).
+    pub policy: Family<PolicyLabels, Gauge>,
     pub records: Counter,
     pub kernel: Family<KernelLabels, Counter>,
     pub lag: Histogram,
@@ -105,6 +122,10 @@ impl Metrics {
             connections: Family::default(),
             violations: Family::default(),
             violation_last_seen: Family::default(),
+            violation_first_seen: Family::default(),
+            connection_first_seen: Family::default(),
+            connection_last_seen: Family::default(),
+            policy: Family::default(),
             records: Counter::default(),
             kernel: Family::default(),
             lag: Histogram::new([0.001, 0.005, 0.02, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0]),
@@ -142,6 +163,26 @@ impl Metrics {
             "violation_last_seen_timestamp_seconds",
             "When each violation edge was last seen (unix time)",
             m.violation_last_seen.clone(),
+        );
+        registry.register(
+            "violation_first_seen_timestamp_seconds",
+            "When each violation edge was first seen since the daemon started (unix time)",
+            m.violation_first_seen.clone(),
+        );
+        registry.register(
+            "connection_first_seen_timestamp_seconds",
+            "When connections of this verdict and documented rule were first seen since the daemon started (unix time)",
+            m.connection_first_seen.clone(),
+        );
+        registry.register(
+            "connection_last_seen_timestamp_seconds",
+            "When connections of this verdict and documented rule were last seen (unix time)",
+            m.connection_last_seen.clone(),
+        );
+        registry.register(
+            "policy_info",
+            "The allowlist in force, by the sha256 of its content; always 1",
+            m.policy.clone(),
         );
         registry.register(
             "flow_records",

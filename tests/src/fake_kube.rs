@@ -3,7 +3,9 @@
 //! (`?watch=true&resourceVersion=N`) streams chunked JSON events — ADDED, MODIFIED,
 //! DELETED, periodic BOOKMARKs — and answers a compacted resourceVersion with an ERROR
 //! event carrying a 410 Expired Status, which makes clients relist. Pods, Services and
-//! EndpointSlices, cluster-wide.
+//! EndpointSlices, cluster-wide. Honours `fieldSelector=spec.nodeName=N` on pods and
+//! metadata-only requests (`Accept: …;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`),
+//! and counts the bytes it sends, as an API server's load would be measured.
 
 use std::{
     collections::BTreeMap,
@@ -58,6 +60,52 @@ struct State {
     generation: u64,
     watches_served: u64,
     relists: u64,
+    bytes_sent: u64,
+    /// Every pod request: its fieldSelector ("" when none) and whether metadata only.
+    pod_selectors: Vec<(String, bool)>,
+}
+
+/// What a request asks for besides the kind: a node's pods only, metadata only.
+#[derive(Clone, Default)]
+struct Filter {
+    node: Option<String>,
+    metadata_only: bool,
+}
+
+impl Filter {
+    fn admits(&self, kind: Kind, o: &Value) -> bool {
+        match (&self.node, kind) {
+            (Some(n), Kind::Pod) => o["spec"]["nodeName"].as_str() == Some(n.as_str()),
+            _ => true,
+        }
+    }
+
+    fn shape(&self, o: &Value) -> Value {
+        if self.metadata_only {
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+        } else {
+            o.clone()
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub struct FakeKube {
@@ -169,20 +217,51 @@ impl FakeKube {
     pub fn watches_served(&self) -> u64 {
         self.state.0.lock().unwrap().watches_served
     }
+
+    /// Bytes of response bodies and watch events sent to every client so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.state.0.lock().unwrap().bytes_sent
+    }
+
+    /// Every pod list and watch so far: its fieldSelector ("" when none), and whether it
+    /// asked for metadata only.
+    pub fn pod_selectors(&self) -> Vec<(String, bool)> {
+        self.state.0.lock().unwrap().pod_selectors.clone()
+    }
+
+    /// Objects of a kind now held.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.state
+            .0
+            .lock()
+            .unwrap()
+            .objects
+            .keys()
+            .filter(|(k, _, _)| *k == kind)
+            .count()
+    }
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<String> {
+/// The request target and whether it asks for metadata only (by its Accept header).
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, bool)> {
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).ok()? == 0 {
         return None;
     }
+    let mut metadata_only = false;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).ok()? == 0 || h == "\r\n" || h == "\n" {
             break;
         }
+        if h.to_ascii_lowercase().starts_with("accept:") && h.contains("as=PartialObjectMetadata") {
+            metadata_only = true;
+        }
     }
-    request_line.split_whitespace().nth(1).map(str::to_string)
+    request_line
+        .split_whitespace()
+        .nth(1)
+        .map(|t| (t.to_string(), metadata_only))
 }
 
 fn query(target: &str) -> (String, BTreeMap<String, String>) {
@@ -190,7 +269,7 @@ fn query(target: &str) -> (String, BTreeMap<String, String>) {
     let params = q
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
         .collect();
     (path.to_string(), params)
 }
@@ -201,7 +280,7 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
         Err(_) => return,
     };
     let mut reader = BufReader::new(conn);
-    while let Some(target) = read_request(&mut reader) {
+    while let Some((target, metadata_only)) = read_request(&mut reader) {
         let (path, params) = query(&target);
         let kind = [Kind::Pod, Kind::Service, Kind::EndpointSlice]
             .into_iter()
@@ -215,6 +294,22 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
             );
             continue;
         };
+        let selector = params.get("fieldSelector").cloned().unwrap_or_default();
+        if kind == Kind::Pod {
+            state
+                .0
+                .lock()
+                .unwrap()
+                .pod_selectors
+                .push((selector.clone(), metadata_only));
+        }
+        let filter = Filter {
+            node: selector
+                .split(',')
+                .find_map(|s| s.strip_prefix("spec.nodeName="))
+                .map(str::to_string),
+            metadata_only,
+        };
         if params.get("watch").is_some_and(|w| w == "true" || w == "1") {
             let from: u64 = params
                 .get("resourceVersion")
@@ -225,7 +320,14 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(290u64)
                 .min(290);
-            watch(&mut out, &state, kind, from, Duration::from_secs(timeout));
+            watch(
+                &mut out,
+                &state,
+                kind,
+                &filter,
+                from,
+                Duration::from_secs(timeout),
+            );
             return; // the stream ends the connection
         }
         let body = {
@@ -234,11 +336,17 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
             let items: Vec<Value> = st
                 .objects
                 .iter()
-                .filter(|((k, _, _), _)| *k == kind)
-                .map(|(_, v)| v.clone())
+                .filter(|((k, _, _), v)| *k == kind && filter.admits(kind, v))
+                .map(|(_, v)| filter.shape(v))
                 .collect();
-            let (list_kind, api) = kind.list_kind();
-            json!({"kind": list_kind, "apiVersion": api, "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}).to_string()
+            let (list_kind, api) = if filter.metadata_only {
+                ("PartialObjectMetadataList", "meta.k8s.io/v1")
+            } else {
+                kind.list_kind()
+            };
+            let body = json!({"kind": list_kind, "apiVersion": api, "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}).to_string();
+            st.bytes_sent += body.len() as u64;
+            body
         };
         if write!(
             out,
@@ -252,17 +360,19 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
     }
 }
 
-fn chunk(out: &mut TcpStream, v: &Value) -> std::io::Result<()> {
+fn chunk(out: &mut TcpStream, v: &Value) -> std::io::Result<usize> {
     let mut line = v.to_string();
     line.push('\n');
     write!(out, "{:x}\r\n{line}\r\n", line.len())?;
-    out.flush()
+    out.flush()?;
+    Ok(line.len())
 }
 
 fn watch(
     out: &mut TcpStream,
     state: &Arc<(Mutex<State>, Condvar)>,
     kind: Kind,
+    filter: &Filter,
     from: u64,
     timeout: Duration,
 ) {
@@ -286,29 +396,33 @@ fn watch(
         return;
     }
     let generation = st.generation;
-    let mut sent = from;
+    let sent = from;
     let deadline = Instant::now() + timeout;
     let mut last_bookmark = Instant::now();
+    // The log is in resourceVersion order: start past what was sent.
+    let mut at = st.log.partition_point(|(rv, _, _, _)| *rv <= sent);
     loop {
-        let events: Vec<Value> = st
-            .log
+        let events: Vec<Value> = st.log[at.min(st.log.len())..]
             .iter()
-            .filter(|(rv, k, _, _)| *rv > sent && *k == kind)
-            .map(|(_, _, ty, obj)| json!({"type": ty, "object": obj}))
+            .filter(|(_, k, _, obj)| *k == kind && filter.admits(kind, obj))
+            .map(|(_, _, ty, obj)| json!({"type": ty, "object": filter.shape(obj)}))
             .collect();
-        sent = st.rv;
+        at = st.log.len();
         let bookmark = (last_bookmark.elapsed() >= Duration::from_secs(1))
             .then(|| json!({"type": "BOOKMARK", "object": {"kind": kind.kind(), "apiVersion": kind.list_kind().1, "metadata": {"resourceVersion": st.rv.to_string()}}}));
         drop(st);
+        let mut bytes = 0;
         for e in events.iter().chain(bookmark.iter()) {
-            if chunk(out, e).is_err() {
-                return;
+            match chunk(out, e) {
+                Ok(n) => bytes += n as u64,
+                Err(_) => return,
             }
         }
         if bookmark.is_some() {
             last_bookmark = Instant::now();
         }
         st = lock.lock().unwrap();
+        st.bytes_sent += bytes;
         if st.generation != generation || Instant::now() >= deadline {
             drop(st);
             let _ = write!(out, "0\r\n\r\n");
@@ -358,6 +472,26 @@ pub fn endpoint_slice(namespace: &str, service: &str, ips: &[&str], port: u16) -
         "metadata": {"name": format!("{service}-abcde"), "namespace": namespace, "labels": {"kubernetes.io/service-name": service}},
         "addressType": "IPv4",
         "endpoints": ips.iter().map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}})).collect::<Vec<_>>(),
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]
+    })
+}
+
+/// An EndpointSlice as the endpoints controller writes it: each endpoint names its pod
+/// (`targetRef`) and node.
+pub fn endpoint_slice_of_pods(
+    namespace: &str,
+    service: &str,
+    slice: &str,
+    pods: &[(&str, &str, &str)],
+    port: u16,
+) -> Value {
+    json!({
+        "metadata": {"name": slice, "namespace": namespace, "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "endpoints": pods.iter().map(|(ip, pod, node)| json!({
+            "addresses": [ip], "conditions": {"ready": true}, "nodeName": node,
+            "targetRef": {"kind": "Pod", "namespace": namespace, "name": pod}
+        })).collect::<Vec<_>>(),
         "ports": [{"name": "http", "port": port, "protocol": "TCP"}]
     })
 }

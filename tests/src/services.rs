@@ -185,6 +185,33 @@ pub fn prometheus(target: &str, rules: &Path, alertmanager: &Service) -> anyhow:
     )
 }
 
+/// Prometheus scraping daemons every second as the chart's ServiceMonitor does: job
+/// `auditor`, a `node` label per target, the daemons' own labels honoured.
+pub fn prometheus_nodes(targets: &[(&str, String)]) -> anyhow::Result<Service> {
+    let dir = temp_dir("prometheus-nodes");
+    let port = free_port();
+    let statics = targets
+        .iter()
+        .map(|(node, t)| format!("{{targets: ['{t}'], labels: {{node: '{node}'}}}}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config = format!(
+        "global: {{scrape_interval: 1s}}\n\
+         scrape_configs: [{{job_name: auditor, honor_labels: true, static_configs: [{statics}]}}]\n"
+    );
+    std::fs::write(dir.join("prometheus.yml"), config)?;
+    start(
+        "prometheus",
+        vec![
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        port,
+        dir,
+    )
+}
+
 /// `auditor run` as a child process.
 pub struct Daemon {
     child: Option<Child>,

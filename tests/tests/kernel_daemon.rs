@@ -10,7 +10,7 @@ use auditor_tests::{
     events::read_valid,
     kernel_tests_enabled,
     lab::Lab,
-    services::{Daemon, alertmanager, http_json, metric, prometheus, wait_for},
+    services::{Daemon, alertmanager, http_json, metric, prometheus, prometheus_nodes, wait_for},
     workspace_bin,
 };
 use serde_json::Value;
@@ -461,6 +461,198 @@ fn the_cluster_report_collects_every_nodes_report_over_http() {
         "one connection, seen by both nodes' probes"
     );
     assert_eq!(row26["nodes"], serde_json::json!(["node-a", "node-b"]));
+    a.stop().unwrap();
+    b.stop().unwrap();
+}
+
+/// The lab's documented rows and violation edges in a report, with their counts:
+/// (observed row numbers with counts, violation edges with counts). Other traffic on the
+/// machine (the test's own HTTP, Prometheus' scrapes) is audited too and left out.
+fn lab_evidence(s: &Setup, r: &Value) -> (Vec<(u64, u64)>, Vec<(String, u64)>) {
+    let ours: Vec<String> = [GES, "Redis", "Tenant Service", "Config Service"]
+        .iter()
+        .map(|n| n.to_string())
+        .chain(s.lab.hosts.iter().map(|h| h.v4.to_string()))
+        .collect();
+    let name = |e: &Value| {
+        e["service"]
+            .as_str()
+            .map(String::from)
+            .or_else(|| e["addr"].as_str().map(String::from))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let mut rows: Vec<(u64, u64)> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["observed"] == true)
+        .map(|x| (x["number"].as_u64().unwrap(), x["count"].as_u64().unwrap()))
+        .collect();
+    rows.sort();
+    let mut edges: Vec<(String, u64)> = r["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| ours.contains(&name(&v["src"])) || ours.contains(&name(&v["dst"])))
+        .map(|v| {
+            (
+                format!(
+                    "{} {} -> {} {}/{}",
+                    v["verdict"].as_str().unwrap(),
+                    name(&v["src"]),
+                    name(&v["dst"]),
+                    v["transport"].as_str().unwrap(),
+                    v["dst"]["port"]
+                ),
+                v["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    edges.sort();
+    (rows, edges)
+}
+
+#[test]
+fn the_cluster_report_from_prometheus_agrees_with_the_daemons_own() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("the_cluster_report_from_prometheus_agrees_with_the_daemons_own") {
+        return;
+    }
+    let s = Setup::new("prometheus-report");
+    let since =
+        auditor::report::rfc3339_precise(auditor::edge::unix_ms(std::time::SystemTime::now()));
+    let node = |name: &str| {
+        let mut a = s.args(&[]);
+        let at = |flag: &str, a: &Vec<String>| a.iter().position(|x| x == flag).unwrap() + 1;
+        let (i, j) = (at("--node", &a), at("--store", &a));
+        a[i] = name.into();
+        a[j] = s.dir.join(format!("{name}.db")).display().to_string();
+        Daemon::start(&a, s.dir.join(format!("{name}.log"))).expect("daemon")
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    let prom = prometheus_nodes(&[
+        ("node-a", format!("127.0.0.1:{}", a.port)),
+        ("node-b", format!("127.0.0.1:{}", b.port)),
+    ])
+    .expect("prometheus");
+    // Documented (row 26) and undocumented (GES -> Redis 6379) traffic, seen by both.
+    s.tenant_to_config();
+    s.ges_to_redis(25);
+    let edge = [("src", GES), ("dst", "Redis"), ("port", "6379")];
+    for d in [&a, &b] {
+        wait_for(
+            "the lab's traffic in /metrics",
+            Duration::from_secs(30),
+            || (violations(d)? >= 25.0).then_some(()),
+        );
+        wait_for(
+            "row 26 in the node's store",
+            Duration::from_secs(30),
+            || {
+                let r = http_json(&format!("{}/report", d.url())).ok()?;
+                r["rows"]
+                    .as_array()?
+                    .iter()
+                    .any(|x| x["number"] == 26 && x["observed"] == true)
+                    .then_some(())
+            },
+        );
+    }
+    // Prometheus has scraped each daemon's final counts.
+    let query = |q: &str| {
+        http_json(&format!(
+            "{}/api/v1/query?query={}",
+            prom.url(),
+            q.bytes()
+                .map(|c| if c.is_ascii_alphanumeric() || c == b'_' {
+                    (c as char).to_string()
+                } else {
+                    format!("%{c:02X}")
+                })
+                .collect::<String>()
+        ))
+        .ok()
+    };
+    for (n, d) in [("node-a", &a), ("node-b", &b)] {
+        let want = metric(&d.metrics(), "auditor_violations_total", &edge).unwrap();
+        wait_for(
+            "Prometheus to scrape the final counts",
+            Duration::from_secs(30),
+            || {
+                let r = query(&format!(
+                    "auditor_violations_total{{node=\"{n}\",src=\"{GES}\",dst=\"Redis\"}}"
+                ))?;
+                let got: f64 = r["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
+                (got == want).then_some(())
+            },
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let report = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(workspace_bin("auditor"))
+            .arg("report")
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "auditor report {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let collected = report(&["--collect", &a.url(), "--collect", &b.url()]);
+    let list = s.dir.join("allowlist.yaml").display().to_string();
+    let from_prom = report(&[
+        "--prometheus",
+        &prom.url(),
+        "--allowlist",
+        &list,
+        "--since",
+        &since,
+    ]);
+    let (rows, edges) = lab_evidence(&s, &from_prom);
+    assert_eq!((rows.clone(), edges.clone()), lab_evidence(&s, &collected));
+    assert!(rows.iter().any(|&(n, c)| n == 26 && c == 2), "{rows:?}");
+    assert!(
+        edges.iter().any(|(e, c)| e.contains("Redis") && *c == 50),
+        "25 connections seen by both nodes: {edges:?}"
+    );
+    assert_eq!(from_prom["nodes"], serde_json::json!(["node-a", "node-b"]));
+    // It says what it cannot know, and its coverage comes from the scrapes.
+    assert!(
+        from_prom["limits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("example processes")),
+        "{}",
+        from_prom["limits"]
+    );
+    assert!(from_prom["coverage"]["watched_seconds"].as_f64().unwrap() > 0.0);
+    // Another allowlist than the daemons judged against is refused, not credited.
+    let other = s.dir.join("other.yaml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&list)
+            .unwrap()
+            .replacen("9100", "9101", 1),
+    )
+    .unwrap();
+    let out = std::process::Command::new(workspace_bin("auditor"))
+        .args(["report", "--prometheus", &prom.url(), "--allowlist"])
+        .arg(&other)
+        .args(["--since", &since])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("not the allowlist the daemons judged against"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     a.stop().unwrap();
     b.stop().unwrap();
 }

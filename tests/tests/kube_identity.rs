@@ -9,7 +9,9 @@ use auditor::identity::{
     IdentitySource, Inventory, LocalEndpoint, Via,
     kubernetes::{KubeIdentity, KubeState, start_watchers},
 };
-use auditor_tests::fake_kube::{FakeKube, Kind, endpoint_slice, pod, service};
+use auditor_tests::fake_kube::{
+    FakeKube, Kind, endpoint_slice, endpoint_slice_of_pods, pod, service,
+};
 
 const CONFIG_UID: &str = "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d";
 const TENANT_UID: &str = "2c3d4e5f-6071-4b8c-9dae-1f2a3b4c5d6e";
@@ -100,7 +102,7 @@ async fn the_cluster_identifies_pods_and_services_and_a_reused_ip_is_not_misattr
     .unwrap();
     let client = kube::Client::try_from(config).unwrap();
     let state = Arc::new(KubeState::default());
-    start_watchers(client, state.clone());
+    start_watchers(client, state.clone(), Some("node-a"));
     until("the caches to sync", || state.synced().then_some(())).await;
 
     let inv = Inventory::parse(INVENTORY, "inventory.yaml").unwrap();
@@ -233,4 +235,136 @@ async fn the_cluster_identifies_pods_and_services_and_a_reused_ip_is_not_misattr
     })
     .await;
     assert!(fake.watches_served() >= 6, "watches were re-established");
+}
+
+/// A daemon watches its own node's pods in full and no other's: a pod elsewhere is known
+/// only by its metadata and, as a destination, through the EndpointSlice that lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_nodes_own_pods_are_watched_in_full() {
+    const REMOTE_UID: &str = "4e5f6071-8293-4dae-9fc0-3b4c5d6e7f80";
+    const LONE_UID: &str = "5f607182-93a4-4ebf-a0d1-4c5d6e7f8091";
+    let fake = FakeKube::start();
+    let t = "2026-11-26T00:01:00Z";
+    fake.apply(
+        Kind::Pod,
+        pod(
+            "voice",
+            "tenant-7d9f8b6c5-fghij",
+            TENANT_UID,
+            "tenant",
+            "10.244.1.6",
+            "node-a",
+            t,
+        ),
+    );
+    fake.apply(
+        Kind::Pod,
+        pod(
+            "voice",
+            "voice-config-7d9f8b6c5-remote",
+            REMOTE_UID,
+            "voice-config",
+            "10.244.2.5",
+            "node-b",
+            t,
+        ),
+    );
+    // On node-b and behind no Service.
+    fake.apply(
+        Kind::Pod,
+        pod(
+            "voice",
+            "tenant-7d9f8b6c5-lone",
+            LONE_UID,
+            "tenant",
+            "10.244.2.9",
+            "node-b",
+            t,
+        ),
+    );
+    fake.apply(
+        Kind::Service,
+        service("voice", "voice-config", "voice-config", "10.96.0.10", 9100),
+    );
+    fake.apply(
+        Kind::EndpointSlice,
+        endpoint_slice_of_pods(
+            "voice",
+            "voice-config",
+            "voice-config-x1",
+            &[("10.244.2.5", "voice-config-7d9f8b6c5-remote", "node-b")],
+            9100,
+        ),
+    );
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let state = Arc::new(KubeState::default());
+    start_watchers(
+        kube::Client::try_from(config).unwrap(),
+        state.clone(),
+        Some("node-a"),
+    );
+    until("the caches to sync", || state.synced().then_some(())).await;
+    let inv = Inventory::parse(INVENTORY, "inventory.yaml").unwrap();
+    let id = KubeIdentity::new(state.clone(), inv.kube_selectors());
+
+    // Every full pod request asked the API server for node-a's pods only.
+    let asked = fake.pod_selectors();
+    assert!(asked.iter().any(|(_, meta)| !meta), "{asked:?}");
+    for (selector, meta) in &asked {
+        if !meta {
+            assert_eq!(selector, "spec.nodeName=node-a", "{asked:?}");
+        }
+    }
+    let by_cgroup = |uid: &str| {
+        let cg = cgroup_of(uid);
+        id.local(&LocalEndpoint {
+            cgroup: Some(&cg),
+            ..LocalEndpoint::default()
+        })
+        .map(|r| r.service.to_string())
+    };
+    assert_eq!(by_cgroup(TENANT_UID).as_deref(), Some("Tenant Service"));
+    assert_eq!(
+        by_cgroup(REMOTE_UID),
+        None,
+        "a pod of node-b was watched in full"
+    );
+    // A destination pod on node-b: its endpoint names it, its metadata gives its labels.
+    let p = id.remote(ip("10.244.2.5"), 9100).expect("endpoint pod");
+    assert_eq!(
+        (p.service.as_ref(), p.via),
+        ("Config Service", Via::KubePod)
+    );
+    let k = p.k8s.as_ref().unwrap();
+    assert_eq!(
+        (k.pod.as_deref(), k.workload.as_deref()),
+        (
+            Some("voice-config-7d9f8b6c5-remote"),
+            Some("Deployment/voice-config")
+        )
+    );
+    // Its labels change: the metadata watch follows.
+    let mut relabelled = pod(
+        "voice",
+        "voice-config-7d9f8b6c5-remote",
+        REMOTE_UID,
+        "tenant",
+        "10.244.2.5",
+        "node-b",
+        t,
+    );
+    relabelled["metadata"]["labels"]["app.kubernetes.io/name"] = "tenant".into();
+    fake.apply(Kind::Pod, relabelled);
+    until("the relabelled pod to be Tenant Service", || {
+        (service_of(&id, "10.244.2.5").as_deref() == Some("Tenant Service")).then_some(())
+    })
+    .await;
+    // A pod of node-b no EndpointSlice lists is not known by its IP.
+    assert_eq!(service_of(&id, "10.244.2.9"), None);
 }

@@ -18,6 +18,8 @@ pub enum Which {
     Capture,
     Verdict,
     Daemon,
+    /// Kubernetes identity at 10,000 pods / 2,000 Services / 20,000 endpoints with churn.
+    Identity,
 }
 
 const STORM_PORTS: &str = "40101,40102,40103,40104";
@@ -28,12 +30,34 @@ pub fn run(which: Which, ops: u64, rounds: usize, storms: &[String]) -> anyhow::
         Which::Capture => capture(ops, rounds, storms),
         Which::Verdict => verdict(),
         Which::Daemon => daemon(ops, storms),
+        Which::Identity => identity(),
         Which::All => {
             verdict()?;
             capture(ops, rounds, storms)?;
             daemon(ops, storms)
         }
     }
+}
+
+/// Kubernetes identity at cluster scale (tests/src/bin/bench_identity.rs, release build):
+/// daemon RSS, bytes from the API server, lookup time. Needs root (the daemon's probes).
+fn identity() -> anyhow::Result<()> {
+    crate::require_root("the identity benchmark")?;
+    crate::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "auditor",
+        "-p",
+        "auditor-tests",
+        "--bin",
+        "auditor",
+        "--bin",
+        "auditor-bench-identity",
+    ])?;
+    crate::run(&mut Command::new(
+        crate::root().join("target/release/auditor-bench-identity"),
+    ))
 }
 
 /// The criterion benchmark of the per-flow verdict path; prints its median.

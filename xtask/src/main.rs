@@ -57,6 +57,8 @@ enum Task {
     },
     /// Benchmarks that print figures. `capture`: connect and UDP storms with and without
     /// `auditor capture` attached, alternated, with the ratio and lost-record counters.
+    /// `identity`: Kubernetes identity with 10,000 pods and churn (daemon RSS, bytes from
+    /// the API server, lookup time).
     Bench {
         #[arg(value_enum, default_value = "all")]
         which: bench::Which,

@@ -23,6 +23,23 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         } => return verify(&report, &key, signature.as_deref()),
         ReportInput::Collect(urls) => report::merge(collect(&urls)?)?,
         ReportInput::Merge(paths) => merged(&paths)?,
+        ReportInput::Prometheus {
+            url,
+            allowlist,
+            since,
+            until,
+            step,
+        } => {
+            let list = allowlist::file::load(&allowlist)?;
+            report::prometheus::from_prometheus(&report::prometheus::Query {
+                url: &url,
+                list: &list,
+                list_name: &allowlist.display().to_string(),
+                since_ms: since,
+                until_ms: until,
+                step,
+            })?
+        }
         ReportInput::Store {
             path,
             allowlist,

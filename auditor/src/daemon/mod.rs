@@ -57,7 +57,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             .await
             .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
         let state = Arc::new(crate::identity::kubernetes::KubeState::default());
-        crate::identity::kubernetes::start_watchers(client, state.clone());
+        crate::identity::kubernetes::start_watchers(client, state.clone(), Some(&cfg.node));
         Some(state)
     } else {
         None
@@ -116,6 +116,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     PolicyReloaded {
         generation: 1,
         connections: judge.allowlist.connections.len(),
+        allowlist_content_sha256: crate::provenance::allowlist_content_sha256(&judge.allowlist),
     }
     .emit(&shared.metrics);
     let (judge_tx, judge_rx) = watch::channel(Arc::new(judge));

@@ -241,6 +241,9 @@ pub async fn reload_loop(
                 PolicyReloaded {
                     generation,
                     connections: judge.allowlist.connections.len(),
+                    allowlist_content_sha256: crate::provenance::allowlist_content_sha256(
+                        &judge.allowlist,
+                    ),
                 }
                 .emit(&shared.metrics);
                 // The store records which policy its observations were judged against.

@@ -3,10 +3,20 @@
 //! ClusterIP or an EndpointSlice address) or pod (by pod IP). Documented services are
 //! matched by the inventory's `kubernetes:` selectors (namespace + labels, or a Service).
 //!
-//! Three watchers (Pods, Services, EndpointSlices) run through kube-rs reflectors; their
-//! events keep indexes here. A relist (after 410 Gone) replaces a kind's index at
-//! once. A pod IP belongs to the newest live pod that has it: a deleted or finished pod
-//! gives its IP up, so a reused IP is never attributed to the pod that had it before.
+//! Sized for large clusters: a daemon keeps what its node needs, not the cluster.
+//! - Pods: only this node's (field selector `spec.nodeName=NODE`), in full: the sources
+//!   (by cgroup) and their IPs.
+//! - Pod metadata, cluster-wide (metadata-only watch: namespace, name, labels, owners;
+//!   no spec or status): what a destination pod needs to match an inventory selector.
+//! - Services (ClusterIPs, selectors) and EndpointSlices: destination addresses. An
+//!   endpoint's `targetRef` names its pod, whose metadata gives the labels. A pod on
+//!   another node that no EndpointSlice lists is not identified by its IP (a pod's IP is
+//!   only in its status, which a metadata watch does not carry).
+//!
+//! The watchers keep no object cache of their own (no reflector store): their events keep
+//! the compact indexes here. A relist (after 410 Gone) replaces a kind's index at once. A
+//! pod IP belongs to the newest live pod that has it: a deleted or finished pod gives its
+//! IP up, so a reused IP is never attributed to the pod that had it before.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -18,13 +28,17 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use k8s_openapi::api::{
-    core::v1::{Pod, Service},
-    discovery::v1::EndpointSlice,
+use k8s_openapi::{
+    api::{
+        core::v1::{Pod, Service},
+        discovery::v1::EndpointSlice,
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{WatchStreamExt, reflector, watcher},
+    core::PartialObjectMeta,
+    runtime::{WatchStreamExt, watcher},
 };
 
 use super::{IdentitySource, LocalEndpoint, Resolved, Via};
@@ -74,6 +88,15 @@ struct SvcInfo {
 /// (namespace, name) of an object.
 type ObjKey = (String, String);
 
+/// A pod anywhere in the cluster, from its metadata only.
+#[derive(Debug, Clone)]
+struct PodMeta {
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    workload: Option<String>,
+}
+
 #[derive(Default)]
 struct Indexes {
     pods: HashMap<String, Arc<PodInfo>>,
@@ -83,6 +106,10 @@ struct Indexes {
     /// EndpointSlice name -> (service key, its addresses): to drop them when it changes.
     slices: HashMap<ObjKey, (ObjKey, Vec<IpAddr>)>,
     svc_by_endpoint: HashMap<IpAddr, (String, String)>,
+    /// An endpoint address -> the pod its `targetRef` names.
+    pod_by_endpoint: HashMap<IpAddr, ObjKey>,
+    /// Every pod's metadata, by (namespace, name).
+    pod_meta: HashMap<ObjKey, Arc<PodMeta>>,
 }
 
 /// The cluster state the watchers keep. Shared by every `KubeIdentity` (one per policy
@@ -90,11 +117,15 @@ struct Indexes {
 #[derive(Default)]
 pub struct KubeState {
     idx: RwLock<Indexes>,
-    synced: [AtomicBool; 3],
+    synced: [AtomicBool; SLOTS],
 }
 
+/// Watched kinds: this node's pods, every pod's metadata, Services, EndpointSlices.
+const SLOTS: usize = 4;
+const POD_META: usize = 3;
+
 impl KubeState {
-    /// True once pods, services and endpoint slices have all been listed.
+    /// True once pods, pod metadata, services and endpoint slices have all been listed.
     pub fn synced(&self) -> bool {
         self.synced.iter().all(|s| s.load(Ordering::Relaxed))
     }
@@ -106,11 +137,14 @@ impl KubeState {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Indexes> {
         self.idx.read().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    fn apply_pod(&self, pod: &Pod) {
+/// The watchers' events, applied to an index: the live one, or a relist's staging copy.
+impl Indexes {
+    fn apply_pod(&mut self, pod: &Pod) {
         let info = Arc::new(pod_info(pod));
-        let mut idx = self.write();
-        unindex_pod(&mut idx, &info.uid);
+        let idx = self;
+        unindex_pod(idx, &info.uid);
         if info.live {
             for ip in &info.ips {
                 // Two live pods with one IP (events out of order): the newer one has it.
@@ -127,17 +161,17 @@ impl KubeState {
         idx.pods.insert(info.uid.clone(), info);
     }
 
-    fn delete_pod(&self, pod: &Pod) {
+    fn delete_pod(&mut self, pod: &Pod) {
         let uid = pod.uid().unwrap_or_default();
-        let mut idx = self.write();
-        unindex_pod(&mut idx, &uid);
+        let idx = self;
+        unindex_pod(idx, &uid);
         idx.pods.remove(&uid);
     }
 
-    fn apply_service(&self, svc: &Service) {
+    fn apply_service(&mut self, svc: &Service) {
         let info = Arc::new(svc_info(svc));
         let key = (info.namespace.clone(), info.name.clone());
-        let mut idx = self.write();
+        let idx = self;
         idx.svc_by_ip.retain(|_, k| *k != key);
         for ip in &info.cluster_ips {
             idx.svc_by_ip.insert(*ip, key.clone());
@@ -145,36 +179,70 @@ impl KubeState {
         idx.services.insert(key, info);
     }
 
-    fn delete_service(&self, svc: &Service) {
+    fn delete_service(&mut self, svc: &Service) {
         let key = (svc.namespace().unwrap_or_default(), svc.name_any());
-        let mut idx = self.write();
+        let idx = self;
         idx.svc_by_ip.retain(|_, k| *k != key);
         idx.services.remove(&key);
     }
 
-    fn apply_slice(&self, s: &EndpointSlice) {
+    fn apply_slice(&mut self, s: &EndpointSlice) {
         let ns = s.namespace().unwrap_or_default();
         let Some(svc) = s.labels().get("kubernetes.io/service-name").cloned() else {
             return;
         };
-        let ips: Vec<IpAddr> = s
-            .endpoints
-            .iter()
-            .flat_map(|e| e.addresses.iter())
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        let mut idx = self.write();
-        remove_slice(&mut idx, &(ns.clone(), s.name_any()));
-        for ip in &ips {
-            idx.svc_by_endpoint.insert(*ip, (ns.clone(), svc.clone()));
+        // Each address, and the pod its endpoint's targetRef names (if a pod).
+        let mut ips: Vec<(IpAddr, Option<ObjKey>)> = Vec::new();
+        for e in &s.endpoints {
+            let pod = e
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref() == Some("Pod"))
+                .and_then(|r| {
+                    Some((
+                        r.namespace.clone().unwrap_or_else(|| ns.clone()),
+                        r.name.clone()?,
+                    ))
+                });
+            for a in &e.addresses {
+                if let Ok(ip) = a.parse::<IpAddr>() {
+                    ips.push((ip.to_canonical(), pod.clone()));
+                }
+            }
         }
-        idx.slices
-            .insert((ns.clone(), s.name_any()), ((ns, svc), ips));
+        let idx = self;
+        remove_slice(idx, &(ns.clone(), s.name_any()));
+        for (ip, pod) in &ips {
+            idx.svc_by_endpoint.insert(*ip, (ns.clone(), svc.clone()));
+            if let Some(p) = pod {
+                idx.pod_by_endpoint.insert(*ip, p.clone());
+            }
+        }
+        idx.slices.insert(
+            (ns.clone(), s.name_any()),
+            ((ns, svc), ips.into_iter().map(|(ip, _)| ip).collect()),
+        );
     }
 
-    fn delete_slice(&self, s: &EndpointSlice) {
-        let mut idx = self.write();
-        remove_slice(&mut idx, &(s.namespace().unwrap_or_default(), s.name_any()));
+    fn apply_pod_meta(&mut self, p: &PartialObjectMeta<Pod>) {
+        let meta = Arc::new(PodMeta {
+            namespace: p.namespace().unwrap_or_default(),
+            name: p.name_any(),
+            labels: p.labels().clone(),
+            workload: workload(&p.metadata),
+        });
+        self.pod_meta
+            .insert((meta.namespace.clone(), meta.name.clone()), meta);
+    }
+
+    fn delete_pod_meta(&mut self, p: &PartialObjectMeta<Pod>) {
+        self.pod_meta
+            .remove(&(p.namespace().unwrap_or_default(), p.name_any()));
+    }
+
+    fn delete_slice(&mut self, s: &EndpointSlice) {
+        let idx = self;
+        remove_slice(idx, &(s.namespace().unwrap_or_default(), s.name_any()));
     }
 }
 
@@ -187,6 +255,7 @@ fn remove_slice(idx: &mut Indexes, key: &(String, String)) {
         for ip in ips {
             if idx.svc_by_endpoint.get(&ip) == Some(&svc) {
                 idx.svc_by_endpoint.remove(&ip);
+                idx.pod_by_endpoint.remove(&ip);
             }
         }
     }
@@ -213,7 +282,7 @@ fn pod_info(pod: &Pod) -> PodInfo {
         namespace: pod.namespace().unwrap_or_default(),
         name: pod.name_any(),
         labels: pod.labels().clone(),
-        workload: workload(pod),
+        workload: workload(&pod.metadata),
         // A hostNetwork pod's IP is the node's, shared by many: never an identity.
         ips: if host_network { Vec::new() } else { ips },
         created: pod
@@ -224,14 +293,18 @@ fn pod_info(pod: &Pod) -> PodInfo {
     }
 }
 
-/// "Deployment/name" from the owner chain as far as the pod shows it.
-fn workload(pod: &Pod) -> Option<String> {
-    let owner = pod
-        .owner_references()
+/// "Deployment/name" from the owner chain as far as the pod's metadata shows it.
+fn workload(meta: &ObjectMeta) -> Option<String> {
+    let owner = meta
+        .owner_references
         .iter()
+        .flatten()
         .find(|o| o.controller == Some(true))?;
     if owner.kind == "ReplicaSet"
-        && let Some(hash) = pod.labels().get("pod-template-hash")
+        && let Some(hash) = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash"))
         && let Some(deploy) = owner.name.strip_suffix(&format!("-{hash}"))
     {
         return Some(format!("Deployment/{deploy}"));
@@ -296,16 +369,21 @@ impl KubeIdentity {
         KubeIdentity { state, selectors }
     }
 
-    fn documented_pod(&self, idx: &Indexes, pod: &PodInfo) -> Option<Arc<str>> {
+    fn documented_pod(
+        &self,
+        idx: &Indexes,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<Arc<str>> {
         self.selectors
             .iter()
             .find(|(_, s)| {
-                s.namespace == pod.namespace
-                    && (subset(&s.labels, &pod.labels)
+                s.namespace == namespace
+                    && (subset(&s.labels, labels)
                         || s.service
                             .as_ref()
                             .and_then(|n| idx.services.get(&(s.namespace.clone(), n.clone())))
-                            .is_some_and(|svc| subset(&svc.selector, &pod.labels)))
+                            .is_some_and(|svc| subset(&svc.selector, labels)))
             })
             .map(|(n, _)| n.clone())
     }
@@ -321,10 +399,26 @@ impl KubeIdentity {
     }
 
     fn pod_resolved(&self, idx: &Indexes, pod: &PodInfo, via: Via) -> Option<Resolved> {
-        let service = self.documented_pod(idx, pod)?;
+        let service = self.documented_pod(idx, &pod.namespace, &pod.labels)?;
         Some(Resolved {
             service,
             via,
+            port: None,
+            k8s: Some(Arc::new(K8sRef {
+                namespace: pod.namespace.clone(),
+                pod: Some(pod.name.clone()),
+                service: None,
+                workload: pod.workload.clone(),
+            })),
+        })
+    }
+
+    /// A pod on another node, known by an endpoint's targetRef and its metadata.
+    fn pod_meta_resolved(&self, idx: &Indexes, pod: &PodMeta) -> Option<Resolved> {
+        let service = self.documented_pod(idx, &pod.namespace, &pod.labels)?;
+        Some(Resolved {
+            service,
+            via: Via::KubePod,
             port: None,
             k8s: Some(Arc::new(K8sRef {
                 namespace: pod.namespace.clone(),
@@ -357,6 +451,14 @@ impl KubeIdentity {
         }
         if let Some(pod) = idx.pod_by_ip.get(&addr).and_then(|u| idx.pods.get(u)) {
             return self.pod_resolved(idx, pod, Via::KubePod);
+        }
+        if let Some(r) = idx
+            .pod_by_endpoint
+            .get(&addr)
+            .and_then(|k| idx.pod_meta.get(k))
+            .and_then(|p| self.pod_meta_resolved(idx, p))
+        {
+            return Some(r);
         }
         let svc = idx
             .svc_by_endpoint
@@ -401,76 +503,96 @@ impl IdentitySource for KubeIdentity {
     }
 }
 
-/// Starts the three watchers on the current runtime; they run until the process ends,
-/// retrying with backoff when the API server is away.
-pub fn start_watchers(client: Client, state: Arc<KubeState>) {
+/// Starts the four watchers on the current runtime; they run until the process ends,
+/// retrying with backoff when the API server is away. `node`: this node's name as
+/// Kubernetes knows it (the pod's spec.nodeName); only its pods are watched in full.
+/// None watches every pod in full (a daemon that is not on a node of the cluster).
+pub fn start_watchers(client: Client, state: Arc<KubeState>, node: Option<&str>) {
     let pods: Api<Pod> = Api::all(client.clone());
+    let pod_meta: Api<PartialObjectMeta<Pod>> = Api::all(client.clone());
     let services: Api<Service> = Api::all(client.clone());
     let slices: Api<EndpointSlice> = Api::all(client);
+    let own = match node {
+        Some(n) => watcher::Config::default().fields(&format!("spec.nodeName={n}")),
+        None => watcher::Config::default(),
+    };
     spawn_watch(
         pods,
+        own,
         state.clone(),
         0,
-        KubeState::apply_pod,
-        KubeState::delete_pod,
+        Indexes::apply_pod,
+        Indexes::delete_pod,
         "pods",
     );
     spawn_watch(
+        pod_meta,
+        watcher::Config::default(),
+        state.clone(),
+        POD_META,
+        Indexes::apply_pod_meta,
+        Indexes::delete_pod_meta,
+        "pod metadata",
+    );
+    spawn_watch(
         services,
+        watcher::Config::default(),
         state.clone(),
         1,
-        KubeState::apply_service,
-        KubeState::delete_service,
+        Indexes::apply_service,
+        Indexes::delete_service,
         "services",
     );
     spawn_watch(
         slices,
+        watcher::Config::default(),
         state,
         2,
-        KubeState::apply_slice,
-        KubeState::delete_slice,
+        Indexes::apply_slice,
+        Indexes::delete_slice,
         "endpointslices",
     );
 }
 
 fn spawn_watch<K>(
     api: Api<K>,
+    config: watcher::Config,
     state: Arc<KubeState>,
     slot: usize,
-    apply: fn(&KubeState, &K),
-    delete: fn(&KubeState, &K),
+    apply: fn(&mut Indexes, &K),
+    delete: fn(&mut Indexes, &K),
     what: &'static str,
 ) where
-    K: kube::Resource<DynamicType = ()>
+    K: kube::Resource
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
         + 'static,
+    K::DynamicType: Default,
 {
     tokio::spawn(async move {
-        let (_reader, writer) = reflector::store::<K>();
-        let mut stream = reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .boxed();
-        // Objects seen during a (re)list: what is not in it is gone.
-        let mut relist: Option<Vec<K>> = None;
+        // No reflector store: the indexes are the cache (a store would hold every
+        // object in full, twice the memory for nothing).
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        // A (re)list is applied to a staging index, which then replaces this kind's
+        // part of the live one: what is not in the list is gone. Objects are indexed as
+        // they arrive, never held in full (at 10,000 pods that was the daemon's peak).
+        let mut staging: Option<Indexes> = None;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Apply(o)) => apply(&state, &o),
-                Ok(watcher::Event::Delete(o)) => delete(&state, &o),
-                Ok(watcher::Event::Init) => relist = Some(Vec::new()),
-                Ok(watcher::Event::InitApply(o)) => relist.get_or_insert_with(Vec::new).push(o),
+                Ok(watcher::Event::Apply(o)) => apply(&mut state.write(), &o),
+                Ok(watcher::Event::Delete(o)) => delete(&mut state.write(), &o),
+                Ok(watcher::Event::Init) => staging = Some(Indexes::default()),
+                Ok(watcher::Event::InitApply(o)) => {
+                    apply(staging.get_or_insert_with(Indexes::default), &o)
+                }
                 Ok(watcher::Event::InitDone) => {
-                    let listed = relist.take().unwrap_or_default();
-                    replace_kind::<K>(&state, slot, &listed, apply);
+                    let mut listed = staging.take().unwrap_or_default();
+                    let objects = take_kind(slot, &mut state.write(), &mut listed);
                     state.synced[slot].store(true, Ordering::Relaxed);
-                    tracing::info!(
-                        kind = what,
-                        objects = listed.len(),
-                        "kubernetes cache synced"
-                    );
+                    tracing::info!(kind = what, objects, "kubernetes cache synced");
                 }
                 Err(e) => tracing::warn!(kind = what, error = %e, "kubernetes watch; retrying"),
             }
@@ -478,27 +600,31 @@ fn spawn_watch<K>(
     });
 }
 
-/// Replaces one kind's index with a fresh list (after a relist, e.g. on 410 Gone).
-fn replace_kind<K>(state: &KubeState, slot: usize, listed: &[K], apply: fn(&KubeState, &K)) {
-    {
-        let mut idx = state.write();
-        match slot {
-            0 => {
-                idx.pods.clear();
-                idx.pod_by_ip.clear();
-            }
-            1 => {
-                idx.services.clear();
-                idx.svc_by_ip.clear();
-            }
-            _ => {
-                idx.slices.clear();
-                idx.svc_by_endpoint.clear();
-            }
+/// Replaces one kind's part of the live index with a relist's (after a start, or 410
+/// Gone); returns how many objects the list had.
+fn take_kind(slot: usize, live: &mut Indexes, listed: &mut Indexes) -> usize {
+    use std::mem::swap;
+    match slot {
+        0 => {
+            swap(&mut live.pods, &mut listed.pods);
+            swap(&mut live.pod_by_ip, &mut listed.pod_by_ip);
+            live.pods.len()
         }
-    }
-    for o in listed {
-        apply(state, o);
+        1 => {
+            swap(&mut live.services, &mut listed.services);
+            swap(&mut live.svc_by_ip, &mut listed.svc_by_ip);
+            live.services.len()
+        }
+        POD_META => {
+            swap(&mut live.pod_meta, &mut listed.pod_meta);
+            live.pod_meta.len()
+        }
+        _ => {
+            swap(&mut live.slices, &mut listed.slices);
+            swap(&mut live.svc_by_endpoint, &mut listed.svc_by_endpoint);
+            swap(&mut live.pod_by_endpoint, &mut listed.pod_by_endpoint);
+            live.slices.len()
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod pdf;
+pub mod prometheus;
 pub mod sign;
 
 use std::{
@@ -51,6 +52,10 @@ pub struct Report {
     pub rows: Vec<RowReport>,
     /// Every edge that is not an allowed connection, most connections first.
     pub violations: Vec<Violation>,
+    /// What this report's source cannot know that a store-based report does (a report
+    /// computed from Prometheus has no example processes, for one). Absent for a store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<String>,
     /// sha256 (hex) of this report's canonical JSON with `digest` set to null: recompute
     /// it to show the report was not edited (`auditor report verify`).
     pub digest: Option<String>,
@@ -444,6 +449,7 @@ pub fn from_store(
         },
         rows: row_reports,
         violations,
+        limits: Vec::new(),
         digest: None,
     };
     report.summary.by_verdict = by_verdict;
@@ -722,6 +728,11 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
                 out.inputs.push(i);
             }
         }
+        for l in r.limits {
+            if !out.limits.contains(&l) {
+                out.limits.push(l);
+            }
+        }
         for c in r.changed_rows {
             if !out.changed_rows.contains(&c) {
                 out.changed_rows.push(c);
@@ -812,6 +823,9 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
     }
     if !r.changed_rows.is_empty() {
         v.push(("Rows changed between allowlists", r.changed_rows.join("; ")));
+    }
+    if !r.limits.is_empty() {
+        v.push(("Limits of this report", r.limits.join(" ")));
     }
     v.push(("Generated", r.generated_at.clone()));
     v.push((
