@@ -125,6 +125,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let mut probes = Probes::load_and_attach(&ProbeOptions {
         self_tgid: std::process::id(),
         report_interval: cfg.probes.report_interval,
+        active_interval: cfg.probes.active_interval,
         cgroup_root: cfg.probes.cgroup_root.clone(),
     })
     .context("starting the capture")?;

@@ -261,11 +261,25 @@ fn storm(proto: &str, addr: IpAddr, ports: Vec<u16>, n: u64, limit: Duration) ->
         let _ = s.join();
     }
     println!(
-        "{{\"ops\":{done},\"extra\":{extra},\"seconds\":{secs:.6},\"rate\":{:.1},\"eaddrnotavail\":{addr_not_avail},\"errors\":{other_errors},\"tgid\":{}}}",
+        "{{\"ops\":{done},\"extra\":{extra},\"seconds\":{secs:.6},\"rate\":{:.1},\"eaddrnotavail\":{addr_not_avail},\"errors\":{other_errors},\"tgid\":{},\"cpu_ns\":{}}}",
         done as f64 / secs,
-        std::process::id()
+        std::process::id(),
+        cpu_ns()
     );
     Ok(())
+}
+
+/// CPU time (user + system) of this whole process so far: the benchmark's "CPU per
+/// operation". The eBPF programs run in this process's context (or its softirqs), so
+/// their cost is part of it.
+fn cpu_ns() -> u64 {
+    // SAFETY: getrusage only writes the struct we hand it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
 }
 
 const fn libc_eaddrnotavail() -> i32 {
