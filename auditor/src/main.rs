@@ -60,6 +60,8 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             cgroup_root: cfg.probes.cgroup_root.clone(),
         })
         .context("starting the capture")?;
+        // Servers bound before we started: their passive opens get an owner from now on.
+        capture::stream::seed_listeners(&mut probes);
         // Before telling anyone we run: a SIGTERM from then on must stop us cleanly.
         let shutdown = auditor::shutdown_signal(cfg.duration);
         eprintln!(

@@ -185,6 +185,8 @@ pub struct Probes {
     pub report_interval: std::time::Duration,
     /// How often the stream enumerates the sockets already open (see `existing`).
     pub active_interval: std::time::Duration,
+    /// The walk made before the capture announced itself, for the stream to report.
+    pub first_walk: Option<super::existing::Scan>,
     pub cgroup_root: PathBuf,
     /// None when kernel BTF could not be read: flows then carry netns_cookie 0 for TCP.
     pub netns_offsets: Option<btf::NetnsOffsets>,
@@ -315,6 +317,7 @@ impl Probes {
             ebpf,
             report_interval: opts.report_interval,
             active_interval: opts.active_interval,
+            first_walk: None,
             cgroup_root,
             netns_offsets,
             tcp_hook,
@@ -345,8 +348,18 @@ impl Probes {
             },
         )?;
         // BPF_NOEXIST: an entry that exists is the kernel's own, from bind time.
-        let _already_known = listeners.insert(key, owner, 1);
-        Ok(())
+        match listeners.insert(key, owner, 1) {
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(ProbeError::MissingMap {
+                name: MAP_LISTENERS,
+                detail: format!("inserting a listener: {e}"),
+            }),
+            Ok(()) => Ok(()),
+        }
     }
 
     /// Takes the ring buffer out (once); records are read from it until shutdown.

@@ -198,7 +198,10 @@ impl Decoder {
         handler: &mut H,
     ) -> Result<(), StreamError> {
         let cpu0 = process_cpu_ns();
-        let scan = existing::scan(std::path::Path::new("/proc"), &probes.cgroup_root);
+        let scan = match probes.first_walk.take() {
+            Some(scan) => scan,
+            None => existing::scan(std::path::Path::new("/proc"), &probes.cgroup_root),
+        };
         let netns = &mut self.enrich.netns;
         let mut cookies: HashMap<u64, u64> = HashMap::new();
         let mut cookie = |ino: u64| {
@@ -276,6 +279,23 @@ impl Decoder {
         self.seen.retain(|k, _| live.contains(k));
         Ok(())
     }
+}
+
+/// Gives the kernel's listener table the owners of the listeners already open, before
+/// the caller says it is ready: a passive open right after start then names its server.
+/// (The stream's first walk, at its start, reports them and the open connections.)
+/// The walk is kept for the stream to report: "existing" then means open before the
+/// caller said it was ready, with no race against what starts right after.
+pub fn seed_listeners(probes: &mut Probes) {
+    let scan = existing::scan(std::path::Path::new("/proc"), &probes.cgroup_root);
+    let mut netns = super::netns::NetnsDirectory::new();
+    let mut cookie = |ino: u64| netns.cookie_of_inode(ino).unwrap_or(0);
+    for (key, owner) in existing::listeners(&scan.found, &mut cookie) {
+        if let Err(e) = probes.seed_listener(&key, &owner) {
+            tracing::warn!(error = %e, port = key.port, "recording an existing listener's owner");
+        }
+    }
+    probes.first_walk = Some(scan);
 }
 
 /// Streams flows from `probes` into `handler` until `shutdown` completes.
