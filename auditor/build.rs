@@ -27,6 +27,7 @@ fn main() -> anyhow::Result<()> {
 
     if let Ok(prebuilt) = env::var("AUDITOR_EBPF_OBJECT") {
         println!("cargo::rerun-if-changed={prebuilt}");
+        let _ = std::fs::remove_file(&dest);
         std::fs::copy(&prebuilt, &dest)
             .with_context(|| format!("copying AUDITOR_EBPF_OBJECT={prebuilt}"))?;
         return Ok(());
@@ -49,6 +50,9 @@ fn main() -> anyhow::Result<()> {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
     let object = build_ebpf(root, &ebpf_dir)?;
+    // Replace, never write through: a target directory seeded with hard links shares this
+    // file with other checkouts, and copying into it would change theirs too.
+    let _ = std::fs::remove_file(&dest);
     std::fs::copy(&object, &dest).with_context(|| format!("copying {}", object.display()))?;
     Ok(())
 }

@@ -15,20 +15,28 @@ pub mod names {
     pub const MAP_EVENTS: &str = "AUDITOR_EVENTS";
     pub const MAP_COUNTERS: &str = "AUDITOR_COUNTERS";
     pub const MAP_LISTENERS: &str = "AUDITOR_LISTENERS";
+    pub const MAP_FLOW_TOTAL: &str = "AUDITOR_FLOW_TOTAL";
 
     pub const GLOBAL_CONFIG: &str = "AUDITOR_CONFIG";
 
+    /// The classic-tracepoint TCP program: the fallback when kernel BTF is missing.
     pub const PROG_TCP_STATE: &str = "auditor_tcp_state";
+    /// The same on `tp_btf/inet_sock_set_state`: cheaper to invoke, and it reads the
+    /// states from its arguments before touching the socket.
+    pub const PROG_TCP_STATE_BTF: &str = "auditor_tcp_state_btf";
+    pub const TP_BTF_TCP_STATE: &str = "inet_sock_set_state";
     pub const PROG_CONNECT4: &str = "auditor_connect4";
     pub const PROG_CONNECT6: &str = "auditor_connect6";
     pub const PROG_SENDMSG4: &str = "auditor_sendmsg4";
     pub const PROG_SENDMSG6: &str = "auditor_sendmsg6";
+    pub const PROG_RECVMSG4: &str = "auditor_recvmsg4";
+    pub const PROG_RECVMSG6: &str = "auditor_recvmsg6";
     pub const PROG_POST_BIND4: &str = "auditor_post_bind4";
     pub const PROG_POST_BIND6: &str = "auditor_post_bind6";
 }
 
 /// Capacities. The flow map is an LRU: when it is full the least recently seen flow is
-/// evicted and user space counts the eviction (see `Counter::FlowsInserted`).
+/// evicted, and the kernel counts the eviction (see `Counter::FlowsEvicted`).
 pub const FLOWS_MAX_ENTRIES: u32 = 16_384;
 pub const LISTENERS_MAX_ENTRIES: u32 = 8_192;
 pub const EVENTS_RING_BYTES: u32 = 1 << 20;
@@ -100,15 +108,22 @@ pub enum Hook {
     TcpPassive = 2,
     UdpConnect = 3,
     UdpSendmsg = 4,
+    /// Not a hook: a connection or listener found open by user space's enumeration of the
+    /// node's sockets (at start and every `--active-interval`).
+    Existing = 5,
+    /// A datagram received (cgroup `recvmsg4/6`): ingress UDP, from the receiver's side.
+    UdpRecvmsg = 6,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 5] = [
+    pub const ALL: [Hook; 7] = [
         Hook::Sweep,
         Hook::TcpActive,
         Hook::TcpPassive,
         Hook::UdpConnect,
         Hook::UdpSendmsg,
+        Hook::Existing,
+        Hook::UdpRecvmsg,
     ];
 
     pub const fn from_id(id: u8) -> Option<Hook> {
@@ -118,6 +133,8 @@ impl Hook {
             2 => Some(Hook::TcpPassive),
             3 => Some(Hook::UdpConnect),
             4 => Some(Hook::UdpSendmsg),
+            5 => Some(Hook::Existing),
+            6 => Some(Hook::UdpRecvmsg),
             _ => None,
         }
     }
@@ -130,6 +147,8 @@ impl Hook {
             Hook::TcpPassive => "tcp_passive",
             Hook::UdpConnect => "udp_connect",
             Hook::UdpSendmsg => "udp_sendmsg",
+            Hook::Existing => "existing",
+            Hook::UdpRecvmsg => "udp_recvmsg",
         }
     }
 }
@@ -139,6 +158,7 @@ pub const HOOK_TCP_ACTIVE: u8 = Hook::TcpActive as u8;
 pub const HOOK_TCP_PASSIVE: u8 = Hook::TcpPassive as u8;
 pub const HOOK_UDP_CONNECT: u8 = Hook::UdpConnect as u8;
 pub const HOOK_UDP_SENDMSG: u8 = Hook::UdpSendmsg as u8;
+pub const HOOK_UDP_RECVMSG: u8 = Hook::UdpRecvmsg as u8;
 
 /// Load-time configuration, written into the object's `.rodata` before load so the
 /// verifier can prune on it (aya `EbpfLoader::override_global`).
@@ -155,8 +175,53 @@ pub struct Config {
     pub off_net_cookie: u32,
     /// A flow already reported is reported again at most this often while it is active.
     pub report_interval_ns: u64,
+    /// Where `tp_btf` reads the socket (see `SockOffsets`); valid when `sock.valid != 0`.
+    pub sock: SockOffsets,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 24);
+const _: () = assert!(core::mem::size_of::<Config>() == 48);
+
+/// Byte offsets into `struct sock`, read from kernel BTF by user space (Rust eBPF has no
+/// CO-RE). The `tp_btf` program loads these fields directly: the offsets sit in frozen
+/// `.rodata`, so the verifier knows them as constants and checks each load against BTF.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockOffsets {
+    /// Non-zero when every offset below was found.
+    pub valid: u16,
+    /// `__sk_common.skc_family` (u16).
+    pub family: u16,
+    /// `sk_protocol` (u16).
+    pub protocol: u16,
+    /// `__sk_common.skc_daddr` (be32).
+    pub daddr: u16,
+    /// `__sk_common.skc_rcv_saddr` (be32).
+    pub rcv_saddr: u16,
+    /// `__sk_common.skc_dport` (be16).
+    pub dport: u16,
+    /// `__sk_common.skc_num` (local port, host order).
+    pub num: u16,
+    /// `__sk_common.skc_v6_daddr` (16 bytes).
+    pub v6_daddr: u16,
+    /// `__sk_common.skc_v6_rcv_saddr` (16 bytes).
+    pub v6_rcv_saddr: u16,
+    pub _pad: [u16; 3],
+}
+const _: () = assert!(core::mem::size_of::<SockOffsets>() == 24);
+
+impl SockOffsets {
+    pub const NONE: SockOffsets = SockOffsets {
+        valid: 0,
+        family: 0,
+        protocol: 0,
+        daddr: 0,
+        rcv_saddr: 0,
+        dport: 0,
+        num: 0,
+        v6_daddr: 0,
+        v6_rcv_saddr: 0,
+        _pad: [0; 3],
+    };
+}
 
 impl Config {
     pub const DEFAULT: Config = Config {
@@ -165,6 +230,7 @@ impl Config {
         off_sock_net: 0,
         off_net_cookie: 0,
         report_interval_ns: 1_000_000_000,
+        sock: SockOffsets::NONE,
     };
 }
 
@@ -264,8 +330,15 @@ pub enum Counter {
     PassiveNoListener = 4,
     /// Reading the socket's network namespace failed.
     NetnsReadFailed = 5,
+    /// Flows the LRU flow map evicted to make room: a new flow inserted while the map
+    /// already held `FLOWS_MAX_ENTRIES` (the programs are the map's only writers and nothing
+    /// deletes from it, so every insert past capacity displaced one flow). An evicted flow's
+    /// undelivered connections are lost; its next connection starts a new entry.
+    FlowsEvicted = 6,
+    /// A socket of a family other than IPv4/IPv6 reached a program that handles only those.
+    UnexpectedFamily = 7,
 }
-pub const COUNTER_SLOTS: u32 = 6;
+pub const COUNTER_SLOTS: u32 = 8;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_SLOTS as usize] = [
@@ -275,6 +348,8 @@ impl Counter {
         Counter::FlowInsertFailed,
         Counter::PassiveNoListener,
         Counter::NetnsReadFailed,
+        Counter::FlowsEvicted,
+        Counter::UnexpectedFamily,
     ];
 
     /// The stable name user space reports this counter under.
@@ -286,6 +361,8 @@ impl Counter {
             Counter::FlowInsertFailed => "flow_insert_failed",
             Counter::PassiveNoListener => "passive_no_listener",
             Counter::NetnsReadFailed => "netns_read_failed",
+            Counter::FlowsEvicted => "flows_evicted",
+            Counter::UnexpectedFamily => "unexpected_family",
         }
     }
 }

@@ -13,7 +13,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 
 #[map]
@@ -25,6 +25,11 @@ pub static AUDITOR_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 
 
 #[map]
 pub static AUDITOR_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Flows ever inserted into AUDITOR_FLOWS, node-wide: the insert that finds it at
+/// capacity evicted a flow. Touched only when a flow is new.
+#[map]
+static AUDITOR_FLOW_TOTAL: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static AUDITOR_LISTENERS: LruHashMap<ListenerKey, ListenerOwner> =
@@ -89,11 +94,13 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
                 .is_ok()
             {
                 count(Counter::FlowsInserted);
+                count_eviction();
             }
             match AUDITOR_FLOWS.get_ptr_mut(key) {
                 Some(stats) => stats,
                 None => {
                     count(Counter::FlowInsertFailed);
+                    crate::log::flow_insert_failed();
                     emit(key, &actor(), hook, now, now, 1);
                     return;
                 }
@@ -140,6 +147,24 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
     }
 }
 
+/// The programs are the flow map's only writers and nothing deletes from it, so an insert
+/// made when it already held FLOWS_MAX_ENTRIES flows displaced one.
+#[inline(always)]
+fn count_eviction() {
+    if let Some(total) = AUDITOR_FLOW_TOTAL.get_ptr_mut(0) {
+        // The BPF CPU we build for has no fetch-and-add, so add, then read: two CPUs that
+        // cross the capacity at the same instant may both read past it. That can over-count
+        // by at most one per CPU, once, when the map first fills.
+        let after = unsafe {
+            atomic_xadd::<u64, u64, { SEQ_CST }>(total, 1);
+            core::ptr::read_volatile(total)
+        };
+        if after > FLOWS_MAX_ENTRIES as u64 {
+            count(Counter::FlowsEvicted);
+        }
+    }
+}
+
 /// Sends one record straight through the ring buffer (the flow map refused the flow).
 #[inline(always)]
 fn emit(key: &FlowKey, actor: &Actor, hook: u8, first: u64, last: u64, n: u64) {
@@ -175,6 +200,7 @@ pub fn sock_netns_cookie(sk: *const u8) -> u64 {
             Ok(net) if net != 0 => net as *const u8,
             _ => {
                 count(Counter::NetnsReadFailed);
+                crate::log::netns_read_failed();
                 return 0;
             }
         };
@@ -182,8 +208,29 @@ pub fn sock_netns_cookie(sk: *const u8) -> u64 {
         Ok(cookie) => cookie,
         Err(_) => {
             count(Counter::NetnsReadFailed);
+            crate::log::netns_read_failed();
             0
         }
+    }
+}
+
+/// The same through direct loads, for `tp_btf`: `sk` is a BTF pointer there, so the
+/// verifier checks each load against the kernel's types (faulting loads read as 0).
+#[inline(always)]
+pub fn sock_netns_cookie_btf(sk: *const u8) -> u64 {
+    let cfg = config();
+    if cfg.netns_offsets_valid == 0 {
+        return 0;
+    }
+    unsafe {
+        let net =
+            core::ptr::read_volatile(sk.add(cfg.off_sock_net as usize).cast::<u64>()) as *const u8;
+        if net.is_null() {
+            count(Counter::NetnsReadFailed);
+            crate::log::netns_read_failed();
+            return 0;
+        }
+        core::ptr::read_volatile(net.add(cfg.off_net_cookie as usize).cast::<u64>())
     }
 }
 

@@ -1,9 +1,12 @@
 //! UDP from cgroup v2 sock_addr hooks on the cgroup root: `connect4/6` for connected UDP,
-//! `sendmsg4/6` for unconnected `send_to`. Audit only: every program returns 1 (allow).
-//! TCP connects also pass `connect*`; they are left to the tracepoint, which sees them once.
+//! `sendmsg4/6` for unconnected `send_to`, `recvmsg4/6` for datagrams received (ingress,
+//! from the receiver's side). Audit only: every program returns 1 (allow).
+//! TCP connects also pass `connect*`; they return at the protocol check and are left to the
+//! tracepoint, which sees both ends.
 
 use auditor_common::{
-    AF_INET, AF_INET6, DIRECTION_EGRESS, FlowKey, HOOK_UDP_CONNECT, HOOK_UDP_SENDMSG, IPPROTO_UDP,
+    AF_INET, AF_INET6, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_UDP_CONNECT,
+    HOOK_UDP_RECVMSG, HOOK_UDP_SENDMSG, IPPROTO_UDP,
 };
 use aya_ebpf::{
     helpers::{
@@ -40,6 +43,65 @@ pub fn auditor_sendmsg4(ctx: SockAddrContext) -> i32 {
 pub fn auditor_sendmsg6(ctx: SockAddrContext) -> i32 {
     let _ = try_udp(&ctx, AF_INET6, HOOK_UDP_SENDMSG);
     ALLOW
+}
+
+#[cgroup_sock_addr(recvmsg4)]
+pub fn auditor_recvmsg4(ctx: SockAddrContext) -> i32 {
+    udp_received(&ctx, AF_INET);
+    ALLOW
+}
+
+#[cgroup_sock_addr(recvmsg6)]
+pub fn auditor_recvmsg6(ctx: SockAddrContext) -> i32 {
+    udp_received(&ctx, AF_INET6);
+    ALLOW
+}
+
+/// A datagram received: the sender is the remote end, the receiving socket's port is the
+/// service port (as for a passive TCP open), and the receiving task is the owner.
+#[inline(always)]
+fn udp_received(ctx: &SockAddrContext, family: u8) {
+    let sa = unsafe { &*ctx.sock_addr };
+    if sa.protocol != IPPROTO_UDP as u32 {
+        return;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if is_self(tgid) {
+        return;
+    }
+    let sk = unsafe { sa.__bindgen_anon_1.sk };
+    if sk.is_null() {
+        return;
+    }
+    let sock = unsafe { &*sk };
+    let mut remote_addr = [0u8; 16];
+    let mut local_addr = [0u8; 16];
+    if family == AF_INET {
+        remote_addr[..4].copy_from_slice(&sa.user_ip4.to_ne_bytes());
+        local_addr[..4].copy_from_slice(&sock.src_ip4.to_ne_bytes());
+    } else {
+        let mut i = 0;
+        while i < 4 {
+            remote_addr[i * 4..i * 4 + 4].copy_from_slice(&sa.user_ip6[i].to_ne_bytes());
+            local_addr[i * 4..i * 4 + 4].copy_from_slice(&sock.src_ip6[i].to_ne_bytes());
+            i += 1;
+        }
+    }
+    let key = FlowKey {
+        local_addr,
+        remote_addr,
+        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.sock_addr.cast()) },
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        tgid,
+        // bpf_sock.src_port is in host byte order.
+        port: sock.src_port as u16,
+        family,
+        transport: IPPROTO_UDP,
+        direction: DIRECTION_INGRESS,
+        _pad: [0; 7],
+    };
+    observe(&key, || Actor::current(pid_tgid), HOOK_UDP_RECVMSG);
 }
 
 #[inline(always)]

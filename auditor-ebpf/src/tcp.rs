@@ -1,6 +1,12 @@
-//! TCP opens from the stable `sock/inet_sock_set_state` tracepoint: SYN_SENT is an active
-//! open (runs in the connecting task), SYN_RECV -> ESTABLISHED a passive one (softirq: the
-//! server is found in the listener table filled at bind time).
+//! TCP opens from `inet_sock_set_state`: SYN_SENT is an active open (runs in the
+//! connecting task), SYN_RECV -> ESTABLISHED a passive one (softirq: the server is found in
+//! the listener table filled at bind time).
+//!
+//! Two entry points read the same event: `tp_btf` (the cheap one: the states are plain
+//! arguments, so the eight state changes of a connection we ignore cost a compare; the
+//! socket is read only for the two we keep) and the classic tracepoint, the fallback for
+//! kernels without BTF. User space attaches exactly one. Both fill a `TcpOpen`; the rest
+//! is shared.
 
 use auditor_common::{
     AF_INET, AF_INET6, Counter, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_TCP_ACTIVE,
@@ -9,11 +15,117 @@ use auditor_common::{
 use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_cgroup_id},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
 };
 
-use crate::flow::{AUDITOR_LISTENERS, Actor, count, is_self, observe, sock_netns_cookie};
+use crate::flow::{
+    AUDITOR_LISTENERS, Actor, config, count, is_self, observe, sock_netns_cookie,
+    sock_netns_cookie_btf,
+};
+
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_SYN_RECV: i32 = 3;
+
+/// What both entry points read from the event.
+struct TcpOpen {
+    family: u8,
+    local: [u8; 16],
+    remote: [u8; 16],
+    /// Local port (host order).
+    sport: u16,
+    /// Remote port (host order).
+    dport: u16,
+    netns_cookie: u64,
+}
+
+/// Which of the two opens a state change is, if any. Called before anything is read.
+#[inline(always)]
+fn open_kind(old: i32, new: i32) -> Option<bool> {
+    if new == TCP_SYN_SENT {
+        Some(true)
+    } else if new == TCP_ESTABLISHED && old == TCP_SYN_RECV {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+// ---- tp_btf ------------------------------------------------------------------------
+
+/// `trace_inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn auditor_tcp_state_btf(ctx: BtfTracePointContext) -> i32 {
+    // The new state first: 8 of the 10 calls per connection stop at this compare.
+    let new: i32 = ctx.arg(2);
+    if new != TCP_SYN_SENT && new != TCP_ESTABLISHED {
+        return 0;
+    }
+    let old: i32 = ctx.arg(1);
+    let Some(active) = open_kind(old, new) else {
+        return 0;
+    };
+    let sk: *const u8 = ctx.arg(0);
+    if let Some(open) = read_sock(sk) {
+        handle(open, active);
+    }
+    0
+}
+
+/// A field of `struct sock` at an offset user space read from BTF. The verifier knows the
+/// offset as a constant (frozen .rodata) and checks the load against the kernel's BTF, so
+/// no probe-read helper is needed.
+#[inline(always)]
+fn sk_field<T: Copy>(sk: *const u8, offset: u16) -> T {
+    unsafe { core::ptr::read_volatile(sk.add(offset as usize).cast::<T>()) }
+}
+
+#[inline(always)]
+fn sk_v6(sk: *const u8, offset: u16) -> [u8; 16] {
+    let hi: u64 = sk_field(sk, offset);
+    let lo: u64 = sk_field(sk, offset + 8);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&hi.to_ne_bytes());
+    out[8..].copy_from_slice(&lo.to_ne_bytes());
+    out
+}
+
+#[inline(always)]
+fn read_sock(sk: *const u8) -> Option<TcpOpen> {
+    let off = config().sock;
+    let protocol: u16 = sk_field(sk, off.protocol);
+    if protocol != IPPROTO_TCP as u16 {
+        return None;
+    }
+    let family: u16 = sk_field(sk, off.family);
+    let mut local = [0u8; 16];
+    let mut remote = [0u8; 16];
+    if family == AF_INET as u16 {
+        let s: u32 = sk_field(sk, off.rcv_saddr);
+        let d: u32 = sk_field(sk, off.daddr);
+        local[..4].copy_from_slice(&s.to_ne_bytes());
+        remote[..4].copy_from_slice(&d.to_ne_bytes());
+    } else if family == AF_INET6 as u16 {
+        local = sk_v6(sk, off.v6_rcv_saddr);
+        remote = sk_v6(sk, off.v6_daddr);
+    } else {
+        unexpected_family(family);
+        return None;
+    }
+    let num: u16 = sk_field(sk, off.num);
+    let dport: u16 = sk_field(sk, off.dport);
+    Some(TcpOpen {
+        family: family as u8,
+        local,
+        remote,
+        sport: num,
+        dport: u16::from_be(dport),
+        netns_cookie: sock_netns_cookie_btf(sk),
+    })
+}
+
+// ---- classic tracepoint (no BTF) ---------------------------------------------------
 
 // Offsets from /sys/kernel/tracing/events/sock/inet_sock_set_state/format: a stable ABI.
 const OFF_SKADDR: usize = 8;
@@ -28,13 +140,8 @@ const OFF_DADDR: usize = 36;
 const OFF_SADDR_V6: usize = 40;
 const OFF_DADDR_V6: usize = 56;
 
-const TCP_ESTABLISHED: i32 = 1;
-const TCP_SYN_SENT: i32 = 2;
-const TCP_SYN_RECV: i32 = 3;
-
 /// Reads a field of the tracepoint record. Tracepoint programs may load their context
-/// directly (aligned, in bounds), which is far cheaper than a probe-read helper call; this
-/// runs on every TCP state change of the node.
+/// directly (aligned, in bounds), which is far cheaper than a probe-read helper call.
 /// Volatile and scalar-sized only: the verifier rejects loads through a modified ctx
 /// pointer, which is what LLVM emits when it turns a wider copy into a byte loop.
 #[inline(always)]
@@ -55,91 +162,97 @@ fn field_v6(ctx: &TracePointContext, offset: usize) -> [u8; 16] {
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
 pub fn auditor_tcp_state(ctx: TracePointContext) -> u32 {
-    let _ = try_tcp_state(&ctx);
+    // The new state first, as in the tp_btf program.
+    let new: i32 = field(&ctx, OFF_NEWSTATE);
+    if new != TCP_SYN_SENT && new != TCP_ESTABLISHED {
+        return 0;
+    }
+    let old: i32 = field(&ctx, OFF_OLDSTATE);
+    let Some(active) = open_kind(old, new) else {
+        return 0;
+    };
+    if let Some(open) = read_record(&ctx) {
+        handle(open, active);
+    }
     0
 }
 
 #[inline(always)]
-fn try_tcp_state(ctx: &TracePointContext) -> Result<(), i32> {
+fn read_record(ctx: &TracePointContext) -> Option<TcpOpen> {
     let protocol: u16 = field(ctx, OFF_PROTOCOL);
     if protocol != IPPROTO_TCP as u16 {
-        return Ok(());
+        return None;
     }
-    let old: i32 = field(ctx, OFF_OLDSTATE);
-    let new: i32 = field(ctx, OFF_NEWSTATE);
-    if new == TCP_SYN_SENT {
-        active_open(ctx)
-    } else if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
-        passive_open(ctx)
-    } else {
-        Ok(())
-    }
-}
-
-/// Local and remote address as the tracepoint gives them ("s" is always this socket's side).
-#[inline(always)]
-fn addresses(ctx: &TracePointContext, family: u8) -> Result<([u8; 16], [u8; 16]), i32> {
+    let family: u16 = field(ctx, OFF_FAMILY);
     let mut local = [0u8; 16];
     let mut remote = [0u8; 16];
-    if family == AF_INET {
+    if family == AF_INET as u16 {
         let s: u32 = field(ctx, OFF_SADDR);
         let d: u32 = field(ctx, OFF_DADDR);
         local[..4].copy_from_slice(&s.to_ne_bytes());
         remote[..4].copy_from_slice(&d.to_ne_bytes());
-    } else {
+    } else if family == AF_INET6 as u16 {
         local = field_v6(ctx, OFF_SADDR_V6);
         remote = field_v6(ctx, OFF_DADDR_V6);
+    } else {
+        unexpected_family(family);
+        return None;
     }
-    Ok((local, remote))
+    let sk: u64 = field(ctx, OFF_SKADDR);
+    Some(TcpOpen {
+        family: family as u8,
+        local,
+        remote,
+        sport: field(ctx, OFF_SPORT),
+        dport: field(ctx, OFF_DPORT),
+        netns_cookie: sock_netns_cookie(sk as *const u8),
+    })
+}
+
+// ---- shared ------------------------------------------------------------------------
+
+#[inline(always)]
+fn unexpected_family(family: u16) {
+    count(Counter::UnexpectedFamily);
+    crate::log::unexpected_family(family);
 }
 
 #[inline(always)]
-fn family(ctx: &TracePointContext) -> Result<u8, i32> {
-    let family: u16 = field(ctx, OFF_FAMILY);
-    match family as u8 {
-        AF_INET => Ok(AF_INET),
-        AF_INET6 => Ok(AF_INET6),
-        _ => Err(0),
+fn handle(open: TcpOpen, active: bool) {
+    if active {
+        active_open(open)
+    } else {
+        passive_open(open)
     }
 }
 
 #[inline(always)]
-fn active_open(ctx: &TracePointContext) -> Result<(), i32> {
+fn active_open(open: TcpOpen) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     if is_self(tgid) {
-        return Ok(());
+        return;
     }
-    let family = family(ctx)?;
-    let (local_addr, remote_addr) = addresses(ctx, family)?;
-    let dport: u16 = field(ctx, OFF_DPORT);
-    let sk: u64 = field(ctx, OFF_SKADDR);
     let key = FlowKey {
-        local_addr,
-        remote_addr,
-        netns_cookie: sock_netns_cookie(sk as *const u8),
+        local_addr: open.local,
+        remote_addr: open.remote,
+        netns_cookie: open.netns_cookie,
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         tgid,
-        port: dport,
-        family,
+        port: open.dport,
+        family: open.family,
         transport: IPPROTO_TCP,
         direction: DIRECTION_EGRESS,
         _pad: [0; 7],
     };
     observe(&key, || Actor::current(pid_tgid), HOOK_TCP_ACTIVE);
-    Ok(())
 }
 
 #[inline(always)]
-fn passive_open(ctx: &TracePointContext) -> Result<(), i32> {
-    let family = family(ctx)?;
-    let (local_addr, remote_addr) = addresses(ctx, family)?;
-    let sport: u16 = field(ctx, OFF_SPORT);
-    let sk: u64 = field(ctx, OFF_SKADDR);
-    let netns_cookie = sock_netns_cookie(sk as *const u8);
+fn passive_open(open: TcpOpen) {
     let listener = ListenerKey {
-        netns_cookie,
-        port: sport,
+        netns_cookie: open.netns_cookie,
+        port: open.sport,
         transport: IPPROTO_TCP,
         _pad: [0; 5],
     };
@@ -167,20 +280,19 @@ fn passive_open(ctx: &TracePointContext) -> Result<(), i32> {
         }
     };
     if is_self(tgid) {
-        return Ok(());
+        return;
     }
     let key = FlowKey {
-        local_addr,
-        remote_addr,
-        netns_cookie,
+        local_addr: open.local,
+        remote_addr: open.remote,
+        netns_cookie: open.netns_cookie,
         cgroup_id,
         tgid,
-        port: sport,
-        family,
+        port: open.sport,
+        family: open.family,
         transport: IPPROTO_TCP,
         direction: DIRECTION_INGRESS,
         _pad: [0; 7],
     };
     observe(&key, || actor, HOOK_TCP_PASSIVE);
-    Ok(())
 }

@@ -246,6 +246,11 @@ pub struct ProbeArgs {
     /// 1m (10ms to 1h).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub report_interval: Duration,
+    /// How often the node's open sockets (established TCP, connected UDP, TCP listeners of
+    /// every network namespace) are enumerated, besides once at start: connections held
+    /// open for hours then show as active (hook "existing"), e.g. 30s, 5m (1s to 1d).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub active_interval: Duration,
     /// The cgroup v2 root to attach to (default: found in /proc/self/mountinfo). In a
     /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
     #[arg(long)]
@@ -256,6 +261,7 @@ pub struct ProbeArgs {
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
     pub report_interval: Duration,
+    pub active_interval: Duration,
     pub cgroup_root: Option<PathBuf>,
 }
 
@@ -270,8 +276,17 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
                 humantime::format_duration(a.report_interval)
             );
         }
+        if a.active_interval < Duration::from_secs(1)
+            || a.active_interval > Duration::from_secs(86_400)
+        {
+            anyhow::bail!(
+                "--active-interval {} is out of range: give 1s to 1d",
+                humantime::format_duration(a.active_interval)
+            );
+        }
         Ok(ProbeConfig {
             report_interval: a.report_interval,
+            active_interval: a.active_interval,
             cgroup_root: a.cgroup_root,
         })
     }

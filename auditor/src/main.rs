@@ -63,18 +63,25 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
         let mut probes = Probes::load_and_attach(&ProbeOptions {
             self_tgid: std::process::id(),
             report_interval: cfg.probes.report_interval,
+            active_interval: cfg.probes.active_interval,
             cgroup_root: cfg.probes.cgroup_root.clone(),
         })
         .context("starting the capture")?;
+        // Servers bound before we started: their passive opens get an owner from now on.
+        capture::stream::seed_listeners(&mut probes);
         // Before telling anyone we run: a SIGTERM from then on must stop us cleanly.
         let shutdown = auditor::shutdown_signal(cfg.duration);
         eprintln!(
-            "auditor: capturing (cgroup v2 root {}, netns from BTF: {}); Ctrl-C to stop",
+            "auditor: capturing (cgroup v2 root {}, netns from BTF: {}, TCP hook: {}); Ctrl-C to stop",
             probes.cgroup_root.display(),
             if probes.netns_offsets.is_some() {
                 "yes"
             } else {
                 "no"
+            },
+            match probes.tcp_hook {
+                capture::probes::TcpHook::TpBtf => "tp_btf",
+                capture::probes::TcpHook::Tracepoint => "tracepoint",
             }
         );
         let stdout = std::io::stdout();

@@ -224,6 +224,7 @@ fn udp_connected_and_unconnected_each_captured_once() {
         "srv",
         &["listen", "udp", &srv.v6.to_string(), "5070", "1"],
     );
+    let (s1_pid, s2_pid) = (s1.id(), s2.id());
     let connected = client(
         &lab,
         "cli",
@@ -238,7 +239,29 @@ fn udp_connected_and_unconnected_each_captured_once() {
     finish(s2);
 
     let out = capture.stop().expect("capture output");
-    let recs = lab_records(&out.records, &lab);
+    let all = lab_records(&out.records, &lab);
+    // Each datagram was also received: ingress UDP, from the receiver's side.
+    let (recs, ingress): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|r| r["direction"] == "egress");
+    for (port, server, src, dst) in [
+        (5060, s1_pid, IpAddr::V4(cli.v4), IpAddr::V4(srv.v4)),
+        (5070, s2_pid, IpAddr::V6(cli.v6), IpAddr::V6(srv.v6)),
+    ] {
+        let r = only(&ingress, "udp datagram received", |r| r["dst_port"] == port);
+        assert_flow(
+            r,
+            Expect {
+                transport: "udp",
+                direction: "ingress",
+                src,
+                dst,
+                port,
+                pid: server,
+                hook: "udp_recvmsg",
+            },
+        );
+    }
+    assert_eq!(ingress.len(), 2, "{ingress:#?}");
     let r = only(&recs, "connected udp", |r| r["dst_port"] == 5060);
     assert_eq!(
         (&r["transport"], &r["direction"], &r["hook"]),
@@ -344,19 +367,35 @@ fn nothing_stays_attached_after_exit_or_sigkill() {
     if !kernel_tests_enabled("nothing_stays_attached_after_exit_or_sigkill") {
         return;
     }
+    // A previous test's tracing program may still be in its RCU grace period.
+    for _ in 0..50 {
+        if our_programs().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(
         our_programs(),
         Vec::<String>::new(),
         "programs were left over before the test"
     );
     let capture = CaptureProc::start(&[]).expect("capture");
+    // post_bind, connect, sendmsg, recvmsg (v4 and v6 each), and one TCP program: tp_btf,
+    // or the classic tracepoint where the kernel refuses it.
     assert_eq!(
         our_programs().len(),
-        7,
-        "all seven programs load: {:?}",
+        9,
+        "all nine programs load: {:?}",
         our_programs()
     );
     capture.stop().expect("stop");
+    // Tracing programs (tp_btf) are freed after an RCU grace period: give it a moment.
+    for _ in 0..50 {
+        if our_programs().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(
         our_programs(),
         Vec::<String>::new(),
@@ -374,4 +413,109 @@ fn nothing_stays_attached_after_exit_or_sigkill() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("programs left after SIGKILL: {:?}", our_programs());
+}
+
+/// This process's network namespace cookie: the auditor runs in the same one.
+fn own_netns_cookie() -> u64 {
+    use std::os::fd::AsRawFd;
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: a valid socket; the out pointer and length describe `cookie`.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    assert_eq!(rc, 0, "SO_NETNS_COOKIE");
+    cookie
+}
+
+#[test]
+fn connections_and_listeners_open_before_the_capture_are_reported_existing_with_their_owner() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("connections_and_listeners_open_before_the_capture_are_reported_existing_with_their_owner") {
+        return;
+    }
+    let lab = Lab::new(&["cli", "srv"]).expect("lab");
+    let (cli, srv) = (lab.host("cli").clone(), lab.host("srv").clone());
+    // A server and a client with a pooled TCP connection, a connected UDP socket and a
+    // listener of its own, all opened before the auditor starts.
+    let server = serve(&lab, "srv", &["hold", "60", &format!("accept:{}:7100", srv.v4)]);
+    let holder = serve(
+        &lab,
+        "cli",
+        &[
+            "hold",
+            "60",
+            &format!("tcp:{}:7100", srv.v4),
+            &format!("udp:{}:7101", srv.v4),
+            &format!("listen:{}:7102", cli.v4),
+        ],
+    );
+    let (server_pid, holder_pid) = (server.id(), holder.id());
+    let capture = CaptureProc::start(&[]).expect("capture");
+    // A new connection to the listener that predates the capture: its owner is known.
+    client(&lab, "cli", &["connect", &srv.v4.to_string(), "7100"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = capture.stop().expect("capture output");
+    for mut c in [server, holder] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let recs = lab_records(&out.records, &lab);
+    let own = own_netns_cookie();
+    let existing = |r: &Value| r["hook"] == "existing";
+    let check_owner = |r: &Value, pid: u32| {
+        assert_eq!((&r["tgid"], &r["pid"]), (&pid.into(), &pid.into()), "{r}");
+        assert_eq!(r["comm"], "auditor-peer", "{r}");
+        assert_ne!(r["netns_cookie"], 0, "{r}");
+        assert_ne!(r["netns_cookie"], own, "not the auditor's namespace: {r}");
+        assert_eq!(r["new"], false, "{r}");
+    };
+
+    let r = only(&recs, "existing tcp connection", |r| {
+        existing(r) && r["transport"] == "tcp" && r["direction"] == "egress"
+    });
+    assert_eq!(r["src_addr"], cli.v4.to_string(), "{r}");
+    assert_eq!((&r["dst_addr"], &r["dst_port"]), (&srv.v4.to_string().into(), &7100.into()), "{r}");
+    assert_eq!(r["count"], 1, "{r}");
+    check_owner(r, holder_pid);
+
+    let r = only(&recs, "existing connected udp", |r| {
+        existing(r) && r["transport"] == "udp"
+    });
+    assert_eq!((&r["direction"], &r["dst_port"], &r["count"]), (&"egress".into(), &7101.into(), &1.into()), "{r}");
+    assert_eq!(r["dst_addr"], srv.v4.to_string(), "{r}");
+    check_owner(r, holder_pid);
+
+    let r = only(&recs, "existing client-side listener", |r| {
+        existing(r) && r["dst_port"] == 7102
+    });
+    assert_eq!((&r["direction"], &r["src_addr"], &r["count"]), (&"ingress".into(), &Value::Null, &0.into()), "{r}");
+    assert_eq!(r["dst_addr"], cli.v4.to_string(), "{r}");
+    check_owner(r, holder_pid);
+
+    // The server's side: its accepted connection and its listener, in its own namespace.
+    let r = only(&recs, "existing accepted connection", |r| {
+        existing(r)
+            && r["direction"] == "ingress"
+            && r["dst_port"] == 7100
+            && r["src_addr"] == cli.v4.to_string()
+    });
+    assert_eq!((&r["direction"], &r["count"]), (&"ingress".into(), &1.into()), "{r}");
+    check_owner(r, server_pid);
+    let r = only(&recs, "existing server listener", |r| {
+        existing(r) && r["dst_port"] == 7100 && r["src_addr"].is_null()
+    });
+    check_owner(r, server_pid);
+
+    // The passive open after the start names the listener's owner found by the walk.
+    let r = only(&recs, "passive open to the older listener", |r| r["hook"] == "tcp_passive");
+    assert_eq!((&r["tgid"], &r["comm"]), (&server_pid.into(), &"auditor-peer".into()), "{r}");
+    assert_nothing_lost(&out.summary);
 }

@@ -90,8 +90,8 @@ fn replay_of_a_real_capture_gives_the_expected_verdicts() {
         .filter(|r| r["comm"] == "auditor-peer")
         .map(Value::to_string)
         .collect();
-    lines.insert(lines.len() / 2, "{not a flow record".to_string());
     let bad_line = lines.len() / 2;
+    lines.insert(bad_line, "{not a flow record".to_string());
     let flows = dir.join("flows.jsonl");
     std::fs::write(&flows, lines.join("\n") + "\n").unwrap();
 

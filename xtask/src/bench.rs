@@ -1,10 +1,14 @@
 //! `cargo xtask bench capture`: what attaching the auditor costs a node. Connect (and UDP
-//! send) storms on loopback run alternately without and with `auditor capture` (A B A B…,
-//! since absolute rates drift by tens of percent minute to minute on these machines); we
-//! report each run, the median ratio, and whether the capture lost any connection.
+//! send) storms on loopback run under three arms in turn: no tracer, `auditor capture`, and
+//! a bpftrace one-liner on the same hooks (A B C A B C…, since absolute rates drift by tens
+//! of percent minute to minute on these machines). For each arm: the kernel's own eBPF run
+//! time per operation (bpf_stats, robust against the machine's other load), the CPU per
+//! operation of the storm and tracer processes, the throughput ratio with its spread, and,
+//! for the auditor, whether it lost any connection.
 
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -25,15 +29,23 @@ pub enum Which {
 const STORM_PORTS: &str = "40101,40102,40103,40104";
 const STORM_LIMIT_SECS: &str = "60";
 
-pub fn run(which: Which, ops: u64, rounds: usize, storms: &[String]) -> anyhow::Result<()> {
+pub fn run(
+    which: Which,
+    ops: u64,
+    rounds: usize,
+    storms: &[String],
+    auditor: Option<&Path>,
+) -> anyhow::Result<()> {
+    let default_bin = crate::root().join("target/release/auditor");
+    let auditor = auditor.unwrap_or(&default_bin);
     match which {
-        Which::Capture => capture(ops, rounds, storms),
+        Which::Capture => capture(ops, rounds, storms, auditor),
         Which::Verdict => verdict(),
         Which::Daemon => daemon(ops, storms),
         Which::Identity => identity(),
         Which::All => {
             verdict()?;
-            capture(ops, rounds, storms)?;
+            capture(ops, rounds, storms, auditor)?;
             daemon(ops, storms)
         }
     }
@@ -77,56 +89,212 @@ fn verdict() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn capture(ops: u64, rounds: usize, storms: &[String]) -> anyhow::Result<()> {
+/// The three arms every round runs, in this order (so drift hits each alike).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Arm {
+    /// Nothing attached: the reference rate.
+    Bare,
+    /// `auditor capture`.
+    Auditor,
+    /// A bpftrace one-liner on the same hooks, the tool a user would reach for instead.
+    Bpftrace,
+}
+
+impl Arm {
+    const ALL: [Arm; 3] = [Arm::Bare, Arm::Auditor, Arm::Bpftrace];
+    fn name(self) -> &'static str {
+        match self {
+            Arm::Bare => "no tracer",
+            Arm::Auditor => "auditor capture",
+            Arm::Bpftrace => "bpftrace",
+        }
+    }
+}
+
+/// The bpftrace one-liners. TCP: the same tracepoint the auditor reads, the same filter
+/// (active and passive opens), a per-flow count. UDP: bpftrace cannot attach cgroup
+/// sock_addr programs, so it counts `sendto` per process and socket, its usual way.
+fn bpftrace_program(proto: &str) -> &'static str {
+    if proto == "tcp" {
+        "tracepoint:sock:inet_sock_set_state /args->protocol == 6 && (args->newstate == 2 || (args->oldstate == 3 && args->newstate == 1))/ { @[pid, comm, args->family, args->dport, args->sport] = count(); }"
+    } else {
+        "tracepoint:syscalls:sys_enter_sendto { @[pid, comm, args->fd] = count(); }"
+    }
+}
+
+/// One storm under one arm.
+#[derive(Default)]
+struct ArmRun {
+    rate: f64,
+    /// Connections (or datagrams) made, wake-ups included.
+    ops: u64,
+    /// CPU of the storm process (client and server ends: eBPF runs in their context).
+    storm_cpu_ns: u64,
+    /// CPU of the tracer process while the storm ran.
+    tracer_cpu_ns: u64,
+    /// Per program of the tracer: (name, runs, run time ns) during the storm.
+    progs: Vec<(String, u64, u64)>,
+    eaddrnotavail: u64,
+    records: u64,
+    lost: u64,
+    ringbuf_full: u64,
+    evictions: u64,
+}
+
+impl ArmRun {
+    fn ebpf_ns_per_op(&self) -> f64 {
+        self.progs.iter().map(|p| p.2).sum::<u64>() as f64 / self.ops.max(1) as f64
+    }
+    fn cpu_ns_per_op(&self) -> f64 {
+        (self.storm_cpu_ns + self.tracer_cpu_ns) as f64 / self.ops.max(1) as f64
+    }
+}
+
+fn capture(ops: u64, rounds: usize, storms: &[String], auditor: &Path) -> anyhow::Result<()> {
     crate::require_root("the capture benchmark")?;
+    which("bpftool", "bpftool")?;
+    which("bpftrace", "bpftrace")?;
+    // The kernel's own accounting of eBPF run time (run_time_ns / run_cnt per program).
+    let stats_before = std::fs::read_to_string(BPF_STATS).unwrap_or_else(|_| "0".into());
+    std::fs::write(BPF_STATS, "1").with_context(|| format!("enabling {BPF_STATS}"))?;
+    let result = capture_rounds(ops, rounds, storms, auditor);
+    let _ = std::fs::write(BPF_STATS, stats_before.trim());
+    result
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+fn which(tool: &str, package: &str) -> anyhow::Result<()> {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        bail!("{tool} is missing: the capture benchmark needs it; run `cargo xtask setup` (Debian package {package})");
+    }
+    Ok(())
+}
+
+fn capture_rounds(ops: u64, rounds: usize, storms: &[String], auditor: &Path) -> anyhow::Result<()> {
     let mut report = Vec::new();
+    println!(
+        "auditor binary: {}\nNote: absolute rates and ratios drift with the machine's other load; \
+         eBPF ns/run (bpf_stats) is the robust figure.",
+        auditor.display()
+    );
     for proto in storms.iter().map(String::as_str) {
         if !matches!(proto, "tcp" | "udp") {
             bail!("unknown storm {proto:?}: give tcp, udp or both");
         }
         let ops = storm_ops(proto, ops);
         println!(
-            "\n== {proto} storm: {ops} ops on 127.0.0.1 ports {STORM_PORTS}, {rounds} without/with pairs =="
+            "\n== {proto} storm: {ops} ops on 127.0.0.1 ports {STORM_PORTS}, {rounds} rounds of (no tracer, auditor capture, bpftrace) =="
         );
         println!(
-            "{:>5} {:>14} {:>14} {:>7} {:>8} {:>8} {:>8}",
-            "round", "without ops/s", "with ops/s", "ratio", "records", "lost", "rb_full"
+            "{:>5} {:>16} {:>7} {:>7} {:>10} {:>9} {:>8} {:>8}",
+            "round", "arm", "ops/s", "ratio", "eBPF ns/op", "CPU us/op", "lost", "rb_full"
         );
-        let mut ratios = Vec::new();
-        let (mut lost_total, mut full_total, mut evictions_total, mut addr_total) =
-            (0u64, 0u64, 0u64, 0u64);
-        let (mut without_rates, mut with_rates) = (Vec::new(), Vec::new());
+        let mut runs: Vec<Vec<ArmRun>> = vec![Vec::new(), Vec::new(), Vec::new()];
         for round in 1..=rounds {
-            let base = storm(proto, ops)?;
-            let with = storm_with_capture(proto, ops)?;
-            let ratio = with.rate / base.rate;
-            ratios.push(ratio);
-            without_rates.push(base.rate);
-            with_rates.push(with.rate);
-            lost_total += with.lost;
-            full_total += with.ringbuf_full;
-            evictions_total += with.evictions;
-            addr_total += base.eaddrnotavail + with.eaddrnotavail;
-            println!(
-                "{round:>5} {:>14.0} {:>14.0} {:>7.3} {:>8} {:>8} {:>8}",
-                base.rate, with.rate, ratio, with.records, with.lost, with.ringbuf_full
-            );
+            let mut bare_rate = 0.0;
+            for (i, arm) in Arm::ALL.into_iter().enumerate() {
+                let r = storm_under(arm, proto, ops, auditor)?;
+                if arm == Arm::Bare {
+                    bare_rate = r.rate;
+                }
+                println!(
+                    "{round:>5} {:>16} {:>7.0} {:>7.3} {:>10.0} {:>9.2} {:>8} {:>8}",
+                    arm.name(),
+                    r.rate,
+                    r.rate / bare_rate,
+                    r.ebpf_ns_per_op(),
+                    r.cpu_ns_per_op() / 1000.0,
+                    if arm == Arm::Auditor { r.lost.to_string() } else { "-".into() },
+                    if arm == Arm::Auditor { r.ringbuf_full.to_string() } else { "-".into() },
+                );
+                runs[i].push(r);
+            }
         }
-        let median_ratio = median(&mut ratios);
+        println!("{proto} summary (median over rounds; [min..max]):");
+        let mut arms_json = Vec::new();
+        let mut ebpf_medians = [0.0f64; 3];
+        for (i, arm) in Arm::ALL.into_iter().enumerate() {
+            let rs = &runs[i];
+            let mut ratios: Vec<f64> = rs
+                .iter()
+                .zip(&runs[0])
+                .map(|(r, b)| r.rate / b.rate)
+                .collect();
+            let (rmin, rmax) = spread(&ratios);
+            let ratio = median(&mut ratios);
+            let mut ebpf: Vec<f64> = rs.iter().map(ArmRun::ebpf_ns_per_op).collect();
+            let (emin, emax) = spread(&ebpf);
+            let ebpf_med = median(&mut ebpf);
+            ebpf_medians[i] = ebpf_med;
+            let mut cpu: Vec<f64> = rs.iter().map(|r| r.cpu_ns_per_op() / 1000.0).collect();
+            let (cmin, cmax) = spread(&cpu);
+            let cpu_med = median(&mut cpu);
+            let mut tracer_cpu: Vec<f64> = rs
+                .iter()
+                .map(|r| r.tracer_cpu_ns as f64 / r.ops.max(1) as f64 / 1000.0)
+                .collect();
+            let tracer_med = median(&mut tracer_cpu);
+            let mut rates: Vec<f64> = rs.iter().map(|r| r.rate).collect();
+            println!(
+                "  {:<16} {:>7.0} ops/s  ratio {ratio:.3} [{rmin:.3}..{rmax:.3}]  eBPF {ebpf_med:.0} ns/op [{emin:.0}..{emax:.0}]  CPU {cpu_med:.2} us/op [{cmin:.2}..{cmax:.2}] (tracer {tracer_med:.2})",
+                arm.name(),
+                median(&mut rates)
+            );
+            // Per program: runs per op and ns per run, summed over the rounds.
+            let mut progs: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            let total_ops: u64 = rs.iter().map(|r| r.ops).sum();
+            for r in rs {
+                for (name, cnt, ns) in &r.progs {
+                    let e = progs.entry(name.clone()).or_default();
+                    e.0 += cnt;
+                    e.1 += ns;
+                }
+            }
+            let mut progs_json = Vec::new();
+            for (name, (cnt, ns)) in &progs {
+                if *cnt == 0 {
+                    continue;
+                }
+                println!(
+                    "      {name:<18} {:>6.2} runs/op {:>7.1} ns/run {:>7.1} ns/op",
+                    *cnt as f64 / total_ops.max(1) as f64,
+                    *ns as f64 / *cnt as f64,
+                    *ns as f64 / total_ops.max(1) as f64
+                );
+                progs_json.push(json!({"program": name, "runs_per_op": *cnt as f64 / total_ops.max(1) as f64,
+                    "ns_per_run": *ns as f64 / *cnt as f64}));
+            }
+            let sum = |f: fn(&ArmRun) -> u64| rs.iter().map(f).sum::<u64>();
+            arms_json.push(json!({
+                "arm": arm.name(), "median_rate_per_s": median(&mut rates),
+                "median_ratio": ratio, "ratio_min": rmin, "ratio_max": rmax,
+                "median_ebpf_ns_per_op": ebpf_med, "median_cpu_us_per_op": cpu_med,
+                "median_tracer_cpu_us_per_op": tracer_med, "programs": progs_json,
+                "lost_connections": sum(|r| r.lost), "ringbuf_full": sum(|r| r.ringbuf_full),
+                "lru_evictions": sum(|r| r.evictions), "eaddrnotavail": sum(|r| r.eaddrnotavail),
+            }));
+        }
+        let a = &runs[1];
+        let sum = |f: fn(&ArmRun) -> u64| a.iter().map(f).sum::<u64>();
+        let addr: u64 = runs.iter().flatten().map(|r| r.eaddrnotavail).sum();
         println!(
-            "{proto}: median without {:.0}/s, median with {:.0}/s, median ratio {median_ratio:.3}; \
-             lost connections {lost_total}, ring-buffer full {full_total}, LRU evictions {evictions_total}, EADDRNOTAVAIL {addr_total}",
-            median(&mut without_rates),
-            median(&mut with_rates)
+            "{proto}: auditor eBPF {:.0} ns/op vs bpftrace {:.0} ns/op ({:.1}x cheaper); lost connections {}, ring-buffer full {}, LRU evictions {}, EADDRNOTAVAIL {addr} (all arms)",
+            ebpf_medians[1],
+            ebpf_medians[2],
+            ebpf_medians[2] / ebpf_medians[1].max(f64::MIN_POSITIVE),
+            sum(|r| r.lost),
+            sum(|r| r.ringbuf_full),
+            sum(|r| r.evictions),
         );
-        report.push(json!({
-            "storm": proto, "ops": ops, "rounds": rounds,
-            "median_without_per_s": median(&mut without_rates),
-            "median_with_per_s": median(&mut with_rates),
-            "median_ratio": median_ratio,
-            "lost_connections": lost_total, "ringbuf_full": full_total,
-            "lru_evictions": evictions_total, "eaddrnotavail": addr_total,
-        }));
+        report.push(json!({"storm": proto, "ops": ops, "rounds": rounds, "arms": arms_json,
+            "eaddrnotavail": addr}));
     }
     let dir = crate::root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -134,6 +302,159 @@ fn capture(ops: u64, rounds: usize, storms: &[String]) -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     println!("\nwritten: {}", path.display());
     Ok(())
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
+}
+
+/// A/B/C-agnostic: attaches the arm's tracer, runs one storm, reads the kernel's run
+/// time of the tracer's programs over exactly the storm, and the CPU both processes used.
+fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Result<ArmRun> {
+    let before = prog_ids()?;
+    let out_path = crate::root().join("target/bench/capture-records.jsonl");
+    std::fs::create_dir_all(out_path.parent().unwrap())?;
+    let mut tracer = match arm {
+        Arm::Bare => None,
+        Arm::Auditor => {
+            let mut cap = Command::new(auditor)
+                .arg("capture")
+                .stdout(std::fs::File::create(&out_path)?)
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting auditor capture")?;
+            let mut err = BufReader::new(cap.stderr.take().expect("stderr"));
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if err.read_line(&mut line)? == 0 {
+                    bail!("auditor capture exited before it was ready");
+                }
+                if line.contains("capturing") {
+                    break;
+                }
+            }
+            Some((cap, Some(err)))
+        }
+        Arm::Bpftrace => {
+            let mut bt = Command::new("bpftrace")
+                .args(["-e", bpftrace_program(proto)])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting bpftrace")?;
+            let mut out = BufReader::new(bt.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            if out.read_line(&mut line)? == 0 || !line.contains("Attaching") {
+                bail!("bpftrace did not start: {line:?}");
+            }
+            // It prints "Attaching" just before it attaches.
+            std::thread::sleep(Duration::from_millis(1500));
+            // Drain its map dump at exit so it never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            Some((bt, None))
+        }
+    };
+    let tracer_pid = tracer.as_ref().map(|t| t.0.id());
+    let progs0 = prog_stats(&before)?;
+    let cpu0 = tracer_pid.and_then(cpu_ns_of).unwrap_or(0);
+    let result = storm(proto, ops);
+    let cpu1 = tracer_pid.and_then(cpu_ns_of).unwrap_or(0);
+    let progs1 = prog_stats(&before)?;
+    let mut run = ArmRun::default();
+    if let Some((mut child, err)) = tracer.take() {
+        if arm == Arm::Bpftrace {
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        } else {
+            nix_kill_term(child.id());
+        }
+        let mut rest = String::new();
+        if let Some(mut err) = err {
+            std::io::Read::read_to_string(&mut err, &mut rest)?;
+        }
+        let status = child.wait()?;
+        if arm == Arm::Auditor {
+            if !status.success() {
+                bail!("auditor capture failed: {status}\n{rest}");
+            }
+            let s = result.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let summary = rest
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find_map(|v| v.get("summary").cloned())
+                .context("no summary from auditor capture")?;
+            let mut seen = 0u64;
+            for l in std::fs::read_to_string(&out_path)?.lines() {
+                let r: Value = serde_json::from_str(l)?;
+                if r["tgid"].as_u64() == Some(s.tgid) && r["direction"] == "egress" {
+                    seen += r["count"].as_u64().unwrap_or(0);
+                    run.records += 1;
+                }
+            }
+            run.lost = s.ops.saturating_sub(seen);
+            run.ringbuf_full = summary["kernel"]["ringbuf_full"].as_u64().unwrap_or(0);
+            run.evictions = summary["lru_evictions"].as_u64().unwrap_or(0);
+        }
+    }
+    let s = result?;
+    run.rate = s.rate;
+    run.ops = s.ops;
+    run.storm_cpu_ns = s.cpu_ns;
+    run.tracer_cpu_ns = cpu1.saturating_sub(cpu0);
+    run.eaddrnotavail = s.eaddrnotavail;
+    for (id, (name, cnt1, ns1)) in &progs1 {
+        let (cnt0, ns0) = progs0.get(id).map_or((0, 0), |p| (p.1, p.2));
+        run.progs.push((name.clone(), cnt1 - cnt0.min(*cnt1), ns1 - ns0.min(*ns1)));
+    }
+    Ok(run)
+}
+
+/// The ids of every loaded program: the tracer's are those that appear after this.
+fn prog_ids() -> anyhow::Result<std::collections::HashSet<u64>> {
+    Ok(prog_show()?.iter().filter_map(|p| p["id"].as_u64()).collect())
+}
+
+type ProgStats = std::collections::HashMap<u64, (String, u64, u64)>;
+
+/// run_cnt and run_time_ns of the programs loaded since `before`.
+fn prog_stats(before: &std::collections::HashSet<u64>) -> anyhow::Result<ProgStats> {
+    Ok(prog_show()?
+        .iter()
+        .filter_map(|p| {
+            let id = p["id"].as_u64()?;
+            if before.contains(&id) {
+                return None;
+            }
+            Some((
+                id,
+                (
+                    p["name"].as_str().unwrap_or("?").to_string(),
+                    p["run_cnt"].as_u64().unwrap_or(0),
+                    p["run_time_ns"].as_u64().unwrap_or(0),
+                ),
+            ))
+        })
+        .collect())
+}
+
+fn prog_show() -> anyhow::Result<Vec<Value>> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .context("running bpftool prog show")?;
+    if !out.status.success() {
+        bail!("bpftool prog show: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).context("bpftool's JSON")?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+/// CPU time (user + system, all threads) of a process, from /proc/PID/stat.
+fn cpu_ns_of(pid: u32) -> Option<u64> {
+    let (_, ticks) = rss_kib_and_cpu_ticks(pid)?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks * 10_000_000)
 }
 
 /// A UDP send costs a tenth of a TCP connect: the UDP storm sends ten times as many so
@@ -147,15 +468,7 @@ struct Storm {
     ops: u64,
     tgid: u64,
     eaddrnotavail: u64,
-}
-
-struct WithCapture {
-    rate: f64,
-    records: u64,
-    lost: u64,
-    ringbuf_full: u64,
-    evictions: u64,
-    eaddrnotavail: u64,
+    cpu_ns: u64,
 }
 
 fn peer() -> std::path::PathBuf {
@@ -184,60 +497,7 @@ fn storm(proto: &str, ops: u64) -> anyhow::Result<Storm> {
         ops: (n("ops") + n("extra")) as u64,
         tgid: n("tgid") as u64,
         eaddrnotavail: n("eaddrnotavail") as u64,
-    })
-}
-
-fn storm_with_capture(proto: &str, ops: u64) -> anyhow::Result<WithCapture> {
-    let out_path = crate::root().join("target/bench/capture-records.jsonl");
-    std::fs::create_dir_all(out_path.parent().unwrap())?;
-    let mut cap = Command::new(crate::root().join("target/release/auditor"))
-        .arg("capture")
-        .stdout(std::fs::File::create(&out_path)?)
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting auditor capture")?;
-    let mut err = BufReader::new(cap.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if err.read_line(&mut line)? == 0 {
-            bail!("auditor capture exited before it was ready");
-        }
-        if line.contains("capturing") {
-            break;
-        }
-    }
-    let result = storm(proto, ops);
-    nix_kill_term(cap.id());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest)?;
-    let status = cap.wait()?;
-    let s = result?;
-    if !status.success() {
-        bail!("auditor capture failed: {status}\n{rest}");
-    }
-    let summary = rest
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find_map(|v| v.get("summary").cloned())
-        .context("no summary from auditor capture")?;
-    let records = std::fs::read_to_string(&out_path)?;
-    let mut seen = 0u64;
-    let mut n_records = 0u64;
-    for l in records.lines() {
-        let r: Value = serde_json::from_str(l)?;
-        if r["tgid"].as_u64() == Some(s.tgid) && r["direction"] == "egress" {
-            seen += r["count"].as_u64().unwrap_or(0);
-            n_records += 1;
-        }
-    }
-    Ok(WithCapture {
-        rate: s.rate,
-        records: n_records,
-        lost: s.ops.saturating_sub(seen),
-        ringbuf_full: summary["kernel"]["ringbuf_full"].as_u64().unwrap_or(0),
-        evictions: summary["lru_evictions"].as_u64().unwrap_or(0),
-        eaddrnotavail: s.eaddrnotavail,
+        cpu_ns: n("cpu_ns") as u64,
     })
 }
 

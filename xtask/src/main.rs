@@ -55,8 +55,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Benchmarks that print figures. `capture`: connect and UDP storms with and without
-    /// `auditor capture` attached, alternated, with the ratio and lost-record counters.
+    /// Benchmarks that print figures. `capture`: connect and UDP storms with no tracer, with
+    /// `auditor capture` and with a bpftrace one-liner, alternated: eBPF ns per operation
+    /// (bpf_stats), CPU per operation, throughput ratio with spread, lost-record counters.
     /// `identity`: Kubernetes identity with 10,000 pods and churn (daemon RSS, bytes from
     /// the API server, lookup time).
     Bench {
@@ -71,6 +72,13 @@ enum Task {
         /// Which storms: tcp, udp, or both.
         #[arg(long, value_delimiter = ',', default_value = "tcp,udp")]
         storms: Vec<String>,
+        /// The `auditor` binary of the capture arm (default: target/release/auditor), e.g. a
+        /// copy built from an earlier commit, for a before/after table in one tool.
+        #[arg(long)]
+        auditor: Option<std::path::PathBuf>,
+        /// Skip set-up and the release build: measure the binaries as they are.
+        #[arg(long)]
+        no_build: bool,
     },
 }
 
@@ -142,10 +150,14 @@ fn main() -> anyhow::Result<()> {
             ops,
             rounds,
             storms,
+            auditor,
+            no_build,
         } => {
-            setup::run()?;
-            cargo(&["build", "--release", "--workspace", "--bins"])?;
-            bench::run(which, ops, rounds, &storms)
+            if !no_build {
+                setup::run()?;
+                cargo(&["build", "--release", "--workspace", "--bins"])?;
+            }
+            bench::run(which, ops, rounds, &storms, auditor.as_deref())
         }
     }
 }

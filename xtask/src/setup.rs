@@ -23,6 +23,10 @@ const PACKAGES: &[&str] = &[
     "chromium",
     // `auditor allowlist import` reads PDFs with pdftotext.
     "poppler-utils",
+    // `cargo xtask bench capture`: the kernel's per-program run time (bpftool) and the
+    // bpftrace arm it compares against.
+    "bpftool",
+    "bpftrace",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+pub use auditor_common::SockOffsets;
 use btf_rs::{Btf, Type};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -29,14 +30,45 @@ pub struct NetnsOffsets {
 }
 
 pub fn netns_offsets(path: &Path) -> Result<NetnsOffsets, BtfError> {
-    let btf = Btf::from_file(path).map_err(|source| BtfError::Read {
+    netns_offsets_in(&read(path)?)
+}
+
+/// Parses kernel BTF once for every lookup below.
+pub fn read(path: &Path) -> Result<Btf, BtfError> {
+    Btf::from_file(path).map_err(|source| BtfError::Read {
         path: path.display().to_string(),
         source,
-    })?;
-    Ok(NetnsOffsets {
-        sock_net: member_offset(&btf, "sock", &["__sk_common", "skc_net", "net"])?,
-        net_cookie: member_offset(&btf, "net", &["net_cookie"])?,
     })
+}
+
+pub fn netns_offsets_in(btf: &Btf) -> Result<NetnsOffsets, BtfError> {
+    Ok(NetnsOffsets {
+        sock_net: member_offset(btf, "sock", &["__sk_common", "skc_net", "net"])?,
+        net_cookie: member_offset(btf, "net", &["net_cookie"])?,
+    })
+}
+
+/// Where the `tp_btf` TCP program reads a `struct sock` (see `auditor_common::SockOffsets`).
+pub fn sock_offsets_in(btf: &Btf) -> Result<SockOffsets, BtfError> {
+    let common = |member: &str| -> Result<u16, BtfError> {
+        narrow(member_offset(btf, "sock", &["__sk_common", member])?)
+    };
+    Ok(SockOffsets {
+        valid: 1,
+        family: common("skc_family")?,
+        protocol: narrow(member_offset(btf, "sock", &["sk_protocol"])?)?,
+        daddr: common("skc_daddr")?,
+        rcv_saddr: common("skc_rcv_saddr")?,
+        dport: common("skc_dport")?,
+        num: common("skc_num")?,
+        v6_daddr: common("skc_v6_daddr")?,
+        v6_rcv_saddr: common("skc_v6_rcv_saddr")?,
+        _pad: [0; 3],
+    })
+}
+
+fn narrow(offset: u32) -> Result<u16, BtfError> {
+    u16::try_from(offset).map_err(|_| BtfError::Other(format!("offset {offset} past 64 KiB")))
 }
 
 /// Byte offset of a member path inside a struct, descending into anonymous members.
@@ -133,6 +165,23 @@ mod tests {
             offsets.net_cookie > 0 && offsets.net_cookie < 8192,
             "{offsets:?}"
         );
+    }
+
+    /// The socket fields the tp_btf program loads: found, distinct, in `sock_common`'s
+    /// first bytes (addresses and ports lead the struct; the v6 addresses follow).
+    #[test]
+    fn resolves_sock_offsets_from_this_kernel() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            eprintln!("skipped: {VMLINUX_BTF} is missing");
+            return;
+        }
+        let o = sock_offsets_in(&read(Path::new(VMLINUX_BTF)).expect("btf")).expect("offsets");
+        assert_eq!(o.valid, 1);
+        let mut all = [o.family, o.daddr, o.rcv_saddr, o.dport, o.num, o.v6_daddr, o.v6_rcv_saddr];
+        assert!(all.iter().all(|&x| x < 128), "{o:?}");
+        all.sort();
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "{o:?}");
+        assert!(o.protocol >= 128, "sk_protocol lies past sock_common: {o:?}");
     }
 
     #[test]

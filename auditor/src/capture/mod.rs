@@ -5,6 +5,7 @@
 pub mod btf;
 pub mod cgroups;
 pub mod enrich;
+pub mod existing;
 pub mod mounts;
 pub mod netns;
 pub mod probes;

@@ -121,6 +121,15 @@ impl NetnsDirectory {
             .map_or(&[], |n| n.addrs.as_slice())
     }
 
+    /// The cookie of the namespace whose `/proc/PID/ns/net` has this inode (None when it
+    /// cannot be entered, or is gone).
+    pub fn cookie_of_inode(&mut self, inode: u64) -> Option<u64> {
+        if !self.seen_inodes.contains_key(&inode) {
+            self.scan();
+        }
+        self.seen_inodes.get(&inode).copied()
+    }
+
     /// The source address the kernel picks in namespace `cookie` to reach `dst`: what an
     /// unbound UDP socket sent from. Cached per (namespace, destination).
     pub fn source_for(&mut self, cookie: u64, dst: IpAddr) -> Option<IpAddr> {

@@ -5,13 +5,15 @@
 use std::{fs::File, path::PathBuf};
 
 use auditor_common::{
-    COUNTER_SLOTS, Config, Counter, FlowKey, FlowStats,
+    COUNTER_SLOTS, Config, Counter, FlowKey, FlowStats, ListenerKey, ListenerOwner, SockOffsets,
     names::{self, *},
 };
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, TracePoint},
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, TracePoint,
+    },
 };
 
 use super::{btf, mounts};
@@ -145,6 +147,8 @@ pub struct ProbeOptions {
     /// The cgroup v2 root to attach to; found in /proc/self/mountinfo when None. In a
     /// container with its own cgroup namespace, give the host's (mounted by hostPath).
     pub cgroup_root: Option<PathBuf>,
+    /// How often the node's open sockets are enumerated (and once at start).
+    pub active_interval: std::time::Duration,
 }
 
 /// Counters read from the kernel, summed over CPUs, in `Counter::ALL` order.
@@ -156,6 +160,8 @@ pub struct KernelCounters {
     pub flow_insert_failed: u64,
     pub passive_no_listener: u64,
     pub netns_read_failed: u64,
+    pub flows_evicted: u64,
+    pub unexpected_family: u64,
 }
 
 impl KernelCounters {
@@ -167,6 +173,8 @@ impl KernelCounters {
             Counter::FlowInsertFailed => self.flow_insert_failed,
             Counter::PassiveNoListener => self.passive_no_listener,
             Counter::NetnsReadFailed => self.netns_read_failed,
+            Counter::FlowsEvicted => self.flows_evicted,
+            Counter::UnexpectedFamily => self.unexpected_family,
         }
     }
 }
@@ -175,9 +183,28 @@ pub struct Probes {
     ebpf: Ebpf,
     /// How often the kernel re-reports an active flow; user space sweeps as often.
     pub report_interval: std::time::Duration,
+    /// How often the stream enumerates the sockets already open (see `existing`).
+    pub active_interval: std::time::Duration,
+    /// The walk made before the capture announced itself, for the stream to report.
+    pub first_walk: Option<super::existing::Scan>,
     pub cgroup_root: PathBuf,
     /// None when kernel BTF could not be read: flows then carry netns_cookie 0 for TCP.
     pub netns_offsets: Option<btf::NetnsOffsets>,
+    /// Which program sees TCP opens: `tp_btf` or the classic tracepoint (the fallback).
+    pub tcp_hook: TcpHook,
+    /// Bridges the programs' aya-log records to `tracing`; kept alive (dropping it closes
+    /// the log map).
+    _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+}
+
+/// How TCP state changes are hooked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpHook {
+    /// `tp_btf/inet_sock_set_state`: about 5 ns to invoke, states read from its arguments.
+    TpBtf,
+    /// `tracepoint/sock/inet_sock_set_state`: kernels without BTF, or when tp_btf failed.
+    Tracepoint,
 }
 
 impl Probes {
@@ -198,12 +225,25 @@ impl Probes {
         };
         mounts::ensure_tracefs(&mounts).map_err(ProbeError::Tracefs)?;
 
-        let netns_offsets = match btf::netns_offsets(std::path::Path::new(btf::VMLINUX_BTF)) {
-            Ok(o) => Some(o),
+        let kernel_btf = btf::read(std::path::Path::new(btf::VMLINUX_BTF));
+        let netns_offsets = match kernel_btf.as_ref().map(btf::netns_offsets_in) {
+            Ok(Ok(o)) => Some(o),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "TCP flows will carry no network namespace");
+                None
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "TCP flows will carry no network namespace");
                 None
             }
+        };
+        let sock_offsets = match kernel_btf.as_ref().map(btf::sock_offsets_in) {
+            Ok(Ok(o)) => Some(o),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "TCP opens go through the classic tracepoint");
+                None
+            }
+            Err(_) => None,
         };
         let config = Config {
             self_tgid: opts.self_tgid,
@@ -211,11 +251,20 @@ impl Probes {
             off_sock_net: netns_offsets.map_or(0, |o| o.sock_net),
             off_net_cookie: netns_offsets.map_or(0, |o| o.net_cookie),
             report_interval_ns: opts.report_interval.as_nanos().min(u64::MAX as u128) as u64,
+            sock: sock_offsets.unwrap_or(SockOffsets::NONE),
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(names::GLOBAL_CONFIG, &config, true)
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Object)?;
+        // The programs' error paths log through aya-log; without it they are still counted.
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "kernel error records will be counted but not logged");
+                None
+            }
+        };
 
         let cgroup = File::open(&cgroup_root).map_err(|source| ProbeError::OpenCgroup {
             path: cgroup_root.clone(),
@@ -233,7 +282,14 @@ impl Probes {
                     source,
                 })?;
         }
-        for name in [PROG_CONNECT4, PROG_CONNECT6, PROG_SENDMSG4, PROG_SENDMSG6] {
+        for name in [
+            PROG_CONNECT4,
+            PROG_CONNECT6,
+            PROG_SENDMSG4,
+            PROG_SENDMSG6,
+            PROG_RECVMSG4,
+            PROG_RECVMSG6,
+        ] {
             let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
             prog.load().map_err(|e| load_error(name, e))?;
             prog.attach(&cgroup, CgroupAttachMode::Single)
@@ -243,20 +299,67 @@ impl Probes {
                     source,
                 })?;
         }
-        let prog: &mut TracePoint = program(&mut ebpf, PROG_TCP_STATE)?;
-        prog.load().map_err(|e| load_error(PROG_TCP_STATE, e))?;
-        prog.attach("sock", "inet_sock_set_state")
-            .map_err(|source| ProbeError::Attach {
-                name: PROG_TCP_STATE,
-                target: "tracepoint sock/inet_sock_set_state".into(),
-                source,
-            })?;
+        let tcp_hook = if sock_offsets.is_some() && attach_tp_btf(&mut ebpf)? {
+            TcpHook::TpBtf
+        } else {
+            let prog: &mut TracePoint = program(&mut ebpf, PROG_TCP_STATE)?;
+            prog.load().map_err(|e| load_error(PROG_TCP_STATE, e))?;
+            prog.attach("sock", "inet_sock_set_state")
+                .map_err(|source| ProbeError::Attach {
+                    name: PROG_TCP_STATE,
+                    target: "tracepoint sock/inet_sock_set_state".into(),
+                    source,
+                })?;
+            TcpHook::Tracepoint
+        };
+        tracing::debug!(?tcp_hook, "TCP opens hooked");
         Ok(Probes {
             ebpf,
             report_interval: opts.report_interval,
+            active_interval: opts.active_interval,
+            first_walk: None,
             cgroup_root,
             netns_offsets,
+            tcp_hook,
+            _logger: logger,
         })
+    }
+
+    /// Hands the kernel's log records (aya-log) to `tracing`. Called every few seconds:
+    /// the programs log only errors, rate-limited, so the buffer never fills between calls.
+    pub fn flush_kernel_log(&mut self) {
+        if let Some(logger) = &mut self._logger {
+            logger.flush();
+        }
+    }
+
+    /// Records a listening socket's owner found by the enumeration of open sockets, so
+    /// passive opens to a server that bound before the probes were attached name it.
+    /// A listener the kernel recorded itself (post_bind) is left as it is.
+    pub fn seed_listener(&mut self, key: &ListenerKey, owner: &ListenerOwner) -> Result<(), ProbeError> {
+        let map = self.ebpf.map_mut(MAP_LISTENERS).ok_or(ProbeError::MissingMap {
+            name: MAP_LISTENERS,
+            detail: "absent".into(),
+        })?;
+        let mut listeners = HashMap::<_, ListenerKey, ListenerOwner>::try_from(map).map_err(
+            |e| ProbeError::MissingMap {
+                name: MAP_LISTENERS,
+                detail: e.to_string(),
+            },
+        )?;
+        // BPF_NOEXIST: an entry that exists is the kernel's own, from bind time.
+        match listeners.insert(key, owner, 1) {
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(ProbeError::MissingMap {
+                name: MAP_LISTENERS,
+                detail: format!("inserting a listener: {e}"),
+            }),
+            Ok(()) => Ok(()),
+        }
     }
 
     /// Takes the ring buffer out (once); records are read from it until shutdown.
@@ -297,6 +400,8 @@ impl Probes {
             flow_insert_failed: get(Counter::FlowInsertFailed),
             passive_no_listener: get(Counter::PassiveNoListener),
             netns_read_failed: get(Counter::NetnsReadFailed),
+            flows_evicted: get(Counter::FlowsEvicted),
+            unexpected_family: get(Counter::UnexpectedFamily),
         })
     }
 
@@ -322,15 +427,41 @@ impl Probes {
         for (name, prog) in self.ebpf.programs_mut() {
             let result = match prog {
                 Program::TracePoint(p) => p.unload(),
+                Program::BtfTracePoint(p) => p.unload(),
                 Program::CgroupSockAddr(p) => p.unload(),
                 Program::CgroupSock(p) => p.unload(),
                 _ => Ok(()),
             };
-            if let Err(e) = result {
-                tracing::warn!(program = name, error = %e, "unloading program");
+            match result {
+                // One of the two TCP programs is never loaded (tp_btf or its fallback).
+                Ok(()) | Err(ProgramError::NotLoaded) => {}
+                Err(e) => tracing::warn!(program = name, error = %e, "unloading program"),
             }
         }
     }
+}
+
+/// Loads and attaches the tp_btf TCP program. Ok(false) when this kernel refuses it (the
+/// caller falls back to the classic tracepoint, which every kernel with BPF offers).
+fn attach_tp_btf(ebpf: &mut Ebpf) -> Result<bool, ProbeError> {
+    let btf = match Btf::from_sys_fs() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "no kernel BTF for tp_btf; using the classic tracepoint");
+            return Ok(false);
+        }
+    };
+    let prog: &mut BtfTracePoint = program(ebpf, PROG_TCP_STATE_BTF)?;
+    if let Err(e) = prog.load(TP_BTF_TCP_STATE, &btf) {
+        tracing::warn!(error = %load_error(PROG_TCP_STATE_BTF, e), "using the classic tracepoint");
+        return Ok(false);
+    }
+    if let Err(e) = prog.attach() {
+        tracing::warn!(error = %e, "attaching tp_btf/{TP_BTF_TCP_STATE}; using the classic tracepoint");
+        let _ = prog.unload();
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, ProbeError>

@@ -54,8 +54,11 @@ pub struct FlowRecord {
     pub cgroup_id: u64,
     #[serde(default)]
     pub netns_cookie: u64,
-    /// Which kernel hook saw it: tcp_active, tcp_passive, udp_connect, udp_sendmsg, or
-    /// sweep (delivered by user space's periodic sweep of the kernel's flow map).
+    /// Which kernel hook saw it: tcp_active, tcp_passive, udp_connect, udp_sendmsg,
+    /// udp_recvmsg (a datagram received: ingress), sweep (delivered by user space's periodic
+    /// sweep of the kernel's flow map), or existing (found already open by the walk of the
+    /// node's sockets at start and every --active-interval; `count` is then how many of
+    /// the flow's connections were open, and a listener has no src_addr and count 0).
     #[serde(default)]
     pub hook: String,
     /// cgroup v2 path of the process (from `cgroup_id`), when it could be resolved.
@@ -133,6 +136,14 @@ fn comm(raw: &[u8; 16]) -> String {
 }
 
 impl FlowRecord {
+    /// A listening socket found open (hook `existing`, ingress, no peer, count 0): not a
+    /// connection, so it is printed but never judged.
+    pub fn is_listener(&self) -> bool {
+        self.hook == Hook::Existing.name()
+            && self.direction == Direction::Ingress
+            && self.src_addr.is_none()
+    }
+
     pub fn from_event(ev: &FlowEvent, new: bool, clock: &Clock) -> Result<Self, RecordError> {
         let k = &ev.key;
         let transport =

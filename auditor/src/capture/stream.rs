@@ -14,6 +14,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::{
     enrich::Enricher,
+    existing,
     probes::{KernelCounters, ProbeError, Probes},
     record::{Clock, FlowRecord, RecordError, decode},
 };
@@ -33,6 +34,14 @@ pub struct Summary {
     /// LRU evictions: flows inserted minus flows still in the map at exit. Each eviction may
     /// lose the connections of at most one sweep interval of that flow.
     pub lru_evictions: u64,
+    /// Records of sockets found already open (hook `existing`): connections held open
+    /// and listeners, from the walks at start and every `--active-interval`.
+    pub existing_records: u64,
+    /// Open connections those records cover (not counted in `connections`, which are
+    /// connections opened).
+    pub existing_connections: u64,
+    /// Sockets in the kernel's tables no process held when walked (being torn down).
+    pub existing_unowned: u64,
     pub kernel: KernelCounters,
 }
 
@@ -88,6 +97,13 @@ struct Decoder {
     seen: HashMap<FlowKey, Seen>,
     summary: Summary,
     enrich: Enricher,
+}
+
+/// CPU time of this process (all threads), for the enumeration's cost in the debug log.
+fn process_cpu_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 fn monotonic_ns() -> u64 {
@@ -174,6 +190,63 @@ impl Decoder {
         }
     }
 
+    /// Enumerates the sockets already open and delivers them (hook `existing`); listeners
+    /// also go into the kernel's listener table, so passive opens to them get an owner.
+    fn existing<H: Handler>(
+        &mut self,
+        probes: &mut Probes,
+        handler: &mut H,
+    ) -> Result<(), StreamError> {
+        let cpu0 = process_cpu_ns();
+        let scan = match probes.first_walk.take() {
+            Some(scan) => scan,
+            None => existing::scan(std::path::Path::new("/proc"), &probes.cgroup_root),
+        };
+        let netns = &mut self.enrich.netns;
+        let mut cookies: HashMap<u64, u64> = HashMap::new();
+        let mut cookie = |ino: u64| {
+            *cookies
+                .entry(ino)
+                .or_insert_with(|| netns.cookie_of_inode(ino).unwrap_or(0))
+        };
+        for (key, owner) in existing::listeners(&scan.found, &mut cookie) {
+            if let Err(e) = probes.seed_listener(&key, &owner) {
+                tracing::warn!(error = %e, port = key.port, "recording an existing listener's owner");
+            }
+        }
+        let events = existing::events(&scan.found, &mut cookie, monotonic_ns());
+        self.summary.existing_unowned += scan.unowned as u64;
+        tracing::debug!(
+            sockets = scan.found.len(),
+            records = events.len(),
+            processes = scan.processes,
+            namespaces = scan.namespaces,
+            unowned = scan.unowned,
+            elapsed_ms = scan.elapsed.as_secs_f64() * 1e3,
+            cpu_ms = process_cpu_ns().saturating_sub(cpu0) as f64 / 1e6,
+            "enumerated open sockets"
+        );
+        for (ev, listener) in events {
+            let mut rec = match FlowRecord::from_event(&ev, false, &self.clock) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.summary.malformed += 1;
+                    handler.malformed(&e);
+                    continue;
+                }
+            };
+            if listener {
+                // A listener has no peer.
+                rec.src_addr = None;
+            }
+            self.enrich.enrich(&mut rec);
+            self.summary.existing_records += 1;
+            self.summary.existing_connections += rec.count;
+            handler.flow(rec, Duration::ZERO).map_err(StreamError::Sink)?;
+        }
+        Ok(())
+    }
+
     /// Delivers what the flow map holds beyond what was delivered, and forgets flows the
     /// map no longer has (so this table is bounded by the map's size).
     fn sweep<H: Handler>(
@@ -208,6 +281,23 @@ impl Decoder {
     }
 }
 
+/// Gives the kernel's listener table the owners of the listeners already open, before
+/// the caller says it is ready: a passive open right after start then names its server.
+/// (The stream's first walk, at its start, reports them and the open connections.)
+/// The walk is kept for the stream to report: "existing" then means open before the
+/// caller said it was ready, with no race against what starts right after.
+pub fn seed_listeners(probes: &mut Probes) {
+    let scan = existing::scan(std::path::Path::new("/proc"), &probes.cgroup_root);
+    let mut netns = super::netns::NetnsDirectory::new();
+    let mut cookie = |ino: u64| netns.cookie_of_inode(ino).unwrap_or(0);
+    for (key, owner) in existing::listeners(&scan.found, &mut cookie) {
+        if let Err(e) = probes.seed_listener(&key, &owner) {
+            tracing::warn!(error = %e, port = key.port, "recording an existing listener's owner");
+        }
+    }
+    probes.first_walk = Some(scan);
+}
+
 /// Streams flows from `probes` into `handler` until `shutdown` completes.
 pub async fn run<H, S>(
     probes: &mut Probes,
@@ -231,6 +321,8 @@ where
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
     let mut sweep_tick = tokio::time::interval(probes.report_interval.max(SWEEP_MIN));
     let mut ticks = 0u64;
+    // The first tick is immediate: connections open before the start are found at once.
+    let mut active_tick = tokio::time::interval(probes.active_interval);
 
     let outcome = loop {
         tokio::select! {
@@ -251,8 +343,12 @@ where
                     Err(e) => tracing::warn!(error = %e, "sweeping the flow map"),
                 }
             }
+            _ = active_tick.tick() => {
+                if let Err(e) = dec.existing(probes, handler) { break Err(e); }
+            }
             _ = stats_tick.tick() => {
                 ticks += 1;
+                probes.flush_kernel_log();
                 dec.enrich.tidy();
                 if let Ok(k) = probes.counters() {
                     if k.ringbuf_full > dec.summary.kernel.ringbuf_full {

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use auditor_common::Counter;
+use auditor_common::{Counter, Hook};
 use tokio::sync::watch;
 
 use super::{
@@ -106,6 +106,17 @@ impl DaemonHandler {
 impl Handler for DaemonHandler {
     fn flow(&mut self, rec: FlowRecord, lag: Duration) -> std::io::Result<()> {
         FlowRecordReceived { lag }.emit(&self.shared.metrics);
+        if rec.is_listener() {
+            // Not a connection: found open at start (or by a later walk), it has already
+            // given the kernel's listener table its owner, for the passive opens to come.
+            return Ok(());
+        }
+        let mut rec = rec;
+        if rec.hook == Hook::Existing.name() {
+            // Held open, not opened in this period: it makes its row observed (evidence
+            // "active") without adding to the connections opened.
+            rec.count = 0;
+        }
         let Some(edge) = self.judge(&rec, lag) else {
             return Ok(());
         };
@@ -124,7 +135,15 @@ impl Handler for DaemonHandler {
     fn kernel(&mut self, k: &KernelCounters, lru_evictions: Option<u64>) {
         let m = &self.shared.metrics;
         let delta = |c: Counter| k.get(c).saturating_sub(self.last_kernel.get(c));
-        for counter in [Counter::Sightings, Counter::PassiveNoListener] {
+        // Kernel error paths (also logged through aya-log) and the kernel's own count of
+        // LRU evictions; the walk-based lru_evictions below stays the loss figure.
+        for counter in [
+            Counter::Sightings,
+            Counter::PassiveNoListener,
+            Counter::NetnsReadFailed,
+            Counter::UnexpectedFamily,
+            Counter::FlowsEvicted,
+        ] {
             KernelCounted {
                 counter,
                 delta: delta(counter),

@@ -126,9 +126,12 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let mut probes = Probes::load_and_attach(&ProbeOptions {
         self_tgid: std::process::id(),
         report_interval: cfg.probes.report_interval,
+        active_interval: cfg.probes.active_interval,
         cgroup_root: cfg.probes.cgroup_root.clone(),
     })
     .context("starting the capture")?;
+    // Servers bound before we started: their passive opens get an owner from now on.
+    stream::seed_listeners(&mut probes);
     // Before /readyz says ready: a SIGTERM from then on must stop us cleanly.
     let shutdown = crate::shutdown_signal(None);
     let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;

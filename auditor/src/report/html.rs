@@ -141,7 +141,11 @@ pub fn render(r: &Report) -> String {
             esc(&x.destination),
             esc(&x.protocol),
             esc(&x.ports),
-            if x.observed { "yes" } else { "never" },
+            match x.evidence {
+                Some(super::Evidence::Active) => "yes (active)",
+                _ if x.observed => "yes",
+                _ => "never",
+            },
             x.count,
             esc(x.first_seen.as_deref().unwrap_or("–")),
             esc(x.last_seen.as_deref().unwrap_or("–")),

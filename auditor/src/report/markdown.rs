@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, rfc3339_ms};
+use super::{Evidence, Report, rfc3339_ms};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -83,7 +83,11 @@ pub fn render(r: &Report) -> String {
             cell(&x.destination),
             cell(&x.protocol),
             cell(&x.ports),
-            if x.observed { "yes" } else { "**never**" },
+            match x.evidence {
+                Some(Evidence::Active) => "yes (active: held open, none opened)",
+                _ if x.observed => "yes",
+                _ => "**never**",
+            },
             x.count,
             x.first_seen.as_deref().unwrap_or("-"),
             x.last_seen.as_deref().unwrap_or("-"),

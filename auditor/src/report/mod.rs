@@ -131,6 +131,28 @@ pub struct Interval {
     pub drops: Drops,
 }
 
+/// Why a documented row counts as observed.
+/// Ordered so that the stronger evidence is the greater.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    /// Only connections held open from before (found by the walk of open sockets).
+    Active,
+    /// A connection of the row was opened in the period.
+    Opened,
+}
+
+impl Evidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Opened => "opened",
+            Evidence::Active => "active",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowReport {
@@ -145,6 +167,13 @@ pub struct RowReport {
     pub classification: String,
     pub description: String,
     pub observed: bool,
+    /// What the observation rests on: "opened" (a connection of the row was opened in the
+    /// period) or "active" (none was opened, but one was found open by the walk of the
+    /// node's sockets: a long-lived connection, e.g. a pool made before the auditor
+    /// started). None when not observed.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
+    /// Connections opened in the period (held-open ones found by the walk count 0).
     pub count: u64,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
@@ -361,6 +390,13 @@ pub fn from_store(
                 classification: Classification::list_to_string(&c.classification),
                 description: c.description.clone(),
                 observed: !obs.is_empty(),
+                // The walk's records add no connections (count 0), so a row seen only by
+                // it has observations and a count of 0.
+                evidence: match obs.iter().map(|r| r.count).sum::<u64>() {
+                    _ if obs.is_empty() => None,
+                    0 => Some(Evidence::Active),
+                    _ => Some(Evidence::Opened),
+                },
                 count: obs.iter().map(|r| r.count).sum(),
                 first_seen: obs.iter().map(|r| r.first_seen_ms).min().map(rfc3339_ms),
                 last_seen: obs.iter().map(|r| r.last_seen_ms).max().map(rfc3339_ms),
@@ -705,6 +741,8 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
         seen.push((name, key));
         for (mine, theirs) in out.rows.iter_mut().zip(r.rows) {
             mine.observed |= theirs.observed;
+            // Opened anywhere beats active only.
+            mine.evidence = mine.evidence.max(theirs.evidence);
             mine.count += theirs.count;
             mine.first_seen = [mine.first_seen.take(), theirs.first_seen]
                 .into_iter()

@@ -251,9 +251,7 @@ const TWINS_MAX: usize = 1 << 20;
 impl Twins {
     /// True when this flow is the second sighting of a connection already judged.
     pub fn is_twin(&mut self, f: &FlowView<'_>) -> bool {
-        if f.transport != Transport::Tcp {
-            return false; // passive UDP is not captured
-        }
+        // UDP too: a datagram is seen sent (egress) and received (ingress, recvmsg).
         if self.owner.len() >= TWINS_MAX {
             self.owner.clear();
         }

@@ -7,6 +7,10 @@
 //!   auditor-peer serve SECS tcp:ADDR:PORT udp:ADDR:PORT …   serve them all for SECS seconds
 //!   auditor-peer send ADDR PORT connected|unconnected   one UDP datagram
 //!   auditor-peer storm tcp|udp ADDR PORTS N SECS    N connects/datagrams spread over ports
+//!   auditor-peer hold SECS ENDPOINT…   open these and hold them SECS seconds (or until
+//!       killed): tcp:ADDR:PORT (a TCP connection), udp:ADDR:PORT (a connected UDP socket),
+//!       listen:ADDR:PORT (a TCP listener), accept:ADDR:PORT (a listener whose accepted
+//!       connections are held open too)
 
 use std::{
     io::{Read, Write},
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
         ["connect", addr, port] => connect(sock(addr, port), false),
         ["connect", addr, port, "refused"] => connect(sock(addr, port), true),
         ["serve", secs, endpoints @ ..] => serve(secs.parse().unwrap_or(60), endpoints),
+        ["hold", secs, endpoints @ ..] => hold(secs.parse().unwrap_or(60), endpoints),
         ["connect-many", addr, port, n] => {
             (0..n.parse::<u32>().unwrap_or(1)).try_for_each(|_| connect(sock(addr, port), false))
         }
@@ -182,6 +187,65 @@ fn send(to: SocketAddr, connected: bool) -> Res {
     Ok(())
 }
 
+/// Opens long-lived sockets, as a connection pool or a server that started before the
+/// auditor does, and keeps them open until the deadline.
+fn hold(secs: u64, endpoints: &[&str]) -> Res {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut held_tcp = Vec::new();
+    let mut held_udp = Vec::new();
+    let mut listeners = Vec::new();
+    let mut threads = Vec::new();
+    for ep in endpoints {
+        let (kind, rest) = ep
+            .split_once(':')
+            .ok_or_else(|| format!("{ep}: give KIND:ADDR:PORT"))?;
+        let at: SocketAddr = rest.parse().map_err(|e| format!("{ep}: {e}"))?;
+        match kind {
+            "tcp" => held_tcp.push(
+                TcpStream::connect_timeout(&at, IO_TIMEOUT)
+                    .map_err(|e| format!("connect {at}: {e}"))?,
+            ),
+            "udp" => {
+                let any: SocketAddr = if at.is_ipv4() {
+                    "0.0.0.0:0".parse().unwrap()
+                } else {
+                    "[::]:0".parse().unwrap()
+                };
+                let s = UdpSocket::bind(any).map_err(|e| e.to_string())?;
+                s.connect(at).map_err(|e| format!("connect {at}: {e}"))?;
+                held_udp.push(s);
+            }
+            "listen" => listeners.push(TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?),
+            "accept" => {
+                let l = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                threads.push(std::thread::spawn(move || {
+                    let mut accepted = Vec::new();
+                    while Instant::now() < deadline {
+                        match l.accept() {
+                            Ok((mut s, _)) => {
+                                let _ = s.write_all(b"ok");
+                                accepted.push(s);
+                            }
+                            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                        }
+                    }
+                }));
+            }
+            other => return Err(format!("{ep}: unknown kind {other}")),
+        }
+    }
+    ready();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop((held_tcp, held_udp, listeners));
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
 /// A connect (or datagram) storm against servers it runs itself, for the benchmark.
 /// Hygiene from docs: the server closes first so TIME_WAIT stays off the client's
 /// ephemeral ports; destinations are spread over several ports; EADDRNOTAVAIL is counted.
@@ -261,11 +325,25 @@ fn storm(proto: &str, addr: IpAddr, ports: Vec<u16>, n: u64, limit: Duration) ->
         let _ = s.join();
     }
     println!(
-        "{{\"ops\":{done},\"extra\":{extra},\"seconds\":{secs:.6},\"rate\":{:.1},\"eaddrnotavail\":{addr_not_avail},\"errors\":{other_errors},\"tgid\":{}}}",
+        "{{\"ops\":{done},\"extra\":{extra},\"seconds\":{secs:.6},\"rate\":{:.1},\"eaddrnotavail\":{addr_not_avail},\"errors\":{other_errors},\"tgid\":{},\"cpu_ns\":{}}}",
         done as f64 / secs,
-        std::process::id()
+        std::process::id(),
+        cpu_ns()
     );
     Ok(())
+}
+
+/// CPU time (user + system) of this whole process so far: the benchmark's "CPU per
+/// operation". The eBPF programs run in this process's context (or its softirqs), so
+/// their cost is part of it.
+fn cpu_ns() -> u64 {
+    // SAFETY: getrusage only writes the struct we hand it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
 }
 
 const fn libc_eaddrnotavail() -> i32 {
