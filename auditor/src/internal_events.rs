@@ -84,11 +84,17 @@ impl InternalEvent for StoreCommitFailed<'_> {
 
 pub struct AlertmanagerPosted {
     pub alerts: usize,
+    /// The first post that worked after failures.
+    pub recovered: bool,
 }
 
 impl InternalEvent for AlertmanagerPosted {
     fn emit(self, m: &Metrics) {
-        tracing::debug!(alerts = self.alerts, "alerts posted to Alertmanager");
+        if self.recovered {
+            tracing::warn!(alerts = self.alerts, "Alertmanager reachable again; alerts posted");
+        } else {
+            tracing::debug!(alerts = self.alerts, "alerts posted to Alertmanager");
+        }
         m.alertmanager_posts.get_or_create(&result("success")).inc();
     }
 }
@@ -199,14 +205,51 @@ impl InternalEvent for EventWritten {
     }
 }
 
+/// A violation event the output refused (full disk, closed pipe): counted as a failure
+/// and as a dropped event; auditing goes on and the output is retried after `retry_in`.
 pub struct EventWriteFailed<'a> {
+    pub output: String,
     pub error: &'a std::io::Error,
+    pub retry_in: Duration,
 }
 
 impl InternalEvent for EventWriteFailed<'_> {
     fn emit(self, m: &Metrics) {
-        tracing::error!(error = %self.error, "writing a violation event failed");
+        tracing::error!(
+            output = self.output,
+            error = %self.error,
+            retry_in = ?self.retry_in,
+            "writing a violation event failed; the event is dropped (counted) and auditing goes on"
+        );
         m.event_write_failures.inc();
+        m.events_dropped.inc();
+    }
+}
+
+/// A violation event not written because the output is backing off after a failure.
+pub struct EventDropped;
+
+impl InternalEvent for EventDropped {
+    fn emit(self, m: &Metrics) {
+        tracing::debug!("events output backing off; violation event dropped (counted)");
+        m.events_dropped.inc();
+    }
+}
+
+/// The events output works again after failing.
+pub struct EventOutputRecovered {
+    pub output: String,
+    pub dropped: u64,
+}
+
+impl InternalEvent for EventOutputRecovered {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            output = self.output,
+            dropped = self.dropped,
+            "events output recovered"
+        );
+        m.event_output_recoveries.inc();
     }
 }
 

@@ -8,7 +8,6 @@ pub(crate) mod sinks;
 mod tasks;
 
 use std::{
-    io::Write,
     sync::{Arc, Mutex, atomic::AtomicBool},
     time::SystemTime,
 };
@@ -91,16 +90,12 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             None
         }
     };
-    let events: Box<dyn Write + Send> = match &cfg.alerts.events {
-        Some(p) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("opening --events {}", p.display()))?,
-        ),
-        None => Box::new(std::io::LineWriter::new(std::io::stdout())),
+    let events = match &cfg.alerts.events {
+        Some(p) => sinks::EventTarget::File(p.clone()),
+        None => sinks::EventTarget::Stdout,
     };
+    let events = sinks::EventWriter::new(events)
+        .with_context(|| format!("opening the events output ({})", cfg.alerts.events.as_ref().map_or("stdout".into(), |p| p.display().to_string())))?;
     let shared = Arc::new(Shared {
         node: cfg.node.clone(),
         metrics: Metrics::new(),
@@ -160,7 +155,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let mut handler = handler::DaemonHandler::new(
         shared.clone(),
         judge_rx,
-        sinks::EventWriter::new(events),
+        events,
         cfg.scope.clone(),
     );
     let summary = stream::run(&mut probes, &mut handler, shutdown).await;

@@ -119,6 +119,11 @@ pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::
         }
         None => None,
     };
+    // After a failed post, new edges wait for the backoff (doubling, up to the resend
+    // interval) instead of each trying at once; the alerts are rebuilt from the edges at
+    // every post, so nothing is lost while Alertmanager is down.
+    let mut backoff = Duration::from_secs(1);
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = shared.alert_kick.notified() => {
@@ -149,24 +154,37 @@ pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::
         if let Some(c) = &client
             && !alerts.is_empty()
         {
+            if let Some(t) = retry_at {
+                tokio::time::sleep_until(t).await;
+            }
             match c.post(&alerts).await {
-                Ok(()) => AlertmanagerPosted {
-                    alerts: alerts.len(),
+                Ok(()) => {
+                    AlertmanagerPosted {
+                        alerts: alerts.len(),
+                        recovered: retry_at.take().is_some(),
+                    }
+                    .emit(&shared.metrics);
+                    backoff = Duration::from_secs(1);
                 }
-                .emit(&shared.metrics),
-                Err(error) => AlertmanagerPostFailed {
-                    alerts: alerts.len(),
-                    error,
+                Err(error) => {
+                    AlertmanagerPostFailed {
+                        alerts: alerts.len(),
+                        error,
+                    }
+                    .emit(&shared.metrics);
+                    retry_at = Some(tokio::time::Instant::now() + backoff);
+                    backoff = (backoff * 2).min(resend.max(Duration::from_secs(1)));
                 }
-                .emit(&shared.metrics),
             }
         }
     }
 }
 
-/// What identifies a file's version: a ConfigMap update swaps a symlink, which changes it.
-fn fingerprint(cfg: &PolicyConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
-    use std::os::unix::fs::MetadataExt;
+/// What identifies a file's version cheaply: a ConfigMap update swaps a symlink, which
+/// changes it. None for a file that cannot be read.
+type Stat = Option<(SystemTime, u64, u64)>;
+
+fn policy_paths(cfg: &PolicyConfig) -> impl Iterator<Item = &std::path::Path> {
     [
         Some(&cfg.allowlist),
         Some(&cfg.inventory),
@@ -174,16 +192,86 @@ fn fingerprint(cfg: &PolicyConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
     ]
     .into_iter()
     .flatten()
-    .map(|p| {
-        std::fs::metadata(p).ok().map(|m| {
-            (
-                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                m.len(),
-                m.ino(),
-            )
+    .map(|p| p.as_path())
+}
+
+fn stats(cfg: &PolicyConfig) -> Vec<Stat> {
+    use std::os::unix::fs::MetadataExt;
+    policy_paths(cfg)
+        .map(|p| {
+            std::fs::metadata(p).ok().map(|m| {
+                (
+                    m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    m.len(),
+                    m.ino(),
+                )
+            })
         })
-    })
-    .collect()
+        .collect()
+}
+
+/// The files' stats and content digests: a file is complete when this is the same at two
+/// polls in a row (a writer that pauses for less than a poll is never caught half way).
+#[derive(Clone, PartialEq, Eq)]
+struct Fingerprint {
+    stats: Vec<Stat>,
+    digests: Vec<Option<[u8; 32]>>,
+}
+
+fn fingerprint(cfg: &PolicyConfig) -> Fingerprint {
+    use sha2::Digest;
+    Fingerprint {
+        stats: stats(cfg),
+        digests: policy_paths(cfg)
+            .map(|p| std::fs::read(p).ok().map(|b| sha2::Sha256::digest(&b).into()))
+            .collect(),
+    }
+}
+
+/// Polls the policy files; says when a change has settled. A change is loaded only when
+/// the files are unchanged across two polls (size, mtime and content hash), so a file
+/// still being written is never loaded as a generation.
+struct ReloadWatch {
+    loaded: Fingerprint,
+    /// A change seen at the last poll, waiting to be seen unchanged once more.
+    candidate: Option<Fingerprint>,
+}
+
+impl ReloadWatch {
+    fn new(cfg: &PolicyConfig) -> ReloadWatch {
+        ReloadWatch {
+            loaded: fingerprint(cfg),
+            candidate: None,
+        }
+    }
+
+    /// True when a settled change is to be loaded now.
+    fn poll(&mut self, cfg: &PolicyConfig) -> bool {
+        // Reading and hashing the files only when their stats moved keeps a quiet poll
+        // to a few stat calls.
+        if self.candidate.is_none() && stats(cfg) == self.loaded.stats {
+            return false;
+        }
+        let now = fingerprint(cfg);
+        if now == self.loaded {
+            self.candidate = None;
+            return false;
+        }
+        if self.candidate.as_ref() == Some(&now) {
+            self.candidate = None;
+            self.loaded = now;
+            return true;
+        }
+        tracing::debug!("policy files changed; loading once they are unchanged at the next poll");
+        self.candidate = Some(now);
+        false
+    }
+
+    /// After a reload by SIGHUP: what is on disk now is what was loaded.
+    fn loaded_now(&mut self, cfg: &PolicyConfig) {
+        self.loaded = fingerprint(cfg);
+        self.candidate = None;
+    }
 }
 
 pub async fn reload_loop(
@@ -201,7 +289,7 @@ pub async fn reload_loop(
             None
         }
     };
-    let mut seen = fingerprint(&cfg);
+    let mut watch = ReloadWatch::new(&cfg);
     let mut generation = 1i64;
     loop {
         let hup_recv = async {
@@ -211,12 +299,13 @@ pub async fn reload_loop(
             }
         };
         let reason = tokio::select! {
-            _ = hup_recv => "SIGHUP",
+            _ = hup_recv => {
+                watch.loaded_now(&cfg);
+                "SIGHUP"
+            }
             _ = tokio::time::sleep(poll) => {
-                let now = fingerprint(&cfg);
-                if now == seen { continue; }
-                seen = now;
-                "file change"
+                if !watch.poll(&cfg) { continue; }
+                "file change (unchanged for two polls)"
             }
             _ = stop.changed() => return,
         };
