@@ -13,8 +13,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// A label value, escaped as the exposition formats require (`\\` -> `\\\\`, `"` -> `\\"`,
-/// newline -> `\\n`) when encoded. prometheus-client 0.24 writes label values raw
+/// A label value, escaped as the exposition formats require (`\` -> `\\`, `"` -> `\"`,
+/// newline -> `\n`) when encoded. prometheus-client 0.24 writes label values raw
 /// (client_rust#151), so one service named with a quote would break every scrape; every
 /// label set here holds its values in this type so none can be left unescaped.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
