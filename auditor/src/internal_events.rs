@@ -82,6 +82,39 @@ impl InternalEvent for StoreCommitFailed<'_> {
     }
 }
 
+/// The store file was removed or replaced under the daemon; a new one was started at the
+/// same path (what the old file held is wherever the operator moved it, if anywhere).
+pub struct StoreRestarted<'a> {
+    pub reason: &'a str,
+}
+
+impl InternalEvent for StoreRestarted<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            reason = self.reason,
+            "started a new store file at the same path; commits to the lost file were not acknowledged"
+        );
+        m.store_restarts.inc();
+    }
+}
+
+/// The store was damaged at start: moved aside (kept) and a new one started.
+pub struct StoreSetAside {
+    pub path: std::path::PathBuf,
+    pub aside: std::path::PathBuf,
+}
+
+impl InternalEvent for StoreSetAside {
+    fn emit(self, m: &Metrics) {
+        tracing::error!(
+            store = %self.path.display(),
+            moved_to = %self.aside.display(),
+            "the store was damaged: moved aside (kept, not deleted) and a new store started; auditing goes on"
+        );
+        m.store_set_aside.inc();
+    }
+}
+
 pub struct AlertmanagerPosted {
     pub alerts: usize,
     /// The first post that worked after failures.

@@ -131,6 +131,10 @@ pub struct Metrics {
     pub store_commits: Family<ResultLabels, Counter>,
     pub store_acknowledged: Counter,
     pub store_pending: Gauge,
+    /// New store files started because the open one was removed or replaced.
+    pub store_restarts: Counter,
+    /// Damaged stores moved aside at start.
+    pub store_set_aside: Counter,
     /// Violation edges beyond the label budget, counted here instead of as new series.
     pub edges_over_budget: Counter,
     /// Connections outside `--scope`, not judged.
@@ -162,6 +166,8 @@ impl Metrics {
             store_commits: Family::default(),
             store_acknowledged: Counter::default(),
             store_pending: Gauge::default(),
+            store_restarts: Counter::default(),
+            store_set_aside: Counter::default(),
             edges_over_budget: Counter::default(),
             out_of_scope: Counter::default(),
             event_write_failures: Counter::default(),
@@ -237,6 +243,16 @@ impl Metrics {
             "store_pending_edges",
             "Edges waiting for the next store commit",
             m.store_pending.clone(),
+        );
+        registry.register(
+            "store_restarts",
+            "New store files started at the store path because the open one was removed or replaced",
+            m.store_restarts.clone(),
+        );
+        registry.register(
+            "store_set_aside",
+            "Damaged stores moved aside (kept) at start, a new store started in their place",
+            m.store_set_aside.clone(),
         );
         registry.register(
             "violation_edges_over_budget",

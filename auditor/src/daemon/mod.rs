@@ -20,7 +20,7 @@ use crate::{
     capture::{ProbeOptions, Probes, stream},
     cli::RunConfig,
     edge::{Drops, unix_ms},
-    internal_events::{InternalEvent, PolicyReloaded},
+    internal_events::{InternalEvent, PolicyReloaded, StoreSetAside},
     metrics::Metrics,
     store::{Batch, Store},
     verdict::load_judge,
@@ -71,9 +71,13 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    let mut set_aside = None;
     let store = match &cfg.store.path {
         Some(p) => {
-            let mut st = Store::open(p)?;
+            let (mut st, aside) = Store::open_or_set_aside(p)?;
+            if let Some(aside) = aside {
+                set_aside = Some(StoreSetAside { path: p.clone(), aside });
+            }
             let json = allowlist::file::to_json(&judge.allowlist);
             st.set_allowlist(&json)?;
             let inputs = crate::provenance::Inputs::of_files(
@@ -108,6 +112,9 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         kube: kube.clone(),
         store_path: cfg.store.path.clone(),
     });
+    if let Some(e) = set_aside {
+        e.emit(&shared.metrics);
+    }
     PolicyReloaded {
         generation: 1,
         connections: judge.allowlist.connections.len(),
@@ -163,17 +170,30 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         .ready
         .store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    // The store task commits what is pending before it returns.
-    let _ = store_task.await;
+    // The store task commits what is pending before it returns, and says whether that
+    // final commit reached the disk.
+    let flushed = store_task.await.unwrap_or(Some(false));
     let _ = alert_task.await;
     reload_task.abort();
     let _ = server.await;
     let summary = summary.context("capture stream")?;
-    tracing::info!(
-        records = summary.records,
-        connections = summary.connections,
-        "stopped; store flushed, probes detached"
-    );
+    match flushed {
+        Some(true) => tracing::info!(
+            records = summary.records,
+            connections = summary.connections,
+            "stopped; store flushed, probes detached"
+        ),
+        Some(false) => tracing::error!(
+            records = summary.records,
+            connections = summary.connections,
+            "stopped; the final store flush FAILED (see the error above): the last observations are not kept; probes detached"
+        ),
+        None => tracing::info!(
+            records = summary.records,
+            connections = summary.connections,
+            "stopped (no store); probes detached"
+        ),
+    }
     Ok(())
 }
 

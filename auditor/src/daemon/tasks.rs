@@ -15,7 +15,7 @@ use crate::{
     edge::{from_unix_ms, unix_ms},
     internal_events::{
         AlertmanagerPostFailed, AlertmanagerPosted, InternalEvent, PolicyReloadFailed,
-        PolicyReloaded, StoreCommitFailed, StoreCommitted,
+        PolicyReloaded, StoreCommitFailed, StoreCommitted, StoreRestarted,
     },
     store::{Store, batch::CoverageUpdate},
     verdict::{Judge, load_judge},
@@ -24,7 +24,12 @@ use crate::{
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Takes what is pending and commits it; on failure puts it back (nothing is dropped).
-async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_ms: &mut i64) {
+/// True when the commit reached the disk.
+async fn commit_once(
+    shared: &Arc<Shared>,
+    store: &Arc<Mutex<Store>>,
+    last_end_ms: &mut i64,
+) -> bool {
     let now_ms = unix_ms(SystemTime::now());
     let mut batch = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|e| e.into_inner()));
     let drops = std::mem::take(&mut *shared.drops.lock().unwrap_or_else(|e| e.into_inner()));
@@ -37,23 +42,25 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
     let node = shared.node.clone();
     let store2 = store.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let outcome = store2
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .commit(&node, &batch);
-        (batch, outcome)
+        let mut st = store2.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = st.commit(&node, &batch);
+        (batch, outcome, st.take_restarted())
     })
     .await;
+    if let Ok((_, _, Some(reason))) = &result {
+        StoreRestarted { reason }.emit(&shared.metrics);
+    }
     match result {
-        Ok((batch, Ok(()))) => {
+        Ok((batch, Ok(()), _)) => {
             *last_end_ms = now_ms;
             StoreCommitted {
                 edges: batch.edges.len(),
                 connections: batch.connections(),
             }
             .emit(&shared.metrics);
+            true
         }
-        Ok((batch, Err(e))) => {
+        Ok((batch, Err(e), _)) => {
             StoreCommitFailed { error: &e }.emit(&shared.metrics);
             let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
             let newer = std::mem::take(&mut *pending);
@@ -67,10 +74,12 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
                     .add(&c.drops);
             }
             *pending = merged;
+            false
         }
         Err(join) => {
             let e = anyhow::anyhow!("store task panicked: {join}");
             StoreCommitFailed { error: &e }.emit(&shared.metrics);
+            false
         }
     }
 }
@@ -80,8 +89,8 @@ pub async fn store_loop(
     store: Option<Arc<Mutex<Store>>>,
     cfg: StoreConfig,
     mut stop: watch::Receiver<bool>,
-) {
-    let Some(store) = store else { return };
+) -> Option<bool> {
+    let Some(store) = store else { return None };
     let mut last_end_ms = shared.session_start_ms;
     let mut tick = tokio::time::interval(cfg.flush);
     let mut last_prune = tokio::time::Instant::now();
@@ -106,7 +115,7 @@ pub async fn store_loop(
         }
     }
     // Shutdown: what the capture delivered last is committed before exit.
-    commit_once(&shared, &store, &mut last_end_ms).await;
+    Some(commit_once(&shared, &store, &mut last_end_ms).await)
 }
 
 pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::Receiver<bool>) {
