@@ -9,7 +9,7 @@ use auditor_common::Counter;
 
 use crate::{
     edge::Edge,
-    metrics::{EdgeLabels, KernelLabels, Metrics, ResultLabels, VerdictLabels},
+    metrics::{EdgeLabels, KernelLabels, Metrics, ReasonLabels, ResultLabels, VerdictLabels},
 };
 
 pub trait InternalEvent {
@@ -112,6 +112,31 @@ impl InternalEvent for StoreSetAside {
             "the store was damaged: moved aside (kept, not deleted) and a new store started; auditing goes on"
         );
         m.store_set_aside.inc();
+    }
+}
+
+/// Auditing runs with less than it should (no BTF, no access to network namespaces):
+/// a warning at start and `auditor_degraded{reason} 1`, so the missing attribution is
+/// never silent.
+pub struct Degraded<'a> {
+    pub reason: &'static str,
+    pub detail: &'a str,
+    pub consequence: &'static str,
+}
+
+impl InternalEvent for Degraded<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            reason = self.reason,
+            detail = self.detail,
+            "degraded: {}",
+            self.consequence
+        );
+        m.degraded
+            .get_or_create(&ReasonLabels {
+                reason: self.reason.into(),
+            })
+            .set(1);
     }
 }
 

@@ -107,6 +107,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KernelLabels {
     pub counter: LabelValue,
 }
@@ -131,6 +136,8 @@ pub struct Metrics {
     pub store_commits: Family<ResultLabels, Counter>,
     pub store_acknowledged: Counter,
     pub store_pending: Gauge,
+    /// 1 per reason the daemon runs degraded (no_btf, no_netns_access).
+    pub degraded: Family<ReasonLabels, Gauge>,
     /// New store files started because the open one was removed or replaced.
     pub store_restarts: Counter,
     /// Damaged stores moved aside at start.
@@ -166,6 +173,7 @@ impl Metrics {
             store_commits: Family::default(),
             store_acknowledged: Counter::default(),
             store_pending: Gauge::default(),
+            degraded: Family::default(),
             store_restarts: Counter::default(),
             store_set_aside: Counter::default(),
             edges_over_budget: Counter::default(),
@@ -243,6 +251,11 @@ impl Metrics {
             "store_pending_edges",
             "Edges waiting for the next store commit",
             m.store_pending.clone(),
+        );
+        registry.register(
+            "degraded",
+            "1 for each reason the daemon audits with less than it should: no_btf (TCP flows carry no network namespace), no_netns_access (loopback and unbound UDP flows cannot be attributed to their pod)",
+            m.degraded.clone(),
         );
         registry.register(
             "store_restarts",

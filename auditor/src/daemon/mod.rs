@@ -20,7 +20,7 @@ use crate::{
     capture::{ProbeOptions, Probes, stream},
     cli::RunConfig,
     edge::{Drops, unix_ms},
-    internal_events::{InternalEvent, PolicyReloaded, StoreSetAside},
+    internal_events::{Degraded, InternalEvent, PolicyReloaded, StoreSetAside},
     metrics::Metrics,
     store::{Batch, Store},
     verdict::load_judge,
@@ -130,6 +130,22 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         cgroup_root: cfg.probes.cgroup_root.clone(),
     })
     .context("starting the capture")?;
+    if probes.netns_offsets.is_none() {
+        Degraded {
+            reason: "no_btf",
+            detail: "kernel BTF (/sys/kernel/btf/vmlinux) could not be read",
+            consequence: "TCP flows carry no network namespace; loopback flows cannot be attributed and are judged unknown_source",
+        }
+        .emit(&shared.metrics);
+    }
+    if let Err(detail) = crate::capture::netns::access_check() {
+        Degraded {
+            reason: "no_netns_access",
+            detail: &detail,
+            consequence: "network namespaces cannot be entered; loopback and unbound UDP flows cannot be attributed to their pod and are judged unknown_source",
+        }
+        .emit(&shared.metrics);
+    }
     // Before /readyz says ready: a SIGTERM from then on must stop us cleanly.
     let shutdown = crate::shutdown_signal(None);
     let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;
