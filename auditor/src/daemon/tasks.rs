@@ -271,7 +271,7 @@ impl ReloadWatch {
             self.loaded = now;
             return true;
         }
-        tracing::debug!("policy files changed; loading once they are unchanged at the next poll");
+        tracing::info!("policy files changed; loading them once they are unchanged at the next poll");
         self.candidate = Some(now);
         false
     }
