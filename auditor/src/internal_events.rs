@@ -149,7 +149,10 @@ pub struct AlertmanagerPosted {
 impl InternalEvent for AlertmanagerPosted {
     fn emit(self, m: &Metrics) {
         if self.recovered {
-            tracing::warn!(alerts = self.alerts, "Alertmanager reachable again; alerts posted");
+            tracing::warn!(
+                alerts = self.alerts,
+                "Alertmanager reachable again; alerts posted"
+            );
         } else {
             tracing::debug!(alerts = self.alerts, "alerts posted to Alertmanager");
         }

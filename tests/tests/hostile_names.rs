@@ -74,7 +74,10 @@ fn check_markdown(md: &str) {
     let lower = md.to_lowercase();
     // The names' text may stay (escaped); no markup may.
     for raw in ["<svg", "<i>", "<b ", "](", "[x]"] {
-        assert!(!lower.contains(raw), "raw {raw:?} in the Markdown report:\n{md}");
+        assert!(
+            !lower.contains(raw),
+            "raw {raw:?} in the Markdown report:\n{md}"
+        );
     }
     // Every row of a table has exactly the columns of its header.
     let mut header: Option<usize> = None;
@@ -121,7 +124,10 @@ fn check_html(html: &str) {
     }
     let text: String = doc.root_element().text().collect();
     for name in [DOC, SRC, LINK] {
-        assert!(text.contains(name), "{name:?} not shown as text in the HTML report");
+        assert!(
+            text.contains(name),
+            "{name:?} not shown as text in the HTML report"
+        );
     }
 }
 
@@ -228,11 +234,20 @@ fn hostile_names_stay_data_in_every_output() {
         (n >= 2).then_some(text)
     });
     assert!(
-        metric(&scrape, "auditor_connections_total", &[("verdict", "allowed")]).is_some(),
+        metric(
+            &scrape,
+            "auditor_connections_total",
+            &[("verdict", "allowed")]
+        )
+        .is_some(),
         "{scrape}"
     );
     // The series names the services exactly, escaped as the format requires.
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
     for name in [SRC, LINK, NEWLINE_JUDGED, NODE] {
         assert!(
             scrape.contains(&format!("\"{}\"", esc(name))),

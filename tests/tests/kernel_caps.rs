@@ -132,7 +132,8 @@ fn audits_with(caps: &[String], name: &str, degraded: Option<&str>) {
     assert!(!log.contains("ERROR"), "{log}");
     if let Some(reason) = degraded {
         assert!(
-            log.lines().any(|l| l.contains("WARN") && l.contains("degraded") && l.contains(reason)),
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains("degraded") && l.contains(reason)),
             "{log}"
         );
     }

@@ -88,7 +88,11 @@ impl Setup {
 
     fn tenant_to_config(&self) {
         let config = self.lab.host("config").v4.to_string();
-        let mut server = serve(&self.lab, "config", &["listen", "tcp", &config, "9100", "1"]);
+        let mut server = serve(
+            &self.lab,
+            "config",
+            &["listen", "tcp", &config, "9100", "1"],
+        );
         client(&self.lab, "tenant", &["connect", &config, "9100"]);
         assert!(server.wait().unwrap().success());
     }
@@ -202,11 +206,12 @@ fn events_on_a_full_disk_are_counted_and_auditing_goes_on() {
             .then_some(())
     });
     let evs = read_valid(&events);
+    assert!(evs.iter().any(|e| e["dst"]["port"] == 7020), "{evs:#?}");
     assert!(
-        evs.iter().any(|e| e["dst"]["port"] == 7020),
-        "{evs:#?}"
+        daemon.fd_count() <= fds + 2,
+        "fds {} after, {fds} before",
+        daemon.fd_count()
     );
-    assert!(daemon.fd_count() <= fds + 2, "fds {} after, {fds} before", daemon.fd_count());
     let log = daemon.stop().expect("clean stop");
     assert!(log.contains("events output recovered"), "{log}");
     drop(fs);
@@ -253,13 +258,20 @@ fn stdout_closed_by_its_reader_is_counted_and_auditing_goes_on() {
     wait_for("later traffic judged", Duration::from_secs(20), || {
         let m = metrics();
         (judged(&m, 7102)
-            && metric(&m, "auditor_connections_total", &[("verdict", "allowed"), ("rules", "26")])
-                .is_some())
+            && metric(
+                &m,
+                "auditor_connections_total",
+                &[("verdict", "allowed"), ("rules", "26")],
+            )
+            .is_some())
         .then_some(())
     });
     let m = metrics();
     assert!(value(&m, "auditor_events_dropped_total") >= 2.0, "{m}");
-    assert!(child.try_wait().unwrap().is_none(), "the daemon exited on a broken pipe");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon exited on a broken pipe"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -273,8 +285,9 @@ fn stdout_closed_by_its_reader_is_counted_and_auditing_goes_on() {
 #[test]
 fn a_store_directory_removed_mid_run_acknowledges_nothing_it_does_not_keep() {
     let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
-    if !kernel_tests_enabled("a_store_directory_removed_mid_run_acknowledges_nothing_it_does_not_keep")
-    {
+    if !kernel_tests_enabled(
+        "a_store_directory_removed_mid_run_acknowledges_nothing_it_does_not_keep",
+    ) {
         return;
     }
     let s = Setup::new("storegone");
@@ -282,31 +295,49 @@ fn a_store_directory_removed_mid_run_acknowledges_nothing_it_does_not_keep() {
     std::fs::create_dir_all(&st_dir).unwrap();
     let store = st_dir.join("store.db");
     let daemon = Daemon::start(
-        &s.args(&["--store", &store.display().to_string(), "--events", &s.path("events.jsonl")]),
+        &s.args(&[
+            "--store",
+            &store.display().to_string(),
+            "--events",
+            &s.path("events.jsonl"),
+        ]),
         s.dir.join("daemon.log"),
     )
     .expect("daemon");
     s.violation(7201);
     wait_for("committed", Duration::from_secs(20), || {
-        (value(&daemon.metrics(), "auditor_store_acknowledged_connections_total") >= 1.0)
+        (value(
+            &daemon.metrics(),
+            "auditor_store_acknowledged_connections_total",
+        ) >= 1.0)
             .then_some(())
     });
     let fds = daemon.fd_count();
 
     std::fs::remove_dir_all(&st_dir).unwrap();
-    let failures = |m: &str| metric(m, "auditor_store_commits_total", &[("result", "failure")]).unwrap_or(0.0);
+    let failures =
+        |m: &str| metric(m, "auditor_store_commits_total", &[("result", "failure")]).unwrap_or(0.0);
     wait_for("commits failing", Duration::from_secs(20), || {
         (failures(&daemon.metrics()) >= 2.0).then_some(())
     });
     // Nothing is acknowledged while there is nowhere to keep it; judging goes on.
-    let acked = value(&daemon.metrics(), "auditor_store_acknowledged_connections_total");
+    let acked = value(
+        &daemon.metrics(),
+        "auditor_store_acknowledged_connections_total",
+    );
     s.violation(7202);
-    wait_for("judged while the store is gone", Duration::from_secs(20), || {
-        judged(&daemon.metrics(), 7202).then_some(())
-    });
+    wait_for(
+        "judged while the store is gone",
+        Duration::from_secs(20),
+        || judged(&daemon.metrics(), 7202).then_some(()),
+    );
     std::thread::sleep(Duration::from_secs(1));
     let m = daemon.metrics();
-    assert_eq!(value(&m, "auditor_store_acknowledged_connections_total"), acked, "{m}");
+    assert_eq!(
+        value(&m, "auditor_store_acknowledged_connections_total"),
+        acked,
+        "{m}"
+    );
     assert!(failures(&m) >= 3.0, "{m}");
 
     // The directory is back: a new store there holds exactly what was acknowledged since.
@@ -316,21 +347,40 @@ fn a_store_directory_removed_mid_run_acknowledges_nothing_it_does_not_keep() {
     });
     let stored = || -> Option<u64> {
         let st = auditor::store::Store::open_existing(&store).ok()?;
-        Some(st.edges(None, None).ok()?.iter().map(|e| e.edge.count).sum())
+        Some(
+            st.edges(None, None)
+                .ok()?
+                .iter()
+                .map(|e| e.edge.count)
+                .sum(),
+        )
     };
     wait_for("acknowledged == kept", Duration::from_secs(20), || {
         let before = stored()?;
-        let delta = value(&daemon.metrics(), "auditor_store_acknowledged_connections_total") - acked;
+        let delta = value(
+            &daemon.metrics(),
+            "auditor_store_acknowledged_connections_total",
+        ) - acked;
         let after = stored()?;
         (before == after && delta as u64 == after).then_some(())
     });
     let st = auditor::store::Store::open_existing(&store).unwrap();
     assert!(
-        st.edges(None, None).unwrap().iter().any(|e| e.edge.dst.port == Some(7202)),
+        st.edges(None, None)
+            .unwrap()
+            .iter()
+            .any(|e| e.edge.dst.port == Some(7202)),
         "the violation judged while the store was gone is kept once it is back"
     );
-    assert!(st.allowlist().unwrap().is_some(), "the new store records its allowlist");
-    assert!(daemon.fd_count() <= fds + 2, "fds {} after, {fds} before", daemon.fd_count());
+    assert!(
+        st.allowlist().unwrap().is_some(),
+        "the new store records its allowlist"
+    );
+    assert!(
+        daemon.fd_count() <= fds + 2,
+        "fds {} after, {fds} before",
+        daemon.fd_count()
+    );
 
     // Gone again at shutdown: the log says the final flush failed, not "store flushed".
     std::fs::remove_dir_all(&st_dir).unwrap();
@@ -357,12 +407,19 @@ fn a_policy_file_written_slowly_is_loaded_only_when_complete() {
     // The first half is itself a valid allowlist (30 of the 60 rows): loading it would
     // judge documented traffic as violations.
     let cut = full.find("- number: 31\n").expect("row 31");
-    let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
     f.write_all(full[..cut].as_bytes()).unwrap();
     f.sync_all().unwrap();
     // A poll sees the half file; the rest is written well before the next poll.
     wait_for("the change seen", Duration::from_secs(10), || {
-        daemon.log_text().contains("policy files changed").then_some(())
+        daemon
+            .log_text()
+            .contains("policy files changed")
+            .then_some(())
     });
     f.write_all(full[cut..].as_bytes()).unwrap();
     drop(f);
@@ -374,13 +431,28 @@ fn a_policy_file_written_slowly_is_loaded_only_when_complete() {
     assert_eq!(generation(), 2.0, "one generation for one change");
     let log = daemon.log_text();
     assert!(log.contains("generation=2 connections=60"), "{log}");
-    assert!(!log.contains("connections=30"), "the half file was loaded: {log}");
+    assert!(
+        !log.contains("connections=30"),
+        "the half file was loaded: {log}"
+    );
     // Row 31 onwards still judges: Tenant -> Config 9100 (row 26) stays allowed, and
     // auditing goes on.
     s.tenant_to_config();
-    wait_for("judged under the new generation", Duration::from_secs(20), || {
-        metric(&daemon.metrics(), "auditor_connections_total", &[("verdict", "allowed"), ("rules", "26")])
-    });
-    assert!(daemon.fd_count() <= fds + 2, "fds {} after, {fds} before", daemon.fd_count());
+    wait_for(
+        "judged under the new generation",
+        Duration::from_secs(20),
+        || {
+            metric(
+                &daemon.metrics(),
+                "auditor_connections_total",
+                &[("verdict", "allowed"), ("rules", "26")],
+            )
+        },
+    );
+    assert!(
+        daemon.fd_count() <= fds + 2,
+        "fds {} after, {fds} before",
+        daemon.fd_count()
+    );
     daemon.stop().expect("clean stop");
 }

@@ -69,8 +69,8 @@ fn in_netns<T: Send + 'static>(
 /// be attributed to their pod, so the daemon says so at start instead of quietly judging
 /// them `unknown_source`.
 pub fn access_check() -> Result<(), String> {
-    let own = std::fs::File::open("/proc/self/ns/net")
-        .map_err(|e| format!("/proc/self/ns/net: {e}"))?;
+    let own =
+        std::fs::File::open("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
     std::thread::spawn(move || {
         nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("entering a network namespace (setns, needs CAP_SYS_ADMIN): {e}"))

@@ -76,7 +76,10 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         Some(p) => {
             let (mut st, aside) = Store::open_or_set_aside(p)?;
             if let Some(aside) = aside {
-                set_aside = Some(StoreSetAside { path: p.clone(), aside });
+                set_aside = Some(StoreSetAside {
+                    path: p.clone(),
+                    aside,
+                });
             }
             let json = allowlist::file::to_json(&judge.allowlist);
             st.set_allowlist(&json)?;
@@ -98,8 +101,15 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         Some(p) => sinks::EventTarget::File(p.clone()),
         None => sinks::EventTarget::Stdout,
     };
-    let events = sinks::EventWriter::new(events)
-        .with_context(|| format!("opening the events output ({})", cfg.alerts.events.as_ref().map_or("stdout".into(), |p| p.display().to_string())))?;
+    let events = sinks::EventWriter::new(events).with_context(|| {
+        format!(
+            "opening the events output ({})",
+            cfg.alerts
+                .events
+                .as_ref()
+                .map_or("stdout".into(), |p| p.display().to_string())
+        )
+    })?;
     let shared = Arc::new(Shared {
         node: cfg.node.clone(),
         metrics: Metrics::new(),
@@ -175,12 +185,8 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
 
-    let mut handler = handler::DaemonHandler::new(
-        shared.clone(),
-        judge_rx,
-        events,
-        cfg.scope.clone(),
-    );
+    let mut handler =
+        handler::DaemonHandler::new(shared.clone(), judge_rx, events, cfg.scope.clone());
     let summary = stream::run(&mut probes, &mut handler, shutdown).await;
     shared
         .ready

@@ -232,7 +232,11 @@ fn fingerprint(cfg: &PolicyConfig) -> Fingerprint {
     Fingerprint {
         stats: stats(cfg),
         digests: policy_paths(cfg)
-            .map(|p| std::fs::read(p).ok().map(|b| sha2::Sha256::digest(&b).into()))
+            .map(|p| {
+                std::fs::read(p)
+                    .ok()
+                    .map(|b| sha2::Sha256::digest(&b).into())
+            })
             .collect(),
     }
 }
@@ -271,7 +275,9 @@ impl ReloadWatch {
             self.loaded = now;
             return true;
         }
-        tracing::info!("policy files changed; loading them once they are unchanged at the next poll");
+        tracing::info!(
+            "policy files changed; loading them once they are unchanged at the next poll"
+        );
         self.candidate = Some(now);
         false
     }

@@ -343,7 +343,10 @@ impl Store {
         };
         match file_id(path) {
             Some(now) if now == *id => Ok(()),
-            Some(_) => bail!("{}: the store file was replaced by another file", path.display()),
+            Some(_) => bail!(
+                "{}: the store file was replaced by another file",
+                path.display()
+            ),
             None => bail!("{}: the store file was removed", path.display()),
         }
     }
@@ -1030,15 +1033,25 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         s.commit("n1", &one_edge(5)).unwrap();
         assert!(s.take_restarted().unwrap().contains("was removed"));
-        assert_eq!(stored(&path), 5, "the acknowledged commit is on disk at the path");
         assert_eq!(
-            Store::open_existing(&path).unwrap().allowlist().unwrap().as_deref(),
+            stored(&path),
+            5,
+            "the acknowledged commit is on disk at the path"
+        );
+        assert_eq!(
+            Store::open_existing(&path)
+                .unwrap()
+                .allowlist()
+                .unwrap()
+                .as_deref(),
             Some("{\"version\":1}")
         );
 
         let dir = path.parent().unwrap();
         std::fs::remove_dir_all(dir).unwrap();
-        let e = s.commit("n1", &one_edge(7)).expect_err("nothing to write to");
+        let e = s
+            .commit("n1", &one_edge(7))
+            .expect_err("nothing to write to");
         assert!(format!("{e:#}").contains("was removed"), "{e:#}");
         std::fs::create_dir_all(dir).unwrap();
         s.commit("n1", &one_edge(7)).unwrap();
@@ -1062,11 +1075,23 @@ mod tests {
     #[test]
     fn a_damaged_store_is_moved_aside_and_kept() {
         let path = tmp("damaged");
-        std::fs::write(&path, b"this is not a database, just damaged bytes\n".repeat(200)).unwrap();
+        std::fs::write(
+            &path,
+            b"this is not a database, just damaged bytes\n".repeat(200),
+        )
+        .unwrap();
         let (mut s, aside) = Store::open_or_set_aside(&path).unwrap();
         let aside = aside.expect("moved aside");
-        assert!(aside.to_string_lossy().contains("store.db.corrupt-"), "{}", aside.display());
-        assert!(std::fs::read(&aside).unwrap().starts_with(b"this is not a database"));
+        assert!(
+            aside.to_string_lossy().contains("store.db.corrupt-"),
+            "{}",
+            aside.display()
+        );
+        assert!(
+            std::fs::read(&aside)
+                .unwrap()
+                .starts_with(b"this is not a database")
+        );
         s.commit("n1", &one_edge(2)).unwrap();
         assert_eq!(stored(&path), 2);
 
