@@ -6,6 +6,7 @@
 //!   acknowledged, and when the directory is back a new store is started there holding
 //!   exactly what was acknowledged since; a failed final flush is said so at shutdown;
 //! - a policy file written slowly (half, a poll, the rest): the half is never loaded.
+//!
 //! In each the daemon's file descriptors stay flat.
 
 use std::{
@@ -412,7 +413,7 @@ fn a_policy_file_written_slowly_is_loaded_only_when_complete() {
         .truncate(true)
         .open(&path)
         .unwrap();
-    f.write_all(full[..cut].as_bytes()).unwrap();
+    f.write_all(&full.as_bytes()[..cut]).unwrap();
     f.sync_all().unwrap();
     // A poll sees the half file; the rest is written well before the next poll.
     wait_for("the change seen", Duration::from_secs(10), || {
@@ -421,7 +422,7 @@ fn a_policy_file_written_slowly_is_loaded_only_when_complete() {
             .contains("policy files changed")
             .then_some(())
     });
-    f.write_all(full[cut..].as_bytes()).unwrap();
+    f.write_all(&full.as_bytes()[cut..]).unwrap();
     drop(f);
     let generation = || metric(&daemon.metrics(), "auditor_policy_generation", &[]).unwrap_or(0.0);
     wait_for("the complete file loaded", Duration::from_secs(20), || {

@@ -90,7 +90,7 @@ pub async fn store_loop(
     cfg: StoreConfig,
     mut stop: watch::Receiver<bool>,
 ) -> Option<bool> {
-    let Some(store) = store else { return None };
+    let store = store?;
     let mut last_end_ms = shared.session_start_ms;
     let mut tick = tokio::time::interval(cfg.flush);
     let mut last_prune = tokio::time::Instant::now();
