@@ -164,7 +164,10 @@ pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::
             && !alerts.is_empty()
         {
             if let Some(t) = retry_at {
-                tokio::time::sleep_until(t).await;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t) => {}
+                    _ = stop.changed() => return,
+                }
             }
             match c.post(&alerts).await {
                 Ok(()) => {
@@ -357,10 +360,11 @@ pub async fn reload_loop(
                         cfg.overrides.as_deref(),
                     );
                     let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Err(e) = st
-                        .set_allowlist(&json)
-                        .and_then(|()| st.record_inputs(&inputs?, &json))
-                    {
+                    // Both are tried even when one fails, so a store started afresh later
+                    // (its file gone now) records this generation, not the previous one.
+                    let set = st.set_allowlist(&json);
+                    let recorded = inputs.and_then(|i| st.record_inputs(&i, &json));
+                    for e in [set.err(), recorded.err()].into_iter().flatten() {
                         StoreCommitFailed { error: &e }.emit(&shared.metrics);
                     }
                 }

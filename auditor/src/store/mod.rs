@@ -644,8 +644,10 @@ impl Store {
     /// Records the allowlist the observations were judged against (its JSON form), so a
     /// report from this store needs nothing else.
     pub fn set_allowlist(&mut self, json: &str) -> anyhow::Result<()> {
-        self.ensure_file()?;
+        // Kept first: a store started afresh later records this one even if this write
+        // fails now.
         self.seed.allowlist = Some(json.to_string());
+        self.ensure_file()?;
         self.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('allowlist', ?1)",
             params![json],
@@ -662,6 +664,7 @@ impl Store {
         allowlist_json: &str,
     ) -> anyhow::Result<()> {
         self.seed.inputs = Some((inputs.clone(), allowlist_json.to_string()));
+        self.ensure_file()?;
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
