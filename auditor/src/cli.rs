@@ -429,7 +429,9 @@ pub struct RunArgs {
     /// This node's name in events, alerts and the store.
     #[arg(long, env = "NODE_NAME")]
     pub node: Option<String>,
-    /// How often the policy files are checked for changes.
+    /// How often the policy files are checked for changes. A changed file is loaded once
+    /// it is unchanged (size, mtime, content) across two checks, so a file still being
+    /// written is never loaded; replacing it by an atomic rename is best.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub reload_poll: Duration,
     /// Judge only flows touching these networks (comma-separated CIDRs), e.g. the pod

@@ -9,7 +9,9 @@ use auditor_common::Counter;
 
 use crate::{
     edge::Edge,
-    metrics::{EdgeLabels, KernelLabels, Metrics, PolicyLabels, ResultLabels, VerdictLabels},
+    metrics::{
+        EdgeLabels, KernelLabels, Metrics, PolicyLabels, ReasonLabels, ResultLabels, VerdictLabels,
+    },
 };
 
 pub trait InternalEvent {
@@ -91,13 +93,80 @@ impl InternalEvent for StoreCommitFailed<'_> {
     }
 }
 
+/// The store file was removed or replaced under the daemon; a new one was started at the
+/// same path (what the old file held is wherever the operator moved it, if anywhere).
+pub struct StoreRestarted<'a> {
+    pub reason: &'a str,
+}
+
+impl InternalEvent for StoreRestarted<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            reason = self.reason,
+            "started a new store file at the same path; commits to the lost file were not acknowledged"
+        );
+        m.store_restarts.inc();
+    }
+}
+
+/// The store was damaged at start: moved aside (kept) and a new one started.
+pub struct StoreSetAside {
+    pub path: std::path::PathBuf,
+    pub aside: std::path::PathBuf,
+}
+
+impl InternalEvent for StoreSetAside {
+    fn emit(self, m: &Metrics) {
+        tracing::error!(
+            store = %self.path.display(),
+            moved_to = %self.aside.display(),
+            "the store was damaged: moved aside (kept, not deleted) and a new store started; auditing goes on"
+        );
+        m.store_set_aside.inc();
+    }
+}
+
+/// Auditing runs with less than it should (no BTF, no access to network namespaces):
+/// a warning at start and `auditor_degraded{reason} 1`, so the missing attribution is
+/// never silent.
+pub struct Degraded<'a> {
+    pub reason: &'static str,
+    pub detail: &'a str,
+    pub consequence: &'static str,
+}
+
+impl InternalEvent for Degraded<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            reason = self.reason,
+            detail = self.detail,
+            "degraded: {}",
+            self.consequence
+        );
+        m.degraded
+            .get_or_create(&ReasonLabels {
+                reason: self.reason.into(),
+            })
+            .set(1);
+    }
+}
+
 pub struct AlertmanagerPosted {
     pub alerts: usize,
+    /// The first post that worked after failures.
+    pub recovered: bool,
 }
 
 impl InternalEvent for AlertmanagerPosted {
     fn emit(self, m: &Metrics) {
-        tracing::debug!(alerts = self.alerts, "alerts posted to Alertmanager");
+        if self.recovered {
+            tracing::warn!(
+                alerts = self.alerts,
+                "Alertmanager reachable again; alerts posted"
+            );
+        } else {
+            tracing::debug!(alerts = self.alerts, "alerts posted to Alertmanager");
+        }
         m.alertmanager_posts.get_or_create(&result("success")).inc();
     }
 }
@@ -237,14 +306,51 @@ impl InternalEvent for EventWritten {
     }
 }
 
+/// A violation event the output refused (full disk, closed pipe): counted as a failure
+/// and as a dropped event; auditing goes on and the output is retried after `retry_in`.
 pub struct EventWriteFailed<'a> {
+    pub output: String,
     pub error: &'a std::io::Error,
+    pub retry_in: Duration,
 }
 
 impl InternalEvent for EventWriteFailed<'_> {
     fn emit(self, m: &Metrics) {
-        tracing::error!(error = %self.error, "writing a violation event failed");
+        tracing::error!(
+            output = self.output,
+            error = %self.error,
+            retry_in = ?self.retry_in,
+            "writing a violation event failed; the event is dropped (counted) and auditing goes on"
+        );
         m.event_write_failures.inc();
+        m.events_dropped.inc();
+    }
+}
+
+/// A violation event not written because the output is backing off after a failure.
+pub struct EventDropped;
+
+impl InternalEvent for EventDropped {
+    fn emit(self, m: &Metrics) {
+        tracing::debug!("events output backing off; violation event dropped (counted)");
+        m.events_dropped.inc();
+    }
+}
+
+/// The events output works again after failing.
+pub struct EventOutputRecovered {
+    pub output: String,
+    pub dropped: u64,
+}
+
+impl InternalEvent for EventOutputRecovered {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            output = self.output,
+            dropped = self.dropped,
+            "events output recovered"
+        );
+        m.event_output_recoveries.inc();
     }
 }
 

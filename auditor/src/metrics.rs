@@ -8,24 +8,67 @@ use std::sync::atomic::AtomicU64;
 
 use crate::edge::Edge;
 use prometheus_client::{
-    encoding::EncodeLabelSet,
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
+/// A label value, escaped as the exposition formats require (`\` -> `\\`, `"` -> `\"`,
+/// newline -> `\n`) when encoded. prometheus-client 0.24 writes label values raw
+/// (client_rust#151), so one service named with a quote would break every scrape; every
+/// label set here holds its values in this type so none can be left unescaped.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LabelValue(pub String);
+
+impl LabelValue {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for LabelValue {
+    fn from(s: String) -> LabelValue {
+        LabelValue(s)
+    }
+}
+
+impl From<&str> for LabelValue {
+    fn from(s: &str) -> LabelValue {
+        LabelValue(s.to_string())
+    }
+}
+
+impl EncodeLabelValue for LabelValue {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        let s = self.0.as_str();
+        let mut rest = s;
+        while let Some(i) = rest.find(['\\', '"', '\n']) {
+            encoder.write_str(&rest[..i])?;
+            encoder.write_str(match rest.as_bytes()[i] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[i + 1..];
+        }
+        encoder.write_str(rest)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerdictLabels {
-    pub verdict: String,
+    pub verdict: LabelValue,
     /// The documented connection numbers ("26", "26,27"), or "none".
-    pub rules: String,
-    pub transport: String,
+    pub rules: LabelValue,
+    pub transport: LabelValue,
 }
 
 impl VerdictLabels {
     pub fn of(e: &Edge) -> VerdictLabels {
         VerdictLabels {
             verdict: e.verdict.as_str().into(),
-            rules: e.rules_label(),
+            rules: e.rules_label().into(),
             transport: e.transport.as_str().into(),
         }
     }
@@ -34,13 +77,13 @@ impl VerdictLabels {
 /// One violation edge as a label set: what an alert routes on. Built from the edge only.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EdgeLabels {
-    pub verdict: String,
-    pub src: String,
-    pub dst: String,
-    pub transport: String,
-    pub port: String,
-    pub rules: String,
-    pub node: String,
+    pub verdict: LabelValue,
+    pub src: LabelValue,
+    pub dst: LabelValue,
+    pub transport: LabelValue,
+    pub port: LabelValue,
+    pub rules: LabelValue,
+    pub node: LabelValue,
 }
 
 impl EdgeLabels {
@@ -48,11 +91,11 @@ impl EdgeLabels {
         let k = e.key();
         EdgeLabels {
             verdict: k.verdict.as_str().into(),
-            src: k.src,
-            dst: k.dst,
+            src: k.src.into(),
+            dst: k.dst.into(),
             transport: k.transport.as_str().into(),
-            port: k.port.to_string(),
-            rules: e.rules_label(),
+            port: k.port.to_string().into(),
+            rules: e.rules_label().into(),
             node: node.into(),
         }
     }
@@ -60,12 +103,17 @@ impl EdgeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    pub result: String,
+    pub result: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: LabelValue,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KernelLabels {
-    pub counter: String,
+    pub counter: LabelValue,
 }
 
 /// The policy in force: `auditor report --prometheus` checks it is the allowlist it
@@ -77,7 +125,7 @@ pub struct PolicyLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
-    pub version: String,
+    pub version: LabelValue,
 }
 
 /// A unix time in seconds, as a gauge.
@@ -105,12 +153,22 @@ pub struct Metrics {
     pub store_commits: Family<ResultLabels, Counter>,
     pub store_acknowledged: Counter,
     pub store_pending: Gauge,
+    /// 1 per reason the daemon runs degraded (no_btf, no_netns_access).
+    pub degraded: Family<ReasonLabels, Gauge>,
+    /// New store files started because the open one was removed or replaced.
+    pub store_restarts: Counter,
+    /// Damaged stores moved aside at start.
+    pub store_set_aside: Counter,
     /// Violation edges beyond the label budget, counted here instead of as new series.
     pub edges_over_budget: Counter,
     /// Connections outside `--scope`, not judged.
     pub out_of_scope: Counter,
     /// Violation events that could not be written.
     pub event_write_failures: Counter,
+    /// Violation events not written (a failed write, or the output backing off after one).
+    pub events_dropped: Counter,
+    /// Times the events output worked again after failing.
+    pub event_output_recoveries: Counter,
     /// Kernel records that could not be decoded (skipped).
     pub malformed_records: Counter,
 }
@@ -136,9 +194,14 @@ impl Metrics {
             store_commits: Family::default(),
             store_acknowledged: Counter::default(),
             store_pending: Gauge::default(),
+            degraded: Family::default(),
+            store_restarts: Counter::default(),
+            store_set_aside: Counter::default(),
             edges_over_budget: Counter::default(),
             out_of_scope: Counter::default(),
             event_write_failures: Counter::default(),
+            events_dropped: Counter::default(),
+            event_output_recoveries: Counter::default(),
             malformed_records: Counter::default(),
             registry: Registry::default(),
         };
@@ -231,6 +294,21 @@ impl Metrics {
             m.store_pending.clone(),
         );
         registry.register(
+            "degraded",
+            "1 for each reason the daemon audits with less than it should: no_btf (TCP flows carry no network namespace), no_netns_access (loopback and unbound UDP flows cannot be attributed to their pod)",
+            m.degraded.clone(),
+        );
+        registry.register(
+            "store_restarts",
+            "New store files started at the store path because the open one was removed or replaced",
+            m.store_restarts.clone(),
+        );
+        registry.register(
+            "store_set_aside",
+            "Damaged stores moved aside (kept) at start, a new store started in their place",
+            m.store_set_aside.clone(),
+        );
+        registry.register(
             "violation_edges_over_budget",
             "Violation edges not given their own series",
             m.edges_over_budget.clone(),
@@ -244,6 +322,16 @@ impl Metrics {
             "violation_event_write_failures",
             "Violation events that could not be written",
             m.event_write_failures.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Violation events not written: the write failed, or the output was backing off after a failure",
+            m.events_dropped.clone(),
+        );
+        registry.register(
+            "event_output_recoveries",
+            "Times the events output worked again after failing",
+            m.event_output_recoveries.clone(),
         );
         registry.register(
             "malformed_records",
@@ -263,5 +351,37 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service named with a quote, a backslash and a newline still gives a scrape a
+    /// parser reads: each is escaped, and the value reads back as it was.
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.violations
+            .get_or_create(&EdgeLabels {
+                verdict: "undocumented".into(),
+                src: "a\"b".into(),
+                dst: "c\\d\ne".into(),
+                transport: "tcp".into(),
+                port: "80".into(),
+                rules: "none".into(),
+                node: "n".into(),
+            })
+            .inc();
+        let text = m.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("auditor_violations_total{"))
+            .expect("the series");
+        assert!(
+            line.contains(r#"src="a\"b""#) && line.contains(r#"dst="c\\d\ne""#),
+            "{line}"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The daemon runs with exactly the capabilities the chart grants, and no more: started
 //! under a bounding set read from the rendered DaemonSet, it attaches its probes and
 //! judges a real connection between two network namespaces. The same with
-//! `security.netnsEnrichment=false` (no SYS_ADMIN), the chart's reduced set.
+//! `security.netnsEnrichment=false` (no SYS_ADMIN), the chart's reduced set, which the
+//! daemon reports as degraded (`auditor_degraded{reason="no_netns_access"} 1`).
 
 use std::{os::unix::fs::PermissionsExt, path::PathBuf, sync::Mutex, time::Duration};
 
@@ -54,7 +55,9 @@ fn confined_auditor(dir: &std::path::Path, caps: &[String]) -> PathBuf {
     wrapper
 }
 
-fn audits_with(caps: &[String], name: &str) {
+/// `degraded`: the reason `auditor_degraded` must name (and no other), or None when the
+/// daemon must not call itself degraded.
+fn audits_with(caps: &[String], name: &str, degraded: Option<&str>) {
     let lab = Lab::new(&["tenant", "config"]).expect("lab");
     let dir = std::env::temp_dir().join(format!("auditor-caps-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -111,8 +114,29 @@ fn audits_with(caps: &[String], name: &str) {
         )
         .filter(|n| *n >= 1.0)
     });
+    // A degraded mode is a metric and a warning, not silence.
+    let text = daemon.metrics();
+    let reasons: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("auditor_degraded{") && l.ends_with(" 1"))
+        .collect();
+    match degraded {
+        Some(reason) => assert_eq!(
+            reasons,
+            vec![format!("auditor_degraded{{reason=\"{reason}\"}} 1").as_str()],
+            "{text}"
+        ),
+        None => assert!(reasons.is_empty(), "{reasons:?}"),
+    }
     let log = daemon.stop().expect("clean stop");
     assert!(!log.contains("ERROR"), "{log}");
+    if let Some(reason) = degraded {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains("degraded") && l.contains(reason)),
+            "{log}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -129,8 +153,8 @@ fn the_daemon_audits_with_exactly_the_charts_capabilities() {
     let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
     let caps = chart_capabilities();
     assert!(caps.contains(&"sys_admin".to_string()), "{caps:?}");
-    audits_with(&caps, "chart");
+    audits_with(&caps, "chart", None);
     // security.netnsEnrichment=false drops SYS_ADMIN: still auditing.
     let reduced: Vec<String> = caps.into_iter().filter(|c| c != "sys_admin").collect();
-    audits_with(&reduced, "no-sys-admin");
+    audits_with(&reduced, "no-sys-admin", Some("no_netns_access"));
 }

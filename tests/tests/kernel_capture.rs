@@ -438,14 +438,20 @@ fn own_netns_cookie() -> u64 {
 #[test]
 fn connections_and_listeners_open_before_the_capture_are_reported_existing_with_their_owner() {
     let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
-    if !kernel_tests_enabled("connections_and_listeners_open_before_the_capture_are_reported_existing_with_their_owner") {
+    if !kernel_tests_enabled(
+        "connections_and_listeners_open_before_the_capture_are_reported_existing_with_their_owner",
+    ) {
         return;
     }
     let lab = Lab::new(&["cli", "srv"]).expect("lab");
     let (cli, srv) = (lab.host("cli").clone(), lab.host("srv").clone());
     // A server and a client with a pooled TCP connection, a connected UDP socket and a
     // listener of its own, all opened before the auditor starts.
-    let server = serve(&lab, "srv", &["hold", "60", &format!("accept:{}:7100", srv.v4)]);
+    let server = serve(
+        &lab,
+        "srv",
+        &["hold", "60", &format!("accept:{}:7100", srv.v4)],
+    );
     let holder = serve(
         &lab,
         "cli",
@@ -482,21 +488,33 @@ fn connections_and_listeners_open_before_the_capture_are_reported_existing_with_
         existing(r) && r["transport"] == "tcp" && r["direction"] == "egress"
     });
     assert_eq!(r["src_addr"], cli.v4.to_string(), "{r}");
-    assert_eq!((&r["dst_addr"], &r["dst_port"]), (&srv.v4.to_string().into(), &7100.into()), "{r}");
+    assert_eq!(
+        (&r["dst_addr"], &r["dst_port"]),
+        (&srv.v4.to_string().into(), &7100.into()),
+        "{r}"
+    );
     assert_eq!(r["count"], 1, "{r}");
     check_owner(r, holder_pid);
 
     let r = only(&recs, "existing connected udp", |r| {
         existing(r) && r["transport"] == "udp"
     });
-    assert_eq!((&r["direction"], &r["dst_port"], &r["count"]), (&"egress".into(), &7101.into(), &1.into()), "{r}");
+    assert_eq!(
+        (&r["direction"], &r["dst_port"], &r["count"]),
+        (&"egress".into(), &7101.into(), &1.into()),
+        "{r}"
+    );
     assert_eq!(r["dst_addr"], srv.v4.to_string(), "{r}");
     check_owner(r, holder_pid);
 
     let r = only(&recs, "existing client-side listener", |r| {
         existing(r) && r["dst_port"] == 7102
     });
-    assert_eq!((&r["direction"], &r["src_addr"], &r["count"]), (&"ingress".into(), &Value::Null, &0.into()), "{r}");
+    assert_eq!(
+        (&r["direction"], &r["src_addr"], &r["count"]),
+        (&"ingress".into(), &Value::Null, &0.into()),
+        "{r}"
+    );
     assert_eq!(r["dst_addr"], cli.v4.to_string(), "{r}");
     check_owner(r, holder_pid);
 
@@ -507,7 +525,11 @@ fn connections_and_listeners_open_before_the_capture_are_reported_existing_with_
             && r["dst_port"] == 7100
             && r["src_addr"] == cli.v4.to_string()
     });
-    assert_eq!((&r["direction"], &r["count"]), (&"ingress".into(), &1.into()), "{r}");
+    assert_eq!(
+        (&r["direction"], &r["count"]),
+        (&"ingress".into(), &1.into()),
+        "{r}"
+    );
     check_owner(r, server_pid);
     let r = only(&recs, "existing server listener", |r| {
         existing(r) && r["dst_port"] == 7100 && r["src_addr"].is_null()
@@ -515,7 +537,13 @@ fn connections_and_listeners_open_before_the_capture_are_reported_existing_with_
     check_owner(r, server_pid);
 
     // The passive open after the start names the listener's owner found by the walk.
-    let r = only(&recs, "passive open to the older listener", |r| r["hook"] == "tcp_passive");
-    assert_eq!((&r["tgid"], &r["comm"]), (&server_pid.into(), &"auditor-peer".into()), "{r}");
+    let r = only(&recs, "passive open to the older listener", |r| {
+        r["hook"] == "tcp_passive"
+    });
+    assert_eq!(
+        (&r["tgid"], &r["comm"]),
+        (&server_pid.into(), &"auditor-peer".into()),
+        "{r}"
+    );
     assert_nothing_lost(&out.summary);
 }

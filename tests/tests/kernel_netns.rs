@@ -112,6 +112,27 @@ fn two_hundred_namespaces_come_and_go_and_the_daemons_fds_stay_flat() {
         after <= before + 5,
         "the daemon keeps descriptors of deleted namespaces: {after} fds, {before} before"
     );
+    // Auditing goes on after the churn: a namespace made now is still found and its
+    // traffic judged.
+    let judged = || -> f64 {
+        daemon
+            .metrics()
+            .lines()
+            .filter(|l| {
+                l.starts_with("auditor_connections_total{") && l.contains("transport=\"udp\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let before_late = judged();
+    let late = Namespaces::create(&format!("aud{}late", std::process::id()), 1);
+    late.send_from_each();
+    auditor_tests::services::wait_for(
+        "traffic after the churn judged",
+        Duration::from_secs(20),
+        || (judged() > before_late).then_some(()),
+    );
+    drop(late);
     daemon.stop().expect("clean stop");
     std::fs::remove_dir_all(&dir).unwrap();
 }

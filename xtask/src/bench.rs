@@ -172,12 +172,19 @@ fn which(tool: &str, package: &str) -> anyhow::Result<()> {
         .status()
         .is_ok();
     if !found {
-        bail!("{tool} is missing: the capture benchmark needs it; run `cargo xtask setup` (Debian package {package})");
+        bail!(
+            "{tool} is missing: the capture benchmark needs it; run `cargo xtask setup` (Debian package {package})"
+        );
     }
     Ok(())
 }
 
-fn capture_rounds(ops: u64, rounds: usize, storms: &[String], auditor: &Path) -> anyhow::Result<()> {
+fn capture_rounds(
+    ops: u64,
+    rounds: usize,
+    storms: &[String],
+    auditor: &Path,
+) -> anyhow::Result<()> {
     let mut report = Vec::new();
     println!(
         "auditor binary: {}\nNote: absolute rates and ratios drift with the machine's other load; \
@@ -211,8 +218,16 @@ fn capture_rounds(ops: u64, rounds: usize, storms: &[String], auditor: &Path) ->
                     r.rate / bare_rate,
                     r.ebpf_ns_per_op(),
                     r.cpu_ns_per_op() / 1000.0,
-                    if arm == Arm::Auditor { r.lost.to_string() } else { "-".into() },
-                    if arm == Arm::Auditor { r.ringbuf_full.to_string() } else { "-".into() },
+                    if arm == Arm::Auditor {
+                        r.lost.to_string()
+                    } else {
+                        "-".into()
+                    },
+                    if arm == Arm::Auditor {
+                        r.ringbuf_full.to_string()
+                    } else {
+                        "-".into()
+                    },
                 );
                 runs[i].push(r);
             }
@@ -268,8 +283,10 @@ fn capture_rounds(ops: u64, rounds: usize, storms: &[String], auditor: &Path) ->
                     *ns as f64 / *cnt as f64,
                     *ns as f64 / total_ops.max(1) as f64
                 );
-                progs_json.push(json!({"program": name, "runs_per_op": *cnt as f64 / total_ops.max(1) as f64,
-                    "ns_per_run": *ns as f64 / *cnt as f64}));
+                progs_json.push(
+                    json!({"program": name, "runs_per_op": *cnt as f64 / total_ops.max(1) as f64,
+                    "ns_per_run": *ns as f64 / *cnt as f64}),
+                );
             }
             let sum = |f: fn(&ArmRun) -> u64| rs.iter().map(f).sum::<u64>();
             arms_json.push(json!({
@@ -293,8 +310,10 @@ fn capture_rounds(ops: u64, rounds: usize, storms: &[String], auditor: &Path) ->
             sum(|r| r.ringbuf_full),
             sum(|r| r.evictions),
         );
-        report.push(json!({"storm": proto, "ops": ops, "rounds": rounds, "arms": arms_json,
-            "eaddrnotavail": addr}));
+        report.push(
+            json!({"storm": proto, "ops": ops, "rounds": rounds, "arms": arms_json,
+            "eaddrnotavail": addr}),
+        );
     }
     let dir = crate::root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -306,7 +325,9 @@ fn capture_rounds(ops: u64, rounds: usize, storms: &[String], auditor: &Path) ->
 
 fn spread(v: &[f64]) -> (f64, f64) {
     v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        })
 }
 
 /// A/B/C-agnostic: attaches the arm's tracer, runs one storm, reads the kernel's run
@@ -365,7 +386,9 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
     let mut run = ArmRun::default();
     if let Some((mut child, err)) = tracer.take() {
         if arm == Arm::Bpftrace {
-            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
         } else {
             nix_kill_term(child.id());
         }
@@ -405,14 +428,18 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
     run.eaddrnotavail = s.eaddrnotavail;
     for (id, (name, cnt1, ns1)) in &progs1 {
         let (cnt0, ns0) = progs0.get(id).map_or((0, 0), |p| (p.1, p.2));
-        run.progs.push((name.clone(), cnt1 - cnt0.min(*cnt1), ns1 - ns0.min(*ns1)));
+        run.progs
+            .push((name.clone(), cnt1 - cnt0.min(*cnt1), ns1 - ns0.min(*ns1)));
     }
     Ok(run)
 }
 
 /// The ids of every loaded program: the tracer's are those that appear after this.
 fn prog_ids() -> anyhow::Result<std::collections::HashSet<u64>> {
-    Ok(prog_show()?.iter().filter_map(|p| p["id"].as_u64()).collect())
+    Ok(prog_show()?
+        .iter()
+        .filter_map(|p| p["id"].as_u64())
+        .collect())
 }
 
 type ProgStats = std::collections::HashMap<u64, (String, u64, u64)>;
@@ -444,7 +471,10 @@ fn prog_show() -> anyhow::Result<Vec<Value>> {
         .output()
         .context("running bpftool prog show")?;
     if !out.status.success() {
-        bail!("bpftool prog show: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "bpftool prog show: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let v: Value = serde_json::from_slice(&out.stdout).context("bpftool's JSON")?;
     Ok(v.as_array().cloned().unwrap_or_default())

@@ -177,11 +177,22 @@ mod tests {
         }
         let o = sock_offsets_in(&read(Path::new(VMLINUX_BTF)).expect("btf")).expect("offsets");
         assert_eq!(o.valid, 1);
-        let mut all = [o.family, o.daddr, o.rcv_saddr, o.dport, o.num, o.v6_daddr, o.v6_rcv_saddr];
+        let mut all = [
+            o.family,
+            o.daddr,
+            o.rcv_saddr,
+            o.dport,
+            o.num,
+            o.v6_daddr,
+            o.v6_rcv_saddr,
+        ];
         assert!(all.iter().all(|&x| x < 128), "{o:?}");
         all.sort();
         assert!(all.windows(2).all(|w| w[0] < w[1]), "{o:?}");
-        assert!(o.protocol >= 128, "sk_protocol lies past sock_common: {o:?}");
+        assert!(
+            o.protocol >= 128,
+            "sk_protocol lies past sock_common: {o:?}"
+        );
     }
 
     #[test]

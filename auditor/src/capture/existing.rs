@@ -128,7 +128,11 @@ pub fn scan(proc: &Path, cgroup_root: &Path) -> Scan {
             ("udp6", Transport::Udp, true),
         ] {
             if let Ok(text) = std::fs::read_to_string(net.join(file)) {
-                sockets.extend(text.lines().skip(1).filter_map(|l| parse_line(l, transport, v6)));
+                sockets.extend(
+                    text.lines()
+                        .skip(1)
+                        .filter_map(|l| parse_line(l, transport, v6)),
+                );
             }
         }
         // Local (address, port) of this namespace's TCP listeners: an established socket on
@@ -237,7 +241,11 @@ fn parse_endpoint(field: &str, v6: bool) -> Option<SocketAddr> {
     let (addr, port) = field.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let word = |i: usize| -> Option<[u8; 4]> {
-        Some(u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16).ok()?.to_ne_bytes())
+        Some(
+            u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16)
+                .ok()?
+                .to_ne_bytes(),
+        )
     };
     let ip = if v6 {
         let mut b = [0u8; 16];
@@ -410,19 +418,38 @@ mod tests {
             accepted: false,
         };
         let found = vec![
-            sock(SocketState::Established, "10.0.0.2:40000", "10.0.0.1:5432", 1),
-            sock(SocketState::Established, "10.0.0.2:40001", "10.0.0.1:5432", 2),
+            sock(
+                SocketState::Established,
+                "10.0.0.2:40000",
+                "10.0.0.1:5432",
+                1,
+            ),
+            sock(
+                SocketState::Established,
+                "10.0.0.2:40001",
+                "10.0.0.1:5432",
+                2,
+            ),
             sock(SocketState::Listen, "0.0.0.0:8080", "0.0.0.0:0", 3),
         ];
         let mut evs = events(&found, |_| 99, 1000);
         evs.sort_by_key(|(e, _)| e.key.port);
         assert_eq!(evs.len(), 2);
         let (pool, _) = &evs[0];
-        assert_eq!((pool.key.port, pool.count, pool.key.direction), (5432, 2, DIRECTION_EGRESS));
-        assert_eq!((pool.key.netns_cookie, pool.pid, pool.hook), (99, 42, Hook::Existing as u8));
+        assert_eq!(
+            (pool.key.port, pool.count, pool.key.direction),
+            (5432, 2, DIRECTION_EGRESS)
+        );
+        assert_eq!(
+            (pool.key.netns_cookie, pool.pid, pool.hook),
+            (99, 42, Hook::Existing as u8)
+        );
         let (listener, is_listener) = &evs[1];
         assert!(is_listener);
-        assert_eq!((listener.key.port, listener.count, listener.key.direction), (8080, 0, DIRECTION_INGRESS));
+        assert_eq!(
+            (listener.key.port, listener.count, listener.key.direction),
+            (8080, 0, DIRECTION_INGRESS)
+        );
         assert_eq!(listeners(&found, |_| 99).len(), 1);
     }
 }

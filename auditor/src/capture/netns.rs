@@ -64,6 +64,21 @@ fn in_netns<T: Send + 'static>(
     .flatten()
 }
 
+/// Whether namespaces can be entered at all (setns needs CAP_SYS_ADMIN): tried on our
+/// own namespace, which changes nothing. Without it loopback and unbound-UDP flows cannot
+/// be attributed to their pod, so the daemon says so at start instead of quietly judging
+/// them `unknown_source`.
+pub fn access_check() -> Result<(), String> {
+    let own =
+        std::fs::File::open("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("entering a network namespace (setns, needs CAP_SYS_ADMIN): {e}"))
+    })
+    .join()
+    .map_err(|_| "the namespace check panicked".to_string())?
+}
+
 fn cookie_here() -> Option<u64> {
     let s = UdpSocket::bind("0.0.0.0:0")
         .or_else(|_| UdpSocket::bind("[::]:0"))

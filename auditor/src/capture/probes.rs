@@ -336,17 +336,25 @@ impl Probes {
     /// Records a listening socket's owner found by the enumeration of open sockets, so
     /// passive opens to a server that bound before the probes were attached name it.
     /// A listener the kernel recorded itself (post_bind) is left as it is.
-    pub fn seed_listener(&mut self, key: &ListenerKey, owner: &ListenerOwner) -> Result<(), ProbeError> {
-        let map = self.ebpf.map_mut(MAP_LISTENERS).ok_or(ProbeError::MissingMap {
-            name: MAP_LISTENERS,
-            detail: "absent".into(),
-        })?;
-        let mut listeners = HashMap::<_, ListenerKey, ListenerOwner>::try_from(map).map_err(
-            |e| ProbeError::MissingMap {
+    pub fn seed_listener(
+        &mut self,
+        key: &ListenerKey,
+        owner: &ListenerOwner,
+    ) -> Result<(), ProbeError> {
+        let map = self
+            .ebpf
+            .map_mut(MAP_LISTENERS)
+            .ok_or(ProbeError::MissingMap {
                 name: MAP_LISTENERS,
-                detail: e.to_string(),
-            },
-        )?;
+                detail: "absent".into(),
+            })?;
+        let mut listeners =
+            HashMap::<_, ListenerKey, ListenerOwner>::try_from(map).map_err(|e| {
+                ProbeError::MissingMap {
+                    name: MAP_LISTENERS,
+                    detail: e.to_string(),
+                }
+            })?;
         // BPF_NOEXIST: an entry that exists is the kernel's own, from bind time.
         match listeners.insert(key, owner, 1) {
             Err(aya::maps::MapError::SyscallError(e))

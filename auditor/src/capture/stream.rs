@@ -242,7 +242,9 @@ impl Decoder {
             self.enrich.enrich(&mut rec);
             self.summary.existing_records += 1;
             self.summary.existing_connections += rec.count;
-            handler.flow(rec, Duration::ZERO).map_err(StreamError::Sink)?;
+            handler
+                .flow(rec, Duration::ZERO)
+                .map_err(StreamError::Sink)?;
         }
         Ok(())
     }

@@ -123,7 +123,8 @@ impl Handler for DaemonHandler {
         self.metrics.record(&self.shared, &edge);
         self.store.record(&self.shared, &edge, &self.judge);
         if let Some(event) = self.alerts.record(&self.shared, &edge) {
-            self.events.write(&self.shared, &event)?;
+            // A failing output is counted and retried; it never stops the judging.
+            self.events.write(&self.shared, &event);
         }
         Ok(())
     }

@@ -8,7 +8,6 @@ pub(crate) mod sinks;
 mod tasks;
 
 use std::{
-    io::Write,
     sync::{Arc, Mutex, atomic::AtomicBool},
     time::SystemTime,
 };
@@ -21,7 +20,7 @@ use crate::{
     capture::{ProbeOptions, Probes, stream},
     cli::RunConfig,
     edge::{Drops, unix_ms},
-    internal_events::{InternalEvent, PolicyReloaded},
+    internal_events::{Degraded, InternalEvent, PolicyReloaded, StoreSetAside},
     metrics::Metrics,
     store::{Batch, Store},
     verdict::load_judge,
@@ -72,9 +71,16 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    let mut set_aside = None;
     let store = match &cfg.store.path {
         Some(p) => {
-            let mut st = Store::open(p)?;
+            let (mut st, aside) = Store::open_or_set_aside(p)?;
+            if let Some(aside) = aside {
+                set_aside = Some(StoreSetAside {
+                    path: p.clone(),
+                    aside,
+                });
+            }
             let json = allowlist::file::to_json(&judge.allowlist);
             st.set_allowlist(&json)?;
             let inputs = crate::provenance::Inputs::of_files(
@@ -91,16 +97,19 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             None
         }
     };
-    let events: Box<dyn Write + Send> = match &cfg.alerts.events {
-        Some(p) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("opening --events {}", p.display()))?,
-        ),
-        None => Box::new(std::io::LineWriter::new(std::io::stdout())),
+    let events = match &cfg.alerts.events {
+        Some(p) => sinks::EventTarget::File(p.clone()),
+        None => sinks::EventTarget::Stdout,
     };
+    let events = sinks::EventWriter::new(events).with_context(|| {
+        format!(
+            "opening the events output ({})",
+            cfg.alerts
+                .events
+                .as_ref()
+                .map_or("stdout".into(), |p| p.display().to_string())
+        )
+    })?;
     let shared = Arc::new(Shared {
         node: cfg.node.clone(),
         metrics: Metrics::new(),
@@ -113,6 +122,9 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         kube: kube.clone(),
         store_path: cfg.store.path.clone(),
     });
+    if let Some(e) = set_aside {
+        e.emit(&shared.metrics);
+    }
     PolicyReloaded {
         generation: 1,
         connections: judge.allowlist.connections.len(),
@@ -132,6 +144,22 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     .context("starting the capture")?;
     // Servers bound before we started: their passive opens get an owner from now on.
     stream::seed_listeners(&mut probes);
+    if probes.netns_offsets.is_none() {
+        Degraded {
+            reason: "no_btf",
+            detail: "kernel BTF (/sys/kernel/btf/vmlinux) could not be read",
+            consequence: "TCP flows carry no network namespace; loopback flows cannot be attributed and are judged unknown_source",
+        }
+        .emit(&shared.metrics);
+    }
+    if let Err(detail) = crate::capture::netns::access_check() {
+        Degraded {
+            reason: "no_netns_access",
+            detail: &detail,
+            consequence: "network namespaces cannot be entered; loopback and unbound UDP flows cannot be attributed to their pod and are judged unknown_source",
+        }
+        .emit(&shared.metrics);
+    }
     // Before /readyz says ready: a SIGTERM from then on must stop us cleanly.
     let shutdown = crate::shutdown_signal(None);
     let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;
@@ -161,28 +189,37 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
 
-    let mut handler = handler::DaemonHandler::new(
-        shared.clone(),
-        judge_rx,
-        sinks::EventWriter::new(events),
-        cfg.scope.clone(),
-    );
+    let mut handler =
+        handler::DaemonHandler::new(shared.clone(), judge_rx, events, cfg.scope.clone());
     let summary = stream::run(&mut probes, &mut handler, shutdown).await;
     shared
         .ready
         .store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    // The store task commits what is pending before it returns.
-    let _ = store_task.await;
+    // The store task commits what is pending before it returns, and says whether that
+    // final commit reached the disk.
+    let flushed = store_task.await.unwrap_or(Some(false));
     let _ = alert_task.await;
     reload_task.abort();
     let _ = server.await;
     let summary = summary.context("capture stream")?;
-    tracing::info!(
-        records = summary.records,
-        connections = summary.connections,
-        "stopped; store flushed, probes detached"
-    );
+    match flushed {
+        Some(true) => tracing::info!(
+            records = summary.records,
+            connections = summary.connections,
+            "stopped; store flushed, probes detached"
+        ),
+        Some(false) => tracing::error!(
+            records = summary.records,
+            connections = summary.connections,
+            "stopped; the final store flush FAILED (see the error above): the last observations are not kept; probes detached"
+        ),
+        None => tracing::info!(
+            records = summary.records,
+            connections = summary.connections,
+            "stopped (no store); probes detached"
+        ),
+    }
     Ok(())
 }
 

@@ -2,15 +2,20 @@
 //! `Edge` and knows nothing of the others. The metrics, the store's pending batch, the
 //! alert edges (which say when an edge is to be told), and the event writer.
 
-use std::{collections::HashSet, io::Write, sync::Arc, time::SystemTime};
+use std::{
+    collections::HashSet,
+    io::Write,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
 
 use super::Shared;
 use crate::{
     edge::Edge,
     event::{Event, Notice},
     internal_events::{
-        ConnectionsJudged, EdgeOverBudget, EventWriteFailed, EventWritten, InternalEvent,
-        ViolationCounted,
+        ConnectionsJudged, EdgeOverBudget, EventDropped, EventOutputRecovered, EventWriteFailed,
+        EventWritten, InternalEvent, ViolationCounted,
     },
     metrics::EdgeLabels,
     store::{Batch, RowDelta},
@@ -130,25 +135,124 @@ impl AlertSink {
     }
 }
 
-/// Writes events, one JSON object per line, flushed at once.
+/// Where violation events go: a file (`--events`, appended) or standard output.
+pub enum EventTarget {
+    File(std::path::PathBuf),
+    Stdout,
+}
+
+impl EventTarget {
+    /// An unbuffered handle: a failed write leaves nothing behind in a buffer to be
+    /// written later out of order. Standard output is a duplicate of fd 1, so a closed
+    /// pipe is an error on our handle (Rust ignores SIGPIPE), never a signal that exits.
+    fn open(&self) -> std::io::Result<std::fs::File> {
+        match self {
+            EventTarget::File(p) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p),
+            EventTarget::Stdout => {
+                use std::os::fd::AsFd;
+                Ok(std::fs::File::from(
+                    std::io::stdout().as_fd().try_clone_to_owned()?,
+                ))
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            EventTarget::File(p) => p.display().to_string(),
+            EventTarget::Stdout => "stdout".into(),
+        }
+    }
+}
+
+/// The first retry after a failure, doubled per failure up to `BACKOFF_MAX`.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Writes events, one JSON object per line, each in one write. A failing output (full
+/// disk, closed pipe, removed file) never stops auditing: the failure is counted, the
+/// event is counted as dropped, and the output is retried (reopened) after a backoff;
+/// events that arrive while it backs off are counted as dropped too.
 pub struct EventWriter {
-    out: Box<dyn Write + Send>,
+    target: EventTarget,
+    out: Option<std::fs::File>,
+    /// No write is tried before this (after a failure).
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// Events dropped since the output last worked (for the recovery log).
+    dropped: u64,
 }
 
 impl EventWriter {
-    pub fn new(out: Box<dyn Write + Send>) -> EventWriter {
-        EventWriter { out }
+    /// Opens the target now, so a wrong path is a start-up error the operator sees.
+    pub fn new(target: EventTarget) -> std::io::Result<EventWriter> {
+        let out = Some(target.open()?);
+        Ok(EventWriter {
+            target,
+            out,
+            retry_at: None,
+            backoff: BACKOFF_MIN,
+            dropped: 0,
+        })
     }
 
-    pub fn write(&mut self, shared: &Arc<Shared>, event: &Event) -> std::io::Result<()> {
-        let written = serde_json::to_writer(&mut self.out, event)
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"))
-            .and_then(|()| self.out.flush());
-        match &written {
-            Ok(()) => EventWritten.emit(&shared.metrics),
-            Err(error) => EventWriteFailed { error }.emit(&shared.metrics),
+    /// One line, all or nothing: on a file, a failed write is cut back to where the line
+    /// began, so a reader never meets half a line.
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.out.is_none() {
+            self.out = Some(self.target.open()?);
+        }
+        let out = self.out.as_mut().expect("just opened");
+        let start = match self.target {
+            EventTarget::File(_) => Some(out.metadata()?.len()),
+            EventTarget::Stdout => None,
+        };
+        let written = out.write_all(line);
+        if written.is_err() {
+            if let Some(len) = start {
+                let _ = out.set_len(len);
+            }
+            // Reopened at the next try: the file may have been removed or replaced.
+            self.out = None;
         }
         written
+    }
+
+    pub fn write(&mut self, shared: &Arc<Shared>, event: &Event) {
+        let m = &shared.metrics;
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            self.dropped += 1;
+            EventDropped.emit(m);
+            return;
+        }
+        let mut line = serde_json::to_vec(event).expect("events serialise");
+        line.push(b'\n');
+        match self.write_line(&line) {
+            Ok(()) => {
+                if self.retry_at.take().is_some() {
+                    EventOutputRecovered {
+                        output: self.target.describe(),
+                        dropped: std::mem::take(&mut self.dropped),
+                    }
+                    .emit(m);
+                }
+                self.backoff = BACKOFF_MIN;
+                EventWritten.emit(m);
+            }
+            Err(error) => {
+                self.dropped += 1;
+                EventWriteFailed {
+                    output: self.target.describe(),
+                    error: &error,
+                    retry_in: self.backoff,
+                }
+                .emit(m);
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
     }
 }

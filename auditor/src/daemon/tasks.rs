@@ -15,7 +15,7 @@ use crate::{
     edge::{from_unix_ms, unix_ms},
     internal_events::{
         AlertmanagerPostFailed, AlertmanagerPosted, InternalEvent, PolicyReloadFailed,
-        PolicyReloaded, StoreCommitFailed, StoreCommitted,
+        PolicyReloaded, StoreCommitFailed, StoreCommitted, StoreRestarted,
     },
     store::{Store, batch::CoverageUpdate},
     verdict::{Judge, load_judge},
@@ -24,7 +24,12 @@ use crate::{
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Takes what is pending and commits it; on failure puts it back (nothing is dropped).
-async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_ms: &mut i64) {
+/// True when the commit reached the disk.
+async fn commit_once(
+    shared: &Arc<Shared>,
+    store: &Arc<Mutex<Store>>,
+    last_end_ms: &mut i64,
+) -> bool {
     let now_ms = unix_ms(SystemTime::now());
     let mut batch = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|e| e.into_inner()));
     let drops = std::mem::take(&mut *shared.drops.lock().unwrap_or_else(|e| e.into_inner()));
@@ -37,23 +42,25 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
     let node = shared.node.clone();
     let store2 = store.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let outcome = store2
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .commit(&node, &batch);
-        (batch, outcome)
+        let mut st = store2.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = st.commit(&node, &batch);
+        (batch, outcome, st.take_restarted())
     })
     .await;
+    if let Ok((_, _, Some(reason))) = &result {
+        StoreRestarted { reason }.emit(&shared.metrics);
+    }
     match result {
-        Ok((batch, Ok(()))) => {
+        Ok((batch, Ok(()), _)) => {
             *last_end_ms = now_ms;
             StoreCommitted {
                 edges: batch.edges.len(),
                 connections: batch.connections(),
             }
             .emit(&shared.metrics);
+            true
         }
-        Ok((batch, Err(e))) => {
+        Ok((batch, Err(e), _)) => {
             StoreCommitFailed { error: &e }.emit(&shared.metrics);
             let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
             let newer = std::mem::take(&mut *pending);
@@ -67,10 +74,12 @@ async fn commit_once(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>, last_end_m
                     .add(&c.drops);
             }
             *pending = merged;
+            false
         }
         Err(join) => {
             let e = anyhow::anyhow!("store task panicked: {join}");
             StoreCommitFailed { error: &e }.emit(&shared.metrics);
+            false
         }
     }
 }
@@ -80,8 +89,8 @@ pub async fn store_loop(
     store: Option<Arc<Mutex<Store>>>,
     cfg: StoreConfig,
     mut stop: watch::Receiver<bool>,
-) {
-    let Some(store) = store else { return };
+) -> Option<bool> {
+    let store = store?;
     let mut last_end_ms = shared.session_start_ms;
     let mut tick = tokio::time::interval(cfg.flush);
     let mut last_prune = tokio::time::Instant::now();
@@ -106,7 +115,7 @@ pub async fn store_loop(
         }
     }
     // Shutdown: what the capture delivered last is committed before exit.
-    commit_once(&shared, &store, &mut last_end_ms).await;
+    Some(commit_once(&shared, &store, &mut last_end_ms).await)
 }
 
 pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::Receiver<bool>) {
@@ -119,6 +128,11 @@ pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::
         }
         None => None,
     };
+    // After a failed post, new edges wait for the backoff (doubling, up to the resend
+    // interval) instead of each trying at once; the alerts are rebuilt from the edges at
+    // every post, so nothing is lost while Alertmanager is down.
+    let mut backoff = Duration::from_secs(1);
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = shared.alert_kick.notified() => {
@@ -149,24 +163,40 @@ pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::
         if let Some(c) = &client
             && !alerts.is_empty()
         {
+            if let Some(t) = retry_at {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t) => {}
+                    _ = stop.changed() => return,
+                }
+            }
             match c.post(&alerts).await {
-                Ok(()) => AlertmanagerPosted {
-                    alerts: alerts.len(),
+                Ok(()) => {
+                    AlertmanagerPosted {
+                        alerts: alerts.len(),
+                        recovered: retry_at.take().is_some(),
+                    }
+                    .emit(&shared.metrics);
+                    backoff = Duration::from_secs(1);
                 }
-                .emit(&shared.metrics),
-                Err(error) => AlertmanagerPostFailed {
-                    alerts: alerts.len(),
-                    error,
+                Err(error) => {
+                    AlertmanagerPostFailed {
+                        alerts: alerts.len(),
+                        error,
+                    }
+                    .emit(&shared.metrics);
+                    retry_at = Some(tokio::time::Instant::now() + backoff);
+                    backoff = (backoff * 2).min(resend.max(Duration::from_secs(1)));
                 }
-                .emit(&shared.metrics),
             }
         }
     }
 }
 
-/// What identifies a file's version: a ConfigMap update swaps a symlink, which changes it.
-fn fingerprint(cfg: &PolicyConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
-    use std::os::unix::fs::MetadataExt;
+/// What identifies a file's version cheaply: a ConfigMap update swaps a symlink, which
+/// changes it. None for a file that cannot be read.
+type Stat = Option<(SystemTime, u64, u64)>;
+
+fn policy_paths(cfg: &PolicyConfig) -> impl Iterator<Item = &std::path::Path> {
     [
         Some(&cfg.allowlist),
         Some(&cfg.inventory),
@@ -174,16 +204,92 @@ fn fingerprint(cfg: &PolicyConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
     ]
     .into_iter()
     .flatten()
-    .map(|p| {
-        std::fs::metadata(p).ok().map(|m| {
-            (
-                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                m.len(),
-                m.ino(),
-            )
+    .map(|p| p.as_path())
+}
+
+fn stats(cfg: &PolicyConfig) -> Vec<Stat> {
+    use std::os::unix::fs::MetadataExt;
+    policy_paths(cfg)
+        .map(|p| {
+            std::fs::metadata(p).ok().map(|m| {
+                (
+                    m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    m.len(),
+                    m.ino(),
+                )
+            })
         })
-    })
-    .collect()
+        .collect()
+}
+
+/// The files' stats and content digests: a file is complete when this is the same at two
+/// polls in a row (a writer that pauses for less than a poll is never caught half way).
+#[derive(Clone, PartialEq, Eq)]
+struct Fingerprint {
+    stats: Vec<Stat>,
+    digests: Vec<Option<[u8; 32]>>,
+}
+
+fn fingerprint(cfg: &PolicyConfig) -> Fingerprint {
+    use sha2::Digest;
+    Fingerprint {
+        stats: stats(cfg),
+        digests: policy_paths(cfg)
+            .map(|p| {
+                std::fs::read(p)
+                    .ok()
+                    .map(|b| sha2::Sha256::digest(&b).into())
+            })
+            .collect(),
+    }
+}
+
+/// Polls the policy files; says when a change has settled. A change is loaded only when
+/// the files are unchanged across two polls (size, mtime and content hash), so a file
+/// still being written is never loaded as a generation.
+struct ReloadWatch {
+    loaded: Fingerprint,
+    /// A change seen at the last poll, waiting to be seen unchanged once more.
+    candidate: Option<Fingerprint>,
+}
+
+impl ReloadWatch {
+    fn new(cfg: &PolicyConfig) -> ReloadWatch {
+        ReloadWatch {
+            loaded: fingerprint(cfg),
+            candidate: None,
+        }
+    }
+
+    /// True when a settled change is to be loaded now.
+    fn poll(&mut self, cfg: &PolicyConfig) -> bool {
+        // Reading and hashing the files only when their stats moved keeps a quiet poll
+        // to a few stat calls.
+        if self.candidate.is_none() && stats(cfg) == self.loaded.stats {
+            return false;
+        }
+        let now = fingerprint(cfg);
+        if now == self.loaded {
+            self.candidate = None;
+            return false;
+        }
+        if self.candidate.as_ref() == Some(&now) {
+            self.candidate = None;
+            self.loaded = now;
+            return true;
+        }
+        tracing::info!(
+            "policy files changed; loading them once they are unchanged at the next poll"
+        );
+        self.candidate = Some(now);
+        false
+    }
+
+    /// After a reload by SIGHUP: what is on disk now is what was loaded.
+    fn loaded_now(&mut self, cfg: &PolicyConfig) {
+        self.loaded = fingerprint(cfg);
+        self.candidate = None;
+    }
 }
 
 pub async fn reload_loop(
@@ -201,7 +307,7 @@ pub async fn reload_loop(
             None
         }
     };
-    let mut seen = fingerprint(&cfg);
+    let mut watch = ReloadWatch::new(&cfg);
     let mut generation = 1i64;
     loop {
         let hup_recv = async {
@@ -211,12 +317,13 @@ pub async fn reload_loop(
             }
         };
         let reason = tokio::select! {
-            _ = hup_recv => "SIGHUP",
+            _ = hup_recv => {
+                watch.loaded_now(&cfg);
+                "SIGHUP"
+            }
             _ = tokio::time::sleep(poll) => {
-                let now = fingerprint(&cfg);
-                if now == seen { continue; }
-                seen = now;
-                "file change"
+                if !watch.poll(&cfg) { continue; }
+                "file change (unchanged for two polls)"
             }
             _ = stop.changed() => return,
         };
@@ -256,10 +363,11 @@ pub async fn reload_loop(
                         cfg.overrides.as_deref(),
                     );
                     let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Err(e) = st
-                        .set_allowlist(&json)
-                        .and_then(|()| st.record_inputs(&inputs?, &json))
-                    {
+                    // Both are tried even when one fails, so a store started afresh later
+                    // (its file gone now) records this generation, not the previous one.
+                    let set = st.set_allowlist(&json);
+                    let recorded = inputs.and_then(|i| st.record_inputs(&i, &json));
+                    for e in [set.err(), recorded.err()].into_iter().flatten() {
                         StoreCommitFailed { error: &e }.emit(&shared.metrics);
                     }
                 }

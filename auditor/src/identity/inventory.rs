@@ -143,6 +143,10 @@ fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
     FileError::at(origin, at, message)
 }
 
+/// The largest inventory read, in YAML nodes (maps, sequences and scalars): an entry
+/// `name: {addresses: [a]}` is five, so about 400,000 such entries. Documented in README.
+pub const MAX_INVENTORY_NODES: usize = 2_000_000;
+
 impl Inventory {
     pub fn load(path: &std::path::Path) -> Result<Inventory, FileError> {
         let (text, origin) = allowlist::file::read_source(path)?;
@@ -150,8 +154,27 @@ impl Inventory {
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Inventory, FileError> {
-        let raw: RawInventory =
-            serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, &e))?;
+        // saphyr's default budget (250,000 nodes) stops near 50,000 entries; a node's
+        // inventory can be larger. The bound stays: it is what keeps a hostile or runaway
+        // file from taking the daemon's memory.
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_nodes = MAX_INVENTORY_NODES;
+        budget.max_events = 2 * MAX_INVENTORY_NODES;
+        let mut options = serde_saphyr::Options::default();
+        options.budget = Some(budget);
+        let raw: RawInventory = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            let mut fe = FileError::from_saphyr(origin, &e);
+            if fe.message.contains("budget breached") {
+                fe.message = format!(
+                    "the inventory is larger than auditor reads: more than {MAX_INVENTORY_NODES} \
+                     YAML nodes (about {} entries of one address each) ({}); \
+                     describe address ranges with CIDRs, or split the nodes' inventories",
+                    MAX_INVENTORY_NODES / 5,
+                    fe.message
+                );
+            }
+            fe
+        })?;
         if raw.version != 1 {
             return Err(FileError {
                 origin: origin.into(),
@@ -449,5 +472,22 @@ impl IdentitySource for Inventory {
         // Any other address, loopback included, is what the inventory lists it as.
         self.by_address(addr)
             .map(|(id, len)| self.resolved(id, Via::Address { prefix_len: len }))
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// 60,000 entries (past saphyr's default budget of 250,000 nodes) load.
+    #[test]
+    fn a_large_inventory_loads() {
+        let mut text = String::from("version: 1\nservices:\n");
+        for i in 0..60_000u32 {
+            let [_, a, b, c] = i.to_be_bytes();
+            text.push_str(&format!("  s{i}: {{addresses: [10.{a}.{b}.{c}]}}\n"));
+        }
+        let inv = Inventory::parse(&text, "big.yaml").unwrap_or_else(|e| panic!("{e}"));
+        drop(inv);
     }
 }

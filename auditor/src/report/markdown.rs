@@ -4,8 +4,31 @@ use std::fmt::Write;
 
 use super::{Evidence, Report, rfc3339_ms};
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// Text from outside (names from the inventory and the cluster, process names, titles,
+/// node names) as inert Markdown: no HTML (`<`, `>`, `&` become entities), no link or
+/// image (`[`, `]`, `!` escaped), no code span or emphasis, and no `|` or newline that
+/// would split a table row. Every such value goes through here, in cells and headings.
+pub fn cell(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '\\' | '|' | '[' | ']' | '(' | ')' | '`' | '*' | '_' | '~' | '!' | '#' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '\n' | '\r' => o.push(' '),
+            c if c.is_control() => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn cells(items: &[String], sep: &str) -> String {
+    cell(&items.join(sep))
 }
 
 pub fn render(r: &Report) -> String {
@@ -16,7 +39,7 @@ pub fn render(r: &Report) -> String {
         .as_deref()
         .unwrap_or("Documented architecture");
     let _ = writeln!(o, "# Traffic audit: {}\n", cell(title));
-    let _ = writeln!(o, "**{}**\n", r.summary.headline);
+    let _ = writeln!(o, "**{}**\n", cell(&r.summary.headline));
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Status | {} |", r.summary.status);
     for (k, v) in super::header_facts(r) {
@@ -35,7 +58,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "| Source | {} |\n",
-        r.document.source.as_deref().unwrap_or("-")
+        cell(r.document.source.as_deref().unwrap_or("-"))
     );
 
     let _ = writeln!(o, "## Violations\n");
@@ -60,9 +83,9 @@ pub fn render(r: &Report) -> String {
                 e.count,
                 rfc3339_ms(e.first_seen),
                 rfc3339_ms(e.last_seen),
-                v.nodes.join(", "),
+                cells(&v.nodes, ", "),
                 cell(&e.example_text()),
-                e.cited_rows("-")
+                cell(&e.cited_rows("-"))
             );
         }
         let _ = writeln!(o);
@@ -91,8 +114,8 @@ pub fn render(r: &Report) -> String {
             x.count,
             x.first_seen.as_deref().unwrap_or("-"),
             x.last_seen.as_deref().unwrap_or("-"),
-            x.nodes.join(", "),
-            cell(&x.examples.join("; ")),
+            cells(&x.nodes, ", "),
+            cells(&x.examples, "; "),
         );
     }
     let _ = writeln!(o, "\n## Coverage\n");
@@ -130,7 +153,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {} | {} |",
-            i.node,
+            cell(&i.node),
             i.start,
             i.end,
             if i.fully_audited { "yes" } else { "**no**" },
@@ -145,4 +168,23 @@ pub fn render(r: &Report) -> String {
         r.generated_at, r.schema
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    /// Hostile names stay text: no tag, no link, no extra column.
+    #[test]
+    fn cells_are_inert() {
+        let c = cell("a|b<svg/onload=1>[x](javascript:alert(1))`c`\nd&e\\");
+        assert!(!c.contains('<') && !c.contains('\n'), "{c}");
+        assert!(!c.contains("](") && !c.contains("[x]"), "{c}");
+        // Every `|` is escaped (preceded by an odd number of backslashes).
+        for (i, _) in c.match_indices('|') {
+            let run = c[..i].chars().rev().take_while(|&ch| ch == '\\').count();
+            assert_eq!(run % 2, 1, "{c}");
+        }
+        assert!(c.ends_with("\\\\"), "{c}");
+    }
 }

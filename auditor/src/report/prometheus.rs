@@ -25,8 +25,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::{
-    Coverage, Document, Interval, Period, Report, RowReport, SCHEMA, Violation, empty_summary,
-    finish, merge_violations, ports_text, rfc3339_ms, rfc3339_precise,
+    Coverage, Document, Evidence, Interval, Period, Report, RowReport, SCHEMA, Violation,
+    empty_summary, finish, merge_violations, ports_text, rfc3339_ms, rfc3339_precise,
 };
 use crate::{
     edge::{Direction, Drops, Edge, Endpoint, Transport},
@@ -300,6 +300,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             "Computed from Prometheus at {base} (job=\"{JOB}\"), at a resolution of {step_s} s: counts may be off by what happened within one step of the period's edges."
         ),
         "Prometheus holds counts, not connections: there are no example processes, no connection direction, no Kubernetes pod or workload of the ends, and no per-connection detail; the daemons' events and stores have them.".to_string(),
+        "Connections held open from before a daemon started (found by its walk of open sockets) open nothing, so they add no count: a row seen only that way is reported observed by a store report (evidence: active) and not here.".to_string(),
         "A violation edge that had no series of its own (beyond the daemon's series budget, or an aggregated destination) is reported under the aggregate name its series carries.".to_string(),
     ];
 
@@ -383,6 +384,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 classification: Classification::list_to_string(&c.classification),
                 description: c.description.clone(),
                 observed: !obs.is_empty(),
+                // Series count opened connections only (see the limits).
+                evidence: (!obs.is_empty()).then_some(Evidence::Opened),
                 count: obs.iter().map(|(_, c)| c.count).sum(),
                 first_seen: obs.iter().map(|(_, c)| c.first_ms).min().map(rfc3339_ms),
                 last_seen: obs.iter().map(|(_, c)| c.last_ms).max().map(rfc3339_ms),

@@ -56,7 +56,41 @@ CREATE TABLE IF NOT EXISTS coverage (
 pub struct Store {
     conn: Connection,
     version: i64,
+    /// Where the store lives and the file it had open there (device, inode): a commit
+    /// is acknowledged only while the path still names that file. None for read-only
+    /// opens.
+    file: Option<(std::path::PathBuf, (u64, u64))>,
+    /// What `set_allowlist` and `record_inputs` last wrote, written again into a store
+    /// started afresh after its file went away, so its reports need nothing else.
+    seed: Seed,
+    restarted: Option<String>,
 }
+
+#[derive(Default)]
+struct Seed {
+    allowlist: Option<String>,
+    inputs: Option<(crate::provenance::Inputs, String)>,
+}
+
+/// The (device, inode) a path names now, if any.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// True when an open failed because the file is damaged (not a database, or corrupt),
+/// as opposed to busy, unreadable, someone else's database or a newer layout.
+fn is_damaged(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    ) || e.downcast_ref::<Damaged>().is_some()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("integrity check failed: {0}")]
+struct Damaged(String);
 
 /// One stored edge, as reports read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,21 +257,149 @@ impl Store {
     /// Opens (creating if needed) a store, upgrading an older layout. Refuses a file that
     /// is not an auditor store.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
+        Store::open_raw(path, false)
+    }
+
+    /// As `open` for the daemon: a damaged store (not a database, or failing SQLite's
+    /// quick check) is moved aside to `<path>.corrupt-<unix seconds>` (with its -wal and
+    /// -shm files; kept, never deleted) and a new store is started, so auditing starts
+    /// anyway. Returns where the damaged one went. Someone else's database, a newer
+    /// layout, or a file that cannot be read are still refused.
+    pub fn open_or_set_aside(path: &Path) -> anyhow::Result<(Store, Option<std::path::PathBuf>)> {
+        match Store::open_raw(path, true) {
+            Ok(s) => Ok((s, None)),
+            Err(e) if is_damaged(&e) => {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(format!(".corrupt-{secs}"));
+                let aside = std::path::PathBuf::from(aside);
+                std::fs::rename(path, &aside).with_context(|| {
+                    format!(
+                        "{}: the store is damaged ({e:#}) and cannot be moved aside to {}",
+                        path.display(),
+                        aside.display()
+                    )
+                })?;
+                for suffix in ["-wal", "-shm"] {
+                    let mut from = path.as_os_str().to_owned();
+                    from.push(suffix);
+                    let mut to = aside.as_os_str().to_owned();
+                    to.push(suffix);
+                    let _ = std::fs::rename(&from, &to);
+                }
+                let store = Store::open(path)?;
+                tracing::debug!(error = format!("{e:#}"), "damaged store");
+                Ok((store, Some(aside)))
+            }
+            Err(e) => Err(not_a_store(path, &e)),
+        }
+    }
+
+    fn open_raw(path: &Path, raw: bool) -> anyhow::Result<Store> {
+        let wrap = |e: anyhow::Error| if raw { e } else { not_a_store(path, &e) };
         let conn =
             Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
-        let mut store = Store { conn, version: 0 };
+        let mut store = Store {
+            conn,
+            version: 0,
+            file: None,
+            seed: Seed::default(),
+            restarted: None,
+        };
         // Checked before anything is written: another program's database is refused,
         // never switched to WAL or extended with our tables.
-        store.refuse_foreign().map_err(|e| not_a_store(path, &e))?;
+        store.refuse_foreign().map_err(wrap)?;
+        if raw {
+            // Only the daemon's open pays for a check of every page: it is the one that
+            // would otherwise write into a damaged file for hours.
+            let check: String = store
+                .conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(|e| wrap(e.into()))?;
+            if check != "ok" {
+                return Err(Damaged(check).into());
+            }
+        }
         let pragmas = |conn: &Connection| -> anyhow::Result<()> {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             Ok(())
         };
-        pragmas(&store.conn).map_err(|e| not_a_store(path, &e))?;
-        store.init().map_err(|e| not_a_store(path, &e))?;
+        pragmas(&store.conn).map_err(wrap)?;
+        store.init().map_err(wrap)?;
+        store.file = file_id(path).map(|id| (path.to_path_buf(), id));
         Ok(store)
+    }
+
+    /// Fails when the store's path no longer names the file this store has open (it was
+    /// removed, or replaced): what is written to the open file then is not on disk where
+    /// anyone will look, so it must not be acknowledged.
+    fn check_file(&self) -> anyhow::Result<()> {
+        let Some((path, id)) = &self.file else {
+            return Ok(());
+        };
+        match file_id(path) {
+            Some(now) if now == *id => Ok(()),
+            Some(_) => bail!(
+                "{}: the store file was replaced by another file",
+                path.display()
+            ),
+            None => bail!("{}: the store file was removed", path.display()),
+        }
+    }
+
+    /// After `check_file` failed: a new store at the same path (when its directory is
+    /// there), seeded with the allowlist and inputs last recorded.
+    fn reopen(&mut self) -> anyhow::Result<()> {
+        let Some((path, _)) = self.file.clone() else {
+            return Ok(());
+        };
+        // Close the lost file first. A -wal file left at the path is the lost file's log
+        // (SQLite keeps it when its database went away): a new connection would replay
+        // it into whatever is at the path now, so it is moved aside (kept) first.
+        let lost = std::mem::replace(&mut self.conn, Connection::open_in_memory()?);
+        drop(lost);
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for suffix in ["-wal", "-shm"] {
+            let mut from = path.as_os_str().to_owned();
+            from.push(suffix);
+            let mut to = path.as_os_str().to_owned();
+            to.push(format!(".lost-{secs}{suffix}"));
+            let _ = std::fs::rename(&from, &to);
+        }
+        let mut fresh = Store::open(&path)?;
+        if let Some(json) = &self.seed.allowlist {
+            fresh.set_allowlist(json)?;
+        }
+        if let Some((inputs, json)) = &self.seed.inputs {
+            fresh.record_inputs(inputs, json)?;
+        }
+        fresh.seed = std::mem::take(&mut self.seed);
+        fresh.restarted = self.restarted.take();
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Before a write: when the file went away, a new store is started at the path (the
+    /// reason kept for `take_restarted`); an error when it cannot be (directory gone).
+    fn ensure_file(&mut self) -> anyhow::Result<()> {
+        if let Err(gone) = self.check_file() {
+            self.reopen()
+                .with_context(|| format!("{gone:#}; starting a new store there failed"))?;
+            self.restarted = Some(format!("{gone:#}"));
+        }
+        Ok(())
+    }
+
+    /// Why the store started a new file at its path since the last call, if it did (for
+    /// the daemon to log and count).
+    pub fn take_restarted(&mut self) -> Option<String> {
+        self.restarted.take()
     }
 
     /// Opens an existing store for reading only (reports): never creates one.
@@ -247,7 +409,13 @@ impl Store {
         }
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening store {}", path.display()))?;
-        let mut store = Store { conn, version: 0 };
+        let mut store = Store {
+            conn,
+            version: 0,
+            file: None,
+            seed: Seed::default(),
+            restarted: None,
+        };
         store.version = store.check_version().map_err(|e| not_a_store(path, &e))?;
         Ok(store)
     }
@@ -365,8 +533,18 @@ impl Store {
     }
 
     /// Writes a batch in one transaction. On error nothing of it is stored and the caller
-    /// keeps the batch for the next attempt.
+    /// keeps the batch for the next attempt. Ok means on disk at the store's path: when
+    /// the file was removed or replaced the store starts a new one there first (or fails
+    /// when it cannot), and a file that went away during the commit fails it.
     pub fn commit(&mut self, node: &str, batch: &Batch) -> anyhow::Result<()> {
+        self.ensure_file()?;
+        self.commit_tx(node, batch)?;
+        // Gone while we wrote: the caller keeps the batch and the next commit writes it
+        // to the new file.
+        self.check_file()
+    }
+
+    fn commit_tx(&mut self, node: &str, batch: &Batch) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut up = tx.prepare_cached(
@@ -466,6 +644,10 @@ impl Store {
     /// Records the allowlist the observations were judged against (its JSON form), so a
     /// report from this store needs nothing else.
     pub fn set_allowlist(&mut self, json: &str) -> anyhow::Result<()> {
+        // Kept first: a store started afresh later records this one even if this write
+        // fails now.
+        self.seed.allowlist = Some(json.to_string());
+        self.ensure_file()?;
         self.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('allowlist', ?1)",
             params![json],
@@ -481,6 +663,8 @@ impl Store {
         inputs: &crate::provenance::Inputs,
         allowlist_json: &str,
     ) -> anyhow::Result<()> {
+        self.seed.inputs = Some((inputs.clone(), allowlist_json.to_string()));
+        self.ensure_file()?;
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
@@ -820,5 +1004,109 @@ mod tests {
             format!("{}: cannot read: no such file", missing.display())
         );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    fn one_edge(count: u64) -> Batch {
+        let mut b = Batch::default();
+        b.add_edge(edge(count, 1000));
+        b
+    }
+
+    fn stored(path: &Path) -> u64 {
+        Store::open_existing(path)
+            .unwrap()
+            .edges(None, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.edge.count)
+            .sum()
+    }
+
+    /// A commit is acknowledged only when it is in the file at the store's path: after the
+    /// file is removed the store starts a new one there (with the allowlist it had), and
+    /// while the directory is gone every commit fails, until it is back.
+    #[test]
+    fn a_removed_store_file_is_never_acknowledged_and_restarts_when_it_can() {
+        let path = tmp("unlinked");
+        let mut s = Store::open(&path).unwrap();
+        s.set_allowlist("{\"version\":1}").unwrap();
+        s.commit("n1", &one_edge(3)).unwrap();
+        assert_eq!(s.take_restarted(), None);
+
+        std::fs::remove_file(&path).unwrap();
+        s.commit("n1", &one_edge(5)).unwrap();
+        assert!(s.take_restarted().unwrap().contains("was removed"));
+        assert_eq!(
+            stored(&path),
+            5,
+            "the acknowledged commit is on disk at the path"
+        );
+        assert_eq!(
+            Store::open_existing(&path)
+                .unwrap()
+                .allowlist()
+                .unwrap()
+                .as_deref(),
+            Some("{\"version\":1}")
+        );
+
+        let dir = path.parent().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        let e = s
+            .commit("n1", &one_edge(7))
+            .expect_err("nothing to write to");
+        assert!(format!("{e:#}").contains("was removed"), "{e:#}");
+        std::fs::create_dir_all(dir).unwrap();
+        s.commit("n1", &one_edge(7)).unwrap();
+        assert_eq!(stored(&path), 7);
+    }
+
+    #[test]
+    fn a_replaced_store_file_is_noticed() {
+        let path = tmp("replaced");
+        let mut s = Store::open(&path).unwrap();
+        s.commit("n1", &one_edge(3)).unwrap();
+        let other = path.with_file_name("other.db");
+        Store::open(&other).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        s.commit("n1", &one_edge(4)).unwrap();
+        assert!(s.take_restarted().unwrap().contains("replaced"));
+        assert_eq!(stored(&path), 4);
+    }
+
+    /// A damaged store is moved aside, kept byte for byte, and a new one started.
+    #[test]
+    fn a_damaged_store_is_moved_aside_and_kept() {
+        let path = tmp("damaged");
+        std::fs::write(
+            &path,
+            b"this is not a database, just damaged bytes\n".repeat(200),
+        )
+        .unwrap();
+        let (mut s, aside) = Store::open_or_set_aside(&path).unwrap();
+        let aside = aside.expect("moved aside");
+        assert!(
+            aside.to_string_lossy().contains("store.db.corrupt-"),
+            "{}",
+            aside.display()
+        );
+        assert!(
+            std::fs::read(&aside)
+                .unwrap()
+                .starts_with(b"this is not a database")
+        );
+        s.commit("n1", &one_edge(2)).unwrap();
+        assert_eq!(stored(&path), 2);
+
+        // A healthy store and someone else's database are left alone.
+        let (_, aside) = Store::open_or_set_aside(&path).unwrap();
+        assert_eq!(aside, None);
+        let foreign = path.with_file_name("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        assert!(Store::open_or_set_aside(&foreign).is_err());
+        assert!(foreign.exists());
     }
 }

@@ -131,7 +131,13 @@ fn main() -> anyhow::Result<()> {
             .collect();
         fake.apply(
             Kind::EndpointSlice,
-            endpoint_slice_of_pods(&ns(s), &format!("app-{s}"), &format!("app-{s}-x"), &refs, 8080),
+            endpoint_slice_of_pods(
+                &ns(s),
+                &format!("app-{s}"),
+                &format!("app-{s}-x"),
+                &refs,
+                8080,
+            ),
         );
     }
     println!(
@@ -172,7 +178,11 @@ fn main() -> anyhow::Result<()> {
 
     // This binary sits next to `auditor` (target/<profile>/), not in deps/.
     let auditor = std::env::var_os("AUDITOR_BIN").map_or_else(
-        || std::env::current_exe().expect("exe").with_file_name("auditor"),
+        || {
+            std::env::current_exe()
+                .expect("exe")
+                .with_file_name("auditor")
+        },
         Into::into,
     );
     // 0. The same daemon without --kubernetes: what identity adds is the difference.
@@ -189,7 +199,11 @@ fn main() -> anyhow::Result<()> {
         "daemon without --kubernetes: RSS {:.1} MiB, of which anonymous (heap) {:.1} MiB ({} build)",
         mib(rss_plain),
         mib(anon_plain),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
 
     // 1. The daemon: sync, then churn.
@@ -270,7 +284,10 @@ fn main() -> anyhow::Result<()> {
     })?;
     let t = Instant::now();
     while !state.synced() {
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "watchers did not sync");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(120),
+            "watchers did not sync"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let inv = Inventory::parse(
@@ -287,7 +304,10 @@ fn main() -> anyhow::Result<()> {
         })
         .map(|s| s.parse().expect("address"))
         .collect();
-    let found = addrs.iter().filter(|a| id.remote(**a, 8080).is_some()).count();
+    let found = addrs
+        .iter()
+        .filter(|a| id.remote(**a, 8080).is_some())
+        .count();
     let rounds = 300;
     let t = Instant::now();
     let mut hits = 0usize;
@@ -301,7 +321,11 @@ fn main() -> anyhow::Result<()> {
         "identity lookup: {per:.0} ns per remote address ({} lookups; {found} of {} addresses documented; {} build) (target <= 300 ns)",
         rounds * addrs.len(),
         addrs.len(),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     std::hint::black_box(hits);
     let _ = std::fs::remove_dir_all(&dir);

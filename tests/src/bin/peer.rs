@@ -215,7 +215,9 @@ fn hold(secs: u64, endpoints: &[&str]) -> Res {
                 s.connect(at).map_err(|e| format!("connect {at}: {e}"))?;
                 held_udp.push(s);
             }
-            "listen" => listeners.push(TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?),
+            "listen" => {
+                listeners.push(TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?)
+            }
             "accept" => {
                 let l = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
                 l.set_nonblocking(true).map_err(|e| e.to_string())?;
