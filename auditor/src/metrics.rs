@@ -44,12 +44,22 @@ pub struct EdgeLabels {
 }
 
 impl EdgeLabels {
+    /// An end no service was found for is labelled `unknown`, never by its address: a
+    /// scan of unknown hosts would otherwise make one series per address. The address
+    /// stays in the event and the store.
     pub fn of(e: &Edge, node: &str) -> EdgeLabels {
         let k = e.key();
+        let bounded = |end: &crate::edge::Endpoint, name: String| {
+            if end.service.is_some() {
+                name
+            } else {
+                UNKNOWN_END.into()
+            }
+        };
         EdgeLabels {
             verdict: k.verdict.as_str().into(),
-            src: k.src,
-            dst: k.dst,
+            src: bounded(&e.src, k.src),
+            dst: bounded(&e.dst, k.dst),
             transport: k.transport.as_str().into(),
             port: k.port.to_string(),
             rules: e.rules_label(),
@@ -58,9 +68,25 @@ impl EdgeLabels {
     }
 }
 
+/// The `src`/`dst` label of an end that is not a documented service.
+pub const UNKNOWN_END: &str = "unknown";
+
+/// Which in-memory edge map aggregated an edge into its overflow edge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HolderLabels {
+    /// `metrics` (violation series), `alerts` (edges held for events and
+    /// Alertmanager), `store` (edges pending the next commit).
+    pub holder: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,8 +114,12 @@ pub struct Metrics {
     pub store_commits: Family<ResultLabels, Counter>,
     pub store_acknowledged: Counter,
     pub store_pending: Gauge,
-    /// Violation edges beyond the label budget, counted here instead of as new series.
-    pub edges_over_budget: Counter,
+    /// Edge sightings aggregated into an overflow edge, by the map that was full.
+    pub overflowed: Family<HolderLabels, Counter>,
+    /// The cap on distinct edges per map (`--max-violation-series`).
+    pub max_violation_series: Gauge,
+    /// HTTP requests and connections turned away, by reason.
+    pub http_rejected: Family<ReasonLabels, Counter>,
     /// Connections outside `--scope`, not judged.
     pub out_of_scope: Counter,
     /// Violation events that could not be written.
@@ -115,7 +145,9 @@ impl Metrics {
             store_commits: Family::default(),
             store_acknowledged: Counter::default(),
             store_pending: Gauge::default(),
-            edges_over_budget: Counter::default(),
+            overflowed: Family::default(),
+            max_violation_series: Gauge::default(),
+            http_rejected: Family::default(),
             out_of_scope: Counter::default(),
             event_write_failures: Counter::default(),
             malformed_records: Counter::default(),
@@ -190,9 +222,19 @@ impl Metrics {
             m.store_pending.clone(),
         );
         registry.register(
-            "violation_edges_over_budget",
-            "Violation edges not given their own series",
-            m.edges_over_budget.clone(),
+            "overflow_sightings",
+            "Edge sightings counted in an overflow edge (src and dst \"_other\") because the map holding edges was full, by holder (metrics, alerts, store)",
+            m.overflowed.clone(),
+        );
+        registry.register(
+            "max_violation_series",
+            "Distinct edges each in-memory map holds before it aggregates (--max-violation-series)",
+            m.max_violation_series.clone(),
+        );
+        registry.register(
+            "http_rejected",
+            "HTTP requests or connections turned away, by reason (unauthorized, busy, connection_limit)",
+            m.http_rejected.clone(),
         );
         registry.register(
             "out_of_scope_connections",
