@@ -569,6 +569,10 @@ pub struct ReportArgs {
     /// headless Service does). Repeatable.
     #[arg(long, conflicts_with_all = ["store", "merge", "since", "until", "allowlist"])]
     pub collect: Vec<String>,
+    /// With --collect: a file holding the bearer token the daemons' /report requires
+    /// (their --report-token-file), sent as `Authorization: Bearer`.
+    #[arg(long, env = "AUDITOR_REPORT_TOKEN_FILE", requires = "collect")]
+    pub token_file: Option<PathBuf>,
     /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
     /// (any violation edge), `never-observed` (a documented connection never seen),
     /// `unaudited` (part of the period not watched, or watched with kernel drops). The
@@ -664,7 +668,11 @@ pub enum ReportInput {
         until: Option<i64>,
     },
     Merge(Vec<PathBuf>),
-    Collect(Vec<String>),
+    /// Daemons to ask for /report, and the bearer token to send.
+    Collect {
+        urls: Vec<String>,
+        token: Option<String>,
+    },
 }
 
 /// Validated `auditor report` settings.
@@ -705,7 +713,13 @@ impl TryFrom<ReportArgs> for ReportConfig {
             if let Some(bad) = a.collect.iter().find(|u| !u.starts_with("http://")) {
                 anyhow::bail!("--collect {bad}: give an http:// URL");
             }
-            ReportInput::Collect(a.collect)
+            ReportInput::Collect {
+                urls: a.collect,
+                token: a
+                    .token_file
+                    .map(|p| read_token(&p, "--token-file"))
+                    .transpose()?,
+            }
         } else if !a.merge.is_empty() {
             ReportInput::Merge(a.merge)
         } else if let Some(path) = a.store {

@@ -7,6 +7,7 @@
 //!   auditor-peer serve SECS tcp:ADDR:PORT udp:ADDR:PORT …   serve them all for SECS seconds
 //!   auditor-peer send ADDR PORT connected|unconnected   one UDP datagram
 //!   auditor-peer storm tcp|udp ADDR PORTS N SECS    N connects/datagrams spread over ports
+//!   auditor-peer scan ADDR FROM TO SECS   one TCP connect to each port FROM..TO (exclusive)
 
 use std::{
     io::{Read, Write},
@@ -38,6 +39,11 @@ fn main() -> ExitCode {
             addr.parse().expect("address"),
             ports.split(',').map(|p| p.parse().expect("port")).collect(),
             n.parse().expect("count"),
+            Duration::from_secs_f64(secs.parse().expect("seconds")),
+        ),
+        ["scan", addr, from, to, secs] => scan(
+            addr.parse().expect("address"),
+            from.parse().expect("port")..to.parse().expect("port"),
             Duration::from_secs_f64(secs.parse().expect("seconds")),
         ),
         _ => Err("usage: see the header of tests/src/bin/peer.rs".into()),
@@ -264,6 +270,30 @@ fn storm(proto: &str, addr: IpAddr, ports: Vec<u16>, n: u64, limit: Duration) ->
         "{{\"ops\":{done},\"extra\":{extra},\"seconds\":{secs:.6},\"rate\":{:.1},\"eaddrnotavail\":{addr_not_avail},\"errors\":{other_errors},\"tgid\":{}}}",
         done as f64 / secs,
         std::process::id()
+    );
+    Ok(())
+}
+
+/// A port scan: one connect to each port, as a scanner would. Closed ports answer with a
+/// RST (refused); the kernel still saw each connect leave (SYN_SENT). Prints what it did
+/// as one JSON line, so the caller knows how many connects to expect.
+fn scan(addr: IpAddr, ports: std::ops::Range<u16>, limit: Duration) -> Res {
+    let started = Instant::now();
+    let (mut attempts, mut refused, mut connected, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    for port in ports {
+        if started.elapsed() >= limit {
+            break;
+        }
+        attempts += 1;
+        match TcpStream::connect_timeout(&SocketAddr::new(addr, port), Duration::from_secs(1)) {
+            Ok(_) => connected += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+            Err(_) => errors += 1,
+        }
+    }
+    println!(
+        "{{\"attempts\":{attempts},\"refused\":{refused},\"connected\":{connected},\"errors\":{errors},\"seconds\":{:.3}}}",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
