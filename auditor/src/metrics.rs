@@ -266,3 +266,24 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unattributed_end_is_labelled_unknown_never_by_its_address() {
+        let mut e = crate::edge::test_edge(1, 0);
+        e.verdict = crate::verdict::Verdict::UnknownDestination;
+        e.dst.service = None;
+        e.dst.addr = Some("203.0.113.9".parse().unwrap());
+        assert_eq!(e.key().dst, "203.0.113.9", "the edge keeps its address");
+        let l = EdgeLabels::of(&e, "n1");
+        assert_eq!((l.src.as_str(), l.dst.as_str()), ("GES", UNKNOWN_END));
+        let o = EdgeLabels::of(&e.overflow(), "n1");
+        assert_eq!(
+            (o.src.as_str(), o.dst.as_str(), o.port.as_str()),
+            ("_other", "_other", "0")
+        );
+    }
+}

@@ -171,6 +171,28 @@ fn scan(name: &str, ports: u16, extra: &[&str], with_store: bool) -> Outcome {
     };
     let (hwm, rss_now) = rss(pid);
     let log = daemon.stop().expect("clean stop");
+    // Events: one per edge held, then one for the overflow edge, not one per port; all
+    // of them valid against docs/event.schema.json.
+    let events = auditor_tests::events::read_valid(&dir.join("events.jsonl"));
+    let to_redis = events
+        .iter()
+        .filter(|e| e["dst"]["addr"] == redis.to_string().as_str())
+        .count();
+    let overflow_events = events
+        .iter()
+        .filter(|e| {
+            e["verdict"] == "undocumented_egress" && e["src"]["service"] == "_other"
+        })
+        .count();
+    eprintln!(
+        "events: {} in all, {to_redis} about single scanned ports, {overflow_events} about the overflow edge",
+        events.len()
+    );
+    assert_eq!(overflow_events, 1, "the overflow edge is told once");
+    assert!(
+        to_redis < usize::from(ports),
+        "past the cap, ports are not told one by one: {to_redis} events"
+    );
     let stored = with_store.then(|| {
         let store = auditor::store::Store::open_existing(&dir.join("store.db")).expect("store");
         store
