@@ -956,7 +956,11 @@ mod tests {
         let c = run_config(&[]).unwrap();
         assert_eq!(c.max_violation_series, 1000);
         assert_eq!(
-            (c.http.header_timeout, c.http.idle_timeout, c.http.max_connections),
+            (
+                c.http.header_timeout,
+                c.http.idle_timeout,
+                c.http.max_connections
+            ),
             (Duration::from_secs(10), Duration::from_secs(60), 64)
         );
         assert!(c.http.report_token.is_none());
@@ -982,7 +986,10 @@ mod tests {
         std::fs::write(&empty, " \n").unwrap();
         let c = run_config(&["--report-token-file", good.to_str().unwrap()]).unwrap();
         assert_eq!(c.http.report_token.as_deref(), Some("s3cret"));
-        assert!(!format!("{c:?}").contains("s3cret"), "the token is never printed");
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the token is never printed"
+        );
         let e = run_config(&["--report-token-file", empty.to_str().unwrap()]).unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -432,13 +432,23 @@ mod tests {
         assert!(o.is_overflow() && !e.is_overflow());
         let k = o.key();
         assert_eq!(
-            (k.verdict, k.src.as_str(), k.dst.as_str(), k.transport, k.port),
+            (
+                k.verdict,
+                k.src.as_str(),
+                k.dst.as_str(),
+                k.transport,
+                k.port
+            ),
             (Verdict::PortDrift, OVERFLOW, OVERFLOW, Transport::Tcp, 0)
         );
         assert_eq!((o.count, o.rules_label()), (3, "none".to_string()));
         let mut other = edge(2, 2_000);
         other.dst.port = Some(9300);
-        assert_eq!(other.overflow().key(), k, "all of one verdict and transport meet");
+        assert_eq!(
+            other.overflow().key(),
+            k,
+            "all of one verdict and transport meet"
+        );
     }
 
     #[test]

@@ -9,11 +9,7 @@
 //! `undocumented_egress` edge per port. The daemon also audits the rest of the machine
 //! (this test's own HTTP polling included); the sums cover every violation it judged.
 
-use std::{
-    path::PathBuf,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Mutex, time::Duration};
 
 use auditor_tests::{
     kernel_tests_enabled,
@@ -189,9 +185,7 @@ fn scan(name: &str, ports: u16, extra: &[&str], with_store: bool) -> Outcome {
         .count();
     let overflow_events = events
         .iter()
-        .filter(|e| {
-            e["verdict"] == "undocumented_egress" && e["src"]["service"] == "_other"
-        })
+        .filter(|e| e["verdict"] == "undocumented_egress" && e["src"]["service"] == "_other")
         .count();
     eprintln!(
         "events: {} in all, {to_redis} about single scanned ports, {overflow_events} about the overflow edge",
@@ -230,8 +224,9 @@ fn scan(name: &str, ports: u16, extra: &[&str], with_store: bool) -> Outcome {
 fn check_series(o: &Outcome, cap: usize) {
     let m = &o.metrics;
     let series = samples(m, "auditor_violations_total");
-    let (overflow, own): (Vec<&Sample>, Vec<&Sample>) =
-        series.iter().partition(|s| s.label("src") == Some("_other"));
+    let (overflow, own): (Vec<&Sample>, Vec<&Sample>) = series
+        .iter()
+        .partition(|s| s.label("src") == Some("_other"));
     assert_eq!(
         own.len(),
         cap,
@@ -246,7 +241,11 @@ fn check_series(o: &Outcome, cap: usize) {
     let n = keys.len();
     keys.sort();
     keys.dedup();
-    assert_eq!(keys.len(), n, "one overflow series per verdict and transport");
+    assert_eq!(
+        keys.len(),
+        n,
+        "one overflow series per verdict and transport"
+    );
     let scan_overflow = overflow
         .iter()
         .find(|s| {
@@ -260,7 +259,9 @@ fn check_series(o: &Outcome, cap: usize) {
         o.attempts
     );
     assert!(
-        series.iter().all(|s| s.label("dst").is_none_or(|d| !d.contains('.') && !d.contains(':'))),
+        series.iter().all(|s| s
+            .label("dst")
+            .is_none_or(|d| !d.contains('.') && !d.contains(':'))),
         "no raw address as a label"
     );
     let over: f64 = samples(m, "auditor_overflow_sightings_total")
@@ -328,8 +329,9 @@ fn print_rss(what: &str, o: &Outcome) {
 #[test]
 fn a_20000_port_scan_keeps_memory_and_series_bounded_and_the_totals_add_up() {
     let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
-    if !kernel_tests_enabled("a_20000_port_scan_keeps_memory_and_series_bounded_and_the_totals_add_up")
-    {
+    if !kernel_tests_enabled(
+        "a_20000_port_scan_keeps_memory_and_series_bounded_and_the_totals_add_up",
+    ) {
         return;
     }
     let o = scan("20k", 20_000, &[], true);
@@ -348,7 +350,11 @@ fn a_20000_port_scan_keeps_memory_and_series_bounded_and_the_totals_add_up() {
         .filter(|s| s.label("verdict") == Some("undocumented_egress"))
         .map(|s| s.value)
         .sum();
-    assert_eq!(o.stored, Some(judged as u64), "the store agrees with the counter");
+    assert_eq!(
+        o.stored,
+        Some(judged as u64),
+        "the store agrees with the counter"
+    );
 }
 
 #[test]
@@ -473,7 +479,11 @@ fn the_report_needs_its_token_is_built_once_for_parallel_requests_and_http_is_bo
         cmd.output().unwrap()
     };
     let out = collect(true);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = collect(false);
     assert!(!out.status.success());
     assert!(
@@ -511,7 +521,8 @@ fn the_report_needs_its_token_is_built_once_for_parallel_requests_and_http_is_bo
     // A client that never finishes its headers is disconnected after the header timeout.
     let addr = url.trim_start_matches("http://").to_string();
     let mut slow = std::net::TcpStream::connect(&addr).unwrap();
-    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     assert!(
         closed_by_server(&mut slow, Duration::from_secs(5)),
         "half-sent headers are cut off"
@@ -540,10 +551,14 @@ fn the_report_needs_its_token_is_built_once_for_parallel_requests_and_http_is_bo
     );
     drop(held);
     // The held ones are gone once the header timeout cuts them; then /metrics answers.
-    let metrics = wait_for("the daemon to answer again", Duration::from_secs(10), || {
-        let (status, body) = get(&format!("{url}/metrics"), None);
-        (status == 200).then_some(body)
-    });
+    let metrics = wait_for(
+        "the daemon to answer again",
+        Duration::from_secs(10),
+        || {
+            let (status, body) = get(&format!("{url}/metrics"), None);
+            (status == 200).then_some(body)
+        },
+    );
     let rejected = |reason: &str| -> f64 {
         samples(&metrics, "auditor_http_rejected_total")
             .iter()

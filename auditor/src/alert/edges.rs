@@ -7,12 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use crate::event::Notice;
 use crate::{
     edge::{Edge, EdgeKey},
     internal_events::{EdgeOverflowed, InternalEvent},
     metrics::Metrics,
 };
-pub use crate::event::Notice;
 
 /// One edge and its notification state.
 #[derive(Debug, Clone)]
@@ -88,8 +88,7 @@ impl Edges {
                 let e = o.into_mut();
                 e.edge.add(sighting);
                 e.last_seen_at = now;
-                if now.duration_since(e.notified_at) >= renotify
-                    && e.edge.count > e.count_at_notify
+                if now.duration_since(e.notified_at) >= renotify && e.edge.count > e.count_at_notify
                 {
                     e.notified_at = now;
                     e.count_at_notify = e.edge.count;
@@ -191,7 +190,10 @@ mod tests {
         );
         let total: u64 = edges.iter_mut().map(|e| e.edge.count).sum();
         assert_eq!(total, 100, "every connection is still counted");
-        assert!(m.encode().contains("auditor_overflow_sightings_total{holder=\"alerts\"} 97"));
+        assert!(
+            m.encode()
+                .contains("auditor_overflow_sightings_total{holder=\"alerts\"} 97")
+        );
         assert_eq!(edges.forget_idle(Duration::ZERO), 4);
         assert!(edges.is_empty());
     }

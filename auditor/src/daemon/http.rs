@@ -208,7 +208,13 @@ pub async fn serve(
                 drop(sock);
                 continue;
             };
-            conns.spawn(connection(sock, app.clone(), cfg.clone(), stop.clone(), permit));
+            conns.spawn(connection(
+                sock,
+                app.clone(),
+                cfg.clone(),
+                stop.clone(),
+                permit,
+            ));
         }
         // Shutdown: answers under way get a moment to finish.
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -242,9 +248,8 @@ async fn connection(
         hyper_util::service::TowerToHyperService::new(app),
     );
     tokio::pin!(conn);
-    let idle_deadline = || {
-        start + Duration::from_millis(last_ms.load(Ordering::Relaxed)) + cfg.idle_timeout
-    };
+    let idle_deadline =
+        || start + Duration::from_millis(last_ms.load(Ordering::Relaxed)) + cfg.idle_timeout;
     let mut closing: Option<Instant> = None;
     loop {
         // After a graceful shutdown the answer under way may finish; a client that does
@@ -343,4 +348,3 @@ impl AsyncWrite for Watched {
         self.inner.is_write_vectored()
     }
 }
-

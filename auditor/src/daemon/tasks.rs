@@ -14,8 +14,8 @@ use crate::{
     cli::{AlertConfig, PolicyConfig, StoreConfig},
     edge::{from_unix_ms, unix_ms},
     internal_events::{
-        AlertmanagerPostFailed, AlertmanagerPosted, EdgeOverflowed, InternalEvent, PolicyReloadFailed,
-        PolicyReloaded, StoreCommitFailed, StoreCommitted,
+        AlertmanagerPostFailed, AlertmanagerPosted, EdgeOverflowed, InternalEvent,
+        PolicyReloadFailed, PolicyReloaded, StoreCommitFailed, StoreCommitted,
     },
     store::{Store, batch::CoverageUpdate},
     verdict::{Judge, load_judge},

@@ -146,6 +146,9 @@ mod tests {
             newer.add_edge_within(to_port(p), 10);
         });
         let over = failed.merge(newer, 10);
-        assert_eq!((over, failed.edges.len(), failed.connections()), (10, 11, 20));
+        assert_eq!(
+            (over, failed.edges.len(), failed.connections()),
+            (10, 11, 20)
+        );
     }
 }
