@@ -403,6 +403,92 @@ pub struct HttpArgs {
     /// Address for /metrics, /healthz, /readyz and /report.
     #[arg(long, default_value = "127.0.0.1:9977")]
     pub listen: std::net::SocketAddr,
+    /// A file holding the bearer token /report requires (read once at start; surrounding
+    /// whitespace is ignored). Without it /report is open: keep --listen on loopback or
+    /// behind a NetworkPolicy. /metrics, /healthz and /readyz never need it.
+    #[arg(long)]
+    pub report_token_file: Option<PathBuf>,
+    /// A client must send a request's headers within this long, or it is disconnected.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Duration,
+    /// A connection that sends and receives nothing for this long is closed (a request
+    /// being answered is finished first).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Duration,
+    /// Open HTTP connections at most; further ones are closed at once and counted in
+    /// auditor_http_rejected_total{reason="connection_limit"}.
+    #[arg(long, default_value_t = 64)]
+    pub http_max_connections: usize,
+}
+
+/// Validated HTTP settings.
+#[derive(Clone)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// The bearer token /report requires, if any.
+    pub report_token: Option<String>,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("report_token", &self.report_token.as_ref().map(|_| "<set>"))
+            .field("header_timeout", &self.header_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl TryFrom<HttpArgs> for HttpConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: HttpArgs) -> anyhow::Result<Self> {
+        nonzero(&[
+            ("--http-header-timeout", a.http_header_timeout),
+            ("--http-idle-timeout", a.http_idle_timeout),
+        ])?;
+        if !(1..=65_536).contains(&a.http_max_connections) {
+            anyhow::bail!(
+                "--http-max-connections {}: give 1 to 65536",
+                a.http_max_connections
+            );
+        }
+        let report_token = a
+            .report_token_file
+            .map(|p| read_token(&p, "--report-token-file"))
+            .transpose()?;
+        Ok(HttpConfig {
+            listen: a.listen,
+            report_token,
+            header_timeout: a.http_header_timeout,
+            idle_timeout: a.http_idle_timeout,
+            max_connections: a.http_max_connections,
+        })
+    }
+}
+
+/// A bearer token from a file (a mounted Secret): trimmed, and refused when empty or
+/// not a valid header value, so a broken mount fails at start, not at the first request.
+pub fn read_token(path: &std::path::Path, flag: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{flag} {}: cannot read: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("{flag} {}: the file is empty", path.display());
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "{flag} {}: the token must be printable ASCII without spaces",
+            path.display()
+        );
+    }
+    Ok(token.to_string())
 }
 
 fn nonzero(durations: &[(&str, Duration)]) -> anyhow::Result<()> {
@@ -442,6 +528,15 @@ pub struct RunArgs {
     /// KUBECONFIG), matched to documented services by the inventory's `kubernetes:` entries.
     #[arg(long)]
     pub kubernetes: bool,
+    /// Distinct edges kept apart in memory, and violation series per node: each of the
+    /// violation series, the edges held for events and alerts, and the edges pending a
+    /// store commit holds at most this many. Past it, new edges are counted in one
+    /// overflow edge per verdict and transport (src and dst "_other", port 0), logged once
+    /// and counted in auditor_overflow_sightings_total; totals still add up. Worst case
+    /// per node: N + 10 series in each of auditor_violations_total and
+    /// auditor_violation_last_seen_timestamp_seconds.
+    #[arg(long, default_value_t = 1000)]
+    pub max_violation_series: usize,
 }
 
 /// Validated `auditor run` settings, in the groups of its arguments.
@@ -450,12 +545,13 @@ pub struct RunConfig {
     pub policy: PolicyConfig,
     pub store: StoreConfig,
     pub alerts: AlertConfig,
-    pub listen: std::net::SocketAddr,
+    pub http: HttpConfig,
     pub probes: ProbeConfig,
     pub node: String,
     pub reload_poll: Duration,
     pub scope: Vec<ipnet::IpNet>,
     pub kubernetes: bool,
+    pub max_violation_series: usize,
 }
 
 impl TryFrom<RunArgs> for RunConfig {
@@ -463,6 +559,12 @@ impl TryFrom<RunArgs> for RunConfig {
 
     fn try_from(a: RunArgs) -> anyhow::Result<Self> {
         nonzero(&[("--reload-poll", a.reload_poll)])?;
+        if !(1..=100_000).contains(&a.max_violation_series) {
+            anyhow::bail!(
+                "--max-violation-series {}: give 1 to 100000 (each edge held costs memory on every node, and each series a time series in Prometheus)",
+                a.max_violation_series
+            );
+        }
         let node = a.node.filter(|n| !n.is_empty()).unwrap_or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
@@ -472,12 +574,13 @@ impl TryFrom<RunArgs> for RunConfig {
             policy: a.policy.into(),
             store: a.store.try_into()?,
             alerts: a.alerts.try_into()?,
-            listen: a.http.listen,
+            http: a.http.try_into()?,
             probes: a.probes.try_into()?,
             node,
             reload_poll: a.reload_poll,
             scope: a.scope,
             kubernetes: a.kubernetes,
+            max_violation_series: a.max_violation_series,
         })
     }
 }
@@ -530,6 +633,10 @@ pub struct ReportArgs {
     /// least Prometheus' scrape interval is wise. Default: the period / 2000, at least 1s.
     #[arg(long, value_parser = humantime::parse_duration, requires = "prometheus")]
     pub step: Option<std::time::Duration>,
+    /// With --collect: a file holding the bearer token the daemons' /report requires
+    /// (their --report-token-file), sent as `Authorization: Bearer`.
+    #[arg(long, env = "AUDITOR_REPORT_TOKEN_FILE", requires = "collect")]
+    pub token_file: Option<PathBuf>,
     /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
     /// (any violation edge), `never-observed` (a documented connection never seen),
     /// `unaudited` (part of the period not watched, or watched with kernel drops). The
@@ -625,7 +732,11 @@ pub enum ReportInput {
         until: Option<i64>,
     },
     Merge(Vec<PathBuf>),
-    Collect(Vec<String>),
+    /// Daemons to ask for /report, and the bearer token to send.
+    Collect {
+        urls: Vec<String>,
+        token: Option<String>,
+    },
     /// Prometheus' HTTP API over a period (unix ms).
     Prometheus {
         url: String,
@@ -674,7 +785,13 @@ impl TryFrom<ReportArgs> for ReportConfig {
             if let Some(bad) = a.collect.iter().find(|u| !u.starts_with("http://")) {
                 anyhow::bail!("--collect {bad}: give an http:// URL");
             }
-            ReportInput::Collect(a.collect)
+            ReportInput::Collect {
+                urls: a.collect,
+                token: a
+                    .token_file
+                    .map(|p| read_token(&p, "--token-file"))
+                    .transpose()?,
+            }
         } else if let Some(url) = a.prometheus {
             if !url.starts_with("http://") {
                 anyhow::bail!(
@@ -1077,5 +1194,49 @@ mod tests {
         assert!(run_config(&["--alertmanager", "https://am"]).is_err());
         assert!(run_config(&["--retention", "0s"]).is_err());
         assert!(run_config(&["--store", "/nonexistent-dir/s.db"]).is_err());
+    }
+
+    #[test]
+    fn the_edge_cap_and_http_limits_are_validated() {
+        let c = run_config(&[]).unwrap();
+        assert_eq!(c.max_violation_series, 1000);
+        assert_eq!(
+            (
+                c.http.header_timeout,
+                c.http.idle_timeout,
+                c.http.max_connections
+            ),
+            (Duration::from_secs(10), Duration::from_secs(60), 64)
+        );
+        assert!(c.http.report_token.is_none());
+        assert_eq!(
+            run_config(&["--max-violation-series", "100"])
+                .unwrap()
+                .max_violation_series,
+            100
+        );
+        for bad in [
+            &["--max-violation-series", "0"][..],
+            &["--max-violation-series", "100001"],
+            &["--http-max-connections", "0"],
+            &["--http-idle-timeout", "0s"],
+            &["--report-token-file", "/nonexistent/token"],
+        ] {
+            assert!(run_config(bad).is_err(), "{bad:?}");
+        }
+        let dir = std::env::temp_dir().join(format!("auditor-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (good, empty) = (dir.join("good"), dir.join("empty"));
+        std::fs::write(&good, "s3cret\n").unwrap();
+        std::fs::write(&empty, " \n").unwrap();
+        let c = run_config(&["--report-token-file", good.to_str().unwrap()]).unwrap();
+        assert_eq!(c.http.report_token.as_deref(), Some("s3cret"));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the token is never printed"
+        );
+        let e = run_config(&["--report-token-file", empty.to_str().unwrap()]).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

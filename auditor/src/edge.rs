@@ -170,6 +170,9 @@ pub struct Edge {
 /// Unix time in milliseconds (what the store keeps).
 pub type Millis = i64;
 
+/// Name of both ends of an overflow edge (`Edge::overflow`), in every output.
+pub const OVERFLOW: &str = "_other";
+
 impl Edge {
     pub fn key(&self) -> EdgeKey {
         EdgeKey {
@@ -222,6 +225,38 @@ impl Edge {
             Some(d) => format!("{rows} (documented {d})"),
             None => rows,
         }
+    }
+
+    /// The edge this one is counted in once `--max-violation-series` distinct edges are
+    /// held: same verdict and transport, both ends named `_other`, port 0, no rules. One
+    /// per verdict and transport, so memory, series and store rows stay bounded under a
+    /// scan, and every connection is still counted (in aggregate). The first example
+    /// process stays, as it does for any edge.
+    pub fn overflow(&self) -> Edge {
+        let end = || Endpoint {
+            service: Some(OVERFLOW.into()),
+            ..Endpoint::default()
+        };
+        Edge {
+            verdict: self.verdict,
+            rules: Vec::new(),
+            transport: self.transport,
+            direction: self.direction,
+            documented: None,
+            src: end(),
+            dst: end(),
+            process: self.process.clone(),
+            count: self.count,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+        }
+    }
+
+    /// True for an edge made by `overflow`.
+    pub fn is_overflow(&self) -> bool {
+        self.src.service.as_deref() == Some(OVERFLOW)
+            && self.dst.service.as_deref() == Some(OVERFLOW)
+            && self.dst.port.is_none()
     }
 
     /// "26" or "26,27" or "none": the rules as one label value.
@@ -388,6 +423,32 @@ mod tests {
         };
         assert_eq!(e.name(), "198.18.0.9");
         assert_eq!(Endpoint::default().name(), "unknown");
+    }
+
+    #[test]
+    fn an_overflow_edge_keeps_verdict_transport_and_count_and_names_no_end() {
+        let e = edge(3, 1_000);
+        let o = e.overflow();
+        assert!(o.is_overflow() && !e.is_overflow());
+        let k = o.key();
+        assert_eq!(
+            (
+                k.verdict,
+                k.src.as_str(),
+                k.dst.as_str(),
+                k.transport,
+                k.port
+            ),
+            (Verdict::PortDrift, OVERFLOW, OVERFLOW, Transport::Tcp, 0)
+        );
+        assert_eq!((o.count, o.rules_label()), (3, "none".to_string()));
+        let mut other = edge(2, 2_000);
+        other.dst.port = Some(9300);
+        assert_eq!(
+            other.overflow().key(),
+            k,
+            "all of one verdict and transport meet"
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use auditor_common::Counter;
 use crate::{
     edge::Edge,
     metrics::{
-        EdgeLabels, KernelLabels, Metrics, PolicyLabels, ReasonLabels, ResultLabels, VerdictLabels,
+        EdgeLabels, HolderLabels, KernelLabels, Metrics, PolicyLabels, ReasonLabels, ResultLabels,
+        VerdictLabels,
     },
 };
 
@@ -268,7 +269,7 @@ fn seen<L: Clone + std::hash::Hash + Eq>(
     }
 }
 
-/// Connections of a violation edge that has a series of its own.
+/// Connections of a violation edge, in its own series or its overflow series.
 pub struct ViolationCounted<'a> {
     pub edge: &'a Edge,
     pub labels: &'a EdgeLabels,
@@ -288,13 +289,48 @@ impl InternalEvent for ViolationCounted<'_> {
     }
 }
 
-/// A violation edge beyond the series budget: counted here instead of as a new series.
-pub struct EdgeOverBudget;
+/// An edge sighting counted in its overflow edge because `holder`'s map held `cap`
+/// distinct edges. Logged once per holder (`first`), counted every time.
+pub struct EdgeOverflowed {
+    pub holder: &'static str,
+    pub cap: usize,
+    pub first: bool,
+}
 
-impl InternalEvent for EdgeOverBudget {
+impl InternalEvent for EdgeOverflowed {
     fn emit(self, m: &Metrics) {
-        tracing::debug!("violation edge over the series budget");
-        m.edges_over_budget.inc();
+        if self.first {
+            tracing::warn!(
+                holder = self.holder,
+                cap = self.cap,
+                "{} distinct edges held: further new edges are counted in one overflow edge per verdict and transport (src and dst \"_other\"); raise --max-violation-series to keep more apart",
+                self.cap
+            );
+        } else {
+            tracing::trace!(holder = self.holder, "edge counted in the overflow edge");
+        }
+        m.overflowed
+            .get_or_create(&HolderLabels {
+                holder: self.holder.into(),
+            })
+            .inc();
+    }
+}
+
+/// An HTTP request or connection turned away (bad token, a report already being built,
+/// too many connections).
+pub struct HttpRejected {
+    pub reason: &'static str,
+}
+
+impl InternalEvent for HttpRejected {
+    fn emit(self, m: &Metrics) {
+        tracing::debug!(reason = self.reason, "HTTP request rejected");
+        m.http_rejected
+            .get_or_create(&ReasonLabels {
+                reason: self.reason.into(),
+            })
+            .inc();
     }
 }
 

@@ -87,18 +87,39 @@ pub struct EdgeLabels {
 }
 
 impl EdgeLabels {
+    /// An end no service was found for is labelled `unknown`, never by its address: a
+    /// scan of unknown hosts would otherwise make one series per address. The address
+    /// stays in the event and the store.
     pub fn of(e: &Edge, node: &str) -> EdgeLabels {
         let k = e.key();
+        let bounded = |end: &crate::edge::Endpoint, name: String| {
+            if end.service.is_some() {
+                name
+            } else {
+                UNKNOWN_END.into()
+            }
+        };
         EdgeLabels {
             verdict: k.verdict.as_str().into(),
-            src: k.src.into(),
-            dst: k.dst.into(),
+            src: bounded(&e.src, k.src).into(),
+            dst: bounded(&e.dst, k.dst).into(),
             transport: k.transport.as_str().into(),
             port: k.port.to_string().into(),
             rules: e.rules_label().into(),
             node: node.into(),
         }
     }
+}
+
+/// The `src`/`dst` label of an end that is not a documented service.
+pub const UNKNOWN_END: &str = "unknown";
+
+/// Which in-memory edge map aggregated an edge into its overflow edge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HolderLabels {
+    /// `metrics` (violation series), `alerts` (edges held for events and
+    /// Alertmanager), `store` (edges pending the next commit).
+    pub holder: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -159,8 +180,12 @@ pub struct Metrics {
     pub store_restarts: Counter,
     /// Damaged stores moved aside at start.
     pub store_set_aside: Counter,
-    /// Violation edges beyond the label budget, counted here instead of as new series.
-    pub edges_over_budget: Counter,
+    /// Edge sightings aggregated into an overflow edge, by the map that was full.
+    pub overflowed: Family<HolderLabels, Counter>,
+    /// The cap on distinct edges per map (`--max-violation-series`).
+    pub max_violation_series: Gauge,
+    /// HTTP requests and connections turned away, by reason.
+    pub http_rejected: Family<ReasonLabels, Counter>,
     /// Connections outside `--scope`, not judged.
     pub out_of_scope: Counter,
     /// Violation events that could not be written.
@@ -197,7 +222,9 @@ impl Metrics {
             degraded: Family::default(),
             store_restarts: Counter::default(),
             store_set_aside: Counter::default(),
-            edges_over_budget: Counter::default(),
+            overflowed: Family::default(),
+            max_violation_series: Gauge::default(),
+            http_rejected: Family::default(),
             out_of_scope: Counter::default(),
             event_write_failures: Counter::default(),
             events_dropped: Counter::default(),
@@ -309,9 +336,19 @@ impl Metrics {
             m.store_set_aside.clone(),
         );
         registry.register(
-            "violation_edges_over_budget",
-            "Violation edges not given their own series",
-            m.edges_over_budget.clone(),
+            "overflow_sightings",
+            "Edge sightings counted in an overflow edge (src and dst \"_other\") because the map holding edges was full, by holder (metrics, alerts, store)",
+            m.overflowed.clone(),
+        );
+        registry.register(
+            "max_violation_series",
+            "Distinct edges each in-memory map holds before it aggregates (--max-violation-series)",
+            m.max_violation_series.clone(),
+        );
+        registry.register(
+            "http_rejected",
+            "HTTP requests or connections turned away, by reason (unauthorized, busy, connection_limit)",
+            m.http_rejected.clone(),
         );
         registry.register(
             "out_of_scope_connections",
@@ -382,6 +419,22 @@ mod tests {
         assert!(
             line.contains(r#"src="a\"b""#) && line.contains(r#"dst="c\\d\ne""#),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn an_unattributed_end_is_labelled_unknown_never_by_its_address() {
+        let mut e = crate::edge::test_edge(1, 0);
+        e.verdict = crate::verdict::Verdict::UnknownDestination;
+        e.dst.service = None;
+        e.dst.addr = Some("203.0.113.9".parse().unwrap());
+        assert_eq!(e.key().dst, "203.0.113.9", "the edge keeps its address");
+        let l = EdgeLabels::of(&e, "n1");
+        assert_eq!((l.src.as_str(), l.dst.as_str()), ("GES", UNKNOWN_END));
+        let o = EdgeLabels::of(&e.overflow(), "n1");
+        assert_eq!(
+            (o.src.as_str(), o.dst.as_str(), o.port.as_str()),
+            ("_other", "_other", "0")
         );
     }
 }

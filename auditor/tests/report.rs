@@ -93,18 +93,16 @@ fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
         ..Default::default()
     });
     s.commit(node, &b).unwrap();
-    let drops = Batch {
-        coverage: Some(CoverageUpdate {
-            session_start_ms: 0,
-            start_ms: 3_600_000,
-            end_ms: 7_200_000,
-            drops: Drops {
-                ringbuf_full: 12,
-                ..Drops::default()
-            },
-        }),
-        ..Default::default()
-    };
+    let mut drops = Batch::default();
+    drops.coverage = Some(CoverageUpdate {
+        session_start_ms: 0,
+        start_ms: 3_600_000,
+        end_ms: 7_200_000,
+        drops: Drops {
+            ringbuf_full: 12,
+            ..Drops::default()
+        },
+    });
     s.commit(node, &drops).unwrap();
 }
 

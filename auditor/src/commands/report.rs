@@ -21,7 +21,7 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
             key,
             signature,
         } => return verify(&report, &key, signature.as_deref()),
-        ReportInput::Collect(urls) => report::merge(collect(&urls)?)?,
+        ReportInput::Collect { urls, token } => report::merge(collect(&urls, token.as_deref())?)?,
         ReportInput::Merge(paths) => merged(&paths)?,
         ReportInput::Prometheus {
             url,
@@ -180,7 +180,7 @@ fn merged(paths: &[std::path::PathBuf]) -> anyhow::Result<Report> {
 
 /// Every node's report: each URL's host is resolved to all its addresses (a headless
 /// Service's name resolves to every daemon pod) and each is asked for /report.
-fn collect(urls: &[String]) -> anyhow::Result<Vec<(String, Report)>> {
+fn collect(urls: &[String], token: Option<&str>) -> anyhow::Result<Vec<(String, Report)>> {
     use std::net::ToSocketAddrs;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -202,7 +202,11 @@ fn collect(urls: &[String]) -> anyhow::Result<Vec<(String, Report)>> {
         for addr in addrs {
             let target = format!("http://{addr}/report");
             let text = rt.block_on(async {
-                let resp = http.get(&target).send().await?;
+                let mut req = http.get(&target);
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req.send().await?;
                 let status = resp.status();
                 let body = resp.text().await?;
                 anyhow::ensure!(

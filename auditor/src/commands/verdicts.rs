@@ -62,7 +62,8 @@ impl Recorder {
     }
 
     fn add(&mut self, e: &crate::edge::Edge, judge: &std::sync::Arc<Judge>) {
-        self.sink.add(&mut self.batch, e, judge);
+        // Replay commits once at the end; its input is finite, so nothing is capped.
+        self.sink.add(&mut self.batch, e, judge, usize::MAX);
         let (first, last) = self.span.unwrap_or((e.first_seen, e.last_seen));
         self.span = Some((first.min(e.first_seen), last.max(e.last_seen)));
     }

@@ -121,7 +121,10 @@ impl Handler for DaemonHandler {
             return Ok(());
         };
         self.metrics.record(&self.shared, &edge);
-        self.store.record(&self.shared, &edge, &self.judge);
+        // Without --store nothing would ever drain the batch: do not fill it.
+        if self.shared.store_path.is_some() {
+            self.store.record(&self.shared, &edge, &self.judge);
+        }
         if let Some(event) = self.alerts.record(&self.shared, &edge) {
             // A failing output is counted and retried; it never stops the judging.
             self.events.write(&self.shared, &event);

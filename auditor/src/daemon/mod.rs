@@ -41,6 +41,16 @@ pub struct Shared {
     pub kube: Option<Arc<crate::identity::kubernetes::KubeState>>,
     /// The store file, for GET /report.
     pub store_path: Option<std::path::PathBuf>,
+    /// The bearer token GET /report requires (`--report-token-file`).
+    pub report_token: Option<String>,
+    /// Distinct edges each in-memory edge map holds (violation series, alert edges, the
+    /// pending batch) before new ones go into overflow edges (`--max-violation-series`).
+    pub max_edges: usize,
+    /// Bumped by each store commit that carried observations: what a cached /report is
+    /// keyed by.
+    pub store_generation: std::sync::atomic::AtomicU64,
+    /// The last /report built, shared by the requests that waited for it.
+    pub report: http::ReportCache,
 }
 
 pub fn run(cfg: RunConfig) -> anyhow::Result<()> {
@@ -113,7 +123,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         node: cfg.node.clone(),
         metrics: Metrics::new(),
-        edges: Mutex::new(Edges::new(cfg.alerts.renotify)),
+        edges: Mutex::new(Edges::new(cfg.alerts.renotify, cfg.max_violation_series)),
         pending: Mutex::new(Batch::default()),
         drops: Mutex::new(Drops::default()),
         ready: AtomicBool::new(false),
@@ -121,10 +131,18 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         session_start_ms: unix_ms(SystemTime::now()),
         kube: kube.clone(),
         store_path: cfg.store.path.clone(),
+        report_token: cfg.http.report_token.clone(),
+        max_edges: cfg.max_violation_series,
+        store_generation: std::sync::atomic::AtomicU64::new(0),
+        report: http::ReportCache::default(),
     });
     if let Some(e) = set_aside {
         e.emit(&shared.metrics);
     }
+    shared
+        .metrics
+        .max_violation_series
+        .set(cfg.max_violation_series as i64);
     PolicyReloaded {
         generation: 1,
         connections: judge.allowlist.connections.len(),
@@ -162,12 +180,14 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     }
     // Before /readyz says ready: a SIGTERM from then on must stop us cleanly.
     let shutdown = crate::shutdown_signal(None);
-    let server = http::serve(cfg.listen, shared.clone(), stop_rx.clone()).await?;
-    release_load_time_memory();
+    let server = http::serve(cfg.http.clone(), shared.clone(), stop_rx.clone()).await?;
+    // Loading parses the kernel's BTF (megabytes, twice: aya and our offsets) and the
+    // policy; hand that freed heap back so the steady state is the working set.
+    release_freed_memory();
     shared
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(node = cfg.node, listen = %cfg.listen, cgroup_root = %probes.cgroup_root.display(), "auditing");
+    tracing::info!(node = cfg.node, listen = %cfg.http.listen, report_auth = cfg.http.report_token.is_some(), cgroup_root = %probes.cgroup_root.display(), "auditing");
 
     let store_task = tokio::spawn(tasks::store_loop(
         shared.clone(),
@@ -223,10 +243,10 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loading parses the kernel's BTF (megabytes, twice: aya and our offsets) and the policy;
-/// glibc keeps that freed heap mapped. Hand it back so the steady-state footprint is the
-/// daemon's working set, not its start-up peak.
-fn release_load_time_memory() {
+/// glibc keeps freed heap mapped for reuse. After start-up, after a large store batch is
+/// committed, and after idle edges are forgotten, hand it back so RSS follows the working
+/// set rather than its peak.
+pub(crate) fn release_freed_memory() {
     // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);

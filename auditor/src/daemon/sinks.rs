@@ -14,7 +14,7 @@ use crate::{
     edge::Edge,
     event::{Event, Notice},
     internal_events::{
-        ConnectionsJudged, EdgeOverBudget, EventDropped, EventOutputRecovered, EventWriteFailed,
+        ConnectionsJudged, EdgeOverflowed, EventDropped, EventOutputRecovered, EventWriteFailed,
         EventWritten, InternalEvent, ViolationCounted,
     },
     metrics::EdgeLabels,
@@ -22,14 +22,15 @@ use crate::{
     verdict::Verdict,
 };
 
-/// Violation edges beyond this many do not get series of their own (cardinality).
-const EDGE_SERIES_BUDGET: usize = 1000;
-
 /// Counts connections by verdict, and each violation edge in a series of its own, up to
-/// a budget.
+/// `Shared::max_edges` series; past that, a new edge is counted in the overflow series of
+/// its verdict and transport (`Edge::overflow`), so the violation series always sum to
+/// the connections of the violation verdicts. Series are never dropped (a counter that
+/// vanished would read as a reset), so the cap is for the process's lifetime.
 #[derive(Default)]
 pub struct MetricsSink {
     series: HashSet<EdgeLabels>,
+    announced: bool,
 }
 
 impl MetricsSink {
@@ -40,16 +41,23 @@ impl MetricsSink {
             return;
         }
         let labels = EdgeLabels::of(e, &shared.node);
-        if self.series.contains(&labels) || self.series.len() < EDGE_SERIES_BUDGET {
-            ViolationCounted {
-                edge: e,
-                labels: &labels,
+        let labels = if self.series.contains(&labels) || self.series.len() < shared.max_edges {
+            self.series.insert(labels.clone());
+            labels
+        } else {
+            EdgeOverflowed {
+                holder: "metrics",
+                cap: shared.max_edges,
+                first: !std::mem::replace(&mut self.announced, true),
             }
             .emit(m);
-            self.series.insert(labels);
-        } else {
-            EdgeOverBudget.emit(m);
+            EdgeLabels::of(&e.overflow(), &shared.node)
+        };
+        ViolationCounted {
+            edge: e,
+            labels: &labels,
         }
+        .emit(m);
     }
 }
 
@@ -61,6 +69,8 @@ impl MetricsSink {
 pub struct StoreSink {
     /// Row number -> content digest, for the judge (by address) they were computed from.
     digests: Option<(usize, std::collections::HashMap<u32, String>)>,
+    /// The pending batch overflowed before (its warning was logged).
+    announced: bool,
 }
 
 impl StoreSink {
@@ -71,18 +81,28 @@ impl StoreSink {
         judge: &std::sync::Arc<crate::verdict::Judge>,
     ) {
         let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-        self.add(&mut pending, e, judge);
+        if self.add(&mut pending, e, judge, shared.max_edges) {
+            EdgeOverflowed {
+                holder: "store",
+                cap: shared.max_edges,
+                first: !std::mem::replace(&mut self.announced, true),
+            }
+            .emit(&shared.metrics);
+        }
         shared.metrics.store_pending.set(pending.edges.len() as i64);
     }
 
-    /// Adds `e` (and, when allowed, the rows it used) to `batch`. `auditor replay
-    /// --store` fills its batch through here too, so a replayed store is the daemon's.
+    /// Adds `e` (and, when allowed, the rows it used) to `batch`, which holds at most
+    /// `cap` distinct edges (then `e` goes into its overflow edge; the rows are counted
+    /// either way). Returns true when it overflowed. `auditor replay --store` fills its
+    /// batch through here too, so a replayed store is the daemon's.
     pub fn add(
         &mut self,
         batch: &mut Batch,
         e: &Edge,
         judge: &std::sync::Arc<crate::verdict::Judge>,
-    ) {
+        cap: usize,
+    ) -> bool {
         let key = std::sync::Arc::as_ptr(judge) as usize;
         if self.digests.as_ref().is_none_or(|(k, _)| *k != key) {
             let map = judge
@@ -94,7 +114,7 @@ impl StoreSink {
             self.digests = Some((key, map));
         }
         let digests = &self.digests.as_ref().expect("just set").1;
-        batch.add_edge(e.clone());
+        let overflowed = batch.add_edge_within(e.clone(), cap);
         if e.verdict == Verdict::Allowed {
             for r in &e.rules {
                 batch.add_row(
@@ -110,6 +130,7 @@ impl StoreSink {
                 );
             }
         }
+        overflowed
     }
 }
 
@@ -124,8 +145,7 @@ impl AlertSink {
         }
         let event = {
             let mut edges = shared.edges.lock().unwrap_or_else(|e| e.into_inner());
-            let notice = edges.observe(e)?;
-            let state = edges.get(&e.key()).expect("just observed");
+            let (notice, state) = edges.observe(e, &shared.metrics)?;
             Event::violation(&shared.node, &state.edge, notice, SystemTime::now())
         };
         if event.notice == Notice::New {

@@ -14,14 +14,18 @@ use crate::{
     cli::{AlertConfig, PolicyConfig, StoreConfig},
     edge::{from_unix_ms, unix_ms},
     internal_events::{
-        AlertmanagerPostFailed, AlertmanagerPosted, InternalEvent, PolicyReloadFailed,
-        PolicyReloaded, StoreCommitFailed, StoreCommitted, StoreRestarted,
+        AlertmanagerPostFailed, AlertmanagerPosted, EdgeOverflowed, InternalEvent,
+        PolicyReloadFailed, PolicyReloaded, StoreCommitFailed, StoreCommitted, StoreRestarted,
     },
     store::{Store, batch::CoverageUpdate},
     verdict::{Judge, load_judge},
 };
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// A committed batch of at least this many edges freed enough heap to hand back to the
+/// system at once (smaller ones are reused by the next batches).
+const RELEASE_AFTER_EDGES: usize = 256;
 
 /// Takes what is pending and commits it; on failure puts it back (nothing is dropped).
 /// True when the commit reached the disk.
@@ -58,6 +62,18 @@ async fn commit_once(
                 connections: batch.connections(),
             }
             .emit(&shared.metrics);
+            if !batch.edges.is_empty() || !batch.rows.is_empty() {
+                shared
+                    .store_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // The cached report is stale now: let its memory go.
+                shared.report.clear_if_idle();
+            }
+            let big = batch.edges.len() >= RELEASE_AFTER_EDGES;
+            drop(batch);
+            if big {
+                super::release_freed_memory();
+            }
             true
         }
         Ok((batch, Err(e), _)) => {
@@ -65,7 +81,14 @@ async fn commit_once(
             let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
             let newer = std::mem::take(&mut *pending);
             let mut merged = batch;
-            merged.merge(newer);
+            for _ in 0..merged.merge(newer, shared.max_edges) {
+                EdgeOverflowed {
+                    holder: "store",
+                    cap: shared.max_edges,
+                    first: false,
+                }
+                .emit(&shared.metrics);
+            }
             if let Some(c) = merged.coverage.take() {
                 shared
                     .drops
@@ -73,6 +96,7 @@ async fn commit_once(
                     .unwrap_or_else(|e| e.into_inner())
                     .add(&c.drops);
             }
+            shared.metrics.store_pending.set(merged.edges.len() as i64);
             *pending = merged;
             false
         }
@@ -157,7 +181,12 @@ pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::
                     out.push(alert(&shared.node, &e.edge, now));
                 }
             }
-            edges.forget_idle(resolve_after * 4);
+            // Idle edges are forgotten once their alert resolved and they stayed quiet
+            // three more --resolve-after periods (default: an hour after the last
+            // sighting); the heap they used goes back to the system.
+            if edges.forget_idle(resolve_after * 4) > 0 {
+                super::release_freed_memory();
+            }
             out
         };
         if let Some(c) = &client

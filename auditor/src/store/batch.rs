@@ -32,6 +32,8 @@ pub struct Batch {
     /// By row number and the digest of the row's content judged against.
     pub rows: HashMap<(u32, String), RowDelta>,
     pub coverage: Option<CoverageUpdate>,
+    /// How many of `edges` are overflow edges (not counted against a cap).
+    overflow_edges: usize,
 }
 
 impl Batch {
@@ -44,12 +46,28 @@ impl Batch {
     }
 
     pub fn add_edge(&mut self, edge: Edge) {
-        match self.edges.get_mut(&edge.key()) {
-            Some(e) => e.add(&edge),
-            None => {
-                self.edges.insert(edge.key(), edge);
-            }
+        self.add_edge_within(edge, usize::MAX);
+    }
+
+    /// Adds `edge`; when `cap` distinct edges are pending and it is not one of them, it is
+    /// added to its overflow edge instead (`Edge::overflow`), so the batch holds at most
+    /// `cap` edges plus one per verdict and transport. Returns true when it overflowed.
+    pub fn add_edge_within(&mut self, edge: Edge, cap: usize) -> bool {
+        let key = edge.key();
+        if let Some(e) = self.edges.get_mut(&key) {
+            e.add(&edge);
+            return false;
         }
+        let held = self.edges.len() - self.overflow_edges;
+        if held < cap || edge.is_overflow() {
+            if edge.is_overflow() {
+                self.overflow_edges += 1;
+            }
+            self.edges.insert(key, edge);
+            return false;
+        }
+        self.add_edge_within(edge.overflow(), cap);
+        true
     }
 
     pub fn add_row(&mut self, rule: u32, digest: &str, delta: RowDelta) {
@@ -69,10 +87,13 @@ impl Batch {
         }
     }
 
-    /// Puts a batch that failed to commit back in front of what came since.
-    pub fn merge(&mut self, older: Batch) {
+    /// Puts a batch that failed to commit back in front of what came since, within the
+    /// same cap on distinct edges (a store that keeps failing cannot grow it).
+    /// Returns how many edges went into overflow edges.
+    pub fn merge(&mut self, older: Batch, cap: usize) -> usize {
+        let mut overflowed = 0;
         for (_, e) in older.edges {
-            self.add_edge(e);
+            overflowed += usize::from(self.add_edge_within(e, cap));
         }
         for ((r, digest), d) in older.rows {
             self.add_row(r, &digest, d);
@@ -83,5 +104,51 @@ impl Batch {
             new.start_ms = new.start_ms.min(old.start_ms);
             new.drops.add(&old.drops);
         }
+        overflowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edge::test_edge;
+
+    fn to_port(port: u16) -> Edge {
+        let mut e = test_edge(1, 1_000);
+        e.dst.port = Some(port);
+        e
+    }
+
+    #[test]
+    fn past_the_cap_edges_meet_in_one_overflow_edge_and_every_connection_stays() {
+        let mut b = Batch::default();
+        let over: usize = (1..=30)
+            .map(|p| usize::from(b.add_edge_within(to_port(p), 10)))
+            .sum();
+        assert_eq!(over, 20);
+        assert_eq!(b.edges.len(), 11, "10 edges and one overflow edge");
+        assert_eq!(b.connections(), 30);
+        let overflow = b.edges.values().find(|e| e.is_overflow()).unwrap();
+        assert_eq!(overflow.count, 20);
+        // A held edge still adds to itself.
+        assert!(!b.add_edge_within(to_port(1), 10));
+        assert_eq!(b.connections(), 31);
+    }
+
+    #[test]
+    fn a_failed_batch_merged_back_stays_within_the_cap() {
+        let mut failed = Batch::default();
+        (1..=10).for_each(|p| {
+            failed.add_edge_within(to_port(p), 10);
+        });
+        let mut newer = Batch::default();
+        (11..=20).for_each(|p| {
+            newer.add_edge_within(to_port(p), 10);
+        });
+        let over = failed.merge(newer, 10);
+        assert_eq!(
+            (over, failed.edges.len(), failed.connections()),
+            (10, 11, 20)
+        );
     }
 }

@@ -242,25 +242,35 @@ impl Judge {
 /// the server's ingress. It is one connection: whichever side is seen first owns it.
 #[derive(Default)]
 pub struct Twins {
-    owner: HashMap<(Transport, Option<IpAddr>, IpAddr, u16), Direction>,
+    owner: HashMap<TwinKey, Direction>,
+    /// The generation before `owner`: both sightings of a connection arrive within a
+    /// report interval or two, so two generations are enough to pair them.
+    previous: HashMap<TwinKey, Direction>,
 }
 
-/// Bound on remembered connections; past it the table restarts (a twin may then count twice).
-const TWINS_MAX: usize = 1 << 20;
+type TwinKey = (Transport, Option<IpAddr>, IpAddr, u16);
+
+/// Connections remembered per generation. At this many a new generation starts and the
+/// one before is dropped: memory stays at two generations (about 6 MB) however many
+/// distinct connections a node sees, where one table of 1M entries held about 50 MB.
+const TWINS_GENERATION: usize = 1 << 16;
 
 impl Twins {
     /// True when this flow is the second sighting of a connection already judged.
     pub fn is_twin(&mut self, f: &FlowView<'_>) -> bool {
         // UDP too: a datagram is seen sent (egress) and received (ingress, recvmsg).
-        if self.owner.len() >= TWINS_MAX {
-            self.owner.clear();
-        }
         let key = (
             f.transport,
             f.src_addr.map(|a| a.to_canonical()),
             f.dst_addr.to_canonical(),
             f.dst_port,
         );
+        if let Some(first) = self.previous.get(&key) {
+            return *first != f.direction;
+        }
+        if self.owner.len() >= TWINS_GENERATION && !self.owner.contains_key(&key) {
+            self.previous = std::mem::take(&mut self.owner);
+        }
         *self.owner.entry(key).or_insert(f.direction) != f.direction
     }
 }

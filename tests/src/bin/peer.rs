@@ -11,6 +11,7 @@
 //!       killed): tcp:ADDR:PORT (a TCP connection), udp:ADDR:PORT (a connected UDP socket),
 //!       listen:ADDR:PORT (a TCP listener), accept:ADDR:PORT (a listener whose accepted
 //!       connections are held open too)
+//!   auditor-peer scan ADDR FROM TO SECS   one TCP connect to each port FROM..TO (exclusive)
 
 use std::{
     io::{Read, Write},
@@ -43,6 +44,11 @@ fn main() -> ExitCode {
             addr.parse().expect("address"),
             ports.split(',').map(|p| p.parse().expect("port")).collect(),
             n.parse().expect("count"),
+            Duration::from_secs_f64(secs.parse().expect("seconds")),
+        ),
+        ["scan", addr, from, to, secs] => scan(
+            addr.parse().expect("address"),
+            from.parse().expect("port")..to.parse().expect("port"),
             Duration::from_secs_f64(secs.parse().expect("seconds")),
         ),
         _ => Err("usage: see the header of tests/src/bin/peer.rs".into()),
@@ -346,6 +352,30 @@ fn cpu_ns() -> u64 {
     }
     let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
     ns(ru.ru_utime) + ns(ru.ru_stime)
+}
+
+/// A port scan: one connect to each port, as a scanner would. Closed ports answer with a
+/// RST (refused); the kernel still saw each connect leave (SYN_SENT). Prints what it did
+/// as one JSON line, so the caller knows how many connects to expect.
+fn scan(addr: IpAddr, ports: std::ops::Range<u16>, limit: Duration) -> Res {
+    let started = Instant::now();
+    let (mut attempts, mut refused, mut connected, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    for port in ports {
+        if started.elapsed() >= limit {
+            break;
+        }
+        attempts += 1;
+        match TcpStream::connect_timeout(&SocketAddr::new(addr, port), Duration::from_secs(1)) {
+            Ok(_) => connected += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+            Err(_) => errors += 1,
+        }
+    }
+    println!(
+        "{{\"attempts\":{attempts},\"refused\":{refused},\"connected\":{connected},\"errors\":{errors},\"seconds\":{:.3}}}",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 const fn libc_eaddrnotavail() -> i32 {

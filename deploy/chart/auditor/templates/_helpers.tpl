@@ -25,3 +25,7 @@ app.kubernetes.io/name: auditor-cluster-report
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: cluster-report
 {{- end -}}
+
+{{- define "auditor.reportSecret" -}}
+{{- .Values.reportAuth.secretName | default (printf "%s-report-token" (include "auditor.fullname" .)) -}}
+{{- end -}}
