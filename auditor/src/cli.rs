@@ -95,8 +95,9 @@ auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
-    /// Print the JSON Schema of an output: the daemon's events, or the report.
-    #[command(after_help = "Example:\n  auditor schema event > event.schema.json")]
+    /// Print the JSON Schema of an output (the daemon's events, the report) or of the
+    /// platform baseline file.
+    #[command(after_help = "Example:\n  auditor schema event > event.schema.json\n  auditor schema baseline > baseline.schema.json")]
     Schema {
         /// Which output's schema.
         #[arg(value_enum)]
@@ -110,6 +111,8 @@ pub enum SchemaOutput {
     Event,
     /// The JSON report (docs/report.schema.json).
     Report,
+    /// The platform baseline file, `--baseline` (docs/baseline.schema.json).
+    Baseline,
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,6 +187,13 @@ pub struct PolicyArgs {
     /// This deployment's ports for configurable (*) and unknown documented ports.
     #[arg(long)]
     pub overrides: Option<PathBuf>,
+    /// The platform baseline: reviewed, named entries for the traffic every cluster
+    /// carries that no architecture document lists (DNS, kubelet probes, scrapes). A
+    /// flow an entry matches is `platform`, citing the entry; without it, such flows are
+    /// violations. An entry that could allow a connection between two documented
+    /// services is refused.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
 }
 
 /// Validated policy file paths.
@@ -192,6 +202,7 @@ pub struct PolicyConfig {
     pub allowlist: PathBuf,
     pub inventory: PathBuf,
     pub overrides: Option<PathBuf>,
+    pub baseline: Option<PathBuf>,
 }
 
 impl From<PolicyArgs> for PolicyConfig {
@@ -200,6 +211,7 @@ impl From<PolicyArgs> for PolicyConfig {
             allowlist: a.allowlist,
             inventory: a.inventory,
             overrides: a.overrides,
+            baseline: a.baseline,
         }
     }
 }

@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
             let text = match output {
                 SchemaOutput::Event => auditor::event::schema_json(),
                 SchemaOutput::Report => auditor::report::schema_json(),
+                SchemaOutput::Baseline => auditor::verdict::baseline::schema_json(),
             };
             std::io::stdout()
                 .write_all(text.as_bytes())

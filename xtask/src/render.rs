@@ -79,6 +79,7 @@ pub fn run() -> anyhow::Result<()> {
         ),
         (vec!["report", "--schema"], "docs/report.schema.json"),
         (vec!["schema", "event"], "docs/event.schema.json"),
+        (vec!["schema", "baseline"], "docs/baseline.schema.json"),
     ] {
         let out = crate::cargo_cmd(&["run", "--quiet", "-p", "auditor", "--"])
             .args(&args)

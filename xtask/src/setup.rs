@@ -23,6 +23,9 @@ const PACKAGES: &[&str] = &[
     "chromium",
     // `auditor allowlist import` reads PDFs with pdftotext.
     "poppler-utils",
+    // The day-one test's kube-dns is a real DNS server. `dnsmasq-base` is the binary
+    // alone: the `dnsmasq` package would start a system service holding port 53.
+    "dnsmasq-base",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -90,7 +90,8 @@ impl StoreSink {
         }
         let digests = &self.digests.as_ref().expect("just set").1;
         batch.add_edge(e.clone());
-        if e.verdict == Verdict::Allowed {
+        // A mesh leg carries a connection already counted at its app leg.
+        if e.verdict == Verdict::Allowed && e.mesh_leg.is_none() {
             for r in &e.rules {
                 batch.add_row(
                     *r,

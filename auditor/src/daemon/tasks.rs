@@ -171,6 +171,7 @@ fn fingerprint(cfg: &PolicyConfig) -> Vec<Option<(SystemTime, u64, u64)>> {
         Some(&cfg.allowlist),
         Some(&cfg.inventory),
         cfg.overrides.as_ref(),
+        cfg.baseline.as_ref(),
     ]
     .into_iter()
     .flatten()
@@ -228,6 +229,7 @@ pub async fn reload_loop(
                 &c.allowlist,
                 &c.inventory,
                 c.overrides.as_deref(),
+                c.baseline.as_deref(),
                 kube.as_ref(),
             )
         })
@@ -246,12 +248,7 @@ pub async fn reload_loop(
                 // The store records which policy its observations were judged against.
                 if let Some(st) = &store {
                     let json = allowlist::file::to_json(&judge.allowlist);
-                    let inputs = crate::provenance::Inputs::of_files(
-                        &judge.allowlist,
-                        &cfg.allowlist,
-                        Some(&cfg.inventory),
-                        cfg.overrides.as_deref(),
-                    );
+                    let inputs = crate::provenance::Inputs::of_files(&judge.allowlist, &cfg);
                     let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = st
                         .set_allowlist(&json)

@@ -14,7 +14,14 @@
 //!     addresses: [203.0.113.0/24]
 //! mesh_upstreams:            # a connect to 127.0.0.1:PORT is a connect to SERVICE
 //!   - {port: 9100, service: Config Service}
+//! mesh:                      # the sidecar: its connections are mesh legs
+//!   sidecar: {processes: [envoy]}
+//!   inbound_ports: [20000]
 //! ```
+//!
+//! A service may also declare the ports its pods expose to the platform, `probe_ports`
+//! (kubelet probes) and `metrics_ports` (Prometheus): the platform baseline's
+//! `declared_ports` entries match them (in Kubernetes mode the pod spec says it).
 //!
 //! Loopback addresses are honoured as written: an entry that lists `127.0.1.6` (or
 //! `127.0.0.0/8`, or `::1`) identifies connections from and to that address. A loopback
@@ -44,6 +51,8 @@ struct RawInventory {
     externals: BTreeMap<String, Spanned<RawExternal>>,
     #[serde(default)]
     mesh_upstreams: Vec<Spanned<RawUpstream>>,
+    #[serde(default)]
+    mesh: Option<Spanned<super::mesh::RawMesh>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +67,12 @@ struct RawService {
     /// Where the service runs in Kubernetes (used by `auditor run --kubernetes`).
     #[serde(default)]
     kubernetes: Option<super::kubernetes::KubeSelector>,
+    /// Ports the kubelet probes (what the pod spec declares as probes).
+    #[serde(default)]
+    probe_ports: Vec<u16>,
+    /// Ports Prometheus scrapes.
+    #[serde(default)]
+    metrics_ports: Vec<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +150,18 @@ pub struct Inventory {
     cgroup_owner: Vec<(u32, usize)>, // pattern index -> (id, specificity)
     upstreams: HashMap<u16, (u32, u16)>,
     kube: Vec<(Arc<str>, super::kubernetes::KubeSelector)>,
+    /// Every declared network, with its entry (to tell what a baseline entry could reach).
+    nets: Vec<(IpNet, u32)>,
+    declared: HashMap<Arc<str>, DeclaredPorts>,
+    mesh: Option<super::mesh::Mesh>,
+}
+
+/// Ports a service's pods expose to the platform: what the kubelet probes and what
+/// Prometheus scrapes. From the pod spec in Kubernetes mode, else from the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredPorts {
+    pub probes: Vec<u16>,
+    pub metrics: Vec<u16>,
 }
 
 fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
@@ -172,6 +199,9 @@ impl Inventory {
             cgroup_owner: Vec::new(),
             upstreams: HashMap::new(),
             kube: Vec::new(),
+            nets: Vec::new(),
+            declared: HashMap::new(),
+            mesh: None,
         };
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut owners: HashMap<IpNet, u32> = HashMap::new();
@@ -207,6 +237,15 @@ impl Inventory {
                     ));
                 }
                 inv.kube.push((inv.names[id as usize].clone(), k.clone()));
+            }
+            if !s.value.probe_ports.is_empty() || !s.value.metrics_ports.is_empty() {
+                inv.declared.insert(
+                    inv.names[id as usize].clone(),
+                    DeclaredPorts {
+                        probes: s.value.probe_ports.clone(),
+                        metrics: s.value.metrics_ports.clone(),
+                    },
+                );
             }
             for p in &s.value.processes {
                 if let Some(prev) = inv.processes.insert(p.clone(), id)
@@ -269,6 +308,9 @@ impl Inventory {
                 ));
             }
         }
+        if let Some(m) = &raw.mesh {
+            inv.mesh = Some(super::mesh::Mesh::new(origin, m)?);
+        }
         Ok(inv)
     }
 
@@ -321,6 +363,7 @@ impl Inventory {
                     ),
                 ));
             }
+            self.nets.push((net, id));
             match net {
                 IpNet::V4(n) => self
                     .v4
@@ -336,6 +379,35 @@ impl Inventory {
     /// The `kubernetes:` selectors, by documented service name.
     pub fn kube_selectors(&self) -> Vec<(Arc<str>, super::kubernetes::KubeSelector)> {
         self.kube.clone()
+    }
+
+    /// The mesh section, when the deployment runs a service mesh.
+    pub fn mesh(&self) -> Option<&super::mesh::Mesh> {
+        self.mesh.as_ref()
+    }
+
+    /// The platform ports each service declares, by service name.
+    pub fn declared_ports(&self) -> &HashMap<Arc<str>, DeclaredPorts> {
+        &self.declared
+    }
+
+    /// The entries whose declared networks overlap `net`.
+    pub fn overlapping(&self, net: &IpNet) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .nets
+            .iter()
+            .filter(|(n, _)| n.contains(&net.network()) || net.contains(&n.network()))
+            .map(|(_, id)| self.names[*id as usize].as_ref())
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// The entry a process name is declared for.
+    pub fn process_owner(&self, comm: &str) -> Option<&str> {
+        self.processes
+            .get(comm)
+            .map(|id| self.names[*id as usize].as_ref())
     }
 
     pub fn origin(&self) -> &str {
