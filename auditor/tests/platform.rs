@@ -129,6 +129,8 @@ fn platform_flows_cite_their_entry_and_mesh_legs_are_judged_on_the_pair() {
         // The far end of a transport leg whose connect this node did not see.
         (rec("tcp", "ingress", "mesh-sidecar", "10.0.1.6", "10.0.2.5", 20000), "allowed", None, Some("transport"), vec![26]),
         (rec("tcp", "egress", "mesh-sidecar", "10.0.2.5", "127.0.0.1", 9100), "allowed", None, Some("delivery"), vec![]),
+        // Delivered to the pod's own address, on the app's port: the same.
+        (rec("tcp", "egress", "mesh-sidecar", "10.0.2.6", "10.0.2.6", 9100), "allowed", None, Some("delivery"), vec![]),
         // A transport leg between services no row connects is undocumented.
         (rec("tcp", "egress", "mesh-sidecar", "10.0.3.5", "10.0.5.5", 20000), "undocumented_egress", None, Some("transport"), vec![]),
         // Not a sidecar: the sidecar port is a port like any other.
@@ -174,7 +176,7 @@ fn platform_flows_cite_their_entry_and_mesh_legs_are_judged_on_the_pair() {
         vec![("dns".into(), 2), ("kubelet-probes".into(), 1), ("metrics-scrape".into(), 1)]
     );
     assert_eq!(r["summary"]["platform_connections"], 4);
-    assert_eq!(r["summary"]["mesh_leg_connections"], 4);
+    assert_eq!(r["summary"]["mesh_leg_connections"], 5);
     let row26 = r["rows"].as_array().unwrap().iter().find(|x| x["number"] == 26).unwrap();
     assert_eq!(row26["count"], 1, "the app leg alone observes row 26: {row26}");
     assert_eq!(r["summary"]["documented_observed"], 1);

@@ -16,7 +16,7 @@
 //!                                              # destination's own port)
 //! ```
 
-use std::{collections::HashSet, net::IpAddr};
+use std::collections::HashSet;
 
 use allowlist::FileError;
 use serde::Deserialize;
@@ -92,21 +92,20 @@ impl Mesh {
     }
 
     /// Which mesh leg a flow of this node's process is, if any. Egress: the sidecar
-    /// connecting to another pod's sidecar port (transport), or into its own pod over
-    /// loopback (delivery). Ingress: the sidecar accepting on its inbound port (the far end
-    /// of a transport leg whose connect this node did not see).
-    pub fn leg(
-        &self,
-        direction: Direction,
-        comm: &str,
-        cgroup: Option<&str>,
-        dst_addr: IpAddr,
-        dst_port: u16,
-    ) -> Option<MeshLeg> {
-        if !self.is_sidecar(comm, cgroup) {
+    /// connecting to another pod's sidecar port (transport), or into its own pod, over
+    /// loopback or to the pod's own address (delivery). Ingress: the sidecar accepting on
+    /// its inbound port (the far end of a transport leg whose connect this node did not
+    /// see).
+    pub fn leg(&self, f: &crate::verdict::FlowView<'_>) -> Option<MeshLeg> {
+        let (direction, dst_addr, dst_port) = (f.direction, f.dst_addr, f.dst_port);
+        if !self.is_sidecar(f.comm, f.cgroup) {
             return None;
         }
-        let loopback = dst_addr.to_canonical().is_loopback();
+        let dst = dst_addr.to_canonical();
+        let own_pod = direction == Direction::Egress
+            && (f.src_addr.is_some_and(|a| a.to_canonical() == dst)
+                || f.netns_addrs.iter().any(|a| a.to_canonical() == dst));
+        let loopback = dst.is_loopback() || own_pod;
         let inbound = self.inbound_ports.contains(&dst_port);
         match direction {
             Direction::Egress if loopback => Some(MeshLeg::Delivery),

@@ -244,7 +244,7 @@ impl Judge {
         let mesh_leg = self
             .mesh
             .as_ref()
-            .and_then(|m| m.leg(f.direction, f.comm, f.cgroup, f.dst_addr, f.dst_port));
+            .and_then(|m| m.leg(f));
         if mesh_leg == Some(MeshLeg::Delivery) {
             // The sidecar hands the connection to the app in its own pod.
             dst.clone_from(&src);

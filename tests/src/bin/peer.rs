@@ -301,8 +301,9 @@ const fn libc_eaddrnotavail() -> i32 {
     99 // EADDRNOTAVAIL on Linux
 }
 
-/// Answers HTTP requests on one connection (Prometheus keeps it alive) with a tiny
-/// exposition, until the client closes or goes quiet.
+/// Answers one HTTP request with a tiny exposition and closes the connection, so every
+/// scrape is a connection of its own (as with a target that does not keep connections
+/// alive).
 fn http_answer(mut s: TcpStream) {
     let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
@@ -313,16 +314,14 @@ fn http_answer(mut s: TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.drain(..end + 4);
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
             let body = "# TYPE peer_up gauge\npeer_up 1\n";
             let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            if s.write_all(answer.as_bytes()).is_err() {
-                return;
-            }
+            let _ = s.write_all(answer.as_bytes());
+            return;
         }
         if buf.len() > 64 * 1024 {
             return;
