@@ -87,6 +87,11 @@ struct RawPeer {
     /// Any end at all (then nothing else may be listed).
     #[serde(default)]
     any: bool,
+    /// This node's own addresses: those of the network namespace the auditor runs in
+    /// (the host's, for the DaemonSet). Where the kubelet probes from, and where a node
+    /// agent (Consul, a log shipper) listens.
+    #[serde(default)]
+    node: bool,
     /// IP addresses and CIDRs.
     #[serde(default)]
     addresses: Vec<String>,
@@ -402,7 +407,10 @@ impl Baseline {
 }
 
 fn peer(raw: &RawPeer, entry: &str, side: &str) -> Result<Peer, String> {
-    let listed = !raw.addresses.is_empty() || !raw.processes.is_empty() || !raw.kubernetes.is_empty();
+    let listed = raw.node
+        || !raw.addresses.is_empty()
+        || !raw.processes.is_empty()
+        || !raw.kubernetes.is_empty();
     if raw.any && listed {
         return Err(format!(
             "entry {entry:?}: `{side}` says `any` and lists ends too; give one or the other"
@@ -410,7 +418,7 @@ fn peer(raw: &RawPeer, entry: &str, side: &str) -> Result<Peer, String> {
     }
     if !raw.any && !listed {
         return Err(format!(
-            "entry {entry:?}: `{side}` matches nothing (list addresses, processes or kubernetes, or say `any: true`)"
+            "entry {entry:?}: `{side}` matches nothing (say `node: true`, list addresses, processes or kubernetes, or say `any: true`)"
         ));
     }
     let mut nets = Vec::new();
@@ -420,6 +428,9 @@ fn peer(raw: &RawPeer, entry: &str, side: &str) -> Result<Peer, String> {
             .or_else(|_| a.parse::<IpAddr>().map(IpNet::from))
             .map_err(|_| format!("entry {entry:?}: {side}: {a:?} is not an IP address or CIDR"))?;
         nets.push(net.trunc());
+    }
+    if raw.node {
+        nets.extend(crate::capture::netns::addrs_here().into_iter().map(IpNet::from));
     }
     for k in &raw.kubernetes {
         if k.namespace.is_empty() {
