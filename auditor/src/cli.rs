@@ -97,7 +97,9 @@ auditor explain --allowlist a.yaml --inventory i.yaml --from 10.0.1.5 --to 10.0.
     Allowlist(AllowlistCommand),
     /// Print the JSON Schema of an output (the daemon's events, the report) or of the
     /// platform baseline file.
-    #[command(after_help = "Example:\n  auditor schema event > event.schema.json\n  auditor schema baseline > baseline.schema.json")]
+    #[command(
+        after_help = "Example:\n  auditor schema event > event.schema.json\n  auditor schema baseline > baseline.schema.json"
+    )]
     Schema {
         /// Which output's schema.
         #[arg(value_enum)]

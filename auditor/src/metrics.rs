@@ -32,7 +32,10 @@ impl VerdictLabels {
             rules: e.rules_label(),
             transport: e.transport.as_str().into(),
             platform: e.platform.clone().unwrap_or_default(),
-            mesh_leg: e.mesh_leg.map(|l| l.as_str().to_string()).unwrap_or_default(),
+            mesh_leg: e
+                .mesh_leg
+                .map(|l| l.as_str().to_string())
+                .unwrap_or_default(),
         }
     }
 }

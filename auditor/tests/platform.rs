@@ -11,18 +11,11 @@ use serde_json::Value;
 
 const AUDITOR: &str = env!("CARGO_BIN_EXE_auditor");
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod common;
+use common::root;
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("auditor-platform-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::dir("platform", name)
 }
 
 const INVENTORY: &str = r#"version: 1
@@ -104,37 +97,173 @@ fn platform_flows_cite_their_entry_and_mesh_legs_are_judged_on_the_pair() {
     // (record, verdict, platform entry, mesh leg, rules)
     let cases: Vec<(String, &str, Option<&str>, Option<&str>, Vec<u64>)> = vec![
         // DNS from a documented service, both transports; another port is not DNS.
-        (rec("udp", "egress", "tenant", "10.0.1.5", "10.96.0.10", 53), "platform", Some("dns"), None, vec![]),
-        (rec("tcp", "egress", "tenant", "10.0.1.5", "10.96.0.10", 53), "platform", Some("dns"), None, vec![]),
-        (rec("tcp", "egress", "tenant", "10.0.1.5", "10.96.0.10", 54), "unknown_destination", None, None, vec![]),
+        (
+            rec("udp", "egress", "tenant", "10.0.1.5", "10.96.0.10", 53),
+            "platform",
+            Some("dns"),
+            None,
+            vec![],
+        ),
+        (
+            rec("tcp", "egress", "tenant", "10.0.1.5", "10.96.0.10", 53),
+            "platform",
+            Some("dns"),
+            None,
+            vec![],
+        ),
+        (
+            rec("tcp", "egress", "tenant", "10.0.1.5", "10.96.0.10", 54),
+            "unknown_destination",
+            None,
+            None,
+            vec![],
+        ),
         // The kubelet probes a declared probe port (seen at the pod: ingress); another
         // port from the node is no probe.
-        (rec("tcp", "ingress", "tenant", "10.0.0.1", "10.0.1.5", 8080), "platform", Some("kubelet-probes"), None, vec![]),
-        (rec("tcp", "ingress", "tenant", "10.0.0.1", "10.0.1.5", 9999), "unknown_source", None, None, vec![]),
+        (
+            rec("tcp", "ingress", "tenant", "10.0.0.1", "10.0.1.5", 8080),
+            "platform",
+            Some("kubelet-probes"),
+            None,
+            vec![],
+        ),
+        (
+            rec("tcp", "ingress", "tenant", "10.0.0.1", "10.0.1.5", 9999),
+            "unknown_source",
+            None,
+            None,
+            vec![],
+        ),
         // Prometheus scrapes the declared metrics port, and nothing else.
-        (rec("tcp", "egress", "prometheus", "10.0.200.5", "10.0.1.5", 9102), "platform", Some("metrics-scrape"), None, vec![]),
-        (rec("tcp", "egress", "prometheus", "10.0.200.5", "10.0.1.5", 9103), "unknown_source", None, None, vec![]),
+        (
+            rec(
+                "tcp",
+                "egress",
+                "prometheus",
+                "10.0.200.5",
+                "10.0.1.5",
+                9102,
+            ),
+            "platform",
+            Some("metrics-scrape"),
+            None,
+            vec![],
+        ),
+        (
+            rec(
+                "tcp",
+                "egress",
+                "prometheus",
+                "10.0.200.5",
+                "10.0.1.5",
+                9103,
+            ),
+            "unknown_source",
+            None,
+            None,
+            vec![],
+        ),
         // Between two documented services the baseline is never consulted: a process
         // named prometheus in Tenant's pod, to Config's metrics port, stays a drift.
-        (rec("tcp", "egress", "prometheus", "10.0.1.5", "10.0.2.5", 9102), "port_drift", None, None, vec![26]),
+        (
+            rec("tcp", "egress", "prometheus", "10.0.1.5", "10.0.2.5", 9102),
+            "port_drift",
+            None,
+            None,
+            vec![26],
+        ),
         // Mesh: the app leg (loopback upstream) is the documented row; the sidecar's
         // transport leg to Config's sidecar port is judged on the pair; its delivery into
         // Config's own pod stays inside the service.
         (
             rec("tcp", "egress", "tenant", "127.0.0.1", "127.0.0.1", 9100)
                 .replace('}', r#","netns_addrs":["10.0.1.5"]}"#),
-            "allowed", None, None, vec![26],
+            "allowed",
+            None,
+            None,
+            vec![26],
         ),
-        (rec("tcp", "egress", "mesh-sidecar", "10.0.1.5", "10.0.2.5", 20000), "allowed", None, Some("transport"), vec![26]),
+        (
+            rec(
+                "tcp",
+                "egress",
+                "mesh-sidecar",
+                "10.0.1.5",
+                "10.0.2.5",
+                20000,
+            ),
+            "allowed",
+            None,
+            Some("transport"),
+            vec![26],
+        ),
         // The far end of a transport leg whose connect this node did not see.
-        (rec("tcp", "ingress", "mesh-sidecar", "10.0.1.6", "10.0.2.5", 20000), "allowed", None, Some("transport"), vec![26]),
-        (rec("tcp", "egress", "mesh-sidecar", "10.0.2.5", "127.0.0.1", 9100), "allowed", None, Some("delivery"), vec![]),
+        (
+            rec(
+                "tcp",
+                "ingress",
+                "mesh-sidecar",
+                "10.0.1.6",
+                "10.0.2.5",
+                20000,
+            ),
+            "allowed",
+            None,
+            Some("transport"),
+            vec![26],
+        ),
+        (
+            rec(
+                "tcp",
+                "egress",
+                "mesh-sidecar",
+                "10.0.2.5",
+                "127.0.0.1",
+                9100,
+            ),
+            "allowed",
+            None,
+            Some("delivery"),
+            vec![],
+        ),
         // Delivered to the pod's own address, on the app's port: the same.
-        (rec("tcp", "egress", "mesh-sidecar", "10.0.2.6", "10.0.2.6", 9100), "allowed", None, Some("delivery"), vec![]),
+        (
+            rec(
+                "tcp",
+                "egress",
+                "mesh-sidecar",
+                "10.0.2.6",
+                "10.0.2.6",
+                9100,
+            ),
+            "allowed",
+            None,
+            Some("delivery"),
+            vec![],
+        ),
         // A transport leg between services no row connects is undocumented.
-        (rec("tcp", "egress", "mesh-sidecar", "10.0.3.5", "10.0.5.5", 20000), "undocumented_egress", None, Some("transport"), vec![]),
+        (
+            rec(
+                "tcp",
+                "egress",
+                "mesh-sidecar",
+                "10.0.3.5",
+                "10.0.5.5",
+                20000,
+            ),
+            "undocumented_egress",
+            None,
+            Some("transport"),
+            vec![],
+        ),
         // Not a sidecar: the sidecar port is a port like any other.
-        (rec("tcp", "egress", "tenant", "10.0.1.5", "10.0.2.5", 20000), "port_drift", None, None, vec![26]),
+        (
+            rec("tcp", "egress", "tenant", "10.0.1.5", "10.0.2.5", 20000),
+            "port_drift",
+            None,
+            None,
+            vec![26],
+        ),
     ];
     let flows: String = cases.iter().map(|c| format!("{}\n", c.0)).collect();
     std::fs::write(d.join("flows.jsonl"), &flows).unwrap();
@@ -143,7 +272,11 @@ fn platform_flows_cite_their_entry_and_mesh_legs_are_judged_on_the_pair() {
     args.extend(["--store".into(), "store.db".into(), "flows.jsonl".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = auditor(&args, &d);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let verdicts: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -154,7 +287,12 @@ fn platform_flows_cite_their_entry_and_mesh_legs_are_judged_on_the_pair() {
         assert_eq!(v["verdict"], c.1, "{}: {v}", c.0);
         assert_eq!(v["platform"].as_str(), c.2, "{}: {v}", c.0);
         assert_eq!(v["mesh_leg"].as_str(), c.3, "{}: {v}", c.0);
-        let rules: Vec<u64> = v["rules"].as_array().unwrap().iter().map(|r| r.as_u64().unwrap()).collect();
+        let rules: Vec<u64> = v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_u64().unwrap())
+            .collect();
         assert_eq!(rules, c.4, "{}: {v}", c.0);
     }
     // The delivery leg's destination is the service in whose pod it stays.
@@ -163,27 +301,51 @@ fn platform_flows_cite_their_entry_and_mesh_legs_are_judged_on_the_pair() {
     // The report: platform flows in their own section, by entry, with counts; row 26
     // observed once (the app leg), not three times; mesh legs counted apart.
     let out = auditor(&["report", "--store", "store.db", "--format", "json"], &d);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let platform: Vec<(String, u64)> = r["platform"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["entry"].as_str().unwrap().to_string(), p["connections"].as_u64().unwrap()))
+        .map(|p| {
+            (
+                p["entry"].as_str().unwrap().to_string(),
+                p["connections"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         platform,
-        vec![("dns".into(), 2), ("kubelet-probes".into(), 1), ("metrics-scrape".into(), 1)]
+        vec![
+            ("dns".into(), 2),
+            ("kubelet-probes".into(), 1),
+            ("metrics-scrape".into(), 1)
+        ]
     );
     assert_eq!(r["summary"]["platform_connections"], 4);
     assert_eq!(r["summary"]["mesh_leg_connections"], 5);
-    let row26 = r["rows"].as_array().unwrap().iter().find(|x| x["number"] == 26).unwrap();
-    assert_eq!(row26["count"], 1, "the app leg alone observes row 26: {row26}");
+    let row26 = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["number"] == 26)
+        .unwrap();
+    assert_eq!(
+        row26["count"], 1,
+        "the app leg alone observes row 26: {row26}"
+    );
     assert_eq!(r["summary"]["documented_observed"], 1);
     let violations = r["violations"].as_array().unwrap();
     assert!(violations.iter().all(|v| v["verdict"] != "platform"));
     assert_eq!(violations.len(), 6, "{violations:#?}");
-    let md = auditor(&["report", "--store", "store.db", "--format", "markdown"], &d);
+    let md = auditor(
+        &["report", "--store", "store.db", "--format", "markdown"],
+        &d,
+    );
     let md = String::from_utf8_lossy(&md.stdout);
     assert!(md.contains("## Platform traffic (baseline)"), "{md}");
     assert!(md.contains("| kubelet-probes | 1 | 1 |"), "{md}");
@@ -197,11 +359,19 @@ fn check_baseline(name: &str, baseline: &str) -> (bool, String) {
     std::fs::write(d.join("baseline.yaml"), baseline).unwrap();
     let mut args: Vec<String> = vec!["explain".into()];
     args.extend(policy_args(&d));
-    args.extend(["--from".into(), "10.0.1.5".into(), "--to".into(), "10.0.2.5:9100".into()]);
+    args.extend([
+        "--from".into(),
+        "10.0.1.5".into(),
+        "--to".into(),
+        "10.0.2.5:9100".into(),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = auditor(&args, &d);
     std::fs::remove_dir_all(&d).unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -215,8 +385,16 @@ fn an_entry_that_could_allow_two_documented_services_is_refused_at_load() {
     };
     for (from, to, why) in [
         ("{any: true}", "{any: true}", "from: any end; to: any end"),
-        ("{any: true}", "{addresses: [10.0.2.0/16]}", "10.0.0.0/16 is"),
-        ("{processes: [config-svc]}", "{addresses: [10.0.1.7]}", "process \"config-svc\" is Config Service"),
+        (
+            "{any: true}",
+            "{addresses: [10.0.2.0/16]}",
+            "10.0.0.0/16 is",
+        ),
+        (
+            "{processes: [config-svc]}",
+            "{addresses: [10.0.1.7]}",
+            "process \"config-svc\" is Config Service",
+        ),
         (
             "{addresses: [10.0.3.9]}",
             "{kubernetes: [{namespace: voice}]}",
@@ -234,7 +412,10 @@ fn an_entry_that_could_allow_two_documented_services_is_refused_at_load() {
     // Pods no documented selector can select (another namespace) are platform ends.
     let (ok, err) = check_baseline(
         "kube",
-        &entry("{kubernetes: [{namespace: monitoring, labels: {app: prometheus}}]}", "{any: true}"),
+        &entry(
+            "{kubernetes: [{namespace: monitoring, labels: {app: prometheus}}]}",
+            "{any: true}",
+        ),
     );
     assert!(ok, "{err}");
 }

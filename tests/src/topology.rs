@@ -146,11 +146,13 @@ impl Architecture {
     pub fn host_of(&self, service: &str) -> &str {
         match self.services.iter().position(|s| s == service) {
             Some(i) => &self.hosts[i],
-            None => &self.hosts[self
-                .hosts
-                .iter()
-                .position(|h| h == service)
-                .unwrap_or_else(|| panic!("{service}: neither a service nor a host"))],
+            None => {
+                &self.hosts[self
+                    .hosts
+                    .iter()
+                    .position(|h| h == service)
+                    .unwrap_or_else(|| panic!("{service}: neither a service nor a host"))]
+            }
         }
     }
 
@@ -217,7 +219,10 @@ impl Architecture {
         for (h, eps) in listen {
             let mut args: Vec<&str> = vec!["serve", &secs];
             args.extend(eps.iter().map(String::as_str));
-            let child = spawn_ready(self.lab.command(h, peer, &args), &format!("the listener in {h}"))?;
+            let child = spawn_ready(
+                self.lab.command(h, peer, &args),
+                &format!("the listener in {h}"),
+            )?;
             servers.0.push(child);
         }
         Ok(servers)
@@ -277,4 +282,41 @@ pub fn wait_stored(daemon: &Daemon, n: u64, limit: Duration) -> anyhow::Result<u
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A violation as the tests compare it: (verdict, source, destination, port, rules), each
+/// end named by its service, or its address when it was not attributed.
+pub type ViolationKey = (String, String, String, u64, Vec<u64>);
+
+/// An end of an event or a report's edge by name: its service, else its address.
+pub fn end_name(end: &serde_json::Value) -> String {
+    end["service"]
+        .as_str()
+        .or(end["addr"].as_str())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// The violations of a JSON report, sorted.
+pub fn violation_keys(report: &serde_json::Value) -> Vec<ViolationKey> {
+    let mut got: Vec<ViolationKey> = report["violations"]
+        .as_array()
+        .map(|v| v.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            (
+                v["verdict"].as_str().unwrap_or("?").to_string(),
+                end_name(&v["src"]),
+                end_name(&v["dst"]),
+                v["dst"]["port"].as_u64().unwrap_or(0),
+                v["rules"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(|n| n.as_u64()).collect())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
 }

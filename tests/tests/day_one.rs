@@ -21,7 +21,10 @@ use std::{
 use auditor_tests::{
     kernel_tests_enabled,
     services::{Daemon, alertmanager, http_json, metric, wait_for},
-    topology::{Architecture, OVERRIDES, PLANTED, Servers, spawn_ready, wait_stored},
+    topology::{
+        Architecture, OVERRIDES, PLANTED, Servers, ViolationKey, end_name, spawn_ready,
+        violation_keys, wait_stored,
+    },
     workspace_bin,
 };
 use serde_json::Value;
@@ -162,10 +165,38 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
     };
     let baseline = [
         "version: 1\nentries:\n".to_string(),
-        entry("dns", "Every pod resolves names through kube-dns.", "{any: true}", &format!("{{addresses: [{dns}]}}"), "both", "ports: [53]"),
-        entry("dns-replies", "kube-dns answers each query with a datagram to the asking socket.", &format!("{{addresses: [{dns}]}}"), "{any: true}", "udp", "ports: [\"1024-65535\"]"),
-        entry("kubelet-probes", "The kubelet probes, from the node, the ports each pod declares as probes.", &format!("{{addresses: [{node}]}}"), "{any: true}", "tcp", "declared_ports: probes"),
-        entry("metrics-scrape", "Prometheus scrapes the metrics port each pod declares.", &format!("{{processes: [prometheus], addresses: [{prom}]}}"), "{any: true}", "tcp", "declared_ports: metrics"),
+        entry(
+            "dns",
+            "Every pod resolves names through kube-dns.",
+            "{any: true}",
+            &format!("{{addresses: [{dns}]}}"),
+            "both",
+            "ports: [53]",
+        ),
+        entry(
+            "dns-replies",
+            "kube-dns answers each query with a datagram to the asking socket.",
+            &format!("{{addresses: [{dns}]}}"),
+            "{any: true}",
+            "udp",
+            "ports: [\"1024-65535\"]",
+        ),
+        entry(
+            "kubelet-probes",
+            "The kubelet probes, from the node, the ports each pod declares as probes.",
+            &format!("{{addresses: [{node}]}}"),
+            "{any: true}",
+            "tcp",
+            "declared_ports: probes",
+        ),
+        entry(
+            "metrics-scrape",
+            "Prometheus scrapes the metrics port each pod declares.",
+            &format!("{{processes: [prometheus], addresses: [{prom}]}}"),
+            "{any: true}",
+            "tcp",
+            "declared_ports: metrics",
+        ),
     ]
     .concat();
     std::fs::write(dir.join("baseline.yaml"), baseline).unwrap();
@@ -188,7 +219,11 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
     .collect();
     dns_args.push(format!("--listen-address={dns}"));
     for s in &arch.services {
-        dns_args.push(format!("--host-record={},{}", dns_name(s), addr(arch.host_of(s))));
+        dns_args.push(format!(
+            "--host-record={},{}",
+            dns_name(s),
+            addr(arch.host_of(s))
+        ));
     }
     let dns_refs: Vec<&str> = dns_args.iter().map(String::as_str).collect();
     background.0.push(spawn_logged(
@@ -198,11 +233,18 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
         &dns_refs,
         &dir.join("dnsmasq.log"),
     ));
-    let _servers = arch.serve(&peer, &listen, BACKGROUND_SECS).expect("listeners");
+    let _servers = arch
+        .serve(&peer, &listen, BACKGROUND_SECS)
+        .expect("listeners");
     // dnsmasq answers before anything is audited (this check is not day-one traffic).
     let probe_name = dns_name(&arch.services[0]);
     wait_for("dnsmasq to answer", Duration::from_secs(15), || {
-        peer_output(&arch, &peer, "kube-dns", &["resolve", &dns, &probe_name, "udp"])
+        peer_output(
+            &arch,
+            &peer,
+            "kube-dns",
+            &["resolve", &dns, &probe_name, "udp"],
+        )
     });
     // The sidecars: one per pod on a mesh row's either end.
     let mut forwards: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -232,7 +274,9 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
     let path = |f: &str| dir.join(f).display().to_string();
     let daemon_args: Vec<String> = vec![
         "--allowlist".into(),
-        root.join("allowlist/voice-microservices.yaml").display().to_string(),
+        root.join("allowlist/voice-microservices.yaml")
+            .display()
+            .to_string(),
         "--inventory".into(),
         path("inventory.yaml"),
         "--overrides".into(),
@@ -297,7 +341,12 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
         // One lookup in five over TCP, as resolvers do when a UDP answer is truncated.
         let proto = if lookups % 5 == 4 { "tcp" } else { "udp" };
         lookups += 1;
-        let got = peer_output(&arch, &peer, from, &["resolve", &dns, &dns_name(service), proto]);
+        let got = peer_output(
+            &arch,
+            &peer,
+            from,
+            &["resolve", &dns, &dns_name(service), proto],
+        );
         assert_eq!(
             got.as_deref(),
             Some(addr(arch.host_of(service)).as_str()),
@@ -327,7 +376,10 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
         if v.to != auditor_tests::topology::STRANGER {
             resolve(arch.host_of(v.from), v.to);
         }
-        assert!(arch.run_peer(&peer, arch.host_of(v.from), &arch.planted_args(v)).unwrap());
+        assert!(
+            arch.run_peer(&peer, arch.host_of(v.from), &arch.planted_args(v))
+                .unwrap()
+        );
         foreground += 1;
     }
     wait_stored(&daemon, foreground, Duration::from_secs(30)).unwrap();
@@ -350,8 +402,12 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
     drop(background);
     // What the kernel still holds reaches the store: wait until it stops growing.
     let acked = || {
-        metric(&daemon.metrics(), "auditor_store_acknowledged_connections_total", &[])
-            .unwrap_or(0.0) as u64
+        metric(
+            &daemon.metrics(),
+            "auditor_store_acknowledged_connections_total",
+            &[],
+        )
+        .unwrap_or(0.0) as u64
     };
     let mut last = acked();
     loop {
@@ -369,9 +425,11 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
             .and_then(|a| a.as_array().map(Vec::len))
             .unwrap_or(0)
     };
-    wait_for("the alerts to reach Alertmanager", Duration::from_secs(20), || {
-        (alerts() >= PLANTED.len()).then_some(())
-    });
+    wait_for(
+        "the alerts to reach Alertmanager",
+        Duration::from_secs(20),
+        || (alerts() >= PLANTED.len()).then_some(()),
+    );
     std::thread::sleep(Duration::from_secs(3));
     let alerts_raised = alerts();
     daemon.stop().expect("auditor run stops cleanly");
@@ -382,7 +440,11 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
 
     // The figures a user looks at first.
@@ -408,37 +470,14 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
         r["summary"]["documented_observed"],
         r["summary"]["documented_connections"]
     );
-    println!("day one: {}", r["summary"]["headline"].as_str().unwrap_or(""));
+    println!(
+        "day one: {}",
+        r["summary"]["headline"].as_str().unwrap_or("")
+    );
 
     // Exactly the planted violations, nothing else.
-    let name = |end: &Value| {
-        end["service"]
-            .as_str()
-            .or(end["addr"].as_str())
-            .unwrap_or("?")
-            .to_string()
-    };
-    let mut got: Vec<(String, String, String, u64, Vec<u64>)> = r["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["verdict"].as_str().unwrap().to_string(),
-                name(&v["src"]),
-                name(&v["dst"]),
-                v["dst"]["port"].as_u64().unwrap(),
-                v["rules"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| n.as_u64().unwrap())
-                    .collect(),
-            )
-        })
-        .collect();
-    got.sort();
-    let mut want: Vec<(String, String, String, u64, Vec<u64>)> = PLANTED
+    let got = violation_keys(&r);
+    let mut want: Vec<ViolationKey> = PLANTED
         .iter()
         .map(|p| {
             let dst = if p.to == auditor_tests::topology::STRANGER {
@@ -456,14 +495,25 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
         })
         .collect();
     want.sort();
-    assert_eq!(got, want, "exactly the planted violations: {:#?}", r["violations"]);
+    assert_eq!(
+        got, want,
+        "exactly the planted violations: {:#?}",
+        r["violations"]
+    );
     assert_eq!(alerts_raised, 4, "one alert per planted violation");
 
     // Every documented row observed; a mesh row once (its app leg), not once per leg.
     assert_eq!(r["summary"]["documented_observed"], 60);
     for row in r["rows"].as_array().unwrap() {
-        assert_eq!(row["observed"], true, "row {} never observed", row["number"]);
-        if row["number"].as_u64().is_some_and(|n| MESH_ROWS.contains(&(n as u32))) {
+        assert_eq!(
+            row["observed"], true,
+            "row {} never observed",
+            row["number"]
+        );
+        if row["number"]
+            .as_u64()
+            .is_some_and(|n| MESH_ROWS.contains(&(n as u32)))
+        {
             assert_eq!(row["count"], 1, "mesh row {}: {row}", row["number"]);
         }
     }
@@ -486,7 +536,7 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| name(&f["dst"]))
+            .map(|f| end_name(&f["dst"]))
             .collect();
         assert_eq!(
             reached.len(),
@@ -497,7 +547,11 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
     for p in r["platform"].as_array().unwrap() {
         for f in p["flows"].as_array().unwrap() {
             assert_eq!(f["verdict"], "platform");
-            assert_eq!(f["rules"], serde_json::json!([]), "a platform flow cites no row");
+            assert_eq!(
+                f["rules"],
+                serde_json::json!([]),
+                "a platform flow cites no row"
+            );
         }
     }
     drop(am);

@@ -300,7 +300,13 @@ fn the_daemonset_is_unprivileged_with_only_the_documented_capabilities() {
     let names: Vec<&str> = baseline.entries().iter().map(|e| &*e.name).collect();
     assert_eq!(
         names,
-        ["dns", "dns-replies", "kubelet-probes", "metrics-scrape", "mesh-agent"]
+        [
+            "dns",
+            "dns-replies",
+            "kubelet-probes",
+            "metrics-scrape",
+            "mesh-agent"
+        ]
     );
     assert!(baseline.entries().iter().all(|e| e.description.len() > 40));
 }

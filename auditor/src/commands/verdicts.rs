@@ -18,8 +18,7 @@ use crate::{
 
 /// Loads allowlist, overrides and inventory into a judge; prints load warnings.
 pub fn load_judge(p: &PolicyConfig) -> anyhow::Result<Judge> {
-    let (judge, warnings) =
-        crate::verdict::load_judge(
+    let (judge, warnings) = crate::verdict::load_judge(
         &p.allowlist,
         &p.inventory,
         p.overrides.as_deref(),

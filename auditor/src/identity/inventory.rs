@@ -178,15 +178,13 @@ impl Inventory {
         let raw: RawInventory =
             serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, &e))?;
         if raw.version != 1 {
-            return Err(FileError {
-                origin: origin.into(),
-                line: 1,
-                column: 1,
-                message: format!(
+            return Err(FileError::at_start(
+                origin,
+                format!(
                     "inventory version {} is not supported (expected 1)",
                     raw.version
                 ),
-            });
+            ));
         }
         let mut inv = Inventory {
             origin: origin.to_string(),

@@ -117,9 +117,8 @@ impl KubeState {
             .service
             .as_ref()
             .and_then(|n| idx.services.get(&(sel.namespace.clone(), n.clone())));
-        let named = |k: &(String, String)| {
-            k.0 == sel.namespace && sel.service.as_ref() == Some(&k.1)
-        };
+        let named =
+            |k: &(String, String)| k.0 == sel.namespace && sel.service.as_ref() == Some(&k.1);
         if idx.svc_by_ip.get(&addr).is_some_and(named)
             || idx.svc_by_endpoint.get(&addr).is_some_and(named)
         {

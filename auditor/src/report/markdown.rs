@@ -76,7 +76,10 @@ pub fn render(r: &Report) -> String {
             o,
             "Allowed by the platform baseline, not by the documents: neither violations nor observations of documented rows.\n"
         );
-        let _ = writeln!(o, "| Entry | Connections | Flows | Example |\n|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "| Entry | Connections | Flows | Example |\n|---|---|---|---|"
+        );
         for p in &r.platform {
             let example = p.flows.first().map_or_else(String::new, |f| {
                 let k = f.edge.key();

@@ -199,7 +199,11 @@ fn platform_entries(flows: Vec<Violation>) -> Vec<PlatformEntry> {
             }
         })
         .collect();
-    out.sort_by(|a, b| b.connections.cmp(&a.connections).then(a.entry.cmp(&b.entry)));
+    out.sort_by(|a, b| {
+        b.connections
+            .cmp(&a.connections)
+            .then(a.entry.cmp(&b.entry))
+    });
     out
 }
 

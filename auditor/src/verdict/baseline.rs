@@ -162,9 +162,8 @@ impl Peer {
             || end.addrs.iter().any(|a| {
                 let a = a.to_canonical();
                 self.nets.iter().any(|n| n.contains(&a))
-                    || kube.is_some_and(|k| {
-                        self.kubernetes.iter().any(|s| k.selector_matches(a, s))
-                    })
+                    || kube
+                        .is_some_and(|k| self.kubernetes.iter().any(|s| k.selector_matches(a, s)))
             })
     }
 
@@ -178,11 +177,7 @@ impl Peer {
             return Some("any end".into());
         }
         for n in &self.nets {
-            if let Some(s) = inventory
-                .overlapping(n)
-                .into_iter()
-                .find(|s| documented(s))
-            {
+            if let Some(s) = inventory.overlapping(n).into_iter().find(|s| documented(s)) {
                 return Some(format!("{n} is {s}'s"));
             }
         }
@@ -247,15 +242,13 @@ impl Baseline {
         let raw: RawBaseline =
             serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, &e))?;
         if raw.version != FORMAT_VERSION {
-            return Err(FileError {
-                origin: origin.into(),
-                line: 1,
-                column: 1,
-                message: format!(
+            return Err(FileError::at_start(
+                origin,
+                format!(
                     "baseline version {} is not supported (expected {FORMAT_VERSION})",
                     raw.version
                 ),
-            });
+            ));
         }
         let mut entries: Vec<Entry> = Vec::new();
         for e in &raw.entries {
@@ -393,10 +386,8 @@ impl Baseline {
                     .kube
                     .as_ref()
                     .and_then(|k| k.declared_ports(f.dst_addr.to_canonical()));
-                let declared = from_pod.or_else(|| {
-                    dst.and_then(|d| self.declared.get(&d.service))
-                        .cloned()
-                });
+                let declared =
+                    from_pod.or_else(|| dst.and_then(|d| self.declared.get(&d.service)).cloned());
                 declared.is_some_and(|d| match which {
                     Declared::Probes => d.probes.contains(&f.dst_port),
                     Declared::Metrics => d.metrics.contains(&f.dst_port),
@@ -430,7 +421,11 @@ fn peer(raw: &RawPeer, entry: &str, side: &str) -> Result<Peer, String> {
         nets.push(net.trunc());
     }
     if raw.node {
-        nets.extend(crate::capture::netns::addrs_here().into_iter().map(IpNet::from));
+        nets.extend(
+            crate::capture::netns::addrs_here()
+                .into_iter()
+                .map(IpNet::from),
+        );
     }
     for k in &raw.kubernetes {
         if k.namespace.is_empty() {

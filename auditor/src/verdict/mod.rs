@@ -241,10 +241,7 @@ impl Judge {
     /// against the platform baseline.
     pub fn judge(&self, f: &FlowView<'_>) -> Judgement<'_> {
         let (src, mut dst) = self.ends(f);
-        let mesh_leg = self
-            .mesh
-            .as_ref()
-            .and_then(|m| m.leg(f));
+        let mesh_leg = self.mesh.as_ref().and_then(|m| m.leg(f));
         if mesh_leg == Some(MeshLeg::Delivery) {
             // The sidecar hands the connection to the app in its own pod.
             dst.clone_from(&src);

@@ -52,9 +52,11 @@ fn main() -> ExitCode {
             Duration::from_millis(ms.parse().unwrap_or(1000)),
             targets,
         ),
-        ["sidecar", secs, name, forwards @ ..] => {
-            sidecar(Duration::from_secs(secs.parse().unwrap_or(60)), name, forwards)
-        }
+        ["sidecar", secs, name, forwards @ ..] => sidecar(
+            Duration::from_secs(secs.parse().unwrap_or(60)),
+            name,
+            forwards,
+        ),
         _ => Err("usage: see the header of tests/src/bin/peer.rs".into()),
     };
     match result {
@@ -342,8 +344,10 @@ fn resolve(dns: &str, name: &str, proto: &str) -> Res {
     let answer = match proto {
         "udp" => {
             let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
-            s.connect(server).map_err(|e| format!("connect {server}: {e}"))?;
+            s.set_read_timeout(Some(IO_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            s.connect(server)
+                .map_err(|e| format!("connect {server}: {e}"))?;
             s.send(&q).map_err(|e| format!("send: {e}"))?;
             let mut buf = [0u8; 512];
             let n = s.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
@@ -352,7 +356,8 @@ fn resolve(dns: &str, name: &str, proto: &str) -> Res {
         "tcp" => {
             let mut s = TcpStream::connect_timeout(&server, IO_TIMEOUT)
                 .map_err(|e| format!("connect {server}: {e}"))?;
-            s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(IO_TIMEOUT))
+                .map_err(|e| e.to_string())?;
             let mut framed = (q.len() as u16).to_be_bytes().to_vec();
             framed.extend_from_slice(&q);
             s.write_all(&framed).map_err(|e| format!("send: {e}"))?;
@@ -364,7 +369,8 @@ fn resolve(dns: &str, name: &str, proto: &str) -> Res {
         }
         other => return Err(format!("unknown protocol {other}")),
     };
-    let addr = first_a_record(&answer).ok_or_else(|| format!("{name}: no address in the answer"))?;
+    let addr =
+        first_a_record(&answer).ok_or_else(|| format!("{name}: no address in the answer"))?;
     println!("{addr}");
     Ok(())
 }
