@@ -61,6 +61,17 @@ impl FileError {
         }
     }
 
+    /// An error about the file as a whole, shown at its first line (a version it does
+    /// not support, say).
+    pub fn at_start(origin: &str, message: String) -> FileError {
+        FileError {
+            origin: origin.to_string(),
+            line: 1,
+            column: 1,
+            message,
+        }
+    }
+
     pub fn at<T>(origin: &str, spanned: &Spanned<T>, message: String) -> FileError {
         FileError {
             origin: origin.to_string(),
@@ -268,15 +279,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Allowlist, FileError> {
 
 fn validate(raw: RawFile, origin: &str) -> Result<Allowlist, FileError> {
     if raw.version != FORMAT_VERSION {
-        return Err(FileError {
-            origin: origin.into(),
-            line: 1,
-            column: 1,
-            message: format!(
+        return Err(FileError::at_start(
+            origin,
+            format!(
                 "format version {} is not supported (this auditor reads version {FORMAT_VERSION})",
                 raw.version
             ),
-        });
+        ));
     }
     let mut services: Vec<Service> = Vec::new();
     let mut by_name: HashMap<String, String> = HashMap::new(); // name or alias -> service name

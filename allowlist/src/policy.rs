@@ -258,6 +258,23 @@ impl Policy {
         }
     }
 
+    /// The pair alone, port and transport aside: Allowed (every row from `src` to `dst`)
+    /// when any row documents the pair, else NoEdge. A service-mesh transport leg is
+    /// judged so: its port is the sidecar's, the app's port was judged at the app leg.
+    pub fn lookup_pair(&self, src: ServiceId, dst: ServiceId) -> Lookup<'_> {
+        let edge = self.edge(src, dst);
+        let mask = (0..edge.len()).fold(0u64, |m, i| if i < 64 { m | 1 << i } else { m });
+        Lookup {
+            outcome: if edge.is_empty() {
+                Outcome::NoEdge
+            } else {
+                Outcome::Allowed
+            },
+            edge,
+            mask,
+        }
+    }
+
     /// `lookup` by names (or aliases); None when either name is not in the allowlist.
     pub fn lookup_names(
         &self,

@@ -126,9 +126,11 @@ Object storage: {addresses: [203.0.113.0/24]}"
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
-    /// Print the JSON Schema of an output: the daemon's events, the report, or what
-    /// `networkpolicy --would-break` writes.
-    #[command(after_help = "Example:\n  auditor schema event > event.schema.json")]
+    /// Print the JSON Schema of an output (the daemon's events, the report, what
+    /// `networkpolicy --would-break` writes) or of the platform baseline file.
+    #[command(
+        after_help = "Example:\n  auditor schema event > event.schema.json\n  auditor schema baseline > baseline.schema.json"
+    )]
     Schema {
         /// Which output's schema.
         #[arg(value_enum)]
@@ -144,6 +146,8 @@ pub enum SchemaOutput {
     Report,
     /// What `auditor networkpolicy --would-break` writes (docs/would-break.schema.json).
     WouldBreak,
+    /// The platform baseline file, `--baseline` (docs/baseline.schema.json).
+    Baseline,
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +222,13 @@ pub struct PolicyArgs {
     /// This deployment's ports for configurable (*) and unknown documented ports.
     #[arg(long)]
     pub overrides: Option<PathBuf>,
+    /// The platform baseline: reviewed, named entries for the traffic every cluster
+    /// carries that no architecture document lists (DNS, kubelet probes, scrapes). A
+    /// flow an entry matches is `platform`, citing the entry; without it, such flows are
+    /// violations. An entry that could allow a connection between two documented
+    /// services is refused.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
 }
 
 /// Validated policy file paths.
@@ -226,6 +237,7 @@ pub struct PolicyConfig {
     pub allowlist: PathBuf,
     pub inventory: PathBuf,
     pub overrides: Option<PathBuf>,
+    pub baseline: Option<PathBuf>,
 }
 
 impl From<PolicyArgs> for PolicyConfig {
@@ -234,6 +246,7 @@ impl From<PolicyArgs> for PolicyConfig {
             allowlist: a.allowlist,
             inventory: a.inventory,
             overrides: a.overrides,
+            baseline: a.baseline,
         }
     }
 }

@@ -123,6 +123,39 @@ impl std::fmt::Display for Documented {
     }
 }
 
+/// A service mesh sidecar's own connection, carrying an application connection that was
+/// judged at its app leg: judged on the service pair only, and never counted as an
+/// observation of a documented row.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MeshLeg {
+    /// Sidecar to the destination pod's sidecar (its inbound port).
+    Transport,
+    /// Sidecar to the application in its own pod (loopback).
+    Delivery,
+}
+
+impl MeshLeg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeshLeg::Transport => "transport",
+            MeshLeg::Delivery => "delivery",
+        }
+    }
+}
+
 /// What identifies an edge: one per (verdict, source, destination, transport, port).
 /// The ends are named as `Endpoint::name` names them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -150,6 +183,14 @@ pub struct Edge {
     pub direction: Direction,
     /// What the rows in `rules` document (drift only), else null.
     pub documented: Option<Documented>,
+    /// For `platform`: the name of the platform baseline entry that allows it (a
+    /// platform flow never cites a documented row); else null.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// A service mesh sidecar's leg (`transport` or `delivery`), judged on the service
+    /// pair only and never counted as an observation of a row; null for other flows.
+    #[serde(default)]
+    pub mesh_leg: Option<MeshLeg>,
     pub src: Endpoint,
     /// Its `port` is the edge's port.
     pub dst: Endpoint,
@@ -192,6 +233,8 @@ impl Edge {
         self.last_seen = self.last_seen.max(other.last_seen);
         self.rules.clone_from(&other.rules);
         self.documented.clone_from(&other.documented);
+        self.platform.clone_from(&other.platform);
+        self.mesh_leg = other.mesh_leg.or(self.mesh_leg);
         if self.process.is_none() {
             self.process.clone_from(&other.process);
         }
@@ -249,6 +292,8 @@ impl Edge {
             count: self.count,
             first_seen: self.first_seen,
             last_seen: self.last_seen,
+            platform: self.platform.clone(),
+            mesh_leg: self.mesh_leg,
         }
     }
 
@@ -345,6 +390,8 @@ pub(crate) fn test_edge(count: u64, at: Millis) -> Edge {
         transport: Transport::Tcp,
         direction: Direction::Egress,
         documented: None,
+        platform: None,
+        mesh_leg: None,
         src: Endpoint {
             service: Some("GES".into()),
             ..Endpoint::default()
@@ -379,6 +426,8 @@ mod tests {
                 ports: vec!["9100".into()],
                 transport: "tcp".into(),
             }),
+            platform: None,
+            mesh_leg: None,
             src: Endpoint {
                 service: Some("Tenant Service".into()),
                 ..Endpoint::default()

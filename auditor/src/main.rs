@@ -38,6 +38,7 @@ fn main() -> std::process::ExitCode {
                 SchemaOutput::Event => auditor::event::schema_json(),
                 SchemaOutput::Report => auditor::report::schema_json(),
                 SchemaOutput::WouldBreak => auditor::networkpolicy::would_break::schema_json(),
+                SchemaOutput::Baseline => auditor::verdict::baseline::schema_json(),
             };
             std::io::stdout()
                 .write_all(text.as_bytes())

@@ -62,6 +62,10 @@ pub struct VerdictLabels {
     /// The documented connection numbers ("26", "26,27"), or "none".
     pub rules: LabelValue,
     pub transport: LabelValue,
+    /// For `platform`: the baseline entry ("dns"); else empty.
+    pub platform: LabelValue,
+    /// A mesh sidecar's leg (`transport`, `delivery`); else empty.
+    pub mesh_leg: LabelValue,
 }
 
 impl VerdictLabels {
@@ -70,6 +74,12 @@ impl VerdictLabels {
             verdict: e.verdict.as_str().into(),
             rules: e.rules_label().into(),
             transport: e.transport.as_str().into(),
+            platform: e.platform.clone().unwrap_or_default().into(),
+            mesh_leg: e
+                .mesh_leg
+                .map(|l| l.as_str().to_string())
+                .unwrap_or_default()
+                .into(),
         }
     }
 }
@@ -241,7 +251,7 @@ impl Metrics {
         registry.register("build_info", "auditor build; always 1", build);
         registry.register(
             "connections",
-            "Connections judged, by verdict and documented rule",
+            "Connections judged, by verdict and documented rule (platform: by baseline entry; mesh legs apart)",
             m.connections.clone(),
         );
         registry.register(

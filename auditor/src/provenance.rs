@@ -61,6 +61,9 @@ pub struct Inputs {
     pub inventory_sha256: Option<String>,
     /// sha256 of the overrides file's bytes (hex), when one was used.
     pub overrides_sha256: Option<String>,
+    /// sha256 of the platform baseline file's bytes (hex), when one was used.
+    #[serde(default)]
+    pub baseline_sha256: Option<String>,
     /// When these inputs took effect (RFC 3339).
     pub since: String,
 }
@@ -68,18 +71,14 @@ pub struct Inputs {
 impl Inputs {
     /// The digests of the files a judge was loaded from (read again: a file changed in
     /// between is caught by the next reload, which records its own inputs).
-    pub fn of_files(
-        list: &Allowlist,
-        allowlist: &Path,
-        inventory: Option<&Path>,
-        overrides: Option<&Path>,
-    ) -> anyhow::Result<Inputs> {
+    pub fn of_files(list: &Allowlist, p: &crate::cli::PolicyConfig) -> anyhow::Result<Inputs> {
         Ok(Inputs {
             auditor_version: AUDITOR_VERSION.into(),
-            allowlist_sha256: Some(file_sha256(allowlist)?),
+            allowlist_sha256: Some(file_sha256(&p.allowlist)?),
             allowlist_content_sha256: allowlist_content_sha256(list),
-            inventory_sha256: inventory.map(file_sha256).transpose()?,
-            overrides_sha256: overrides.map(file_sha256).transpose()?,
+            inventory_sha256: Some(file_sha256(&p.inventory)?),
+            overrides_sha256: p.overrides.as_deref().map(file_sha256).transpose()?,
+            baseline_sha256: p.baseline.as_deref().map(file_sha256).transpose()?,
             since: crate::edge::rfc3339(std::time::SystemTime::now()),
         })
     }

@@ -7,18 +7,11 @@ use serde_json::Value;
 
 const AUDITOR: &str = env!("CARGO_BIN_EXE_auditor");
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod common;
+use common::root;
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("auditor-replay-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::dir("replay", name)
 }
 
 const INVENTORY: &str = "version: 1\nservices:\n  Tenant Service: {addresses: [10.0.1.0/24]}\n  \

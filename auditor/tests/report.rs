@@ -44,6 +44,8 @@ fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
         transport: Transport::Tcp,
         direction: Direction::Egress,
         documented: None,
+        platform: None,
+        mesh_leg: None,
         src: end("Tenant Service", None),
         dst: end("Config Service", Some(dst_port)),
         process: None,
@@ -778,6 +780,7 @@ fn rows_whose_content_changed_between_allowlists_are_reported() {
             allowlist_content_sha256: auditor::provenance::allowlist_content_sha256(list),
             inventory_sha256: None,
             overrides_sha256: None,
+            baseline_sha256: None,
             since: since.into(),
         };
         s.record_inputs(&inputs, &allowlist::file::to_json(list))

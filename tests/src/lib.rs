@@ -9,6 +9,7 @@ pub mod lab;
 pub mod netpol;
 pub mod peer;
 pub mod services;
+pub mod topology;
 
 /// True when the caller may run real-kernel tests. Off root it skips with a reason; when
 /// `CI` or `AUDITOR_REQUIRE_KERNEL` is set, a skip is a failure instead.

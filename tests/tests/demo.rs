@@ -7,7 +7,12 @@
 
 use std::process::Command;
 
-use auditor_tests::{events::read_valid, kernel_tests_enabled, workspace_bin};
+use auditor_tests::{
+    events::read_valid,
+    kernel_tests_enabled,
+    topology::{end_name, violation_keys},
+    workspace_bin,
+};
 use serde_json::Value;
 
 #[test]
@@ -118,32 +123,8 @@ fn the_demo_observes_every_documented_connection_and_exactly_the_scripted_violat
     }
     assert_eq!(r["summary"]["documented_observed"], 60);
     let v = r["violations"].as_array().unwrap();
-    // An end is named by its service, or its address when it is not attributed.
-    let name = |end: &Value| {
-        end["service"]
-            .as_str()
-            .or(end["addr"].as_str())
-            .unwrap()
-            .to_string()
-    };
-    let mut got: Vec<(String, String, String, u64, Vec<u64>)> = v
-        .iter()
-        .map(|x| {
-            (
-                x["verdict"].as_str().unwrap().to_string(),
-                name(&x["src"]),
-                name(&x["dst"]),
-                x["dst"]["port"].as_u64().unwrap(),
-                x["rules"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| n.as_u64().unwrap())
-                    .collect(),
-            )
-        })
-        .collect();
-    got.sort();
+    let name = |end: &Value| end_name(end);
+    let got = violation_keys(&r);
     let stranger = got
         .iter()
         .find(|g| g.0 == "unknown_destination")

@@ -260,11 +260,35 @@ fn the_daemonset_is_unprivileged_with_only_the_documented_capabilities() {
             .len(),
         60
     );
-    auditor::identity::Inventory::parse(
+    let inventory = auditor::identity::Inventory::parse(
         cm["data"]["inventory.yaml"].as_str().unwrap(),
         "configmap",
     )
     .expect("the default inventory is valid");
+    // The shipped platform baseline loads against them: every entry named and described,
+    // none able to allow a connection between two documented services.
+    let list = allowlist::file::parse(allowlist, "configmap").unwrap();
+    let documented = |n: &str| list.service(n).is_some();
+    let baseline = auditor::verdict::Baseline::parse(
+        cm["data"]["baseline.yaml"].as_str().unwrap(),
+        "baseline.yaml",
+        &inventory,
+        &documented,
+        None,
+    )
+    .expect("the shipped baseline is valid");
+    let names: Vec<&str> = baseline.entries().iter().map(|e| &*e.name).collect();
+    assert_eq!(
+        names,
+        [
+            "dns",
+            "dns-replies",
+            "kubelet-probes",
+            "metrics-scrape",
+            "mesh-agent"
+        ]
+    );
+    assert!(baseline.entries().iter().all(|e| e.description.len() > 40));
 }
 
 /// Every leaf of values.yaml, as a dotted path.

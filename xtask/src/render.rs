@@ -83,6 +83,7 @@ pub fn run() -> anyhow::Result<()> {
             vec!["schema", "would-break"],
             "docs/would-break.schema.json",
         ),
+        (vec!["schema", "baseline"], "docs/baseline.schema.json"),
     ] {
         let out = crate::cargo_cmd(&["run", "--quiet", "-p", "auditor", "--"])
             .args(&args)

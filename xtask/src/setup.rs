@@ -27,6 +27,9 @@ const PACKAGES: &[&str] = &[
     // bpftrace arm it compares against.
     "bpftool",
     "bpftrace",
+    // The day-one test's kube-dns is a real DNS server. `dnsmasq-base` is the binary
+    // alone: the `dnsmasq` package would start a system service holding port 53.
+    "dnsmasq-base",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

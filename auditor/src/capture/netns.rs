@@ -98,7 +98,9 @@ fn cookie_here() -> Option<u64> {
     (rc == 0).then_some(cookie)
 }
 
-fn addrs_here() -> Vec<IpAddr> {
+/// The non-loopback addresses of the calling thread's network namespace: for the daemon,
+/// which runs in the host's, the node's own addresses.
+pub(crate) fn addrs_here() -> Vec<IpAddr> {
     let Ok(ifs) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };

@@ -18,8 +18,13 @@ use crate::{
 
 /// Loads allowlist, overrides and inventory into a judge; prints load warnings.
 pub fn load_judge(p: &PolicyConfig) -> anyhow::Result<Judge> {
-    let (judge, warnings) =
-        crate::verdict::load_judge(&p.allowlist, &p.inventory, p.overrides.as_deref(), None)?;
+    let (judge, warnings) = crate::verdict::load_judge(
+        &p.allowlist,
+        &p.inventory,
+        p.overrides.as_deref(),
+        p.baseline.as_deref(),
+        None,
+    )?;
     for w in warnings {
         eprintln!("warning: {w}");
     }
@@ -50,12 +55,7 @@ impl Recorder {
             node: node.to_string(),
             sink: StoreSink::default(),
             batch: Batch::default(),
-            inputs: crate::provenance::Inputs::of_files(
-                &judge.allowlist,
-                &p.allowlist,
-                Some(&p.inventory),
-                p.overrides.as_deref(),
-            )?,
+            inputs: crate::provenance::Inputs::of_files(&judge.allowlist, p)?,
             allowlist_json: allowlist::file::to_json(&judge.allowlist),
             span: None,
         })

@@ -75,6 +75,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         &cfg.policy.allowlist,
         &cfg.policy.inventory,
         cfg.policy.overrides.as_deref(),
+        cfg.policy.baseline.as_deref(),
         kube.as_ref(),
     )
     .context("loading the policy")?;
@@ -93,12 +94,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             }
             let json = allowlist::file::to_json(&judge.allowlist);
             st.set_allowlist(&json)?;
-            let inputs = crate::provenance::Inputs::of_files(
-                &judge.allowlist,
-                &cfg.policy.allowlist,
-                Some(&cfg.policy.inventory),
-                cfg.policy.overrides.as_deref(),
-            )?;
+            let inputs = crate::provenance::Inputs::of_files(&judge.allowlist, &cfg.policy)?;
             st.record_inputs(&inputs, &json)?;
             Some(Arc::new(Mutex::new(st)))
         }

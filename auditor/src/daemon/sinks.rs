@@ -115,7 +115,8 @@ impl StoreSink {
         }
         let digests = &self.digests.as_ref().expect("just set").1;
         let overflowed = batch.add_edge_within(e.clone(), cap);
-        if e.verdict == Verdict::Allowed {
+        // A mesh leg carries a connection already counted at its app leg.
+        if e.verdict == Verdict::Allowed && e.mesh_leg.is_none() {
             for r in &e.rules {
                 batch.add_row(
                     *r,

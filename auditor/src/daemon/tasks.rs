@@ -230,6 +230,7 @@ fn policy_paths(cfg: &PolicyConfig) -> impl Iterator<Item = &std::path::Path> {
         Some(&cfg.allowlist),
         Some(&cfg.inventory),
         cfg.overrides.as_ref(),
+        cfg.baseline.as_ref(),
     ]
     .into_iter()
     .flatten()
@@ -364,6 +365,7 @@ pub async fn reload_loop(
                 &c.allowlist,
                 &c.inventory,
                 c.overrides.as_deref(),
+                c.baseline.as_deref(),
                 kube.as_ref(),
             )
         })
@@ -385,12 +387,7 @@ pub async fn reload_loop(
                 // The store records which policy its observations were judged against.
                 if let Some(st) = &store {
                     let json = allowlist::file::to_json(&judge.allowlist);
-                    let inputs = crate::provenance::Inputs::of_files(
-                        &judge.allowlist,
-                        &cfg.allowlist,
-                        Some(&cfg.inventory),
-                        cfg.overrides.as_deref(),
-                    );
+                    let inputs = crate::provenance::Inputs::of_files(&judge.allowlist, &cfg);
                     let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
                     // Both are tried even when one fails, so a store started afresh later
                     // (its file gone now) records this generation, not the previous one.

@@ -14,7 +14,14 @@
 //!     addresses: [203.0.113.0/24]
 //! mesh_upstreams:            # a connect to 127.0.0.1:PORT is a connect to SERVICE
 //!   - {port: 9100, service: Config Service}
+//! mesh:                      # the sidecar: its connections are mesh legs
+//!   sidecar: {processes: [envoy]}
+//!   inbound_ports: [20000]
 //! ```
+//!
+//! A service may also declare the ports its pods expose to the platform, `probe_ports`
+//! (kubelet probes) and `metrics_ports` (Prometheus): the platform baseline's
+//! `declared_ports` entries match them (in Kubernetes mode the pod spec says it).
 //!
 //! Loopback addresses are honoured as written: an entry that lists `127.0.1.6` (or
 //! `127.0.0.0/8`, or `::1`) identifies connections from and to that address. A loopback
@@ -44,6 +51,8 @@ struct RawInventory {
     externals: BTreeMap<String, Spanned<RawExternal>>,
     #[serde(default)]
     mesh_upstreams: Vec<Spanned<RawUpstream>>,
+    #[serde(default)]
+    mesh: Option<Spanned<super::mesh::RawMesh>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +67,12 @@ struct RawService {
     /// Where the service runs in Kubernetes (used by `auditor run --kubernetes`).
     #[serde(default)]
     kubernetes: Option<super::kubernetes::KubeSelector>,
+    /// Ports the kubelet probes (what the pod spec declares as probes).
+    #[serde(default)]
+    probe_ports: Vec<u16>,
+    /// Ports Prometheus scrapes.
+    #[serde(default)]
+    metrics_ports: Vec<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +152,16 @@ pub struct Inventory {
     kube: Vec<(Arc<str>, super::kubernetes::KubeSelector)>,
     /// Each entry's addresses as written (by id): NetworkPolicy `ipBlock`s need them.
     nets: Vec<Vec<IpNet>>,
+    declared: HashMap<Arc<str>, DeclaredPorts>,
+    mesh: Option<super::mesh::Mesh>,
+}
+
+/// Ports a service's pods expose to the platform: what the kubelet probes and what
+/// Prometheus scrapes. From the pod spec in Kubernetes mode, else from the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredPorts {
+    pub probes: Vec<u16>,
+    pub metrics: Vec<u16>,
 }
 
 fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
@@ -176,15 +201,13 @@ impl Inventory {
             fe
         })?;
         if raw.version != 1 {
-            return Err(FileError {
-                origin: origin.into(),
-                line: 1,
-                column: 1,
-                message: format!(
+            return Err(FileError::at_start(
+                origin,
+                format!(
                     "inventory version {} is not supported (expected 1)",
                     raw.version
                 ),
-            });
+            ));
         }
         let mut inv = Inventory {
             origin: origin.to_string(),
@@ -198,6 +221,8 @@ impl Inventory {
             upstreams: HashMap::new(),
             kube: Vec::new(),
             nets: Vec::new(),
+            declared: HashMap::new(),
+            mesh: None,
         };
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut owners: HashMap<IpNet, u32> = HashMap::new();
@@ -233,6 +258,15 @@ impl Inventory {
                     ));
                 }
                 inv.kube.push((inv.names[id as usize].clone(), k.clone()));
+            }
+            if !s.value.probe_ports.is_empty() || !s.value.metrics_ports.is_empty() {
+                inv.declared.insert(
+                    inv.names[id as usize].clone(),
+                    DeclaredPorts {
+                        probes: s.value.probe_ports.clone(),
+                        metrics: s.value.metrics_ports.clone(),
+                    },
+                );
             }
             for p in &s.value.processes {
                 if let Some(prev) = inv.processes.insert(p.clone(), id)
@@ -295,6 +329,9 @@ impl Inventory {
                     format!("mesh upstream port {} is declared twice", u.value.port),
                 ));
             }
+        }
+        if let Some(m) = &raw.mesh {
+            inv.mesh = Some(super::mesh::Mesh::new(origin, m)?);
         }
         Ok(inv)
     }
@@ -384,6 +421,39 @@ impl Inventory {
             .collect();
         out.sort_unstable();
         out
+    }
+
+    /// The mesh section, when the deployment runs a service mesh.
+    pub fn mesh(&self) -> Option<&super::mesh::Mesh> {
+        self.mesh.as_ref()
+    }
+
+    /// The platform ports each service declares, by service name.
+    pub fn declared_ports(&self) -> &HashMap<Arc<str>, DeclaredPorts> {
+        &self.declared
+    }
+
+    /// The entries whose declared networks overlap `net`.
+    pub fn overlapping(&self, net: &IpNet) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .nets
+            .iter()
+            .enumerate()
+            .filter(|(_, nets)| {
+                nets.iter()
+                    .any(|n| n.contains(&net.network()) || net.contains(&n.network()))
+            })
+            .map(|(id, _)| self.names[id].as_ref())
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// The entry a process name is declared for.
+    pub fn process_owner(&self, comm: &str) -> Option<&str> {
+        self.processes
+            .get(comm)
+            .map(|id| self.names[*id as usize].as_ref())
     }
 
     pub fn origin(&self) -> &str {

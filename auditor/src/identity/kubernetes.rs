@@ -44,7 +44,7 @@ use kube::{
 use super::{IdentitySource, LocalEndpoint, Resolved, Via};
 
 /// How the inventory names a documented service in the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubeSelector {
     pub namespace: String,
@@ -75,6 +75,8 @@ struct PodInfo {
     ips: Vec<IpAddr>,
     created: String,
     live: bool,
+    /// The ports its spec declares to the platform: probes, and metrics.
+    declared: super::inventory::DeclaredPorts,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +138,52 @@ impl KubeState {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Indexes> {
         self.idx.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl KubeState {
+    /// True when `addr` is a pod or Service `sel` names: a pod in its namespace with its
+    /// labels (or selected by its Service), the Service's ClusterIP, or an endpoint. A pod
+    /// of this node is known by its IP; a pod elsewhere by the EndpointSlice that lists it.
+    pub fn selector_matches(&self, addr: IpAddr, sel: &KubeSelector) -> bool {
+        let idx = self.read();
+        let svc = sel
+            .service
+            .as_ref()
+            .and_then(|n| idx.services.get(&(sel.namespace.clone(), n.clone())));
+        let named =
+            |k: &(String, String)| k.0 == sel.namespace && sel.service.as_ref() == Some(&k.1);
+        if idx.svc_by_ip.get(&addr).is_some_and(named)
+            || idx.svc_by_endpoint.get(&addr).is_some_and(named)
+        {
+            return true;
+        }
+        let pod = idx
+            .pod_by_ip
+            .get(&addr)
+            .and_then(|u| idx.pods.get(u))
+            .map(|p| (&p.namespace, &p.labels))
+            .or_else(|| {
+                idx.pod_by_endpoint
+                    .get(&addr)
+                    .and_then(|k| idx.pod_meta.get(k))
+                    .map(|m| (&m.namespace, &m.labels))
+            });
+        pod.is_some_and(|(namespace, labels)| {
+            *namespace == sel.namespace
+                && ((sel.service.is_none()
+                    && sel.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+                    || (!sel.labels.is_empty() && subset(&sel.labels, labels))
+                    || svc.is_some_and(|s| subset(&s.selector, labels)))
+        })
+    }
+
+    /// The ports the live pod of this node at `addr` declares to the platform (the
+    /// kubelet probes and scrapes the pods of its own node, whose specs we hold).
+    pub fn declared_ports(&self, addr: IpAddr) -> Option<super::inventory::DeclaredPorts> {
+        let idx = self.read();
+        let pod = idx.pod_by_ip.get(&addr).and_then(|u| idx.pods.get(u))?;
+        Some(pod.declared.clone())
     }
 }
 
@@ -290,7 +338,59 @@ fn pod_info(pod: &Pod) -> PodInfo {
             .map(|t| t.0.to_string())
             .unwrap_or_default(),
         live: !matches!(phase, "Succeeded" | "Failed"),
+        declared: declared_ports(pod),
     }
+}
+
+/// The ports a pod declares to the platform: what its containers' liveness, readiness
+/// and startup probes reach (HTTP, TCP, gRPC; a named port through the container's
+/// ports), and its metrics port (`prometheus.io/port`, or a container port named
+/// `metrics` or `http-metrics`).
+fn declared_ports(pod: &Pod) -> super::inventory::DeclaredPorts {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let mut out = super::inventory::DeclaredPorts::default();
+    let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
+    for c in containers {
+        let named = |n: &str| {
+            c.ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(n))
+                .and_then(|p| u16::try_from(p.container_port).ok())
+        };
+        let port = |p: &IntOrString| match p {
+            IntOrString::Int(i) => u16::try_from(*i).ok(),
+            IntOrString::String(n) => named(n),
+        };
+        for probe in [&c.liveness_probe, &c.readiness_probe, &c.startup_probe]
+            .into_iter()
+            .flatten()
+        {
+            let p = probe
+                .http_get
+                .as_ref()
+                .and_then(|h| port(&h.port))
+                .or_else(|| probe.tcp_socket.as_ref().and_then(|t| port(&t.port)))
+                .or_else(|| probe.grpc.as_ref().and_then(|g| u16::try_from(g.port).ok()));
+            if let Some(p) = p.filter(|p| !out.probes.contains(p)) {
+                out.probes.push(p);
+            }
+        }
+        for n in ["metrics", "http-metrics"] {
+            if let Some(p) = named(n).filter(|p| !out.metrics.contains(p)) {
+                out.metrics.push(p);
+            }
+        }
+    }
+    if let Some(p) = pod
+        .annotations()
+        .get("prometheus.io/port")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| !out.metrics.contains(p))
+    {
+        out.metrics.push(p);
+    }
+    out
 }
 
 /// "Deployment/name" from the owner chain as far as the pod's metadata shows it.

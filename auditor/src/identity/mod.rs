@@ -5,6 +5,7 @@
 
 pub mod inventory;
 pub mod kubernetes;
+pub mod mesh;
 
 use std::{net::IpAddr, sync::Arc};
 

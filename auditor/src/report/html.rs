@@ -127,6 +127,40 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "</tbody></table>");
     }
 
+    let _ = writeln!(o, "<h2>Platform traffic (baseline)</h2>");
+    if r.platform.is_empty() {
+        let _ = writeln!(o, "<p>None.</p>");
+    } else {
+        let _ = writeln!(
+            o,
+            "<p>Allowed by the platform baseline, not by the documents: neither violations nor observations of documented rows.</p>\n<table id=\"platform\"><thead><tr><th>Entry</th><th>Connections</th><th>Source (src)</th><th>Destination (dst)</th><th>Port</th><th>Nodes</th></tr></thead><tbody>"
+        );
+        for p in &r.platform {
+            for f in &p.flows {
+                let k = f.edge.key();
+                let _ = writeln!(
+                    o,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
+                    esc(&p.entry),
+                    f.edge.count,
+                    esc(&k.src),
+                    esc(&k.dst),
+                    k.transport,
+                    k.port,
+                    esc(&f.nodes.join(", "))
+                );
+            }
+        }
+        let _ = writeln!(o, "</tbody></table>");
+    }
+    if r.summary.mesh_leg_connections > 0 {
+        let _ = writeln!(
+            o,
+            "<p>Service mesh legs (sidecar connections carrying documented connections, judged on the service pair, not counted as observations): {}.</p>",
+            r.summary.mesh_leg_connections
+        );
+    }
+
     let _ = writeln!(
         o,
         "<h2>Documented connections</h2>\n<table id=\"rows\"><thead><tr><th>#</th><th>Source</th><th>Destination</th><th>Protocol</th><th>Port</th><th>Observed</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Examples</th></tr></thead><tbody>"

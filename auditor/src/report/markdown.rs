@@ -91,6 +91,42 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o);
     }
 
+    let _ = writeln!(o, "## Platform traffic (baseline)\n");
+    if r.platform.is_empty() {
+        let _ = writeln!(o, "None.\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "Allowed by the platform baseline, not by the documents: neither violations nor observations of documented rows.\n"
+        );
+        let _ = writeln!(
+            o,
+            "| Entry | Connections | Flows | Example |\n|---|---|---|---|"
+        );
+        for p in &r.platform {
+            let example = p.flows.first().map_or_else(String::new, |f| {
+                let k = f.edge.key();
+                format!("{} -> {} {}/{}", k.src, k.dst, k.transport, k.port)
+            });
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                cell(&p.entry),
+                p.connections,
+                p.flows.len(),
+                cell(&example)
+            );
+        }
+        let _ = writeln!(o);
+    }
+    if r.summary.mesh_leg_connections > 0 {
+        let _ = writeln!(
+            o,
+            "Service mesh legs (sidecar connections carrying documented connections, judged on the service pair, not counted as observations): {}.\n",
+            r.summary.mesh_leg_connections
+        );
+    }
+
     let _ = writeln!(o, "## Documented connections\n");
     let _ = writeln!(
         o,

@@ -56,6 +56,11 @@ pub struct Report {
     /// computed from Prometheus has no example processes, for one). Absent for a store.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<String>,
+    /// Platform traffic the platform baseline allows, by entry (in the baseline's
+    /// words: entry names, never row numbers). Neither violations nor observations of
+    /// documented rows.
+    #[serde(default)]
+    pub platform: Vec<PlatformEntry>,
     /// sha256 (hex) of this report's canonical JSON with `digest` set to null: recompute
     /// it to show the report was not edited (`auditor report verify`).
     pub digest: Option<String>,
@@ -91,6 +96,13 @@ pub struct Summary {
     pub violation_edges: usize,
     pub violating_connections: u64,
     pub allowed_connections: u64,
+    /// Connections the platform baseline allowed (verdict `platform`).
+    #[serde(default)]
+    pub platform_connections: u64,
+    /// Connections made by a service mesh's sidecars (transport and delivery legs), of
+    /// any verdict: carried traffic, never counted as observations of documented rows.
+    #[serde(default)]
+    pub mesh_leg_connections: u64,
     pub by_verdict: BTreeMap<String, u64>,
     pub watched_seconds: f64,
     pub incomplete_seconds: f64,
@@ -191,6 +203,44 @@ pub struct Violation {
     pub nodes: Vec<String>,
 }
 
+/// One platform baseline entry's traffic in the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformEntry {
+    /// The baseline entry's name.
+    pub entry: String,
+    pub connections: u64,
+    /// Its edges (verdict `platform`), most connections first.
+    pub flows: Vec<Violation>,
+}
+
+/// Groups platform edges by entry, most connections first.
+fn platform_entries(flows: Vec<Violation>) -> Vec<PlatformEntry> {
+    let mut by: BTreeMap<String, Vec<Violation>> = BTreeMap::new();
+    for f in flows {
+        by.entry(f.edge.platform.clone().unwrap_or_default())
+            .or_default()
+            .push(f);
+    }
+    let mut out: Vec<PlatformEntry> = by
+        .into_iter()
+        .map(|(entry, mut flows)| {
+            merge_violations(&mut flows);
+            PlatformEntry {
+                connections: flows.iter().map(|f| f.edge.count).sum(),
+                entry,
+                flows,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.connections
+            .cmp(&a.connections)
+            .then(a.entry.cmp(&b.entry))
+    });
+    out
+}
+
 /// The report's JSON Schema (docs/report.schema.json is this, checked by a test).
 pub fn schema_json() -> String {
     let mut schema = schemars::schema_for!(Report);
@@ -269,6 +319,7 @@ pub fn from_store(
             allowlist_content_sha256: crate::provenance::allowlist_content_sha256(r),
             inventory_sha256: None,
             overrides_sha256: None,
+            baseline_sha256: None,
             since: rfc3339_ms(0),
         });
     }
@@ -420,6 +471,21 @@ pub fn from_store(
         })
         .collect();
     merge_violations(&mut violations);
+    let platform = platform_entries(
+        edges
+            .iter()
+            .filter(|e| e.edge.verdict == crate::verdict::Verdict::Platform)
+            .map(|e| Violation {
+                edge: e.edge.clone(),
+                nodes: vec![e.node.clone()],
+            })
+            .collect(),
+    );
+    let mesh_leg_connections = edges
+        .iter()
+        .filter(|e| e.edge.mesh_leg.is_some())
+        .map(|e| e.edge.count)
+        .sum();
 
     let intervals: Vec<Interval> = coverage
         .iter()
@@ -486,9 +552,11 @@ pub fn from_store(
         rows: row_reports,
         violations,
         limits: Vec::new(),
+        platform,
         digest: None,
     };
     report.summary.by_verdict = by_verdict;
+    report.summary.mesh_leg_connections = mesh_leg_connections;
     finish(&mut report);
     Ok(report)
 }
@@ -539,6 +607,8 @@ fn empty_summary() -> Summary {
         violation_edges: 0,
         violating_connections: 0,
         allowed_connections: 0,
+        platform_connections: 0,
+        mesh_leg_connections: 0,
         by_verdict: BTreeMap::new(),
         watched_seconds: 0.0,
         incomplete_seconds: 0.0,
@@ -647,6 +717,7 @@ fn finish(r: &mut Report) {
     s.violation_edges = r.violations.len();
     s.violating_connections = r.violations.iter().map(|v| v.edge.count).sum();
     s.allowed_connections = s.by_verdict.get("allowed").copied().unwrap_or(0);
+    s.platform_connections = r.platform.iter().map(|p| p.connections).sum();
     s.watched_seconds = r.coverage.watched_seconds;
     s.incomplete_seconds = r.coverage.incomplete_seconds;
     s.status = if s.violation_edges > 0 {
@@ -683,6 +754,15 @@ fn finish(r: &mut Report) {
             )
         }
     );
+    if s.platform_connections > 0 {
+        s.headline.pop();
+        s.headline.push_str(&format!(
+            "; {} platform connection(s) allowed by the baseline ({} entr{}).",
+            s.platform_connections,
+            r.platform.len(),
+            if r.platform.len() == 1 { "y" } else { "ies" }
+        ));
+    }
 }
 
 /// Combines per-node reports (same allowlist) into one cluster report. The same report
@@ -759,6 +839,8 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
             mine.examples.truncate(3);
         }
         out.violations.extend(r.violations);
+        out.platform.extend(r.platform);
+        out.summary.mesh_leg_connections += r.summary.mesh_leg_connections;
         out.coverage.intervals.extend(r.coverage.intervals);
         out.nodes.extend(r.nodes);
         for i in r.inputs {
@@ -785,6 +867,12 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     out.nodes.sort();
     out.nodes.dedup();
     merge_violations(&mut out.violations);
+    out.platform = platform_entries(
+        std::mem::take(&mut out.platform)
+            .into_iter()
+            .flat_map(|p| p.flows)
+            .collect(),
+    );
     out.auditor_version = crate::provenance::AUDITOR_VERSION.into();
     out.generated_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     out.digest = None;
@@ -845,6 +933,9 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
         }
         if let Some(d) = &i.overrides_sha256 {
             parts.push(format!("overrides sha256 {d}"));
+        }
+        if let Some(d) = &i.baseline_sha256 {
+            parts.push(format!("platform baseline sha256 {d}"));
         }
         parts.push(format!(
             "judged by auditor {} from {}",

@@ -334,7 +334,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         "auditor_connections_total",
         "auditor_connection_first_seen_timestamp_seconds",
         "auditor_connection_last_seen_timestamp_seconds",
-        "node, verdict, rules, transport",
+        "node, verdict, rules, transport, platform, mesh_leg",
         &range,
         &step,
         q.since_ms,
@@ -354,8 +354,19 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
 
     let mut nodes: BTreeSet<String> = BTreeSet::new();
     let mut by_verdict: BTreeMap<String, u64> = BTreeMap::new();
+    // Platform traffic by baseline entry, and the mesh legs' connections.
+    let mut platform: BTreeMap<String, u64> = BTreeMap::new();
+    let mut mesh_leg_connections = 0;
     for (m, c) in &conns {
         nodes.insert(label(m, "node").to_string());
+        if label(m, "verdict") == Verdict::Platform.as_str() {
+            *platform
+                .entry(label(m, "platform").to_string())
+                .or_default() += c.count;
+        }
+        if !label(m, "mesh_leg").is_empty() {
+            mesh_leg_connections += c.count;
+        }
         *by_verdict
             .entry(label(m, "verdict").to_string())
             .or_default() += c.count;
@@ -369,6 +380,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 .iter()
                 .filter(|(m, _)| {
                     label(m, "verdict") == Verdict::Allowed.as_str()
+                        // A mesh leg carries a connection its app leg already counted.
+                        && label(m, "mesh_leg").is_empty()
                         && c.number
                             .is_some_and(|n| rules(label(m, "rules")).contains(&n))
                 })
@@ -429,6 +442,10 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 count: c.count,
                 first_seen: c.first_ms,
                 last_seen: c.last_ms,
+                // Violations are neither platform flows nor mesh legs judged allowed;
+                // a violating mesh leg is not told apart in the violation series.
+                platform: None,
+                mesh_leg: None,
             },
             nodes: vec![node],
         });
@@ -533,6 +550,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             allowlist_content_sha256: want,
             inventory_sha256: None,
             overrides_sha256: None,
+            baseline_sha256: None,
             since: rfc3339_precise(q.since_ms),
         }],
         changed_rows: Vec::new(),
@@ -547,9 +565,19 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         rows,
         violations,
         limits,
+        platform: platform
+            .into_iter()
+            .map(|(entry, connections)| super::PlatformEntry {
+                entry,
+                connections,
+                // Not in the series: per-flow detail is in the stores (see the limits).
+                flows: Vec::new(),
+            })
+            .collect(),
         digest: None,
     };
     report.summary.by_verdict = by_verdict;
+    report.summary.mesh_leg_connections = mesh_leg_connections;
     finish(&mut report);
     Ok(report)
 }

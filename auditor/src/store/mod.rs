@@ -26,7 +26,10 @@ use crate::{
 /// traffic judged against that content. Version 1 and 2 stores are upgraded by
 /// `auditor run` (their rows get an empty digest: judged against the recorded allowlist)
 /// and read as they are by reports.
-const SCHEMA_VERSION: i64 = 3;
+/// 4: an edge keeps its platform baseline entry and its mesh leg (`edges.platform`,
+/// `edges.mesh_leg`). Version 3 stores gain the two columns (null) when `auditor run`
+/// opens them; reports read older stores as they are.
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,6 +39,7 @@ CREATE TABLE IF NOT EXISTS edges (
     rules TEXT NOT NULL, documented TEXT,
     count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
     direction TEXT, src_end TEXT, dst_end TEXT, process TEXT,
+    platform TEXT, mesh_leg TEXT,
     PRIMARY KEY (node, verdict, src, dst, transport, port)
 );
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen_ms);
@@ -172,6 +176,9 @@ fn v1_end(name: &str, addr: Option<String>, pod: Option<String>) -> Endpoint {
 
 const EDGE_COLUMNS: &str = "node, verdict, src, dst, transport, port, rules, documented, count,
     first_seen_ms, last_seen_ms, direction, src_end, dst_end, process";
+/// Version 4 adds the platform entry and the mesh leg (columns 15 and 16).
+const V4_EDGE_COLUMNS: &str = "node, verdict, src, dst, transport, port, rules, documented, count,
+    first_seen_ms, last_seen_ms, direction, src_end, dst_end, process, platform, mesh_leg";
 const V1_EDGE_COLUMNS: &str = "node, verdict, src, dst, transport, port, rules, documented, count,
     first_seen_ms, last_seen_ms, dst_addr, example_src_addr, example_pod, example_comm,
     example_pid, example_cgroup";
@@ -207,6 +214,11 @@ fn edge_row(r: &rusqlite::Row<'_>, version: i64) -> rusqlite::Result<StoredEdge>
         )
     };
     dst_end.port = Some(port);
+    let (platform, mesh_leg) = if version >= 4 {
+        (r.get(15)?, parse_json(r.get::<_, Option<String>>(16)?))
+    } else {
+        (None, None)
+    };
     Ok(StoredEdge {
         node: r.get(0)?,
         edge: Edge {
@@ -215,6 +227,8 @@ fn edge_row(r: &rusqlite::Row<'_>, version: i64) -> rusqlite::Result<StoredEdge>
             transport: transport(&r.get::<_, String>(4)?)?,
             direction,
             documented: parse_json(r.get(7)?),
+            platform,
+            mesh_leg,
             src: src_end,
             dst: dst_end,
             process,
@@ -449,6 +463,16 @@ impl Store {
         }
         if self.version == 2 {
             self.upgrade_from_2()?;
+            self.version = 3;
+        }
+        if self.version == 3 {
+            self.conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE edges ADD COLUMN platform TEXT;
+                 ALTER TABLE edges ADD COLUMN mesh_leg TEXT;
+                 UPDATE meta SET value = '4' WHERE key = 'schema_version';
+                 COMMIT;",
+            )?;
             self.version = SCHEMA_VERSION;
         }
         Ok(())
@@ -478,6 +502,7 @@ impl Store {
             Some("1") => Ok(1),
             Some("2") => Ok(2),
             Some("3") => Ok(3),
+            Some("4") => Ok(4),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
@@ -549,8 +574,9 @@ impl Store {
         {
             let mut up = tx.prepare_cached(
                 "INSERT INTO edges (node, verdict, src, dst, transport, port, rules, documented, count,
-                                    first_seen_ms, last_seen_ms, direction, src_end, dst_end, process)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                                    first_seen_ms, last_seen_ms, direction, src_end, dst_end, process,
+                                    platform, mesh_leg)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT (node, verdict, src, dst, transport, port) DO UPDATE SET
                     count = count + excluded.count,
                     rules = excluded.rules, documented = excluded.documented,
@@ -559,7 +585,9 @@ impl Store {
                     direction = COALESCE(direction, excluded.direction),
                     src_end = COALESCE(src_end, excluded.src_end),
                     dst_end = COALESCE(dst_end, excluded.dst_end),
-                    process = COALESCE(process, excluded.process)",
+                    process = COALESCE(process, excluded.process),
+                    platform = excluded.platform,
+                    mesh_leg = COALESCE(mesh_leg, excluded.mesh_leg)",
             )?;
             for (k, e) in &batch.edges {
                 let rules = e
@@ -584,6 +612,8 @@ impl Store {
                     json(&e.src),
                     json(&e.dst),
                     e.process.as_ref().map(json),
+                    e.platform,
+                    e.mesh_leg.as_ref().map(json),
                 ])?;
             }
             let mut rows = tx.prepare_cached(
@@ -737,10 +767,10 @@ impl Store {
 
     /// Edges seen in [since, until] (ms; None = open).
     pub fn edges(&self, since: Option<i64>, until: Option<i64>) -> anyhow::Result<Vec<StoredEdge>> {
-        let columns = if self.version == 1 {
-            V1_EDGE_COLUMNS
-        } else {
-            EDGE_COLUMNS
+        let columns = match self.version {
+            1 => V1_EDGE_COLUMNS,
+            2 | 3 => EDGE_COLUMNS,
+            _ => V4_EDGE_COLUMNS,
         };
         let mut q = self.conn.prepare(&format!(
             "SELECT {columns} FROM edges WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2

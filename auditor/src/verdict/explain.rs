@@ -56,6 +56,19 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
             ),
         }
     );
+    if let Some(entry) = j
+        .platform
+        .as_ref()
+        .and_then(|n| judge.baseline.entries().iter().find(|e| &e.name == n))
+    {
+        let _ = writeln!(
+            out,
+            "platform baseline entry {:?} ({}) allows it: {}",
+            entry.name,
+            judge.baseline.origin(),
+            entry.description
+        );
+    }
 
     let (Some(src), Some(dst)) = (&j.src, &j.dst) else {
         return out;

@@ -2,17 +2,20 @@
 //! `Judge::judge` is the per-flow path: two identity lookups and one policy lookup, no
 //! allocation beyond two reference-count increments.
 
+pub mod baseline;
 pub mod explain;
 pub mod render;
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use allowlist::{Allowlist, Lookup, Outcome, Overrides, Policy, Transport};
 
 use crate::{
     capture::{Direction, FlowRecord},
-    identity::{LocalEndpoint, Resolved, Resolver},
+    edge::MeshLeg,
+    identity::{LocalEndpoint, Resolved, Resolver, mesh::Mesh},
 };
+pub use baseline::Baseline;
 
 #[derive(
     Debug,
@@ -31,6 +34,10 @@ use crate::{
 pub enum Verdict {
     /// A documented connection allows it.
     Allowed,
+    /// Platform traffic no architecture document lists (DNS, kubelet probes, scrapes):
+    /// an entry of the platform baseline allows it (`platform` names the entry). Never
+    /// between two documented services, never an observation of a documented row.
+    Platform,
     /// The services have a documented connection on this transport, not on this port.
     PortDrift,
     /// Documented on this port, but over the other transport.
@@ -47,6 +54,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Allowed => "allowed",
+            Verdict::Platform => "platform",
             Verdict::PortDrift => "port_drift",
             Verdict::ProtocolDrift => "protocol_drift",
             Verdict::UndocumentedEgress => "undocumented_egress",
@@ -55,13 +63,15 @@ impl Verdict {
         }
     }
 
+    /// True for what the documents do not allow: everything but `allowed` and `platform`.
     pub fn is_violation(self) -> bool {
-        self != Verdict::Allowed
+        !matches!(self, Verdict::Allowed | Verdict::Platform)
     }
 
     pub fn parse(s: &str) -> Option<Verdict> {
         [
             Verdict::Allowed,
+            Verdict::Platform,
             Verdict::PortDrift,
             Verdict::ProtocolDrift,
             Verdict::UndocumentedEgress,
@@ -110,6 +120,10 @@ pub struct Judgement<'p> {
     pub port: u16,
     /// The policy lookup, when both ends were documented services.
     pub lookup: Option<Lookup<'p>>,
+    /// For `platform`: the baseline entry that allows it.
+    pub platform: Option<Arc<str>>,
+    /// When a mesh sidecar made (or accepted) it: which leg.
+    pub mesh_leg: Option<MeshLeg>,
 }
 
 impl Judgement<'_> {
@@ -123,12 +137,13 @@ impl Judgement<'_> {
     }
 }
 
-/// Loads the allowlist, overrides and inventory into a judge. Returns warnings a user
-/// should see (inventory names the allowlist does not know).
+/// Loads the allowlist, overrides, inventory and platform baseline into a judge. Returns
+/// warnings a user should see (inventory names the allowlist does not know).
 pub fn load_judge(
     allowlist_path: &std::path::Path,
     inventory_path: &std::path::Path,
     overrides_path: Option<&std::path::Path>,
+    baseline_path: Option<&std::path::Path>,
     kube: Option<&std::sync::Arc<crate::identity::kubernetes::KubeState>>,
 ) -> anyhow::Result<(Judge, Vec<String>)> {
     let list = allowlist::file::load(allowlist_path)?;
@@ -142,6 +157,18 @@ pub fn load_judge(
         .filter(|(name, _)| list.service(name).is_none() && !list.services.iter().any(|s| s.aliases.iter().any(|a| a == name)))
         .map(|(name, _)| format!("{}: {name:?} is not a service of the allowlist: its flows will be undocumented_egress", inventory.origin()))
         .collect();
+    let documented = |name: &str| {
+        list.service(name).is_some()
+            || list
+                .services
+                .iter()
+                .any(|s| s.aliases.iter().any(|a| a == name))
+    };
+    let baseline = match baseline_path {
+        Some(p) => Baseline::load(p, &inventory, &documented, kube.cloned())?,
+        None => Baseline::default(),
+    };
+    let mesh = inventory.mesh().cloned();
     // The cluster knows pods and Services first; the file adds what it alone knows
     // (externals, mesh upstreams, hosts outside the cluster).
     let mut sources: Vec<Box<dyn crate::identity::IdentitySource>> = Vec::new();
@@ -152,13 +179,20 @@ pub fn load_judge(
         )));
     }
     sources.push(Box::new(inventory));
-    Ok((Judge::new(list, &ovr, Resolver::new(sources)), warnings))
+    let mut judge = Judge::new(list, &ovr, Resolver::new(sources));
+    judge.baseline = baseline;
+    judge.mesh = mesh;
+    Ok((judge, warnings))
 }
 
 pub struct Judge {
     pub allowlist: Allowlist,
     pub policy: Policy,
     pub resolver: Resolver,
+    /// Platform traffic the documents do not list (empty: none is allowed).
+    pub baseline: Baseline,
+    /// The service mesh's sidecar, when the inventory declares one.
+    pub mesh: Option<Mesh>,
 }
 
 impl Judge {
@@ -168,6 +202,8 @@ impl Judge {
             allowlist,
             policy,
             resolver,
+            baseline: Baseline::default(),
+            mesh: None,
         }
     }
 
@@ -200,8 +236,16 @@ impl Judge {
         }
     }
 
+    /// The verdict: a mesh sidecar's leg on the service pair only; any other flow against
+    /// the documented rows; and a violation that is not between two documented services
+    /// against the platform baseline.
     pub fn judge(&self, f: &FlowView<'_>) -> Judgement<'_> {
-        let (src, dst) = self.ends(f);
+        let (src, mut dst) = self.ends(f);
+        let mesh_leg = self.mesh.as_ref().and_then(|m| m.leg(f));
+        if mesh_leg == Some(MeshLeg::Delivery) {
+            // The sidecar hands the connection to the app in its own pod.
+            dst.clone_from(&src);
+        }
         let port = dst.as_ref().and_then(|d| d.port).unwrap_or(f.dst_port);
         let mut j = Judgement {
             verdict: Verdict::UnknownSource,
@@ -209,14 +253,29 @@ impl Judge {
             dst,
             port,
             lookup: None,
+            platform: None,
+            mesh_leg,
         };
+        self.judge_documented(f, &mut j);
+        // Platform traffic: only a violation, only when an end is not a documented
+        // service (so no entry can allow a service-to-service connection), never a leg.
+        if j.verdict.is_violation() && j.lookup.is_none() && mesh_leg.is_none() {
+            if let Some(e) = self.baseline.matching(f, j.dst.as_ref()) {
+                j.verdict = Verdict::Platform;
+                j.platform = Some(e.name.clone());
+            }
+        }
+        j
+    }
+
+    fn judge_documented<'p>(&'p self, f: &FlowView<'_>, j: &mut Judgement<'p>) {
         let (Some(src), Some(dst)) = (&j.src, &j.dst) else {
             j.verdict = if j.src.is_none() {
                 Verdict::UnknownSource
             } else {
                 Verdict::UnknownDestination
             };
-            return j;
+            return;
         };
         let (Some(s), Some(d)) = (
             self.policy.service_id(&src.service),
@@ -224,9 +283,18 @@ impl Judge {
         ) else {
             // Known to the inventory, absent from the documentation.
             j.verdict = Verdict::UndocumentedEgress;
-            return j;
+            return;
         };
-        let lookup = self.policy.lookup(s, d, f.transport, port);
+        let lookup = match j.mesh_leg {
+            // Inside one pod: nothing crosses between services.
+            Some(MeshLeg::Delivery) if s == d => {
+                j.verdict = Verdict::Allowed;
+                return;
+            }
+            // The port was judged at the app leg: the pair alone.
+            Some(_) => self.policy.lookup_pair(s, d),
+            None => self.policy.lookup(s, d, f.transport, j.port),
+        };
         j.verdict = match lookup.outcome {
             Outcome::Allowed => Verdict::Allowed,
             Outcome::OtherPorts => Verdict::PortDrift,
@@ -234,7 +302,6 @@ impl Judge {
             Outcome::NoEdge => Verdict::UndocumentedEgress,
         };
         j.lookup = Some(lookup);
-        j
     }
 }
 

@@ -57,6 +57,8 @@ pub fn edge(
         transport: flow.transport,
         direction: flow.direction,
         documented: documented(judge, j),
+        platform: j.platform.as_deref().map(str::to_string),
+        mesh_leg: j.mesh_leg,
         src: Endpoint::resolved(j.src.as_ref(), flow.src_addr),
         dst,
         process: Some(Process {

@@ -12,6 +12,12 @@
 //!       listen:ADDR:PORT (a TCP listener), accept:ADDR:PORT (a listener whose accepted
 //!       connections are held open too)
 //!   auditor-peer scan ADDR FROM TO SECS   one TCP connect to each port FROM..TO (exclusive)
+//!   auditor-peer resolve DNS NAME udp|tcp      one DNS A query to DNS:53; prints the address
+//!   auditor-peer probe SECS MS ADDR:PORT …     a TCP connect to each every MS ms, for SECS
+//!   auditor-peer sidecar SECS NAME fwd:LADDR:LPORT:TADDR:TPORT …   a mesh sidecar named
+//!                                              NAME: forwards each listener to its target
+//!
+//! `serve` also takes `http:ADDR:PORT`: a metrics endpoint answering every HTTP request.
 
 use std::{
     io::{Read, Write},
@@ -50,6 +56,17 @@ fn main() -> ExitCode {
             addr.parse().expect("address"),
             from.parse().expect("port")..to.parse().expect("port"),
             Duration::from_secs_f64(secs.parse().expect("seconds")),
+        ),
+        ["resolve", dns, name, proto] => resolve(dns, name, proto),
+        ["probe", secs, ms, targets @ ..] => probe(
+            Duration::from_secs(secs.parse().unwrap_or(10)),
+            Duration::from_millis(ms.parse().unwrap_or(1000)),
+            targets,
+        ),
+        ["sidecar", secs, name, forwards @ ..] => sidecar(
+            Duration::from_secs(secs.parse().unwrap_or(60)),
+            name,
+            forwards,
         ),
         _ => Err("usage: see the header of tests/src/bin/peer.rs".into()),
     };
@@ -148,6 +165,20 @@ fn serve(secs: u64, endpoints: &[&str]) -> Res {
                     let mut buf = [0u8; 64];
                     while Instant::now() < deadline {
                         let _ = s.recv_from(&mut buf);
+                    }
+                }));
+            }
+            "http" => {
+                let l = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                threads.push(std::thread::spawn(move || {
+                    while Instant::now() < deadline {
+                        match l.accept() {
+                            Ok((s, _)) => {
+                                std::thread::spawn(move || http_answer(s));
+                            }
+                            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                        }
                     }
                 }));
             }
@@ -380,4 +411,188 @@ fn scan(addr: IpAddr, ports: std::ops::Range<u16>, limit: Duration) -> Res {
 
 const fn libc_eaddrnotavail() -> i32 {
     99 // EADDRNOTAVAIL on Linux
+}
+
+/// Answers one HTTP request with a tiny exposition and closes the connection, so every
+/// scrape is a connection of its own (as with a target that does not keep connections
+/// alive).
+fn http_answer(mut s: TcpStream) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let body = "# TYPE peer_up gauge\npeer_up 1\n";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes());
+            return;
+        }
+        if buf.len() > 64 * 1024 {
+            return;
+        }
+    }
+}
+
+/// One DNS query (A, recursion desired) for `name` to `dns`:53 over UDP or TCP; prints
+/// the first address of the answer.
+fn resolve(dns: &str, name: &str, proto: &str) -> Res {
+    let server = sock(dns, "53");
+    let mut q: Vec<u8> = vec![0x4a, 0x17, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let answer = match proto {
+        "udp" => {
+            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(IO_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            s.connect(server)
+                .map_err(|e| format!("connect {server}: {e}"))?;
+            s.send(&q).map_err(|e| format!("send: {e}"))?;
+            let mut buf = [0u8; 512];
+            let n = s.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
+            buf[..n].to_vec()
+        }
+        "tcp" => {
+            let mut s = TcpStream::connect_timeout(&server, IO_TIMEOUT)
+                .map_err(|e| format!("connect {server}: {e}"))?;
+            s.set_read_timeout(Some(IO_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&q);
+            s.write_all(&framed).map_err(|e| format!("send: {e}"))?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).map_err(|e| format!("recv: {e}"))?;
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut buf).map_err(|e| format!("recv: {e}"))?;
+            buf
+        }
+        other => return Err(format!("unknown protocol {other}")),
+    };
+    let addr =
+        first_a_record(&answer).ok_or_else(|| format!("{name}: no address in the answer"))?;
+    println!("{addr}");
+    Ok(())
+}
+
+/// The first A record of a DNS answer (rcode 0), skipping the question.
+fn first_a_record(m: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if m.len() < 12 || m[3] & 0x0f != 0 || u16::from_be_bytes([m[6], m[7]]) == 0 {
+        return None;
+    }
+    let skip_name = |mut i: usize| -> Option<usize> {
+        loop {
+            let len = *m.get(i)? as usize;
+            if len == 0 {
+                return Some(i + 1);
+            }
+            if len & 0xc0 == 0xc0 {
+                return Some(i + 2);
+            }
+            i += len + 1;
+        }
+    };
+    let mut i = skip_name(12)? + 4;
+    for _ in 0..u16::from_be_bytes([m[6], m[7]]) {
+        i = skip_name(i)?;
+        let rtype = u16::from_be_bytes([*m.get(i)?, *m.get(i + 1)?]);
+        let rdlen = u16::from_be_bytes([*m.get(i + 8)?, *m.get(i + 9)?]) as usize;
+        let data = m.get(i + 10..i + 10 + rdlen)?;
+        if rtype == 1 && rdlen == 4 {
+            return Some(std::net::Ipv4Addr::new(data[0], data[1], data[2], data[3]));
+        }
+        i += 10 + rdlen;
+    }
+    None
+}
+
+/// The kubelet: a TCP connect to every target each `every`, for `limit`.
+fn probe(limit: Duration, every: Duration, targets: &[&str]) -> Res {
+    let targets: Vec<SocketAddr> = targets
+        .iter()
+        .map(|t| t.parse().map_err(|e| format!("{t}: {e}")))
+        .collect::<Result<_, String>>()?;
+    let started = Instant::now();
+    let (mut probes, mut failed) = (0u64, 0u64);
+    ready();
+    while started.elapsed() < limit {
+        let round = Instant::now();
+        for t in &targets {
+            match TcpStream::connect_timeout(t, Duration::from_secs(1)) {
+                Ok(_) => probes += 1,
+                Err(_) => failed += 1,
+            }
+        }
+        std::thread::sleep(every.saturating_sub(round.elapsed()));
+    }
+    println!("{{\"probes\":{probes},\"failed\":{failed}}}");
+    Ok(())
+}
+
+/// A service-mesh sidecar: its process is named `name` (how the inventory's `mesh:`
+/// recognises it), and each `fwd:LADDR:LPORT:TADDR:TPORT` relays every connection to
+/// its target, both ways, until `limit`.
+fn sidecar(limit: Duration, name: &str, forwards: &[&str]) -> Res {
+    let comm = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    if unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) } != 0 {
+        return Err(format!("prctl: {}", std::io::Error::last_os_error()));
+    }
+    let deadline = Instant::now() + limit;
+    let mut threads = Vec::new();
+    for f in forwards {
+        let parts: Vec<&str> = f.splitn(5, ':').collect();
+        let ["fwd", la, lp, ta, tp] = parts.as_slice() else {
+            return Err(format!("{f}: give fwd:LADDR:LPORT:TADDR:TPORT"));
+        };
+        let (at, to) = (sock(la, lp), sock(ta, tp));
+        let l = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        threads.push(std::thread::spawn(move || {
+            while Instant::now() < deadline {
+                match l.accept() {
+                    Ok((client, _)) => {
+                        std::thread::spawn(move || relay(client, to));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        }));
+    }
+    ready();
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn relay(client: TcpStream, to: SocketAddr) {
+    let _ = client.set_nonblocking(false);
+    let Ok(upstream) = TcpStream::connect_timeout(&to, IO_TIMEOUT) else {
+        return;
+    };
+    for s in [&client, &upstream] {
+        let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+    }
+    let (Ok(mut c2), Ok(mut u2)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut u2);
+        let _ = u2.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut c, mut u) = (client, upstream);
+    let _ = std::io::copy(&mut u, &mut c);
+    let _ = c.shutdown(std::net::Shutdown::Both);
+    let _ = up.join();
 }
