@@ -65,13 +65,13 @@ pub struct K8sRef {
     pub workload: Option<String>,
 }
 
+/// A pod of this node, in full. `k8s` is built once here, so that a lookup hands out
+/// an `Arc` instead of allocating a `K8sRef` per flow.
 #[derive(Debug, Clone)]
 struct PodInfo {
     uid: String,
-    namespace: String,
-    name: String,
+    k8s: Arc<K8sRef>,
     labels: BTreeMap<String, String>,
-    workload: Option<String>,
     ips: Vec<IpAddr>,
     created: String,
     live: bool,
@@ -81,8 +81,7 @@ struct PodInfo {
 
 #[derive(Debug, Clone)]
 struct SvcInfo {
-    namespace: String,
-    name: String,
+    k8s: Arc<K8sRef>,
     selector: BTreeMap<String, String>,
     cluster_ips: Vec<IpAddr>,
 }
@@ -93,11 +92,30 @@ type ObjKey = (String, String);
 /// A pod anywhere in the cluster, from its metadata only.
 #[derive(Debug, Clone)]
 struct PodMeta {
-    namespace: String,
-    name: String,
+    k8s: Arc<K8sRef>,
     labels: BTreeMap<String, String>,
-    workload: Option<String>,
 }
+
+/// Everything the indexes below say about one address, resolved to the objects: a
+/// lookup is one probe of `Indexes::by_addr` (an unknown address, most of them, used
+/// to miss four large maps, each a cache miss). It is derived: always what the per-kind
+/// maps give for that address (`Indexes::entry_of`), refreshed for the addresses each
+/// watch event touches, rebuilt after a relist.
+#[derive(Debug, Default)]
+struct AddrEntry {
+    /// The Service whose ClusterIP it is.
+    cluster_ip: Option<Arc<SvcInfo>>,
+    /// The live pod of this node that has it.
+    pod: Option<Arc<PodInfo>>,
+    /// The pod an EndpointSlice's targetRef names for it, when its metadata is known.
+    endpoint_pod: Option<Arc<PodMeta>>,
+    /// The Service an EndpointSlice lists it for, when that Service is known.
+    endpoint_svc: Option<Arc<SvcInfo>>,
+}
+
+/// IpAddr keys hashed with foldhash rather than SipHash: the keys come from the API
+/// server, not from the traffic, and lookups are on the per-flow path.
+type AddrMap<V> = foldhash::HashMap<IpAddr, V>;
 
 #[derive(Default)]
 struct Indexes {
@@ -112,6 +130,10 @@ struct Indexes {
     pod_by_endpoint: HashMap<IpAddr, ObjKey>,
     /// Every pod's metadata, by (namespace, name).
     pod_meta: HashMap<ObjKey, Arc<PodMeta>>,
+    /// The one index lookups read (live index only; a staging copy leaves it empty).
+    by_addr: AddrMap<AddrEntry>,
+    /// Addresses the last event may have changed: refreshed in `by_addr` by the caller.
+    touched: Vec<IpAddr>,
 }
 
 /// The cluster state the watchers keep. Shared by every `KubeIdentity` (one per policy
@@ -162,12 +184,12 @@ impl KubeState {
             .pod_by_ip
             .get(&addr)
             .and_then(|u| idx.pods.get(u))
-            .map(|p| (&p.namespace, &p.labels))
+            .map(|p| (&p.k8s.namespace, &p.labels))
             .or_else(|| {
                 idx.pod_by_endpoint
                     .get(&addr)
                     .and_then(|k| idx.pod_meta.get(k))
-                    .map(|m| (&m.namespace, &m.labels))
+                    .map(|m| (&m.k8s.namespace, &m.labels))
             });
         pod.is_some_and(|(namespace, labels)| {
             *namespace == sel.namespace
@@ -206,6 +228,7 @@ impl Indexes {
                 }
             }
         }
+        idx.touched.extend(info.ips.iter().copied());
         idx.pods.insert(info.uid.clone(), info);
     }
 
@@ -218,11 +241,15 @@ impl Indexes {
 
     fn apply_service(&mut self, svc: &Service) {
         let info = Arc::new(svc_info(svc));
-        let key = (info.namespace.clone(), info.name.clone());
+        let key = (
+            info.k8s.namespace.clone(),
+            info.k8s.service.clone().unwrap_or_default(),
+        );
         let idx = self;
-        idx.svc_by_ip.retain(|_, k| *k != key);
+        unindex_service(idx, &key);
         for ip in &info.cluster_ips {
             idx.svc_by_ip.insert(*ip, key.clone());
+            idx.touched.push(*ip);
         }
         idx.services.insert(key, info);
     }
@@ -230,7 +257,7 @@ impl Indexes {
     fn delete_service(&mut self, svc: &Service) {
         let key = (svc.namespace().unwrap_or_default(), svc.name_any());
         let idx = self;
-        idx.svc_by_ip.retain(|_, k| *k != key);
+        unindex_service(idx, &key);
         idx.services.remove(&key);
     }
 
@@ -261,6 +288,7 @@ impl Indexes {
         let idx = self;
         remove_slice(idx, &(ns.clone(), s.name_any()));
         for (ip, pod) in &ips {
+            idx.touched.push(*ip);
             idx.svc_by_endpoint.insert(*ip, (ns.clone(), svc.clone()));
             if let Some(p) = pod {
                 idx.pod_by_endpoint.insert(*ip, p.clone());
@@ -273,19 +301,110 @@ impl Indexes {
     }
 
     fn apply_pod_meta(&mut self, p: &PartialObjectMeta<Pod>) {
+        let key = (p.namespace().unwrap_or_default(), p.name_any());
         let meta = Arc::new(PodMeta {
-            namespace: p.namespace().unwrap_or_default(),
-            name: p.name_any(),
+            k8s: Arc::new(K8sRef {
+                namespace: key.0.clone(),
+                pod: Some(key.1.clone()),
+                service: None,
+                workload: workload(&p.metadata),
+            }),
             labels: p.labels().clone(),
-            workload: workload(&p.metadata),
         });
-        self.pod_meta
-            .insert((meta.namespace.clone(), meta.name.clone()), meta);
+        self.touch_endpoints_of_pod(&key);
+        self.pod_meta.insert(key, meta);
     }
 
     fn delete_pod_meta(&mut self, p: &PartialObjectMeta<Pod>) {
-        self.pod_meta
-            .remove(&(p.namespace().unwrap_or_default(), p.name_any()));
+        let key = (p.namespace().unwrap_or_default(), p.name_any());
+        self.touch_endpoints_of_pod(&key);
+        self.pod_meta.remove(&key);
+    }
+
+    /// The endpoint addresses whose targetRef is this pod (its metadata changed). Only
+    /// on the live index: a staging copy's `by_addr` is rebuilt whole after the list.
+    fn touch_endpoints_of_pod(&mut self, key: &ObjKey) {
+        if self.pod_by_endpoint.is_empty() {
+            return;
+        }
+        let touched = &mut self.touched;
+        touched.extend(
+            self.pod_by_endpoint
+                .iter()
+                .filter(|(_, k)| *k == key)
+                .map(|(ip, _)| *ip),
+        );
+    }
+
+    /// What the per-kind maps say about `addr`, resolved to the objects.
+    fn entry_of(&self, addr: &IpAddr) -> AddrEntry {
+        AddrEntry {
+            cluster_ip: self
+                .svc_by_ip
+                .get(addr)
+                .and_then(|k| self.services.get(k))
+                .cloned(),
+            pod: self
+                .pod_by_ip
+                .get(addr)
+                .and_then(|u| self.pods.get(u))
+                .cloned(),
+            endpoint_pod: self
+                .pod_by_endpoint
+                .get(addr)
+                .and_then(|k| self.pod_meta.get(k))
+                .cloned(),
+            endpoint_svc: self
+                .svc_by_endpoint
+                .get(addr)
+                .and_then(|k| self.services.get(k))
+                .cloned(),
+        }
+    }
+
+    fn refresh(&mut self, addr: IpAddr) {
+        let e = self.entry_of(&addr);
+        if e.cluster_ip.is_none()
+            && e.pod.is_none()
+            && e.endpoint_pod.is_none()
+            && e.endpoint_svc.is_none()
+        {
+            self.by_addr.remove(&addr);
+        } else {
+            self.by_addr.insert(addr, e);
+        }
+    }
+
+    /// Brings `by_addr` up to date with the addresses the last event touched.
+    fn refresh_touched(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for ip in touched.drain(..) {
+            self.refresh(ip);
+        }
+        self.touched = touched;
+    }
+
+    /// `by_addr` from scratch (after a relist replaced a kind).
+    fn rebuild_by_addr(&mut self) {
+        self.touched.clear();
+        let mut addrs: Vec<IpAddr> = self
+            .svc_by_ip
+            .keys()
+            .chain(self.pod_by_ip.keys())
+            .chain(self.pod_by_endpoint.keys())
+            .chain(self.svc_by_endpoint.keys())
+            .copied()
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        let mut by_addr = AddrMap::default();
+        by_addr.reserve(addrs.len());
+        for a in addrs {
+            by_addr.insert(a, self.entry_of(&a));
+        }
+        self.by_addr = by_addr;
     }
 
     fn delete_slice(&mut self, s: &EndpointSlice) {
@@ -295,11 +414,37 @@ impl Indexes {
 }
 
 fn unindex_pod(idx: &mut Indexes, uid: &str) {
-    idx.pod_by_ip.retain(|_, u| u != uid);
+    let touched = &mut idx.touched;
+    idx.pod_by_ip.retain(|ip, u| {
+        let keep = u != uid;
+        if !keep {
+            touched.push(*ip);
+        }
+        keep
+    });
+}
+
+/// Drops a Service's ClusterIPs; touches them and its endpoints' addresses (whose
+/// `endpoint_svc` is this Service's object).
+fn unindex_service(idx: &mut Indexes, key: &ObjKey) {
+    let touched = &mut idx.touched;
+    idx.svc_by_ip.retain(|ip, k| {
+        let keep = k != key;
+        if !keep {
+            touched.push(*ip);
+        }
+        keep
+    });
+    for (svc, ips) in idx.slices.values() {
+        if svc == key {
+            touched.extend(ips.iter().copied());
+        }
+    }
 }
 
 fn remove_slice(idx: &mut Indexes, key: &(String, String)) {
     if let Some((svc, ips)) = idx.slices.remove(key) {
+        idx.touched.extend(ips.iter().copied());
         for ip in ips {
             if idx.svc_by_endpoint.get(&ip) == Some(&svc) {
                 idx.svc_by_endpoint.remove(&ip);
@@ -327,10 +472,13 @@ fn pod_info(pod: &Pod) -> PodInfo {
     }
     PodInfo {
         uid: pod.uid().unwrap_or_default(),
-        namespace: pod.namespace().unwrap_or_default(),
-        name: pod.name_any(),
+        k8s: Arc::new(K8sRef {
+            namespace: pod.namespace().unwrap_or_default(),
+            pod: Some(pod.name_any()),
+            service: None,
+            workload: workload(&pod.metadata),
+        }),
         labels: pod.labels().clone(),
-        workload: workload(&pod.metadata),
         // A hostNetwork pod's IP is the node's, shared by many: never an identity.
         ips: if host_network { Vec::new() } else { ips },
         created: pod
@@ -426,8 +574,12 @@ fn svc_info(svc: &Service) -> SvcInfo {
         ips.push(ip);
     }
     SvcInfo {
-        namespace: svc.namespace().unwrap_or_default(),
-        name: svc.name_any(),
+        k8s: Arc::new(K8sRef {
+            namespace: svc.namespace().unwrap_or_default(),
+            pod: None,
+            service: Some(svc.name_any()),
+            workload: None,
+        }),
         selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
         cluster_ips: ips,
     }
@@ -492,40 +644,30 @@ impl KubeIdentity {
         self.selectors
             .iter()
             .find(|(_, s)| {
-                s.namespace == svc.namespace
-                    && (s.service.as_deref() == Some(&svc.name) || subset(&s.labels, &svc.selector))
+                s.namespace == svc.k8s.namespace
+                    && (s.service == svc.k8s.service || subset(&s.labels, &svc.selector))
             })
             .map(|(n, _)| n.clone())
     }
 
     fn pod_resolved(&self, idx: &Indexes, pod: &PodInfo, via: Via) -> Option<Resolved> {
-        let service = self.documented_pod(idx, &pod.namespace, &pod.labels)?;
+        let service = self.documented_pod(idx, &pod.k8s.namespace, &pod.labels)?;
         Some(Resolved {
             service,
             via,
             port: None,
-            k8s: Some(Arc::new(K8sRef {
-                namespace: pod.namespace.clone(),
-                pod: Some(pod.name.clone()),
-                service: None,
-                workload: pod.workload.clone(),
-            })),
+            k8s: Some(pod.k8s.clone()),
         })
     }
 
     /// A pod on another node, known by an endpoint's targetRef and its metadata.
     fn pod_meta_resolved(&self, idx: &Indexes, pod: &PodMeta) -> Option<Resolved> {
-        let service = self.documented_pod(idx, &pod.namespace, &pod.labels)?;
+        let service = self.documented_pod(idx, &pod.k8s.namespace, &pod.labels)?;
         Some(Resolved {
             service,
             via: Via::KubePod,
             port: None,
-            k8s: Some(Arc::new(K8sRef {
-                namespace: pod.namespace.clone(),
-                pod: Some(pod.name.clone()),
-                service: None,
-                workload: pod.workload.clone(),
-            })),
+            k8s: Some(pod.k8s.clone()),
         })
     }
 
@@ -534,37 +676,28 @@ impl KubeIdentity {
             service: self.documented_service(svc)?,
             via,
             port: None,
-            k8s: Some(Arc::new(K8sRef {
-                namespace: svc.namespace.clone(),
-                pod: None,
-                service: Some(svc.name.clone()),
-                workload: None,
-            })),
+            k8s: Some(svc.k8s.clone()),
         })
     }
 
-    /// ClusterIP first (a virtual IP names one Service), then pod IP, then an endpoint.
+    /// ClusterIP first (a virtual IP names one Service), then pod IP, then an endpoint
+    /// (its pod if that is documented, else its Service). One probe of `by_addr`.
     fn by_ip(&self, idx: &Indexes, addr: IpAddr) -> Option<Resolved> {
-        let addr = addr.to_canonical();
-        if let Some(svc) = idx.svc_by_ip.get(&addr).and_then(|k| idx.services.get(k)) {
+        let e = idx.by_addr.get(&addr.to_canonical())?;
+        if let Some(svc) = &e.cluster_ip {
             return self.service_resolved(svc, Via::KubeService);
         }
-        if let Some(pod) = idx.pod_by_ip.get(&addr).and_then(|u| idx.pods.get(u)) {
+        if let Some(pod) = &e.pod {
             return self.pod_resolved(idx, pod, Via::KubePod);
         }
-        if let Some(r) = idx
-            .pod_by_endpoint
-            .get(&addr)
-            .and_then(|k| idx.pod_meta.get(k))
+        if let Some(r) = e
+            .endpoint_pod
+            .as_deref()
             .and_then(|p| self.pod_meta_resolved(idx, p))
         {
             return Some(r);
         }
-        let svc = idx
-            .svc_by_endpoint
-            .get(&addr)
-            .and_then(|k| idx.services.get(k))?;
-        self.service_resolved(svc, Via::KubeEndpoint)
+        self.service_resolved(e.endpoint_svc.as_deref()?, Via::KubeEndpoint)
     }
 }
 
@@ -585,9 +718,9 @@ impl IdentitySource for KubeIdentity {
         let addrs = ep.addr.into_iter().chain(ep.netns_addrs.iter().copied());
         for a in addrs.filter(|a| !a.to_canonical().is_loopback() && !a.is_unspecified()) {
             if let Some(pod) = idx
-                .pod_by_ip
+                .by_addr
                 .get(&a.to_canonical())
-                .and_then(|u| idx.pods.get(u))
+                .and_then(|e| e.pod.as_deref())
             {
                 return self.pod_resolved(&idx, pod, Via::KubePod);
             }
@@ -682,15 +815,33 @@ fn spawn_watch<K>(
         let mut staging: Option<Indexes> = None;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Apply(o)) => apply(&mut state.write(), &o),
-                Ok(watcher::Event::Delete(o)) => delete(&mut state.write(), &o),
+                Ok(watcher::Event::Apply(o)) => {
+                    let mut idx = state.write();
+                    apply(&mut idx, &o);
+                    idx.refresh_touched();
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    let mut idx = state.write();
+                    delete(&mut idx, &o);
+                    idx.refresh_touched();
+                }
                 Ok(watcher::Event::Init) => staging = Some(Indexes::default()),
                 Ok(watcher::Event::InitApply(o)) => {
-                    apply(staging.get_or_insert_with(Indexes::default), &o)
+                    let s = staging.get_or_insert_with(Indexes::default);
+                    apply(s, &o);
+                    // A staging copy has no `by_addr`: it is rebuilt at InitDone.
+                    s.touched.clear();
                 }
                 Ok(watcher::Event::InitDone) => {
                     let mut listed = staging.take().unwrap_or_default();
-                    let objects = take_kind(slot, &mut state.write(), &mut listed);
+                    let objects = {
+                        let mut live = state.write();
+                        let n = take_kind(slot, &mut live, &mut listed);
+                        live.rebuild_by_addr();
+                        n
+                    };
+                    // The replaced part is freed outside the lock.
+                    drop(listed);
                     state.synced[slot].store(true, Ordering::Relaxed);
                     tracing::info!(kind = what, objects, "kubernetes cache synced");
                 }

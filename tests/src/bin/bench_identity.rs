@@ -8,7 +8,8 @@
 //! - the identity lookup time (ClusterIPs, endpoint pods, unknown addresses), measured
 //!   in this process with the same watchers and indexes.
 //!
-//! Figures, not a pass/fail test. Options: --churn-seconds N (60), --rate N (100).
+//! Figures, not a pass/fail test. Options: --churn-seconds N (60), --rate N (100),
+//! --lookups-only (only the lookup time: no daemon, so no root and no kernel lock).
 
 use std::{
     net::IpAddr,
@@ -89,12 +90,16 @@ fn mib(kib: u64) -> f64 {
 fn main() -> anyhow::Result<()> {
     let mut churn_s = 60u64;
     let mut rate = 100u64;
+    let mut lookups_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--churn-seconds" => churn_s = args.next().unwrap_or_default().parse()?,
             "--rate" => rate = args.next().unwrap_or_default().parse()?,
-            other => anyhow::bail!("unknown option {other} (give --churn-seconds N, --rate N)"),
+            "--lookups-only" => lookups_only = true,
+            other => anyhow::bail!(
+                "unknown option {other} (give --churn-seconds N, --rate N, --lookups-only)"
+            ),
         }
     }
     let fake = FakeKube::start();
@@ -176,8 +181,22 @@ fn main() -> anyhow::Result<()> {
     .map(|s| s.to_string())
     .collect();
 
+    if !lookups_only {
+        daemon_figures(&fake, &dir, &daemon_args, churn_s, rate)?;
+    }
+    lookup_figures(&fake, &dir)
+}
+
+/// The daemon's RSS and the bytes it receives, to sync and under churn.
+fn daemon_figures(
+    fake: &FakeKube,
+    dir: &std::path::Path,
+    daemon_args: &[String],
+    churn_s: u64,
+    rate: u64,
+) -> anyhow::Result<()> {
     // This binary sits next to `auditor` (target/<profile>/), not in deps/.
-    let auditor = std::env::var_os("AUDITOR_BIN").map_or_else(
+    let auditor: std::path::PathBuf = std::env::var_os("AUDITOR_BIN").map_or_else(
         || {
             std::env::current_exe()
                 .expect("exe")
@@ -265,8 +284,11 @@ fn main() -> anyhow::Result<()> {
         mib(anon_end.saturating_sub(anon_plain))
     );
     drop(daemon);
+    Ok(())
+}
 
-    // 2. Lookups, in this process over the same indexes.
+/// 2. Lookups, in this process over the same watchers and indexes as the daemon's.
+fn lookup_figures(fake: &FakeKube, dir: &std::path::Path) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -328,6 +350,6 @@ fn main() -> anyhow::Result<()> {
         }
     );
     std::hint::black_box(hits);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }
