@@ -383,6 +383,13 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 classification: Classification::list_to_string(&c.classification),
                 description: c.description.clone(),
                 observed: !obs.is_empty(),
+                // As from the store: a series that counted nothing in the period is a
+                // connection held open (found by the walk of open sockets), not opened.
+                evidence: match obs.iter().map(|(_, c)| c.count).sum::<u64>() {
+                    _ if obs.is_empty() => None,
+                    0 => Some(super::Evidence::Active),
+                    _ => Some(super::Evidence::Opened),
+                },
                 count: obs.iter().map(|(_, c)| c.count).sum(),
                 first_seen: obs.iter().map(|(_, c)| c.first_ms).min().map(rfc3339_ms),
                 last_seen: obs.iter().map(|(_, c)| c.last_ms).max().map(rfc3339_ms),
