@@ -849,3 +849,66 @@ fn reports_of_a_real_run_gate_ci_name_their_inputs_and_refuse_other_allowlists()
         one["coverage"]["watched_seconds"]
     );
 }
+
+/// A pooled connection made before the daemon started (an upgrade, a restart, a node
+/// where the auditor came after the workload): its documented row is observed, and the
+/// report says on what evidence ("active": held open, none opened in the period).
+#[test]
+fn a_row_whose_only_connection_predates_the_daemon_is_observed_as_active() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled(
+        "a_row_whose_only_connection_predates_the_daemon_is_observed_as_active",
+    ) {
+        return;
+    }
+    let s = Setup::new("active");
+    let scope: Vec<String> = s.lab.hosts.iter().map(|h| format!("{}/32", h.v4)).collect();
+    let scope = scope.join(",");
+    // Row 26, Tenant Service -> Config Service 9100, held open from before the start.
+    let config = serve(
+        &s.lab,
+        "config",
+        &["hold", "60", &format!("accept:{}:9100", s.addr("config"))],
+    );
+    let tenant = serve(
+        &s.lab,
+        "tenant",
+        &["hold", "60", &format!("tcp:{}:9100", s.addr("config"))],
+    );
+    let daemon = Daemon::start(&s.args(&["--scope", &scope]), s.dir.join("d.log")).expect("daemon");
+    daemon.stop().expect("clean stop");
+    for mut c in [config, tenant] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    let out = std::process::Command::new(workspace_bin("auditor"))
+        .args(["report", "--format", "json", "--store"])
+        .arg(s.dir.join("store.db"))
+        .current_dir(&s.dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = r["rows"].as_array().expect("rows");
+    let row = |n: u64| {
+        rows.iter()
+            .find(|x| x["number"] == n)
+            .unwrap_or_else(|| panic!("row {n} in {r:#}"))
+    };
+    let held = row(26);
+    assert_eq!(
+        (&held["observed"], &held["evidence"], &held["count"]),
+        (&true.into(), &"active".into(), &0.into()),
+        "{held:#}"
+    );
+    assert_eq!(held["nodes"], serde_json::json!(["node-a"]), "{held:#}");
+    // No other row of the lab is credited, and none as opened: nothing was opened.
+    let credited: Vec<&Value> = rows.iter().filter(|x| x["observed"] == true).collect();
+    assert_eq!(credited.len(), 1, "{credited:#?}");
+    assert!(rows.iter().all(|x| x["evidence"] != "opened"), "{rows:#?}");
+}

@@ -59,7 +59,8 @@ enum Task {
     /// `auditor capture` and with a bpftrace one-liner, alternated: eBPF ns per operation
     /// (bpf_stats), CPU per operation, throughput ratio with spread, lost-record counters.
     /// `identity`: Kubernetes identity with 10,000 pods and churn (daemon RSS, bytes from
-    /// the API server, lookup time).
+    /// the API server, lookup time). `walk`: CPU of the periodic walk of open sockets with
+    /// 10,000 open (target < 50 ms).
     Bench {
         #[arg(value_enum, default_value = "all")]
         which: bench::Which,

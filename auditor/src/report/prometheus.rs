@@ -397,7 +397,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 classification: Classification::list_to_string(&c.classification),
                 description: c.description.clone(),
                 observed: !obs.is_empty(),
-                // Series count opened connections only (see the limits).
+                // Only series that grew in the period are read (zero counts are skipped), so
+                // every observation here was opened; held-open ones: see the limits.
                 evidence: (!obs.is_empty()).then_some(Evidence::Opened),
                 count: obs.iter().map(|(_, c)| c.count).sum(),
                 first_seen: obs.iter().map(|(_, c)| c.first_ms).min().map(rfc3339_ms),
