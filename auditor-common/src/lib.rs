@@ -177,8 +177,17 @@ pub struct Config {
     pub report_interval_ns: u64,
     /// Where `tp_btf` reads the socket (see `SockOffsets`); valid when `sock.valid != 0`.
     pub sock: SockOffsets,
+    /// Error paths to take on purpose (`FAULT_*` bits), so a real-kernel test can prove
+    /// that an error is logged (aya-log) and counted. 0 in production: the verifier knows
+    /// the frozen value and removes the injection branches before the program runs.
+    pub inject_faults: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 56);
+
+/// `Config::inject_faults`: the flow map refuses every new flow, as when it cannot
+/// allocate. Set by user space from `AUDITOR_INJECT_KERNEL_FAULTS=flow_insert`.
+pub const FAULT_FLOW_INSERT: u32 = 1;
 
 /// Byte offsets into `struct sock`, read from kernel BTF by user space (Rust eBPF has no
 /// CO-RE). The `tp_btf` program loads these fields directly: the offsets sit in frozen
@@ -231,6 +240,8 @@ impl Config {
         off_net_cookie: 0,
         report_interval_ns: 1_000_000_000,
         sock: SockOffsets::NONE,
+        inject_faults: 0,
+        _pad: 0,
     };
 }
 

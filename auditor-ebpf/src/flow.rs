@@ -6,8 +6,8 @@ use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 const SEQ_CST: AtomicOrdering = AtomicOrdering::SeqCst;
 
 use auditor_common::{
-    COUNTER_SLOTS, Config, Counter, EVENTS_RING_BYTES, FLOWS_MAX_ENTRIES, FlowEvent, FlowKey,
-    FlowStats, LISTENERS_MAX_ENTRIES, ListenerKey, ListenerOwner,
+    COUNTER_SLOTS, Config, Counter, EVENTS_RING_BYTES, FAULT_FLOW_INSERT, FLOWS_MAX_ENTRIES,
+    FlowEvent, FlowKey, FlowStats, LISTENERS_MAX_ENTRIES, ListenerKey, ListenerOwner,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -37,12 +37,23 @@ pub static AUDITOR_LISTENERS: LruHashMap<ListenerKey, ListenerOwner> =
 
 /// Rewritten by user space before load (see `auditor_common::Config`).
 #[unsafe(no_mangle)]
-static AUDITOR_CONFIG: Config = Config::DEFAULT;
+pub static AUDITOR_CONFIG: Config = Config::DEFAULT;
 
+/// One field of the load-time config, e.g. `config!(sock.family)`. Volatile: otherwise the
+/// compiler folds the default values in at build time. One field, not the whole struct: a
+/// volatile read of `Config` is a load per field on every call.
+macro_rules! config {
+    ($($field:ident).+) => {
+        unsafe { core::ptr::read_volatile(&raw const $crate::flow::AUDITOR_CONFIG.$($field).+) }
+    };
+}
+pub(crate) use config;
+
+/// A test asked for this error path (see `Config::inject_faults`). Always false in
+/// production, where the verifier prunes the branch on the frozen value.
 #[inline(always)]
-pub fn config() -> Config {
-    // Volatile: otherwise the compiler folds the default values in at build time.
-    unsafe { core::ptr::read_volatile(&AUDITOR_CONFIG) }
+pub fn fault_injected(fault: u32) -> bool {
+    config!(inject_faults) & fault != 0
 }
 
 #[inline(always)]
@@ -88,15 +99,22 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
                 last_report_ns: 0,
                 count: 0,
             };
+            let inject = fault_injected(FAULT_FLOW_INSERT);
             // NOEXIST: another CPU may have inserted the same flow meanwhile; theirs wins.
-            if AUDITOR_FLOWS
-                .insert(key, &fresh, BPF_NOEXIST as u64)
-                .is_ok()
+            if !inject
+                && AUDITOR_FLOWS
+                    .insert(key, &fresh, BPF_NOEXIST as u64)
+                    .is_ok()
             {
                 count(Counter::FlowsInserted);
                 count_eviction();
             }
-            match AUDITOR_FLOWS.get_ptr_mut(key) {
+            let stats = if inject {
+                None
+            } else {
+                AUDITOR_FLOWS.get_ptr_mut(key)
+            };
+            match stats {
                 Some(stats) => stats,
                 None => {
                     count(Counter::FlowInsertFailed);
@@ -116,7 +134,7 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
 
         let last_report = &raw mut (*stats).last_report_ns;
         let previous = core::ptr::read_volatile(last_report);
-        if previous != 0 && now.wrapping_sub(previous) < config().report_interval_ns {
+        if previous != 0 && now.wrapping_sub(previous) < config!(report_interval_ns) {
             return;
         }
         // One reporter per interval even when several CPUs get here together.
@@ -191,12 +209,11 @@ fn emit(key: &FlowKey, actor: &Actor, hook: u8, first: u64, last: u64, n: u64) {
 /// from kernel BTF (there is no CO-RE in Rust eBPF yet). 0 when unknown.
 #[inline(always)]
 pub fn sock_netns_cookie(sk: *const u8) -> u64 {
-    let cfg = config();
-    if cfg.netns_offsets_valid == 0 || sk.is_null() {
+    if config!(netns_offsets_valid) == 0 || sk.is_null() {
         return 0;
     }
     let net =
-        match unsafe { bpf_probe_read_kernel(sk.add(cfg.off_sock_net as usize) as *const u64) } {
+        match unsafe { bpf_probe_read_kernel(sk.add(config!(off_sock_net) as usize) as *const u64) } {
             Ok(net) if net != 0 => net as *const u8,
             _ => {
                 count(Counter::NetnsReadFailed);
@@ -204,7 +221,7 @@ pub fn sock_netns_cookie(sk: *const u8) -> u64 {
                 return 0;
             }
         };
-    match unsafe { bpf_probe_read_kernel(net.add(cfg.off_net_cookie as usize) as *const u64) } {
+    match unsafe { bpf_probe_read_kernel(net.add(config!(off_net_cookie) as usize) as *const u64) } {
         Ok(cookie) => cookie,
         Err(_) => {
             count(Counter::NetnsReadFailed);
@@ -218,24 +235,23 @@ pub fn sock_netns_cookie(sk: *const u8) -> u64 {
 /// verifier checks each load against the kernel's types (faulting loads read as 0).
 #[inline(always)]
 pub fn sock_netns_cookie_btf(sk: *const u8) -> u64 {
-    let cfg = config();
-    if cfg.netns_offsets_valid == 0 {
+    if config!(netns_offsets_valid) == 0 {
         return 0;
     }
     unsafe {
         let net =
-            core::ptr::read_volatile(sk.add(cfg.off_sock_net as usize).cast::<u64>()) as *const u8;
+            core::ptr::read_volatile(sk.add(config!(off_sock_net) as usize).cast::<u64>()) as *const u8;
         if net.is_null() {
             count(Counter::NetnsReadFailed);
             crate::log::netns_read_failed();
             return 0;
         }
-        core::ptr::read_volatile(net.add(cfg.off_net_cookie as usize).cast::<u64>())
+        core::ptr::read_volatile(net.add(config!(off_net_cookie) as usize).cast::<u64>())
     }
 }
 
 /// The daemon's own connections are not audited.
 #[inline(always)]
 pub fn is_self(tgid: u32) -> bool {
-    tgid != 0 && tgid == config().self_tgid
+    tgid != 0 && tgid == config!(self_tgid)
 }

@@ -93,28 +93,27 @@ fn sk_v6(sk: *const u8, offset: u16) -> [u8; 16] {
 
 #[inline(always)]
 fn read_sock(sk: *const u8) -> Option<TcpOpen> {
-    let off = config().sock;
-    let protocol: u16 = sk_field(sk, off.protocol);
+    let protocol: u16 = sk_field(sk, config!(sock.protocol));
     if protocol != IPPROTO_TCP as u16 {
         return None;
     }
-    let family: u16 = sk_field(sk, off.family);
+    let family: u16 = sk_field(sk, config!(sock.family));
     let mut local = [0u8; 16];
     let mut remote = [0u8; 16];
     if family == AF_INET as u16 {
-        let s: u32 = sk_field(sk, off.rcv_saddr);
-        let d: u32 = sk_field(sk, off.daddr);
+        let s: u32 = sk_field(sk, config!(sock.rcv_saddr));
+        let d: u32 = sk_field(sk, config!(sock.daddr));
         local[..4].copy_from_slice(&s.to_ne_bytes());
         remote[..4].copy_from_slice(&d.to_ne_bytes());
     } else if family == AF_INET6 as u16 {
-        local = sk_v6(sk, off.v6_rcv_saddr);
-        remote = sk_v6(sk, off.v6_daddr);
+        local = sk_v6(sk, config!(sock.v6_rcv_saddr));
+        remote = sk_v6(sk, config!(sock.v6_daddr));
     } else {
         unexpected_family(family);
         return None;
     }
-    let num: u16 = sk_field(sk, off.num);
-    let dport: u16 = sk_field(sk, off.dport);
+    let num: u16 = sk_field(sk, config!(sock.num));
+    let dport: u16 = sk_field(sk, config!(sock.dport));
     Some(TcpOpen {
         family: family as u8,
         local,

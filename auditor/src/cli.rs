@@ -268,6 +268,11 @@ pub struct ProbeArgs {
     /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
     #[arg(long)]
     pub cgroup_root: Option<PathBuf>,
+    /// Which kernel hook sees TCP opens. `auto` takes tp_btf (cheaper to invoke) when the
+    /// kernel accepts it, else the classic tracepoint, which every kernel with eBPF has.
+    /// Naming one fails if the kernel refuses it.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tcp_hook: crate::capture::probes::TcpHookChoice,
 }
 
 /// Validated `ProbeArgs`.
@@ -276,6 +281,7 @@ pub struct ProbeConfig {
     pub report_interval: Duration,
     pub active_interval: Duration,
     pub cgroup_root: Option<PathBuf>,
+    pub tcp_hook: crate::capture::probes::TcpHookChoice,
 }
 
 impl TryFrom<ProbeArgs> for ProbeConfig {
@@ -301,6 +307,7 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
             report_interval: a.report_interval,
             active_interval: a.active_interval,
             cgroup_root: a.cgroup_root,
+            tcp_hook: a.tcp_hook,
         })
     }
 }

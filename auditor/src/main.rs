@@ -66,6 +66,7 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             report_interval: cfg.probes.report_interval,
             active_interval: cfg.probes.active_interval,
             cgroup_root: cfg.probes.cgroup_root.clone(),
+            tcp_hook: cfg.probes.tcp_hook,
         })
         .context("starting the capture")?;
         // Servers bound before we started: their passive opens get an owner from now on.
@@ -80,10 +81,7 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             } else {
                 "no"
             },
-            match probes.tcp_hook {
-                capture::probes::TcpHook::TpBtf => "tp_btf",
-                capture::probes::TcpHook::Tracepoint => "tracepoint",
-            }
+            probes.tcp_hook.name()
         );
         let stdout = std::io::stdout();
         let mut out = std::io::LineWriter::new(stdout.lock());

@@ -14,6 +14,8 @@ pub struct CaptureProc {
     child: Option<Child>,
     stdout: Option<std::thread::JoinHandle<String>>,
     stderr: mpsc::Receiver<String>,
+    /// The "capturing (…, TCP hook: …)" line it printed when ready.
+    pub banner: String,
 }
 
 pub struct Captured {
@@ -25,10 +27,16 @@ pub struct Captured {
 impl CaptureProc {
     /// Starts the capture and returns once its probes are attached.
     pub fn start(args: &[&str]) -> anyhow::Result<CaptureProc> {
+        Self::start_env(args, &[])
+    }
+
+    /// The same with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<CaptureProc> {
         let bin = crate::workspace_bin("auditor");
         let mut child = Command::new(&bin)
             .arg("capture")
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -49,15 +57,19 @@ impl CaptureProc {
                 }
             }
         });
-        let proc = CaptureProc {
+        let mut proc = CaptureProc {
             child: Some(child),
             stdout: Some(stdout),
             stderr: rx,
+            banner: String::new(),
         };
         let mut seen = Vec::new();
         loop {
             match proc.stderr.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains("capturing") => return Ok(proc),
+                Ok(line) if line.contains("capturing") => {
+                    proc.banner = line;
+                    return Ok(proc);
+                }
                 Ok(line) => seen.push(line),
                 Err(_) => bail!("auditor capture did not become ready:\n{}", seen.join("\n")),
             }

@@ -82,9 +82,25 @@ fn tcp_active_v4_v6_refused_and_passive_each_captured_once() {
     if !kernel_tests_enabled("tcp_active_v4_v6_refused_and_passive_each_captured_once") {
         return;
     }
+    // The default: tp_btf on this kernel.
+    tcp_opens_each_captured_once(&[], "TCP hook: tp_btf");
+}
+
+/// The fallback for kernels without BTF, which this kernel would otherwise never run.
+#[test]
+fn the_classic_tracepoint_fallback_captures_the_same_tcp_opens() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("the_classic_tracepoint_fallback_captures_the_same_tcp_opens") {
+        return;
+    }
+    tcp_opens_each_captured_once(&["--tcp-hook", "tracepoint"], "TCP hook: tracepoint");
+}
+
+fn tcp_opens_each_captured_once(args: &[&str], banner: &str) {
     let lab = Lab::new(&["cli", "srv"]).expect("lab");
     let (cli, srv) = (lab.host("cli").clone(), lab.host("srv").clone());
-    let capture = CaptureProc::start(&[]).expect("capture");
+    let capture = CaptureProc::start(args).expect("capture");
+    assert!(capture.banner.contains(banner), "{}", capture.banner);
 
     let s4 = serve(
         &lab,
@@ -202,6 +218,74 @@ fn tcp_active_v4_v6_refused_and_passive_each_captured_once() {
             .all(|r| &r["netns_cookie"] != client_ns)
     );
     assert_nothing_lost(&out.summary);
+}
+
+/// An error path of the kernel programs (the flow map refusing an insert), taken on
+/// purpose: every sighting is still delivered, each failure is counted, and the failure
+/// reaches the log through aya-log, rate-limited.
+#[test]
+fn a_kernel_error_path_is_logged_through_aya_log_and_counted() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("a_kernel_error_path_is_logged_through_aya_log_and_counted") {
+        return;
+    }
+    let lab = Lab::new(&["cli", "srv"]).expect("lab");
+    let srv = lab.host("srv").clone();
+    let started = std::time::Instant::now();
+    let capture = CaptureProc::start_env(&[], &[("AUDITOR_INJECT_KERNEL_FAULTS", "flow_insert")])
+        .expect("capture");
+    const CONNECTIONS: usize = 20;
+    let server = serve(
+        &lab,
+        "srv",
+        &[
+            "listen",
+            "tcp",
+            &srv.v4.to_string(),
+            "8080",
+            &CONNECTIONS.to_string(),
+        ],
+    );
+    for _ in 0..CONNECTIONS {
+        client(&lab, "cli", &["connect", &srv.v4.to_string(), "8080"]);
+    }
+    finish(server);
+    let out = capture.stop().expect("capture output");
+    let seconds = started.elapsed().as_secs() + 1;
+
+    let k = &out.summary["kernel"];
+    let failed = k["flow_insert_failed"].as_u64().unwrap();
+    // Both ends of every lab connection, and whatever else the machine did meanwhile.
+    assert!(failed >= 2 * CONNECTIONS as u64, "{}", out.summary);
+    assert_eq!(
+        failed,
+        k["sightings"].as_u64().unwrap(),
+        "every sighting took the error path: {}",
+        out.summary
+    );
+    assert_eq!(k["flows_inserted"], 0, "{}", out.summary);
+    // Nothing lost: each sighting went through the ring buffer as its own record.
+    let recs = lab_records(&out.records, &lab);
+    let delivered: u64 = recs.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(delivered, 2 * CONNECTIONS as u64, "{recs:#?}");
+    assert_eq!(out.summary["kernel"]["ringbuf_full"], 0, "{}", out.summary);
+
+    let logged = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("flow map refused an insert") && l.contains("WARN"))
+        .count();
+    assert!(logged >= 1, "the error was not logged:\n{}", out.stderr);
+    // Rate-limited to one record per kind per CPU per second, whatever the failures.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    assert!(
+        (logged as u64) <= cpus * seconds,
+        "{logged} log lines for {failed} failures: not rate-limited"
+    );
+    assert!(
+        (logged as u64) < failed,
+        "{logged} log lines for {failed} failures"
+    );
 }
 
 #[test]

@@ -58,6 +58,8 @@ pub enum ProbeError {
     /// it runs to kilobytes and says nothing to a user who lacks a permission.
     #[error("loading program `{name}` failed: {reason}")]
     Load { name: &'static str, reason: String },
+    #[error("--tcp-hook {hook}: {reason}; `--tcp-hook auto` falls back to the classic tracepoint")]
+    HookRefused { hook: &'static str, reason: String },
     #[error("attaching program `{name}` to {target} failed: {source}")]
     Attach {
         name: &'static str,
@@ -149,6 +151,8 @@ pub struct ProbeOptions {
     pub cgroup_root: Option<PathBuf>,
     /// How often the node's open sockets are enumerated (and once at start).
     pub active_interval: std::time::Duration,
+    /// Which TCP hook to use; `Auto` takes tp_btf when the kernel accepts it.
+    pub tcp_hook: TcpHookChoice,
 }
 
 /// Counters read from the kernel, summed over CPUs, in `Counter::ALL` order.
@@ -197,13 +201,39 @@ pub struct Probes {
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
-/// How TCP state changes are hooked.
+/// How TCP opens are hooked.
+///
+/// fentry on `tcp_connect`/`inet_csk_accept` would cost 2 runs per connection instead of
+/// 11, but kernels that forbid ftrace-based attachment (this project's CI kernel refuses
+/// fentry programs with EPERM, as hardened kernels often do) cannot run it, and a path
+/// that cannot be tested here is not shipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TcpHook {
-    /// `tp_btf/inet_sock_set_state`: about 5 ns to invoke, states read from its arguments.
+    /// `tp_btf/inet_sock_set_state`: states read from its arguments, so the eight state
+    /// changes per connection we ignore stop at a compare.
     TpBtf,
     /// `tracepoint/sock/inet_sock_set_state`: kernels without BTF, or when tp_btf failed.
+    Tracepoint,
+}
+
+impl TcpHook {
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpHook::TpBtf => "tp_btf",
+            TcpHook::Tracepoint => "tracepoint",
+        }
+    }
+}
+
+/// `--tcp-hook`: which `TcpHook` to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TcpHookChoice {
+    /// tp_btf, else the classic tracepoint.
+    Auto,
+    /// tp_btf only; fail if the kernel refuses it.
+    TpBtf,
+    /// The classic tracepoint.
     Tracepoint,
 }
 
@@ -252,6 +282,8 @@ impl Probes {
             off_net_cookie: netns_offsets.map_or(0, |o| o.net_cookie),
             report_interval_ns: opts.report_interval.as_nanos().min(u64::MAX as u128) as u64,
             sock: sock_offsets.unwrap_or(SockOffsets::NONE),
+            inject_faults: injected_faults()?,
+            _pad: 0,
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(names::GLOBAL_CONFIG, &config, true)
@@ -271,6 +303,24 @@ impl Probes {
             source,
         })?;
         let cg_name = cgroup_root.display().to_string();
+        let attach_cgroup = |ebpf: &mut Ebpf, names: &[&'static str]| -> Result<(), ProbeError> {
+            for &name in names {
+                let prog: &mut CgroupSockAddr = program(ebpf, name)?;
+                prog.load().map_err(|e| load_error(name, e))?;
+                prog.attach(&cgroup, CgroupAttachMode::Single)
+                    .map_err(|source| ProbeError::Attach {
+                        name,
+                        target: cg_name.clone(),
+                        source,
+                    })?;
+            }
+            Ok(())
+        };
+        // Unconnected UDP sends and every datagram received: the cgroup hooks on any kernel.
+        attach_cgroup(
+            &mut ebpf,
+            &[PROG_SENDMSG4, PROG_SENDMSG6, PROG_RECVMSG4, PROG_RECVMSG6],
+        )?;
         // Listener owners first, so passive opens right after start find their server.
         for name in [PROG_POST_BIND4, PROG_POST_BIND6] {
             let prog: &mut CgroupSock = program(&mut ebpf, name)?;
@@ -282,24 +332,19 @@ impl Probes {
                     source,
                 })?;
         }
-        for name in [
-            PROG_CONNECT4,
-            PROG_CONNECT6,
-            PROG_SENDMSG4,
-            PROG_SENDMSG6,
-            PROG_RECVMSG4,
-            PROG_RECVMSG6,
-        ] {
-            let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
-            prog.load().map_err(|e| load_error(name, e))?;
-            prog.attach(&cgroup, CgroupAttachMode::Single)
-                .map_err(|source| ProbeError::Attach {
-                    name,
-                    target: cg_name.clone(),
-                    source,
-                })?;
+        attach_cgroup(&mut ebpf, &[PROG_CONNECT4, PROG_CONNECT6])?;
+        let tp_btf = match opts.tcp_hook {
+            TcpHookChoice::Tracepoint => false,
+            _ if sock_offsets.is_none() => false,
+            _ => attach_tp_btf(&mut ebpf)?,
+        };
+        if opts.tcp_hook == TcpHookChoice::TpBtf && !tp_btf {
+            return Err(ProbeError::HookRefused {
+                hook: "tp-btf",
+                reason: "this kernel refused it (see the warning above)".into(),
+            });
         }
-        let tcp_hook = if sock_offsets.is_some() && attach_tp_btf(&mut ebpf)? {
+        let tcp_hook = if tp_btf {
             TcpHook::TpBtf
         } else {
             let prog: &mut TracePoint = program(&mut ebpf, PROG_TCP_STATE)?;
@@ -312,7 +357,7 @@ impl Probes {
                 })?;
             TcpHook::Tracepoint
         };
-        tracing::debug!(?tcp_hook, "TCP opens hooked");
+        tracing::info!(tcp_hook = tcp_hook.name(), "TCP opens hooked");
         Ok(Probes {
             ebpf,
             report_interval: opts.report_interval,
@@ -447,6 +492,35 @@ impl Probes {
             }
         }
     }
+}
+
+/// `AUDITOR_INJECT_KERNEL_FAULTS`: kernel error paths to take on purpose, for the tests
+/// that prove errors are logged and counted. Comma-separated: `flow_insert`. Never set it
+/// in production: every new flow then goes straight through the ring buffer.
+pub const INJECT_FAULTS_ENV: &str = "AUDITOR_INJECT_KERNEL_FAULTS";
+
+fn injected_faults() -> Result<u32, ProbeError> {
+    let Ok(spec) = std::env::var(INJECT_FAULTS_ENV) else {
+        return Ok(0);
+    };
+    let mut faults = 0;
+    for name in spec.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        faults |= match name {
+            "flow_insert" => auditor_common::FAULT_FLOW_INSERT,
+            other => {
+                return Err(ProbeError::Load {
+                    name: "(configuration)",
+                    reason: format!(
+                        "{INJECT_FAULTS_ENV}: unknown fault `{other}` (known: flow_insert)"
+                    ),
+                });
+            }
+        };
+    }
+    if faults != 0 {
+        tracing::warn!(faults = %spec, "{INJECT_FAULTS_ENV} is set: kernel error paths are taken on purpose (tests only)");
+    }
+    Ok(faults)
 }
 
 /// Loads and attaches the tp_btf TCP program. Ok(false) when this kernel refuses it (the

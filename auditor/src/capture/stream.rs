@@ -382,8 +382,9 @@ where
         }
     };
 
-    // Stop new sightings, then collect what the kernel still holds.
+    // Stop new sightings, then collect what the kernel still holds, its log records too.
     probes.detach();
+    probes.flush_kernel_log();
     if outcome.is_ok() {
         let rb = ring.get_mut();
         while let Some(item) = rb.next() {

@@ -154,6 +154,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         report_interval: cfg.probes.report_interval,
         active_interval: cfg.probes.active_interval,
         cgroup_root: cfg.probes.cgroup_root.clone(),
+        tcp_hook: cfg.probes.tcp_hook,
     })
     .context("starting the capture")?;
     // Servers bound before we started: their passive opens get an owner from now on.
