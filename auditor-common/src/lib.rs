@@ -181,7 +181,10 @@ pub struct Config {
     /// that an error is logged (aya-log) and counted. 0 in production: the verifier knows
     /// the frozen value and removes the injection branches before the program runs.
     pub inject_faults: u32,
-    pub _pad: u32,
+    /// Non-zero: every program returns at its first instruction. The benchmark's floor arm
+    /// uses it to measure what the hooks cost with no work done (bpf_stats' own overhead
+    /// included). 0 in production, where the verifier removes the check.
+    pub empty_programs: u32,
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 56);
 
@@ -241,7 +244,7 @@ impl Config {
         report_interval_ns: 1_000_000_000,
         sock: SockOffsets::NONE,
         inject_faults: 0,
-        _pad: 0,
+        empty_programs: 0,
     };
 }
 

@@ -49,6 +49,12 @@ macro_rules! config {
 }
 pub(crate) use config;
 
+/// The benchmark's floor arm (`Config::empty_programs`): return before doing anything.
+#[inline(always)]
+pub fn empty_programs() -> bool {
+    config!(empty_programs) != 0
+}
+
 /// A test asked for this error path (see `Config::inject_faults`). Always false in
 /// production, where the verifier prunes the branch on the frozen value.
 #[inline(always)]

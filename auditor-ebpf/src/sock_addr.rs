@@ -17,42 +17,60 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 
-use crate::flow::{Actor, is_self, observe};
+use crate::flow::{Actor, empty_programs, is_self, observe};
 
 const ALLOW: i32 = 1;
 
 #[cgroup_sock_addr(connect4)]
 pub fn auditor_connect4(ctx: SockAddrContext) -> i32 {
+    if empty_programs() {
+        return ALLOW;
+    }
     let _ = try_udp(&ctx, AF_INET, HOOK_UDP_CONNECT);
     ALLOW
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn auditor_connect6(ctx: SockAddrContext) -> i32 {
+    if empty_programs() {
+        return ALLOW;
+    }
     let _ = try_udp(&ctx, AF_INET6, HOOK_UDP_CONNECT);
     ALLOW
 }
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn auditor_sendmsg4(ctx: SockAddrContext) -> i32 {
+    if empty_programs() {
+        return ALLOW;
+    }
     let _ = try_udp(&ctx, AF_INET, HOOK_UDP_SENDMSG);
     ALLOW
 }
 
 #[cgroup_sock_addr(sendmsg6)]
 pub fn auditor_sendmsg6(ctx: SockAddrContext) -> i32 {
+    if empty_programs() {
+        return ALLOW;
+    }
     let _ = try_udp(&ctx, AF_INET6, HOOK_UDP_SENDMSG);
     ALLOW
 }
 
 #[cgroup_sock_addr(recvmsg4)]
 pub fn auditor_recvmsg4(ctx: SockAddrContext) -> i32 {
+    if empty_programs() {
+        return ALLOW;
+    }
     udp_received(&ctx, AF_INET);
     ALLOW
 }
 
 #[cgroup_sock_addr(recvmsg6)]
 pub fn auditor_recvmsg6(ctx: SockAddrContext) -> i32 {
+    if empty_programs() {
+        return ALLOW;
+    }
     udp_received(&ctx, AF_INET6);
     ALLOW
 }

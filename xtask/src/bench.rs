@@ -1,7 +1,8 @@
 //! `cargo xtask bench capture`: what attaching the auditor costs a node. Connect (and UDP
-//! send) storms on loopback run under three arms in turn: no tracer, `auditor capture`, and
-//! a bpftrace one-liner on the same hooks (A B C A B C…, since absolute rates drift by tens
-//! of percent minute to minute on these machines). For each arm: the kernel's own eBPF run
+//! send) storms on loopback run under four arms in turn: no tracer, `auditor capture`, the
+//! hooks' floor (`auditor capture` with programs that return at once), and a bpftrace
+//! one-liner on the same hooks (A B C D A B C D…, since absolute rates drift by tens of
+//! percent minute to minute on these machines). For each arm: the kernel's own eBPF run
 //! time per operation (bpf_stats, robust against the machine's other load), the CPU per
 //! operation of the storm and tracer processes, the throughput ratio with its spread, and,
 //! for the auditor, whether it lost any connection.
@@ -170,23 +171,28 @@ fn verdict() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The three arms every round runs, in this order (so drift hits each alike).
+/// The arms every round runs, in this order (so drift hits each alike).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Arm {
     /// Nothing attached: the reference rate.
     Bare,
     /// `auditor capture`.
     Auditor,
+    /// `auditor capture` with every program returning at its first instruction
+    /// (`AUDITOR_KERNEL_CALIBRATE=empty-programs`): what the same hooks cost with no work,
+    /// bpf_stats' own accounting included. Auditor minus floor is the work our code does.
+    Floor,
     /// A bpftrace one-liner on the same hooks, the tool a user would reach for instead.
     Bpftrace,
 }
 
 impl Arm {
-    const ALL: [Arm; 3] = [Arm::Bare, Arm::Auditor, Arm::Bpftrace];
+    const ALL: [Arm; 4] = [Arm::Bare, Arm::Auditor, Arm::Floor, Arm::Bpftrace];
     fn name(self) -> &'static str {
         match self {
             Arm::Bare => "no tracer",
             Arm::Auditor => "auditor capture",
+            Arm::Floor => "hooks' floor",
             Arm::Bpftrace => "bpftrace",
         }
     }
@@ -278,13 +284,13 @@ fn capture_rounds(
         }
         let ops = storm_ops(proto, ops);
         println!(
-            "\n== {proto} storm: {ops} ops on 127.0.0.1 ports {STORM_PORTS}, {rounds} rounds of (no tracer, auditor capture, bpftrace) =="
+            "\n== {proto} storm: {ops} ops on 127.0.0.1 ports {STORM_PORTS}, {rounds} rounds of (no tracer, auditor capture, hooks' floor, bpftrace) =="
         );
         println!(
             "{:>5} {:>16} {:>7} {:>7} {:>10} {:>9} {:>8} {:>8}",
             "round", "arm", "ops/s", "ratio", "eBPF ns/op", "CPU us/op", "lost", "rb_full"
         );
-        let mut runs: Vec<Vec<ArmRun>> = vec![Vec::new(), Vec::new(), Vec::new()];
+        let mut runs: Vec<Vec<ArmRun>> = Arm::ALL.iter().map(|_| Vec::new()).collect();
         for round in 1..=rounds {
             let mut bare_rate = 0.0;
             for (i, arm) in Arm::ALL.into_iter().enumerate() {
@@ -315,7 +321,7 @@ fn capture_rounds(
         }
         println!("{proto} summary (median over rounds; [min..max]):");
         let mut arms_json = Vec::new();
-        let mut ebpf_medians = [0.0f64; 3];
+        let mut ebpf_medians = [0.0f64; Arm::ALL.len()];
         for (i, arm) in Arm::ALL.into_iter().enumerate() {
             let rs = &runs[i];
             let mut ratios: Vec<f64> = rs
@@ -383,17 +389,19 @@ fn capture_rounds(
         let sum = |f: fn(&ArmRun) -> u64| a.iter().map(f).sum::<u64>();
         let addr: u64 = runs.iter().flatten().map(|r| r.eaddrnotavail).sum();
         println!(
-            "{proto}: auditor eBPF {:.0} ns/op vs bpftrace {:.0} ns/op ({:.1}x cheaper); lost connections {}, ring-buffer full {}, LRU evictions {}, EADDRNOTAVAIL {addr} (all arms)",
+            "{proto}: auditor eBPF {:.0} ns/op (hooks' floor {:.0}, our work {:.0}) vs bpftrace {:.0} ns/op ({:.1}x cheaper); lost connections {}, ring-buffer full {}, LRU evictions {}, EADDRNOTAVAIL {addr} (all arms)",
             ebpf_medians[1],
             ebpf_medians[2],
-            ebpf_medians[2] / ebpf_medians[1].max(f64::MIN_POSITIVE),
+            ebpf_medians[1] - ebpf_medians[2],
+            ebpf_medians[3],
+            ebpf_medians[3] / ebpf_medians[1].max(f64::MIN_POSITIVE),
             sum(|r| r.lost),
             sum(|r| r.ringbuf_full),
             sum(|r| r.evictions),
         );
         report.push(
             json!({"storm": proto, "ops": ops, "rounds": rounds, "arms": arms_json,
-            "eaddrnotavail": addr}),
+            "eaddrnotavail": addr, "auditor_work_ns_per_op": ebpf_medians[1] - ebpf_medians[2]}),
         );
     }
     let dir = crate::root().join("target/bench");
@@ -419,8 +427,12 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
     std::fs::create_dir_all(out_path.parent().unwrap())?;
     let mut tracer = match arm {
         Arm::Bare => None,
-        Arm::Auditor => {
-            let mut cap = Command::new(auditor)
+        Arm::Auditor | Arm::Floor => {
+            let mut cap = Command::new(auditor);
+            if arm == Arm::Floor {
+                cap.env("AUDITOR_KERNEL_CALIBRATE", "empty-programs");
+            }
+            let mut cap = cap
                 .arg("capture")
                 .stdout(std::fs::File::create(&out_path)?)
                 .stderr(Stdio::piped())

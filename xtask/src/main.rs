@@ -56,8 +56,9 @@ enum Task {
         args: Vec<String>,
     },
     /// Benchmarks that print figures. `capture`: connect and UDP storms with no tracer, with
-    /// `auditor capture` and with a bpftrace one-liner, alternated: eBPF ns per operation
-    /// (bpf_stats), CPU per operation, throughput ratio with spread, lost-record counters.
+    /// `auditor capture`, with its programs emptied (the hooks' floor) and with a bpftrace
+    /// one-liner, alternated: eBPF ns per operation (bpf_stats), CPU per operation,
+    /// throughput ratio with spread, lost-record counters.
     /// `identity`: Kubernetes identity with 10,000 pods and churn (daemon RSS, bytes from
     /// the API server, lookup time). `walk`: CPU of the periodic walk of open sockets with
     /// 10,000 open (target < 50 ms).

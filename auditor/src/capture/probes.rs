@@ -283,7 +283,7 @@ impl Probes {
             report_interval_ns: opts.report_interval.as_nanos().min(u64::MAX as u128) as u64,
             sock: sock_offsets.unwrap_or(SockOffsets::NONE),
             inject_faults: injected_faults()?,
-            _pad: 0,
+            empty_programs: empty_programs()?,
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(names::GLOBAL_CONFIG, &config, true)
@@ -521,6 +521,26 @@ fn injected_faults() -> Result<u32, ProbeError> {
         tracing::warn!(faults = %spec, "{INJECT_FAULTS_ENV} is set: kernel error paths are taken on purpose (tests only)");
     }
     Ok(faults)
+}
+
+/// `AUDITOR_KERNEL_CALIBRATE=empty-programs`: every program returns at once, so nothing
+/// is captured. Only `cargo xtask bench capture` sets it, to measure the hooks' floor.
+pub const CALIBRATE_ENV: &str = "AUDITOR_KERNEL_CALIBRATE";
+
+fn empty_programs() -> Result<u32, ProbeError> {
+    match std::env::var(CALIBRATE_ENV).as_deref() {
+        Err(_) | Ok("") => Ok(0),
+        Ok("empty-programs") => {
+            tracing::warn!(
+                "{CALIBRATE_ENV}=empty-programs: the programs return at once and NOTHING is captured (benchmark floor only)"
+            );
+            Ok(1)
+        }
+        Ok(other) => Err(ProbeError::Load {
+            name: "(configuration)",
+            reason: format!("{CALIBRATE_ENV}: unknown value `{other}` (known: empty-programs)"),
+        }),
+    }
 }
 
 /// Loads and attaches the tp_btf TCP program. Ok(false) when this kernel refuses it (the
