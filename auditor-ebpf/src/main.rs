@@ -9,6 +9,7 @@
 
 mod bind;
 mod flow;
+mod key;
 mod log;
 mod sock_addr;
 mod tcp;

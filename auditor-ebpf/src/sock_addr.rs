@@ -5,7 +5,7 @@
 //! tracepoint, which sees both ends.
 
 use auditor_common::{
-    AF_INET, AF_INET6, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_UDP_CONNECT,
+    AF_INET, AF_INET6, DIRECTION_EGRESS, DIRECTION_INGRESS, HOOK_UDP_CONNECT,
     HOOK_UDP_RECVMSG, HOOK_UDP_SENDMSG, IPPROTO_UDP,
 };
 use aya_ebpf::{
@@ -17,7 +17,10 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 
-use crate::flow::{Actor, empty_programs, is_self, observe};
+use crate::{
+    flow::{Actor, Clock, empty_programs, is_self, observe},
+    key::{Flow, v4, v6},
+};
 
 const ALLOW: i32 = 1;
 
@@ -93,22 +96,14 @@ fn udp_received(ctx: &SockAddrContext, family: u8) {
         return;
     }
     let sock = unsafe { &*sk };
-    let mut remote_addr = [0u8; 16];
-    let mut local_addr = [0u8; 16];
-    if family == AF_INET {
-        remote_addr[..4].copy_from_slice(&sa.user_ip4.to_ne_bytes());
-        local_addr[..4].copy_from_slice(&sock.src_ip4.to_ne_bytes());
+    let (remote, local) = if family == AF_INET {
+        (v4(sa.user_ip4), v4(sock.src_ip4))
     } else {
-        let mut i = 0;
-        while i < 4 {
-            remote_addr[i * 4..i * 4 + 4].copy_from_slice(&sa.user_ip6[i].to_ne_bytes());
-            local_addr[i * 4..i * 4 + 4].copy_from_slice(&sock.src_ip6[i].to_ne_bytes());
-            i += 1;
-        }
-    }
-    let key = FlowKey {
-        local_addr,
-        remote_addr,
+        (v6(sa.user_ip6), v6(sock.src_ip6))
+    };
+    let key = Flow {
+        local,
+        remote,
         netns_cookie: unsafe { bpf_get_netns_cookie(ctx.sock_addr.cast()) },
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         tgid,
@@ -117,9 +112,9 @@ fn udp_received(ctx: &SockAddrContext, family: u8) {
         family,
         transport: IPPROTO_UDP,
         direction: DIRECTION_INGRESS,
-        _pad: [0; 7],
-    };
-    observe(&key, || Actor::current(pid_tgid), HOOK_UDP_RECVMSG);
+    }
+    .key();
+    observe(&key, Clock::Coarse, || Actor::current(pid_tgid), HOOK_UDP_RECVMSG);
 }
 
 #[inline(always)]
@@ -133,25 +128,20 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
     if is_self(tgid) {
         return Ok(());
     }
-    let mut remote_addr = [0u8; 16];
-    let mut local_addr = [0u8; 16];
-    if family == AF_INET {
-        // user_ip4 holds the address in network byte order: its memory bytes are a.b.c.d.
-        remote_addr[..4].copy_from_slice(&sa.user_ip4.to_ne_bytes());
-        if hook == HOOK_UDP_SENDMSG {
-            local_addr[..4].copy_from_slice(&sa.msg_src_ip4.to_ne_bytes());
-        }
+    // user_ip4 holds the address in network byte order: its memory bytes are a.b.c.d.
+    let (remote, local) = if family == AF_INET {
+        let local = if hook == HOOK_UDP_SENDMSG {
+            v4(sa.msg_src_ip4)
+        } else {
+            v4(0)
+        };
+        (v4(sa.user_ip4), local)
     } else {
-        let words = sa.user_ip6;
-        let mut i = 0;
-        while i < 4 {
-            remote_addr[i * 4..i * 4 + 4].copy_from_slice(&words[i].to_ne_bytes());
-            i += 1;
-        }
-    }
-    let key = FlowKey {
-        local_addr,
-        remote_addr,
+        (v6(sa.user_ip6), v4(0))
+    };
+    let key = Flow {
+        local,
+        remote,
         netns_cookie: unsafe { bpf_get_netns_cookie(ctx.sock_addr.cast()) },
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         tgid,
@@ -160,8 +150,8 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
         family,
         transport: IPPROTO_UDP,
         direction: DIRECTION_EGRESS,
-        _pad: [0; 7],
-    };
-    observe(&key, || Actor::current(pid_tgid), hook);
+    }
+    .key();
+    observe(&key, Clock::Coarse, || Actor::current(pid_tgid), hook);
     Ok(())
 }

@@ -9,8 +9,8 @@
 //! is shared.
 
 use auditor_common::{
-    AF_INET, AF_INET6, Counter, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_TCP_ACTIVE,
-    HOOK_TCP_PASSIVE, IPPROTO_TCP, ListenerKey,
+    AF_INET, AF_INET6, Counter, DIRECTION_EGRESS, DIRECTION_INGRESS, HOOK_TCP_ACTIVE,
+    HOOK_TCP_PASSIVE, IPPROTO_TCP,
 };
 use aya_ebpf::{
     EbpfContext,
@@ -20,9 +20,10 @@ use aya_ebpf::{
 };
 
 use crate::flow::{
-    AUDITOR_LISTENERS, Actor, config, count, empty_programs, is_self, observe, sock_netns_cookie,
+    AUDITOR_LISTENERS, Actor, Clock, config, count, empty_programs, is_self, observe, sock_netns_cookie,
     sock_netns_cookie_btf,
 };
+use crate::key::{Addr, Flow, listener_key, v4};
 
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
@@ -31,8 +32,8 @@ const TCP_SYN_RECV: i32 = 3;
 /// What both entry points read from the event.
 struct TcpOpen {
     family: u8,
-    local: [u8; 16],
-    remote: [u8; 16],
+    local: Addr,
+    remote: Addr,
     /// Local port (host order).
     sport: u16,
     /// Remote port (host order).
@@ -85,13 +86,8 @@ fn sk_field<T: Copy>(sk: *const u8, offset: u16) -> T {
 }
 
 #[inline(always)]
-fn sk_v6(sk: *const u8, offset: u16) -> [u8; 16] {
-    let hi: u64 = sk_field(sk, offset);
-    let lo: u64 = sk_field(sk, offset + 8);
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&hi.to_ne_bytes());
-    out[8..].copy_from_slice(&lo.to_ne_bytes());
-    out
+fn sk_v6(sk: *const u8, offset: u16) -> Addr {
+    [sk_field(sk, offset), sk_field(sk, offset + 8)]
 }
 
 #[inline(always)]
@@ -101,20 +97,20 @@ fn read_sock(sk: *const u8) -> Option<TcpOpen> {
         return None;
     }
     let family: u16 = sk_field(sk, config!(sock.family));
-    let mut local = [0u8; 16];
-    let mut remote = [0u8; 16];
-    if family == AF_INET as u16 {
-        let s: u32 = sk_field(sk, config!(sock.rcv_saddr));
-        let d: u32 = sk_field(sk, config!(sock.daddr));
-        local[..4].copy_from_slice(&s.to_ne_bytes());
-        remote[..4].copy_from_slice(&d.to_ne_bytes());
+    let (local, remote) = if family == AF_INET as u16 {
+        (
+            v4(sk_field(sk, config!(sock.rcv_saddr))),
+            v4(sk_field(sk, config!(sock.daddr))),
+        )
     } else if family == AF_INET6 as u16 {
-        local = sk_v6(sk, config!(sock.v6_rcv_saddr));
-        remote = sk_v6(sk, config!(sock.v6_daddr));
+        (
+            sk_v6(sk, config!(sock.v6_rcv_saddr)),
+            sk_v6(sk, config!(sock.v6_daddr)),
+        )
     } else {
         unexpected_family(family);
         return None;
-    }
+    };
     let num: u16 = sk_field(sk, config!(sock.num));
     let dport: u16 = sk_field(sk, config!(sock.dport));
     Some(TcpOpen {
@@ -153,13 +149,8 @@ fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
 
 /// An IPv6 address field as two aligned 8-byte loads (the record's v6 fields are 8-aligned).
 #[inline(always)]
-fn field_v6(ctx: &TracePointContext, offset: usize) -> [u8; 16] {
-    let hi: u64 = field(ctx, offset);
-    let lo: u64 = field(ctx, offset + 8);
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&hi.to_ne_bytes());
-    out[8..].copy_from_slice(&lo.to_ne_bytes());
-    out
+fn field_v6(ctx: &TracePointContext, offset: usize) -> Addr {
+    [field(ctx, offset), field(ctx, offset + 8)]
 }
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -189,20 +180,14 @@ fn read_record(ctx: &TracePointContext) -> Option<TcpOpen> {
         return None;
     }
     let family: u16 = field(ctx, OFF_FAMILY);
-    let mut local = [0u8; 16];
-    let mut remote = [0u8; 16];
-    if family == AF_INET as u16 {
-        let s: u32 = field(ctx, OFF_SADDR);
-        let d: u32 = field(ctx, OFF_DADDR);
-        local[..4].copy_from_slice(&s.to_ne_bytes());
-        remote[..4].copy_from_slice(&d.to_ne_bytes());
+    let (local, remote) = if family == AF_INET as u16 {
+        (v4(field(ctx, OFF_SADDR)), v4(field(ctx, OFF_DADDR)))
     } else if family == AF_INET6 as u16 {
-        local = field_v6(ctx, OFF_SADDR_V6);
-        remote = field_v6(ctx, OFF_DADDR_V6);
+        (field_v6(ctx, OFF_SADDR_V6), field_v6(ctx, OFF_DADDR_V6))
     } else {
         unexpected_family(family);
         return None;
-    }
+    };
     let sk: u64 = field(ctx, OFF_SKADDR);
     Some(TcpOpen {
         family: family as u8,
@@ -238,9 +223,9 @@ fn active_open(open: TcpOpen) {
     if is_self(tgid) {
         return;
     }
-    let key = FlowKey {
-        local_addr: open.local,
-        remote_addr: open.remote,
+    let key = Flow {
+        local: open.local,
+        remote: open.remote,
         netns_cookie: open.netns_cookie,
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         tgid,
@@ -248,48 +233,28 @@ fn active_open(open: TcpOpen) {
         family: open.family,
         transport: IPPROTO_TCP,
         direction: DIRECTION_EGRESS,
-        _pad: [0; 7],
-    };
-    observe(&key, || Actor::current(pid_tgid), HOOK_TCP_ACTIVE);
+    }
+    .key();
+    observe(&key, Clock::Fine, || Actor::current(pid_tgid), HOOK_TCP_ACTIVE);
 }
 
 #[inline(always)]
 fn passive_open(open: TcpOpen) {
-    let listener = ListenerKey {
-        netns_cookie: open.netns_cookie,
-        port: open.sport,
-        transport: IPPROTO_TCP,
-        _pad: [0; 5],
-    };
-    let (tgid, cgroup_id, actor) = match unsafe { AUDITOR_LISTENERS.get(&listener) } {
-        Some(owner) => (
-            owner.tgid,
-            owner.cgroup_id,
-            Actor {
-                pid: owner.pid,
-                uid: owner.uid,
-                comm: owner.comm,
-            },
-        ),
+    let listener = listener_key(open.netns_cookie, open.sport, IPPROTO_TCP);
+    let owner = unsafe { AUDITOR_LISTENERS.get(&listener) };
+    let (tgid, cgroup_id) = match owner {
+        Some(owner) => (owner.tgid, owner.cgroup_id),
         None => {
             count(Counter::PassiveNoListener);
-            (
-                0,
-                0,
-                Actor {
-                    pid: 0,
-                    uid: 0,
-                    comm: [0; 16],
-                },
-            )
+            (0, 0)
         }
     };
     if is_self(tgid) {
         return;
     }
-    let key = FlowKey {
-        local_addr: open.local,
-        remote_addr: open.remote,
+    let key = Flow {
+        local: open.local,
+        remote: open.remote,
         netns_cookie: open.netns_cookie,
         cgroup_id,
         tgid,
@@ -297,7 +262,21 @@ fn passive_open(open: TcpOpen) {
         family: open.family,
         transport: IPPROTO_TCP,
         direction: DIRECTION_INGRESS,
-        _pad: [0; 7],
+    }
+    .key();
+    // The owner is read only when a record is emitted (the map value stays valid for
+    // this run of the program).
+    let actor = || match owner {
+        Some(owner) => Actor {
+            pid: owner.pid,
+            uid: owner.uid,
+            comm: owner.comm,
+        },
+        None => Actor {
+            pid: 0,
+            uid: 0,
+            comm: [0; 16],
+        },
     };
-    observe(&key, || actor, HOOK_TCP_PASSIVE);
+    observe(&key, Clock::Fine, actor, HOOK_TCP_PASSIVE);
 }
