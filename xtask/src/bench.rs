@@ -512,6 +512,25 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
             run.ringbuf_full = summary["kernel"]["ringbuf_full"].as_u64().unwrap_or(0);
             run.evictions = summary["lru_evictions"].as_u64().unwrap_or(0);
         }
+        if arm == Arm::Floor {
+            if !status.success() {
+                bail!("auditor capture (empty programs) failed: {status}\n{rest}");
+            }
+            // Empty programs see nothing (the walk of open sockets still reports). A binary
+            // older than the switch ignores it and captures: its "floor" would be the full
+            // cost, so refuse to report one.
+            let kernel_records = std::fs::read_to_string(&out_path)?
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|r| r["hook"] != "existing")
+                .count();
+            if kernel_records > 0 {
+                bail!(
+                    "{} captured flows under AUDITOR_KERNEL_CALIBRATE=empty-programs: it predates the floor arm; measure it with this tree's bench and ignore the floor",
+                    auditor.display()
+                );
+            }
+        }
     }
     let s = result?;
     run.rate = s.rate;
