@@ -11,9 +11,7 @@ use auditor_common::{
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{
-        bpf_ktime_get_ns, bpf_probe_read_kernel, generated::bpf_ktime_get_coarse_ns,
-    },
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::map,
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
@@ -97,34 +95,13 @@ impl Actor {
     }
 }
 
-/// Which reading of CLOCK_MONOTONIC a hook may use.
-#[derive(Clone, Copy)]
-pub enum Clock {
-    /// Tick resolution (a few ms; kernel 5.11+): plenty for "first/last seen" and the
-    /// report interval, and it skips reading the clock source (rdtsc) on every sighting.
-    /// The cgroup hooks use it; the verifier refuses it to tracing programs.
-    Coarse,
-    /// Full resolution: the tracepoint programs.
-    Fine,
-}
-
-impl Clock {
-    #[inline(always)]
-    fn now(self) -> u64 {
-        match self {
-            Clock::Coarse => unsafe { bpf_ktime_get_coarse_ns() },
-            Clock::Fine => unsafe { bpf_ktime_get_ns() },
-        }
-    }
-}
-
 /// Records one sighting of `key`; reports it when it is new or its interval has passed.
 /// `actor` is only called when a record is emitted: most sightings of a busy flow are
 /// just one atomic add, so the per-connection cost stays small.
 #[inline(always)]
-pub fn observe(key: &FlowKey, clock: Clock, actor: impl FnOnce() -> Actor, hook: u8) {
+pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
     count(Counter::Sightings);
-    let now = clock.now();
+    let now = unsafe { bpf_ktime_get_ns() };
     let stats = match AUDITOR_FLOWS.get_ptr_mut(key) {
         Some(stats) => stats,
         None => {

@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    flow::{Actor, Clock, empty_programs, is_self, observe},
+    flow::{Actor, empty_programs, is_self, observe},
     key::{Flow, v4, v6},
 };
 
@@ -114,7 +114,7 @@ fn udp_received(ctx: &SockAddrContext, family: u8) {
         direction: DIRECTION_INGRESS,
     }
     .key();
-    observe(&key, Clock::Coarse, || Actor::current(pid_tgid), HOOK_UDP_RECVMSG);
+    observe(&key, || Actor::current(pid_tgid), HOOK_UDP_RECVMSG);
 }
 
 #[inline(always)]
@@ -152,6 +152,6 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
         direction: DIRECTION_EGRESS,
     }
     .key();
-    observe(&key, Clock::Coarse, || Actor::current(pid_tgid), hook);
+    observe(&key, || Actor::current(pid_tgid), hook);
     Ok(())
 }

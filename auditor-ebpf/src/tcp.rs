@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 
 use crate::flow::{
-    AUDITOR_LISTENERS, Actor, Clock, config, count, empty_programs, is_self, observe, sock_netns_cookie,
+    AUDITOR_LISTENERS, Actor, config, count, empty_programs, is_self, observe, sock_netns_cookie,
     sock_netns_cookie_btf,
 };
 use crate::key::{Addr, Flow, listener_key, v4};
@@ -235,7 +235,7 @@ fn active_open(open: TcpOpen) {
         direction: DIRECTION_EGRESS,
     }
     .key();
-    observe(&key, Clock::Fine, || Actor::current(pid_tgid), HOOK_TCP_ACTIVE);
+    observe(&key, || Actor::current(pid_tgid), HOOK_TCP_ACTIVE);
 }
 
 #[inline(always)]
@@ -278,5 +278,5 @@ fn passive_open(open: TcpOpen) {
             comm: [0; 16],
         },
     };
-    observe(&key, Clock::Fine, actor, HOOK_TCP_PASSIVE);
+    observe(&key, actor, HOOK_TCP_PASSIVE);
 }

@@ -77,8 +77,7 @@ fn one() -> u64 {
     1
 }
 
-/// Converts kernel monotonic time (`bpf_ktime_get_coarse_ns`, CLOCK_MONOTONIC at tick
-/// resolution) to wall-clock time.
+/// Converts kernel monotonic time (`bpf_ktime_get_ns`) to wall-clock time.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     realtime_minus_monotonic_ns: i128,
