@@ -58,6 +58,8 @@ pub enum ProbeError {
     /// it runs to kilobytes and says nothing to a user who lacks a permission.
     #[error("loading program `{name}` failed: {reason}")]
     Load { name: &'static str, reason: String },
+    #[error("{var}: {detail}")]
+    Environment { var: &'static str, detail: String },
     #[error("--tcp-hook {hook}: {reason}; `--tcp-hook auto` falls back to the classic tracepoint")]
     HookRefused { hook: &'static str, reason: String },
     #[error("attaching program `{name}` to {target} failed: {source}")]
@@ -303,24 +305,6 @@ impl Probes {
             source,
         })?;
         let cg_name = cgroup_root.display().to_string();
-        let attach_cgroup = |ebpf: &mut Ebpf, names: &[&'static str]| -> Result<(), ProbeError> {
-            for &name in names {
-                let prog: &mut CgroupSockAddr = program(ebpf, name)?;
-                prog.load().map_err(|e| load_error(name, e))?;
-                prog.attach(&cgroup, CgroupAttachMode::Single)
-                    .map_err(|source| ProbeError::Attach {
-                        name,
-                        target: cg_name.clone(),
-                        source,
-                    })?;
-            }
-            Ok(())
-        };
-        // Unconnected UDP sends and every datagram received: the cgroup hooks on any kernel.
-        attach_cgroup(
-            &mut ebpf,
-            &[PROG_SENDMSG4, PROG_SENDMSG6, PROG_RECVMSG4, PROG_RECVMSG6],
-        )?;
         // Listener owners first, so passive opens right after start find their server.
         for name in [PROG_POST_BIND4, PROG_POST_BIND6] {
             let prog: &mut CgroupSock = program(&mut ebpf, name)?;
@@ -332,7 +316,23 @@ impl Probes {
                     source,
                 })?;
         }
-        attach_cgroup(&mut ebpf, &[PROG_CONNECT4, PROG_CONNECT6])?;
+        for name in [
+            PROG_CONNECT4,
+            PROG_CONNECT6,
+            PROG_SENDMSG4,
+            PROG_SENDMSG6,
+            PROG_RECVMSG4,
+            PROG_RECVMSG6,
+        ] {
+            let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| load_error(name, e))?;
+            prog.attach(&cgroup, CgroupAttachMode::Single)
+                .map_err(|source| ProbeError::Attach {
+                    name,
+                    target: cg_name.clone(),
+                    source,
+                })?;
+        }
         let tp_btf = match opts.tcp_hook {
             TcpHookChoice::Tracepoint => false,
             _ if sock_offsets.is_none() => false,
@@ -508,11 +508,9 @@ fn injected_faults() -> Result<u32, ProbeError> {
         faults |= match name {
             "flow_insert" => auditor_common::FAULT_FLOW_INSERT,
             other => {
-                return Err(ProbeError::Load {
-                    name: "(configuration)",
-                    reason: format!(
-                        "{INJECT_FAULTS_ENV}: unknown fault `{other}` (known: flow_insert)"
-                    ),
+                return Err(ProbeError::Environment {
+                    var: INJECT_FAULTS_ENV,
+                    detail: format!("unknown fault `{other}` (known: flow_insert)"),
                 });
             }
         };
@@ -536,9 +534,9 @@ fn empty_programs() -> Result<u32, ProbeError> {
             );
             Ok(1)
         }
-        Ok(other) => Err(ProbeError::Load {
-            name: "(configuration)",
-            reason: format!("{CALIBRATE_ENV}: unknown value `{other}` (known: empty-programs)"),
+        Ok(other) => Err(ProbeError::Environment {
+            var: CALIBRATE_ENV,
+            detail: format!("unknown value `{other}` (known: empty-programs)"),
         }),
     }
 }
