@@ -17,24 +17,21 @@ const ALLOW: i32 = 1;
 
 #[cgroup_sock(post_bind4)]
 pub fn auditor_post_bind4(ctx: SockContext) -> i32 {
-    if crate::flow::empty_programs() {
-        return ALLOW;
-    }
     let _ = try_post_bind(&ctx);
     ALLOW
 }
 
 #[cgroup_sock(post_bind6)]
 pub fn auditor_post_bind6(ctx: SockContext) -> i32 {
-    if crate::flow::empty_programs() {
-        return ALLOW;
-    }
     let _ = try_post_bind(&ctx);
     ALLOW
 }
 
 #[inline(always)]
 fn try_post_bind(ctx: &SockContext) -> Result<(), i32> {
+    if crate::flow::empty_programs() {
+        return Ok(());
+    }
     let sock = unsafe { &*ctx.sock };
     if sock.protocol != IPPROTO_TCP as u32 {
         return Ok(());

@@ -26,54 +26,36 @@ const ALLOW: i32 = 1;
 
 #[cgroup_sock_addr(connect4)]
 pub fn auditor_connect4(ctx: SockAddrContext) -> i32 {
-    if empty_programs() {
-        return ALLOW;
-    }
     let _ = try_udp(&ctx, AF_INET, HOOK_UDP_CONNECT);
     ALLOW
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn auditor_connect6(ctx: SockAddrContext) -> i32 {
-    if empty_programs() {
-        return ALLOW;
-    }
     let _ = try_udp(&ctx, AF_INET6, HOOK_UDP_CONNECT);
     ALLOW
 }
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn auditor_sendmsg4(ctx: SockAddrContext) -> i32 {
-    if empty_programs() {
-        return ALLOW;
-    }
     let _ = try_udp(&ctx, AF_INET, HOOK_UDP_SENDMSG);
     ALLOW
 }
 
 #[cgroup_sock_addr(sendmsg6)]
 pub fn auditor_sendmsg6(ctx: SockAddrContext) -> i32 {
-    if empty_programs() {
-        return ALLOW;
-    }
     let _ = try_udp(&ctx, AF_INET6, HOOK_UDP_SENDMSG);
     ALLOW
 }
 
 #[cgroup_sock_addr(recvmsg4)]
 pub fn auditor_recvmsg4(ctx: SockAddrContext) -> i32 {
-    if empty_programs() {
-        return ALLOW;
-    }
     udp_received(&ctx, AF_INET);
     ALLOW
 }
 
 #[cgroup_sock_addr(recvmsg6)]
 pub fn auditor_recvmsg6(ctx: SockAddrContext) -> i32 {
-    if empty_programs() {
-        return ALLOW;
-    }
     udp_received(&ctx, AF_INET6);
     ALLOW
 }
@@ -82,6 +64,9 @@ pub fn auditor_recvmsg6(ctx: SockAddrContext) -> i32 {
 /// service port (as for a passive TCP open), and the receiving task is the owner.
 #[inline(always)]
 fn udp_received(ctx: &SockAddrContext, family: u8) {
+    if empty_programs() {
+        return;
+    }
     let sa = unsafe { &*ctx.sock_addr };
     if sa.protocol != IPPROTO_UDP as u32 {
         return;
@@ -119,6 +104,9 @@ fn udp_received(ctx: &SockAddrContext, family: u8) {
 
 #[inline(always)]
 fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
+    if empty_programs() {
+        return Ok(());
+    }
     let sa = unsafe { &*ctx.sock_addr };
     if sa.protocol != IPPROTO_UDP as u32 {
         return Ok(());
