@@ -69,6 +69,8 @@ struct State {
     /// not sent yet).
     pages: BTreeMap<u64, (u64, Vec<Value>)>,
     next_token: u64,
+    /// LIST responses sent (a paged list is several).
+    list_pages: u64,
 }
 
 /// What a request asks for besides the kind: a node's pods only, metadata only.
@@ -218,6 +220,11 @@ impl FakeKube {
 
     pub fn relists(&self) -> u64 {
         self.state.0.lock().unwrap().relists
+    }
+
+    /// LIST responses sent so far: a list the client asked for in pages counts each.
+    pub fn list_pages(&self) -> u64 {
+        self.state.0.lock().unwrap().list_pages
     }
 
     pub fn watches_served(&self) -> u64 {
@@ -378,8 +385,11 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
             } else {
                 kind.list_kind()
             };
-            let body = json!({"kind": list_kind, "apiVersion": api, "metadata": metadata, "items": items}).to_string();
+            let body =
+                json!({"kind": list_kind, "apiVersion": api, "metadata": metadata, "items": items})
+                    .to_string();
             st.bytes_sent += body.len() as u64;
+            st.list_pages += 1;
             body
         };
         if write!(

@@ -209,9 +209,7 @@ impl KubeState {
             .service
             .as_ref()
             .and_then(|n| idx.services.get(&obj_key(&sel.namespace, n)));
-        let named = |k: &ObjKey| {
-            *k.0 == *sel.namespace && sel.service.as_deref() == Some(&*k.1)
-        };
+        let named = |k: &ObjKey| *k.0 == *sel.namespace && sel.service.as_deref() == Some(&*k.1);
         if idx.svc_by_ip.get(&addr).is_some_and(named)
             || idx.svc_by_endpoint.get(&addr).is_some_and(named)
         {
@@ -347,7 +345,9 @@ impl Indexes {
                 if !ips.contains(&ip) {
                     ips.push(ip);
                 }
-                self.pod_by_endpoint.insert(ip, p.clone()).filter(|o| *o != p)
+                self.pod_by_endpoint
+                    .insert(ip, p.clone())
+                    .filter(|o| *o != p)
             }
             None => self.pod_by_endpoint.remove(&ip),
         };
@@ -463,7 +463,10 @@ impl Indexes {
 
     fn delete_slice(&mut self, s: &EndpointSlice) {
         let idx = self;
-        remove_slice(idx, &obj_key(&s.namespace().unwrap_or_default(), &s.name_any()));
+        remove_slice(
+            idx,
+            &obj_key(&s.namespace().unwrap_or_default(), &s.name_any()),
+        );
     }
 }
 
@@ -982,8 +985,15 @@ mod tests {
                 (None, None) => true,
                 _ => false,
             };
-            assert!(same(&e.endpoint_pod, &want.endpoint_pod), "{addr}: stale pod");
-            assert_eq!(e.endpoint_svc.is_some(), want.endpoint_svc.is_some(), "{addr}");
+            assert!(
+                same(&e.endpoint_pod, &want.endpoint_pod),
+                "{addr}: stale pod"
+            );
+            assert_eq!(
+                e.endpoint_svc.is_some(),
+                want.endpoint_svc.is_some(),
+                "{addr}"
+            );
         }
         let mut reverse = 0;
         for (pod, ips) in &idx.endpoints_of_pod {
@@ -1018,7 +1028,10 @@ mod tests {
         step(&mut idx);
         assert_eq!(endpoint_app(&idx, "10.0.0.1").as_deref(), Some("cart"));
         // Replicas with one label set share it.
-        let (a, b) = (&idx.pod_meta[&obj_key("shop", "p1")], &idx.pod_meta[&obj_key("shop", "p2")]);
+        let (a, b) = (
+            &idx.pod_meta[&obj_key("shop", "p1")],
+            &idx.pod_meta[&obj_key("shop", "p2")],
+        );
         assert!(Arc::ptr_eq(&a.labels, &b.labels));
 
         // A pod's labels change: its endpoint resolves with the new ones.
@@ -1033,7 +1046,10 @@ mod tests {
         assert_eq!(endpoint_app(&idx, "10.0.0.1").as_deref(), Some("cart"));
         assert_eq!(endpoint_app(&idx, "10.0.0.3").as_deref(), Some("checkout"));
         assert!(!idx.by_addr.contains_key(&ip("10.0.0.2")));
-        assert_eq!(idx.endpoints_of_pod[&obj_key("shop", "p1")], vec![ip("10.0.0.3")]);
+        assert_eq!(
+            idx.endpoints_of_pod[&obj_key("shop", "p1")],
+            vec![ip("10.0.0.3")]
+        );
 
         // p1's labels change again: its new address follows, its old one (p2's) does not.
         idx.apply_pod_meta(&pod_meta("p1", "payments"));

@@ -242,7 +242,7 @@ fn daemon_figures(
     let kubeconfig = dir.join("kubeconfig").display().to_string();
     let daemon = Daemon::start_env(
         &auditor,
-        &daemon_args,
+        daemon_args,
         dir.join("daemon.log"),
         &[("KUBECONFIG", &kubeconfig)],
     )?;
@@ -279,7 +279,10 @@ fn daemon_figures(
     let (rss_end, hwm, anon_end) = rss3(pid);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (sampled_peak, samples) = sampler.join().unwrap_or((0, 0));
-    anyhow::ensure!(samples > 0, "the daemon's RSS was never sampled once auditing");
+    anyhow::ensure!(
+        samples > 0,
+        "the daemon's RSS was never sampled once auditing"
+    );
     let auditing_peak = sampled_peak.max(rss_end);
     println!(
         "churn: {total} pod changes in {:.1} s ({rate}/s); daemon received {:.1} MiB ({:.0} bytes per change)",
@@ -320,8 +323,8 @@ fn sample_peak_once_auditing(
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
         if pid.is_none() {
-            let auditing = std::fs::read_to_string(log)
-                .is_ok_and(|l| l.contains("auditor::daemon: auditing"));
+            let auditing =
+                std::fs::read_to_string(log).is_ok_and(|l| l.contains("auditor::daemon: auditing"));
             if !auditing {
                 continue;
             }
