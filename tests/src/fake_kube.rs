@@ -5,7 +5,9 @@
 //! event carrying a 410 Expired Status, which makes clients relist. Pods, Services and
 //! EndpointSlices, cluster-wide. Honours `fieldSelector=spec.nodeName=N` on pods and
 //! metadata-only requests (`Accept: …;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`),
-//! and counts the bytes it sends, as an API server's load would be measured.
+//! pages a LIST by `limit` and `continue` (every page from the first page's snapshot, as
+//! the API server serves a list without a resourceVersion), and counts the bytes it
+//! sends, as an API server's load would be measured.
 
 use std::{
     collections::BTreeMap,
@@ -63,6 +65,12 @@ struct State {
     bytes_sent: u64,
     /// Every pod request: its fieldSelector ("" when none) and whether metadata only.
     pod_selectors: Vec<(String, bool)>,
+    /// Paged lists under way: continue token -> (the list's resourceVersion, the items
+    /// not sent yet).
+    pages: BTreeMap<u64, (u64, Vec<Value>)>,
+    next_token: u64,
+    /// LIST responses sent (a paged list is several).
+    list_pages: u64,
 }
 
 /// What a request asks for besides the kind: a node's pods only, metadata only.
@@ -214,6 +222,11 @@ impl FakeKube {
         self.state.0.lock().unwrap().relists
     }
 
+    /// LIST responses sent so far: a list the client asked for in pages counts each.
+    pub fn list_pages(&self) -> u64 {
+        self.state.0.lock().unwrap().list_pages
+    }
+
     pub fn watches_served(&self) -> u64 {
         self.state.0.lock().unwrap().watches_served
     }
@@ -332,20 +345,51 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
         }
         let body = {
             let mut st = state.0.lock().unwrap();
-            st.relists += 1;
-            let items: Vec<Value> = st
-                .objects
-                .iter()
-                .filter(|((k, _, _), v)| *k == kind && filter.admits(kind, v))
-                .map(|(_, v)| filter.shape(v))
-                .collect();
+            let limit = params
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0);
+            // A continued list goes on from the first page's snapshot; a first page
+            // takes one (a relist).
+            let continued = params
+                .get("continue")
+                .and_then(|c| c.parse::<u64>().ok())
+                .and_then(|t| st.pages.remove(&t));
+            let (rv, mut items) = match continued {
+                Some(rest) => rest,
+                None => {
+                    st.relists += 1;
+                    let items: Vec<Value> = st
+                        .objects
+                        .iter()
+                        .filter(|((k, _, _), v)| *k == kind && filter.admits(kind, v))
+                        .map(|(_, v)| filter.shape(v))
+                        .collect();
+                    (st.rv, items)
+                }
+            };
+            let rest = match limit {
+                Some(l) if items.len() > l => items.split_off(l),
+                _ => Vec::new(),
+            };
+            let mut metadata = json!({"resourceVersion": rv.to_string()});
+            if !rest.is_empty() {
+                st.next_token += 1;
+                let token = st.next_token;
+                metadata["continue"] = json!(token.to_string());
+                metadata["remainingItemCount"] = json!(rest.len());
+                st.pages.insert(token, (rv, rest));
+            }
             let (list_kind, api) = if filter.metadata_only {
                 ("PartialObjectMetadataList", "meta.k8s.io/v1")
             } else {
                 kind.list_kind()
             };
-            let body = json!({"kind": list_kind, "apiVersion": api, "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}).to_string();
+            let body =
+                json!({"kind": list_kind, "apiVersion": api, "metadata": metadata, "items": items})
+                    .to_string();
             st.bytes_sent += body.len() as u64;
+            st.list_pages += 1;
             body
         };
         if write!(

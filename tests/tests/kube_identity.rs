@@ -368,3 +368,95 @@ async fn only_the_nodes_own_pods_are_watched_in_full() {
     // A pod of node-b no EndpointSlice lists is not known by its IP.
     assert_eq!(service_of(&id, "10.244.2.9"), None);
 }
+
+/// A large cluster's lists come in pages (the watcher asks for 500 at a time, and the
+/// API server, like the fake, answers with a continue token): every page is indexed,
+/// pod metadata included, and nothing of the first page is lost to the later ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_in_pages_is_indexed_whole() {
+    let fake = FakeKube::start();
+    const N: usize = 1_201; // three pages of 500
+    let addr = |i: usize| format!("10.{}.{}.{}", 100 + i / 65536, (i / 256) % 256, i % 256);
+    for i in 0..N {
+        let name = format!("app-{i}");
+        fake.apply(
+            Kind::Pod,
+            pod(
+                "shop",
+                &format!("{name}-7d9f8b6c5-abcde"),
+                &format!("{i:08x}-0000-4000-8000-000000000000"),
+                &name,
+                &addr(i),
+                "node-b",
+                "2026-11-26T00:00:00Z",
+            ),
+        );
+        fake.apply(
+            Kind::Service,
+            service(
+                "shop",
+                &name,
+                &name,
+                &format!("10.96.{}.{}", i / 256, i % 256),
+                80,
+            ),
+        );
+        let member = (
+            addr(i),
+            format!("{name}-7d9f8b6c5-abcde"),
+            "node-b".to_string(),
+        );
+        fake.apply(
+            Kind::EndpointSlice,
+            endpoint_slice_of_pods(
+                "shop",
+                &name,
+                &format!("{name}-x"),
+                &[(&member.0, &member.1, &member.2)],
+                80,
+            ),
+        );
+    }
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let state = Arc::new(KubeState::default());
+    start_watchers(
+        kube::Client::try_from(config).unwrap(),
+        state.clone(),
+        Some("node-a"),
+    );
+    until("the caches to sync", || state.synced().then_some(())).await;
+
+    // Each Service by its ClusterIP, and each pod on another node through its endpoint
+    // and its metadata (its labels): the first, a middle and the last of each list.
+    for i in [0, 499, 500, 999, 1000, N - 1] {
+        let name = format!("app-{i}");
+        let by_service = auditor::identity::kubernetes::KubeSelector {
+            namespace: "shop".into(),
+            labels: Default::default(),
+            service: Some(name.clone()),
+        };
+        let by_labels = auditor::identity::kubernetes::KubeSelector {
+            namespace: "shop".into(),
+            labels: [("app.kubernetes.io/name".to_string(), name.clone())].into(),
+            service: None,
+        };
+        let cluster_ip = ip(&format!("10.96.{}.{}", i / 256, i % 256));
+        assert!(
+            state.selector_matches(cluster_ip, &by_service),
+            "{name}'s ClusterIP"
+        );
+        assert!(
+            state.selector_matches(ip(&addr(i)), &by_labels),
+            "{name}'s pod"
+        );
+    }
+    assert_eq!(fake.relists(), 4, "one list (of pages) per watched kind");
+    // This node's pods (none): one page; pod metadata, Services, EndpointSlices: three.
+    assert_eq!(fake.list_pages(), 1 + 3 * 3);
+}

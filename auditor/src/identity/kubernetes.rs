@@ -86,14 +86,46 @@ struct SvcInfo {
     cluster_ips: Vec<IpAddr>,
 }
 
-/// (namespace, name) of an object.
-type ObjKey = (String, String);
+/// (namespace, name) of an object. Shared strings: the thousands of endpoint entries
+/// that name a Service or a pod hold a reference, not a copy of their names.
+type ObjKey = (Arc<str>, Arc<str>);
+
+fn obj_key(namespace: &str, name: &str) -> ObjKey {
+    (namespace.into(), name.into())
+}
+
+/// A pod's labels, shared by every pod that has the same set (the replicas of one
+/// ReplicaSet do): most of what a pod's metadata costs.
+type Labels = Arc<BTreeMap<String, String>>;
 
 /// A pod anywhere in the cluster, from its metadata only.
 #[derive(Debug, Clone)]
 struct PodMeta {
     k8s: Arc<K8sRef>,
-    labels: BTreeMap<String, String>,
+    labels: Labels,
+}
+
+/// The label sets pods have, each held once (see `Labels`). A set no pod has any more is
+/// dropped when the table has doubled since the last sweep, so churn cannot grow it.
+#[derive(Default)]
+struct LabelSets {
+    sets: std::collections::HashSet<Labels>,
+    swept_at: usize,
+}
+
+impl LabelSets {
+    fn intern(&mut self, labels: &BTreeMap<String, String>) -> Labels {
+        if let Some(l) = self.sets.get(labels) {
+            return l.clone();
+        }
+        if self.sets.len() >= 2 * self.swept_at.max(512) {
+            self.sets.retain(|l| Arc::strong_count(l) > 1);
+            self.swept_at = self.sets.len();
+        }
+        let l = Arc::new(labels.clone());
+        self.sets.insert(l.clone());
+        l
+    }
 }
 
 /// Everything the indexes below say about one address, resolved to the objects: a
@@ -121,15 +153,19 @@ type AddrMap<V> = foldhash::HashMap<IpAddr, V>;
 struct Indexes {
     pods: HashMap<String, Arc<PodInfo>>,
     pod_by_ip: HashMap<IpAddr, String>,
-    services: HashMap<(String, String), Arc<SvcInfo>>,
-    svc_by_ip: HashMap<IpAddr, (String, String)>,
+    services: HashMap<ObjKey, Arc<SvcInfo>>,
+    svc_by_ip: HashMap<IpAddr, ObjKey>,
     /// EndpointSlice name -> (service key, its addresses): to drop them when it changes.
     slices: HashMap<ObjKey, (ObjKey, Vec<IpAddr>)>,
-    svc_by_endpoint: HashMap<IpAddr, (String, String)>,
+    svc_by_endpoint: HashMap<IpAddr, ObjKey>,
     /// An endpoint address -> the pod its `targetRef` names.
     pod_by_endpoint: HashMap<IpAddr, ObjKey>,
+    /// The reverse of `pod_by_endpoint`: a pod -> the endpoint addresses naming it, so a
+    /// change of its metadata refreshes those without a scan of every endpoint.
+    endpoints_of_pod: HashMap<ObjKey, Vec<IpAddr>>,
     /// Every pod's metadata, by (namespace, name).
     pod_meta: HashMap<ObjKey, Arc<PodMeta>>,
+    label_sets: LabelSets,
     /// The one index lookups read (live index only; a staging copy leaves it empty).
     by_addr: AddrMap<AddrEntry>,
     /// Addresses the last event may have changed: refreshed in `by_addr` by the caller.
@@ -172,9 +208,8 @@ impl KubeState {
         let svc = sel
             .service
             .as_ref()
-            .and_then(|n| idx.services.get(&(sel.namespace.clone(), n.clone())));
-        let named =
-            |k: &(String, String)| k.0 == sel.namespace && sel.service.as_ref() == Some(&k.1);
+            .and_then(|n| idx.services.get(&obj_key(&sel.namespace, n)));
+        let named = |k: &ObjKey| *k.0 == *sel.namespace && sel.service.as_deref() == Some(&*k.1);
         if idx.svc_by_ip.get(&addr).is_some_and(named)
             || idx.svc_by_endpoint.get(&addr).is_some_and(named)
         {
@@ -189,7 +224,7 @@ impl KubeState {
                 idx.pod_by_endpoint
                     .get(&addr)
                     .and_then(|k| idx.pod_meta.get(k))
-                    .map(|m| (&m.k8s.namespace, &m.labels))
+                    .map(|m| (&m.k8s.namespace, &*m.labels))
             });
         pod.is_some_and(|(namespace, labels)| {
             *namespace == sel.namespace
@@ -241,9 +276,9 @@ impl Indexes {
 
     fn apply_service(&mut self, svc: &Service) {
         let info = Arc::new(svc_info(svc));
-        let key = (
-            info.k8s.namespace.clone(),
-            info.k8s.service.clone().unwrap_or_default(),
+        let key = obj_key(
+            &info.k8s.namespace,
+            info.k8s.service.as_deref().unwrap_or_default(),
         );
         let idx = self;
         unindex_service(idx, &key);
@@ -255,17 +290,18 @@ impl Indexes {
     }
 
     fn delete_service(&mut self, svc: &Service) {
-        let key = (svc.namespace().unwrap_or_default(), svc.name_any());
+        let key = obj_key(&svc.namespace().unwrap_or_default(), &svc.name_any());
         let idx = self;
         unindex_service(idx, &key);
         idx.services.remove(&key);
     }
 
     fn apply_slice(&mut self, s: &EndpointSlice) {
-        let ns = s.namespace().unwrap_or_default();
-        let Some(svc) = s.labels().get("kubernetes.io/service-name").cloned() else {
+        let ns: Arc<str> = s.namespace().unwrap_or_default().into();
+        let Some(svc) = s.labels().get("kubernetes.io/service-name") else {
             return;
         };
+        let svc: ObjKey = (ns.clone(), svc.as_str().into());
         // Each address, and the pod its endpoint's targetRef names (if a pod).
         let mut ips: Vec<(IpAddr, Option<ObjKey>)> = Vec::new();
         for e in &s.endpoints {
@@ -274,10 +310,11 @@ impl Indexes {
                 .as_ref()
                 .filter(|r| r.kind.as_deref() == Some("Pod"))
                 .and_then(|r| {
-                    Some((
-                        r.namespace.clone().unwrap_or_else(|| ns.clone()),
-                        r.name.clone()?,
-                    ))
+                    let pod_ns = match r.namespace.as_deref() {
+                        Some(n) if n != &*ns => n.into(),
+                        _ => ns.clone(),
+                    };
+                    Some((pod_ns, r.name.as_deref()?.into()))
                 });
             for a in &e.addresses {
                 if let Ok(ip) = a.parse::<IpAddr>() {
@@ -286,37 +323,61 @@ impl Indexes {
             }
         }
         let idx = self;
-        remove_slice(idx, &(ns.clone(), s.name_any()));
-        for (ip, pod) in &ips {
+        let slice: ObjKey = (ns, s.name_any().into());
+        remove_slice(idx, &slice);
+        for (ip, pod) in ips.iter_mut() {
             idx.touched.push(*ip);
-            idx.svc_by_endpoint.insert(*ip, (ns.clone(), svc.clone()));
-            if let Some(p) = pod {
-                idx.pod_by_endpoint.insert(*ip, p.clone());
+            idx.svc_by_endpoint.insert(*ip, svc.clone());
+            if let Some(p) = pod.take() {
+                idx.set_endpoint_pod(*ip, Some(p));
             }
         }
-        idx.slices.insert(
-            (ns.clone(), s.name_any()),
-            ((ns, svc), ips.into_iter().map(|(ip, _)| ip).collect()),
-        );
+        idx.slices
+            .insert(slice, (svc, ips.into_iter().map(|(ip, _)| ip).collect()));
+    }
+
+    /// Points an endpoint address at a pod (or at none), keeping `endpoints_of_pod` the
+    /// reverse of `pod_by_endpoint`.
+    fn set_endpoint_pod(&mut self, ip: IpAddr, pod: Option<ObjKey>) {
+        let old = match pod {
+            Some(p) => {
+                let ips = self.endpoints_of_pod.entry(p.clone()).or_default();
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+                self.pod_by_endpoint
+                    .insert(ip, p.clone())
+                    .filter(|o| *o != p)
+            }
+            None => self.pod_by_endpoint.remove(&ip),
+        };
+        if let Some(old) = old
+            && let Some(ips) = self.endpoints_of_pod.get_mut(&old)
+        {
+            ips.retain(|i| *i != ip);
+            if ips.is_empty() {
+                self.endpoints_of_pod.remove(&old);
+            }
+        }
     }
 
     fn apply_pod_meta(&mut self, p: &PartialObjectMeta<Pod>) {
-        let key = (p.namespace().unwrap_or_default(), p.name_any());
+        let key = obj_key(&p.namespace().unwrap_or_default(), &p.name_any());
         let meta = Arc::new(PodMeta {
             k8s: Arc::new(K8sRef {
-                namespace: key.0.clone(),
-                pod: Some(key.1.clone()),
+                namespace: key.0.to_string(),
+                pod: Some(key.1.to_string()),
                 service: None,
                 workload: workload(&p.metadata),
             }),
-            labels: p.labels().clone(),
+            labels: self.label_sets.intern(p.labels()),
         });
         self.touch_endpoints_of_pod(&key);
         self.pod_meta.insert(key, meta);
     }
 
     fn delete_pod_meta(&mut self, p: &PartialObjectMeta<Pod>) {
-        let key = (p.namespace().unwrap_or_default(), p.name_any());
+        let key = obj_key(&p.namespace().unwrap_or_default(), &p.name_any());
         self.touch_endpoints_of_pod(&key);
         self.pod_meta.remove(&key);
     }
@@ -324,16 +385,9 @@ impl Indexes {
     /// The endpoint addresses whose targetRef is this pod (its metadata changed). Only
     /// on the live index: a staging copy's `by_addr` is rebuilt whole after the list.
     fn touch_endpoints_of_pod(&mut self, key: &ObjKey) {
-        if self.pod_by_endpoint.is_empty() {
-            return;
+        if let Some(ips) = self.endpoints_of_pod.get(key) {
+            self.touched.extend(ips.iter().copied());
         }
-        let touched = &mut self.touched;
-        touched.extend(
-            self.pod_by_endpoint
-                .iter()
-                .filter(|(_, k)| *k == key)
-                .map(|(ip, _)| *ip),
-        );
     }
 
     /// What the per-kind maps say about `addr`, resolved to the objects.
@@ -409,7 +463,10 @@ impl Indexes {
 
     fn delete_slice(&mut self, s: &EndpointSlice) {
         let idx = self;
-        remove_slice(idx, &(s.namespace().unwrap_or_default(), s.name_any()));
+        remove_slice(
+            idx,
+            &obj_key(&s.namespace().unwrap_or_default(), &s.name_any()),
+        );
     }
 }
 
@@ -442,13 +499,13 @@ fn unindex_service(idx: &mut Indexes, key: &ObjKey) {
     }
 }
 
-fn remove_slice(idx: &mut Indexes, key: &(String, String)) {
+fn remove_slice(idx: &mut Indexes, key: &ObjKey) {
     if let Some((svc, ips)) = idx.slices.remove(key) {
         idx.touched.extend(ips.iter().copied());
         for ip in ips {
             if idx.svc_by_endpoint.get(&ip) == Some(&svc) {
                 idx.svc_by_endpoint.remove(&ip);
-                idx.pod_by_endpoint.remove(&ip);
+                idx.set_endpoint_pod(ip, None);
             }
         }
     }
@@ -634,7 +691,7 @@ impl KubeIdentity {
                     && (subset(&s.labels, labels)
                         || s.service
                             .as_ref()
-                            .and_then(|n| idx.services.get(&(s.namespace.clone(), n.clone())))
+                            .and_then(|n| idx.services.get(&obj_key(&s.namespace, n)))
                             .is_some_and(|svc| subset(&svc.selector, labels)))
             })
             .map(|(n, _)| n.clone())
@@ -842,6 +899,9 @@ fn spawn_watch<K>(
                     };
                     // The replaced part is freed outside the lock.
                     drop(listed);
+                    // Parsing the list (its pages and objects) took far more heap than
+                    // the index keeps; without this, RSS stays at that peak for good.
+                    crate::daemon::release_freed_memory();
                     state.synced[slot].store(true, Ordering::Relaxed);
                     tracing::info!(kind = what, objects, "kubernetes cache synced");
                 }
@@ -868,12 +928,15 @@ fn take_kind(slot: usize, live: &mut Indexes, listed: &mut Indexes) -> usize {
         }
         POD_META => {
             swap(&mut live.pod_meta, &mut listed.pod_meta);
+            // The listed pods' label sets are interned in the staging copy's table.
+            swap(&mut live.label_sets, &mut listed.label_sets);
             live.pod_meta.len()
         }
         _ => {
             swap(&mut live.slices, &mut listed.slices);
             swap(&mut live.svc_by_endpoint, &mut listed.svc_by_endpoint);
             swap(&mut live.pod_by_endpoint, &mut listed.pod_by_endpoint);
+            swap(&mut live.endpoints_of_pod, &mut listed.endpoints_of_pod);
             live.slices.len()
         }
     }
@@ -882,6 +945,148 @@ fn take_kind(slot: usize, live: &mut Indexes, listed: &mut Indexes) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pod_meta(name: &str, app: &str) -> PartialObjectMeta<Pod> {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"namespace": "shop", "name": name, "labels": {"app": app}}
+        }))
+        .expect("pod metadata")
+    }
+
+    fn slice(endpoints: &[(&str, &str)]) -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"namespace": "shop", "name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
+            "endpoints": endpoints.iter().map(|(ip, pod)| serde_json::json!({
+                "addresses": [ip], "targetRef": {"kind": "Pod", "namespace": "shop", "name": pod}
+            })).collect::<Vec<_>>()
+        }))
+        .expect("endpoint slice")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    /// The app label of the pod an endpoint address resolves to, from the lookup index.
+    fn endpoint_app(idx: &Indexes, addr: &str) -> Option<String> {
+        let e = idx.by_addr.get(&ip(addr))?;
+        e.endpoint_pod.as_ref()?.labels.get("app").cloned()
+    }
+
+    /// The lookup index is what the per-kind maps say, and `endpoints_of_pod` is the
+    /// exact reverse of `pod_by_endpoint`.
+    fn assert_consistent(idx: &Indexes) {
+        for (addr, e) in &idx.by_addr {
+            let want = idx.entry_of(addr);
+            let same = |a: &Option<Arc<PodMeta>>, b: &Option<Arc<PodMeta>>| match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            assert!(
+                same(&e.endpoint_pod, &want.endpoint_pod),
+                "{addr}: stale pod"
+            );
+            assert_eq!(
+                e.endpoint_svc.is_some(),
+                want.endpoint_svc.is_some(),
+                "{addr}"
+            );
+        }
+        let mut reverse = 0;
+        for (pod, ips) in &idx.endpoints_of_pod {
+            assert!(!ips.is_empty(), "{pod:?}: an empty entry is kept");
+            for a in ips {
+                assert_eq!(idx.pod_by_endpoint.get(a), Some(pod), "{a}");
+                reverse += 1;
+            }
+        }
+        assert_eq!(reverse, idx.pod_by_endpoint.len());
+    }
+
+    #[test]
+    fn endpoint_pods_follow_label_and_slice_changes() {
+        let mut idx = Indexes::default();
+        let step = |idx: &mut Indexes| {
+            idx.refresh_touched();
+            assert_consistent(idx);
+        };
+        // A headless Service: its endpoints are its only addresses.
+        idx.apply_service(
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"namespace": "shop", "name": "web"},
+                "spec": {"clusterIP": "None", "selector": {"app": "cart"}}
+            }))
+            .expect("service"),
+        );
+        idx.apply_pod_meta(&pod_meta("p1", "cart"));
+        idx.apply_pod_meta(&pod_meta("p2", "cart"));
+        idx.apply_slice(&slice(&[("10.0.0.1", "p1"), ("10.0.0.2", "p2")]));
+        step(&mut idx);
+        assert_eq!(endpoint_app(&idx, "10.0.0.1").as_deref(), Some("cart"));
+        // Replicas with one label set share it.
+        let (a, b) = (
+            &idx.pod_meta[&obj_key("shop", "p1")],
+            &idx.pod_meta[&obj_key("shop", "p2")],
+        );
+        assert!(Arc::ptr_eq(&a.labels, &b.labels));
+
+        // A pod's labels change: its endpoint resolves with the new ones.
+        idx.apply_pod_meta(&pod_meta("p1", "checkout"));
+        step(&mut idx);
+        assert_eq!(endpoint_app(&idx, "10.0.0.1").as_deref(), Some("checkout"));
+        assert_eq!(endpoint_app(&idx, "10.0.0.2").as_deref(), Some("cart"));
+
+        // The slice changes: .1 is p2's now, p1 moved to .3, .2 is gone.
+        idx.apply_slice(&slice(&[("10.0.0.1", "p2"), ("10.0.0.3", "p1")]));
+        step(&mut idx);
+        assert_eq!(endpoint_app(&idx, "10.0.0.1").as_deref(), Some("cart"));
+        assert_eq!(endpoint_app(&idx, "10.0.0.3").as_deref(), Some("checkout"));
+        assert!(!idx.by_addr.contains_key(&ip("10.0.0.2")));
+        assert_eq!(
+            idx.endpoints_of_pod[&obj_key("shop", "p1")],
+            vec![ip("10.0.0.3")]
+        );
+
+        // p1's labels change again: its new address follows, its old one (p2's) does not.
+        idx.apply_pod_meta(&pod_meta("p1", "payments"));
+        step(&mut idx);
+        assert_eq!(endpoint_app(&idx, "10.0.0.3").as_deref(), Some("payments"));
+        assert_eq!(endpoint_app(&idx, "10.0.0.1").as_deref(), Some("cart"));
+
+        // The pod's metadata is deleted: its endpoint keeps its Service, not the pod.
+        idx.delete_pod_meta(&pod_meta("p1", "payments"));
+        step(&mut idx);
+        let e = &idx.by_addr[&ip("10.0.0.3")];
+        assert!(e.endpoint_pod.is_none() && e.endpoint_svc.is_some());
+
+        // The slice is deleted: nothing is left of it.
+        idx.delete_slice(&slice(&[]));
+        step(&mut idx);
+        assert!(idx.by_addr.is_empty());
+        assert!(idx.pod_by_endpoint.is_empty() && idx.endpoints_of_pod.is_empty());
+    }
+
+    #[test]
+    fn unused_label_sets_are_swept() {
+        let mut sets = LabelSets::default();
+        let mut held = Vec::new();
+        for i in 0..5000 {
+            let l = sets.intern(&BTreeMap::from([("generation".to_string(), i.to_string())]));
+            // Only the last 10 stay in use, as after churn.
+            held.push(l);
+            if held.len() > 10 {
+                held.remove(0);
+            }
+        }
+        assert!(sets.sets.len() <= 2 * 512, "{} sets kept", sets.sets.len());
+        for l in &held {
+            assert!(sets.sets.contains(l));
+        }
+    }
 
     #[test]
     fn pod_uids_from_both_cgroup_drivers() {

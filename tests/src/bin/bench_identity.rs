@@ -3,7 +3,10 @@
 //! EndpointSlices of 10 endpoints (20,000 endpoints); then pods change at 100/s for a
 //! minute. Prints:
 //! - the RSS of a real `auditor run --kubernetes` daemon on one node (needs root:
-//!   probes; run under `flock /tmp/auditor-kernel.lock`), peak and at the end;
+//!   probes; run under `flock /tmp/auditor-kernel.lock`): at the end, its peak once
+//!   auditing (the caches' sync and the churn: what identity costs), and its lifetime
+//!   peak (VmHWM), next to the same daemon's without --kubernetes (loading the probes,
+//!   which parses the kernel's BTF, is the lifetime peak of both);
 //! - the bytes that daemon received from the API server, to sync and during the churn;
 //! - the identity lookup time (ClusterIPs, endpoint pods, unknown addresses), measured
 //!   in this process with the same watchers and indexes.
@@ -212,12 +215,13 @@ fn daemon_figures(
         .collect();
     let plain = Daemon::start_env(&auditor, &without, dir.join("plain.log"), &[])?;
     std::thread::sleep(Duration::from_secs(2));
-    let (rss_plain, _, anon_plain) = rss3(plain.pid().expect("running"));
+    let (rss_plain, hwm_plain, anon_plain) = rss3(plain.pid().expect("running"));
     plain.stop()?;
     println!(
-        "daemon without --kubernetes: RSS {:.1} MiB, of which anonymous (heap) {:.1} MiB ({} build)",
+        "daemon without --kubernetes: RSS {:.1} MiB, of which anonymous (heap) {:.1} MiB; peak (VmHWM) {:.1} MiB, while loading the probes ({} build)",
         mib(rss_plain),
         mib(anon_plain),
+        mib(hwm_plain),
         if cfg!(debug_assertions) {
             "debug"
         } else {
@@ -228,10 +232,17 @@ fn daemon_figures(
     // 1. The daemon: sync, then churn.
     let before = fake.bytes_sent();
     let t = Instant::now();
+    // The peak once the daemon audits (probes loaded): the caches' sync comes after,
+    // so this is what identity costs. Sampled every 10 ms from /proc.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = std::thread::spawn({
+        let (done, log) = (done.clone(), dir.join("daemon.log"));
+        move || sample_peak_once_auditing(&log, &done)
+    });
     let kubeconfig = dir.join("kubeconfig").display().to_string();
     let daemon = Daemon::start_env(
         &auditor,
-        &daemon_args,
+        daemon_args,
         dir.join("daemon.log"),
         &[("KUBECONFIG", &kubeconfig)],
     )?;
@@ -266,6 +277,13 @@ fn daemon_figures(
     std::thread::sleep(Duration::from_secs(2));
     let churn_bytes = fake.bytes_sent() - churn_start;
     let (rss_end, hwm, anon_end) = rss3(pid);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sampled_peak, samples) = sampler.join().unwrap_or((0, 0));
+    anyhow::ensure!(
+        samples > 0,
+        "the daemon's RSS was never sampled once auditing"
+    );
+    let auditing_peak = sampled_peak.max(rss_end);
     println!(
         "churn: {total} pod changes in {:.1} s ({rate}/s); daemon received {:.1} MiB ({:.0} bytes per change)",
         t.elapsed().as_secs_f64(),
@@ -273,10 +291,15 @@ fn daemon_figures(
         churn_bytes as f64 / total.max(1) as f64
     );
     println!(
-        "daemon RSS: {:.1} MiB at the end, {:.1} MiB peak (VmHWM) (target <= 64 MiB); identity's share {:.1} MiB over the daemon without --kubernetes",
+        "daemon RSS: {:.1} MiB at the end, {:.1} MiB peak once auditing (sync and churn; {samples} samples) (target <= 64 MiB); identity's share {:.1} MiB at the end over the daemon without --kubernetes",
         mib(rss_end),
+        mib(auditing_peak),
+        mib(rss_end.saturating_sub(rss_plain))
+    );
+    println!(
+        "daemon RSS lifetime peak (VmHWM): {:.1} MiB, {:.1} MiB without --kubernetes (loading the probes: the kernel's BTF)",
         mib(hwm.max(peak)),
-        mib(hwm.max(peak).saturating_sub(rss_plain))
+        mib(hwm_plain)
     );
     println!(
         "daemon anonymous memory (heap) at the end: {:.1} MiB; identity's share {:.1} MiB (the rest of the RSS is the binary's pages)",
@@ -285,6 +308,44 @@ fn daemon_figures(
     );
     drop(daemon);
     Ok(())
+}
+
+/// The highest VmRSS of the `auditor` child of this process, sampled every 10 ms from
+/// the moment its log says it audits (its probes are loaded) until `done`, and how many
+/// samples that took.
+fn sample_peak_once_auditing(
+    log: &std::path::Path,
+    done: &std::sync::atomic::AtomicBool,
+) -> (u64, usize) {
+    let me = std::process::id().to_string();
+    let mut pid = None;
+    let (mut peak, mut samples) = (0, 0);
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(10));
+        if pid.is_none() {
+            let auditing =
+                std::fs::read_to_string(log).is_ok_and(|l| l.contains("auditor::daemon: auditing"));
+            if !auditing {
+                continue;
+            }
+            // The child whose parent is this process (the one daemon running now).
+            pid = std::fs::read_dir("/proc").ok().and_then(|d| {
+                d.flatten().find_map(|e| {
+                    let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                    let (comm, rest) = stat.split_once(") ")?;
+                    let ppid = rest.split_whitespace().nth(1)?;
+                    (ppid == me && comm.ends_with("(auditor"))
+                        .then(|| e.file_name().to_str()?.parse::<u32>().ok())
+                        .flatten()
+                })
+            });
+        }
+        if let Some(p) = pid {
+            peak = peak.max(rss_kib(p).0);
+            samples += 1;
+        }
+    }
+    (peak, samples)
 }
 
 /// 2. Lookups, in this process over the same watchers and indexes as the daemon's.
