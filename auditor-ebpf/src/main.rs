@@ -9,6 +9,7 @@
 
 mod bind;
 mod flow;
+mod iter;
 mod log;
 mod sock_addr;
 mod tcp;

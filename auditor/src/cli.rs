@@ -268,6 +268,12 @@ pub struct ProbeArgs {
     /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
     #[arg(long)]
     pub cgroup_root: Option<PathBuf>,
+    /// How those open sockets are enumerated: `iterator` is a BPF socket iterator
+    /// (needs kernel BTF and BPF iterators, 5.8+; a few ms for 10,000 sockets), `proc`
+    /// walks /proc (every process's fds and every namespace's socket tables: several
+    /// times the CPU). `auto` uses the iterator and falls back to /proc, saying so.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub existing_sockets: crate::capture::socket_iter::ExistingSockets,
 }
 
 /// Validated `ProbeArgs`.
@@ -276,6 +282,7 @@ pub struct ProbeConfig {
     pub report_interval: Duration,
     pub active_interval: Duration,
     pub cgroup_root: Option<PathBuf>,
+    pub existing_sockets: crate::capture::socket_iter::ExistingSockets,
 }
 
 impl TryFrom<ProbeArgs> for ProbeConfig {
@@ -301,6 +308,7 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
             report_interval: a.report_interval,
             active_interval: a.active_interval,
             cgroup_root: a.cgroup_root,
+            existing_sockets: a.existing_sockets,
         })
     }
 }

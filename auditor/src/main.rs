@@ -66,6 +66,7 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             report_interval: cfg.probes.report_interval,
             active_interval: cfg.probes.active_interval,
             cgroup_root: cfg.probes.cgroup_root.clone(),
+            existing_sockets: cfg.probes.existing_sockets,
         })
         .context("starting the capture")?;
         // Servers bound before we started: their passive opens get an owner from now on.
@@ -73,7 +74,7 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
         // Before telling anyone we run: a SIGTERM from then on must stop us cleanly.
         let shutdown = auditor::shutdown_signal(cfg.duration);
         eprintln!(
-            "auditor: capturing (cgroup v2 root {}, netns from BTF: {}, TCP hook: {}); Ctrl-C to stop",
+            "auditor: capturing (cgroup v2 root {}, netns from BTF: {}, TCP hook: {}, open sockets: {}); Ctrl-C to stop",
             probes.cgroup_root.display(),
             if probes.netns_offsets.is_some() {
                 "yes"
@@ -83,7 +84,8 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             match probes.tcp_hook {
                 capture::probes::TcpHook::TpBtf => "tp_btf",
                 capture::probes::TcpHook::Tracepoint => "tracepoint",
-            }
+            },
+            probes.sockets.method.name(),
         );
         let stdout = std::io::stdout();
         let mut out = std::io::LineWriter::new(stdout.lock());

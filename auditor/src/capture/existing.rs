@@ -49,10 +49,29 @@ pub struct Owner {
     pub cgroup_id: u64,
 }
 
+/// Which network namespace a found socket is in, as each way of finding it knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Netns {
+    /// The /proc walk: the inode of `/proc/PID/ns/net`, turned into a cookie later.
+    Inode(u64),
+    /// The socket iterator: the cookie itself, read from the socket in the kernel.
+    Cookie(u64),
+}
+
+impl Netns {
+    /// The namespace's cookie, what flow records carry (`netns_cookie`), resolving an
+    /// inode through `cookie_of_inode` (0 when unknown).
+    pub fn cookie(self, cookie_of_inode: &mut impl FnMut(u64) -> u64) -> u64 {
+        match self {
+            Netns::Inode(ino) => cookie_of_inode(ino),
+            Netns::Cookie(c) => c,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// Inode of the network namespace (`/proc/PID/ns/net`).
-    pub netns_inode: u64,
+    pub netns: Netns,
     pub socket: OpenSocket,
     pub owner: Owner,
     /// For TCP: accepted from a listener of this process's namespace on the same local
@@ -161,7 +180,7 @@ pub fn scan(proc: &Path, cgroup_root: &Path) -> Scan {
                 && socket.state == SocketState::Established
                 && listening.contains(&socket.local.port());
             scan.found.push(Found {
-                netns_inode,
+                netns: Netns::Inode(netns_inode),
                 socket,
                 owner,
                 accepted,
@@ -262,7 +281,8 @@ fn parse_endpoint(field: &str, v6: bool) -> Option<SocketAddr> {
 /// Found sockets as flow events (hook `existing`), one per flow: sockets of the same flow
 /// (a pool of connections to one server) are one event whose `count` is how many are open.
 /// Listeners are events too (ingress, no peer, count 0): they are not connections.
-/// `cookie` maps a namespace inode to its cookie (0 when unknown); `now_ns` is monotonic.
+/// `cookie` maps a namespace inode to its cookie (0 when unknown; only the /proc walk
+/// knows namespaces by inode); `now_ns` is monotonic.
 pub fn events(
     found: &[Found],
     mut cookie: impl FnMut(u64) -> u64,
@@ -279,7 +299,7 @@ pub fn events(
         let key = FlowKey {
             local_addr: local,
             remote_addr: remote,
-            netns_cookie: cookie(f.netns_inode),
+            netns_cookie: f.netns.cookie(&mut cookie),
             cgroup_id: f.owner.cgroup_id,
             tgid: f.owner.tgid,
             port: if ingress {
@@ -340,7 +360,7 @@ pub fn listeners(
             comm[..n].copy_from_slice(&f.owner.comm.as_bytes()[..n]);
             (
                 ListenerKey {
-                    netns_cookie: cookie(f.netns_inode),
+                    netns_cookie: f.netns.cookie(&mut cookie),
                     port: f.socket.local.port(),
                     transport: IPPROTO_TCP,
                     _pad: [0; 5],
@@ -406,7 +426,7 @@ mod tests {
             cgroup_id: 7,
         };
         let sock = |state, local: &str, remote: &str, inode| Found {
-            netns_inode: 1,
+            netns: Netns::Inode(1),
             socket: OpenSocket {
                 transport: Transport::Tcp,
                 state,

@@ -16,7 +16,10 @@ use aya::{
     },
 };
 
-use super::{btf, mounts};
+use super::{
+    btf, mounts,
+    socket_iter::{self, ExistingSockets, SocketWalker},
+};
 
 /// The kernel object built by build.rs from `auditor-ebpf`.
 static EBPF_OBJECT: &[u8] =
@@ -149,6 +152,8 @@ pub struct ProbeOptions {
     pub cgroup_root: Option<PathBuf>,
     /// How often the node's open sockets are enumerated (and once at start).
     pub active_interval: std::time::Duration,
+    /// How they are enumerated (`--existing-sockets`).
+    pub existing_sockets: ExistingSockets,
 }
 
 /// Counters read from the kernel, summed over CPUs, in `Counter::ALL` order.
@@ -192,6 +197,8 @@ pub struct Probes {
     pub netns_offsets: Option<btf::NetnsOffsets>,
     /// Which program sees TCP opens: `tp_btf` or the classic tracepoint (the fallback).
     pub tcp_hook: TcpHook,
+    /// Enumerates the open sockets: the socket iterator, or /proc (the fallback).
+    pub sockets: SocketWalker,
     /// Bridges the programs' aya-log records to `tracing`; kept alive (dropping it closes
     /// the log map).
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
@@ -253,10 +260,23 @@ impl Probes {
             report_interval_ns: opts.report_interval.as_nanos().min(u64::MAX as u128) as u64,
             sock: sock_offsets.unwrap_or(SockOffsets::NONE),
         };
+        let iter_config = socket_iter::iter_config(kernel_btf.as_ref(), opts.existing_sockets);
         let mut ebpf = EbpfLoader::new()
             .override_global(names::GLOBAL_CONFIG, &config, true)
+            .override_global(
+                names::GLOBAL_ITER_CONFIG,
+                iter_config
+                    .as_ref()
+                    .unwrap_or(&auditor_common::IterConfig::DEFAULT),
+                true,
+            )
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Object)?;
+        let sockets = SocketWalker::load(&mut ebpf, opts.existing_sockets, iter_config)
+            .map_err(|reason| ProbeError::Load {
+                name: names::PROG_ITER_SOCKETS,
+                reason,
+            })?;
         // The programs' error paths log through aya-log; without it they are still counted.
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(l) => Some(l),
@@ -321,6 +341,7 @@ impl Probes {
             cgroup_root,
             netns_offsets,
             tcp_hook,
+            sockets,
             _logger: logger,
         })
     }
@@ -368,6 +389,11 @@ impl Probes {
             }),
             Ok(()) => Ok(()),
         }
+    }
+
+    /// Enumerates the node's open sockets with their owners (see `socket_iter`).
+    pub fn scan_open_sockets(&mut self) -> super::existing::Scan {
+        self.sockets.scan(&mut self.ebpf, &self.cgroup_root)
     }
 
     /// Takes the ring buffer out (once); records are read from it until shutdown.
