@@ -14,6 +14,8 @@ pub struct CaptureProc {
     child: Option<Child>,
     stdout: Option<std::thread::JoinHandle<String>>,
     stderr: mpsc::Receiver<String>,
+    /// The line that said the capture runs (`auditor: capturing (...)`): what it hooked.
+    pub banner: String,
 }
 
 pub struct Captured {
@@ -49,15 +51,19 @@ impl CaptureProc {
                 }
             }
         });
-        let proc = CaptureProc {
+        let mut proc = CaptureProc {
             child: Some(child),
             stdout: Some(stdout),
             stderr: rx,
+            banner: String::new(),
         };
         let mut seen = Vec::new();
         loop {
             match proc.stderr.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains("capturing") => return Ok(proc),
+                Ok(line) if line.contains("capturing") => {
+                    proc.banner = line;
+                    return Ok(proc);
+                }
                 Ok(line) => seen.push(line),
                 Err(_) => bail!("auditor capture did not become ready:\n{}", seen.join("\n")),
             }
