@@ -10,8 +10,8 @@ use auditor_common::Counter;
 use crate::{
     edge::Edge,
     metrics::{
-        EdgeLabels, HolderLabels, KernelLabels, MethodLabels, Metrics, PolicyLabels, ReasonLabels, ResultLabels,
-        VerdictLabels,
+        EdgeLabels, HolderLabels, KernelLabels, MethodLabels, Metrics, PolicyLabels, ReasonLabels,
+        ResultLabels, VerdictLabels,
     },
 };
 
@@ -139,8 +139,15 @@ pub struct OpenSocketsMethod<'a> {
 impl InternalEvent for OpenSocketsMethod<'_> {
     fn emit(self, m: &Metrics) {
         match self.fallback {
-            None => tracing::info!(method = self.method, "open sockets are enumerated by the BPF socket iterator"),
-            Some(reason) => tracing::info!(method = self.method, reason, "open sockets are enumerated from /proc"),
+            None => tracing::info!(
+                method = self.method,
+                "open sockets are enumerated by the BPF socket iterator"
+            ),
+            Some(reason) => tracing::info!(
+                method = self.method,
+                reason,
+                "open sockets are enumerated from /proc"
+            ),
         }
         m.open_sockets_method
             .get_or_create(&MethodLabels {

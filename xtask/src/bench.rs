@@ -91,7 +91,10 @@ fn walk(auditor: &Path, build: bool) -> anyhow::Result<()> {
             let log = capture_log(auditor, &["--existing-sockets", method])?;
             if log.contains("unexpected argument '--existing-sockets'") {
                 // An auditor from before the iterator: its one way is the /proc walk.
-                return print_walks("proc (binary without --existing-sockets)", &capture_log(auditor, &[])?);
+                return print_walks(
+                    "proc (binary without --existing-sockets)",
+                    &capture_log(auditor, &[])?,
+                );
             }
             print_walks(method, &log)?;
         }

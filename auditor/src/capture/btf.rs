@@ -230,10 +230,16 @@ mod tests {
         }
         let c = iter_config_in(&read(Path::new(VMLINUX_BTF)).expect("btf")).expect("offsets");
         assert_eq!((c.valid, c.sock.valid), (1, 1));
-        assert!(c.task_tgid > 0 && c.task_pid > 0 && c.task_comm > 0, "{c:?}");
+        assert!(
+            c.task_tgid > 0 && c.task_pid > 0 && c.task_comm > 0,
+            "{c:?}"
+        );
         assert_eq!(c.task_tgid, c.task_pid + 4, "tgid follows pid: {c:?}");
         assert!(c.sock_state < 128 && c.sock_type >= 128, "{c:?}");
-        assert!(c.socket_sk < 64 && c.cred_uid < 64 && c.kernfs_node_id < 256, "{c:?}");
+        assert!(
+            c.socket_sk < 64 && c.cred_uid < 64 && c.kernfs_node_id < 256,
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -272,11 +272,12 @@ impl Probes {
             )
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Object)?;
-        let sockets = SocketWalker::load(&mut ebpf, opts.existing_sockets, iter_config)
-            .map_err(|reason| ProbeError::Load {
+        let sockets = SocketWalker::load(&mut ebpf, opts.existing_sockets, iter_config).map_err(
+            |reason| ProbeError::Load {
                 name: names::PROG_ITER_SOCKETS,
                 reason,
-            })?;
+            },
+        )?;
         // The programs' error paths log through aya-log; without it they are still counted.
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(l) => Some(l),

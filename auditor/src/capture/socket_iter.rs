@@ -143,7 +143,9 @@ fn load_program(ebpf: &mut Ebpf) -> Result<(), String> {
 /// its end. The kernel keeps each record whole across reads.
 fn read_records(ebpf: &mut Ebpf) -> Result<Vec<SocketRecord>, String> {
     let prog = program(ebpf)?;
-    let id = prog.attach().map_err(|e| format!("attaching the iterator: {e}"))?;
+    let id = prog
+        .attach()
+        .map_err(|e| format!("attaching the iterator: {e}"))?;
     let link = prog
         .take_link(id)
         .map_err(|e| format!("taking the iterator's link: {e}"))?;
@@ -224,11 +226,7 @@ fn scan_records(records: &[SocketRecord]) -> Scan {
         });
     }
     Scan {
-        processes: records
-            .iter()
-            .map(|r| r.tgid)
-            .collect::<HashSet<_>>()
-            .len(),
+        processes: records.iter().map(|r| r.tgid).collect::<HashSet<_>>().len(),
         namespaces: namespaces_of(&found),
         found,
         unowned: 0,
@@ -258,7 +256,14 @@ mod tests {
     use super::*;
     use auditor_common::{AF_INET6, IPPROTO_UDP, TCP_ESTABLISHED};
 
-    fn rec(sk: u64, tgid: u32, transport: u8, state: u8, local: &str, remote: &str) -> SocketRecord {
+    fn rec(
+        sk: u64,
+        tgid: u32,
+        transport: u8,
+        state: u8,
+        local: &str,
+        remote: &str,
+    ) -> SocketRecord {
         let (l, r): (SocketAddr, SocketAddr) = (local.parse().unwrap(), remote.parse().unwrap());
         let bytes = |a: IpAddr| match a {
             IpAddr::V4(v4) => {
@@ -294,21 +299,52 @@ mod tests {
         let records = [
             rec(1, 300, IPPROTO_TCP, TCP_LISTEN, "10.0.0.1:80", "0.0.0.0:0"),
             // Accepted on the listener's port, held by a worker (300) and its parent (200).
-            rec(2, 300, IPPROTO_TCP, TCP_ESTABLISHED, "10.0.0.1:80", "10.0.0.9:40000"),
-            rec(2, 200, IPPROTO_TCP, TCP_ESTABLISHED, "10.0.0.1:80", "10.0.0.9:40000"),
-            rec(3, 300, IPPROTO_TCP, TCP_ESTABLISHED, "[fd00::1]:40001", "[fd00::2]:5432"),
-            rec(4, 300, IPPROTO_UDP, TCP_ESTABLISHED, "10.0.0.1:5353", "10.0.0.2:53"),
+            rec(
+                2,
+                300,
+                IPPROTO_TCP,
+                TCP_ESTABLISHED,
+                "10.0.0.1:80",
+                "10.0.0.9:40000",
+            ),
+            rec(
+                2,
+                200,
+                IPPROTO_TCP,
+                TCP_ESTABLISHED,
+                "10.0.0.1:80",
+                "10.0.0.9:40000",
+            ),
+            rec(
+                3,
+                300,
+                IPPROTO_TCP,
+                TCP_ESTABLISHED,
+                "[fd00::1]:40001",
+                "[fd00::2]:5432",
+            ),
+            rec(
+                4,
+                300,
+                IPPROTO_UDP,
+                TCP_ESTABLISHED,
+                "10.0.0.1:5353",
+                "10.0.0.2:53",
+            ),
         ];
         let bytes: Vec<u8> = records
             .iter()
             .flat_map(|r| {
                 // SAFETY: plain repr(C) data, read as its bytes.
-                unsafe { std::slice::from_raw_parts((r as *const SocketRecord).cast::<u8>(), RECORD) }
-                    .to_vec()
+                unsafe {
+                    std::slice::from_raw_parts((r as *const SocketRecord).cast::<u8>(), RECORD)
+                }
+                .to_vec()
             })
             .collect();
         let mut scan = scan_records(&decode(&bytes).expect("whole records"));
-        scan.found.sort_by_key(|f| (f.socket.local.port(), f.socket.remote.port()));
+        scan.found
+            .sort_by_key(|f| (f.socket.local.port(), f.socket.remote.port()));
         assert_eq!(scan.found.len(), 4);
         assert_eq!((scan.processes, scan.namespaces), (2, 1));
         let listener = &scan.found[0];
@@ -319,14 +355,29 @@ mod tests {
         assert_eq!(accepted.owner.tgid, 200, "lowest pid holding it");
         assert_eq!(accepted.owner.comm, "peer");
         assert_eq!(accepted.netns, Netns::Cookie(77));
-        let udp = scan.found.iter().find(|f| f.socket.transport == Transport::Udp).unwrap();
+        let udp = scan
+            .found
+            .iter()
+            .find(|f| f.socket.transport == Transport::Udp)
+            .unwrap();
         assert_eq!(
             (udp.socket.state, udp.socket.remote, udp.accepted),
-            (SocketState::Connected, "10.0.0.2:53".parse().unwrap(), false)
+            (
+                SocketState::Connected,
+                "10.0.0.2:53".parse().unwrap(),
+                false
+            )
         );
-        let v6 = scan.found.iter().find(|f| f.socket.local.is_ipv6()).unwrap();
+        let v6 = scan
+            .found
+            .iter()
+            .find(|f| f.socket.local.is_ipv6())
+            .unwrap();
         assert_eq!(v6.socket.remote, "[fd00::2]:5432".parse().unwrap());
         assert!(!v6.accepted);
-        assert!(decode(&bytes[..RECORD + 1]).is_err(), "a torn record is an error");
+        assert!(
+            decode(&bytes[..RECORD + 1]).is_err(),
+            "a torn record is an error"
+        );
     }
 }
