@@ -3,10 +3,12 @@
 //! The probes only see connections as they open, so without this a connection pooled
 //! before the auditor started (or a listener bound before it) would stay invisible.
 //!
-//! Found by walking /proc: every process's socket inodes (`/proc/PID/fd`), and once per
-//! network namespace its socket tables (`/proc/PID/net/{tcp,tcp6,udp,udp6}` read through a
-//! process in it). A socket several processes share (fork) goes to the lowest pid.
-//! Needs root (other users' fds). A process that exits mid-walk is simply skipped.
+//! Normally found by the kernel's socket iterator (`socket_iter`); this module holds what
+//! both ways share (`Found`, `Scan`, the flow events) and the fallback for kernels that
+//! cannot run the iterator: walking /proc, every process's socket inodes (`/proc/PID/fd`),
+//! and once per network namespace its socket tables (`/proc/PID/net/{tcp,tcp6,udp,udp6}`
+//! read through a process in it). A socket several processes share (fork) goes to the
+//! lowest pid. Needs root (other users' fds). A process that exits mid-walk is skipped.
 
 use std::{
     collections::{HashMap, HashSet},
