@@ -380,12 +380,12 @@ fn nothing_stays_attached_after_exit_or_sigkill() {
         "programs were left over before the test"
     );
     let capture = CaptureProc::start(&[]).expect("capture");
-    // post_bind, connect, sendmsg, recvmsg (v4 and v6 each), and one TCP program: tp_btf,
-    // or the classic tracepoint where the kernel refuses it.
+    // post_bind, connect, sendmsg, recvmsg (v4 and v6 each), one TCP program (tp_btf, or
+    // the classic tracepoint where the kernel refuses it), and the socket iterator.
     assert_eq!(
         our_programs().len(),
-        9,
-        "all nine programs load: {:?}",
+        10,
+        "all ten programs load: {:?}",
         our_programs()
     );
     capture.stop().expect("stop");
