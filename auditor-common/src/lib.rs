@@ -18,6 +18,8 @@ pub mod names {
     pub const MAP_FLOW_TOTAL: &str = "AUDITOR_FLOW_TOTAL";
 
     pub const GLOBAL_CONFIG: &str = "AUDITOR_CONFIG";
+    /// The socket iterator's offsets (`IterConfig`).
+    pub const GLOBAL_ITER_CONFIG: &str = "AUDITOR_ITER_CONFIG";
 
     /// The classic-tracepoint TCP program: the fallback when kernel BTF is missing.
     pub const PROG_TCP_STATE: &str = "auditor_tcp_state";
@@ -33,6 +35,10 @@ pub mod names {
     pub const PROG_RECVMSG6: &str = "auditor_recvmsg6";
     pub const PROG_POST_BIND4: &str = "auditor_post_bind4";
     pub const PROG_POST_BIND6: &str = "auditor_post_bind6";
+    /// `iter/task_file`: the node's open sockets with their owners (`OpenSocket` records).
+    pub const PROG_ITER_SOCKETS: &str = "auditor_iter_sockets";
+    /// What aya's `Iter::load` takes: the kernel's `bpf_iter_task_file`.
+    pub const ITER_TASK_FILE: &str = "task_file";
 }
 
 /// Capacities. The flow map is an LRU: when it is full the least recently seen flow is
@@ -248,6 +254,104 @@ impl Config {
     };
 }
 
+/// Byte offsets the socket iterator (`iter/task_file`) loads through, read from kernel BTF
+/// by user space like `SockOffsets`. Its own global, so it does not change `Config`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IterConfig {
+    /// Non-zero when every offset below was found; the program writes nothing otherwise.
+    pub valid: u32,
+    /// `socket.sk` (a `struct sock *`).
+    pub socket_sk: u32,
+    /// `sock.sk_type` (u16: SOCK_STREAM, SOCK_DGRAM, ...).
+    pub sock_type: u32,
+    /// `sock.__sk_common.skc_state` (u8, the TCP state numbers; UDP uses 1 once connected).
+    pub sock_state: u32,
+    /// `sock.__sk_common.skc_net.net` (a `struct net *`).
+    pub sock_net: u32,
+    /// `net.net_cookie` (u64).
+    pub net_cookie: u32,
+    /// `task_struct.tgid`, `.pid` (i32), `.comm` (16 bytes).
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_comm: u32,
+    /// `task_struct.cred` (a `struct cred *`) and `cred.uid.val` (u32).
+    pub task_cred: u32,
+    pub cred_uid: u32,
+    /// `task_struct.cgroups` -> `css_set.dfl_cgrp` -> `cgroup.kn` -> `kernfs_node.id`: the
+    /// cgroup v2 id, what `bpf_get_current_cgroup_id` gives the other programs.
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    pub _pad: u32,
+    /// Addresses, ports, family and protocol of `struct sock`.
+    pub sock: SockOffsets,
+}
+const _: () = assert!(core::mem::size_of::<IterConfig>() == 88);
+
+impl IterConfig {
+    pub const DEFAULT: IterConfig = IterConfig {
+        valid: 0,
+        socket_sk: 0,
+        sock_type: 0,
+        sock_state: 0,
+        sock_net: 0,
+        net_cookie: 0,
+        task_tgid: 0,
+        task_pid: 0,
+        task_comm: 0,
+        task_cred: 0,
+        cred_uid: 0,
+        task_cgroups: 0,
+        css_set_dfl_cgrp: 0,
+        cgroup_kn: 0,
+        kernfs_node_id: 0,
+        _pad: 0,
+        sock: SockOffsets::NONE,
+    };
+}
+
+/// TCP states the socket iterator keeps (`include/net/tcp_states.h`). A connected UDP
+/// socket is in `TCP_ESTABLISHED` too.
+pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_LISTEN: u8 = 10;
+
+/// One open socket, as the socket iterator writes it (`bpf_seq_write`): an established TCP
+/// connection, a TCP listener, or a connected UDP socket, with the process holding it.
+/// A socket several processes hold (fork, fd passing) comes once per process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenSocket {
+    /// The socket's kernel address: only an identity, to find the same socket held by
+    /// several processes.
+    pub sk: u64,
+    /// The socket's network namespace cookie (what `bpf_get_netns_cookie` gives).
+    pub netns_cookie: u64,
+    /// cgroup v2 id of the holding process.
+    pub cgroup_id: u64,
+    /// Network byte order; IPv4 fills the first 4 bytes.
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    pub tgid: u32,
+    /// The task the kernel walked (the thread group leader, or a thread with a file
+    /// table of its own).
+    pub pid: u32,
+    /// Real uid of the holding process.
+    pub uid: u32,
+    pub comm: [u8; 16],
+    /// Host byte order.
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub family: u8,
+    /// `IPPROTO_TCP` or `IPPROTO_UDP`.
+    pub transport: u8,
+    /// `TCP_ESTABLISHED` or `TCP_LISTEN`.
+    pub state: u8,
+    pub _pad: [u8; 5],
+}
+const _: () = assert!(core::mem::size_of::<OpenSocket>() == 96);
+
 /// What makes two connections "the same flow": everything but the ephemeral port.
 /// Addresses are in network byte order; an IPv4 address fills the first 4 bytes.
 #[repr(C)]
@@ -390,4 +494,6 @@ mod pod {
     unsafe impl aya::Pod for super::FlowEvent {}
     unsafe impl aya::Pod for super::ListenerKey {}
     unsafe impl aya::Pod for super::ListenerOwner {}
+    unsafe impl aya::Pod for super::IterConfig {}
+    unsafe impl aya::Pod for super::OpenSocket {}
 }

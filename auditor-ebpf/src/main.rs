@@ -10,6 +10,7 @@
 mod bind;
 mod flow;
 mod key;
+mod iter;
 mod log;
 mod sock_addr;
 mod tcp;

@@ -273,6 +273,12 @@ pub struct ProbeArgs {
     /// Naming one fails if the kernel refuses it.
     #[arg(long, value_enum, default_value = "auto")]
     pub tcp_hook: crate::capture::probes::TcpHookChoice,
+    /// How those open sockets are enumerated: `iterator` is a BPF socket iterator
+    /// (needs kernel BTF and BPF iterators, 5.8+; a few ms for 10,000 sockets), `proc`
+    /// walks /proc (every process's fds and every namespace's socket tables: several
+    /// times the CPU). `auto` uses the iterator and falls back to /proc, saying so.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub existing_sockets: crate::capture::socket_iter::ExistingSockets,
 }
 
 /// Validated `ProbeArgs`.
@@ -282,6 +288,7 @@ pub struct ProbeConfig {
     pub active_interval: Duration,
     pub cgroup_root: Option<PathBuf>,
     pub tcp_hook: crate::capture::probes::TcpHookChoice,
+    pub existing_sockets: crate::capture::socket_iter::ExistingSockets,
 }
 
 impl TryFrom<ProbeArgs> for ProbeConfig {
@@ -308,6 +315,7 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
             active_interval: a.active_interval,
             cgroup_root: a.cgroup_root,
             tcp_hook: a.tcp_hook,
+            existing_sockets: a.existing_sockets,
         })
     }
 }

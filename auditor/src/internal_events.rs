@@ -10,8 +10,8 @@ use auditor_common::Counter;
 use crate::{
     edge::Edge,
     metrics::{
-        EdgeLabels, HolderLabels, KernelLabels, Metrics, PolicyLabels, ReasonLabels, ResultLabels,
-        VerdictLabels,
+        EdgeLabels, HolderLabels, KernelLabels, MethodLabels, Metrics, PolicyLabels, ReasonLabels,
+        ResultLabels, VerdictLabels,
     },
 };
 
@@ -124,6 +124,36 @@ impl InternalEvent for StoreSetAside {
             "the store was damaged: moved aside (kept, not deleted) and a new store started; auditing goes on"
         );
         m.store_set_aside.inc();
+    }
+}
+
+/// How the node's open sockets are enumerated, said once at start: the socket iterator,
+/// or the /proc walk (asked for, or the fallback, with why) and
+/// `auditor_open_sockets_method{method} 1`.
+pub struct OpenSocketsMethod<'a> {
+    pub method: &'static str,
+    /// Why the iterator is not used, when it is not.
+    pub fallback: Option<&'a str>,
+}
+
+impl InternalEvent for OpenSocketsMethod<'_> {
+    fn emit(self, m: &Metrics) {
+        match self.fallback {
+            None => tracing::info!(
+                method = self.method,
+                "open sockets are enumerated by the BPF socket iterator"
+            ),
+            Some(reason) => tracing::info!(
+                method = self.method,
+                reason,
+                "open sockets are enumerated from /proc"
+            ),
+        }
+        m.open_sockets_method
+            .get_or_create(&MethodLabels {
+                method: self.method.into(),
+            })
+            .set(1);
     }
 }
 

@@ -67,6 +67,7 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
             active_interval: cfg.probes.active_interval,
             cgroup_root: cfg.probes.cgroup_root.clone(),
             tcp_hook: cfg.probes.tcp_hook,
+            existing_sockets: cfg.probes.existing_sockets,
         })
         .context("starting the capture")?;
         // Servers bound before we started: their passive opens get an owner from now on.
@@ -74,14 +75,15 @@ fn run_capture(cfg: CaptureConfig) -> anyhow::Result<()> {
         // Before telling anyone we run: a SIGTERM from then on must stop us cleanly.
         let shutdown = auditor::shutdown_signal(cfg.duration);
         eprintln!(
-            "auditor: capturing (cgroup v2 root {}, netns from BTF: {}, TCP hook: {}); Ctrl-C to stop",
+            "auditor: capturing (cgroup v2 root {}, netns from BTF: {}, TCP hook: {}, open sockets: {}); Ctrl-C to stop",
             probes.cgroup_root.display(),
             if probes.netns_offsets.is_some() {
                 "yes"
             } else {
                 "no"
             },
-            probes.tcp_hook.name()
+            probes.tcp_hook.name(),
+            probes.sockets.method.name(),
         );
         let stdout = std::io::stdout();
         let mut out = std::io::LineWriter::new(stdout.lock());

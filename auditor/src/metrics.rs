@@ -138,6 +138,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: LabelValue,
 }
@@ -186,6 +191,8 @@ pub struct Metrics {
     pub store_pending: Gauge,
     /// 1 per reason the daemon runs degraded (no_btf, no_netns_access).
     pub degraded: Family<ReasonLabels, Gauge>,
+    /// 1 for how open sockets are enumerated (method "iterator" or "proc").
+    pub open_sockets_method: Family<MethodLabels, Gauge>,
     /// New store files started because the open one was removed or replaced.
     pub store_restarts: Counter,
     /// Damaged stores moved aside at start.
@@ -230,6 +237,7 @@ impl Metrics {
             store_acknowledged: Counter::default(),
             store_pending: Gauge::default(),
             degraded: Family::default(),
+            open_sockets_method: Family::default(),
             store_restarts: Counter::default(),
             store_set_aside: Counter::default(),
             overflowed: Family::default(),
@@ -334,6 +342,11 @@ impl Metrics {
             "degraded",
             "1 for each reason the daemon audits with less than it should: no_btf (TCP flows carry no network namespace), no_netns_access (loopback and unbound UDP flows cannot be attributed to their pod)",
             m.degraded.clone(),
+        );
+        registry.register(
+            "open_sockets_method",
+            "1 for how the node's open sockets are enumerated at start and every --active-interval: iterator (a BPF socket iterator) or proc (the /proc walk, the fallback where the kernel cannot run the iterator)",
+            m.open_sockets_method.clone(),
         );
         registry.register(
             "store_restarts",

@@ -14,7 +14,7 @@ pub struct CaptureProc {
     child: Option<Child>,
     stdout: Option<std::thread::JoinHandle<String>>,
     stderr: mpsc::Receiver<String>,
-    /// The "capturing (…, TCP hook: …)" line it printed when ready.
+    /// The line that said the capture runs (`auditor: capturing (...)`): what it hooked.
     pub banner: String,
 }
 

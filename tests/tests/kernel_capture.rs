@@ -464,12 +464,12 @@ fn nothing_stays_attached_after_exit_or_sigkill() {
         "programs were left over before the test"
     );
     let capture = CaptureProc::start(&[]).expect("capture");
-    // post_bind, connect, sendmsg, recvmsg (v4 and v6 each), and one TCP program: tp_btf,
-    // or the classic tracepoint where the kernel refuses it.
+    // post_bind, connect, sendmsg, recvmsg (v4 and v6 each), one TCP program (tp_btf, or
+    // the classic tracepoint where the kernel refuses it), and the socket iterator.
     assert_eq!(
         our_programs().len(),
-        9,
-        "all nine programs load: {:?}",
+        10,
+        "all ten programs load: {:?}",
         our_programs()
     );
     capture.stop().expect("stop");
@@ -527,6 +527,25 @@ fn connections_and_listeners_open_before_the_capture_are_reported_existing_with_
     ) {
         return;
     }
+    // The default: the BPF socket iterator, on this kernel (BTF, iterators).
+    existing_sockets_are_reported(&[], "iterator");
+}
+
+/// The same through the /proc walk, the fallback for kernels that cannot run the iterator.
+#[test]
+fn the_proc_walk_fallback_reports_the_same_existing_connections_and_listeners() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled(
+        "the_proc_walk_fallback_reports_the_same_existing_connections_and_listeners",
+    ) {
+        return;
+    }
+    existing_sockets_are_reported(&["--existing-sockets", "proc"], "proc");
+}
+
+/// Sockets opened before `auditor capture` starts (run with `args`) come out with hook
+/// `existing` and their owners; `method` is the enumeration its banner must name.
+fn existing_sockets_are_reported(args: &[&str], method: &str) {
     let lab = Lab::new(&["cli", "srv"]).expect("lab");
     let (cli, srv) = (lab.host("cli").clone(), lab.host("srv").clone());
     // A server and a client with a pooled TCP connection, a connected UDP socket and a
@@ -548,7 +567,12 @@ fn connections_and_listeners_open_before_the_capture_are_reported_existing_with_
         ],
     );
     let (server_pid, holder_pid) = (server.id(), holder.id());
-    let capture = CaptureProc::start(&[]).expect("capture");
+    let capture = CaptureProc::start(args).expect("capture");
+    assert!(
+        capture.banner.contains(&format!("open sockets: {method})")),
+        "the capture names how it enumerates open sockets ({method}): {}",
+        capture.banner
+    );
     // A new connection to the listener that predates the capture: its owner is known.
     client(&lab, "cli", &["connect", &srv.v4.to_string(), "7100"]);
     std::thread::sleep(std::time::Duration::from_millis(300));

@@ -876,6 +876,12 @@ fn a_row_whose_only_connection_predates_the_daemon_is_observed_as_active() {
         &["hold", "60", &format!("tcp:{}:9100", s.addr("config"))],
     );
     let daemon = Daemon::start(&s.args(&["--scope", &scope]), s.dir.join("d.log")).expect("daemon");
+    // Found by the BPF socket iterator, the default on a kernel with BTF and iterators.
+    let metrics = daemon.metrics();
+    assert!(
+        metrics.contains("auditor_open_sockets_method{method=\"iterator\"} 1"),
+        "{metrics}"
+    );
     daemon.stop().expect("clean stop");
     for mut c in [config, tenant] {
         let _ = c.kill();

@@ -67,6 +67,31 @@ pub fn sock_offsets_in(btf: &Btf) -> Result<SockOffsets, BtfError> {
     })
 }
 
+/// Where the socket iterator (`iter/task_file`) reads sockets and tasks (see
+/// `auditor_common::IterConfig`).
+pub fn iter_config_in(btf: &Btf) -> Result<auditor_common::IterConfig, BtfError> {
+    let netns = netns_offsets_in(btf)?;
+    Ok(auditor_common::IterConfig {
+        valid: 1,
+        socket_sk: member_offset(btf, "socket", &["sk"])?,
+        sock_type: member_offset(btf, "sock", &["sk_type"])?,
+        sock_state: member_offset(btf, "sock", &["__sk_common", "skc_state"])?,
+        sock_net: netns.sock_net,
+        net_cookie: netns.net_cookie,
+        task_tgid: member_offset(btf, "task_struct", &["tgid"])?,
+        task_pid: member_offset(btf, "task_struct", &["pid"])?,
+        task_comm: member_offset(btf, "task_struct", &["comm"])?,
+        task_cred: member_offset(btf, "task_struct", &["cred"])?,
+        cred_uid: member_offset(btf, "cred", &["uid", "val"])?,
+        task_cgroups: member_offset(btf, "task_struct", &["cgroups"])?,
+        css_set_dfl_cgrp: member_offset(btf, "css_set", &["dfl_cgrp"])?,
+        cgroup_kn: member_offset(btf, "cgroup", &["kn"])?,
+        kernfs_node_id: member_offset(btf, "kernfs_node", &["id"])?,
+        _pad: 0,
+        sock: sock_offsets_in(btf)?,
+    })
+}
+
 fn narrow(offset: u32) -> Result<u16, BtfError> {
     u16::try_from(offset).map_err(|_| BtfError::Other(format!("offset {offset} past 64 KiB")))
 }
@@ -192,6 +217,28 @@ mod tests {
         assert!(
             o.protocol >= 128,
             "sk_protocol lies past sock_common: {o:?}"
+        );
+    }
+
+    /// The task and socket fields the socket iterator loads: all found, each inside its
+    /// struct's plausible size (task_struct runs to kilobytes; the others are small).
+    #[test]
+    fn resolves_iterator_offsets_from_this_kernel() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            eprintln!("skipped: {VMLINUX_BTF} is missing");
+            return;
+        }
+        let c = iter_config_in(&read(Path::new(VMLINUX_BTF)).expect("btf")).expect("offsets");
+        assert_eq!((c.valid, c.sock.valid), (1, 1));
+        assert!(
+            c.task_tgid > 0 && c.task_pid > 0 && c.task_comm > 0,
+            "{c:?}"
+        );
+        assert_eq!(c.task_tgid, c.task_pid + 4, "tgid follows pid: {c:?}");
+        assert!(c.sock_state < 128 && c.sock_type >= 128, "{c:?}");
+        assert!(
+            c.socket_sk < 64 && c.cred_uid < 64 && c.kernfs_node_id < 256,
+            "{c:?}"
         );
     }
 

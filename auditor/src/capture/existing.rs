@@ -3,10 +3,12 @@
 //! The probes only see connections as they open, so without this a connection pooled
 //! before the auditor started (or a listener bound before it) would stay invisible.
 //!
-//! Found by walking /proc: every process's socket inodes (`/proc/PID/fd`), and once per
-//! network namespace its socket tables (`/proc/PID/net/{tcp,tcp6,udp,udp6}` read through a
-//! process in it). A socket several processes share (fork) goes to the lowest pid.
-//! Needs root (other users' fds). A process that exits mid-walk is simply skipped.
+//! Normally found by the kernel's socket iterator (`socket_iter`); this module holds what
+//! both ways share (`Found`, `Scan`, the flow events) and the fallback for kernels that
+//! cannot run the iterator: walking /proc, every process's socket inodes (`/proc/PID/fd`),
+//! and once per network namespace its socket tables (`/proc/PID/net/{tcp,tcp6,udp,udp6}`
+//! read through a process in it). A socket several processes share (fork) goes to the
+//! lowest pid. Needs root (other users' fds). A process that exits mid-walk is skipped.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -49,10 +51,29 @@ pub struct Owner {
     pub cgroup_id: u64,
 }
 
+/// Which network namespace a found socket is in, as each way of finding it knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Netns {
+    /// The /proc walk: the inode of `/proc/PID/ns/net`, turned into a cookie later.
+    Inode(u64),
+    /// The socket iterator: the cookie itself, read from the socket in the kernel.
+    Cookie(u64),
+}
+
+impl Netns {
+    /// The namespace's cookie, what flow records carry (`netns_cookie`), resolving an
+    /// inode through `cookie_of_inode` (0 when unknown).
+    pub fn cookie(self, cookie_of_inode: &mut impl FnMut(u64) -> u64) -> u64 {
+        match self {
+            Netns::Inode(ino) => cookie_of_inode(ino),
+            Netns::Cookie(c) => c,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// Inode of the network namespace (`/proc/PID/ns/net`).
-    pub netns_inode: u64,
+    pub netns: Netns,
     pub socket: OpenSocket,
     pub owner: Owner,
     /// For TCP: accepted from a listener of this process's namespace on the same local
@@ -161,7 +182,7 @@ pub fn scan(proc: &Path, cgroup_root: &Path) -> Scan {
                 && socket.state == SocketState::Established
                 && listening.contains(&socket.local.port());
             scan.found.push(Found {
-                netns_inode,
+                netns: Netns::Inode(netns_inode),
                 socket,
                 owner,
                 accepted,
@@ -262,7 +283,8 @@ fn parse_endpoint(field: &str, v6: bool) -> Option<SocketAddr> {
 /// Found sockets as flow events (hook `existing`), one per flow: sockets of the same flow
 /// (a pool of connections to one server) are one event whose `count` is how many are open.
 /// Listeners are events too (ingress, no peer, count 0): they are not connections.
-/// `cookie` maps a namespace inode to its cookie (0 when unknown); `now_ns` is monotonic.
+/// `cookie` maps a namespace inode to its cookie (0 when unknown; only the /proc walk
+/// knows namespaces by inode); `now_ns` is monotonic.
 pub fn events(
     found: &[Found],
     mut cookie: impl FnMut(u64) -> u64,
@@ -279,7 +301,7 @@ pub fn events(
         let key = FlowKey {
             local_addr: local,
             remote_addr: remote,
-            netns_cookie: cookie(f.netns_inode),
+            netns_cookie: f.netns.cookie(&mut cookie),
             cgroup_id: f.owner.cgroup_id,
             tgid: f.owner.tgid,
             port: if ingress {
@@ -340,7 +362,7 @@ pub fn listeners(
             comm[..n].copy_from_slice(&f.owner.comm.as_bytes()[..n]);
             (
                 ListenerKey {
-                    netns_cookie: cookie(f.netns_inode),
+                    netns_cookie: f.netns.cookie(&mut cookie),
                     port: f.socket.local.port(),
                     transport: IPPROTO_TCP,
                     _pad: [0; 5],
@@ -406,7 +428,7 @@ mod tests {
             cgroup_id: 7,
         };
         let sock = |state, local: &str, remote: &str, inode| Found {
-            netns_inode: 1,
+            netns: Netns::Inode(1),
             socket: OpenSocket {
                 transport: Transport::Tcp,
                 state,

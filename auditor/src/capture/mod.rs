@@ -10,6 +10,7 @@ pub mod mounts;
 pub mod netns;
 pub mod probes;
 pub mod record;
+pub mod socket_iter;
 pub mod stream;
 
 pub use probes::{ProbeError, ProbeOptions, Probes};

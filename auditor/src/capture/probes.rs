@@ -16,7 +16,10 @@ use aya::{
     },
 };
 
-use super::{btf, mounts};
+use super::{
+    btf, mounts,
+    socket_iter::{self, ExistingSockets, SocketWalker},
+};
 
 /// The kernel object built by build.rs from `auditor-ebpf`.
 static EBPF_OBJECT: &[u8] =
@@ -155,6 +158,8 @@ pub struct ProbeOptions {
     pub active_interval: std::time::Duration,
     /// Which TCP hook to use; `Auto` takes tp_btf when the kernel accepts it.
     pub tcp_hook: TcpHookChoice,
+    /// How they are enumerated (`--existing-sockets`).
+    pub existing_sockets: ExistingSockets,
 }
 
 /// Counters read from the kernel, summed over CPUs, in `Counter::ALL` order.
@@ -198,6 +203,8 @@ pub struct Probes {
     pub netns_offsets: Option<btf::NetnsOffsets>,
     /// Which program sees TCP opens: `tp_btf` or the classic tracepoint (the fallback).
     pub tcp_hook: TcpHook,
+    /// Enumerates the open sockets: the socket iterator, or /proc (the fallback).
+    pub sockets: SocketWalker,
     /// Bridges the programs' aya-log records to `tracing`; kept alive (dropping it closes
     /// the log map).
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
@@ -287,10 +294,33 @@ impl Probes {
             inject_faults: injected_faults()?,
             empty_programs: empty_programs()?,
         };
+        let iter_config = socket_iter::iter_config(kernel_btf.as_ref(), opts.existing_sockets);
+        // Both parses of kernel BTF are large (about 34 MiB for this one, 18 MiB for aya's
+        // below): they are the daemon's lifetime peak of memory, so never hold both.
+        drop(kernel_btf);
         let mut ebpf = EbpfLoader::new()
             .override_global(names::GLOBAL_CONFIG, &config, true)
+            .override_global(
+                names::GLOBAL_ITER_CONFIG,
+                iter_config
+                    .as_ref()
+                    .unwrap_or(&auditor_common::IterConfig::DEFAULT),
+                true,
+            )
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Object)?;
+        // aya's own parse, for the programs that attach by BTF id; dropped once they are.
+        let aya_btf = Btf::from_sys_fs();
+        let sockets = SocketWalker::load(
+            &mut ebpf,
+            aya_btf.as_ref(),
+            opts.existing_sockets,
+            iter_config,
+        )
+        .map_err(|reason| ProbeError::Load {
+            name: names::PROG_ITER_SOCKETS,
+            reason,
+        })?;
         // The programs' error paths log through aya-log; without it they are still counted.
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(l) => Some(l),
@@ -336,8 +366,9 @@ impl Probes {
         let tp_btf = match opts.tcp_hook {
             TcpHookChoice::Tracepoint => false,
             _ if sock_offsets.is_none() => false,
-            _ => attach_tp_btf(&mut ebpf)?,
+            _ => attach_tp_btf(&mut ebpf, aya_btf.as_ref())?,
         };
+        drop(aya_btf);
         if opts.tcp_hook == TcpHookChoice::TpBtf && !tp_btf {
             return Err(ProbeError::HookRefused {
                 hook: "tp-btf",
@@ -366,6 +397,7 @@ impl Probes {
             cgroup_root,
             netns_offsets,
             tcp_hook,
+            sockets,
             _logger: logger,
         })
     }
@@ -413,6 +445,11 @@ impl Probes {
             }),
             Ok(()) => Ok(()),
         }
+    }
+
+    /// Enumerates the node's open sockets with their owners (see `socket_iter`).
+    pub fn scan_open_sockets(&mut self) -> super::existing::Scan {
+        self.sockets.scan(&mut self.ebpf, &self.cgroup_root)
     }
 
     /// Takes the ring buffer out (once); records are read from it until shutdown.
@@ -543,8 +580,8 @@ fn empty_programs() -> Result<u32, ProbeError> {
 
 /// Loads and attaches the tp_btf TCP program. Ok(false) when this kernel refuses it (the
 /// caller falls back to the classic tracepoint, which every kernel with BPF offers).
-fn attach_tp_btf(ebpf: &mut Ebpf) -> Result<bool, ProbeError> {
-    let btf = match Btf::from_sys_fs() {
+fn attach_tp_btf(ebpf: &mut Ebpf, btf: Result<&Btf, &aya::BtfError>) -> Result<bool, ProbeError> {
+    let btf = match btf {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(error = %e, "no kernel BTF for tp_btf; using the classic tracepoint");
@@ -552,7 +589,7 @@ fn attach_tp_btf(ebpf: &mut Ebpf) -> Result<bool, ProbeError> {
         }
     };
     let prog: &mut BtfTracePoint = program(ebpf, PROG_TCP_STATE_BTF)?;
-    if let Err(e) = prog.load(TP_BTF_TCP_STATE, &btf) {
+    if let Err(e) = prog.load(TP_BTF_TCP_STATE, btf) {
         tracing::warn!(error = %load_error(PROG_TCP_STATE_BTF, e), "using the classic tracepoint");
         return Ok(false);
     }

@@ -200,7 +200,7 @@ impl Decoder {
         let cpu0 = process_cpu_ns();
         let scan = match probes.first_walk.take() {
             Some(scan) => scan,
-            None => existing::scan(std::path::Path::new("/proc"), &probes.cgroup_root),
+            None => probes.scan_open_sockets(),
         };
         let netns = &mut self.enrich.netns;
         let mut cookies: HashMap<u64, u64> = HashMap::new();
@@ -217,6 +217,7 @@ impl Decoder {
         let events = existing::events(&scan.found, &mut cookie, monotonic_ns());
         self.summary.existing_unowned += scan.unowned as u64;
         tracing::debug!(
+            method = probes.sockets.method.name(),
             sockets = scan.found.len(),
             records = events.len(),
             processes = scan.processes,
@@ -289,7 +290,7 @@ impl Decoder {
 /// The walk is kept for the stream to report: "existing" then means open before the
 /// caller said it was ready, with no race against what starts right after.
 pub fn seed_listeners(probes: &mut Probes) {
-    let scan = existing::scan(std::path::Path::new("/proc"), &probes.cgroup_root);
+    let scan = probes.scan_open_sockets();
     let mut netns = super::netns::NetnsDirectory::new();
     let mut cookie = |ino: u64| netns.cookie_of_inode(ino).unwrap_or(0);
     for (key, owner) in existing::listeners(&scan.found, &mut cookie) {

@@ -20,7 +20,7 @@ use crate::{
     capture::{ProbeOptions, Probes, stream},
     cli::RunConfig,
     edge::{Drops, unix_ms},
-    internal_events::{Degraded, InternalEvent, PolicyReloaded, StoreSetAside},
+    internal_events::{Degraded, InternalEvent, OpenSocketsMethod, PolicyReloaded, StoreSetAside},
     metrics::Metrics,
     store::{Batch, Store},
     verdict::load_judge,
@@ -155,10 +155,16 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         active_interval: cfg.probes.active_interval,
         cgroup_root: cfg.probes.cgroup_root.clone(),
         tcp_hook: cfg.probes.tcp_hook,
+        existing_sockets: cfg.probes.existing_sockets,
     })
     .context("starting the capture")?;
     // Servers bound before we started: their passive opens get an owner from now on.
     stream::seed_listeners(&mut probes);
+    OpenSocketsMethod {
+        method: probes.sockets.method.name(),
+        fallback: probes.sockets.fallback.as_deref(),
+    }
+    .emit(&shared.metrics);
     if probes.netns_offsets.is_none() {
         Degraded {
             reason: "no_btf",
