@@ -212,7 +212,7 @@ pub struct Probes {
 
 /// How TCP opens are hooked.
 ///
-/// fentry on `tcp_connect`/`inet_csk_accept` would cost 2 runs per connection instead of
+/// fentry on `tcp_connect`/`__inet_accept` would cost 2 runs per connection instead of
 /// 11, but kernels that forbid ftrace-based attachment (this project's CI kernel refuses
 /// fentry programs with EPERM, as hardened kernels often do) cannot run it, and a path
 /// that cannot be tested here is not shipped.
