@@ -41,6 +41,25 @@ async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     panic!("timed out waiting for {what}");
 }
 
+/// Watchers on `fake` as the daemon on `node` runs them, once their caches have synced.
+async fn synced_state(fake: &FakeKube, node: &str) -> Arc<KubeState> {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let state = Arc::new(KubeState::default());
+    start_watchers(
+        kube::Client::try_from(config).unwrap(),
+        state.clone(),
+        Some(node),
+    );
+    until("the caches to sync", || state.synced().then_some(())).await;
+    state
+}
+
 fn cgroup_of(uid: &str) -> String {
     format!(
         "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-0123abcd.scope",
@@ -93,17 +112,7 @@ async fn the_cluster_identifies_pods_and_services_and_a_reused_ip_is_not_misattr
         endpoint_slice("voice", "voice-config", &["10.244.1.5"], 9100),
     );
 
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
-    let state = Arc::new(KubeState::default());
-    start_watchers(client, state.clone(), Some("node-a"));
-    until("the caches to sync", || state.synced().then_some(())).await;
+    let state = synced_state(&fake, "node-a").await;
 
     let inv = Inventory::parse(INVENTORY, "inventory.yaml").unwrap();
     let id = KubeIdentity::new(state.clone(), inv.kube_selectors());
@@ -296,20 +305,7 @@ async fn only_the_nodes_own_pods_are_watched_in_full() {
             9100,
         ),
     );
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let state = Arc::new(KubeState::default());
-    start_watchers(
-        kube::Client::try_from(config).unwrap(),
-        state.clone(),
-        Some("node-a"),
-    );
-    until("the caches to sync", || state.synced().then_some(())).await;
+    let state = synced_state(&fake, "node-a").await;
     let inv = Inventory::parse(INVENTORY, "inventory.yaml").unwrap();
     let id = KubeIdentity::new(state.clone(), inv.kube_selectors());
 
@@ -417,20 +413,7 @@ async fn a_list_in_pages_is_indexed_whole() {
             ),
         );
     }
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let state = Arc::new(KubeState::default());
-    start_watchers(
-        kube::Client::try_from(config).unwrap(),
-        state.clone(),
-        Some("node-a"),
-    );
-    until("the caches to sync", || state.synced().then_some(())).await;
+    let state = synced_state(&fake, "node-a").await;
 
     // Each Service by its ClusterIP, and each pod on another node through its endpoint
     // and its metadata (its labels): the first, a middle and the last of each list.

@@ -122,7 +122,8 @@ pub fn decode(bytes: &[u8]) -> Result<FlowEvent, RecordError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowEvent>()) })
 }
 
-fn addr(family: u8, raw: &[u8; 16]) -> IpAddr {
+/// An address as the kernel records hold it: 16 bytes, IPv4 in the first 4.
+pub(crate) fn addr(family: u8, raw: &[u8; 16]) -> IpAddr {
     if family == AF_INET {
         IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
     } else {
@@ -130,7 +131,8 @@ fn addr(family: u8, raw: &[u8; 16]) -> IpAddr {
     }
 }
 
-fn comm(raw: &[u8; 16]) -> String {
+/// A task's comm: NUL-padded bytes.
+pub(crate) fn comm(raw: &[u8; 16]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }

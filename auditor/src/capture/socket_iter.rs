@@ -7,18 +7,21 @@
 use std::{
     collections::{HashMap, HashSet},
     io::Read,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::SocketAddr,
     path::Path,
     time::Instant,
 };
 
 use auditor_common::{
-    AF_INET, IPPROTO_TCP, IterConfig, OpenSocket as SocketRecord, TCP_LISTEN, Transport,
+    IPPROTO_TCP, IterConfig, OpenSocket as SocketRecord, TCP_LISTEN, Transport,
     names::{ITER_TASK_FILE, PROG_ITER_SOCKETS},
 };
 use aya::{Ebpf, programs::Iter};
 
-use super::existing::{Found, Netns, OpenSocket, Owner, Scan, SocketState};
+use super::{
+    existing::{Found, Netns, OpenSocket, Owner, Scan, SocketState},
+    record::{addr, comm},
+};
 
 /// `--existing-sockets`: how open sockets are enumerated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -213,8 +216,8 @@ fn scan_records(records: &[SocketRecord]) -> Scan {
             socket: OpenSocket {
                 transport,
                 state,
-                local: SocketAddr::new(ip(r.family, &r.local_addr), r.local_port),
-                remote: SocketAddr::new(ip(r.family, &r.remote_addr), r.remote_port),
+                local: SocketAddr::new(addr(r.family, &r.local_addr), r.local_port),
+                remote: SocketAddr::new(addr(r.family, &r.remote_addr), r.remote_port),
                 inode: 0,
             },
             owner: Owner {
@@ -239,23 +242,12 @@ fn namespaces_of(found: &[Found]) -> usize {
     found.iter().map(|f| f.netns).collect::<HashSet<_>>().len()
 }
 
-fn ip(family: u8, bytes: &[u8; 16]) -> IpAddr {
-    if family == AF_INET {
-        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(*bytes))
-    }
-}
-
-fn comm(bytes: &[u8; 16]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auditor_common::AF_INET;
     use auditor_common::{AF_INET6, IPPROTO_UDP, TCP_ESTABLISHED};
+    use std::net::IpAddr;
 
     fn rec(
         sk: u64,
