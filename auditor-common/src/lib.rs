@@ -368,7 +368,11 @@ pub struct FlowKey {
     pub family: u8,
     pub transport: u8,
     pub direction: u8,
-    pub _pad: [u8; 7],
+    // Padding as scalars, not `[u8; 7]`: the BPF backend zeroes an odd-sized array with a
+    // call to a byte-at-a-time memset, on every sighting.
+    pub _pad1: u8,
+    pub _pad2: u16,
+    pub _pad4: u32,
 }
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 64);
 
@@ -414,7 +418,9 @@ pub struct ListenerKey {
     pub netns_cookie: u64,
     pub port: u16,
     pub transport: u8,
-    pub _pad: [u8; 5],
+    // Scalars, not `[u8; 5]`, for the reason given at `FlowKey`.
+    pub _pad1: u8,
+    pub _pad4: u32,
 }
 const _: () = assert!(core::mem::size_of::<ListenerKey>() == 16);
 

@@ -1,7 +1,7 @@
 //! Listener owners from cgroup v2 `post_bind4/6`: bind runs in the server's own task, so
 //! this is where its pid, comm and cgroup are known for the passive opens that follow.
 
-use auditor_common::{IPPROTO_TCP, ListenerOwner};
+use auditor_common::{IPPROTO_TCP, ListenerKey, ListenerOwner};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
@@ -36,12 +36,14 @@ fn try_post_bind(ctx: &SockContext) -> Result<(), i32> {
     if sock.protocol != IPPROTO_TCP as u32 {
         return Ok(());
     }
-    let key = crate::key::listener_key(
-        unsafe { bpf_get_netns_cookie(ctx.sock.cast()) },
+    let key = ListenerKey {
+        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.sock.cast()) },
         // src_port is in host byte order in struct bpf_sock.
-        sock.src_port as u16,
-        IPPROTO_TCP,
-    );
+        port: sock.src_port as u16,
+        transport: IPPROTO_TCP,
+        _pad1: 0,
+        _pad4: 0,
+    };
     let pid_tgid = bpf_get_current_pid_tgid();
     let owner = ListenerOwner {
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },

@@ -5,7 +5,7 @@
 //! tracepoint, which sees both ends.
 
 use auditor_common::{
-    AF_INET, AF_INET6, DIRECTION_EGRESS, DIRECTION_INGRESS, HOOK_UDP_CONNECT,
+    AF_INET, AF_INET6, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_UDP_CONNECT,
     HOOK_UDP_RECVMSG, HOOK_UDP_SENDMSG, IPPROTO_UDP,
 };
 use aya_ebpf::{
@@ -19,7 +19,7 @@ use aya_ebpf::{
 
 use crate::{
     flow::{Actor, empty_programs, is_self, observe},
-    key::{Flow, v4, v6},
+    key::{v4, v6},
 };
 
 const ALLOW: i32 = 1;
@@ -86,9 +86,9 @@ fn udp_received(ctx: &SockAddrContext, family: u8) {
     } else {
         (v6(sa.user_ip6), v6(sock.src_ip6))
     };
-    let key = Flow {
-        local,
-        remote,
+    let key = FlowKey {
+        local_addr: local,
+        remote_addr: remote,
         netns_cookie: unsafe { bpf_get_netns_cookie(ctx.sock_addr.cast()) },
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         tgid,
@@ -97,8 +97,10 @@ fn udp_received(ctx: &SockAddrContext, family: u8) {
         family,
         transport: IPPROTO_UDP,
         direction: DIRECTION_INGRESS,
-    }
-    .key();
+        _pad1: 0,
+        _pad2: 0,
+        _pad4: 0,
+    };
     observe(&key, || Actor::current(pid_tgid), HOOK_UDP_RECVMSG);
 }
 
@@ -127,9 +129,9 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
     } else {
         (v6(sa.user_ip6), v4(0))
     };
-    let key = Flow {
-        local,
-        remote,
+    let key = FlowKey {
+        local_addr: local,
+        remote_addr: remote,
         netns_cookie: unsafe { bpf_get_netns_cookie(ctx.sock_addr.cast()) },
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         tgid,
@@ -138,8 +140,10 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
         family,
         transport: IPPROTO_UDP,
         direction: DIRECTION_EGRESS,
-    }
-    .key();
+        _pad1: 0,
+        _pad2: 0,
+        _pad4: 0,
+    };
     observe(&key, || Actor::current(pid_tgid), hook);
     Ok(())
 }

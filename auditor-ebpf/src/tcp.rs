@@ -9,8 +9,8 @@
 //! is shared.
 
 use auditor_common::{
-    AF_INET, AF_INET6, Counter, DIRECTION_EGRESS, DIRECTION_INGRESS, HOOK_TCP_ACTIVE,
-    HOOK_TCP_PASSIVE, IPPROTO_TCP,
+    AF_INET, AF_INET6, Counter, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_TCP_ACTIVE,
+    HOOK_TCP_PASSIVE, IPPROTO_TCP, ListenerKey,
 };
 use aya_ebpf::{
     EbpfContext,
@@ -23,7 +23,7 @@ use crate::flow::{
     AUDITOR_LISTENERS, Actor, config, count, empty_programs, is_self, observe, sock_netns_cookie,
     sock_netns_cookie_btf,
 };
-use crate::key::{Addr, Flow, listener_key, v4};
+use crate::key::{v4, words};
 
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
@@ -32,8 +32,8 @@ const TCP_SYN_RECV: i32 = 3;
 /// What both entry points read from the event.
 struct TcpOpen {
     family: u8,
-    local: Addr,
-    remote: Addr,
+    local: [u8; 16],
+    remote: [u8; 16],
     /// Local port (host order).
     sport: u16,
     /// Remote port (host order).
@@ -86,8 +86,8 @@ fn sk_field<T: Copy>(sk: *const u8, offset: u16) -> T {
 }
 
 #[inline(always)]
-fn sk_v6(sk: *const u8, offset: u16) -> Addr {
-    [sk_field(sk, offset), sk_field(sk, offset + 8)]
+fn sk_v6(sk: *const u8, offset: u16) -> [u8; 16] {
+    words([sk_field(sk, offset), sk_field(sk, offset + 8)])
 }
 
 #[inline(always)]
@@ -149,8 +149,8 @@ fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
 
 /// An IPv6 address field as two aligned 8-byte loads (the record's v6 fields are 8-aligned).
 #[inline(always)]
-fn field_v6(ctx: &TracePointContext, offset: usize) -> Addr {
-    [field(ctx, offset), field(ctx, offset + 8)]
+fn field_v6(ctx: &TracePointContext, offset: usize) -> [u8; 16] {
+    words([field(ctx, offset), field(ctx, offset + 8)])
 }
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -223,9 +223,9 @@ fn active_open(open: TcpOpen) {
     if is_self(tgid) {
         return;
     }
-    let key = Flow {
-        local: open.local,
-        remote: open.remote,
+    let key = FlowKey {
+        local_addr: open.local,
+        remote_addr: open.remote,
         netns_cookie: open.netns_cookie,
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         tgid,
@@ -233,14 +233,22 @@ fn active_open(open: TcpOpen) {
         family: open.family,
         transport: IPPROTO_TCP,
         direction: DIRECTION_EGRESS,
-    }
-    .key();
+        _pad1: 0,
+        _pad2: 0,
+        _pad4: 0,
+    };
     observe(&key, || Actor::current(pid_tgid), HOOK_TCP_ACTIVE);
 }
 
 #[inline(always)]
 fn passive_open(open: TcpOpen) {
-    let listener = listener_key(open.netns_cookie, open.sport, IPPROTO_TCP);
+    let listener = ListenerKey {
+        netns_cookie: open.netns_cookie,
+        port: open.sport,
+        transport: IPPROTO_TCP,
+        _pad1: 0,
+        _pad4: 0,
+    };
     let owner = unsafe { AUDITOR_LISTENERS.get(&listener) };
     let (tgid, cgroup_id) = match owner {
         Some(owner) => (owner.tgid, owner.cgroup_id),
@@ -252,9 +260,9 @@ fn passive_open(open: TcpOpen) {
     if is_self(tgid) {
         return;
     }
-    let key = Flow {
-        local: open.local,
-        remote: open.remote,
+    let key = FlowKey {
+        local_addr: open.local,
+        remote_addr: open.remote,
         netns_cookie: open.netns_cookie,
         cgroup_id,
         tgid,
@@ -262,8 +270,10 @@ fn passive_open(open: TcpOpen) {
         family: open.family,
         transport: IPPROTO_TCP,
         direction: DIRECTION_INGRESS,
-    }
-    .key();
+        _pad1: 0,
+        _pad2: 0,
+        _pad4: 0,
+    };
     // The owner is read only when a record is emitted (the map value stays valid for
     // this run of the program).
     let actor = || match owner {

@@ -319,7 +319,9 @@ pub fn events(
             } else {
                 DIRECTION_EGRESS
             },
-            _pad: [0; 7],
+            _pad1: 0,
+            _pad2: 0,
+            _pad4: 0,
         };
         let listener = s.state == SocketState::Listen;
         let entry = by_key.entry(key).or_insert_with(|| {
@@ -365,7 +367,8 @@ pub fn listeners(
                     netns_cookie: f.netns.cookie(&mut cookie),
                     port: f.socket.local.port(),
                     transport: IPPROTO_TCP,
-                    _pad: [0; 5],
+                    _pad1: 0,
+                    _pad4: 0,
                 },
                 ListenerOwner {
                     cgroup_id: f.owner.cgroup_id,
