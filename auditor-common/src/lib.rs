@@ -187,9 +187,9 @@ pub struct Config {
     /// that an error is logged (aya-log) and counted. 0 in production: the verifier knows
     /// the frozen value and removes the injection branches before the program runs.
     pub inject_faults: u32,
-    /// Non-zero: every program returns at its first instruction. The benchmark's floor arm
-    /// uses it to measure what the hooks cost with no work done (bpf_stats' own overhead
-    /// included). 0 in production, where the verifier removes the check.
+    /// Non-zero: every hook program (not the socket iterator) returns before any work. The
+    /// benchmark's floor arm uses it to measure what the hooks cost with no work done
+    /// (bpf_stats' own overhead included). 0 in production, where the verifier removes the check.
     pub empty_programs: u32,
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 56);

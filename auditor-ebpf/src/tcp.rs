@@ -249,12 +249,28 @@ fn passive_open(open: TcpOpen) {
         _pad1: 0,
         _pad4: 0,
     };
-    let owner = unsafe { AUDITOR_LISTENERS.get(&listener) };
-    let (tgid, cgroup_id) = match owner {
-        Some(owner) => (owner.tgid, owner.cgroup_id),
+    // Copied at once: another CPU's bind may reuse this LRU element before we are done.
+    let (tgid, cgroup_id, actor) = match unsafe { AUDITOR_LISTENERS.get(&listener) } {
+        Some(owner) => (
+            owner.tgid,
+            owner.cgroup_id,
+            Actor {
+                pid: owner.pid,
+                uid: owner.uid,
+                comm: owner.comm,
+            },
+        ),
         None => {
             count(Counter::PassiveNoListener);
-            (0, 0)
+            (
+                0,
+                0,
+                Actor {
+                    pid: 0,
+                    uid: 0,
+                    comm: [0; 16],
+                },
+            )
         }
     };
     if is_self(tgid) {
@@ -274,19 +290,5 @@ fn passive_open(open: TcpOpen) {
         _pad2: 0,
         _pad4: 0,
     };
-    // The owner is read only when a record is emitted (the map value stays valid for
-    // this run of the program).
-    let actor = || match owner {
-        Some(owner) => Actor {
-            pid: owner.pid,
-            uid: owner.uid,
-            comm: owner.comm,
-        },
-        None => Actor {
-            pid: 0,
-            uid: 0,
-            comm: [0; 16],
-        },
-    };
-    observe(&key, actor, HOOK_TCP_PASSIVE);
+    observe(&key, || actor, HOOK_TCP_PASSIVE);
 }

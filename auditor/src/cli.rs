@@ -274,7 +274,7 @@ pub struct ProbeArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub tcp_hook: crate::capture::probes::TcpHookChoice,
     /// How those open sockets are enumerated: `iterator` is a BPF socket iterator
-    /// (needs kernel BTF and BPF iterators, 5.8+; a few ms for 10,000 sockets), `proc`
+    /// (needs kernel BTF and `bpf_sock_from_file`, 5.11+; a few ms for 10,000 sockets), `proc`
     /// walks /proc (every process's fds and every namespace's socket tables: several
     /// times the CPU). `auto` uses the iterator and falls back to /proc, saying so.
     #[arg(long, value_enum, default_value = "auto")]

@@ -127,9 +127,10 @@ impl InternalEvent for StoreSetAside {
     }
 }
 
-/// How the node's open sockets are enumerated, said once at start: the socket iterator,
-/// or the /proc walk (asked for, or the fallback, with why) and
-/// `auditor_open_sockets_method{method} 1`.
+/// How the node's open sockets are enumerated, said at start and again if a failing
+/// iterator walk switches to /proc: the socket iterator, or the /proc walk (asked for, or
+/// the fallback, with why), and `auditor_open_sockets_method{method}` 1 for the method in
+/// use, 0 for the other.
 pub struct OpenSocketsMethod<'a> {
     pub method: &'static str,
     /// Why the iterator is not used, when it is not.
@@ -149,11 +150,13 @@ impl InternalEvent for OpenSocketsMethod<'_> {
                 "open sockets are enumerated from /proc"
             ),
         }
-        m.open_sockets_method
-            .get_or_create(&MethodLabels {
-                method: self.method.into(),
-            })
-            .set(1);
+        for method in ["iterator", "proc"] {
+            m.open_sockets_method
+                .get_or_create(&MethodLabels {
+                    method: method.into(),
+                })
+                .set(i64::from(method == self.method));
+        }
     }
 }
 

@@ -128,6 +128,11 @@ fn audits_with(caps: &[String], name: &str, degraded: Option<&str>) {
         ),
         None => assert!(reasons.is_empty(), "{reasons:?}"),
     }
+    // The chart's capabilities run the socket iterator too, not just the /proc fallback.
+    assert!(
+        text.contains("auditor_open_sockets_method{method=\"iterator\"} 1"),
+        "the socket iterator did not run with {caps:?}:\n{text}"
+    );
     let log = daemon.stop().expect("clean stop");
     assert!(!log.contains("ERROR"), "{log}");
     if let Some(reason) = degraded {

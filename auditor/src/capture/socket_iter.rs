@@ -29,7 +29,9 @@ pub enum ExistingSockets {
     /// The kernel's socket iterator, or the /proc walk where the kernel cannot run it.
     #[default]
     Auto,
-    /// The kernel's socket iterator only: starting fails where the kernel cannot run it.
+    /// The kernel's socket iterator: starting fails where the kernel cannot run it. (A walk
+    /// that fails later still falls back to /proc, saying so in the log and in
+    /// `auditor_open_sockets_method`: the sockets are found either way.)
     Iterator,
     /// The /proc walk only (costs more CPU: a link read per open file descriptor).
     Proc,

@@ -67,6 +67,9 @@ pub trait Handler {
     }
     /// Kernel counters (cumulative), about every `STATS_EVERY`, and once at the end.
     fn kernel(&mut self, _counters: &KernelCounters, _lru_evictions: Option<u64>) {}
+    /// The enumeration of open sockets changed method at runtime (the iterator failed, so
+    /// /proc from now on), with why.
+    fn open_sockets_method(&mut self, _method: &'static str, _reason: &str) {}
 }
 
 /// Lets a plain closure be a handler (what `auditor capture` uses).
@@ -198,10 +201,17 @@ impl Decoder {
         handler: &mut H,
     ) -> Result<(), StreamError> {
         let cpu0 = process_cpu_ns();
+        let method = probes.sockets.method;
         let scan = match probes.first_walk.take() {
             Some(scan) => scan,
             None => probes.scan_open_sockets(),
         };
+        if probes.sockets.method != method {
+            handler.open_sockets_method(
+                probes.sockets.method.name(),
+                probes.sockets.fallback.as_deref().unwrap_or(""),
+            );
+        }
         let netns = &mut self.enrich.netns;
         let mut cookies: HashMap<u64, u64> = HashMap::new();
         let mut cookie = |ino: u64| {

@@ -136,6 +136,14 @@ impl Handler for DaemonHandler {
         MalformedRecord { error }.emit(&self.shared.metrics);
     }
 
+    fn open_sockets_method(&mut self, method: &'static str, reason: &str) {
+        crate::internal_events::OpenSocketsMethod {
+            method,
+            fallback: Some(reason),
+        }
+        .emit(&self.shared.metrics);
+    }
+
     fn kernel(&mut self, k: &KernelCounters, lru_evictions: Option<u64>) {
         let m = &self.shared.metrics;
         let delta = |c: Counter| k.get(c).saturating_sub(self.last_kernel.get(c));
