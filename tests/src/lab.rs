@@ -167,3 +167,41 @@ impl Drop for Lab {
         let _ = ip(&["netns", "del", &self.hub]);
     }
 }
+
+/// Four hosts playing GES, Redis, Tenant Service and Config Service (GES -> Redis is
+/// undocumented; Tenant -> Config 9100 is row 26), with the bundled allowlist and an
+/// inventory naming the hosts' addresses, in a fresh temp dir `auditor-{tag}-{pid}`.
+pub struct VoiceLab {
+    pub lab: Lab,
+    pub dir: std::path::PathBuf,
+}
+
+impl VoiceLab {
+    pub fn new(tag: &str) -> VoiceLab {
+        let lab = Lab::new(&["ges", "redis", "tenant", "config"]).expect("lab");
+        let dir = std::env::temp_dir().join(format!("auditor-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = |h: &str| lab.host(h).v4.to_string();
+        std::fs::write(
+            dir.join("inventory.yaml"),
+            format!(
+                "version: 1\nservices:\n  Genesys Engagement Service: {{addresses: [{}]}}\n  Redis: {{addresses: [{}]}}\n  Tenant Service: {{addresses: [{}]}}\n  Config Service: {{addresses: [{}]}}\n",
+                a("ges"),
+                a("redis"),
+                a("tenant"),
+                a("config")
+            ),
+        )
+        .unwrap();
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../allowlist/voice-microservices.yaml"
+            ),
+            dir.join("allowlist.yaml"),
+        )
+        .unwrap();
+        VoiceLab { lab, dir }
+    }
+}

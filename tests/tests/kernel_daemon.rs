@@ -9,7 +9,7 @@ use auditor_tests::peer::{client, serve};
 use auditor_tests::{
     events::read_valid,
     kernel_tests_enabled,
-    lab::Lab,
+    lab::{Lab, VoiceLab},
     services::{Daemon, alertmanager, http_json, metric, prometheus, prometheus_nodes, wait_for},
     workspace_bin,
 };
@@ -28,25 +28,7 @@ struct Setup {
 
 impl Setup {
     fn new(name: &str) -> Setup {
-        let lab = Lab::new(&["ges", "redis", "tenant", "config"]).expect("lab");
-        let dir =
-            std::env::temp_dir().join(format!("auditor-daemon-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let a = |h: &str| lab.host(h).v4.to_string();
-        std::fs::write(
-            dir.join("inventory.yaml"),
-            format!(
-                "version: 1\nservices:\n  {GES}: {{addresses: [{}]}}\n  Redis: {{addresses: [{}]}}\n  Tenant Service: {{addresses: [{}]}}\n  Config Service: {{addresses: [{}]}}\n",
-                a("ges"), a("redis"), a("tenant"), a("config")
-            ),
-        )
-        .unwrap();
-        std::fs::copy(
-            format!("{ROOT}/allowlist/voice-microservices.yaml"),
-            dir.join("allowlist.yaml"),
-        )
-        .unwrap();
+        let VoiceLab { lab, dir } = VoiceLab::new(&format!("daemon-{name}"));
         Setup { lab, dir }
     }
 

@@ -20,14 +20,13 @@ use std::{
 use auditor_tests::{
     events::read_valid,
     kernel_tests_enabled,
-    lab::Lab,
+    lab::{Lab, VoiceLab},
     peer::{client, serve},
     services::{Daemon, free_port, http_get, metric, wait_for},
     workspace_bin,
 };
 
 static KERNEL: Mutex<()> = Mutex::new(());
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// GES and Redis in network namespaces (GES -> Redis is undocumented), Tenant and Config
 /// (Tenant -> Config 9100 is row 26), with their inventory in a temp dir.
@@ -38,24 +37,7 @@ struct Setup {
 
 impl Setup {
     fn new(name: &str) -> Setup {
-        let lab = Lab::new(&["ges", "redis", "tenant", "config"]).expect("lab");
-        let dir = std::env::temp_dir().join(format!("auditor-fail-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let a = |h: &str| lab.host(h).v4.to_string();
-        std::fs::write(
-            dir.join("inventory.yaml"),
-            format!(
-                "version: 1\nservices:\n  Genesys Engagement Service: {{addresses: [{}]}}\n  Redis: {{addresses: [{}]}}\n  Tenant Service: {{addresses: [{}]}}\n  Config Service: {{addresses: [{}]}}\n",
-                a("ges"), a("redis"), a("tenant"), a("config")
-            ),
-        )
-        .unwrap();
-        std::fs::copy(
-            format!("{ROOT}/allowlist/voice-microservices.yaml"),
-            dir.join("allowlist.yaml"),
-        )
-        .unwrap();
+        let VoiceLab { lab, dir } = VoiceLab::new(&format!("fail-{name}"));
         Setup { lab, dir }
     }
 
