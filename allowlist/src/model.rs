@@ -245,6 +245,24 @@ pub enum Ports {
     },
 }
 
+/// "8080, 9092" for listed ports; the document's own words for any or unknown ports.
+impl fmt::Display for Ports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ports::Listed(l) => {
+                for (i, p) in l.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                Ok(())
+            }
+            Ports::Any { reason } | Ports::Unknown { reason } => f.write_str(reason),
+        }
+    }
+}
+
 impl Ports {
     pub fn listed(&self) -> &[PortSpec] {
         match self {

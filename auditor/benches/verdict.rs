@@ -8,7 +8,8 @@ use allowlist::{Overrides, file};
 use auditor::{
     capture::Direction,
     identity::{Inventory, Resolver},
-    verdict::{FlowView, Judge},
+    model::FlowView,
+    verdict::Judge,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 

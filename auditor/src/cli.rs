@@ -5,6 +5,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
+use crate::verdict::InputFiles;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "auditor",
@@ -122,7 +124,7 @@ Tenant Service: {kubernetes: {namespace: voice, labels: {app: tenant}}}\n  \
 externals:\n    \
 Object storage: {addresses: [203.0.113.0/24]}"
     )]
-    NetworkPolicy(NetworkPolicyArgs),
+    NetworkPolicy(NetworkInputArgs),
     /// Import, check and describe documented connection allowlists.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
@@ -212,7 +214,7 @@ pub enum AllowlistCommand {
 
 /// The policy files every judging command reads.
 #[derive(Debug, clap::Args)]
-pub struct PolicyArgs {
+pub struct InputArgs {
     /// The documented connection allowlist (YAML or JSON).
     #[arg(long)]
     pub allowlist: PathBuf,
@@ -231,18 +233,9 @@ pub struct PolicyArgs {
     pub baseline: Option<PathBuf>,
 }
 
-/// Validated policy file paths.
-#[derive(Debug, Clone)]
-pub struct PolicyConfig {
-    pub allowlist: PathBuf,
-    pub inventory: PathBuf,
-    pub overrides: Option<PathBuf>,
-    pub baseline: Option<PathBuf>,
-}
-
-impl From<PolicyArgs> for PolicyConfig {
-    fn from(a: PolicyArgs) -> Self {
-        PolicyConfig {
+impl From<InputArgs> for InputFiles {
+    fn from(a: InputArgs) -> Self {
+        InputFiles {
             allowlist: a.allowlist,
             inventory: a.inventory,
             overrides: a.overrides,
@@ -531,7 +524,7 @@ fn nonzero(durations: &[(&str, Duration)]) -> anyhow::Result<()> {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub inputs: InputArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -570,7 +563,7 @@ pub struct RunArgs {
 /// Validated `auditor run` settings, in the groups of its arguments.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub policy: PolicyConfig,
+    pub inputs: InputFiles,
     pub store: StoreConfig,
     pub alerts: AlertConfig,
     pub http: HttpConfig,
@@ -599,7 +592,7 @@ impl TryFrom<RunArgs> for RunConfig {
                 .unwrap_or_else(|_| "unknown".into())
         });
         Ok(RunConfig {
-            policy: a.policy.into(),
+            inputs: a.inputs.into(),
             store: a.store.try_into()?,
             alerts: a.alerts.try_into()?,
             http: a.http.try_into()?,
@@ -835,7 +828,7 @@ impl TryFrom<ReportArgs> for ReportConfig {
                 when("--since", Some(a.since.unwrap_or_else(|| "24h".into())))?.expect("given");
             let until = match when("--until", a.until)? {
                 Some(u) => u,
-                None => crate::edge::unix_ms(std::time::SystemTime::now()),
+                None => crate::model::time::unix_ms(std::time::SystemTime::now()),
             };
             if until <= since {
                 anyhow::bail!("--since must be before --until");
@@ -897,7 +890,7 @@ impl TryFrom<ReportArgs> for ReportConfig {
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub inputs: InputArgs,
     /// Flow records, one JSON object per line; `-` or nothing for stdin.
     pub flows: Option<String>,
     /// Exit 1 when the replay shows this (comma-separated or repeated): `violations` (a
@@ -916,9 +909,9 @@ pub struct ReplayArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct NetworkPolicyArgs {
+pub struct NetworkInputArgs {
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub inputs: InputArgs,
     /// Isolate egress too: each service's pods may connect only to the documented
     /// destinations (and DNS).
     #[arg(long)]
@@ -965,7 +958,7 @@ pub enum PolicyOutput {
 /// Validated `auditor networkpolicy` settings.
 #[derive(Debug, Clone)]
 pub struct NetworkPolicyConfig {
-    pub policy: PolicyConfig,
+    pub inputs: InputFiles,
     pub options: crate::networkpolicy::Options,
     pub output: PolicyOutput,
     pub store: Option<PathBuf>,
@@ -973,10 +966,10 @@ pub struct NetworkPolicyConfig {
     pub fail_on: Vec<NetworkPolicyFailOn>,
 }
 
-impl TryFrom<NetworkPolicyArgs> for NetworkPolicyConfig {
+impl TryFrom<NetworkInputArgs> for NetworkPolicyConfig {
     type Error = anyhow::Error;
 
-    fn try_from(a: NetworkPolicyArgs) -> anyhow::Result<Self> {
+    fn try_from(a: NetworkInputArgs) -> anyhow::Result<Self> {
         let dns = crate::networkpolicy::DnsPeer::parse(&a.dns)
             .map_err(|e| anyhow::anyhow!("--dns {e}"))?;
         if let Some(s) = &a.store
@@ -992,7 +985,7 @@ impl TryFrom<NetworkPolicyArgs> for NetworkPolicyConfig {
             Some(p) => PolicyOutput::File(p),
         };
         Ok(NetworkPolicyConfig {
-            policy: a.policy.into(),
+            inputs: a.inputs.into(),
             options: crate::networkpolicy::Options {
                 egress: a.egress,
                 dns,
@@ -1008,7 +1001,7 @@ impl TryFrom<NetworkPolicyArgs> for NetworkPolicyConfig {
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub inputs: InputArgs,
     /// The connecting address.
     #[arg(long)]
     pub from: std::net::IpAddr,
@@ -1023,7 +1016,7 @@ pub struct ExplainArgs {
 /// Validated `auditor replay` settings.
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
-    pub policy: PolicyConfig,
+    pub inputs: InputFiles,
     /// None: stdin.
     pub flows: Option<PathBuf>,
     /// Conditions that make the replay exit 1.
@@ -1050,7 +1043,7 @@ impl TryFrom<ReplayArgs> for ReplayConfig {
             anyhow::bail!("--node: give a name");
         }
         Ok(ReplayConfig {
-            policy: a.policy.into(),
+            inputs: a.inputs.into(),
             flows: a.flows.filter(|f| f != "-").map(PathBuf::from),
             fail_on: a.fail_on,
             store: a.store.map(|s| (s, a.node)),
@@ -1061,7 +1054,7 @@ impl TryFrom<ReplayArgs> for ReplayConfig {
 /// Validated `auditor explain` settings.
 #[derive(Debug, Clone)]
 pub struct ExplainConfig {
-    pub policy: PolicyConfig,
+    pub inputs: InputFiles,
     pub from: std::net::IpAddr,
     pub to: std::net::SocketAddr,
     pub transport: auditor_common::Transport,
@@ -1070,7 +1063,7 @@ pub struct ExplainConfig {
 impl From<ExplainArgs> for ExplainConfig {
     fn from(a: ExplainArgs) -> Self {
         ExplainConfig {
-            policy: a.policy.into(),
+            inputs: a.inputs.into(),
             from: a.from,
             to: a.to,
             transport: if a.udp {

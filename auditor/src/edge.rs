@@ -6,15 +6,12 @@
 //!
 //! A connection pool reconnecting 10,000 times is one edge: one event, a count of 10,000.
 
-use std::{
-    net::IpAddr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::capture::{Direction, Transport};
-use crate::{identity::Resolved, verdict::Verdict};
+use crate::model::{Millis, Verdict};
 
 /// One end of a connection. `service` is the documented service; the Kubernetes fields
 /// are there when the cluster identified the end.
@@ -52,22 +49,6 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An end as identity resolved it (or did not), at `addr`.
-    pub fn resolved(r: Option<&Resolved>, addr: Option<IpAddr>) -> Endpoint {
-        let k8s = r.and_then(|r| r.k8s.as_deref());
-        Endpoint {
-            service: r.map(|r| r.service.to_string()),
-            addr,
-            port: None,
-            connected_port: None,
-            namespace: k8s.map(|k| k.namespace.clone()),
-            pod: k8s.and_then(|k| k.pod.clone()),
-            workload: k8s.and_then(|k| k.workload.clone()),
-            k8s_service: k8s.and_then(|k| k.service.clone()),
-            via: r.map(|r| r.via.to_string()),
-        }
-    }
-
     /// The name an edge knows this end by: the service, else the address, else "unknown".
     pub fn name(&self) -> String {
         match (&self.service, self.addr) {
@@ -199,17 +180,16 @@ pub struct Edge {
     /// Connections.
     pub count: u64,
     /// RFC 3339.
-    #[serde(with = "rfc3339_ms")]
+    #[serde(with = "crate::model::time::as_rfc3339")]
     #[schemars(with = "String")]
     pub first_seen: Millis,
     /// RFC 3339.
-    #[serde(with = "rfc3339_ms")]
+    #[serde(with = "crate::model::time::as_rfc3339")]
     #[schemars(with = "String")]
     pub last_seen: Millis,
 }
 
 /// Unix time in milliseconds (what the store keeps).
-pub type Millis = i64;
 
 /// Name of both ends of an overflow edge (`Edge::overflow`), in every output.
 pub const OVERFLOW: &str = "_other";
@@ -349,41 +329,10 @@ impl Drops {
     }
 }
 
-pub fn unix_ms(t: SystemTime) -> Millis {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-pub fn from_unix_ms(ms: Millis) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
-}
-
-/// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// Millisecond timestamps as RFC 3339 strings in JSON.
-pub mod rfc3339_ms {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::rfc3339(super::from_unix_ms(*ms)))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_rfc3339_weak(&text)
-            .map(super::unix_ms)
-            .map_err(|e| D::Error::custom(format!("{text:?}: {e}")))
-    }
-}
-
 /// The edge the unit tests share: GES -> Redis tcp/6379, undocumented, by process `ges`
 /// (pid 7), `count` connections at `at` (unix ms).
 #[cfg(test)]
 pub(crate) fn test_edge(count: u64, at: Millis) -> Edge {
-    use crate::verdict::Verdict;
     Edge {
         verdict: Verdict::UndocumentedEgress,
         rules: vec![],

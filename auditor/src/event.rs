@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::edge::{Edge, rfc3339};
+use crate::{edge::Edge, model::time::rfc3339};
 
 pub const SCHEMA: &str = "auditor-event/2";
 

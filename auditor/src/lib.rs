@@ -14,6 +14,7 @@ pub mod event;
 pub mod identity;
 pub mod internal_events;
 pub mod metrics;
+pub mod model;
 pub mod networkpolicy;
 pub mod provenance;
 pub mod report;

@@ -448,7 +448,7 @@ mod tests {
     #[test]
     fn an_unattributed_end_is_labelled_unknown_never_by_its_address() {
         let mut e = crate::edge::test_edge(1, 0);
-        e.verdict = crate::verdict::Verdict::UnknownDestination;
+        e.verdict = crate::model::Verdict::UnknownDestination;
         e.dst.service = None;
         e.dst.addr = Some("203.0.113.9".parse().unwrap());
         assert_eq!(e.key().dst, "203.0.113.9", "the edge keeps its address");

@@ -37,7 +37,7 @@ pub fn allowlist_content_sha256(list: &Allowlist) -> String {
 /// The digest of one documented row's content: source, destination, transport, ports.
 /// Two rows with the same number and different digests document different connections.
 pub fn row_sha256(c: &allowlist::Connection) -> String {
-    let ports = crate::report::ports_text(c);
+    let ports = c.ports.to_string();
     let v = serde_json::json!({
         "source": c.source,
         "destination": c.destination,
@@ -71,7 +71,7 @@ pub struct Inputs {
 impl Inputs {
     /// The digests of the files a judge was loaded from (read again: a file changed in
     /// between is caught by the next reload, which records its own inputs).
-    pub fn of_files(list: &Allowlist, p: &crate::cli::PolicyConfig) -> anyhow::Result<Inputs> {
+    pub fn of_files(list: &Allowlist, p: &crate::verdict::InputFiles) -> anyhow::Result<Inputs> {
         Ok(Inputs {
             auditor_version: AUDITOR_VERSION.into(),
             allowlist_sha256: Some(file_sha256(&p.allowlist)?),
@@ -79,7 +79,7 @@ impl Inputs {
             inventory_sha256: Some(file_sha256(&p.inventory)?),
             overrides_sha256: p.overrides.as_deref().map(file_sha256).transpose()?,
             baseline_sha256: p.baseline.as_deref().map(file_sha256).transpose()?,
-            since: crate::edge::rfc3339(std::time::SystemTime::now()),
+            since: crate::model::time::rfc3339(std::time::SystemTime::now()),
         })
     }
 }
@@ -94,7 +94,7 @@ pub fn changed_rows(a: &Allowlist, b: &Allowlist) -> Vec<String> {
             c.source,
             c.destination,
             c.transport.as_str(),
-            crate::report::ports_text(c)
+            c.ports
         )
     };
     for c in &a.connections {

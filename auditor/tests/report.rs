@@ -5,9 +5,9 @@ use std::process::Command;
 
 use auditor::{
     edge::{Direction, Documented, Drops, Edge, Endpoint, Process, Transport},
+    model::Verdict,
     report,
     store::{Batch, CoverageUpdate, RowDelta, Store},
-    verdict::Verdict,
 };
 
 const AUDITOR: &str = env!("CARGO_BIN_EXE_auditor");

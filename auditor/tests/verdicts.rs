@@ -7,7 +7,8 @@ use allowlist::{Overrides, file, overrides};
 use auditor::{
     capture::{Direction, FlowRecord, Transport},
     identity::{Inventory, Resolver},
-    verdict::{FlowView, Judge, Twins, Verdict, render::verdict_json},
+    model::{FlowView, Verdict},
+    verdict::{Judge, Twins, render::verdict_json},
 };
 
 const ALLOWLIST: &str = include_str!("../../allowlist/voice-microservices.yaml");

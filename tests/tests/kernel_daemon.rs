@@ -501,8 +501,7 @@ fn the_cluster_report_from_prometheus_agrees_with_the_daemons_own() {
         return;
     }
     let s = Setup::new("prometheus-report");
-    let since =
-        auditor::report::rfc3339_precise(auditor::edge::unix_ms(std::time::SystemTime::now()));
+    let since = auditor::model::time::rfc3339(std::time::SystemTime::now());
     let node = |name: &str| {
         let mut a = s.args(&[]);
         let at = |flag: &str, a: &Vec<String>| a.iter().position(|x| x == flag).unwrap() + 1;

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::edge::{Edge, from_unix_ms, rfc3339};
+use crate::{
+    edge::Edge,
+    model::time::{from_unix_ms, rfc3339},
+};
 
 pub const ALERT_NAME: &str = "AuditorUndocumentedConnection";
 

@@ -10,7 +10,7 @@ use crate::{
 };
 
 pub fn run(cfg: NetworkPolicyConfig) -> anyhow::Result<std::process::ExitCode> {
-    let p = &cfg.policy;
+    let p = &cfg.inputs;
     let list = allowlist::file::load(&p.allowlist)?;
     let overrides = match &p.overrides {
         Some(o) => allowlist::overrides::load(o, &list)?,

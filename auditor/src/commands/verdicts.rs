@@ -10,21 +10,17 @@ use anyhow::Context;
 
 use crate::{
     capture::FlowRecord,
-    cli::{ExplainConfig, FailOn, PolicyConfig, ReplayConfig},
+    cli::{ExplainConfig, FailOn, ReplayConfig},
     daemon::sinks::StoreSink,
+    model::FlowView,
     store::{Batch, Store, batch::CoverageUpdate},
-    verdict::{FlowView, Judge, Twins, explain::explain, render::replayed_edge},
+    verdict::{InputFiles, Judge, Twins, explain::explain, render::replayed_edge},
 };
 
-/// Loads allowlist, overrides and inventory into a judge; prints load warnings.
-pub fn load_judge(p: &PolicyConfig) -> anyhow::Result<Judge> {
-    let (judge, warnings) = crate::verdict::load_judge(
-        &p.allowlist,
-        &p.inventory,
-        p.overrides.as_deref(),
-        p.baseline.as_deref(),
-        None,
-    )?;
+/// The judge of an offline command (no cluster): loads the input files and prints the
+/// load warnings to stderr.
+pub fn offline_judge(p: &InputFiles) -> anyhow::Result<Judge> {
+    let (judge, warnings) = crate::verdict::load_judge(p, None)?;
     for w in warnings {
         eprintln!("warning: {w}");
     }
@@ -48,7 +44,7 @@ impl Recorder {
         path: &std::path::Path,
         node: &str,
         judge: &Judge,
-        p: &PolicyConfig,
+        p: &InputFiles,
     ) -> anyhow::Result<Recorder> {
         Ok(Recorder {
             store: Store::open(path)?,
@@ -85,11 +81,11 @@ impl Recorder {
                 "the store already holds node {:?} (covered from {}): replaying into it again \
                  could count records twice; use another --node or --store",
                 self.node,
-                crate::report::rfc3339_ms(c.start_ms)
+                crate::model::time::rfc3339_seconds(c.start_ms)
             );
         }
         // The policy was in force over the whole replayed span.
-        self.inputs.since = crate::edge::rfc3339(
+        self.inputs.since = crate::model::time::rfc3339(
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(start.max(0) as u64),
         );
         self.store.set_allowlist(&self.allowlist_json)?;
@@ -108,11 +104,11 @@ impl Recorder {
 }
 
 pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
-    let judge = std::sync::Arc::new(load_judge(&cfg.policy)?);
+    let judge = std::sync::Arc::new(offline_judge(&cfg.inputs)?);
     let mut recorder = cfg
         .store
         .as_ref()
-        .map(|(path, node)| Recorder::open(path, node, &judge, &cfg.policy))
+        .map(|(path, node)| Recorder::open(path, node, &judge, &cfg.inputs))
         .transpose()?;
     let (name, input): (String, Box<dyn BufRead>) = match cfg.flows.as_deref() {
         None => ("<stdin>".into(), Box::new(std::io::stdin().lock())),
@@ -249,7 +245,7 @@ pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
 }
 
 pub fn explain_cmd(cfg: ExplainConfig) -> anyhow::Result<std::process::ExitCode> {
-    let judge = load_judge(&cfg.policy)?;
+    let judge = offline_judge(&cfg.inputs)?;
     print!(
         "{}",
         explain(&judge, cfg.from, cfg.to.ip(), cfg.to.port(), cfg.transport)

@@ -16,11 +16,13 @@ use super::{
 };
 use crate::{
     capture::{FlowRecord, probes::KernelCounters, stream::Handler},
-    edge::{Drops, Edge, unix_ms},
+    edge::{Drops, Edge},
     internal_events::{
         FlowRecordReceived, InternalEvent, KernelCounted, KernelLoss, MalformedRecord, OutOfScope,
     },
-    verdict::{FlowView, Judge, Twins, render},
+    model::FlowView,
+    model::time::unix_ms,
+    verdict::{Judge, Twins, render},
 };
 
 pub struct DaemonHandler {

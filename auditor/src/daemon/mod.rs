@@ -19,9 +19,10 @@ use crate::{
     alert::edges::Edges,
     capture::{ProbeOptions, Probes, stream},
     cli::RunConfig,
-    edge::{Drops, unix_ms},
+    edge::Drops,
     internal_events::{Degraded, InternalEvent, OpenSocketsMethod, PolicyReloaded, StoreSetAside},
     metrics::Metrics,
+    model::time::unix_ms,
     store::{Batch, Store},
     verdict::load_judge,
 };
@@ -71,14 +72,8 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (judge, warnings) = load_judge(
-        &cfg.policy.allowlist,
-        &cfg.policy.inventory,
-        cfg.policy.overrides.as_deref(),
-        cfg.policy.baseline.as_deref(),
-        kube.as_ref(),
-    )
-    .context("loading the policy")?;
+    let (judge, warnings) =
+        load_judge(&cfg.inputs, kube.as_ref()).context("loading the allowlist and inventory")?;
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -94,7 +89,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             }
             let json = allowlist::file::to_json(&judge.allowlist);
             st.set_allowlist(&json)?;
-            let inputs = crate::provenance::Inputs::of_files(&judge.allowlist, &cfg.policy)?;
+            let inputs = crate::provenance::Inputs::of_files(&judge.allowlist, &cfg.inputs)?;
             st.record_inputs(&inputs, &json)?;
             Some(Arc::new(Mutex::new(st)))
         }
@@ -204,7 +199,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
     let reload_task = tokio::spawn(tasks::reload_loop(
-        cfg.policy.clone(),
+        cfg.inputs.clone(),
         cfg.reload_poll,
         judge_tx,
         shared.clone(),

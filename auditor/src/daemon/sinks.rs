@@ -18,8 +18,8 @@ use crate::{
         EventWritten, InternalEvent, ViolationCounted,
     },
     metrics::EdgeLabels,
+    model::Verdict,
     store::{Batch, RowDelta},
-    verdict::Verdict,
 };
 
 /// Counts connections by verdict, and each violation edge in a series of its own, up to

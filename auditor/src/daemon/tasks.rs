@@ -11,14 +11,14 @@ use tokio::sync::watch;
 use super::Shared;
 use crate::{
     alert::alertmanager::{Client, alert},
-    cli::{AlertConfig, PolicyConfig, StoreConfig},
-    edge::{from_unix_ms, unix_ms},
+    cli::{AlertConfig, StoreConfig},
     internal_events::{
         AlertmanagerPostFailed, AlertmanagerPosted, EdgeOverflowed, InternalEvent,
         PolicyReloadFailed, PolicyReloaded, StoreCommitFailed, StoreCommitted, StoreRestarted,
     },
+    model::time::{from_unix_ms, unix_ms},
     store::{Store, batch::CoverageUpdate},
-    verdict::{Judge, load_judge},
+    verdict::{InputFiles, Judge, load_judge},
 };
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -225,7 +225,7 @@ pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::
 /// changes it. None for a file that cannot be read.
 type Stat = Option<(SystemTime, u64, u64)>;
 
-fn policy_paths(cfg: &PolicyConfig) -> impl Iterator<Item = &std::path::Path> {
+fn policy_paths(cfg: &InputFiles) -> impl Iterator<Item = &std::path::Path> {
     [
         Some(&cfg.allowlist),
         Some(&cfg.inventory),
@@ -237,7 +237,7 @@ fn policy_paths(cfg: &PolicyConfig) -> impl Iterator<Item = &std::path::Path> {
     .map(|p| p.as_path())
 }
 
-fn stats(cfg: &PolicyConfig) -> Vec<Stat> {
+fn stats(cfg: &InputFiles) -> Vec<Stat> {
     use std::os::unix::fs::MetadataExt;
     policy_paths(cfg)
         .map(|p| {
@@ -260,7 +260,7 @@ struct Fingerprint {
     digests: Vec<Option<[u8; 32]>>,
 }
 
-fn fingerprint(cfg: &PolicyConfig) -> Fingerprint {
+fn fingerprint(cfg: &InputFiles) -> Fingerprint {
     use sha2::Digest;
     Fingerprint {
         stats: stats(cfg),
@@ -284,7 +284,7 @@ struct ReloadWatch {
 }
 
 impl ReloadWatch {
-    fn new(cfg: &PolicyConfig) -> ReloadWatch {
+    fn new(cfg: &InputFiles) -> ReloadWatch {
         ReloadWatch {
             loaded: fingerprint(cfg),
             candidate: None,
@@ -292,7 +292,7 @@ impl ReloadWatch {
     }
 
     /// True when a settled change is to be loaded now.
-    fn poll(&mut self, cfg: &PolicyConfig) -> bool {
+    fn poll(&mut self, cfg: &InputFiles) -> bool {
         // Reading and hashing the files only when their stats moved keeps a quiet poll
         // to a few stat calls.
         if self.candidate.is_none() && stats(cfg) == self.loaded.stats {
@@ -316,14 +316,14 @@ impl ReloadWatch {
     }
 
     /// After a reload by SIGHUP: what is on disk now is what was loaded.
-    fn loaded_now(&mut self, cfg: &PolicyConfig) {
+    fn loaded_now(&mut self, cfg: &InputFiles) {
         self.loaded = fingerprint(cfg);
         self.candidate = None;
     }
 }
 
 pub async fn reload_loop(
-    cfg: PolicyConfig,
+    cfg: InputFiles,
     poll: Duration,
     tx: watch::Sender<Arc<Judge>>,
     shared: Arc<Shared>,
@@ -360,16 +360,7 @@ pub async fn reload_loop(
         tracing::info!(reason, "reloading the policy");
         let c = cfg.clone();
         let kube = shared.kube.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            load_judge(
-                &c.allowlist,
-                &c.inventory,
-                c.overrides.as_deref(),
-                c.baseline.as_deref(),
-                kube.as_ref(),
-            )
-        })
-        .await;
+        let loaded = tokio::task::spawn_blocking(move || load_judge(&c, kube.as_ref())).await;
         match loaded {
             Ok(Ok((judge, warnings))) => {
                 for w in warnings {

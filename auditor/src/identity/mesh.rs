@@ -96,7 +96,7 @@ impl Mesh {
     /// loopback or to the pod's own address (delivery). Ingress: the sidecar accepting on
     /// its inbound port (the far end of a transport leg whose connect this node did not
     /// see).
-    pub fn leg(&self, f: &crate::verdict::FlowView<'_>) -> Option<MeshLeg> {
+    pub fn leg(&self, f: &crate::model::FlowView<'_>) -> Option<MeshLeg> {
         let (direction, dst_addr, dst_port) = (f.direction, f.dst_addr, f.dst_port);
         if !self.is_sidecar(f.comm, f.cgroup) {
             return None;

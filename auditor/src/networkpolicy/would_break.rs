@@ -207,7 +207,7 @@ pub fn text(w: &WouldBreak) -> String {
             b.edge.transport,
             b.edge.dst.port.unwrap_or(0),
             b.edge.count,
-            crate::report::rfc3339_ms(b.edge.last_seen),
+            crate::model::time::rfc3339_seconds(b.edge.last_seen),
             b.edge.rules_label(),
             b.denied_by.join(", ")
         ));
@@ -226,7 +226,7 @@ pub fn text(w: &WouldBreak) -> String {
                 n.edge.transport,
                 n.edge.dst.port.unwrap_or(0),
                 n.edge.count,
-                crate::report::rfc3339_ms(n.edge.last_seen),
+                crate::model::time::rfc3339_seconds(n.edge.last_seen),
                 n.reason
             ));
         }

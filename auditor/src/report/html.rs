@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{Report, diagram, diagram::esc, rfc3339_ms};
+use super::{Report, diagram, diagram::esc};
+use crate::model::time::rfc3339_seconds;
 
 const CSS: &str = "
 body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#212121;max-width:1320px}
@@ -117,8 +118,8 @@ pub fn render(r: &Report) -> String {
                 k.transport,
                 k.port,
                 e.count,
-                esc(&rfc3339_ms(e.first_seen)),
-                esc(&rfc3339_ms(e.last_seen)),
+                esc(&rfc3339_seconds(e.first_seen)),
+                esc(&rfc3339_seconds(e.last_seen)),
                 esc(&v.nodes.join(", ")),
                 esc(&e.example_text()),
                 esc(&cited)

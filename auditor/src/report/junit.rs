@@ -88,8 +88,8 @@ pub fn render(r: &Report) -> String {
         let detail = format!(
             "{} connection(s) from {} to {} on {}; example {}; closest documented rows: {}",
             e.count,
-            super::rfc3339_ms(e.first_seen),
-            super::rfc3339_ms(e.last_seen),
+            crate::model::time::rfc3339_seconds(e.first_seen),
+            crate::model::time::rfc3339_seconds(e.last_seen),
             v.nodes.join(", "),
             e.example_text(),
             e.cited_rows("none")

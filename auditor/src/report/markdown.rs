@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::{Evidence, Report, rfc3339_ms};
+use super::{Evidence, Report};
+use crate::model::time::rfc3339_seconds;
 
 /// Text from outside (names from the inventory and the cluster, process names, titles,
 /// node names) as inert Markdown: no HTML (`<`, `>`, `&` become entities), no link or
@@ -81,8 +82,8 @@ pub fn render(r: &Report) -> String {
                 k.transport,
                 k.port,
                 e.count,
-                rfc3339_ms(e.first_seen),
-                rfc3339_ms(e.last_seen),
+                rfc3339_seconds(e.first_seen),
+                rfc3339_seconds(e.last_seen),
                 cells(&v.nodes, ", "),
                 cell(&e.example_text()),
                 cell(&e.cited_rows("-"))

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     edge::{Drops, Edge, EdgeKey},
+    model::time::{rfc3339_millis, rfc3339_seconds},
     store::Store,
 };
 
@@ -254,16 +255,6 @@ pub fn schema_json() -> String {
     s
 }
 
-pub fn rfc3339_ms(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// Milliseconds, for coverage and the period: a gap shorter than a second is still a gap.
-pub fn rfc3339_precise(ms: i64) -> String {
-    crate::edge::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-}
-
 fn parse_time(s: &str) -> Option<i64> {
     humantime::parse_rfc3339_weak(s)
         .ok()
@@ -280,17 +271,6 @@ pub fn parse_when(text: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("{text:?} is neither an RFC 3339 time nor a duration like 24h"))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     Ok(now - ago.as_millis() as i64)
-}
-
-pub fn ports_text(c: &allowlist::Connection) -> String {
-    match &c.ports {
-        allowlist::Ports::Listed(l) => l
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        allowlist::Ports::Any { reason } | allowlist::Ports::Unknown { reason } => reason.clone(),
-    }
 }
 
 /// Builds a report from a store. The allowlist is the one the store recorded. Another
@@ -320,7 +300,7 @@ pub fn from_store(
             inventory_sha256: None,
             overrides_sha256: None,
             baseline_sha256: None,
-            since: rfc3339_ms(0),
+            since: rfc3339_seconds(0),
         });
     }
     // The inputs in effect during the period: the last one before it, and those within.
@@ -437,7 +417,7 @@ pub fn from_store(
                 destination: c.destination.clone(),
                 protocol: c.protocol.clone(),
                 transport: c.transport.as_str().into(),
-                ports: ports_text(c),
+                ports: c.ports.to_string(),
                 classification: Classification::list_to_string(&c.classification),
                 description: c.description.clone(),
                 observed: !obs.is_empty(),
@@ -449,8 +429,16 @@ pub fn from_store(
                     _ => Some(Evidence::Opened),
                 },
                 count: obs.iter().map(|r| r.count).sum(),
-                first_seen: obs.iter().map(|r| r.first_seen_ms).min().map(rfc3339_ms),
-                last_seen: obs.iter().map(|r| r.last_seen_ms).max().map(rfc3339_ms),
+                first_seen: obs
+                    .iter()
+                    .map(|r| r.first_seen_ms)
+                    .min()
+                    .map(rfc3339_seconds),
+                last_seen: obs
+                    .iter()
+                    .map(|r| r.last_seen_ms)
+                    .max()
+                    .map(rfc3339_seconds),
                 nodes: obs
                     .iter()
                     .map(|r| r.node.clone())
@@ -474,7 +462,7 @@ pub fn from_store(
     let platform = platform_entries(
         edges
             .iter()
-            .filter(|e| e.edge.verdict == crate::verdict::Verdict::Platform)
+            .filter(|e| e.edge.verdict == crate::model::Verdict::Platform)
             .map(|e| Violation {
                 edge: e.edge.clone(),
                 nodes: vec![e.node.clone()],
@@ -491,8 +479,8 @@ pub fn from_store(
         .iter()
         .map(|c| Interval {
             node: c.node.clone(),
-            start: rfc3339_precise(c.start_ms),
-            end: rfc3339_precise(c.end_ms),
+            start: rfc3339_millis(c.start_ms),
+            end: rfc3339_millis(c.end_ms),
             fully_audited: c.drops.total() == 0,
             drops: c.drops,
         })
@@ -531,8 +519,8 @@ pub fn from_store(
         auditor_version: crate::provenance::AUDITOR_VERSION.into(),
         generated_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         period: Period {
-            since: rfc3339_precise(since.unwrap_or(known_start)),
-            until: rfc3339_precise(until.unwrap_or(known_end)),
+            since: rfc3339_millis(since.unwrap_or(known_start)),
+            until: rfc3339_millis(until.unwrap_or(known_end)),
         },
         document: Document {
             title: list.document.title.clone(),
@@ -687,8 +675,8 @@ fn finish(r: &mut Report) {
         .into_iter()
         .map(|(node, s, e, reason)| Gap {
             node,
-            start: rfc3339_precise(s),
-            end: rfc3339_precise(e),
+            start: rfc3339_millis(s),
+            end: rfc3339_millis(e),
             reason: reason.into(),
         })
         .collect();

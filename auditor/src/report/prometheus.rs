@@ -26,11 +26,12 @@ use serde::Deserialize;
 
 use super::{
     Coverage, Document, Evidence, Interval, Period, Report, RowReport, SCHEMA, Violation,
-    empty_summary, finish, merge_violations, ports_text, rfc3339_ms, rfc3339_precise,
+    empty_summary, finish, merge_violations,
 };
 use crate::{
     edge::{Direction, Drops, Edge, Endpoint, Transport},
-    verdict::Verdict,
+    model::Verdict,
+    model::time::{rfc3339_millis, rfc3339_seconds},
 };
 
 /// The job the chart's ServiceMonitor gives every daemon's series (and the alert rules
@@ -274,8 +275,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
     if q.until_ms <= q.since_ms {
         bail!(
             "the period is empty: --since {} is not before --until {}",
-            rfc3339_precise(q.since_ms),
-            rfc3339_precise(q.until_ms)
+            rfc3339_millis(q.since_ms),
+            rfc3339_millis(q.until_ms)
         );
     }
     let period_s = ((q.until_ms - q.since_ms) as f64 / 1000.0).ceil().max(1.0) as u64;
@@ -393,7 +394,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 destination: c.destination.clone(),
                 protocol: c.protocol.clone(),
                 transport: c.transport.as_str().into(),
-                ports: ports_text(c),
+                ports: c.ports.to_string(),
                 classification: Classification::list_to_string(&c.classification),
                 description: c.description.clone(),
                 observed: !obs.is_empty(),
@@ -401,8 +402,16 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 // every observation here was opened; held-open ones: see the limits.
                 evidence: (!obs.is_empty()).then_some(Evidence::Opened),
                 count: obs.iter().map(|(_, c)| c.count).sum(),
-                first_seen: obs.iter().map(|(_, c)| c.first_ms).min().map(rfc3339_ms),
-                last_seen: obs.iter().map(|(_, c)| c.last_ms).max().map(rfc3339_ms),
+                first_seen: obs
+                    .iter()
+                    .map(|(_, c)| c.first_ms)
+                    .min()
+                    .map(rfc3339_seconds),
+                last_seen: obs
+                    .iter()
+                    .map(|(_, c)| c.last_ms)
+                    .max()
+                    .map(rfc3339_seconds),
                 nodes: obs
                     .iter()
                     .map(|(m, _)| label(m, "node").to_string())
@@ -504,15 +513,15 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             let joins = prev_t == Some(t - step_ms);
             match &mut open {
                 Some(i) if joins && i.fully_audited == full => {
-                    i.end = rfc3339_precise(t);
+                    i.end = rfc3339_millis(t);
                     i.drops.add(&drops);
                 }
                 _ => {
                     intervals.extend(open.take());
                     open = Some(Interval {
                         node: node.clone(),
-                        start: rfc3339_precise(start),
-                        end: rfc3339_precise(t),
+                        start: rfc3339_millis(start),
+                        end: rfc3339_millis(t),
                         fully_audited: full,
                         drops,
                     });
@@ -527,8 +536,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         bail!(
             "Prometheus at {base} has no auditor series (job=\"{JOB}\") between {} and {}: \
              is it scraping the daemons (the chart's ServiceMonitor sets job=\"{JOB}\" and a node label)?",
-            rfc3339_precise(q.since_ms),
-            rfc3339_precise(q.until_ms)
+            rfc3339_millis(q.since_ms),
+            rfc3339_millis(q.until_ms)
         );
     }
 
@@ -537,8 +546,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         auditor_version: crate::provenance::AUDITOR_VERSION.into(),
         generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         period: Period {
-            since: rfc3339_precise(q.since_ms),
-            until: rfc3339_precise(q.until_ms),
+            since: rfc3339_millis(q.since_ms),
+            until: rfc3339_millis(q.until_ms),
         },
         document: Document {
             title: list.document.title.clone(),
@@ -552,7 +561,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             inventory_sha256: None,
             overrides_sha256: None,
             baseline_sha256: None,
-            since: rfc3339_precise(q.since_ms),
+            since: rfc3339_millis(q.since_ms),
         }],
         changed_rows: Vec::new(),
         summary: empty_summary(),

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use crate::edge::{Drops, Edge, EdgeKey, Millis};
+use crate::{
+    edge::{Drops, Edge, EdgeKey},
+    model::Millis,
+};
 
 /// A documented row seen allowing a connection.
 #[derive(Debug, Clone, Default)]

@@ -14,8 +14,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use batch::{Batch, CoverageUpdate, RowDelta};
 
 use crate::{
-    edge::{Direction, Drops, Edge, Endpoint, Millis, Process, Transport},
-    verdict::Verdict,
+    edge::{Direction, Drops, Edge, Endpoint, Process, Transport},
+    model::Millis,
+    model::Verdict,
 };
 
 /// 2: an edge's ends and example process are typed (`src_end`, `dst_end`, `process`:

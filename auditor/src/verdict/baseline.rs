@@ -42,7 +42,7 @@ use crate::{
         inventory::{DeclaredPorts, Inventory},
         kubernetes::{KubeSelector, KubeState},
     },
-    verdict::FlowView,
+    model::FlowView,
 };
 
 pub const FORMAT_VERSION: u32 = 1;

@@ -6,8 +6,9 @@ use std::{fmt::Write, net::IpAddr};
 
 use allowlist::{PortBasis, Transport};
 
-use super::{FlowView, Judge};
+use super::Judge;
 use crate::capture::Direction;
+use crate::model::FlowView;
 
 pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Transport) -> String {
     let flow = FlowView {

@@ -11,105 +11,12 @@ use std::{collections::HashMap, net::IpAddr, sync::Arc};
 use allowlist::{Allowlist, Lookup, Outcome, Overrides, Policy, Transport};
 
 use crate::{
-    capture::{Direction, FlowRecord},
+    capture::Direction,
     edge::MeshLeg,
     identity::{LocalEndpoint, Resolved, Resolver, mesh::Mesh},
+    model::{FlowView, Verdict},
 };
 pub use baseline::Baseline;
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// A documented connection allows it.
-    Allowed,
-    /// Platform traffic no architecture document lists (DNS, kubelet probes, scrapes):
-    /// an entry of the platform baseline allows it (`platform` names the entry). Never
-    /// between two documented services, never an observation of a documented row.
-    Platform,
-    /// The services have a documented connection on this transport, not on this port.
-    PortDrift,
-    /// Documented on this port, but over the other transport.
-    ProtocolDrift,
-    /// Both ends are known; no documented connection between them.
-    UndocumentedEgress,
-    /// The source is known; the destination is neither in the inventory nor a documented external.
-    UnknownDestination,
-    /// The source could not be attributed.
-    UnknownSource,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allowed => "allowed",
-            Verdict::Platform => "platform",
-            Verdict::PortDrift => "port_drift",
-            Verdict::ProtocolDrift => "protocol_drift",
-            Verdict::UndocumentedEgress => "undocumented_egress",
-            Verdict::UnknownDestination => "unknown_destination",
-            Verdict::UnknownSource => "unknown_source",
-        }
-    }
-
-    /// True for what the documents do not allow: everything but `allowed` and `platform`.
-    pub fn is_violation(self) -> bool {
-        !matches!(self, Verdict::Allowed | Verdict::Platform)
-    }
-
-    pub fn parse(s: &str) -> Option<Verdict> {
-        [
-            Verdict::Allowed,
-            Verdict::Platform,
-            Verdict::PortDrift,
-            Verdict::ProtocolDrift,
-            Verdict::UndocumentedEgress,
-            Verdict::UnknownDestination,
-            Verdict::UnknownSource,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-    }
-}
-
-/// What the judge needs from a flow (borrowed from a `FlowRecord` or built by the daemon).
-#[derive(Debug, Clone, Copy)]
-pub struct FlowView<'a> {
-    pub transport: Transport,
-    pub direction: Direction,
-    pub src_addr: Option<IpAddr>,
-    pub dst_addr: IpAddr,
-    pub dst_port: u16,
-    pub comm: &'a str,
-    pub cgroup: Option<&'a str>,
-    pub netns_addrs: &'a [IpAddr],
-}
-
-impl<'a> FlowView<'a> {
-    pub fn of(r: &'a FlowRecord) -> FlowView<'a> {
-        FlowView {
-            transport: r.transport,
-            direction: r.direction,
-            src_addr: r.src_addr,
-            dst_addr: r.dst_addr,
-            dst_port: r.dst_port,
-            comm: &r.comm,
-            cgroup: r.cgroup.as_deref(),
-            netns_addrs: &r.netns_addrs,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Judgement<'p> {
@@ -137,21 +44,29 @@ impl Judgement<'_> {
     }
 }
 
+/// The files a judge is loaded from: the documented allowlist and the inventory, with the
+/// deployment's overrides and the platform baseline when given. Their digests are the
+/// provenance of every judgement (`crate::provenance::Inputs`).
+#[derive(Debug, Clone)]
+pub struct InputFiles {
+    pub allowlist: std::path::PathBuf,
+    pub inventory: std::path::PathBuf,
+    pub overrides: Option<std::path::PathBuf>,
+    pub baseline: Option<std::path::PathBuf>,
+}
+
 /// Loads the allowlist, overrides, inventory and platform baseline into a judge. Returns
 /// warnings a user should see (inventory names the allowlist does not know).
 pub fn load_judge(
-    allowlist_path: &std::path::Path,
-    inventory_path: &std::path::Path,
-    overrides_path: Option<&std::path::Path>,
-    baseline_path: Option<&std::path::Path>,
+    files: &InputFiles,
     kube: Option<&std::sync::Arc<crate::identity::kubernetes::KubeState>>,
 ) -> anyhow::Result<(Judge, Vec<String>)> {
-    let list = allowlist::file::load(allowlist_path)?;
-    let ovr = match overrides_path {
+    let list = allowlist::file::load(&files.allowlist)?;
+    let ovr = match files.overrides.as_deref() {
         Some(o) => allowlist::overrides::load(o, &list)?,
         None => Overrides::default(),
     };
-    let inventory = crate::identity::Inventory::load(inventory_path)?;
+    let inventory = crate::identity::Inventory::load(&files.inventory)?;
     let warnings = inventory
         .entries()
         .filter(|(name, _)| list.service(name).is_none() && !list.services.iter().any(|s| s.aliases.iter().any(|a| a == name)))
@@ -164,7 +79,7 @@ pub fn load_judge(
                 .iter()
                 .any(|s| s.aliases.iter().any(|a| a == name))
     };
-    let baseline = match baseline_path {
+    let baseline = match files.baseline.as_deref() {
         Some(p) => Baseline::load(p, &inventory, &documented, kube.cloned())?,
         None => Baseline::default(),
     };

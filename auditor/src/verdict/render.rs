@@ -2,11 +2,29 @@
 //! what `auditor replay` prints, one JSON object per line, and what the daemon's sinks
 //! receive for every record.
 
-use super::{Judge, Judgement, Verdict};
+use super::{Judge, Judgement};
 use crate::{
     capture::FlowRecord,
-    edge::{Documented, Edge, Endpoint, Millis, Process, unix_ms},
+    edge::{Documented, Edge, Endpoint, Process},
+    identity::Resolved,
+    model::{Millis, Verdict, time::unix_ms},
 };
+
+/// An end as identity resolved it (or did not), at `addr`.
+pub fn endpoint(r: Option<&Resolved>, addr: Option<std::net::IpAddr>) -> Endpoint {
+    let k8s = r.and_then(|r| r.k8s.as_deref());
+    Endpoint {
+        service: r.map(|r| r.service.to_string()),
+        addr,
+        port: None,
+        connected_port: None,
+        namespace: k8s.map(|k| k.namespace.clone()),
+        pod: k8s.and_then(|k| k.pod.clone()),
+        workload: k8s.and_then(|k| k.workload.clone()),
+        k8s_service: k8s.and_then(|k| k.service.clone()),
+        via: r.map(|r| r.via.to_string()),
+    }
+}
 
 /// Port sets of the rules a verdict refers to, as documented ("6379*", "9092"); None when
 /// it was allowed or nothing is documented between the two services.
@@ -48,7 +66,7 @@ pub fn edge(
     first_seen: Millis,
     last_seen: Millis,
 ) -> Edge {
-    let mut dst = Endpoint::resolved(j.dst.as_ref(), Some(flow.dst_addr));
+    let mut dst = endpoint(j.dst.as_ref(), Some(flow.dst_addr));
     dst.port = Some(j.port);
     dst.connected_port = (j.port != flow.dst_port).then_some(flow.dst_port);
     Edge {
@@ -59,7 +77,7 @@ pub fn edge(
         documented: documented(judge, j),
         platform: j.platform.as_deref().map(str::to_string),
         mesh_leg: j.mesh_leg,
-        src: Endpoint::resolved(j.src.as_ref(), flow.src_addr),
+        src: endpoint(j.src.as_ref(), flow.src_addr),
         dst,
         process: Some(Process {
             pid: flow.tgid,
