@@ -34,7 +34,8 @@ enum Task {
         /// Where the store, events and reports go.
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// Use binaries from this directory instead of building release ones.
+        /// Use binaries from this directory instead of building them (default: the
+        /// workspace's debug build, which `cargo xtask test` reuses).
         #[arg(long)]
         bin_dir: Option<PathBuf>,
     },
@@ -95,8 +96,11 @@ fn main() -> anyhow::Result<()> {
                 Some(d) => d,
                 None => {
                     setup::run()?;
-                    cargo(&["build", "--release", "--workspace", "--bins"])?;
-                    root().join("target/release")
+                    // The test profile's build: `cargo xtask test` after the demo then
+                    // builds only the test harnesses, not the whole tree a second time
+                    // (the demo drives 64 connections; it needs no optimised binary).
+                    cargo(&["build", "--workspace", "--bins"])?;
+                    root().join("target/debug")
                 }
             };
             let out = if out.is_absolute() {
@@ -159,6 +163,7 @@ fn main() -> anyhow::Result<()> {
                 setup::run()?;
                 cargo(&["build", "--release", "--workspace", "--bins"])?;
             }
+            setup::bench_tools()?;
             bench::run(which, ops, rounds, &storms, auditor.as_deref())
         }
     }

@@ -23,14 +23,14 @@ const PACKAGES: &[&str] = &[
     "chromium",
     // `auditor allowlist import` reads PDFs with pdftotext.
     "poppler-utils",
-    // `cargo xtask bench capture`: the kernel's per-program run time (bpftool) and the
-    // bpftrace arm it compares against.
-    "bpftool",
-    "bpftrace",
     // The day-one test's kube-dns is a real DNS server. `dnsmasq-base` is the binary
     // alone: the `dnsmasq` package would start a system service holding port 53.
     "dnsmasq-base",
 ];
+/// `cargo xtask bench capture` alone uses these: the kernel's per-program run time
+/// (bpftool) and the bpftrace arm it compares against. bpftrace brings an LLVM runtime of
+/// its own, so the demo and the tests do not wait for it.
+const BENCH_PACKAGES: &[&str] = &["bpftool", "bpftrace"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn run() -> anyhow::Result<()> {
@@ -142,9 +142,18 @@ fn tool_packages() -> Vec<&'static str> {
     out
 }
 
+/// What the benchmarks need beyond `run`'s set-up.
+pub fn bench_tools() -> anyhow::Result<()> {
+    install(BENCH_PACKAGES.iter().copied().filter(|p| !installed(p)).collect())
+}
+
 fn packages() -> anyhow::Result<()> {
     let mut missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
     missing.extend(tool_packages());
+    install(missing)
+}
+
+fn install(missing: Vec<&str>) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
