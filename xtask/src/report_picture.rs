@@ -86,14 +86,18 @@ const DIGEST_LABEL: &str = "sha256 of the normalised HTML: ";
 pub fn sidecar(digest: &str) -> String {
     format!(
         "# docs/report.png is generated\n\n\
-Do not edit: run `cargo xtask render`. It replays `{FLOWS}` with `--inventory {INVENTORY}`,\n\
-`--overrides {OVERRIDES}` and `--allowlist {ALLOWLIST}` into a new store (`auditor replay\n\
---store`), writes its HTML report (`auditor report --store STORE -o report.html`) and\n\
-takes the picture with `chromium --headless --no-sandbox --hide-scrollbars\n\
---window-size={WINDOW_SIZE} --screenshot`.\n\n\
+Do not edit: run `cargo xtask render`, which makes it from\n\n\
+- the recording `{FLOWS}`,\n\
+- the inventory `{INVENTORY}` and the overrides `{OVERRIDES}`,\n\
+- the bundled allowlist `{ALLOWLIST}`:\n\n\
+it replays the recording into a new store (`auditor replay … --store STORE`), writes the\n\
+store's HTML report (`auditor report --store STORE -o report.html`), and takes the picture\n\
+with `chromium --headless --no-sandbox --hide-scrollbars --window-size={WINDOW_SIZE}\n\
+--screenshot`.\n\n\
 The report's header rows \"Generated\" and \"Report digest\" change on every run, so they are\n\
-blanked before hashing; tests/tests/report_picture.rs regenerates the HTML the same way and\n\
-fails when its digest differs from this one.\n\n\
+blanked before hashing (the picture shows them as they were when it was taken).\n\
+tests/tests/report_picture.rs regenerates the HTML the same way and fails when its digest\n\
+differs from this one.\n\n\
 {DIGEST_LABEL}{digest}\n"
     )
 }
