@@ -3,6 +3,7 @@
 
 mod bench;
 mod render;
+mod report_picture;
 mod setup;
 
 use std::{path::PathBuf, process::Command};
@@ -41,7 +42,8 @@ enum Task {
     },
     /// Regenerate the generated files: deploy/manifests/auditor.yaml and
     /// auditor-prometheus-operator.yaml (helm template of deploy/chart/auditor), the
-    /// chart's copy of the bundled allowlist, and the JSON Schemas. Tests fail when these
+    /// chart's copy of the bundled allowlist, the JSON Schemas, and docs/report.png (the
+    /// bundled recording's HTML report, through headless Chromium). Tests fail when these
     /// are stale.
     Render,
     /// Set up, build, and run `auditor capture` (root): every flow of this machine as JSON.
