@@ -901,7 +901,7 @@ fn spawn_watch<K>(
                     drop(listed);
                     // Parsing the list (its pages and objects) took far more heap than
                     // the index keeps; without this, RSS stays at that peak for good.
-                    crate::daemon::release_freed_memory();
+                    crate::memory::release_freed_memory();
                     state.synced[slot].store(true, Ordering::Relaxed);
                     tracing::info!(kind = what, objects, "kubernetes cache synced");
                 }
