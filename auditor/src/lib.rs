@@ -13,6 +13,7 @@ pub mod edge;
 pub mod event;
 pub mod identity;
 pub mod internal_events;
+mod memory;
 pub mod metrics;
 pub mod model;
 pub mod networkpolicy;

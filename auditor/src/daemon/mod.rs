@@ -181,7 +181,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let server = http::serve(cfg.http.clone(), shared.clone(), stop_rx.clone()).await?;
     // Loading parses the kernel's BTF (megabytes, twice: aya and our offsets) and the
     // policy; hand that freed heap back so the steady state is the working set.
-    release_freed_memory();
+    crate::memory::release_freed_memory();
     shared
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -239,14 +239,4 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         ),
     }
     Ok(())
-}
-
-/// glibc keeps freed heap mapped for reuse. After start-up, after a large store batch is
-/// committed, and after idle edges are forgotten, hand it back so RSS follows the working
-/// set rather than its peak.
-pub(crate) fn release_freed_memory() {
-    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }

@@ -72,7 +72,7 @@ async fn commit_once(
             let big = batch.edges.len() >= RELEASE_AFTER_EDGES;
             drop(batch);
             if big {
-                super::release_freed_memory();
+                crate::memory::release_freed_memory();
             }
             true
         }
@@ -185,7 +185,7 @@ pub async fn alert_loop(shared: Arc<Shared>, cfg: AlertConfig, mut stop: watch::
             // three more --resolve-after periods (default: an hour after the last
             // sighting); the heap they used goes back to the system.
             if edges.forget_idle(resolve_after * 4) > 0 {
-                super::release_freed_memory();
+                crate::memory::release_freed_memory();
             }
             out
         };

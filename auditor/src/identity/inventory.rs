@@ -39,7 +39,9 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{IdentitySource, LocalEndpoint, Resolved, Via};
+// `Inventory::declared_ports` hands these out: its callers name them here.
+pub use super::cluster::DeclaredPorts;
+use super::{IdentitySource, LocalEndpoint, Resolved, Via, cluster::KubeSelector};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,7 +68,7 @@ struct RawService {
     cgroups: Vec<String>,
     /// Where the service runs in Kubernetes (used by `auditor run --kubernetes`).
     #[serde(default)]
-    kubernetes: Option<super::kubernetes::KubeSelector>,
+    kubernetes: Option<KubeSelector>,
     /// Ports the kubelet probes (what the pod spec declares as probes).
     #[serde(default)]
     probe_ports: Vec<u16>,
@@ -149,19 +151,11 @@ pub struct Inventory {
     cgroups: globset::GlobSet,
     cgroup_owner: Vec<(u32, usize)>, // pattern index -> (id, specificity)
     upstreams: HashMap<u16, (u32, u16)>,
-    kube: Vec<(Arc<str>, super::kubernetes::KubeSelector)>,
+    kube: Vec<(Arc<str>, KubeSelector)>,
     /// Each entry's addresses as written (by id): NetworkPolicy `ipBlock`s need them.
     nets: Vec<Vec<IpNet>>,
     declared: HashMap<Arc<str>, DeclaredPorts>,
     mesh: Option<super::mesh::Mesh>,
-}
-
-/// Ports a service's pods expose to the platform: what the kubelet probes and what
-/// Prometheus scrapes. From the pod spec in Kubernetes mode, else from the inventory.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeclaredPorts {
-    pub probes: Vec<u16>,
-    pub metrics: Vec<u16>,
 }
 
 fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
@@ -400,7 +394,7 @@ impl Inventory {
     }
 
     /// The `kubernetes:` selectors, by documented service name.
-    pub fn kube_selectors(&self) -> Vec<(Arc<str>, super::kubernetes::KubeSelector)> {
+    pub fn kube_selectors(&self) -> Vec<(Arc<str>, KubeSelector)> {
         self.kube.clone()
     }
 

@@ -2,7 +2,10 @@
 //! identity (the inventory file, the Kubernetes API) plug in behind one trait; the first
 //! source that knows an endpoint wins. Identity reads only what a flow record carries
 //! (capture has already added the cgroup path and namespace addresses): never /proc.
+//! `cluster` holds the names the sources share for things in a Kubernetes cluster
+//! (selectors, references, declared ports), so that neither source imports the other.
 
+pub mod cluster;
 pub mod inventory;
 pub mod kubernetes;
 pub mod mesh;
@@ -56,7 +59,7 @@ pub struct Resolved {
     /// The service's port when it differs from the one connected to (mesh upstreams).
     pub port: Option<u16>,
     /// Where in the cluster it is, when a Kubernetes source resolved it.
-    pub k8s: Option<Arc<kubernetes::K8sRef>>,
+    pub k8s: Option<Arc<cluster::K8sRef>>,
 }
 
 /// A process on this node: the connecting side of egress, the accepting side of ingress.

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use allowlist::{Allowlist, Overrides, PortBasis, Transport, lint::Finding};
 use ipnet::IpNet;
 
-use crate::identity::{Inventory, inventory::EntryKind, kubernetes::KubeSelector};
+use crate::identity::{Inventory, cluster::KubeSelector, inventory::EntryKind};
 
 /// Where the documented services' pods may resolve names: egress to it is allowed in every
 /// egress policy, since without DNS no documented connection by name would work.

@@ -4,7 +4,18 @@
 //! lint warnings on them); the same reasons are annotations, so `kubectl describe` shows
 //! them once applied, where comments are gone.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::networking::v1::{
+        IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
+        NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
 
 use super::{Generated, NetPolicy, Peer, PortRange, Side};
 
@@ -14,115 +25,124 @@ const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 const CONNECTIONS: &str = "auditor/connections";
 const SERVICE: &str = "auditor/service";
 
-fn labels_json(labels: &std::collections::BTreeMap<String, String>) -> Value {
-    Value::Object(
-        labels
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
+/// Pods with exactly these labels (an empty map is every pod: `matchLabels: {}`).
+fn match_labels(labels: &BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels.clone()),
+        ..LabelSelector::default()
+    }
 }
 
-fn namespace_selector(ns: &str) -> Value {
-    json!({"matchLabels": {"kubernetes.io/metadata.name": ns}})
+fn namespace_selector(ns: &str) -> LabelSelector {
+    match_labels(&BTreeMap::from([(
+        "kubernetes.io/metadata.name".to_string(),
+        ns.to_string(),
+    )]))
 }
 
-fn peer_json(p: &Peer) -> Value {
+fn peer(p: &Peer) -> NetworkPolicyPeer {
     match p {
         // Both selectors in ONE peer: pods with these labels in that namespace (AND).
         Peer::Pods {
             namespace, labels, ..
-        } => json!({
-            "namespaceSelector": namespace_selector(namespace),
-            "podSelector": {"matchLabels": labels_json(labels)},
-        }),
-        Peer::Dns(d) => json!({
-            "namespaceSelector": namespace_selector(&d.namespace),
-            "podSelector": {"matchLabels": labels_json(&d.labels)},
-        }),
-        Peer::Block { net, .. } => json!({"ipBlock": {"cidr": net.to_string()}}),
+        } => NetworkPolicyPeer {
+            namespace_selector: Some(namespace_selector(namespace)),
+            pod_selector: Some(match_labels(labels)),
+            ..NetworkPolicyPeer::default()
+        },
+        Peer::Dns(d) => NetworkPolicyPeer {
+            namespace_selector: Some(namespace_selector(&d.namespace)),
+            pod_selector: Some(match_labels(&d.labels)),
+            ..NetworkPolicyPeer::default()
+        },
+        Peer::Block { net, .. } => NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: net.to_string(),
+                except: None,
+            }),
+            ..NetworkPolicyPeer::default()
+        },
     }
 }
 
-fn port_json(p: &PortRange) -> Value {
-    let mut m = Map::new();
-    m.insert(
-        "protocol".into(),
-        Value::String(p.transport.as_str().to_ascii_uppercase()),
-    );
-    m.insert("port".into(), p.first.into());
-    if p.last != p.first {
-        m.insert("endPort".into(), p.last.into());
+fn port(p: &PortRange) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some(p.transport.as_str().to_ascii_uppercase()),
+        port: Some(IntOrString::Int(p.first.into())),
+        end_port: (p.last != p.first).then_some(p.last.into()),
     }
-    Value::Object(m)
 }
 
 /// The Kubernetes object for one policy.
-pub fn object(p: &NetPolicy, document: Option<&str>) -> Value {
+pub fn object(p: &NetPolicy, document: Option<&str>) -> NetworkPolicy {
     let side = p.side.as_str();
-    let mut annotations = Map::new();
     let rows: Vec<String> = {
         let mut r: Vec<u32> = p.rules.iter().flat_map(|r| r.rows.clone()).collect();
         r.sort_unstable();
         r.dedup();
         r.iter().map(u32::to_string).collect()
     };
-    annotations.insert(CONNECTIONS.into(), Value::String(rows.join(",")));
-    annotations.insert(SERVICE.into(), Value::String(p.service.clone()));
+    let mut annotations = BTreeMap::from([
+        (CONNECTIONS.to_string(), rows.join(",")),
+        (SERVICE.to_string(), p.service.clone()),
+    ]);
     if let Some(d) = document {
-        annotations.insert("auditor/document".into(), Value::String(d.to_string()));
+        annotations.insert("auditor/document".into(), d.to_string());
     }
     for (i, r) in p.rules.iter().enumerate() {
-        annotations.insert(format!("auditor/{side}-{i}"), Value::String(r.why.clone()));
+        annotations.insert(format!("auditor/{side}-{i}"), r.why.clone());
     }
-    let rules: Vec<Value> = p
-        .rules
-        .iter()
-        .map(|r| {
-            let mut m = Map::new();
-            m.insert(
-                match p.side {
-                    Side::Ingress => "from",
-                    Side::Egress => "to",
-                }
-                .into(),
-                Value::Array(r.peers.iter().map(peer_json).collect()),
-            );
-            // No `ports` at all is every port: only where the document says "any".
-            if !r.any_port {
-                m.insert(
-                    "ports".into(),
-                    Value::Array(r.ports.iter().map(port_json).collect()),
-                );
-            }
-            Value::Object(m)
-        })
-        .collect();
-    let mut spec = Map::new();
-    spec.insert(
-        "podSelector".into(),
-        json!({"matchLabels": labels_json(&p.labels)}),
-    );
-    spec.insert(
-        "policyTypes".into(),
-        json!([match p.side {
-            Side::Ingress => "Ingress",
-            Side::Egress => "Egress",
-        }]),
-    );
+    // No `ports` at all is every port: only where the document says "any".
+    let rules = p.rules.iter().map(|r| {
+        let peers = r.peers.iter().map(peer).collect();
+        let ports = (!r.any_port).then(|| r.ports.iter().map(port).collect());
+        (peers, ports)
+    });
     // An empty list isolates and allows nothing: a service nothing may reach.
-    spec.insert(side.into(), Value::Array(rules));
-    json!({
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {
-            "name": p.name,
-            "namespace": p.namespace,
-            "labels": {MANAGED_BY: "auditor"},
-            "annotations": annotations,
+    let (ingress, egress, policy_type) = match p.side {
+        Side::Ingress => (
+            Some(
+                rules
+                    .map(|(from, ports)| NetworkPolicyIngressRule {
+                        from: Some(from),
+                        ports,
+                    })
+                    .collect(),
+            ),
+            None,
+            "Ingress",
+        ),
+        Side::Egress => (
+            None,
+            Some(
+                rules
+                    .map(|(to, ports)| NetworkPolicyEgressRule {
+                        to: Some(to),
+                        ports,
+                    })
+                    .collect(),
+            ),
+            "Egress",
+        ),
+    };
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(p.name.clone()),
+            namespace: Some(p.namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY.to_string(),
+                "auditor".to_string(),
+            )])),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
         },
-        "spec": spec,
-    })
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(match_labels(&p.labels)),
+            policy_types: Some(vec![policy_type.to_string()]),
+            ingress,
+            egress,
+        }),
+    }
 }
 
 fn comment(line: &str, out: &mut String) {
@@ -157,7 +177,8 @@ pub fn document(p: &NetPolicy, document: Option<&str>) -> String {
     for l in &p.lints {
         comment(&format!("  {l}"), &mut out);
     }
-    allowlist::yaml::emit_document(&object(p, document), &mut out);
+    let object = serde_json::to_value(object(p, document)).expect("a NetworkPolicy serialises");
+    allowlist::yaml::emit_document(&object, &mut out);
     out
 }
 
