@@ -180,7 +180,7 @@ pub struct Config {
     /// Offset of `net.net_cookie` (u64) in `struct net`.
     pub off_net_cookie: u32,
     /// A flow already reported is reported again at most this often while it is active.
-    pub report_interval_ns: u64,
+    pub record_interval_ns: u64,
     /// Where `tp_btf` reads the socket (see `SockOffsets`); valid when `sock.valid != 0`.
     pub sock: SockOffsets,
     /// Error paths to take on purpose (`FAULT_*` bits), so a real-kernel test can prove
@@ -247,7 +247,7 @@ impl Config {
         netns_offsets_valid: 0,
         off_sock_net: 0,
         off_net_cookie: 0,
-        report_interval_ns: 1_000_000_000,
+        record_interval_ns: 1_000_000_000,
         sock: SockOffsets::NONE,
         inject_faults: 0,
         empty_programs: 0,

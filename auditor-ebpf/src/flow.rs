@@ -146,7 +146,7 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
 
         let last_report = &raw mut (*stats).last_report_ns;
         let previous = core::ptr::read_volatile(last_report);
-        if previous != 0 && now.wrapping_sub(previous) < config!(report_interval_ns) {
+        if previous != 0 && now.wrapping_sub(previous) < config!(record_interval_ns) {
             return;
         }
         // One reporter per interval even when several CPUs get here together.

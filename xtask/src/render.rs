@@ -136,19 +136,20 @@ pub fn run() -> anyhow::Result<()> {
     }
     for (args, path) in [
         (
-            vec!["allowlist", "schema"],
+            vec!["schema", "allowlist"],
             "allowlist/schema/allowlist.schema.json",
         ),
         (
-            vec!["allowlist", "schema", "--overrides"],
+            vec!["schema", "overrides"],
             "allowlist/schema/overrides.schema.json",
         ),
-        (vec!["report", "--schema"], "docs/report.schema.json"),
+        (vec!["schema", "report"], "docs/report.schema.json"),
         (vec!["schema", "event"], "docs/event.schema.json"),
         (
             vec!["schema", "would-break"],
             "docs/would-break.schema.json",
         ),
+        (vec!["schema", "inventory"], "docs/inventory.schema.json"),
         (vec!["schema", "baseline"], "docs/baseline.schema.json"),
     ] {
         let args: Vec<String> = args.into_iter().map(String::from).collect();

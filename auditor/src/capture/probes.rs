@@ -150,7 +150,7 @@ fn load_error(name: &'static str, e: ProgramError) -> ProbeError {
 pub struct ProbeOptions {
     /// This process's tgid is excluded from auditing.
     pub self_tgid: u32,
-    pub report_interval: std::time::Duration,
+    pub record_interval: std::time::Duration,
     /// The cgroup v2 root to attach to; found in /proc/self/mountinfo when None. In a
     /// container with its own cgroup namespace, give the host's (mounted by hostPath).
     pub cgroup_root: Option<PathBuf>,
@@ -193,7 +193,7 @@ impl KernelCounters {
 pub struct Probes {
     ebpf: Ebpf,
     /// How often the kernel re-reports an active flow; user space sweeps as often.
-    pub report_interval: std::time::Duration,
+    pub record_interval: std::time::Duration,
     /// How often the stream enumerates the sockets already open (see `existing`).
     pub active_interval: std::time::Duration,
     /// The walk made before the capture announced itself, for the stream to report.
@@ -289,7 +289,7 @@ impl Probes {
             netns_offsets_valid: netns_offsets.is_some() as u32,
             off_sock_net: netns_offsets.map_or(0, |o| o.sock_net),
             off_net_cookie: netns_offsets.map_or(0, |o| o.net_cookie),
-            report_interval_ns: opts.report_interval.as_nanos().min(u64::MAX as u128) as u64,
+            record_interval_ns: opts.record_interval.as_nanos().min(u64::MAX as u128) as u64,
             sock: sock_offsets.unwrap_or(SockOffsets::NONE),
             inject_faults: injected_faults()?,
             empty_programs: empty_programs()?,
@@ -391,7 +391,7 @@ impl Probes {
         tracing::info!(tcp_hook = tcp_hook.name(), "TCP opens hooked");
         Ok(Probes {
             ebpf,
-            report_interval: opts.report_interval,
+            record_interval: opts.record_interval,
             active_interval: opts.active_interval,
             first_walk: None,
             cgroup_root,

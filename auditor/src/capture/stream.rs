@@ -2,7 +2,7 @@
 //!
 //! The kernel counts connections per flow cumulatively; a record says "N so far". Here we
 //! remember what was delivered per flow entry and hand on the difference. The same rule
-//! applies to the sweep, which reads the flow map every report interval so an idle flow's
+//! applies to the sweep, which reads the flow map every record interval so an idle flow's
 //! last connections go out without waiting for its next connection, and to the final
 //! sweep after the probes are detached. Ring records and sweeps may overlap in any order:
 //! nothing is counted twice, and nothing counted in the kernel is left behind.
@@ -332,7 +332,7 @@ where
     };
     tokio::pin!(shutdown);
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
-    let mut sweep_tick = tokio::time::interval(probes.report_interval.max(SWEEP_MIN));
+    let mut sweep_tick = tokio::time::interval(probes.record_interval.max(SWEEP_MIN));
     let mut ticks = 0u64;
     // The first tick is immediate: connections open before the start are found at once.
     let mut active_tick = tokio::time::interval(probes.active_interval);

@@ -3,10 +3,10 @@
 
 use std::{io::Write, path::Path};
 
-use allowlist::{file, lint, overrides, schema};
+use allowlist::{file, lint, overrides};
 use anyhow::Context;
 
-use crate::cli::{AllowlistCommand, ExportFormat};
+use crate::cli::{AllowlistCommand, ExportFormat, SchemaName};
 
 pub fn run(cmd: AllowlistCommand) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
@@ -17,14 +17,14 @@ pub fn run(cmd: AllowlistCommand) -> anyhow::Result<std::process::ExitCode> {
             lenient,
         } => import(&document, output.as_deref(), format, lenient),
         AllowlistCommand::Check { file, overrides } => check(&file, overrides.as_deref()),
+        // The older spelling of `auditor schema allowlist|overrides`, which the committed
+        // schemas' $comment and the README name.
         AllowlistCommand::Schema { overrides } => {
-            let text = if overrides {
-                schema::overrides_schema()
+            crate::commands::schema::run(Some(if overrides {
+                SchemaName::Overrides
             } else {
-                schema::allowlist_schema()
-            };
-            std::io::stdout().write_all(text.as_bytes())?;
-            Ok(std::process::ExitCode::SUCCESS)
+                SchemaName::Allowlist
+            }))
         }
     }
 }

@@ -146,7 +146,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     // Probes first: then the kernel records our own listener, and skips its accepts.
     let mut probes = Probes::load_and_attach(&ProbeOptions {
         self_tgid: std::process::id(),
-        report_interval: cfg.probes.report_interval,
+        record_interval: cfg.probes.record_interval,
         active_interval: cfg.probes.active_interval,
         cgroup_root: cfg.probes.cgroup_root.clone(),
         tcp_hook: cfg.probes.tcp_hook,

@@ -43,21 +43,26 @@ use serde_saphyr::Spanned;
 pub use super::cluster::DeclaredPorts;
 use super::{IdentitySource, LocalEndpoint, Resolved, Via, cluster::KubeSelector};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "auditor inventory")]
 struct RawInventory {
     version: u32,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawService>")]
     services: BTreeMap<String, Spanned<RawService>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawExternal>")]
     externals: BTreeMap<String, Spanned<RawExternal>>,
     #[serde(default)]
+    #[schemars(with = "Vec<RawUpstream>")]
     mesh_upstreams: Vec<Spanned<RawUpstream>>,
     #[serde(default)]
+    #[schemars(with = "Option<super::mesh::RawMesh>")]
     mesh: Option<Spanned<super::mesh::RawMesh>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawService {
     #[serde(default)]
@@ -77,13 +82,13 @@ struct RawService {
     metrics_ports: Vec<u16>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExternal {
     addresses: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     /// The loopback port the client connects to inside its own pod.
@@ -537,6 +542,20 @@ impl IdentitySource for Inventory {
         self.by_address(addr)
             .map(|(id, len)| self.resolved(id, Via::Address { prefix_len: len }))
     }
+}
+
+/// The JSON Schema of the inventory file (`auditor schema inventory`,
+/// docs/inventory.schema.json), from the same types the loader reads.
+pub fn schema_json() -> String {
+    let mut schema = schemars::schema_for!(RawInventory);
+    schema.insert(
+        "$comment".into(),
+        "Generated from auditor/src/identity/inventory.rs by `auditor schema inventory`; do not edit."
+            .into(),
+    );
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    s.push('\n');
+    s
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use serde_saphyr::Spanned;
 
 use crate::edge::{Direction, MeshLeg};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMesh {
     sidecar: RawSidecar,
@@ -34,7 +34,7 @@ pub struct RawMesh {
     legs_on_any_port: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawSidecar {
     #[serde(default)]

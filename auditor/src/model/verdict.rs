@@ -35,6 +35,18 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, in the order of the enum: what help texts and parsers list, so a new
+    /// verdict cannot be left out of them.
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Allowed,
+        Verdict::Platform,
+        Verdict::PortDrift,
+        Verdict::ProtocolDrift,
+        Verdict::UndocumentedEgress,
+        Verdict::UnknownDestination,
+        Verdict::UnknownSource,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Allowed => "allowed",
@@ -53,16 +65,6 @@ impl Verdict {
     }
 
     pub fn parse(s: &str) -> Option<Verdict> {
-        [
-            Verdict::Allowed,
-            Verdict::Platform,
-            Verdict::PortDrift,
-            Verdict::ProtocolDrift,
-            Verdict::UndocumentedEgress,
-            Verdict::UnknownDestination,
-            Verdict::UnknownSource,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }

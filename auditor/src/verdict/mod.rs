@@ -226,7 +226,7 @@ impl Judge {
 pub struct Twins {
     owner: HashMap<TwinKey, Direction>,
     /// The generation before `owner`: both sightings of a connection arrive within a
-    /// report interval or two, so two generations are enough to pair them.
+    /// record interval or two, so two generations are enough to pair them.
     previous: HashMap<TwinKey, Direction>,
 }
 

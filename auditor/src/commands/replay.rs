@@ -1,5 +1,5 @@
-//! `auditor replay` and `auditor explain`: judge recorded flows offline, and explain one
-//! connection to a human. Neither needs root.
+//! `auditor replay`: judge recorded flows offline, one verdict per flow, and optionally
+//! keep them in a store. Needs no root.
 
 use std::{
     collections::BTreeMap,
@@ -10,22 +10,13 @@ use anyhow::Context;
 
 use crate::{
     capture::FlowRecord,
-    cli::{ExplainConfig, FailOn, ReplayConfig},
+    cli::{FailOn, ReplayConfig},
+    commands::offline_judge,
     daemon::sinks::StoreSink,
     model::FlowView,
     store::{Batch, Store, batch::CoverageUpdate},
-    verdict::{InputFiles, Judge, Twins, explain::explain, render::replayed_edge},
+    verdict::{InputFiles, Judge, Twins, render::replayed_edge},
 };
-
-/// The judge of an offline command (no cluster): loads the input files and prints the
-/// load warnings to stderr.
-pub fn offline_judge(p: &InputFiles) -> anyhow::Result<Judge> {
-    let (judge, warnings) = crate::verdict::load_judge(p, None)?;
-    for w in warnings {
-        eprintln!("warning: {w}");
-    }
-    Ok(judge)
-}
 
 /// `replay --store`: the judged flows go into a store through the daemon's own store sink,
 /// with the policy's provenance, and coverage spanning the records' times.
@@ -103,7 +94,7 @@ impl Recorder {
     }
 }
 
-pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
+pub fn run(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
     let judge = std::sync::Arc::new(offline_judge(&cfg.inputs)?);
     let mut recorder = cfg
         .store
@@ -241,14 +232,5 @@ pub fn replay(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
         eprintln!("auditor: --fail-on {}", failed.join("; "));
         return Ok(std::process::ExitCode::from(1));
     }
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-pub fn explain_cmd(cfg: ExplainConfig) -> anyhow::Result<std::process::ExitCode> {
-    let judge = offline_judge(&cfg.inputs)?;
-    print!(
-        "{}",
-        explain(&judge, cfg.from, cfg.to.ip(), cfg.to.port(), cfg.transport)
-    );
     Ok(std::process::ExitCode::SUCCESS)
 }
