@@ -188,7 +188,7 @@ impl Inventory {
         let mut options = serde_saphyr::Options::default();
         options.budget = Some(budget);
         let raw: RawInventory = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-            let mut fe = FileError::from_saphyr(origin, &e);
+            let mut fe = FileError::from_saphyr(origin, text, &e);
             if fe.message.contains("budget breached") {
                 fe.message = format!(
                     "the inventory is larger than auditor reads: more than {MAX_INVENTORY_NODES} \
