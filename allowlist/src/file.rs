@@ -418,7 +418,15 @@ pub fn to_yaml(a: &Allowlist, header: &[String]) -> String {
     let mut out = String::new();
     for h in header {
         out.push_str("# ");
-        out.push_str(h);
+        // A comment ends at a line break and may hold only printable characters: a
+        // document named "a\nb" or "del\u{7f}" is written with escapes.
+        for c in h.chars() {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') {
+                out.extend(c.escape_unicode());
+            } else {
+                out.push(c);
+            }
+        }
         out.push('\n');
     }
     crate::yaml::emit_document(&to_value(a), &mut out);
