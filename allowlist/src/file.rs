@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, de};
 use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
 
+pub use crate::file_error::FileError;
 use crate::{
     model::{
         Allowlist, Classification, Connection, DocumentRef, PortSpec, Ports, Service, ServiceKind,
@@ -20,67 +21,6 @@ use crate::{
 };
 
 pub const FORMAT_VERSION: u32 = 1;
-
-/// An error in a file the user gave us, with where it is: `FILE:LINE:COLUMN: message`,
-/// or `FILE: message` when it concerns the whole file (line 0: it cannot be read, say).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}{}: {message}", position(*.line, *.column))]
-pub struct FileError {
-    pub origin: String,
-    pub line: u64,
-    pub column: u64,
-    pub message: String,
-}
-
-fn position(line: u64, column: u64) -> String {
-    match (line, column) {
-        (0, _) => String::new(),
-        (l, 0) => format!(":{l}"),
-        (l, c) => format!(":{l}:{c}"),
-    }
-}
-
-impl FileError {
-    pub fn from_saphyr(origin: &str, e: &serde_saphyr::Error) -> FileError {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        // saphyr's own text repeats the position and adds a snippet: keep the first line.
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("");
-        let first = first.strip_prefix("error: ").unwrap_or(first);
-        let message = match first.split_once(": ") {
-            Some((pos, rest)) if pos.starts_with("line ") && pos.contains(" column ") => {
-                rest.to_string()
-            }
-            _ => first.to_string(),
-        };
-        FileError {
-            origin: origin.to_string(),
-            line,
-            column,
-            message,
-        }
-    }
-
-    /// An error about the file as a whole, shown at its first line (a version it does
-    /// not support, say).
-    pub fn at_start(origin: &str, message: String) -> FileError {
-        FileError {
-            origin: origin.to_string(),
-            line: 1,
-            column: 1,
-            message,
-        }
-    }
-
-    pub fn at<T>(origin: &str, spanned: &Spanned<T>, message: String) -> FileError {
-        FileError {
-            origin: origin.to_string(),
-            line: spanned.referenced.line(),
-            column: spanned.referenced.column(),
-            message,
-        }
-    }
-}
 
 // ---- raw form: exactly what the file may contain ----
 
@@ -273,7 +213,7 @@ impl schemars::JsonSchema for PortsField {
 /// Reads an allowlist from YAML (or JSON) text. `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Allowlist, FileError> {
     let raw: RawFile =
-        serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, &e))?;
+        serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, text, &e))?;
     validate(raw, origin)
 }
 
@@ -478,7 +418,15 @@ pub fn to_yaml(a: &Allowlist, header: &[String]) -> String {
     let mut out = String::new();
     for h in header {
         out.push_str("# ");
-        out.push_str(h);
+        // A comment ends at a line break and may hold only printable characters: a
+        // document named "a\nb" or "del\u{7f}" is written with escapes.
+        for c in h.chars() {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') {
+                out.extend(c.escape_unicode());
+            } else {
+                out.push(c);
+            }
+        }
         out.push('\n');
     }
     crate::yaml::emit_document(&to_value(a), &mut out);

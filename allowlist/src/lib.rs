@@ -3,6 +3,7 @@
 //! YAML/JSON file, lint, apply deployment overrides, and look flows up.
 
 pub mod file;
+mod file_error;
 pub mod import;
 pub mod lint;
 pub mod model;

@@ -46,7 +46,7 @@ pub(crate) struct RawOverrides {
 /// and row it names must exist and have a port the deployment may choose.
 pub fn parse(text: &str, origin: &str, allowlist: &Allowlist) -> Result<Overrides, FileError> {
     let raw: RawOverrides =
-        serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, &e))?;
+        serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, text, &e))?;
     let choosable = |p: &Ports| match p {
         Ports::Listed(l) => l.iter().any(|s| s.configurable),
         Ports::Unknown { .. } => true,

@@ -1,11 +1,13 @@
 //! The importer's promise, as properties: a table, generated and rendered in any supported
 //! format (with page numbers, footnotes and repeated headers among its rows), imports to
 //! exactly its rows, the same in every format; and an import that succeeds never lost a
-//! row, whatever stray lines sit in the table.
+//! row, whatever stray lines sit in the table. And the allowlist file the importer writes
+//! reads back as the same allowlist, whatever the document's text holds.
 
 use allowlist::{
-    Allowlist,
+    Allowlist, Classification, Connection, PortSpec, Ports, Service, file,
     import::{Format, Options, import_text, render::render},
+    names,
 };
 use proptest::prelude::*;
 
@@ -124,6 +126,186 @@ fn insert_after_rows(text: &str, header_line: &str, at: &[(usize, String)]) -> S
         }
     }
     out
+}
+
+/// Strings a YAML writer can get wrong: indicators, comments, booleans, nulls and numbers
+/// in plain form, quotes, edge whitespace, line breaks, controls, non-ASCII, empty.
+const HOSTILE: &[&str] = &[
+    "",
+    " ",
+    "yes",
+    "no",
+    "No",
+    "on",
+    "off",
+    "y",
+    "n",
+    "true",
+    "null",
+    "Null",
+    "~",
+    "8080",
+    "1e3",
+    "0x1F",
+    "0o17",
+    ".inf",
+    "-.5",
+    "1_000",
+    "12:30",
+    "2026-12-04",
+    "a: b",
+    "a:b",
+    "ends:",
+    "x #y",
+    "#c",
+    "- x",
+    "-",
+    "* x",
+    "*x",
+    "&x",
+    "!x",
+    "%x",
+    "@x",
+    "`x",
+    "|",
+    ">",
+    "?",
+    "? x",
+    "[x]",
+    "{x}",
+    "a, b",
+    "'q'",
+    "\"q\"",
+    "it's",
+    "back\\slash",
+    " lead",
+    "trail ",
+    "tab\tx",
+    "\tlead",
+    "line\nbreak",
+    "cr\rx",
+    "del\u{7f}x",
+    "nul\0x",
+    "bell\u{7}",
+    "esc\u{1b}[0m",
+    "nel\u{85}x",
+    "c1\u{9b}x",
+    "nbsp\u{a0}x",
+    "ls\u{2028}x",
+    "ps\u{2029}x",
+    "bom\u{feff}x",
+    "Zürich",
+    "東京",
+    "emoji 😀",
+    "---",
+    "...",
+    "<<",
+    "=",
+];
+
+/// A hostile string: a specimen, a few glued together, or random text from an alphabet
+/// of YAML's special characters.
+fn hostile() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(HOSTILE).prop_map(str::to_string),
+        prop::collection::vec(prop::sample::select(HOSTILE), 1..4).prop_map(|v| v.concat()),
+        "[ \t\n\r#:,'\"\\\\\\[\\]{}|>?~*&!%@`a-z0-9\u{7f}\u{85}\u{a0}\u{2028}\u{feff}é漢😀-]{0,12}",
+    ]
+}
+
+/// An allowlist whose free text is hostile. The reader cleans whitespace in names and
+/// descriptions (`names::clean`), so those are generated clean: the writer must keep
+/// every other character.
+fn hostile_allowlist() -> impl Strategy<Value = Allowlist> {
+    (
+        prop::collection::vec((hostile(), prop::collection::vec(hostile(), 0..3)), 1..5),
+        prop::option::of(hostile()),
+        prop::option::of(hostile()),
+        prop::collection::vec(
+            (
+                0usize..5,
+                0usize..5,
+                prop::sample::select(PROTOCOLS),
+                0u8..4,
+                hostile(),
+                hostile(),
+                prop::option::of(hostile()),
+                prop::sample::select(CLASSES),
+            ),
+            1..6,
+        ),
+    )
+        .prop_map(|(names_and_aliases, title, source, rows)| {
+            // Unique, non-empty names and aliases: the reader refuses others.
+            let names_only: Vec<String> = names_and_aliases
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| names::clean(&format!("{i} {name}")))
+                .collect();
+            let mut taken: std::collections::HashSet<String> = names_only.iter().cloned().collect();
+            let services: Vec<Service> = names_only
+                .into_iter()
+                .zip(names_and_aliases)
+                .map(|(name, (_, aliases))| Service {
+                    kind: names::kind_of(&name),
+                    aliases: aliases
+                        .iter()
+                        .map(|a| names::clean(a))
+                        .filter(|a| !a.is_empty() && taken.insert(a.clone()))
+                        .collect(),
+                    name,
+                })
+                .collect();
+            let connections = rows
+                .into_iter()
+                .enumerate()
+                .map(
+                    |(i, (s, d, protocol, ports, reason, description, written, class))| {
+                        let read = names::protocol(protocol).expect("a known protocol");
+                        let ports = match ports {
+                            0 => Ports::Listed(vec![PortSpec::single(8080, false)]),
+                            1 => Ports::Unknown { reason },
+                            2 => Ports::Any { reason },
+                            _ => Ports::Listed(vec![
+                                PortSpec::single(1, true),
+                                PortSpec::single(65535, false),
+                            ]),
+                        };
+                        Connection {
+                            number: Some(i as u32 + 1),
+                            source: services[s % services.len()].name.clone(),
+                            destination: services[d % services.len()].name.clone(),
+                            protocol: read.name,
+                            transport: read.transport,
+                            ports,
+                            classification: Classification::parse_list(class).unwrap(),
+                            description: names::clean(&description),
+                            documented_source: written,
+                            documented_destination: None,
+                            line: Some(i as u32 + 10),
+                        }
+                    },
+                )
+                .collect();
+            Allowlist {
+                document: allowlist::model::DocumentRef { title, source },
+                services,
+                connections,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_written_allowlist_reads_back_the_same(a in hostile_allowlist(), document in hostile()) {
+        // The header comment names the document: its name may hold line breaks too.
+        let yaml = file::to_yaml(&a, &file::import_header(&document));
+        let back = file::parse(&yaml, "written.yaml");
+        prop_assert!(back.is_ok(), "{}\n{}", back.unwrap_err(), yaml);
+        prop_assert_eq!(back.unwrap(), a, "{}", yaml);
+    }
 }
 
 proptest! {

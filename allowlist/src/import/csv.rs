@@ -1,7 +1,10 @@
 //! CSV, `,`- or `;`-separated (the `csv` crate): quoted cells may hold the separator,
 //! quotes and line breaks; a record's line is the line it starts on.
 
-use super::{Format, Header, Item, Line, Table};
+use super::{
+    Format, Header,
+    table::{Item, Line, Table},
+};
 
 fn reader(text: &str, delimiter: u8) -> ::csv::Reader<&[u8]> {
     ::csv::ReaderBuilder::new()

@@ -5,7 +5,11 @@
 
 use scraper::{ElementRef, Html, Selector};
 
-use super::{Format, Header, ImportError, Item, Line, Problem, Table, header_likeness};
+use super::{
+    Format, Header, ImportError, Problem,
+    header::header_likeness,
+    table::{Item, Line, Table},
+};
 use crate::names;
 
 pub(crate) fn looks_like_html(text: &str) -> bool {

@@ -1,7 +1,10 @@
 //! Markdown (GitHub-flavoured) pipe tables: outer pipes optional, `\|` is a pipe inside a
 //! cell, the `|---|:--:|` row is structure, `<br>` breaks a cell's line.
 
-use super::{Format, Header, Item, Line, Table};
+use super::{
+    Format, Header,
+    table::{Item, Line, Table},
+};
 
 /// Cells of a pipe-table line, with `\|` kept as a literal pipe.
 pub(crate) fn split(line: &str) -> Vec<String> {

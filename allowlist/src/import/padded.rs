@@ -5,8 +5,9 @@
 //! do not sit in the columns (prose, a centred page number) is not a row.
 
 use super::{
-    Col, Format, Header, Item, Line, Table, append, artifact, cells_by_column, print_furniture,
-    starts_row,
+    Col, Format, Header,
+    account::{artifact, print_furniture},
+    table::{Item, Line, Table, append, cells_by_column, starts_row},
 };
 
 /// How far (in characters) a piece may start from its column's start.

@@ -3,7 +3,10 @@
 //! whose key cells are empty; browser copies wrap long cells onto lines without tabs.
 //! This reader (with the space-padded one) is the only one whose lines may continue a row.
 
-use super::{Format, Header, Item, Line, Table};
+use super::{
+    Format, Header,
+    table::{Item, Line, Table},
+};
 
 pub(crate) fn split(line: &str) -> Vec<String> {
     line.split('\t').map(str::to_string).collect()

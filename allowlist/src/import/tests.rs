@@ -1,5 +1,5 @@
-use super::*;
-use crate::model::{PortSpec, Transports};
+use super::{table::append, *};
+use crate::model::{Classification, PortSpec, Ports, Transports};
 
 const HEADER: &str = "Connection\tSource\tDestination\tProtocol\tPort\tClassification\tData that travels on this connection";
 

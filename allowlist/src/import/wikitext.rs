@@ -2,7 +2,10 @@
 //! on a line with `!!`), data cells after `|` (several with `||`), cell attributes before a
 //! single `|`, and a cell's text may go on over the following lines.
 
-use super::{Format, Header, Item, Line, Table};
+use super::{
+    Format, Header,
+    table::{Item, Line, Table},
+};
 
 pub(crate) fn starts_table(line: &str) -> bool {
     line.trim_start().starts_with("{|")

@@ -163,6 +163,14 @@ pub struct Inventory {
     mesh: Option<super::mesh::Mesh>,
 }
 
+/// The entry that declared an address, and where: a duplicate names it.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    id: u32,
+    line: u64,
+    column: u64,
+}
+
 fn err<T>(origin: &str, at: &Spanned<T>, message: String) -> FileError {
     FileError::at(origin, at, message)
 }
@@ -187,7 +195,7 @@ impl Inventory {
         let mut options = serde_saphyr::Options::default();
         options.budget = Some(budget);
         let raw: RawInventory = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-            let mut fe = FileError::from_saphyr(origin, &e);
+            let mut fe = FileError::from_saphyr(origin, text, &e);
             if fe.message.contains("budget breached") {
                 fe.message = format!(
                     "the inventory is larger than auditor reads: more than {MAX_INVENTORY_NODES} \
@@ -224,7 +232,7 @@ impl Inventory {
             mesh: None,
         };
         let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut owners: HashMap<IpNet, u32> = HashMap::new();
+        let mut owners: HashMap<IpNet, Owner> = HashMap::new();
         let mut globs = globset::GlobSetBuilder::new();
         for (name, s) in &raw.services {
             inv.add_entry(
@@ -342,7 +350,7 @@ impl Inventory {
         kind: EntryKind,
         addresses: &[String],
         ids: &mut HashMap<String, u32>,
-        owners: &mut HashMap<IpNet, u32>,
+        owners: &mut HashMap<IpNet, Owner>,
     ) -> Result<(), FileError> {
         let origin = self.origin.clone();
         let clean = allowlist::names::clean(name);
@@ -374,17 +382,30 @@ impl Inventory {
                 })?
                 .trunc();
             self.nets[id as usize].push(net);
-            if let Some(prev) = owners.insert(net, id)
-                && prev != id
+            let here = Owner {
+                id,
+                line: span.referenced.line(),
+                column: span.referenced.column(),
+            };
+            if let Some(prev) = owners.insert(net, here)
+                && prev.id != id
             {
-                return Err(err(
-                    &origin,
-                    span,
-                    format!(
-                        "{clean}: {net} is already declared for {}",
-                        self.names[prev as usize]
+                // Entries are read in name order, not file order: blame the one written
+                // later, the duplicate, and name the line of the first.
+                let (first, second) = if (prev.line, prev.column) <= (here.line, here.column) {
+                    (prev, here)
+                } else {
+                    (here, prev)
+                };
+                return Err(FileError {
+                    origin,
+                    line: second.line,
+                    column: second.column,
+                    message: format!(
+                        "{}: {net} is already declared for {} (line {})",
+                        self.names[second.id as usize], self.names[first.id as usize], first.line
                     ),
-                ));
+                });
             }
             match net {
                 IpNet::V4(n) => self

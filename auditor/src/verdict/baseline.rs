@@ -240,7 +240,7 @@ impl Baseline {
         kube: Option<Arc<KubeState>>,
     ) -> Result<Baseline, FileError> {
         let raw: RawBaseline =
-            serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, &e))?;
+            serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, text, &e))?;
         if raw.version != FORMAT_VERSION {
             return Err(FileError::at_start(
                 origin,
