@@ -26,7 +26,8 @@ use serde::Deserialize;
 
 use super::{
     Coverage, Document, Evidence, Interval, Period, Report, RowReport, SCHEMA, Violation,
-    empty_summary, finish, merge_violations,
+    merge::{finish, merge_violations},
+    model::empty_summary,
 };
 use crate::{
     edge::{Direction, Drops, Edge, Endpoint, Transport},
