@@ -812,3 +812,25 @@ fn rows_whose_content_changed_between_allowlists_are_reported() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn junit_output_carries_no_character_xml_forbids() {
+    // A hostile service name: C0 controls (SOH, ESC) and the non-characters XML 1.0
+    // forbids even as references.
+    let mut r: report::Report =
+        serde_json::from_str(include_str!("data/demo-report.json")).expect("the demo report");
+    let hostile = "Web\u{1}\u{1b}[31m\u{fffe}\u{ffff}";
+    r.rows[0].source = hostile.into();
+    r.document.title = Some(hostile.into());
+    let xml = report::junit::render(&r);
+    let forbidden = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    assert!(
+        !xml.chars().any(forbidden),
+        "a character XML 1.0 forbids reached the output"
+    );
+    // The name is still there, its forbidden characters visibly replaced.
+    assert!(
+        xml.contains("Web\u{fffd}\u{fffd}[31m\u{fffd}\u{fffd}"),
+        "{xml}"
+    );
+}

@@ -4,7 +4,23 @@
 
 use std::fmt::Write;
 
-use super::{Report, diagram::esc};
+use super::{Report, diagram};
+
+/// Text escaped for an XML 1.0 element or attribute. XML 1.0 forbids the C0 controls
+/// other than tab, LF and CR, and U+FFFE/U+FFFF, even as character references: a name
+/// carrying one (a hostile process or service name) would make the whole file unreadable
+/// to a CI system, so each becomes U+FFFD, visibly not the original character.
+fn xml(s: &str) -> String {
+    let allowed: String = s
+        .chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+            c => c,
+        })
+        .collect();
+    diagram::esc(&allowed)
+}
 
 pub fn render(r: &Report) -> String {
     let mut rows = String::new();
@@ -27,7 +43,7 @@ pub fn render(r: &Report) -> String {
         let _ = write!(
             rows,
             "    <testcase classname=\"documented\" name=\"{}\" time=\"0\">",
-            esc(&name)
+            xml(&name)
         );
         if !drifted.is_empty() {
             row_failures += 1;
@@ -49,27 +65,27 @@ pub fn render(r: &Report) -> String {
             let _ = write!(
                 rows,
                 "<failure type=\"{}\" message=\"{}\">{}</failure>",
-                esc(drifted[0].edge.verdict.as_str()),
-                esc(&format!(
+                xml(drifted[0].edge.verdict.as_str()),
+                xml(&format!(
                     "traffic drifted from this row: {}",
                     text.join("; ")
                 )),
-                esc(&text.join("\n"))
+                xml(&text.join("\n"))
             );
         } else if !x.observed {
             row_skipped += 1;
             let _ = write!(
                 rows,
                 "<skipped message=\"never observed in {} – {}\"/>",
-                esc(&r.period.since),
-                esc(&r.period.until)
+                xml(&r.period.since),
+                xml(&r.period.until)
             );
         } else {
             let _ = write!(
                 rows,
                 "<system-out>{} connection(s) on {}</system-out>",
                 x.count,
-                esc(&x.nodes.join(", "))
+                xml(&x.nodes.join(", "))
             );
         }
         rows.push_str("</testcase>\n");
@@ -97,10 +113,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             viol,
             "    <testcase classname=\"violations\" name=\"{}\" time=\"0\"><failure type=\"{}\" message=\"{}\">{}</failure></testcase>",
-            esc(&name),
-            esc(e.verdict.as_str()),
-            esc(&detail),
-            esc(&detail)
+            xml(&name),
+            xml(e.verdict.as_str()),
+            xml(&detail),
+            xml(&detail)
         );
     }
     let title = r
@@ -113,7 +129,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "<testsuites name=\"auditor: {}\" tests=\"{}\" failures=\"{}\" skipped=\"{row_skipped}\" time=\"0\">",
-        esc(title),
+        xml(title),
         r.rows.len() + r.violations.len(),
         row_failures + r.violations.len()
     );
@@ -121,16 +137,16 @@ pub fn render(r: &Report) -> String {
         o,
         "  <testsuite name=\"documented connections\" tests=\"{}\" failures=\"{row_failures}\" errors=\"0\" skipped=\"{row_skipped}\" time=\"0\" timestamp=\"{}\">",
         r.rows.len(),
-        esc(&r.generated_at)
+        xml(&r.generated_at)
     );
     let _ = writeln!(
         o,
         "    <properties><property name=\"nodes\" value=\"{}\"/><property name=\"period\" value=\"{} – {}\"/><property name=\"auditor_version\" value=\"{}\"/><property name=\"report_digest\" value=\"{}\"/></properties>",
-        esc(&r.nodes.join(", ")),
-        esc(&r.period.since),
-        esc(&r.period.until),
-        esc(&r.auditor_version),
-        esc(r.digest.as_deref().unwrap_or(""))
+        xml(&r.nodes.join(", ")),
+        xml(&r.period.since),
+        xml(&r.period.until),
+        xml(&r.auditor_version),
+        xml(r.digest.as_deref().unwrap_or(""))
     );
     o.push_str(&rows);
     let _ = writeln!(o, "  </testsuite>");
@@ -138,9 +154,23 @@ pub fn render(r: &Report) -> String {
         o,
         "  <testsuite name=\"violations\" tests=\"{0}\" failures=\"{0}\" errors=\"0\" skipped=\"0\" time=\"0\" timestamp=\"{1}\">",
         r.violations.len(),
-        esc(&r.generated_at)
+        xml(&r.generated_at)
     );
     o.push_str(&viol);
     let _ = writeln!(o, "  </testsuite>\n</testsuites>");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml;
+
+    #[test]
+    fn forbidden_characters_do_not_reach_the_xml() {
+        let x = xml("a\u{1}b\u{1b}[31mc\u{fffe}\u{ffff}\td\ne<&\"");
+        assert_eq!(
+            x,
+            "a\u{fffd}b\u{fffd}[31mc\u{fffd}\u{fffd}\td\ne&lt;&amp;&quot;"
+        );
+    }
 }
