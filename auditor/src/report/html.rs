@@ -56,7 +56,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "<tr><th>Document</th><td>{}</td></tr></table>",
-        esc(r.document.source.as_deref().unwrap_or("-"))
+        esc(r.document.origin.as_deref().unwrap_or("-"))
     );
     let _ = writeln!(
         o,
@@ -171,9 +171,9 @@ pub fn render(r: &Report) -> String {
             o,
             "<tr class=\"{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if x.observed { "seen" } else { "never" },
-            x.number.map_or_else(|| "–".into(), |n| n.to_string()),
-            esc(&x.source),
-            esc(&x.destination),
+            x.rule.map_or_else(|| "–".into(), |n| n.to_string()),
+            esc(&x.src),
+            esc(&x.dst),
             esc(&x.protocol),
             esc(&x.ports),
             match x.evidence {

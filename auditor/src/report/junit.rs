@@ -28,17 +28,17 @@ pub fn render(r: &Report) -> String {
     for x in &r.rows {
         let name = format!(
             "{}: {} -> {} {}/{}",
-            x.number
+            x.rule
                 .map_or_else(|| "unnumbered row".into(), |n| format!("row {n}")),
-            x.source,
-            x.destination,
+            x.src,
+            x.dst,
             x.transport,
             x.ports
         );
-        let drifted: Vec<&super::Violation> = r
+        let drifted: Vec<&super::ObservedEdge> = r
             .violations
             .iter()
-            .filter(|v| x.number.is_some_and(|n| v.edge.rules.contains(&n)))
+            .filter(|v| x.rule.is_some_and(|n| v.edge.rules.contains(&n)))
             .collect();
         let _ = write!(
             rows,

@@ -59,7 +59,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "| Source | {} |\n",
-        cell(r.document.source.as_deref().unwrap_or("-"))
+        cell(r.document.origin.as_deref().unwrap_or("-"))
     );
 
     let _ = writeln!(o, "## Violations\n");
@@ -138,9 +138,9 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            x.number.map_or_else(|| "-".into(), |n| n.to_string()),
-            cell(&x.source),
-            cell(&x.destination),
+            x.rule.map_or_else(|| "-".into(), |n| n.to_string()),
+            cell(&x.src),
+            cell(&x.dst),
             cell(&x.protocol),
             cell(&x.ports),
             match x.evidence {

@@ -8,7 +8,11 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use super::{Gap, PlatformEntry, Report, SCHEMA, Violation, model::parse_time, seal::check_digest};
+use super::{
+    Gap, ObservedEdge, PlatformEntry, Report, SCHEMA,
+    model::{SCHEMA_2, parse_time},
+    seal::check_digest,
+};
 use crate::{edge::EdgeKey, model::time::rfc3339_millis};
 
 /// Combines per-node reports (same allowlist) into one cluster report. The same report
@@ -43,6 +47,8 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
             .flat_map(|p| p.flows)
             .collect(),
     );
+    // Written in this layout whatever the inputs' (a /2 report reads into the same model).
+    out.schema = SCHEMA.into();
     out.auditor_version = crate::provenance::AUDITOR_VERSION.into();
     out.generated_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     out.digest = None;
@@ -52,9 +58,9 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
 
 /// A report merges only with one of this layout, made against the same allowlist.
 fn check_mergeable(name: &str, r: &Report, out: &Report) -> anyhow::Result<()> {
-    if r.schema != SCHEMA {
+    if r.schema != SCHEMA && r.schema != SCHEMA_2 {
         bail!(
-            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA})",
+            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA} or {SCHEMA_2})",
             r.schema
         );
     }
@@ -62,7 +68,7 @@ fn check_mergeable(name: &str, r: &Report, out: &Report) -> anyhow::Result<()> {
         || r.rows
             .iter()
             .zip(&out.rows)
-            .any(|(a, b)| a.number != b.number || a.digest != b.digest)
+            .any(|(a, b)| a.rule != b.rule || a.digest != b.digest)
     {
         bail!("{name}: the reports were made against different allowlists");
     }
@@ -150,8 +156,8 @@ fn evidence_key(r: &Report) -> String {
 }
 
 /// One violation per edge (verdict, source, destination, transport, port), nodes united.
-pub(super) fn merge_violations(v: &mut Vec<Violation>) {
-    let mut merged: BTreeMap<EdgeKey, Violation> = BTreeMap::new();
+pub(super) fn merge_violations(v: &mut Vec<ObservedEdge>) {
+    let mut merged: BTreeMap<EdgeKey, ObservedEdge> = BTreeMap::new();
     for x in v.drain(..) {
         match merged.get_mut(&x.edge.key()) {
             Some(m) => {
@@ -175,8 +181,8 @@ pub(super) fn merge_violations(v: &mut Vec<Violation>) {
 }
 
 /// Groups platform edges by entry, most connections first.
-pub(super) fn platform_entries(flows: Vec<Violation>) -> Vec<PlatformEntry> {
-    let mut by: BTreeMap<String, Vec<Violation>> = BTreeMap::new();
+pub(super) fn platform_entries(flows: Vec<ObservedEdge>) -> Vec<PlatformEntry> {
+    let mut by: BTreeMap<String, Vec<ObservedEdge>> = BTreeMap::new();
     for f in flows {
         by.entry(f.edge.platform.clone().unwrap_or_default())
             .or_default()
@@ -212,10 +218,8 @@ pub(super) fn finish(r: &mut Report) {
         .iter()
         .filter(|x| !x.observed)
         .map(|x| {
-            x.number.map_or_else(
-                || format!("{} -> {}", x.source, x.destination),
-                |n| n.to_string(),
-            )
+            x.rule
+                .map_or_else(|| format!("{} -> {}", x.src, x.dst), |n| n.to_string())
         })
         .collect();
     s.violation_edges = r.violations.len();

@@ -29,8 +29,8 @@ mod store;
 pub use header::header_facts;
 pub use merge::merge;
 pub use model::{
-    Coverage, Document, Evidence, Gap, Interval, Period, PlatformEntry, Report, RowReport, SCHEMA,
-    Summary, Violation, parse_when, schema_json,
+    Coverage, Document, Evidence, Gap, Interval, ObservedEdge, Period, PlatformEntry, Report,
+    RowReport, SCHEMA, Summary, parse_when, schema_json,
 };
 pub use seal::{compute_digest, seal};
 pub use store::from_store;

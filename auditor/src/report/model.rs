@@ -11,13 +11,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::edge::{Drops, Edge};
 
-pub const SCHEMA: &str = "auditor-report/2";
+pub const SCHEMA: &str = "auditor-report/3";
+
+/// The layout before rows said `rule`/`src`/`dst` and the document `origin`: still read
+/// (the old names are serde aliases) so older reports merge and verify.
+pub const SCHEMA_2: &str = "auditor-report/2";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "auditor compliance report")]
 pub struct Report {
-    /// Always "auditor-report/2" for this layout.
+    /// "auditor-report/3" for this layout ("auditor-report/2" is read too: the same
+    /// report with a row's `rule`, `src`, `dst` named `number`, `source`, `destination`
+    /// and the document's `origin` named `source`).
     pub schema: String,
     /// The auditor version that wrote this report.
     pub auditor_version: String,
@@ -37,7 +43,7 @@ pub struct Report {
     /// Every documented connection, in table order.
     pub rows: Vec<RowReport>,
     /// Every edge that is not an allowed connection, most connections first.
-    pub violations: Vec<Violation>,
+    pub violations: Vec<ObservedEdge>,
     /// What this report's source cannot know that a store-based report does (a report
     /// computed from Prometheus has no example processes, for one). Absent for a store.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -65,7 +71,9 @@ pub struct Period {
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub title: Option<String>,
-    pub source: Option<String>,
+    /// Where the documentation came from (the allowlist's `document.source`).
+    #[serde(alias = "source")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -154,11 +162,17 @@ impl Evidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowReport {
-    pub number: Option<u32>,
+    /// The documented row's number (none for an unnumbered row).
+    #[serde(alias = "number")]
+    pub rule: Option<u32>,
     /// sha256 of the row's content (source, destination, transport, ports).
     pub digest: String,
-    pub source: String,
-    pub destination: String,
+    /// The calling service.
+    #[serde(alias = "source")]
+    pub src: String,
+    /// The called service.
+    #[serde(alias = "destination")]
+    pub dst: String,
     pub protocol: String,
     pub transport: String,
     pub ports: String,
@@ -180,10 +194,11 @@ pub struct RowReport {
     pub examples: Vec<String>,
 }
 
-/// An edge that is not an allowed connection: the event vocabulary (`crate::edge::Edge`),
-/// and the nodes that saw it.
+/// An edge and the nodes that saw it, in the event vocabulary (`crate::edge::Edge`): a
+/// violation (`Report::violations`) or a flow the platform baseline allowed
+/// (`PlatformEntry::flows`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Violation {
+pub struct ObservedEdge {
     #[serde(flatten)]
     pub edge: Edge,
     pub nodes: Vec<String>,
@@ -197,7 +212,7 @@ pub struct PlatformEntry {
     pub entry: String,
     pub connections: u64,
     /// Its edges (verdict `platform`), most connections first.
-    pub flows: Vec<Violation>,
+    pub flows: Vec<ObservedEdge>,
 }
 
 /// The report's JSON Schema (docs/report.schema.json is this, checked by a test).
@@ -205,7 +220,7 @@ pub fn schema_json() -> String {
     let mut schema = schemars::schema_for!(Report);
     schema.insert(
         "$comment".into(),
-        "Generated from auditor/src/report/mod.rs by `auditor report --schema`; do not edit."
+        "Generated from auditor/src/report/model.rs by `auditor report --schema`; do not edit."
             .into(),
     );
     let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");

@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::{
-    Coverage, Document, Evidence, Interval, Period, Report, RowReport, SCHEMA, Violation,
+    Coverage, Document, Evidence, Interval, ObservedEdge, Period, Report, RowReport, SCHEMA,
     merge::{finish, merge_violations},
     model::empty_summary,
 };
@@ -389,10 +389,10 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 })
                 .collect();
             RowReport {
-                number: c.number,
+                rule: c.number,
                 digest: crate::provenance::row_sha256(c),
-                source: c.source.clone(),
-                destination: c.destination.clone(),
+                src: c.source.clone(),
+                dst: c.destination.clone(),
                 protocol: c.protocol.clone(),
                 transport: c.transport.as_str().into(),
                 ports: c.ports.to_string(),
@@ -439,7 +439,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         }
         let node = label(m, "node").to_string();
         nodes.insert(node.clone());
-        violations.push(Violation {
+        violations.push(ObservedEdge {
             edge: Edge {
                 verdict,
                 rules: rules(label(m, "rules")),
@@ -552,7 +552,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         },
         document: Document {
             title: list.document.title.clone(),
-            source: list.document.source.clone(),
+            origin: list.document.source.clone(),
         },
         nodes: nodes.into_iter().collect(),
         inputs: vec![crate::provenance::Inputs {

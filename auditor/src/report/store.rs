@@ -11,8 +11,8 @@ use allowlist::{Allowlist, Classification};
 use anyhow::bail;
 
 use super::{
-    Coverage, Document, Evidence, Interval, Period, PlatformEntry, Report, RowReport, SCHEMA,
-    Violation,
+    Coverage, Document, Evidence, Interval, ObservedEdge, Period, PlatformEntry, Report, RowReport,
+    SCHEMA,
     merge::{finish, merge_violations, platform_entries},
     model::{empty_summary, parse_time},
 };
@@ -69,7 +69,7 @@ pub fn from_store(
         },
         document: Document {
             title: list.document.title.clone(),
-            source: list.document.source.clone(),
+            origin: list.document.source.clone(),
         },
         nodes: nodes.into_iter().collect(),
         inputs,
@@ -223,10 +223,10 @@ fn row_report(c: &allowlist::Connection, rows: &[RowObservation]) -> RowReport {
     examples.dedup();
     examples.truncate(3);
     RowReport {
-        number: c.number,
+        rule: c.number,
         digest,
-        source: c.source.clone(),
-        destination: c.destination.clone(),
+        src: c.source.clone(),
+        dst: c.destination.clone(),
         protocol: c.protocol.clone(),
         transport: c.transport.as_str().into(),
         ports: c.ports.to_string(),
@@ -265,11 +265,11 @@ fn row_report(c: &allowlist::Connection, rows: &[RowObservation]) -> RowReport {
 fn seen_edges(
     edges: &[StoredEdge],
     keep: impl Fn(crate::model::Verdict) -> bool,
-) -> Vec<Violation> {
+) -> Vec<ObservedEdge> {
     edges
         .iter()
         .filter(|e| keep(e.edge.verdict))
-        .map(|e| Violation {
+        .map(|e| ObservedEdge {
             edge: e.edge.clone(),
             nodes: vec![e.node.clone()],
         })
@@ -277,7 +277,7 @@ fn seen_edges(
 }
 
 /// Every edge that is not an allowed connection, united across nodes.
-fn violations(edges: &[StoredEdge]) -> Vec<Violation> {
+fn violations(edges: &[StoredEdge]) -> Vec<ObservedEdge> {
     let mut violations = seen_edges(edges, |v| v.is_violation());
     merge_violations(&mut violations);
     violations

@@ -42,7 +42,7 @@ pub(super) fn edges_of(r: &Report, names: &mut Vec<String>) -> Vec<Edge> {
     let mut order: Vec<(usize, usize)> = Vec::new();
     let mut pairs: HashMap<(usize, usize), Pair> = HashMap::new();
     for row in &r.rows {
-        let key = (id(&row.source, names), id(&row.destination, names));
+        let key = (id(&row.src, names), id(&row.dst, names));
         let p = pairs.entry(key).or_insert_with(|| {
             order.push(key);
             Pair {
@@ -52,10 +52,10 @@ pub(super) fn edges_of(r: &Report, names: &mut Vec<String>) -> Vec<Edge> {
             }
         });
         p.nums
-            .push(row.number.map_or_else(|| "·".into(), |n| n.to_string()));
+            .push(row.rule.map_or_else(|| "·".into(), |n| n.to_string()));
         p.lines.push(format!(
             "row {}: {} {}/{}: {}",
-            row.number.map_or_else(|| "–".into(), |n| n.to_string()),
+            row.rule.map_or_else(|| "–".into(), |n| n.to_string()),
             row.protocol,
             row.transport,
             row.ports,
