@@ -306,30 +306,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         "A violation edge that had no series of its own (beyond the daemon's series budget, or an aggregated destination) is reported under the aggregate name its series carries.".to_string(),
     ];
 
-    // The allowlist: the daemons export the digest of the one in force.
-    let want = crate::provenance::allowlist_content_sha256(list);
-    let policies: BTreeSet<String> = api
-        .vector(&format!(
-            "count by (allowlist_content_sha256) (last_over_time(auditor_policy_info{{job=\"{JOB}\"}}[{range}]))"
-        ))?
-        .into_iter()
-        .map(|s| label(&s.metric, "allowlist_content_sha256").to_string())
-        .collect();
-    if policies.is_empty() {
-        limits.push(format!(
-            "The daemons did not export the allowlist they judged against (auditor_policy_info): the rows are credited by number from {}, unchecked.",
-            q.list_name
-        ));
-    } else if policies.len() > 1 || !policies.contains(&want) {
-        bail!(
-            "{} (content sha256 {want}) is not the allowlist the daemons judged against in the period (theirs: {}).\n\
-             The series name documented rows by number, so crediting {}'s rows would be false evidence. \
-             Give the allowlist the daemons run with, or a period in which they ran with only this one.",
-            q.list_name,
-            policies.into_iter().collect::<Vec<_>>().join(", "),
-            q.list_name
-        );
-    }
+    let want = check_policy(&api, &range, q, &mut limits)?;
 
     let conns = counted(
         &api,
@@ -355,183 +332,16 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
     )?;
 
     let mut nodes: BTreeSet<String> = BTreeSet::new();
-    let mut by_verdict: BTreeMap<String, u64> = BTreeMap::new();
-    // Platform traffic by baseline entry, and the mesh legs' connections.
-    let mut platform: BTreeMap<String, u64> = BTreeMap::new();
-    let mut mesh_leg_connections = 0;
-    for (m, c) in &conns {
-        nodes.insert(label(m, "node").to_string());
-        if label(m, "verdict") == Verdict::Platform.as_str() {
-            *platform
-                .entry(label(m, "platform").to_string())
-                .or_default() += c.count;
-        }
-        if !label(m, "mesh_leg").is_empty() {
-            mesh_leg_connections += c.count;
-        }
-        *by_verdict
-            .entry(label(m, "verdict").to_string())
-            .or_default() += c.count;
-    }
-
+    let tally = Tally::of(&conns, &mut nodes);
     let rows = list
         .connections
         .iter()
-        .map(|c| {
-            let obs: Vec<_> = conns
-                .iter()
-                .filter(|(m, _)| {
-                    label(m, "verdict") == Verdict::Allowed.as_str()
-                        // A mesh leg carries a connection its app leg already counted.
-                        && label(m, "mesh_leg").is_empty()
-                        && c.number
-                            .is_some_and(|n| rules(label(m, "rules")).contains(&n))
-                })
-                .collect();
-            RowReport {
-                rule: c.number,
-                digest: crate::provenance::row_sha256(c),
-                src: c.source.clone(),
-                dst: c.destination.clone(),
-                protocol: c.protocol.clone(),
-                transport: c.transport.as_str().into(),
-                ports: c.ports.to_string(),
-                classification: Classification::list_to_string(&c.classification),
-                description: c.description.clone(),
-                observed: !obs.is_empty(),
-                // Only series that grew in the period are read (zero counts are skipped), so
-                // every observation here was opened; held-open ones: see the limits.
-                evidence: (!obs.is_empty()).then_some(Evidence::Opened),
-                count: obs.iter().map(|(_, c)| c.count).sum(),
-                first_seen: obs
-                    .iter()
-                    .map(|(_, c)| c.first_ms)
-                    .min()
-                    .map(rfc3339_seconds),
-                last_seen: obs
-                    .iter()
-                    .map(|(_, c)| c.last_ms)
-                    .max()
-                    .map(rfc3339_seconds),
-                nodes: obs
-                    .iter()
-                    .map(|(m, _)| label(m, "node").to_string())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect(),
-                examples: Vec::new(),
-            }
-        })
+        .map(|c| row_report(c, &conns))
         .collect();
 
-    let mut unreadable = 0usize;
-    let mut violations = Vec::new();
-    for (m, c) in &edges {
-        let (Some(verdict), Some(t)) = (
-            Verdict::parse(label(m, "verdict")),
-            transport(label(m, "transport")),
-        ) else {
-            unreadable += 1;
-            continue;
-        };
-        if !verdict.is_violation() {
-            continue;
-        }
-        let node = label(m, "node").to_string();
-        nodes.insert(node.clone());
-        violations.push(ObservedEdge {
-            edge: Edge {
-                verdict,
-                rules: rules(label(m, "rules")),
-                transport: t,
-                // Not in the series: see the limits.
-                direction: Direction::Egress,
-                documented: None,
-                src: endpoint(label(m, "src"), None),
-                dst: endpoint(label(m, "dst"), label(m, "port").parse().ok()),
-                process: None,
-                count: c.count,
-                first_seen: c.first_ms,
-                last_seen: c.last_ms,
-                // Violations are neither platform flows nor mesh legs judged allowed;
-                // a violating mesh leg is not told apart in the violation series.
-                platform: None,
-                mesh_leg: None,
-            },
-            nodes: vec![node],
-        });
-    }
-    if unreadable > 0 {
-        limits.push(format!(
-            "{unreadable} violation series had a verdict or transport label this auditor does not know (written by another version): not in the violations."
-        ));
-    }
-    merge_violations(&mut violations);
+    let violations = violations(&edges, &mut nodes, &mut limits);
 
-    // Coverage: a step at which a daemon was up covers the step before it; a step with
-    // kernel losses is watched but not fully audited.
-    let up = api.matrix(&format!(
-        "(max by (node) (up{{job=\"{JOB}\"}}) == 1)[{range}:{step}]"
-    ))?;
-    let losses = LOSSES.join("|");
-    let dropped = api.matrix(&format!(
-        "(sum by (node, counter) ({}) > 0)[{range}:{step}]",
-        delta(
-            &format!("auditor_kernel_events_total{{job=\"{JOB}\",counter=~\"{losses}\"}}"),
-            &step
-        )
-    ))?;
-    let mut drops_at: HashMap<(String, i64), Drops> = HashMap::new();
-    for s in &dropped {
-        let node = label(&s.metric, "node").to_string();
-        for (t, v) in &s.values {
-            let d = drops_at
-                .entry((node.clone(), (t * 1000.0).round() as i64))
-                .or_default();
-            let n = num(v).round() as u64;
-            match label(&s.metric, "counter") {
-                "ringbuf_full" => d.ringbuf_full += n,
-                "lru_evictions" => d.lru_evictions += n,
-                _ => d.flow_insert_failed += n,
-            }
-        }
-    }
-    let step_ms = step_s as i64 * 1000;
-    let mut intervals: Vec<Interval> = Vec::new();
-    for s in &up {
-        let node = label(&s.metric, "node").to_string();
-        nodes.insert(node.clone());
-        let mut open: Option<Interval> = None;
-        let mut prev_t: Option<i64> = None;
-        for (t, _) in &s.values {
-            let t = (t * 1000.0).round() as i64;
-            let start = (t - step_ms).max(q.since_ms);
-            let drops = drops_at
-                .get(&(node.clone(), t))
-                .copied()
-                .unwrap_or_default();
-            let full = drops.total() == 0;
-            let joins = prev_t == Some(t - step_ms);
-            match &mut open {
-                Some(i) if joins && i.fully_audited == full => {
-                    i.end = rfc3339_millis(t);
-                    i.drops.add(&drops);
-                }
-                _ => {
-                    intervals.extend(open.take());
-                    open = Some(Interval {
-                        node: node.clone(),
-                        start: rfc3339_millis(start),
-                        end: rfc3339_millis(t),
-                        fully_audited: full,
-                        drops,
-                    });
-                }
-            }
-            prev_t = Some(t);
-        }
-        intervals.extend(open);
-    }
+    let intervals = intervals(&api, &range, &step, step_s, q.since_ms, &mut nodes)?;
     nodes.remove("");
     if nodes.is_empty() {
         bail!(
@@ -576,7 +386,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         rows,
         violations,
         limits,
-        platform: platform
+        platform: tally
+            .platform
             .into_iter()
             .map(|(entry, connections)| super::PlatformEntry {
                 entry,
@@ -587,10 +398,261 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             .collect(),
         digest: None,
     };
-    report.summary.by_verdict = by_verdict;
-    report.summary.mesh_leg_connections = mesh_leg_connections;
+    report.summary.by_verdict = tally.by_verdict;
+    report.summary.mesh_leg_connections = tally.mesh_leg_connections;
     finish(&mut report);
     Ok(report)
+}
+
+/// The allowlist the daemons judged against: they export the digest of the one in force
+/// (`auditor_policy_info`). Refuses another one; notes when they did not say.
+fn check_policy(
+    api: &Api,
+    range: &str,
+    q: &Query<'_>,
+    limits: &mut Vec<String>,
+) -> anyhow::Result<String> {
+    let want = crate::provenance::allowlist_content_sha256(q.list);
+    let policies: BTreeSet<String> = api
+        .vector(&format!(
+            "count by (allowlist_content_sha256) (last_over_time(auditor_policy_info{{job=\"{JOB}\"}}[{range}]))"
+        ))?
+        .into_iter()
+        .map(|s| label(&s.metric, "allowlist_content_sha256").to_string())
+        .collect();
+    if policies.is_empty() {
+        limits.push(format!(
+            "The daemons did not export the allowlist they judged against (auditor_policy_info): the rows are credited by number from {}, unchecked.",
+            q.list_name
+        ));
+    } else if policies.len() > 1 || !policies.contains(&want) {
+        bail!(
+            "{} (content sha256 {want}) is not the allowlist the daemons judged against in the period (theirs: {}).\n\
+             The series name documented rows by number, so crediting {}'s rows would be false evidence. \
+             Give the allowlist the daemons run with, or a period in which they ran with only this one.",
+            q.list_name,
+            policies.into_iter().collect::<Vec<_>>().join(", "),
+            q.list_name
+        );
+    }
+
+    Ok(want)
+}
+
+/// What the connection series add up to: connections per verdict, platform traffic by
+/// baseline entry, and the mesh legs' connections.
+#[derive(Default)]
+struct Tally {
+    by_verdict: BTreeMap<String, u64>,
+    platform: BTreeMap<String, u64>,
+    mesh_leg_connections: u64,
+}
+
+impl Tally {
+    /// Also adds every node the series name to `nodes`.
+    fn of(conns: &[(BTreeMap<String, String>, Counted)], nodes: &mut BTreeSet<String>) -> Tally {
+        let mut t = Tally::default();
+        for (m, c) in conns {
+            nodes.insert(label(m, "node").to_string());
+            if label(m, "verdict") == Verdict::Platform.as_str() {
+                *t.platform
+                    .entry(label(m, "platform").to_string())
+                    .or_default() += c.count;
+            }
+            if !label(m, "mesh_leg").is_empty() {
+                t.mesh_leg_connections += c.count;
+            }
+            *t.by_verdict
+                .entry(label(m, "verdict").to_string())
+                .or_default() += c.count;
+        }
+        t
+    }
+}
+
+/// One documented row credited with the allowed connection series that name it.
+fn row_report(
+    c: &allowlist::Connection,
+    conns: &[(BTreeMap<String, String>, Counted)],
+) -> RowReport {
+    let obs: Vec<_> = conns
+        .iter()
+        .filter(|(m, _)| {
+            label(m, "verdict") == Verdict::Allowed.as_str()
+                // A mesh leg carries a connection its app leg already counted.
+                && label(m, "mesh_leg").is_empty()
+                && c.number
+                    .is_some_and(|n| rules(label(m, "rules")).contains(&n))
+        })
+        .collect();
+    RowReport {
+        rule: c.number,
+        digest: crate::provenance::row_sha256(c),
+        src: c.source.clone(),
+        dst: c.destination.clone(),
+        protocol: c.protocol.clone(),
+        transport: c.transport.as_str().into(),
+        ports: c.ports.to_string(),
+        classification: Classification::list_to_string(&c.classification),
+        description: c.description.clone(),
+        observed: !obs.is_empty(),
+        // Only series that grew in the period are read (zero counts are skipped), so
+        // every observation here was opened; held-open ones: see the limits.
+        evidence: (!obs.is_empty()).then_some(Evidence::Opened),
+        count: obs.iter().map(|(_, c)| c.count).sum(),
+        first_seen: obs
+            .iter()
+            .map(|(_, c)| c.first_ms)
+            .min()
+            .map(rfc3339_seconds),
+        last_seen: obs
+            .iter()
+            .map(|(_, c)| c.last_ms)
+            .max()
+            .map(rfc3339_seconds),
+        nodes: obs
+            .iter()
+            .map(|(m, _)| label(m, "node").to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        examples: Vec::new(),
+    }
+}
+
+/// The violation series as edges, united across nodes (their nodes added to `nodes`; a
+/// series this auditor cannot read is counted in the limits).
+fn violations(
+    edges: &[(BTreeMap<String, String>, Counted)],
+    nodes: &mut BTreeSet<String>,
+    limits: &mut Vec<String>,
+) -> Vec<ObservedEdge> {
+    let mut unreadable = 0usize;
+    let mut violations = Vec::new();
+    for (m, c) in edges {
+        let (Some(verdict), Some(t)) = (
+            Verdict::parse(label(m, "verdict")),
+            transport(label(m, "transport")),
+        ) else {
+            unreadable += 1;
+            continue;
+        };
+        if !verdict.is_violation() {
+            continue;
+        }
+        let node = label(m, "node").to_string();
+        nodes.insert(node.clone());
+        violations.push(ObservedEdge {
+            edge: Edge {
+                verdict,
+                rules: rules(label(m, "rules")),
+                transport: t,
+                // Not in the series: see the limits.
+                direction: Direction::Egress,
+                documented: None,
+                src: endpoint(label(m, "src"), None),
+                dst: endpoint(label(m, "dst"), label(m, "port").parse().ok()),
+                process: None,
+                count: c.count,
+                first_seen: c.first_ms,
+                last_seen: c.last_ms,
+                // Violations are neither platform flows nor mesh legs judged allowed;
+                // a violating mesh leg is not told apart in the violation series.
+                platform: None,
+                mesh_leg: None,
+            },
+            nodes: vec![node],
+        });
+    }
+    if unreadable > 0 {
+        limits.push(format!(
+            "{unreadable} violation series had a verdict or transport label this auditor does not know (written by another version): not in the violations."
+        ));
+    }
+    merge_violations(&mut violations);
+
+    violations
+}
+
+/// Coverage: a step at which a daemon was up covers the step before it; a step with
+/// kernel losses is watched but not fully audited. Adds the nodes seen up to `nodes`.
+fn intervals(
+    api: &Api,
+    range: &str,
+    step: &str,
+    step_s: u64,
+    since_ms: i64,
+    nodes: &mut BTreeSet<String>,
+) -> anyhow::Result<Vec<Interval>> {
+    let up = api.matrix(&format!(
+        "(max by (node) (up{{job=\"{JOB}\"}}) == 1)[{range}:{step}]"
+    ))?;
+    let losses = LOSSES.join("|");
+    let dropped = api.matrix(&format!(
+        "(sum by (node, counter) ({}) > 0)[{range}:{step}]",
+        delta(
+            &format!("auditor_kernel_events_total{{job=\"{JOB}\",counter=~\"{losses}\"}}"),
+            step
+        )
+    ))?;
+    let drops_at = drops_at(&dropped);
+    let step_ms = step_s as i64 * 1000;
+    let mut intervals: Vec<Interval> = Vec::new();
+    for s in &up {
+        let node = label(&s.metric, "node").to_string();
+        nodes.insert(node.clone());
+        let mut open: Option<Interval> = None;
+        let mut prev_t: Option<i64> = None;
+        for (t, _) in &s.values {
+            let t = (t * 1000.0).round() as i64;
+            let start = (t - step_ms).max(since_ms);
+            let drops = drops_at
+                .get(&(node.clone(), t))
+                .copied()
+                .unwrap_or_default();
+            let full = drops.total() == 0;
+            let joins = prev_t == Some(t - step_ms);
+            match &mut open {
+                Some(i) if joins && i.fully_audited == full => {
+                    i.end = rfc3339_millis(t);
+                    i.drops.add(&drops);
+                }
+                _ => {
+                    intervals.extend(open.take());
+                    open = Some(Interval {
+                        node: node.clone(),
+                        start: rfc3339_millis(start),
+                        end: rfc3339_millis(t),
+                        fully_audited: full,
+                        drops,
+                    });
+                }
+            }
+            prev_t = Some(t);
+        }
+        intervals.extend(open);
+    }
+    Ok(intervals)
+}
+
+/// Kernel losses per (node, step time in ms), from the loss series.
+fn drops_at(dropped: &[Series]) -> HashMap<(String, i64), Drops> {
+    let mut drops_at: HashMap<(String, i64), Drops> = HashMap::new();
+    for s in dropped {
+        let node = label(&s.metric, "node").to_string();
+        for (t, v) in &s.values {
+            let d = drops_at
+                .entry((node.clone(), (t * 1000.0).round() as i64))
+                .or_default();
+            let n = num(v).round() as u64;
+            match label(&s.metric, "counter") {
+                "ringbuf_full" => d.ringbuf_full += n,
+                "lru_evictions" => d.lru_evictions += n,
+                _ => d.flow_insert_failed += n,
+            }
+        }
+    }
+    drops_at
 }
 
 #[cfg(test)]
