@@ -26,69 +26,11 @@ pub fn render(r: &Report) -> String {
     let mut rows = String::new();
     let (mut row_failures, mut row_skipped) = (0, 0);
     for x in &r.rows {
-        let name = format!(
-            "{}: {} -> {} {}/{}",
-            x.rule
-                .map_or_else(|| "unnumbered row".into(), |n| format!("row {n}")),
-            x.src,
-            x.dst,
-            x.transport,
-            x.ports
-        );
-        let drifted: Vec<&super::ObservedEdge> = r
-            .violations
-            .iter()
-            .filter(|v| x.rule.is_some_and(|n| v.edge.rules.contains(&n)))
-            .collect();
-        let _ = write!(
-            rows,
-            "    <testcase classname=\"documented\" name=\"{}\" time=\"0\">",
-            xml(&name)
-        );
-        if !drifted.is_empty() {
-            row_failures += 1;
-            let text: Vec<String> = drifted
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{} {} -> {} {}/{}: {} connection(s), e.g. {}",
-                        v.edge.verdict.as_str(),
-                        v.edge.src.name(),
-                        v.edge.dst.name(),
-                        v.edge.transport.as_str(),
-                        v.edge.dst.port.unwrap_or(0),
-                        v.edge.count,
-                        v.edge.example_text()
-                    )
-                })
-                .collect();
-            let _ = write!(
-                rows,
-                "<failure type=\"{}\" message=\"{}\">{}</failure>",
-                xml(drifted[0].edge.verdict.as_str()),
-                xml(&format!(
-                    "traffic drifted from this row: {}",
-                    text.join("; ")
-                )),
-                xml(&text.join("\n"))
-            );
-        } else if !x.observed {
-            row_skipped += 1;
-            let _ = write!(
-                rows,
-                "<skipped message=\"never observed in {} – {}\"/>",
-                xml(&r.period.since),
-                xml(&r.period.until)
-            );
-        } else {
-            let _ = write!(
-                rows,
-                "<system-out>{} connection(s) on {}</system-out>",
-                x.count,
-                xml(&x.nodes.join(", "))
-            );
+        match row_case(&mut rows, r, x) {
+            Outcome::Failed => row_failures += 1,
+            Outcome::Skipped => row_skipped += 1,
+            Outcome::Passed => {}
         }
-        rows.push_str("</testcase>\n");
     }
     let mut viol = String::new();
     for v in &r.violations {
@@ -159,6 +101,84 @@ pub fn render(r: &Report) -> String {
     o.push_str(&viol);
     let _ = writeln!(o, "  </testsuite>\n</testsuites>");
     o
+}
+
+/// How a documented row's testcase ended.
+enum Outcome {
+    Passed,
+    /// Failed: a violation cites the row as its closest.
+    Failed,
+    /// Skipped: never observed.
+    Skipped,
+}
+
+/// The testcase of one documented row, written to `rows`.
+fn row_case(rows: &mut String, r: &Report, x: &super::RowReport) -> Outcome {
+    let name = format!(
+        "{}: {} -> {} {}/{}",
+        x.rule
+            .map_or_else(|| "unnumbered row".into(), |n| format!("row {n}")),
+        x.src,
+        x.dst,
+        x.transport,
+        x.ports
+    );
+    let drifted: Vec<&super::ObservedEdge> = r
+        .violations
+        .iter()
+        .filter(|v| x.rule.is_some_and(|n| v.edge.rules.contains(&n)))
+        .collect();
+    let _ = write!(
+        rows,
+        "    <testcase classname=\"documented\" name=\"{}\" time=\"0\">",
+        xml(&name)
+    );
+    let outcome = if !drifted.is_empty() {
+        let text: Vec<String> = drifted
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {} -> {} {}/{}: {} connection(s), e.g. {}",
+                    v.edge.verdict.as_str(),
+                    v.edge.src.name(),
+                    v.edge.dst.name(),
+                    v.edge.transport.as_str(),
+                    v.edge.dst.port.unwrap_or(0),
+                    v.edge.count,
+                    v.edge.example_text()
+                )
+            })
+            .collect();
+        let _ = write!(
+            rows,
+            "<failure type=\"{}\" message=\"{}\">{}</failure>",
+            xml(drifted[0].edge.verdict.as_str()),
+            xml(&format!(
+                "traffic drifted from this row: {}",
+                text.join("; ")
+            )),
+            xml(&text.join("\n"))
+        );
+        Outcome::Failed
+    } else if !x.observed {
+        let _ = write!(
+            rows,
+            "<skipped message=\"never observed in {} – {}\"/>",
+            xml(&r.period.since),
+            xml(&r.period.until)
+        );
+        Outcome::Skipped
+    } else {
+        let _ = write!(
+            rows,
+            "<system-out>{} connection(s) on {}</system-out>",
+            x.count,
+            xml(&x.nodes.join(", "))
+        );
+        Outcome::Passed
+    };
+    rows.push_str("</testcase>\n");
+    outcome
 }
 
 #[cfg(test)]
