@@ -14,13 +14,10 @@ use sha2::{Digest, Sha256};
 /// This build's version, as reports and the store record it.
 pub const AUDITOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// sha256 of `bytes` as lower-case hex: the one hex form every digest in reports, the
+/// store and signature files takes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 fn file_sha256(p: &Path) -> anyhow::Result<String> {

@@ -332,7 +332,7 @@ fn platform_flows_cite_their_entry_and_mesh_legs_are_judged_on_the_pair() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["number"] == 26)
+        .find(|x| x["rule"] == 26)
         .unwrap();
     assert_eq!(
         row26["count"], 1,

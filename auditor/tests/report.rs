@@ -119,21 +119,15 @@ fn a_report_cites_every_documented_row_and_every_violation() {
         None,
     )
     .unwrap();
-    assert_eq!(r.schema, "auditor-report/2");
+    assert_eq!(r.schema, "auditor-report/3");
     assert_eq!(r.rows.len(), 60);
-    let row26 = r.rows.iter().find(|x| x.number == Some(26)).unwrap();
+    let row26 = r.rows.iter().find(|x| x.rule == Some(26)).unwrap();
     assert!(
         row26.observed && row26.count == 40 && row26.nodes == vec!["node-a".to_string()],
         "{row26:?}"
     );
     assert_eq!(row26.examples, vec!["Tenant Service (tenant)".to_string()]);
-    assert!(
-        !r.rows
-            .iter()
-            .find(|x| x.number == Some(57))
-            .unwrap()
-            .observed
-    );
+    assert!(!r.rows.iter().find(|x| x.rule == Some(57)).unwrap().observed);
     assert_eq!(r.summary.documented_observed, 2);
     assert_eq!(r.summary.documented_not_observed.len(), 58);
     assert_eq!(r.violations.len(), 1);
@@ -241,7 +235,7 @@ fn per_node_reports_merge_into_one_cluster_report() {
     );
     let r: report::Report = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.nodes, vec!["node-a".to_string(), "node-b".to_string()]);
-    let row26 = r.rows.iter().find(|x| x.number == Some(26)).unwrap();
+    let row26 = r.rows.iter().find(|x| x.rule == Some(26)).unwrap();
     assert_eq!((row26.count, row26.nodes.len()), (80, 2));
     assert_eq!(r.violations.len(), 1);
     assert_eq!(
@@ -800,15 +794,31 @@ fn rows_whose_content_changed_between_allowlists_are_reported() {
     assert!(md.contains("Rows changed between allowlists"), "{md}");
     // Row 26's stored traffic was judged against "-> Config Service tcp/9100": the
     // report, against the new row 26 (9200), does not credit it by number.
-    let row26 = r.rows.iter().find(|x| x.number == Some(26)).unwrap();
+    let row26 = r.rows.iter().find(|x| x.rule == Some(26)).unwrap();
     assert!(!row26.observed && row26.count == 0, "{row26:?}");
     // Row 9, unchanged, keeps its evidence.
-    assert!(
-        r.rows
-            .iter()
-            .find(|x| x.number == Some(9))
-            .unwrap()
-            .observed
-    );
+    assert!(r.rows.iter().find(|x| x.rule == Some(9)).unwrap().observed);
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn junit_output_carries_no_character_xml_forbids() {
+    // A hostile service name: C0 controls (SOH, ESC) and the non-characters XML 1.0
+    // forbids even as references.
+    let mut r: report::Report =
+        serde_json::from_str(include_str!("data/demo-report.json")).expect("the demo report");
+    let hostile = "Web\u{1}\u{1b}[31m\u{fffe}\u{ffff}";
+    r.rows[0].src = hostile.into();
+    r.document.title = Some(hostile.into());
+    let xml = report::junit::render(&r);
+    let forbidden = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    assert!(
+        !xml.chars().any(forbidden),
+        "a character XML 1.0 forbids reached the output"
+    );
+    // The name is still there, its forbidden characters visibly replaced.
+    assert!(
+        xml.contains("Web\u{fffd}\u{fffd}[31m\u{fffd}\u{fffd}"),
+        "{xml}"
+    );
 }

@@ -505,16 +505,12 @@ fn day_one_shows_the_planted_violations_and_platform_traffic_apart() {
     // Every documented row observed; a mesh row once (its app leg), not once per leg.
     assert_eq!(r["summary"]["documented_observed"], 60);
     for row in r["rows"].as_array().unwrap() {
-        assert_eq!(
-            row["observed"], true,
-            "row {} never observed",
-            row["number"]
-        );
-        if row["number"]
+        assert_eq!(row["observed"], true, "row {} never observed", row["rule"]);
+        if row["rule"]
             .as_u64()
             .is_some_and(|n| MESH_ROWS.contains(&(n as u32)))
         {
-            assert_eq!(row["count"], 1, "mesh row {}: {row}", row["number"]);
+            assert_eq!(row["count"], 1, "mesh row {}: {row}", row["rule"]);
         }
     }
     assert!(

@@ -117,7 +117,7 @@ fn the_demo_observes_every_documented_connection_and_exactly_the_scripted_violat
         assert_eq!(
             row["observed"], true,
             "row {} was not observed",
-            row["number"]
+            row["rule"]
         );
         assert!(row["count"].as_u64().unwrap() >= 1);
     }

@@ -407,7 +407,7 @@ fn the_cluster_report_collects_every_nodes_report_over_http() {
                 r["rows"]
                     .as_array()?
                     .iter()
-                    .any(|x| x["number"] == 26 && x["observed"] == true)
+                    .any(|x| x["rule"] == 26 && x["observed"] == true)
                     .then_some(())
             },
         );
@@ -435,7 +435,7 @@ fn the_cluster_report_collects_every_nodes_report_over_http() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["number"] == 26)
+        .find(|x| x["rule"] == 26)
         .unwrap();
     assert_eq!(
         (&row26["observed"], &row26["count"]),
@@ -468,7 +468,7 @@ fn lab_evidence(s: &Setup, r: &Value) -> (Vec<(u64, u64)>, Vec<(String, u64)>) {
         .unwrap()
         .iter()
         .filter(|x| x["observed"] == true)
-        .map(|x| (x["number"].as_u64().unwrap(), x["count"].as_u64().unwrap()))
+        .map(|x| (x["rule"].as_u64().unwrap(), x["count"].as_u64().unwrap()))
         .collect();
     rows.sort();
     let mut edges: Vec<(String, u64)> = r["violations"]
@@ -534,7 +534,7 @@ fn the_cluster_report_from_prometheus_agrees_with_the_daemons_own() {
                 r["rows"]
                     .as_array()?
                     .iter()
-                    .any(|x| x["number"] == 26 && x["observed"] == true)
+                    .any(|x| x["rule"] == 26 && x["observed"] == true)
                     .then_some(())
             },
         );
@@ -884,7 +884,7 @@ fn a_row_whose_only_connection_predates_the_daemon_is_observed_as_active() {
     let rows = r["rows"].as_array().expect("rows");
     let row = |n: u64| {
         rows.iter()
-            .find(|x| x["number"] == n)
+            .find(|x| x["rule"] == n)
             .unwrap_or_else(|| panic!("row {n} in {r:#}"))
     };
     let held = row(26);

@@ -37,12 +37,34 @@ td.num{white-space:nowrap}
 ";
 
 pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    header(&mut o, r);
+    cards(&mut o, r);
+    let _ = writeln!(
+        o,
+        "<h2>Services and connections</h2>\n<div class=\"figure\">{}</div>",
+        diagram::render(r)
+    );
+    violations(&mut o, r);
+    platform(&mut o, r);
+    documented(&mut o, r);
+    coverage(&mut o, r);
+    let _ = writeln!(
+        o,
+        "<p class=\"muted\">auditor {} · {}</p>\n</body></html>",
+        esc(&r.auditor_version),
+        esc(&r.schema)
+    );
+    o
+}
+
+/// The title, the header facts and the headline.
+fn header(o: &mut String, r: &Report) {
     let title = r
         .document
         .title
         .as_deref()
         .unwrap_or("Documented architecture");
-    let mut o = String::new();
     let _ = write!(
         o,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Traffic audit: {}</title><style>{CSS}</style></head><body>\n",
@@ -56,7 +78,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "<tr><th>Document</th><td>{}</td></tr></table>",
-        esc(r.document.source.as_deref().unwrap_or("-"))
+        esc(r.document.origin.as_deref().unwrap_or("-"))
     );
     let _ = writeln!(
         o,
@@ -64,6 +86,10 @@ pub fn render(r: &Report) -> String {
         esc(&r.summary.status),
         esc(&r.summary.headline)
     );
+}
+
+/// The summary figures as cards.
+fn cards(o: &mut String, r: &Report) {
     let s = &r.summary;
     let _ = writeln!(o, "<div class=\"cards\">");
     for (value, label) in [
@@ -86,12 +112,11 @@ pub fn render(r: &Report) -> String {
             esc(&value)
         );
     }
-    let _ = writeln!(
-        o,
-        "</div>\n<h2>Services and connections</h2>\n<div class=\"figure\">{}</div>",
-        diagram::render(r)
-    );
+    o.push_str("</div>\n");
+}
 
+/// Every violation edge.
+fn violations(o: &mut String, r: &Report) {
     let _ = writeln!(o, "<h2>Violations</h2>");
     if r.violations.is_empty() {
         let _ = writeln!(o, "<p>None.</p>");
@@ -127,7 +152,10 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(o, "</tbody></table>");
     }
+}
 
+/// Platform traffic by baseline entry, and the mesh legs.
+fn platform(o: &mut String, r: &Report) {
     let _ = writeln!(o, "<h2>Platform traffic (baseline)</h2>");
     if r.platform.is_empty() {
         let _ = writeln!(o, "<p>None.</p>");
@@ -161,7 +189,10 @@ pub fn render(r: &Report) -> String {
             r.summary.mesh_leg_connections
         );
     }
+}
 
+/// Every documented connection.
+fn documented(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "<h2>Documented connections</h2>\n<table id=\"rows\"><thead><tr><th>#</th><th>Source</th><th>Destination</th><th>Protocol</th><th>Port</th><th>Observed</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Examples</th></tr></thead><tbody>"
@@ -171,9 +202,9 @@ pub fn render(r: &Report) -> String {
             o,
             "<tr class=\"{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if x.observed { "seen" } else { "never" },
-            x.number.map_or_else(|| "–".into(), |n| n.to_string()),
-            esc(&x.source),
-            esc(&x.destination),
+            x.rule.map_or_else(|| "–".into(), |n| n.to_string()),
+            esc(&x.src),
+            esc(&x.dst),
             esc(&x.protocol),
             esc(&x.ports),
             match x.evidence {
@@ -188,9 +219,14 @@ pub fn render(r: &Report) -> String {
             esc(&x.examples.join("; "))
         );
     }
+    o.push_str("</tbody></table>\n");
+}
+
+/// The coverage: the fraction, the gaps and the intervals.
+fn coverage(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
-        "</tbody></table>\n<h2>Coverage</h2>\n<p>{:.1}% of the period fully audited.</p>",
+        "<h2>Coverage</h2>\n<p>{:.1}% of the period fully audited.</p>",
         r.coverage.fraction * 100.0
     );
     if !r.coverage.gaps.is_empty() {
@@ -232,11 +268,5 @@ pub fn render(r: &Report) -> String {
             i.drops.flow_insert_failed
         );
     }
-    let _ = writeln!(
-        o,
-        "</tbody></table>\n<p class=\"muted\">auditor {} · {}</p>\n</body></html>",
-        esc(&r.auditor_version),
-        esc(&r.schema)
-    );
-    o
+    o.push_str("</tbody></table>\n");
 }

@@ -4,75 +4,33 @@
 
 use std::fmt::Write;
 
-use super::{Report, diagram::esc};
+use super::{Report, diagram};
+
+/// Text escaped for an XML 1.0 element or attribute. XML 1.0 forbids the C0 controls
+/// other than tab, LF and CR, and U+FFFE/U+FFFF, even as character references: a name
+/// carrying one (a hostile process or service name) would make the whole file unreadable
+/// to a CI system, so each becomes U+FFFD, visibly not the original character.
+fn xml(s: &str) -> String {
+    let allowed: String = s
+        .chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+            c => c,
+        })
+        .collect();
+    diagram::esc(&allowed)
+}
 
 pub fn render(r: &Report) -> String {
     let mut rows = String::new();
     let (mut row_failures, mut row_skipped) = (0, 0);
     for x in &r.rows {
-        let name = format!(
-            "{}: {} -> {} {}/{}",
-            x.number
-                .map_or_else(|| "unnumbered row".into(), |n| format!("row {n}")),
-            x.source,
-            x.destination,
-            x.transport,
-            x.ports
-        );
-        let drifted: Vec<&super::Violation> = r
-            .violations
-            .iter()
-            .filter(|v| x.number.is_some_and(|n| v.edge.rules.contains(&n)))
-            .collect();
-        let _ = write!(
-            rows,
-            "    <testcase classname=\"documented\" name=\"{}\" time=\"0\">",
-            esc(&name)
-        );
-        if !drifted.is_empty() {
-            row_failures += 1;
-            let text: Vec<String> = drifted
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{} {} -> {} {}/{}: {} connection(s), e.g. {}",
-                        v.edge.verdict.as_str(),
-                        v.edge.src.name(),
-                        v.edge.dst.name(),
-                        v.edge.transport.as_str(),
-                        v.edge.dst.port.unwrap_or(0),
-                        v.edge.count,
-                        v.edge.example_text()
-                    )
-                })
-                .collect();
-            let _ = write!(
-                rows,
-                "<failure type=\"{}\" message=\"{}\">{}</failure>",
-                esc(drifted[0].edge.verdict.as_str()),
-                esc(&format!(
-                    "traffic drifted from this row: {}",
-                    text.join("; ")
-                )),
-                esc(&text.join("\n"))
-            );
-        } else if !x.observed {
-            row_skipped += 1;
-            let _ = write!(
-                rows,
-                "<skipped message=\"never observed in {} – {}\"/>",
-                esc(&r.period.since),
-                esc(&r.period.until)
-            );
-        } else {
-            let _ = write!(
-                rows,
-                "<system-out>{} connection(s) on {}</system-out>",
-                x.count,
-                esc(&x.nodes.join(", "))
-            );
+        match row_case(&mut rows, r, x) {
+            Outcome::Failed => row_failures += 1,
+            Outcome::Skipped => row_skipped += 1,
+            Outcome::Passed => {}
         }
-        rows.push_str("</testcase>\n");
     }
     let mut viol = String::new();
     for v in &r.violations {
@@ -97,10 +55,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             viol,
             "    <testcase classname=\"violations\" name=\"{}\" time=\"0\"><failure type=\"{}\" message=\"{}\">{}</failure></testcase>",
-            esc(&name),
-            esc(e.verdict.as_str()),
-            esc(&detail),
-            esc(&detail)
+            xml(&name),
+            xml(e.verdict.as_str()),
+            xml(&detail),
+            xml(&detail)
         );
     }
     let title = r
@@ -113,7 +71,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "<testsuites name=\"auditor: {}\" tests=\"{}\" failures=\"{}\" skipped=\"{row_skipped}\" time=\"0\">",
-        esc(title),
+        xml(title),
         r.rows.len() + r.violations.len(),
         row_failures + r.violations.len()
     );
@@ -121,16 +79,16 @@ pub fn render(r: &Report) -> String {
         o,
         "  <testsuite name=\"documented connections\" tests=\"{}\" failures=\"{row_failures}\" errors=\"0\" skipped=\"{row_skipped}\" time=\"0\" timestamp=\"{}\">",
         r.rows.len(),
-        esc(&r.generated_at)
+        xml(&r.generated_at)
     );
     let _ = writeln!(
         o,
         "    <properties><property name=\"nodes\" value=\"{}\"/><property name=\"period\" value=\"{} – {}\"/><property name=\"auditor_version\" value=\"{}\"/><property name=\"report_digest\" value=\"{}\"/></properties>",
-        esc(&r.nodes.join(", ")),
-        esc(&r.period.since),
-        esc(&r.period.until),
-        esc(&r.auditor_version),
-        esc(r.digest.as_deref().unwrap_or(""))
+        xml(&r.nodes.join(", ")),
+        xml(&r.period.since),
+        xml(&r.period.until),
+        xml(&r.auditor_version),
+        xml(r.digest.as_deref().unwrap_or(""))
     );
     o.push_str(&rows);
     let _ = writeln!(o, "  </testsuite>");
@@ -138,9 +96,101 @@ pub fn render(r: &Report) -> String {
         o,
         "  <testsuite name=\"violations\" tests=\"{0}\" failures=\"{0}\" errors=\"0\" skipped=\"0\" time=\"0\" timestamp=\"{1}\">",
         r.violations.len(),
-        esc(&r.generated_at)
+        xml(&r.generated_at)
     );
     o.push_str(&viol);
     let _ = writeln!(o, "  </testsuite>\n</testsuites>");
     o
+}
+
+/// How a documented row's testcase ended.
+enum Outcome {
+    Passed,
+    /// Failed: a violation cites the row as its closest.
+    Failed,
+    /// Skipped: never observed.
+    Skipped,
+}
+
+/// The testcase of one documented row, written to `rows`.
+fn row_case(rows: &mut String, r: &Report, x: &super::RowReport) -> Outcome {
+    let name = format!(
+        "{}: {} -> {} {}/{}",
+        x.rule
+            .map_or_else(|| "unnumbered row".into(), |n| format!("row {n}")),
+        x.src,
+        x.dst,
+        x.transport,
+        x.ports
+    );
+    let drifted: Vec<&super::ObservedEdge> = r
+        .violations
+        .iter()
+        .filter(|v| x.rule.is_some_and(|n| v.edge.rules.contains(&n)))
+        .collect();
+    let _ = write!(
+        rows,
+        "    <testcase classname=\"documented\" name=\"{}\" time=\"0\">",
+        xml(&name)
+    );
+    let outcome = if !drifted.is_empty() {
+        let text: Vec<String> = drifted
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {} -> {} {}/{}: {} connection(s), e.g. {}",
+                    v.edge.verdict.as_str(),
+                    v.edge.src.name(),
+                    v.edge.dst.name(),
+                    v.edge.transport.as_str(),
+                    v.edge.dst.port.unwrap_or(0),
+                    v.edge.count,
+                    v.edge.example_text()
+                )
+            })
+            .collect();
+        let _ = write!(
+            rows,
+            "<failure type=\"{}\" message=\"{}\">{}</failure>",
+            xml(drifted[0].edge.verdict.as_str()),
+            xml(&format!(
+                "traffic drifted from this row: {}",
+                text.join("; ")
+            )),
+            xml(&text.join("\n"))
+        );
+        Outcome::Failed
+    } else if !x.observed {
+        let _ = write!(
+            rows,
+            "<skipped message=\"never observed in {} – {}\"/>",
+            xml(&r.period.since),
+            xml(&r.period.until)
+        );
+        Outcome::Skipped
+    } else {
+        let _ = write!(
+            rows,
+            "<system-out>{} connection(s) on {}</system-out>",
+            x.count,
+            xml(&x.nodes.join(", "))
+        );
+        Outcome::Passed
+    };
+    rows.push_str("</testcase>\n");
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml;
+
+    #[test]
+    fn forbidden_characters_do_not_reach_the_xml() {
+        let x = xml("a\u{1}b\u{1b}[31mc\u{fffe}\u{ffff}\td\ne<&\"");
+        assert_eq!(
+            x,
+            "a\u{fffd}b\u{fffd}[31mc\u{fffd}\u{fffd}\td\ne&lt;&amp;&quot;"
+        );
+    }
 }

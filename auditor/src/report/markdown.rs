@@ -34,6 +34,21 @@ fn cells(items: &[String], sep: &str) -> String {
 
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
+    header(&mut o, r);
+    violations(&mut o, r);
+    platform(&mut o, r);
+    documented(&mut o, r);
+    coverage(&mut o, r);
+    let _ = writeln!(
+        o,
+        "\n_Generated {} by auditor ({})._",
+        r.generated_at, r.schema
+    );
+    o
+}
+
+/// The title, the headline and the header facts.
+fn header(o: &mut String, r: &Report) {
     let title = r
         .document
         .title
@@ -59,9 +74,12 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "| Source | {} |\n",
-        cell(r.document.source.as_deref().unwrap_or("-"))
+        cell(r.document.origin.as_deref().unwrap_or("-"))
     );
+}
 
+/// Every violation edge.
+fn violations(o: &mut String, r: &Report) {
     let _ = writeln!(o, "## Violations\n");
     if r.violations.is_empty() {
         let _ = writeln!(o, "None.\n");
@@ -91,7 +109,10 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(o);
     }
+}
 
+/// Platform traffic by baseline entry, and the mesh legs.
+fn platform(o: &mut String, r: &Report) {
     let _ = writeln!(o, "## Platform traffic (baseline)\n");
     if r.platform.is_empty() {
         let _ = writeln!(o, "None.\n");
@@ -127,7 +148,10 @@ pub fn render(r: &Report) -> String {
             r.summary.mesh_leg_connections
         );
     }
+}
 
+/// Every documented connection.
+fn documented(o: &mut String, r: &Report) {
     let _ = writeln!(o, "## Documented connections\n");
     let _ = writeln!(
         o,
@@ -138,9 +162,9 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            x.number.map_or_else(|| "-".into(), |n| n.to_string()),
-            cell(&x.source),
-            cell(&x.destination),
+            x.rule.map_or_else(|| "-".into(), |n| n.to_string()),
+            cell(&x.src),
+            cell(&x.dst),
             cell(&x.protocol),
             cell(&x.ports),
             match x.evidence {
@@ -155,6 +179,10 @@ pub fn render(r: &Report) -> String {
             cells(&x.examples, "; "),
         );
     }
+}
+
+/// The coverage: the fraction, the gaps and the intervals.
+fn coverage(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Coverage\n");
     let _ = writeln!(
         o,
@@ -199,12 +227,6 @@ pub fn render(r: &Report) -> String {
             i.drops.flow_insert_failed
         );
     }
-    let _ = writeln!(
-        o,
-        "\n_Generated {} by auditor ({})._",
-        r.generated_at, r.schema
-    );
-    o
 }
 
 #[cfg(test)]

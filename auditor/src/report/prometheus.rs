@@ -25,8 +25,9 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::{
-    Coverage, Document, Evidence, Interval, Period, Report, RowReport, SCHEMA, Violation,
-    empty_summary, finish, merge_violations,
+    Coverage, Document, Evidence, Interval, ObservedEdge, Period, Report, RowReport, SCHEMA,
+    merge::{finish, merge_violations},
+    model::empty_summary,
 };
 use crate::{
     edge::{Direction, Drops, Edge, Endpoint, Transport},
@@ -305,30 +306,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         "A violation edge that had no series of its own (beyond the daemon's series budget, or an aggregated destination) is reported under the aggregate name its series carries.".to_string(),
     ];
 
-    // The allowlist: the daemons export the digest of the one in force.
-    let want = crate::provenance::allowlist_content_sha256(list);
-    let policies: BTreeSet<String> = api
-        .vector(&format!(
-            "count by (allowlist_content_sha256) (last_over_time(auditor_policy_info{{job=\"{JOB}\"}}[{range}]))"
-        ))?
-        .into_iter()
-        .map(|s| label(&s.metric, "allowlist_content_sha256").to_string())
-        .collect();
-    if policies.is_empty() {
-        limits.push(format!(
-            "The daemons did not export the allowlist they judged against (auditor_policy_info): the rows are credited by number from {}, unchecked.",
-            q.list_name
-        ));
-    } else if policies.len() > 1 || !policies.contains(&want) {
-        bail!(
-            "{} (content sha256 {want}) is not the allowlist the daemons judged against in the period (theirs: {}).\n\
-             The series name documented rows by number, so crediting {}'s rows would be false evidence. \
-             Give the allowlist the daemons run with, or a period in which they ran with only this one.",
-            q.list_name,
-            policies.into_iter().collect::<Vec<_>>().join(", "),
-            q.list_name
-        );
-    }
+    let want = check_policy(&api, &range, q, &mut limits)?;
 
     let conns = counted(
         &api,
@@ -354,78 +332,204 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
     )?;
 
     let mut nodes: BTreeSet<String> = BTreeSet::new();
-    let mut by_verdict: BTreeMap<String, u64> = BTreeMap::new();
-    // Platform traffic by baseline entry, and the mesh legs' connections.
-    let mut platform: BTreeMap<String, u64> = BTreeMap::new();
-    let mut mesh_leg_connections = 0;
-    for (m, c) in &conns {
-        nodes.insert(label(m, "node").to_string());
-        if label(m, "verdict") == Verdict::Platform.as_str() {
-            *platform
-                .entry(label(m, "platform").to_string())
-                .or_default() += c.count;
-        }
-        if !label(m, "mesh_leg").is_empty() {
-            mesh_leg_connections += c.count;
-        }
-        *by_verdict
-            .entry(label(m, "verdict").to_string())
-            .or_default() += c.count;
-    }
-
+    let tally = Tally::of(&conns, &mut nodes);
     let rows = list
         .connections
         .iter()
-        .map(|c| {
-            let obs: Vec<_> = conns
-                .iter()
-                .filter(|(m, _)| {
-                    label(m, "verdict") == Verdict::Allowed.as_str()
-                        // A mesh leg carries a connection its app leg already counted.
-                        && label(m, "mesh_leg").is_empty()
-                        && c.number
-                            .is_some_and(|n| rules(label(m, "rules")).contains(&n))
-                })
-                .collect();
-            RowReport {
-                number: c.number,
-                digest: crate::provenance::row_sha256(c),
-                source: c.source.clone(),
-                destination: c.destination.clone(),
-                protocol: c.protocol.clone(),
-                transport: c.transport.as_str().into(),
-                ports: c.ports.to_string(),
-                classification: Classification::list_to_string(&c.classification),
-                description: c.description.clone(),
-                observed: !obs.is_empty(),
-                // Only series that grew in the period are read (zero counts are skipped), so
-                // every observation here was opened; held-open ones: see the limits.
-                evidence: (!obs.is_empty()).then_some(Evidence::Opened),
-                count: obs.iter().map(|(_, c)| c.count).sum(),
-                first_seen: obs
-                    .iter()
-                    .map(|(_, c)| c.first_ms)
-                    .min()
-                    .map(rfc3339_seconds),
-                last_seen: obs
-                    .iter()
-                    .map(|(_, c)| c.last_ms)
-                    .max()
-                    .map(rfc3339_seconds),
-                nodes: obs
-                    .iter()
-                    .map(|(m, _)| label(m, "node").to_string())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect(),
-                examples: Vec::new(),
-            }
-        })
+        .map(|c| row_report(c, &conns))
         .collect();
 
+    let violations = violations(&edges, &mut nodes, &mut limits);
+
+    let intervals = intervals(&api, &range, &step, step_s, q.since_ms, &mut nodes)?;
+    nodes.remove("");
+    if nodes.is_empty() {
+        bail!(
+            "Prometheus at {base} has no auditor series (job=\"{JOB}\") between {} and {}: \
+             is it scraping the daemons (the chart's ServiceMonitor sets job=\"{JOB}\" and a node label)?",
+            rfc3339_millis(q.since_ms),
+            rfc3339_millis(q.until_ms)
+        );
+    }
+
+    let mut report = Report {
+        schema: SCHEMA.into(),
+        auditor_version: crate::provenance::AUDITOR_VERSION.into(),
+        generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        period: Period {
+            since: rfc3339_millis(q.since_ms),
+            until: rfc3339_millis(q.until_ms),
+        },
+        document: Document {
+            title: list.document.title.clone(),
+            origin: list.document.source.clone(),
+        },
+        nodes: nodes.into_iter().collect(),
+        inputs: vec![crate::provenance::Inputs {
+            auditor_version: "unknown (not in Prometheus)".into(),
+            allowlist_sha256: None,
+            allowlist_content_sha256: want,
+            inventory_sha256: None,
+            overrides_sha256: None,
+            baseline_sha256: None,
+            since: rfc3339_millis(q.since_ms),
+        }],
+        changed_rows: Vec::new(),
+        summary: empty_summary(),
+        coverage: Coverage {
+            watched_seconds: 0.0,
+            incomplete_seconds: 0.0,
+            fraction: 0.0,
+            gaps: Vec::new(),
+            intervals,
+        },
+        rows,
+        violations,
+        limits,
+        platform: tally
+            .platform
+            .into_iter()
+            .map(|(entry, connections)| super::PlatformEntry {
+                entry,
+                connections,
+                // Not in the series: per-flow detail is in the stores (see the limits).
+                flows: Vec::new(),
+            })
+            .collect(),
+        digest: None,
+    };
+    report.summary.by_verdict = tally.by_verdict;
+    report.summary.mesh_leg_connections = tally.mesh_leg_connections;
+    finish(&mut report);
+    Ok(report)
+}
+
+/// The allowlist the daemons judged against: they export the digest of the one in force
+/// (`auditor_policy_info`). Refuses another one; notes when they did not say.
+fn check_policy(
+    api: &Api,
+    range: &str,
+    q: &Query<'_>,
+    limits: &mut Vec<String>,
+) -> anyhow::Result<String> {
+    let want = crate::provenance::allowlist_content_sha256(q.list);
+    let policies: BTreeSet<String> = api
+        .vector(&format!(
+            "count by (allowlist_content_sha256) (last_over_time(auditor_policy_info{{job=\"{JOB}\"}}[{range}]))"
+        ))?
+        .into_iter()
+        .map(|s| label(&s.metric, "allowlist_content_sha256").to_string())
+        .collect();
+    if policies.is_empty() {
+        limits.push(format!(
+            "The daemons did not export the allowlist they judged against (auditor_policy_info): the rows are credited by number from {}, unchecked.",
+            q.list_name
+        ));
+    } else if policies.len() > 1 || !policies.contains(&want) {
+        bail!(
+            "{} (content sha256 {want}) is not the allowlist the daemons judged against in the period (theirs: {}).\n\
+             The series name documented rows by number, so crediting {}'s rows would be false evidence. \
+             Give the allowlist the daemons run with, or a period in which they ran with only this one.",
+            q.list_name,
+            policies.into_iter().collect::<Vec<_>>().join(", "),
+            q.list_name
+        );
+    }
+
+    Ok(want)
+}
+
+/// What the connection series add up to: connections per verdict, platform traffic by
+/// baseline entry, and the mesh legs' connections.
+#[derive(Default)]
+struct Tally {
+    by_verdict: BTreeMap<String, u64>,
+    platform: BTreeMap<String, u64>,
+    mesh_leg_connections: u64,
+}
+
+impl Tally {
+    /// Also adds every node the series name to `nodes`.
+    fn of(conns: &[(BTreeMap<String, String>, Counted)], nodes: &mut BTreeSet<String>) -> Tally {
+        let mut t = Tally::default();
+        for (m, c) in conns {
+            nodes.insert(label(m, "node").to_string());
+            if label(m, "verdict") == Verdict::Platform.as_str() {
+                *t.platform
+                    .entry(label(m, "platform").to_string())
+                    .or_default() += c.count;
+            }
+            if !label(m, "mesh_leg").is_empty() {
+                t.mesh_leg_connections += c.count;
+            }
+            *t.by_verdict
+                .entry(label(m, "verdict").to_string())
+                .or_default() += c.count;
+        }
+        t
+    }
+}
+
+/// One documented row credited with the allowed connection series that name it.
+fn row_report(
+    c: &allowlist::Connection,
+    conns: &[(BTreeMap<String, String>, Counted)],
+) -> RowReport {
+    let obs: Vec<_> = conns
+        .iter()
+        .filter(|(m, _)| {
+            label(m, "verdict") == Verdict::Allowed.as_str()
+                // A mesh leg carries a connection its app leg already counted.
+                && label(m, "mesh_leg").is_empty()
+                && c.number
+                    .is_some_and(|n| rules(label(m, "rules")).contains(&n))
+        })
+        .collect();
+    RowReport {
+        rule: c.number,
+        digest: crate::provenance::row_sha256(c),
+        src: c.source.clone(),
+        dst: c.destination.clone(),
+        protocol: c.protocol.clone(),
+        transport: c.transport.as_str().into(),
+        ports: c.ports.to_string(),
+        classification: Classification::list_to_string(&c.classification),
+        description: c.description.clone(),
+        observed: !obs.is_empty(),
+        // Only series that grew in the period are read (zero counts are skipped), so
+        // every observation here was opened; held-open ones: see the limits.
+        evidence: (!obs.is_empty()).then_some(Evidence::Opened),
+        count: obs.iter().map(|(_, c)| c.count).sum(),
+        first_seen: obs
+            .iter()
+            .map(|(_, c)| c.first_ms)
+            .min()
+            .map(rfc3339_seconds),
+        last_seen: obs
+            .iter()
+            .map(|(_, c)| c.last_ms)
+            .max()
+            .map(rfc3339_seconds),
+        nodes: obs
+            .iter()
+            .map(|(m, _)| label(m, "node").to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        examples: Vec::new(),
+    }
+}
+
+/// The violation series as edges, united across nodes (their nodes added to `nodes`; a
+/// series this auditor cannot read is counted in the limits).
+fn violations(
+    edges: &[(BTreeMap<String, String>, Counted)],
+    nodes: &mut BTreeSet<String>,
+    limits: &mut Vec<String>,
+) -> Vec<ObservedEdge> {
     let mut unreadable = 0usize;
     let mut violations = Vec::new();
-    for (m, c) in &edges {
+    for (m, c) in edges {
         let (Some(verdict), Some(t)) = (
             Verdict::parse(label(m, "verdict")),
             transport(label(m, "transport")),
@@ -438,7 +542,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         }
         let node = label(m, "node").to_string();
         nodes.insert(node.clone());
-        violations.push(Violation {
+        violations.push(ObservedEdge {
             edge: Edge {
                 verdict,
                 rules: rules(label(m, "rules")),
@@ -467,8 +571,19 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
     }
     merge_violations(&mut violations);
 
-    // Coverage: a step at which a daemon was up covers the step before it; a step with
-    // kernel losses is watched but not fully audited.
+    violations
+}
+
+/// Coverage: a step at which a daemon was up covers the step before it; a step with
+/// kernel losses is watched but not fully audited. Adds the nodes seen up to `nodes`.
+fn intervals(
+    api: &Api,
+    range: &str,
+    step: &str,
+    step_s: u64,
+    since_ms: i64,
+    nodes: &mut BTreeSet<String>,
+) -> anyhow::Result<Vec<Interval>> {
     let up = api.matrix(&format!(
         "(max by (node) (up{{job=\"{JOB}\"}}) == 1)[{range}:{step}]"
     ))?;
@@ -477,24 +592,10 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         "(sum by (node, counter) ({}) > 0)[{range}:{step}]",
         delta(
             &format!("auditor_kernel_events_total{{job=\"{JOB}\",counter=~\"{losses}\"}}"),
-            &step
+            step
         )
     ))?;
-    let mut drops_at: HashMap<(String, i64), Drops> = HashMap::new();
-    for s in &dropped {
-        let node = label(&s.metric, "node").to_string();
-        for (t, v) in &s.values {
-            let d = drops_at
-                .entry((node.clone(), (t * 1000.0).round() as i64))
-                .or_default();
-            let n = num(v).round() as u64;
-            match label(&s.metric, "counter") {
-                "ringbuf_full" => d.ringbuf_full += n,
-                "lru_evictions" => d.lru_evictions += n,
-                _ => d.flow_insert_failed += n,
-            }
-        }
-    }
+    let drops_at = drops_at(&dropped);
     let step_ms = step_s as i64 * 1000;
     let mut intervals: Vec<Interval> = Vec::new();
     for s in &up {
@@ -504,7 +605,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         let mut prev_t: Option<i64> = None;
         for (t, _) in &s.values {
             let t = (t * 1000.0).round() as i64;
-            let start = (t - step_ms).max(q.since_ms);
+            let start = (t - step_ms).max(since_ms);
             let drops = drops_at
                 .get(&(node.clone(), t))
                 .copied()
@@ -531,65 +632,27 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         }
         intervals.extend(open);
     }
-    nodes.remove("");
-    if nodes.is_empty() {
-        bail!(
-            "Prometheus at {base} has no auditor series (job=\"{JOB}\") between {} and {}: \
-             is it scraping the daemons (the chart's ServiceMonitor sets job=\"{JOB}\" and a node label)?",
-            rfc3339_millis(q.since_ms),
-            rfc3339_millis(q.until_ms)
-        );
-    }
+    Ok(intervals)
+}
 
-    let mut report = Report {
-        schema: SCHEMA.into(),
-        auditor_version: crate::provenance::AUDITOR_VERSION.into(),
-        generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        period: Period {
-            since: rfc3339_millis(q.since_ms),
-            until: rfc3339_millis(q.until_ms),
-        },
-        document: Document {
-            title: list.document.title.clone(),
-            source: list.document.source.clone(),
-        },
-        nodes: nodes.into_iter().collect(),
-        inputs: vec![crate::provenance::Inputs {
-            auditor_version: "unknown (not in Prometheus)".into(),
-            allowlist_sha256: None,
-            allowlist_content_sha256: want,
-            inventory_sha256: None,
-            overrides_sha256: None,
-            baseline_sha256: None,
-            since: rfc3339_millis(q.since_ms),
-        }],
-        changed_rows: Vec::new(),
-        summary: empty_summary(),
-        coverage: Coverage {
-            watched_seconds: 0.0,
-            incomplete_seconds: 0.0,
-            fraction: 0.0,
-            gaps: Vec::new(),
-            intervals,
-        },
-        rows,
-        violations,
-        limits,
-        platform: platform
-            .into_iter()
-            .map(|(entry, connections)| super::PlatformEntry {
-                entry,
-                connections,
-                // Not in the series: per-flow detail is in the stores (see the limits).
-                flows: Vec::new(),
-            })
-            .collect(),
-        digest: None,
-    };
-    report.summary.by_verdict = by_verdict;
-    report.summary.mesh_leg_connections = mesh_leg_connections;
-    finish(&mut report);
-    Ok(report)
+/// Kernel losses per (node, step time in ms), from the loss series.
+fn drops_at(dropped: &[Series]) -> HashMap<(String, i64), Drops> {
+    let mut drops_at: HashMap<(String, i64), Drops> = HashMap::new();
+    for s in dropped {
+        let node = label(&s.metric, "node").to_string();
+        for (t, v) in &s.values {
+            let d = drops_at
+                .entry((node.clone(), (t * 1000.0).round() as i64))
+                .or_default();
+            let n = num(v).round() as u64;
+            match label(&s.metric, "counter") {
+                "ringbuf_full" => d.ringbuf_full += n,
+                "lru_evictions" => d.lru_evictions += n,
+                _ => d.flow_insert_failed += n,
+            }
+        }
+    }
+    drops_at
 }
 
 #[cfg(test)]

@@ -26,20 +26,6 @@ use crate::provenance::sha256_hex;
 
 const HEADER: &str = "auditor-signature/1 ed25519";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Where a report's detached signature goes: `report.json` -> `report.json.sig`.
 pub fn signature_path(report: &Path) -> PathBuf {
     let mut p = report.as_os_str().to_owned();
@@ -77,7 +63,8 @@ pub fn sign(key: &SigningKey, content: &[u8]) -> String {
     format!(
         "{HEADER}\nkey-sha256: {}\nsignature: {}\n",
         sha256_hex(key.verifying_key().as_bytes()),
-        hex(&sig.to_bytes())
+        // ed25519's Signature writes (and parses, in `verify`) itself as hex.
+        format_args!("{sig:x}")
     )
 }
 
@@ -106,8 +93,9 @@ pub fn verify(
         }
     }
     let sig_hex = sig_hex.with_context(|| format!("{sig_name}: no `signature:` line"))?;
-    let bytes: [u8; 64] = unhex(&sig_hex)
-        .and_then(|b| b.try_into().ok())
+    let signature: Signature = sig_hex
+        .parse()
+        .ok()
         .with_context(|| format!("{sig_name}: the signature is not 64 bytes of hex"))?;
     let ours = sha256_hex(key.as_bytes());
     if let Some(k) = key_digest
@@ -118,6 +106,6 @@ pub fn verify(
         ))));
     }
     Ok(key
-        .verify(content, &Signature::from_bytes(&bytes))
+        .verify(content, &signature)
         .map_err(|_| Mismatch("the signature does not match the report's bytes: the report was edited after it was signed".into())))
 }

@@ -1,0 +1,68 @@
+//! The facts every format prints first in its header (Markdown, HTML): who wrote the
+//! report, about which nodes and period, how much was audited, against which inputs.
+
+use super::Report;
+
+/// The header an auditor reads first, in every format: who wrote the report, about
+/// which nodes and period, how much of it was audited, against which inputs.
+pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("Auditor version", r.auditor_version.clone()),
+        ("Nodes", r.nodes.join(", ")),
+        ("Period", format!("{} – {}", r.period.since, r.period.until)),
+        (
+            "Coverage",
+            format!(
+                "{:.1}% of the period fully audited ({:.0} s watched, {:.0} s with kernel drops, {} gap(s))",
+                r.coverage.fraction * 100.0,
+                r.coverage.watched_seconds,
+                r.coverage.incomplete_seconds,
+                r.coverage.gaps.len()
+            ),
+        ),
+    ];
+    for (k, i) in r.inputs.iter().enumerate() {
+        let mut parts = vec![format!(
+            "allowlist sha256 {}",
+            i.allowlist_sha256
+                .as_deref()
+                .unwrap_or("(file not recorded)")
+        )];
+        parts.push(format!("content sha256 {}", i.allowlist_content_sha256));
+        if let Some(d) = &i.inventory_sha256 {
+            parts.push(format!("inventory sha256 {d}"));
+        }
+        if let Some(d) = &i.overrides_sha256 {
+            parts.push(format!("overrides sha256 {d}"));
+        }
+        if let Some(d) = &i.baseline_sha256 {
+            parts.push(format!("platform baseline sha256 {d}"));
+        }
+        parts.push(format!(
+            "judged by auditor {} from {}",
+            i.auditor_version, i.since
+        ));
+        v.push((
+            if k == 0 {
+                "Inputs"
+            } else {
+                "Inputs (reloaded)"
+            },
+            parts.join("; "),
+        ));
+    }
+    if !r.changed_rows.is_empty() {
+        v.push(("Rows changed between allowlists", r.changed_rows.join("; ")));
+    }
+    if !r.limits.is_empty() {
+        v.push(("Limits of this report", r.limits.join(" ")));
+    }
+    v.push(("Generated", r.generated_at.clone()));
+    v.push((
+        "Report digest",
+        r.digest
+            .clone()
+            .map_or("(none)".to_string(), |d| format!("sha256 {d}")),
+    ));
+    v
+}

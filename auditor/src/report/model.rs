@@ -1,0 +1,266 @@
+//! The report's JSON model: the versioned layout `docs/report.schema.json` describes
+//! (`Report` and its parts), and the parsing of the times it carries.
+
+use std::{
+    collections::BTreeMap,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::edge::{Drops, Edge};
+
+pub const SCHEMA: &str = "auditor-report/3";
+
+/// The layout before rows said `rule`/`src`/`dst` and the document `origin`: still read
+/// (the old names are serde aliases) so older reports merge and verify.
+pub const SCHEMA_2: &str = "auditor-report/2";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "auditor compliance report")]
+pub struct Report {
+    /// "auditor-report/3" for this layout ("auditor-report/2" is read too: the same
+    /// report with a row's `rule`, `src`, `dst` named `number`, `source`, `destination`
+    /// and the document's `origin` named `source`).
+    pub schema: String,
+    /// The auditor version that wrote this report.
+    pub auditor_version: String,
+    pub generated_at: String,
+    pub period: Period,
+    pub document: Document,
+    pub nodes: Vec<String>,
+    /// What the observations were judged against, one entry per policy (re)load in the
+    /// period: file digests, the allowlist's content digest and the judging auditor's
+    /// version.
+    pub inputs: Vec<crate::provenance::Inputs>,
+    /// Documented rows whose content changed between the allowlists judged against in the
+    /// period ("row 1: A -> B tcp/443 vs C -> D tcp/80"): their counts mix two meanings.
+    pub changed_rows: Vec<String>,
+    pub summary: Summary,
+    pub coverage: Coverage,
+    /// Every documented connection, in table order.
+    pub rows: Vec<RowReport>,
+    /// Every edge that is not an allowed connection, most connections first.
+    pub violations: Vec<ObservedEdge>,
+    /// What this report's source cannot know that a store-based report does (a report
+    /// computed from Prometheus has no example processes, for one). Absent for a store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<String>,
+    /// Platform traffic the platform baseline allows, by entry (in the baseline's
+    /// words: entry names, never row numbers). Neither violations nor observations of
+    /// documented rows.
+    #[serde(default)]
+    pub platform: Vec<PlatformEntry>,
+    /// sha256 (hex) of this report's canonical JSON with `digest` set to null: recompute
+    /// it to show the report was not edited (`auditor report verify`).
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    /// The requested --since, else the start of the first coverage (RFC 3339).
+    pub since: String,
+    /// The requested --until, else the end of the last coverage (RFC 3339).
+    pub until: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub title: Option<String>,
+    /// Where the documentation came from (the allowlist's `document.source`).
+    #[serde(alias = "source")]
+    pub origin: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// "clean" when nothing undocumented was seen in fully audited time, else "violations"
+    /// (or "incomplete" when clean but some time was not fully audited).
+    pub status: String,
+    /// One sentence a reader understands in ten seconds.
+    pub headline: String,
+    pub documented_connections: usize,
+    pub documented_observed: usize,
+    pub documented_not_observed: Vec<String>,
+    pub violation_edges: usize,
+    pub violating_connections: u64,
+    pub allowed_connections: u64,
+    /// Connections the platform baseline allowed (verdict `platform`).
+    #[serde(default)]
+    pub platform_connections: u64,
+    /// Connections made by a service mesh's sidecars (transport and delivery legs), of
+    /// any verdict: carried traffic, never counted as observations of documented rows.
+    #[serde(default)]
+    pub mesh_leg_connections: u64,
+    pub by_verdict: BTreeMap<String, u64>,
+    pub watched_seconds: f64,
+    pub incomplete_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Coverage {
+    pub watched_seconds: f64,
+    /// Seconds in intervals where the kernel reported drops: not fully audited.
+    pub incomplete_seconds: f64,
+    /// Watched, fully audited time as a fraction of the period (per node, averaged).
+    pub fraction: f64,
+    /// The parts of the period that are not fully audited, per node: when the auditor
+    /// was not running, and intervals with kernel drops.
+    pub gaps: Vec<Gap>,
+    pub intervals: Vec<Interval>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gap {
+    pub node: String,
+    pub start: String,
+    pub end: String,
+    /// "not_running" (no coverage) or "kernel_drops" (watched, not fully audited).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Interval {
+    pub node: String,
+    pub start: String,
+    pub end: String,
+    pub fully_audited: bool,
+    /// Kernel-side losses in the interval; any makes it not fully audited.
+    pub drops: Drops,
+}
+
+/// Why a documented row counts as observed.
+/// Ordered so that the stronger evidence is the greater.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    /// Only connections held open from before (found by the walk of open sockets).
+    Active,
+    /// A connection of the row was opened in the period.
+    Opened,
+}
+
+impl Evidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Opened => "opened",
+            Evidence::Active => "active",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RowReport {
+    /// The documented row's number (none for an unnumbered row).
+    #[serde(alias = "number")]
+    pub rule: Option<u32>,
+    /// sha256 of the row's content (source, destination, transport, ports).
+    pub digest: String,
+    /// The calling service.
+    #[serde(alias = "source")]
+    pub src: String,
+    /// The called service.
+    #[serde(alias = "destination")]
+    pub dst: String,
+    pub protocol: String,
+    pub transport: String,
+    pub ports: String,
+    pub classification: String,
+    pub description: String,
+    pub observed: bool,
+    /// What the observation rests on: "opened" (a connection of the row was opened in the
+    /// period) or "active" (none was opened, but one was found open by the walk of the
+    /// node's sockets: a long-lived connection, e.g. a pool made before the auditor
+    /// started). None when not observed.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
+    /// Connections opened in the period (held-open ones found by the walk count 0).
+    pub count: u64,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub nodes: Vec<String>,
+    /// "source (process)" examples, at most a few.
+    pub examples: Vec<String>,
+}
+
+/// An edge and the nodes that saw it, in the event vocabulary (`crate::edge::Edge`): a
+/// violation (`Report::violations`) or a flow the platform baseline allowed
+/// (`PlatformEntry::flows`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ObservedEdge {
+    #[serde(flatten)]
+    pub edge: Edge,
+    pub nodes: Vec<String>,
+}
+
+/// One platform baseline entry's traffic in the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformEntry {
+    /// The baseline entry's name.
+    pub entry: String,
+    pub connections: u64,
+    /// Its edges (verdict `platform`), most connections first.
+    pub flows: Vec<ObservedEdge>,
+}
+
+/// The report's JSON Schema (docs/report.schema.json is this, checked by a test).
+pub fn schema_json() -> String {
+    let mut schema = schemars::schema_for!(Report);
+    schema.insert(
+        "$comment".into(),
+        "Generated from auditor/src/report/model.rs by `auditor report --schema`; do not edit."
+            .into(),
+    );
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    s.push('\n');
+    s
+}
+
+pub(super) fn parse_time(s: &str) -> Option<i64> {
+    humantime::parse_rfc3339_weak(s)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+}
+
+/// `--since`/`--until`: an RFC 3339 time, or a duration meaning that long ago ("24h").
+pub fn parse_when(text: &str) -> anyhow::Result<i64> {
+    if let Some(ms) = parse_time(text) {
+        return Ok(ms);
+    }
+    let ago = humantime::parse_duration(text)
+        .with_context(|| format!("{text:?} is neither an RFC 3339 time nor a duration like 24h"))?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+    Ok(now - ago.as_millis() as i64)
+}
+
+/// A summary to be filled by `merge::finish`.
+pub(super) fn empty_summary() -> Summary {
+    Summary {
+        status: String::new(),
+        headline: String::new(),
+        documented_connections: 0,
+        documented_observed: 0,
+        documented_not_observed: Vec::new(),
+        violation_edges: 0,
+        violating_connections: 0,
+        allowed_connections: 0,
+        platform_connections: 0,
+        mesh_leg_connections: 0,
+        by_verdict: BTreeMap::new(),
+        watched_seconds: 0.0,
+        incomplete_seconds: 0.0,
+    }
+}
