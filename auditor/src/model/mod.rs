@@ -5,6 +5,7 @@
 pub mod flow;
 pub mod time;
 pub mod verdict;
+pub mod vocabulary;
 
 pub use flow::FlowView;
 pub use time::Millis;
