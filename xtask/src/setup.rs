@@ -144,7 +144,13 @@ fn tool_packages() -> Vec<&'static str> {
 
 /// What the benchmarks need beyond `run`'s set-up.
 pub fn bench_tools() -> anyhow::Result<()> {
-    install(BENCH_PACKAGES.iter().copied().filter(|p| !installed(p)).collect())
+    install(
+        BENCH_PACKAGES
+            .iter()
+            .copied()
+            .filter(|p| !installed(p))
+            .collect(),
+    )
 }
 
 fn packages() -> anyhow::Result<()> {
