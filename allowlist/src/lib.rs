@@ -9,7 +9,7 @@ pub mod lint;
 pub mod model;
 pub mod names;
 pub mod overrides;
-pub mod policy;
+pub mod rule_index;
 pub mod schema;
 pub mod yaml;
 
@@ -22,4 +22,4 @@ pub use model::{
     Transports,
 };
 pub use overrides::Overrides;
-pub use policy::{Lookup, Outcome, Policy, PortBasis, Rule, ServiceId};
+pub use rule_index::{Lookup, Outcome, PortBasis, Rule, RuleIndex, ServiceId};

@@ -257,7 +257,7 @@ fn unknown_transports(a: &Allowlist, out: &mut Vec<Finding>) {
 /// ports (the document fixes them, a row override wins over it, or it repeats the
 /// documented port) is a warning.
 pub fn lint_with_overrides(a: &Allowlist, o: &crate::overrides::Overrides) -> Vec<Finding> {
-    use crate::policy::effective;
+    use crate::rule_index::effective;
     let mut out: Vec<Finding> = lint(a)
         .into_iter()
         .filter(|f| {

@@ -3,7 +3,7 @@
 
 use allowlist::{
     Allowlist, Classification, Outcome, Overrides, PortBasis, PortSpec, Ports, Transport, file,
-    import, lint, overrides, policy::Policy,
+    import, lint, overrides, rule_index::RuleIndex,
 };
 
 const DOC: &str = include_str!("../sources/voice-microservices-architecture.txt");
@@ -265,14 +265,14 @@ fn lints_find_the_four_kinds_of_problem_in_the_seed() {
     assert_eq!(rows_of("unknown-port"), vec![vec![24], vec![59]]);
 }
 
-fn policy(overrides_yaml: &str) -> Policy {
+fn policy(overrides_yaml: &str) -> RuleIndex {
     let a = seed();
     let o = if overrides_yaml.is_empty() {
         Overrides::default()
     } else {
         overrides::parse(overrides_yaml, "o.yaml", &a).unwrap()
     };
-    Policy::new(&a, &o)
+    RuleIndex::new(&a, &o)
 }
 
 #[test]

@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(list) = allowlist::file::parse(text, "fuzz.yaml") {
         let _ = allowlist::lint::lint(&list);
-        let policy = allowlist::Policy::new(&list, &allowlist::Overrides::default());
+        let policy = allowlist::RuleIndex::new(&list, &allowlist::Overrides::default());
         for s in &list.services {
             for d in &list.services {
                 let _ = policy.lookup_names(&s.name, &d.name, allowlist::Transport::Tcp, 443);

@@ -158,10 +158,10 @@ fn proto(t: Transport) -> &'static str {
     }
 }
 
-fn documented() -> (allowlist::Allowlist, allowlist::Policy) {
+fn documented() -> (allowlist::Allowlist, allowlist::RuleIndex) {
     let list = allowlist::file::load(&root(ALLOWLIST)).unwrap();
     let ovr = allowlist::overrides::load(&root(OVERRIDES), &list).unwrap();
-    let policy = allowlist::Policy::new(&list, &ovr);
+    let policy = allowlist::RuleIndex::new(&list, &ovr);
     (list, policy)
 }
 

@@ -432,10 +432,10 @@ fn a_row_on_both_transports_allows_both_and_an_unknown_one_matches_unverified() 
     use crate::{
         model::Transport,
         overrides::Overrides,
-        policy::{Outcome, Policy},
+        rule_index::{Outcome, RuleIndex},
     };
     let a = import("Connection\tSource\tDestination\tProtocol\tPort\n1\tA\tB\tTCP/UDP\t53\n2\tA\tC\tCarrier pigeon\t99\n", None).unwrap();
-    let p = Policy::new(&a, &Overrides::default());
+    let p = RuleIndex::new(&a, &Overrides::default());
     for t in [Transport::Tcp, Transport::Udp] {
         let l = p.lookup_names("A", "B", t, 53).unwrap();
         assert_eq!((l.outcome, l.numbers()), (Outcome::Allowed, vec![1]));

@@ -313,7 +313,7 @@ pub fn generate(
     inv: &Inventory,
     opts: &Options,
 ) -> Generated {
-    let policy = allowlist::Policy::new(list, overrides);
+    let policy = allowlist::RuleIndex::new(list, overrides);
     let kube: BTreeMap<String, KubeSelector> = inv
         .kube_selectors()
         .into_iter()

@@ -75,8 +75,8 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
         return out;
     };
     let (s, d) = (
-        judge.policy.service_id(&src.service),
-        judge.policy.service_id(&dst.service),
+        judge.index.service_id(&src.service),
+        judge.index.service_id(&dst.service),
     );
     let (Some(s), Some(d)) = (s, d) else {
         let ends = [(&src.service, s), (&dst.service, d)];
@@ -92,7 +92,7 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
         );
         return out;
     };
-    let rows = judge.policy.edge(s, d);
+    let rows = judge.index.edge(s, d);
     if rows.is_empty() {
         let _ = writeln!(
             out,
@@ -139,7 +139,7 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
         );
     }
     // Hints a reviewer wants: the reverse direction, and this port to other services.
-    let reverse = judge.policy.edge(d, s);
+    let reverse = judge.index.edge(d, s);
     if !reverse.is_empty() {
         let nums: Vec<String> = reverse
             .iter()

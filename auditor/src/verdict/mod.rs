@@ -1,5 +1,5 @@
 //! Verdicts: a flow's two ends as documented services, judged against the allowlist.
-//! `Judge::judge` is the per-flow path: two identity lookups and one policy lookup, no
+//! `Judge::judge` is the per-flow path: two identity lookups and one rule-index lookup, no
 //! allocation beyond two reference-count increments.
 
 pub mod baseline;
@@ -8,7 +8,7 @@ pub mod render;
 
 use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
-use allowlist::{Allowlist, Lookup, Outcome, Overrides, Policy, Transport};
+use allowlist::{Allowlist, Lookup, Outcome, Overrides, RuleIndex, Transport};
 
 use crate::{
     capture::Direction,
@@ -25,7 +25,7 @@ pub struct Judgement<'p> {
     pub dst: Option<Resolved>,
     /// The port judged: the service's port for mesh upstreams, else the one connected to.
     pub port: u16,
-    /// The policy lookup, when both ends were documented services.
+    /// The rule-index lookup, when both ends were documented services.
     pub lookup: Option<Lookup<'p>>,
     /// For `platform`: the baseline entry that allows it.
     pub platform: Option<Arc<str>>,
@@ -102,7 +102,7 @@ pub fn load_judge(
 
 pub struct Judge {
     pub allowlist: Allowlist,
-    pub policy: Policy,
+    pub index: RuleIndex,
     pub resolver: Resolver,
     /// Platform traffic the documents do not list (empty: none is allowed).
     pub baseline: Baseline,
@@ -112,10 +112,10 @@ pub struct Judge {
 
 impl Judge {
     pub fn new(allowlist: Allowlist, overrides: &Overrides, resolver: Resolver) -> Judge {
-        let policy = Policy::new(&allowlist, overrides);
+        let index = RuleIndex::new(&allowlist, overrides);
         Judge {
             allowlist,
-            policy,
+            index,
             resolver,
             baseline: Baseline::default(),
             mesh: None,
@@ -193,8 +193,8 @@ impl Judge {
             return;
         };
         let (Some(s), Some(d)) = (
-            self.policy.service_id(&src.service),
-            self.policy.service_id(&dst.service),
+            self.index.service_id(&src.service),
+            self.index.service_id(&dst.service),
         ) else {
             // Known to the inventory, absent from the documentation.
             j.verdict = Verdict::UndocumentedEgress;
@@ -207,8 +207,8 @@ impl Judge {
                 return;
             }
             // The port was judged at the app leg: the pair alone.
-            Some(_) => self.policy.lookup_pair(s, d),
-            None => self.policy.lookup(s, d, f.transport, j.port),
+            Some(_) => self.index.lookup_pair(s, d),
+            None => self.index.lookup(s, d, f.transport, j.port),
         };
         j.verdict = match lookup.outcome {
             Outcome::Allowed => Verdict::Allowed,

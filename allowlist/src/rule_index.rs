@@ -1,7 +1,8 @@
-//! The lookup the verdict engine runs for every flow: given (source service, destination
-//! service, transport, port), which documented rows allow it, or why none does. Built
-//! once per allowlist + overrides; a lookup is a matrix index and a scan of a few rules,
-//! with no allocation.
+//! The rule index: the lookup the verdict engine runs for every flow. Given (source
+//! service, destination service, transport, port), which documented rows allow it, or why
+//! none does. Built once per allowlist + overrides; a lookup is a matrix index and a scan
+//! of a few rules, with no allocation. (It was `Policy`: "policy" now means only what a
+//! flow is judged against, the allowlist with its overrides, inventory and baseline.)
 
 use std::collections::HashMap;
 
@@ -95,7 +96,7 @@ impl<'p> Lookup<'p> {
 }
 
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub struct RuleIndex {
     names: Vec<String>,
     ids: HashMap<String, ServiceId>,
     /// `edges[src * n + dst]` = range into `rules`.
@@ -126,8 +127,8 @@ pub(crate) fn effective(
     }
 }
 
-impl Policy {
-    pub fn new(allowlist: &Allowlist, overrides: &Overrides) -> Policy {
+impl RuleIndex {
+    pub fn new(allowlist: &Allowlist, overrides: &Overrides) -> RuleIndex {
         let mut names = Vec::new();
         let mut ids = HashMap::new();
         let mut intern = |name: &str, names: &mut Vec<String>| -> ServiceId {
@@ -174,7 +175,7 @@ impl Policy {
             edges.push((rules.len() as u32, e.len() as u32));
             rules.extend(e);
         }
-        Policy {
+        RuleIndex {
             names,
             ids,
             edges,
