@@ -166,9 +166,20 @@ pub fn run(cfg: NetworkPolicyConfig) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     let rules: usize = g.policies.iter().map(|p| p.rules.len()).sum();
+    let from_baseline: usize = g
+        .policies
+        .iter()
+        .flat_map(|p| &p.rules)
+        .filter(|r| r.entry.is_some())
+        .count();
+    let platform = match &baseline {
+        Some(b) => format!(", {from_baseline} from {}", b.origin()),
+        None => String::new(),
+    };
     eprintln!(
-        "generated {} NetworkPolicies with {rules} rules from {} of {} documented rows; {} not expressed",
+        "generated {} NetworkPolicies with {rules} rules: {} from {} of {} documented rows{platform}; {} not expressed",
         g.policies.len(),
+        rules - from_baseline,
         g.expressed_rows.len(),
         list.connections.len(),
         g.skipped.len()
