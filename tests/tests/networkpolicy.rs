@@ -954,9 +954,15 @@ fn platform_traffic_the_policies_would_deny_is_what_would_break() {
     // declared 9121 and Tenant Service on 9100, which only the replay's inventory
     // declares: the policies' inventory does not, so that scrape would break.
     let mut flows = std::fs::read_to_string(root("examples/flows.jsonl")).unwrap();
-    for (dst, port) in [("198.18.0.8", 9121), ("198.18.0.2", 9100)] {
+    // And the kubelet (by name) probing Redis on its probe port: from the node, which
+    // Kubernetes always admits, so it breaks nothing.
+    for (comm, src, dst, port) in [
+        ("prometheus", "10.245.0.5", "198.18.0.8", 9121),
+        ("prometheus", "10.245.0.5", "198.18.0.2", 9100),
+        ("kubelet", "10.0.0.4", "198.18.0.8", 8080),
+    ] {
         flows.push_str(&format!(
-            "{{\"time\":\"2026-11-26T21:56:52Z\",\"new\":true,\"transport\":\"tcp\",\"direction\":\"egress\",\"src_addr\":\"10.245.0.5\",\"dst_addr\":\"{dst}\",\"dst_port\":{port},\"count\":1,\"first_seen\":\"2026-11-26T21:56:52Z\",\"pid\":4242,\"tgid\":4242,\"uid\":65534,\"comm\":\"prometheus\",\"cgroup_id\":1,\"netns_cookie\":200,\"hook\":\"tcp_active\",\"cgroup\":\"/\"}}\n"
+            "{{\"time\":\"2026-11-26T21:56:52Z\",\"new\":true,\"transport\":\"tcp\",\"direction\":\"egress\",\"src_addr\":\"{src}\",\"dst_addr\":\"{dst}\",\"dst_port\":{port},\"count\":1,\"first_seen\":\"2026-11-26T21:56:52Z\",\"pid\":4242,\"tgid\":4242,\"uid\":65534,\"comm\":\"{comm}\",\"cgroup_id\":1,\"netns_cookie\":200,\"hook\":\"tcp_active\",\"cgroup\":\"/\"}}\n"
         ));
     }
     std::fs::write(dir.join("flows.jsonl"), flows).unwrap();
@@ -965,7 +971,7 @@ fn platform_traffic_the_policies_would_deny_is_what_would_break() {
     let declared = text_inv
         .replace(
             "\"Redis\": {addresses: [198.18.0.8]}",
-            "\"Redis\": {addresses: [198.18.0.8], metrics_ports: [9121]}",
+            "\"Redis\": {addresses: [198.18.0.8], metrics_ports: [9121], probe_ports: [8080]}",
         )
         .replace(
             "\"Tenant Service\": {addresses: [198.18.0.2]}",
@@ -995,10 +1001,14 @@ fn platform_traffic_the_policies_would_deny_is_what_would_break() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|v| v["verdict"] == "platform")
         .collect();
+    let entries: Vec<&str> = platform
+        .iter()
+        .map(|v| v["platform"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        platform.len(),
-        2,
-        "both scrapes are platform: {platform:#?}"
+        entries,
+        ["metrics-scrape", "metrics-scrape", "kubelet-probes"],
+        "{platform:#?}"
     );
     let inv = inventory_with_metrics(&dir);
     let json = dir.join("wb.json");
@@ -1063,6 +1073,6 @@ fn platform_traffic_the_policies_would_deny_is_what_would_break() {
         .filter(|b| b["verdict"] == "platform")
         .map(|b| b["dst"]["port"].as_u64().unwrap())
         .collect();
-    assert_eq!(ports, BTreeSet::from([9100, 9121]), "{report:#}");
+    assert_eq!(ports, BTreeSet::from([8080, 9100, 9121]), "{report:#}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
