@@ -24,6 +24,7 @@ const ALLOWLIST: &str = "allowlist/voice-microservices.yaml";
 const OVERRIDES: &str = "examples/overrides.yaml";
 const INVENTORY: &str = "examples/inventory-kubernetes.yaml";
 const HELD_BACK: &str = "tests/fixtures/inventory-k8s-spread.yaml";
+const CHART_BASELINE: &str = "deploy/chart/auditor/files/baseline.yaml";
 
 fn root(rel: &str) -> PathBuf {
     Path::new(ROOT).join(rel)
@@ -195,8 +196,13 @@ fn documented_pairs() -> Vec<(u32, String, String, Transport, u16)> {
 
 /// What the acceptance asks of one inventory; returns the allowed grid (service pairs ×
 /// transports × every documented port and a few others) to compare inventories.
-fn check_architecture(inventory: &str) -> BTreeSet<(String, String, &'static str, u16)> {
-    let (yaml, _) = networkpolicy(inventory, &["--egress"]);
+fn check_architecture(
+    inventory: &str,
+    extra: &[&str],
+) -> BTreeSet<(String, String, &'static str, u16)> {
+    let mut args = vec!["--egress"];
+    args.extend(extra);
+    let (yaml, _) = networkpolicy(inventory, &args);
     let cluster = Cluster::new(parse(&yaml));
     let w = world(inventory);
     let pairs = documented_pairs();
@@ -293,11 +299,17 @@ fn check_architecture(inventory: &str) -> BTreeSet<(String, String, &'static str
 
 #[test]
 fn the_bundled_architecture_is_enforced_as_documented_and_a_held_back_inventory_the_same() {
-    let demo = check_architecture(INVENTORY);
-    let held_back = check_architecture(HELD_BACK);
+    let demo = check_architecture(INVENTORY, &[]);
+    let held_back = check_architecture(HELD_BACK, &[]);
     assert_eq!(
         demo, held_back,
         "the two inventories allow different connections"
+    );
+    // The platform baseline adds platform traffic, never a connection between services.
+    let with_baseline = check_architecture(INVENTORY, &["--baseline", CHART_BASELINE]);
+    assert_eq!(
+        demo, with_baseline,
+        "the baseline changed what services may do"
     );
 }
 
@@ -633,8 +645,19 @@ fn kubernetes_accepts_the_policies() {
         .expect("kubernetes-validate --help names its default version")
         .to_string();
     let dir = tmp("validate");
-    for (i, inventory) in [INVENTORY, HELD_BACK].iter().enumerate() {
-        let (yaml, _) = networkpolicy(inventory, &["--egress"]);
+    // With the baseline too: its rules have no `from`/`to` (`any: true`) or a peer of
+    // pods outside the inventory.
+    for (i, (inventory, extra)) in [
+        (INVENTORY, &[][..]),
+        (HELD_BACK, &[][..]),
+        (INVENTORY, &["--baseline", CHART_BASELINE][..]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut args = vec!["--egress"];
+        args.extend(*extra);
+        let (yaml, _) = networkpolicy(inventory, &args);
         let names: Vec<String> = parse(&yaml)
             .iter()
             .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
@@ -734,5 +757,322 @@ services:
             .unwrap();
         assert!(v.status.success(), "{}", text(&v));
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The Kubernetes inventory with the metrics ports Redis's pods declare (a redis_exporter
+/// sidecar on 9121), as a user adds them for the baseline's `metrics-scrape`.
+fn inventory_with_metrics(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root(INVENTORY)).unwrap();
+    let redis = "    kubernetes: {namespace: voice-data, labels: {app: redis}}\n";
+    assert!(text.contains(redis), "the fixture changed");
+    let path = dir.join("inventory.yaml");
+    std::fs::write(
+        &path,
+        text.replace(redis, &format!("{redis}    metrics_ports: [9121]\n")),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_chart_baseline_admits_prometheus_scrapes_and_nothing_else() {
+    let dir = tmp("baseline");
+    let inv = inventory_with_metrics(&dir);
+    let (yaml, stderr) = networkpolicy(
+        inv.to_str().unwrap(),
+        &["--egress", "--baseline", CHART_BASELINE],
+    );
+    let docs = parse(&yaml);
+    let cluster = Cluster::new(docs.clone());
+    let w = world(INVENTORY);
+    let pod = |ns: &str, labels: &[(&str, &str)], ip: &str| Pod {
+        namespace: ns.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ip: ip.parse().unwrap(),
+    };
+    // As the chart's baseline identifies Prometheus: namespace monitoring, its name label.
+    let prometheus = pod(
+        "monitoring",
+        &[("app.kubernetes.io/name", "prometheus"), ("pod", "0")],
+        "10.245.0.5",
+    );
+    let grafana = pod(
+        "monitoring",
+        &[("app.kubernetes.io/name", "grafana")],
+        "10.245.0.6",
+    );
+    let elsewhere = pod(
+        "default",
+        &[("app.kubernetes.io/name", "prometheus")],
+        "10.245.0.7",
+    );
+    let redis = End::Pod(&w.pods["Redis"]);
+    assert!(
+        cluster.allowed(End::Pod(&prometheus), redis, "TCP", 9121),
+        "the scrape of Redis's declared metrics port is denied"
+    );
+    // Only the declared port, only over TCP, only from Prometheus's pods, only to the
+    // service that declares it.
+    for (src, dst, proto, port) in [
+        (End::Pod(&prometheus), redis, "TCP", 6379),
+        (End::Pod(&prometheus), redis, "TCP", 9122),
+        (End::Pod(&prometheus), redis, "UDP", 9121),
+        (End::Pod(&grafana), redis, "TCP", 9121),
+        (End::Pod(&elsewhere), redis, "TCP", 9121),
+        (End::Pod(&w.pods["Tenant Service"]), redis, "TCP", 9121),
+        (
+            End::Pod(&prometheus),
+            End::Pod(&w.pods["Tenant Service"]),
+            "TCP",
+            9121,
+        ),
+    ] {
+        assert!(
+            !cluster.allowed(src, dst, proto, port),
+            "{src:?} → {dst:?} {proto}/{port} is allowed"
+        );
+    }
+    // DNS comes from the baseline's `dns` entry (its pods by labels), and only DNS.
+    let tenant = End::Pod(&w.pods["Tenant Service"]);
+    assert!(cluster.allowed(tenant, End::Pod(&w.dns), "UDP", 53));
+    assert!(cluster.allowed(tenant, End::Pod(&w.dns), "TCP", 53));
+    assert!(!cluster.allowed(tenant, End::Pod(&w.dns), "TCP", 9153));
+    // Every rule says where it comes from.
+    let redis_policy = docs
+        .iter()
+        .find(|d| d["metadata"]["name"] == "auditor-ingress-redis")
+        .unwrap();
+    let notes = redis_policy["metadata"]["annotations"].as_object().unwrap();
+    assert_eq!(notes["auditor/baseline"], "metrics-scrape");
+    assert!(
+        notes.values().any(|v| v
+            == "baseline metrics-scrape: monitoring/app.kubernetes.io/name=prometheus → Redis, tcp/9121"),
+        "{notes:#?}"
+    );
+    // What the baseline says and a NetworkPolicy does not: said, not dropped.
+    for line in [
+        "baseline entry dns-replies: the replies to entry dns",
+        "baseline entry metrics-scrape (ingress): processes prometheus (a NetworkPolicy does not see processes): only the rest",
+        "baseline entry metrics-scrape (ingress): no declared port in the inventory",
+    ] {
+        assert!(stderr.contains(line), "{line}:\n{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_baseline_flag_given_is_read_or_refused() {
+    let dir = tmp("flags");
+    let base = [
+        "networkpolicy",
+        "--allowlist",
+        ALLOWLIST,
+        "--inventory",
+        INVENTORY,
+        "--overrides",
+        OVERRIDES,
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        auditor(&args)
+    };
+    let missing = dir.join("no-such-baseline.yaml");
+    let bad = dir.join("bad-baseline.yaml");
+    std::fs::write(&bad, "version: 1\nentries:\n  - name: Bad Name\n").unwrap();
+    let disagree = dir.join("dns-elsewhere.yaml");
+    std::fs::write(
+        &disagree,
+        "version: 1\nentries:\n  - name: dns\n    description: CoreDNS of this cluster.\n    from: {any: true}\n    to: {kubernetes: [{namespace: dns, labels: {app: coredns}}]}\n    transport: both\n    ports: [53]\n",
+    )
+    .unwrap();
+    for (extra, says) in [
+        (
+            vec!["--baseline", missing.to_str().unwrap()],
+            missing.display().to_string(),
+        ),
+        (
+            vec!["--baseline", bad.to_str().unwrap()],
+            bad.display().to_string(),
+        ),
+        // Given and not used: DNS is only in egress policies.
+        (
+            vec!["--dns", "kube-system/k8s-app=kube-dns"],
+            "--egress".to_string(),
+        ),
+        // The baseline and --dns name different DNS pods: neither is dropped silently.
+        (
+            vec![
+                "--egress",
+                "--baseline",
+                disagree.to_str().unwrap(),
+                "--dns",
+                "kube-system/k8s-app=kube-dns",
+            ],
+            "disagrees".to_string(),
+        ),
+        (
+            vec![
+                "--egress",
+                "--baseline",
+                disagree.to_str().unwrap(),
+                "--dns",
+                "none",
+            ],
+            "disagrees".to_string(),
+        ),
+    ] {
+        let out = run(&extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", text(&out));
+        assert!(out.stdout.is_empty(), "{extra:?}: wrote policies");
+        assert!(text(&out).contains(&says), "{extra:?}: {}", text(&out));
+    }
+    // The baseline's own DNS pods, used: egress to them, not to kube-dns.
+    let out = run(&["--egress", "--baseline", disagree.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cluster = Cluster::new(parse(&String::from_utf8(out.stdout).unwrap()));
+    let w = world(INVENTORY);
+    let coredns = Pod {
+        namespace: "dns".into(),
+        labels: [("app".to_string(), "coredns".to_string())].into(),
+        ip: "10.245.1.1".parse().unwrap(),
+    };
+    let tenant = End::Pod(&w.pods["Tenant Service"]);
+    assert!(cluster.allowed(tenant, End::Pod(&coredns), "UDP", 53));
+    assert!(!cluster.allowed(tenant, End::Pod(&w.dns), "UDP", 53));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn platform_traffic_the_policies_would_deny_is_what_would_break() {
+    let dir = tmp("platform");
+    // The recording plus Prometheus (a process on a node, by name) scraping Redis on its
+    // declared 9121 and Tenant Service on 9100, which only the replay's inventory
+    // declares: the policies' inventory does not, so that scrape would break.
+    let mut flows = std::fs::read_to_string(root("examples/flows.jsonl")).unwrap();
+    // And the kubelet (by name) probing Redis on its probe port: from the node, which
+    // Kubernetes always admits, so it breaks nothing.
+    for (comm, src, dst, port) in [
+        ("prometheus", "10.245.0.5", "198.18.0.8", 9121),
+        ("prometheus", "10.245.0.5", "198.18.0.2", 9100),
+        ("kubelet", "10.0.0.4", "198.18.0.8", 8080),
+    ] {
+        flows.push_str(&format!(
+            "{{\"time\":\"2026-11-26T21:56:52Z\",\"new\":true,\"transport\":\"tcp\",\"direction\":\"egress\",\"src_addr\":\"{src}\",\"dst_addr\":\"{dst}\",\"dst_port\":{port},\"count\":1,\"first_seen\":\"2026-11-26T21:56:52Z\",\"pid\":4242,\"tgid\":4242,\"uid\":65534,\"comm\":\"{comm}\",\"cgroup_id\":1,\"netns_cookie\":200,\"hook\":\"tcp_active\",\"cgroup\":\"/\"}}\n"
+        ));
+    }
+    std::fs::write(dir.join("flows.jsonl"), flows).unwrap();
+    let replay_inv = dir.join("replay-inventory.yaml");
+    let text_inv = std::fs::read_to_string(root("examples/inventory.yaml")).unwrap();
+    let declared = text_inv
+        .replace(
+            "\"Redis\": {addresses: [198.18.0.8]}",
+            "\"Redis\": {addresses: [198.18.0.8], metrics_ports: [9121], probe_ports: [8080]}",
+        )
+        .replace(
+            "\"Tenant Service\": {addresses: [198.18.0.2]}",
+            "\"Tenant Service\": {addresses: [198.18.0.2], metrics_ports: [9100]}",
+        );
+    assert_ne!(declared, text_inv, "the fixture changed");
+    std::fs::write(&replay_inv, declared).unwrap();
+    let store = dir.join("store.db");
+    let out = auditor(&[
+        "replay",
+        "--allowlist",
+        ALLOWLIST,
+        "--inventory",
+        replay_inv.to_str().unwrap(),
+        "--overrides",
+        OVERRIDES,
+        "--baseline",
+        CHART_BASELINE,
+        "--store",
+        store.to_str().unwrap(),
+        dir.join("flows.jsonl").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let platform: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["verdict"] == "platform")
+        .collect();
+    let entries: Vec<&str> = platform
+        .iter()
+        .map(|v| v["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        entries,
+        ["metrics-scrape", "metrics-scrape", "kubelet-probes"],
+        "{platform:#?}"
+    );
+    let inv = inventory_with_metrics(&dir);
+    let json = dir.join("wb.json");
+    let out = auditor(&[
+        "networkpolicy",
+        "--allowlist",
+        ALLOWLIST,
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--overrides",
+        OVERRIDES,
+        "--baseline",
+        CHART_BASELINE,
+        "--store",
+        store.to_str().unwrap(),
+        "--would-break",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = read_would_break(&json);
+    let broken: Vec<&Value> = report["would_break"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["verdict"] == "platform")
+        .collect();
+    assert_eq!(broken.len(), 1, "{report:#}");
+    assert_eq!(broken[0]["platform"], "metrics-scrape");
+    assert_eq!(broken[0]["dst"]["service"], "Tenant Service");
+    assert_eq!(broken[0]["dst"]["port"], 9100);
+    assert_eq!(
+        broken[0]["denied_by"],
+        serde_json::json!(["voice/auditor-ingress-tenant-service"])
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "platform (baseline entry metrics-scrape) 10.245.0.5 → Tenant Service tcp/9100"
+        ),
+        "{stderr}"
+    );
+    // Without the baseline, the scrape of Redis breaks too: nothing admits it.
+    let out = auditor(&[
+        "networkpolicy",
+        "--allowlist",
+        ALLOWLIST,
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--overrides",
+        OVERRIDES,
+        "--store",
+        store.to_str().unwrap(),
+        "--would-break",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = read_would_break(&json);
+    let ports: BTreeSet<u64> = report["would_break"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["verdict"] == "platform")
+        .map(|b| b["dst"]["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, BTreeSet::from([8080, 9100, 9121]), "{report:#}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -108,7 +108,9 @@ pub enum Command {
     /// ranges as endPort. With --egress, egress is isolated too: connections to externals
     /// become ipBlock rules from the inventory's addresses, and DNS is allowed (--dns).
     /// Each rule's documented connection number is an annotation (auditor/ingress-N), so
-    /// `kubectl describe` shows why it exists. Rows a NetworkPolicy cannot express (no
+    /// `kubectl describe` shows why it exists. With --baseline, the platform traffic
+    /// its entries name is admitted too (Prometheus scrapes on each service's declared
+    /// metrics ports, DNS), each rule annotated with its entry. Rows a NetworkPolicy cannot express (no
     /// port and no override, loopback mesh upstreams, services inventoried by address
     /// only) are skipped with a warning that says why; lint warnings are repeated as
     /// comments. With --store: what would break, before anything is applied — observed

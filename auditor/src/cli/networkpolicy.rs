@@ -30,13 +30,10 @@ pub struct NetworkInputArgs {
     #[arg(long)]
     pub egress: bool,
     /// Where pods resolve names, allowed in every egress policy: NAMESPACE/KEY=VALUE[,...]
-    /// (pod labels), or `none`.
-    #[arg(
-        long,
-        default_value = "kube-system/k8s-app=kube-dns",
-        value_name = "NS/LABELS|none"
-    )]
-    pub dns: String,
+    /// (pod labels), or `none`. Default: the --baseline's DNS entry, else
+    /// kube-system/k8s-app=kube-dns. Needs --egress.
+    #[arg(long, value_name = "NS/LABELS|none", requires = "egress")]
+    pub dns: Option<String>,
     /// Write here instead of stdout: a file (all policies, multi-document YAML), or a
     /// directory (existing, or ending in /) for one file per policy.
     #[arg(short, long)]
@@ -77,14 +74,26 @@ pub struct NetworkPolicyConfig {
     pub store: Option<PathBuf>,
     pub would_break: Option<PathBuf>,
     pub fail_on: Vec<NetworkPolicyFailOn>,
+    /// --dns as given (None: not given): the platform baseline's DNS entry may supply it,
+    /// and when both are given they must agree.
+    pub dns_given: Option<Option<crate::networkpolicy::DnsPeer>>,
 }
 
 impl TryFrom<NetworkInputArgs> for NetworkPolicyConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: NetworkInputArgs) -> anyhow::Result<Self> {
-        let dns = crate::networkpolicy::DnsPeer::parse(&a.dns)
+        let dns_given = a
+            .dns
+            .as_deref()
+            .map(crate::networkpolicy::DnsPeer::parse)
+            .transpose()
             .map_err(|e| anyhow::anyhow!("--dns {e}"))?;
+        if let Some(b) = &a.inputs.baseline
+            && !b.is_file()
+        {
+            anyhow::bail!("--baseline {}: no such file", b.display());
+        }
         if let Some(s) = &a.store
             && !s.is_file()
         {
@@ -101,12 +110,16 @@ impl TryFrom<NetworkInputArgs> for NetworkPolicyConfig {
             inputs: a.inputs.into(),
             options: crate::networkpolicy::Options {
                 egress: a.egress,
-                dns,
+                // Settled once the baseline is read (`commands::networkpolicy`).
+                dns: dns_given
+                    .clone()
+                    .unwrap_or_else(|| Some(crate::networkpolicy::DnsPeer::kube_dns())),
             },
             output,
             store: a.store,
             would_break: a.would_break,
             fail_on: a.fail_on,
+            dns_given,
         })
     }
 }

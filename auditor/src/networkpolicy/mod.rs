@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use allowlist::{Allowlist, Overrides, PortBasis, Transport, lint::Finding};
 use ipnet::IpNet;
 
-use crate::identity::{Inventory, cluster::KubeSelector, inventory::EntryKind};
+use crate::{
+    identity::{Inventory, cluster::KubeSelector, inventory::EntryKind},
+    verdict::baseline::{Baseline, Declared, Entry, EntryEnd, EntryPorts},
+};
 
 /// Where the documented services' pods may resolve names: egress to it is allowed in every
 /// egress policy, since without DNS no documented connection by name would work.
@@ -101,13 +104,34 @@ pub enum Peer {
     Dns(DnsPeer),
     /// An external's addresses, one `ipBlock` each.
     Block { service: String, net: IpNet },
+    /// A baseline entry's pods (namespace AND labels), e.g. Prometheus's.
+    Selector {
+        namespace: String,
+        labels: BTreeMap<String, String>,
+    },
+    /// A baseline entry's addresses, one `ipBlock` each.
+    Cidr(IpNet),
+    /// Every peer (a baseline entry's `any: true`): the rule has no `from`/`to`.
+    Any,
 }
 
 impl Peer {
     pub fn service(&self) -> Option<&str> {
         match self {
             Peer::Pods { service, .. } | Peer::Block { service, .. } => Some(service),
-            Peer::Dns(_) => None,
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Peer::Pods { service, .. } | Peer::Block { service, .. } => service.clone(),
+            Peer::Dns(d) => format!("{}/{}", d.namespace, labels_text(&d.labels)),
+            Peer::Selector { namespace, labels } => {
+                format!("{namespace}/{}", labels_text(labels))
+            }
+            Peer::Cidr(n) => n.to_string(),
+            Peer::Any => "any".into(),
         }
     }
 }
@@ -150,6 +174,8 @@ pub struct Rule {
     /// Empty with `any_port`: the document allows any port.
     pub ports: Vec<PortRange>,
     pub any_port: bool,
+    /// The platform baseline entry the rule admits (its rows are empty).
+    pub entry: Option<String>,
 }
 
 impl Rule {
@@ -197,6 +223,9 @@ pub struct Generated {
     /// Documented rows with at least one generated rule.
     pub expressed_rows: BTreeSet<u32>,
     pub document: Option<String>,
+    /// Baseline entries whose other end is the node: Kubernetes admits traffic to and
+    /// from a pod's own node without a rule (the kubelet's probes, a node agent).
+    pub node_admitted: BTreeSet<String>,
 }
 
 impl Generated {
@@ -312,6 +341,7 @@ pub fn generate(
     overrides: &Overrides,
     inv: &Inventory,
     opts: &Options,
+    baseline: Option<&Baseline>,
 ) -> Generated {
     let policy = allowlist::RuleIndex::new(list, overrides);
     let kube: BTreeMap<String, KubeSelector> = inv
@@ -386,6 +416,7 @@ pub fn generate(
                         })
                         .to_vec(),
                     any_port: false,
+                    entry: None,
                 });
             }
             policies.push(NetPolicy {
@@ -505,12 +536,17 @@ pub fn generate(
                         peers,
                         ports: ports.clone(),
                         any_port,
+                        entry: None,
                     });
                     expressed_rows.extend(c.number);
                 }
                 Err(reason) => skipped.push(skip(Some(side), reason)),
             }
         }
+    }
+    let mut node_admitted = BTreeSet::new();
+    if let Some(b) = baseline {
+        platform_rules(b, inv, &mut policies, &mut skipped, &mut node_admitted);
     }
     for p in &mut policies {
         let rows: BTreeSet<u32> = p.rules.iter().flat_map(|r| r.rows.clone()).collect();
@@ -526,6 +562,221 @@ pub fn generate(
         lints,
         expressed_rows,
         document: list.document.title.clone(),
+        node_admitted,
+    }
+}
+
+/// True when the selector selects (at least) every pod of the policy's service.
+fn selects_all_of(sel: &KubeSelector, p: &NetPolicy, inv_service: Option<&str>) -> bool {
+    sel.namespace == p.namespace
+        && match &sel.service {
+            Some(svc) => sel.labels.is_empty() && inv_service == Some(svc.as_str()),
+            None => sel.labels.iter().all(|(k, v)| p.labels.get(k) == Some(v)),
+        }
+}
+
+/// An entry whose traffic is the replies of another entry's (the cluster DNS answering
+/// on the asker's ephemeral port: the kernel sees the answer as a send of its own). A
+/// NetworkPolicy admits the replies of an admitted connection, so it needs no rule, and
+/// a rule would open every ephemeral port to those pods.
+fn replies_to<'b>(e: &Entry, b: &'b Baseline) -> Option<&'b Entry> {
+    let from = e.from_end();
+    if from.any || from.node || !from.addresses.is_empty() || !from.processes.is_empty() {
+        return None;
+    }
+    if from.kubernetes.is_empty() || !e.to_end().any {
+        return None;
+    }
+    b.entries().iter().find(|f| {
+        f.name != e.name
+            && e.transports().iter().all(|t| f.transports().contains(t))
+            && from
+                .kubernetes
+                .iter()
+                .all(|k| f.to_end().kubernetes.contains(k))
+    })
+}
+
+/// The other end of a baseline entry as peers, what of it is not expressed, and whether
+/// it is the node (admitted without a rule).
+fn entry_peers(end: EntryEnd<'_>) -> (Vec<Peer>, Vec<String>, bool) {
+    if end.any {
+        return (vec![Peer::Any], Vec::new(), false);
+    }
+    let mut peers = Vec::new();
+    let mut dropped = Vec::new();
+    for k in end.kubernetes {
+        if k.service.is_some() && k.labels.is_empty() {
+            dropped.push(format!(
+                "the Service {}/{} (a NetworkPolicy selects pods by labels)",
+                k.namespace,
+                k.service.as_deref().unwrap_or("?")
+            ));
+        } else {
+            peers.push(Peer::Selector {
+                namespace: k.namespace.clone(),
+                labels: k.labels.clone(),
+            });
+        }
+    }
+    peers.extend(end.addresses.iter().map(|n| Peer::Cidr(*n)));
+    if !end.processes.is_empty() {
+        dropped.push(format!(
+            "processes {} (a NetworkPolicy does not see processes)",
+            end.processes.join(", ")
+        ));
+    }
+    // Kubernetes always admits traffic to and from the node a pod runs on: the node
+    // needs no rule (and has no address known here).
+    (peers, dropped, end.node && end.kubernetes.is_empty())
+}
+
+/// The rules the platform baseline adds: for each isolated service, each entry whose
+/// selected end covers its pods, from (or to) the entry's other end, on the entry's ports
+/// or the ports the service declares in the inventory.
+fn platform_rules(
+    b: &Baseline,
+    inv: &Inventory,
+    policies: &mut [NetPolicy],
+    skipped: &mut Vec<Skipped>,
+    node_admitted: &mut BTreeSet<String>,
+) {
+    let kube: BTreeMap<String, KubeSelector> = inv
+        .kube_selectors()
+        .into_iter()
+        .map(|(n, k)| (n.to_string(), k))
+        .collect();
+    // One note per entry and side, not one per policy.
+    let mut notes: BTreeMap<(String, Side), BTreeSet<String>> = BTreeMap::new();
+    let mut undeclared: BTreeMap<(String, Side), Vec<String>> = BTreeMap::new();
+    for e in b.entries() {
+        if let Some(f) = replies_to(e, b) {
+            skipped.push(Skipped {
+                row: None,
+                side: None,
+                reason: format!(
+                    "baseline entry {}: the replies to entry {} (a NetworkPolicy admits the replies of an admitted connection): no rule",
+                    e.name, f.name
+                ),
+            });
+            continue;
+        }
+        for p in policies.iter_mut() {
+            let (own, other) = match p.side {
+                Side::Ingress => (e.to_end(), e.from_end()),
+                Side::Egress => (e.from_end(), e.to_end()),
+            };
+            let inv_service = kube.get(&p.service).and_then(|k| k.service.as_deref());
+            if !(own.any
+                || own
+                    .kubernetes
+                    .iter()
+                    .any(|k| selects_all_of(k, p, inv_service)))
+            {
+                continue;
+            }
+            let key = (e.name.to_string(), p.side);
+            let ports: Vec<PortRange> = match e.ports() {
+                EntryPorts::Listed(l) => e
+                    .transports()
+                    .into_iter()
+                    .flat_map(|t| {
+                        l.iter().map(move |s| PortRange {
+                            transport: t,
+                            first: s.first,
+                            last: s.last,
+                        })
+                    })
+                    .collect(),
+                EntryPorts::Declared(which) => {
+                    let d = inv.declared_ports().get(p.service.as_str());
+                    let list = d.map_or(&[][..], |d| match which {
+                        Declared::Probes => &d.probes[..],
+                        Declared::Metrics => &d.metrics[..],
+                    });
+                    e.transports()
+                        .into_iter()
+                        .flat_map(|t| {
+                            list.iter().map(move |&port| PortRange {
+                                transport: t,
+                                first: port,
+                                last: port,
+                            })
+                        })
+                        .collect()
+                }
+            };
+            let (peers, dropped, node_implicit) = entry_peers(other);
+            notes.entry(key.clone()).or_default().extend(dropped);
+            if node_implicit {
+                node_admitted.insert(e.name.to_string());
+            }
+            // Nothing a rule could name (the node, admitted anyway; processes): no rule,
+            // whatever the ports.
+            if peers.is_empty() {
+                continue;
+            }
+            if ports.is_empty() {
+                if let EntryPorts::Declared(_) = e.ports() {
+                    undeclared.entry(key).or_default().push(p.service.clone());
+                }
+                continue;
+            }
+            let mut ports = ports;
+            ports.sort_unstable();
+            ports.dedup();
+            let why = format!(
+                "baseline {}: {} → {}, {}",
+                e.name,
+                match p.side {
+                    Side::Ingress => peers.iter().map(Peer::text).collect::<Vec<_>>().join(" | "),
+                    Side::Egress => p.service.clone(),
+                },
+                match p.side {
+                    Side::Ingress => p.service.clone(),
+                    Side::Egress => peers.iter().map(Peer::text).collect::<Vec<_>>().join(" | "),
+                },
+                ports
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            p.rules.push(Rule {
+                rows: Vec::new(),
+                src: String::new(),
+                dst: String::new(),
+                why,
+                peers,
+                ports,
+                any_port: false,
+                entry: Some(e.name.to_string()),
+            });
+        }
+    }
+    for ((entry, side), dropped) in notes {
+        if !dropped.is_empty() {
+            skipped.push(Skipped {
+                row: None,
+                side: Some(side),
+                reason: format!(
+                    "baseline entry {entry} ({}): {}: only the rest of the entry is admitted",
+                    side.as_str(),
+                    dropped.into_iter().collect::<Vec<_>>().join("; ")
+                ),
+            });
+        }
+    }
+    for ((entry, side), services) in undeclared {
+        skipped.push(Skipped {
+            row: None,
+            side: Some(side),
+            reason: format!(
+                "baseline entry {entry} ({}): no declared port in the inventory (probe_ports/metrics_ports) for {}: nothing admitted to them",
+                side.as_str(),
+                services.join(", ")
+            ),
+        });
     }
 }
 
@@ -565,6 +816,7 @@ connections:
                 egress,
                 dns: Some(DnsPeer::kube_dns()),
             },
+            None,
         )
     }
 

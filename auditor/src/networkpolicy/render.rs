@@ -24,6 +24,8 @@ use super::{Generated, NetPolicy, Peer, PortRange, Side};
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 const CONNECTIONS: &str = "auditor/connections";
 const SERVICE: &str = "auditor/service";
+/// The platform baseline entries a policy admits, as `auditor/connections` lists rows.
+const BASELINE: &str = "auditor/baseline";
 
 /// Pods with exactly these labels (an empty map is every pod: `matchLabels: {}`).
 fn match_labels(labels: &BTreeMap<String, String>) -> LabelSelector {
@@ -55,7 +57,14 @@ fn peer(p: &Peer) -> NetworkPolicyPeer {
             pod_selector: Some(match_labels(&d.labels)),
             ..NetworkPolicyPeer::default()
         },
-        Peer::Block { net, .. } => NetworkPolicyPeer {
+        Peer::Selector { namespace, labels } => NetworkPolicyPeer {
+            namespace_selector: Some(namespace_selector(namespace)),
+            pod_selector: Some(match_labels(labels)),
+            ..NetworkPolicyPeer::default()
+        },
+        // Never rendered as a peer: a rule with it has no `from`/`to` (every peer).
+        Peer::Any => NetworkPolicyPeer::default(),
+        Peer::Block { net, .. } | Peer::Cidr(net) => NetworkPolicyPeer {
             ip_block: Some(IPBlock {
                 cidr: net.to_string(),
                 except: None,
@@ -89,12 +98,21 @@ pub fn object(p: &NetPolicy, document: Option<&str>) -> NetworkPolicy {
     if let Some(d) = document {
         annotations.insert("auditor/document".into(), d.to_string());
     }
+    let entries: std::collections::BTreeSet<&str> =
+        p.rules.iter().filter_map(|r| r.entry.as_deref()).collect();
+    if !entries.is_empty() {
+        annotations.insert(
+            BASELINE.to_string(),
+            entries.into_iter().collect::<Vec<_>>().join(","),
+        );
+    }
     for (i, r) in p.rules.iter().enumerate() {
         annotations.insert(format!("auditor/{side}-{i}"), r.why.clone());
     }
     // No `ports` at all is every port: only where the document says "any".
     let rules = p.rules.iter().map(|r| {
-        let peers = r.peers.iter().map(peer).collect();
+        // No `from`/`to` is every peer: a baseline entry's `any: true`.
+        let peers = (!r.peers.contains(&Peer::Any)).then(|| r.peers.iter().map(peer).collect());
         let ports = (!r.any_port).then(|| r.ports.iter().map(port).collect());
         (peers, ports)
     });
@@ -103,10 +121,7 @@ pub fn object(p: &NetPolicy, document: Option<&str>) -> NetworkPolicy {
         Side::Ingress => (
             Some(
                 rules
-                    .map(|(from, ports)| NetworkPolicyIngressRule {
-                        from: Some(from),
-                        ports,
-                    })
+                    .map(|(from, ports)| NetworkPolicyIngressRule { from, ports })
                     .collect(),
             ),
             None,
@@ -116,10 +131,7 @@ pub fn object(p: &NetPolicy, document: Option<&str>) -> NetworkPolicy {
             None,
             Some(
                 rules
-                    .map(|(to, ports)| NetworkPolicyEgressRule {
-                        to: Some(to),
-                        ports,
-                    })
+                    .map(|(to, ports)| NetworkPolicyEgressRule { to, ports })
                     .collect(),
             ),
             "Egress",
@@ -196,7 +208,7 @@ pub fn header(g: &Generated) -> String {
         &mut out,
     );
     comment(
-        "Each rule is a documented connection (annotation auditor/<side>-<n>); re-generate, do not edit.",
+        "Each rule is a documented connection, or a platform baseline entry (annotation auditor/<side>-<n>); re-generate, do not edit.",
         &mut out,
     );
     if !g.skipped.is_empty() {

@@ -70,7 +70,8 @@ pub fn schema_json() -> String {
     s
 }
 
-fn peer_matches(peer: &Peer, end: &Endpoint, port: u16) -> bool {
+/// `cites`: the edge cites the baseline entry the peer's rule admits.
+fn peer_matches(peer: &Peer, end: &Endpoint, port: u16, cites: bool) -> bool {
     match peer {
         Peer::Pods { service, .. } => end.service.as_deref() == Some(service),
         Peer::Block { service, net } => {
@@ -80,18 +81,37 @@ fn peer_matches(peer: &Peer, end: &Endpoint, port: u16) -> bool {
         // kube-dns pods are not in the inventory: an unattributed destination on port 53
         // is taken as DNS, else every lookup would be listed as breaking.
         Peer::Dns(_) => end.service.is_none() && port == 53,
+        // A baseline entry's addresses: the end's address decides.
+        Peer::Cidr(net) => end.addr.is_some_and(|a| net.contains(&a.to_canonical())),
+        Peer::Any => true,
+        // A baseline entry's pods: an edge carries no pod labels; the judge matched the
+        // entry's ends when it gave the edge its verdict, so only an edge citing the
+        // entry is taken as these pods.
+        Peer::Selector { .. } => cites,
     }
 }
 
 /// True when `p` allows `e` (the peer is the end `p` does not select).
-fn allows(p: &NetPolicy, e: &Edge) -> bool {
+fn allows(g: &Generated, p: &NetPolicy, e: &Edge) -> bool {
     let port = e.dst.port.unwrap_or(0);
     let peer_end = match p.side {
         Side::Ingress => &e.src,
         Side::Egress => &e.dst,
     };
+    // Traffic to and from a pod's own node is always admitted: an entry whose other end
+    // is the node (the kubelet's probes, a node agent) needs no rule.
+    if e.platform
+        .as_ref()
+        .is_some_and(|x| g.node_admitted.contains(x))
+    {
+        return true;
+    }
     p.rules.iter().any(|r| {
-        r.allows_port(e.transport, port) && r.peers.iter().any(|x| peer_matches(x, peer_end, port))
+        let cites = r.entry.is_some() && e.platform == r.entry;
+        r.allows_port(e.transport, port)
+            && r.peers
+                .iter()
+                .any(|x| peer_matches(x, peer_end, port, cites))
     })
 }
 
@@ -101,7 +121,7 @@ pub fn denied_by(g: &Generated, e: &Edge) -> Vec<String> {
     let sides = [(Side::Egress, &e.src), (Side::Ingress, &e.dst)];
     for (side, end) in sides {
         if let Some(p) = end.service.as_deref().and_then(|s| g.policy(s, side))
-            && !allows(p, e)
+            && !allows(g, p, e)
         {
             out.push(format!("{}/{}", p.namespace, p.name));
         }
@@ -200,8 +220,13 @@ pub fn text(w: &WouldBreak) -> String {
     ));
     for b in &w.would_break {
         out.push_str(&format!(
-            "  {} {} → {} {}/{}: {} connection(s), last seen {}; rows {}; denied by {}\n",
+            "  {}{} {} → {} {}/{}: {} connection(s), last seen {}; rows {}; denied by {}\n",
             b.edge.verdict.as_str(),
+            b.edge
+                .platform
+                .as_ref()
+                .map(|x| format!(" (baseline entry {x})"))
+                .unwrap_or_default(),
             end(&b.edge.src),
             end(&b.edge.dst),
             b.edge.transport,

@@ -124,9 +124,75 @@ pub enum Declared {
 #[derive(Debug, Clone, Default)]
 struct Peer {
     any: bool,
+    /// `node: true`, kept apart from `listed`: `auditor networkpolicy` runs off the node,
+    /// where this machine's addresses are not the node's.
+    node: bool,
+    /// The addresses and CIDRs the entry lists.
+    listed: Vec<IpNet>,
+    /// `listed`, and this node's addresses with `node: true`: what a flow is matched on.
     nets: Vec<IpNet>,
     processes: Vec<String>,
     kubernetes: Vec<KubeSelector>,
+}
+
+/// One side of an entry as the file gives it, for `auditor networkpolicy`, which turns
+/// entries into NetworkPolicy rules.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryEnd<'a> {
+    pub any: bool,
+    pub node: bool,
+    pub addresses: &'a [IpNet],
+    pub processes: &'a [String],
+    pub kubernetes: &'a [KubeSelector],
+}
+
+/// An entry's destination ports as the file gives them.
+#[derive(Debug, Clone, Copy)]
+pub enum EntryPorts<'a> {
+    Listed(&'a [PortSpec]),
+    Declared(Declared),
+}
+
+impl Peer {
+    fn view(&self) -> EntryEnd<'_> {
+        EntryEnd {
+            any: self.any,
+            node: self.node,
+            addresses: &self.listed,
+            processes: &self.processes,
+            kubernetes: &self.kubernetes,
+        }
+    }
+}
+
+impl Entry {
+    /// The connecting side.
+    pub fn from_end(&self) -> EntryEnd<'_> {
+        self.from.view()
+    }
+
+    /// The accepting side.
+    pub fn to_end(&self) -> EntryEnd<'_> {
+        self.to.view()
+    }
+
+    pub fn transports(&self) -> Vec<allowlist::Transport> {
+        let mut t = Vec::new();
+        if self.tcp {
+            t.push(allowlist::Transport::Tcp);
+        }
+        if self.udp {
+            t.push(allowlist::Transport::Udp);
+        }
+        t
+    }
+
+    pub fn ports(&self) -> EntryPorts<'_> {
+        match &self.ports {
+            PortMatch::Listed(l) => EntryPorts::Listed(l),
+            PortMatch::Declared(d) => EntryPorts::Declared(*d),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -420,6 +486,7 @@ fn peer(raw: &RawPeer, entry: &str, side: &str) -> Result<Peer, String> {
             .map_err(|_| format!("entry {entry:?}: {side}: {a:?} is not an IP address or CIDR"))?;
         nets.push(net.trunc());
     }
+    let listed = nets.clone();
     if raw.node {
         nets.extend(
             crate::capture::netns::addrs_here()
@@ -436,6 +503,8 @@ fn peer(raw: &RawPeer, entry: &str, side: &str) -> Result<Peer, String> {
     }
     Ok(Peer {
         any: raw.any,
+        node: raw.node,
+        listed,
         nets,
         processes: raw.processes.clone(),
         kubernetes: raw.kubernetes.clone(),
