@@ -52,7 +52,8 @@ pub mod as_rfc3339 {
 /// "3 h 2 min", "4 d 3 h"), each rounded down, so a report never claims more watched time
 /// than there was; "<1 s" for a span under a second, "0 s" only for none at all.
 pub fn duration_text(seconds: f64) -> String {
-    if !(seconds > 0.0) {
+    // NaN and negative spans (a clock stepped back) are no time watched.
+    if seconds.is_nan() || seconds <= 0.0 {
         return "0 s".into();
     }
     if seconds < 1.0 {

@@ -19,7 +19,7 @@ table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid 
 th{background:#f5f5f5}tr.never td{background:#fafafa;color:#757575}tr.unverified td{background:#fffde7}tr.bad td{background:#fff5f5}
 table.facts{width:auto;margin:8px 0 4px}table.facts th{white-space:nowrap;width:1%}table.facts td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11px}
 .muted{color:#757575;font-size:12px}
-.figure{overflow-x:auto;border:1px solid #eee;border-radius:6px}svg.diagram{display:block;max-width:none;height:auto}
+.figure{border:1px solid #eee;border-radius:6px}svg.diagram{display:block;max-width:100%;height:auto}
 td.num{white-space:nowrap}
 @media (max-width:1000px){body{margin:10px}table{font-size:11px}th,td{padding:3px 4px}.card{min-width:120px}}
 @page{margin:12mm}
