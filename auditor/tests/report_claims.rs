@@ -32,12 +32,22 @@ fn ok(o: std::process::Output) -> std::process::Output {
 
 /// The bundled recording replayed into a store, with the demo's overrides or without.
 fn replayed(d: &Path, overrides: bool) -> String {
+    replayed_as(d, overrides, "replay")
+}
+
+/// As `replayed`, stored under `node`.
+fn replayed_as(d: &Path, overrides: bool, node: &str) -> String {
     let store = d
-        .join(if overrides { "with.db" } else { "without.db" })
+        .join(format!(
+            "{node}-{}.db",
+            if overrides { "with" } else { "without" }
+        ))
         .display()
         .to_string();
     let mut args = vec![
         "replay",
+        "--node",
+        node,
         "--allowlist",
         "allowlist/voice-microservices.yaml",
         "--inventory",
@@ -280,6 +290,52 @@ fn a_path_that_is_no_store_is_named_for_what_it_is() {
             text.display()
         )),
         "{e}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Merged across nodes, a row judged on any port on one node is unverified in the
+/// cluster report, and `--expect-nodes` names the node no report came from.
+#[test]
+fn a_cluster_report_keeps_unverified_rows_and_missing_nodes() {
+    let d = dir("merged");
+    let a = replayed_as(&d, true, "node-a");
+    let b = replayed_as(&d, false, "node-b");
+    let (ja, jb) = (d.join("a.json"), d.join("b.json"));
+    std::fs::write(&ja, report(&a, "json", &[])).unwrap();
+    std::fs::write(&jb, report(&b, "json", &[])).unwrap();
+    let (ja, jb) = (ja.display().to_string(), jb.display().to_string());
+    let merged = String::from_utf8(
+        ok(auditor(&[
+            "report",
+            "--merge",
+            &ja,
+            &jb,
+            "--format",
+            "json",
+            "--expect-nodes",
+            "node-a,node-b,node-c",
+        ]))
+        .stdout,
+    )
+    .unwrap();
+    let r: Report = serde_json::from_str(&merged).unwrap();
+    assert_eq!(r.nodes, ["node-a", "node-b"]);
+    let unverified: Vec<u32> = r
+        .rows
+        .iter()
+        .filter(|x| !x.port_verified)
+        .filter_map(|x| x.rule)
+        .collect();
+    assert_eq!(unverified, [24, 59]);
+    assert_eq!(r.summary.documented_observed_port_unverified, 2);
+    assert_eq!(r.coverage.missing_nodes, ["node-c"]);
+    assert!(
+        r.summary
+            .headline
+            .contains("(1 of 3 expected nodes never reported: node-c)"),
+        "{}",
+        r.summary.headline
     );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -32,7 +32,7 @@ td.num{white-space:nowrap}
  thead{display:table-header-group}
  tr{break-inside:avoid;page-break-inside:avoid}
  th{background:#eee;-webkit-print-color-adjust:exact;print-color-adjust:exact}
- tr.bad td,tr.never td,.headline{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ tr.bad td,tr.never td,tr.unverified td,.headline{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
 ";
 
