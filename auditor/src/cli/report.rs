@@ -81,7 +81,8 @@ pub struct ReportArgs {
     pub token_file: Option<PathBuf>,
     /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
     /// (any violation edge), `never-observed` (a documented connection never seen),
-    /// `unaudited` (part of the period not watched, or watched with kernel drops). The
+    /// `unaudited` (part of the period not watched, or watched with kernel drops, or a
+    /// node of --expect-nodes that never reported). The
     /// report is still written. Errors exit 2.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub fail_on: Vec<FailOn>,
