@@ -183,6 +183,22 @@ impl RuleIndex {
         }
     }
 
+    /// The documented rows this deployment judges on any port without the document
+    /// saying so (`PortBasis::Unverified`: the document gives no port and the overrides
+    /// none), by number, in table order. A row the document allows "Any" port is not
+    /// among them: any port is what it documents.
+    pub fn port_unverified_rules(&self) -> Vec<u32> {
+        let mut out: Vec<(usize, u32)> = self
+            .rules
+            .iter()
+            .filter(|r| r.basis == PortBasis::Unverified)
+            .filter_map(|r| Some((r.index, r.number?)))
+            .collect();
+        out.sort();
+        out.dedup();
+        out.into_iter().map(|(_, n)| n).collect()
+    }
+
     /// The id of a service by name or alias.
     pub fn service_id(&self, name: &str) -> Option<ServiceId> {
         self.ids.get(name).copied()

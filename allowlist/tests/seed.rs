@@ -346,6 +346,20 @@ fn overrides_replace_configurable_and_unknown_ports_only() {
 }
 
 #[test]
+fn rows_without_a_port_are_unverified_until_an_override_gives_one() {
+    // The seed's two rows without a port; rows allowing "Any" port are not among them.
+    assert_eq!(policy("").port_unverified_rules(), vec![24, 59]);
+    assert_eq!(
+        policy("rows:\n  59: [5060]\n").port_unverified_rules(),
+        vec![24]
+    );
+    assert_eq!(
+        policy("rows:\n  24: [443]\n  59: [5060]\n").port_unverified_rules(),
+        Vec::<u32>::new()
+    );
+}
+
+#[test]
 fn overrides_that_do_not_fit_the_allowlist_are_errors_with_positions() {
     let a = seed();
     let e = overrides::parse("rows:\n  26: [9200]\n", "o.yaml", &a).unwrap_err();

@@ -63,6 +63,13 @@ pub struct Inputs {
     pub baseline_sha256: Option<String>,
     /// When these inputs took effect (RFC 3339).
     pub since: String,
+    /// The documented rows judged on any port under these inputs, because the document
+    /// gives no port and the overrides none (their observations do not verify the
+    /// port). Rows the document allows "Any" port are not here: any port is what it
+    /// documents. Absent when not recorded (stores and reports before it): a report
+    /// then takes every row whose document gives no port as unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_port_unverified: Option<Vec<u32>>,
 }
 
 impl Inputs {
@@ -77,8 +84,21 @@ impl Inputs {
             overrides_sha256: p.overrides.as_deref().map(file_sha256).transpose()?,
             baseline_sha256: p.baseline.as_deref().map(file_sha256).transpose()?,
             since: crate::model::time::rfc3339(std::time::SystemTime::now()),
+            rules_port_unverified: Some(port_unverified_rules(list, p)?),
         })
     }
+}
+
+/// The rows the judge loaded from `p` takes on any port (read again, as the digests are).
+fn port_unverified_rules(
+    list: &Allowlist,
+    p: &crate::verdict::InputFiles,
+) -> anyhow::Result<Vec<u32>> {
+    let overrides = match p.overrides.as_deref() {
+        Some(o) => allowlist::overrides::load(o, list)?,
+        None => allowlist::Overrides::default(),
+    };
+    Ok(allowlist::Policy::new(list, &overrides).port_unverified_rules())
 }
 
 /// Rows with the same number whose content differs between two allowlists, and rows only

@@ -119,7 +119,7 @@ fn a_report_cites_every_documented_row_and_every_violation() {
         None,
     )
     .unwrap();
-    assert_eq!(r.schema, "auditor-report/3");
+    assert_eq!(r.schema, "auditor-report/4");
     assert_eq!(r.rows.len(), 60);
     let row26 = r.rows.iter().find(|x| x.rule == Some(26)).unwrap();
     assert!(
@@ -776,6 +776,7 @@ fn rows_whose_content_changed_between_allowlists_are_reported() {
             overrides_sha256: None,
             baseline_sha256: None,
             since: since.into(),
+            rules_port_unverified: None,
         };
         s.record_inputs(&inputs, &allowlist::file::to_json(list))
             .unwrap();

@@ -267,7 +267,8 @@ pub enum FailOn {
     Violations,
     /// A documented connection never observed.
     NeverObserved,
-    /// Part of the period not fully audited (report: not running, or kernel drops;
+    /// Part of the period not fully audited (report: not running, kernel drops, or an
+    /// expected node that never reported;
     /// replay: a record that could not be read).
     Unaudited,
 }

@@ -16,6 +16,7 @@ pub const EXAMPLES: &str = "Examples:
   auditor report --prometheus http://prometheus:9090 \\
       --allowlist allowlist.yaml --since 7d -o cluster.html
   auditor report --store store.db --fail-on violations,unaudited -o junit.xml
+  auditor report --merge a.json b.json --expect-nodes a,b,c -o cluster.json
   auditor report --store store.db -o report.json --sign key.pem
   auditor report verify report.json --key key.pub.pem";
 
@@ -80,10 +81,22 @@ pub struct ReportArgs {
     pub token_file: Option<PathBuf>,
     /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
     /// (any violation edge), `never-observed` (a documented connection never seen),
-    /// `unaudited` (part of the period not watched, or watched with kernel drops). The
+    /// `unaudited` (part of the period not watched, or watched with kernel drops, or a
+    /// node of --expect-nodes that never reported). The
     /// report is still written. Errors exit 2.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub fail_on: Vec<FailOn>,
+    /// The nodes the report should cover (comma-separated or repeated), e.g. every node
+    /// of the cluster. One that never reported in the period (no coverage, no
+    /// observation) is named in the report and counted as a coverage gap over the whole
+    /// period: `--fail-on unaudited` then fails.
+    #[arg(
+        long,
+        value_name = "NODES",
+        value_delimiter = ',',
+        conflicts_with = "schema"
+    )]
+    pub expect_nodes: Vec<String>,
     /// Sign the written report with this ed25519 private key (PKCS#8 PEM, as
     /// `openssl genpkey -algorithm ed25519 -out key.pem` writes it): the signature goes
     /// to OUTPUT.sig. Needs -o. Check it with `auditor report verify`.
@@ -181,6 +194,8 @@ pub struct ReportConfig {
     pub output: Option<PathBuf>,
     pub fail_on: Vec<FailOn>,
     pub sign: Option<PathBuf>,
+    /// `--expect-nodes`: distinct, non-empty names (empty: not asked).
+    pub expect_nodes: Vec<String>,
 }
 
 impl TryFrom<ReportArgs> for ReportConfig {
@@ -190,6 +205,10 @@ impl TryFrom<ReportArgs> for ReportConfig {
     fn try_from(a: ReportArgs) -> anyhow::Result<Self> {
         let (format, output) = (a.format, a.output.clone());
         let (fail_on, sign) = (a.fail_on.clone(), a.sign.clone());
+        let expect_nodes = expected_nodes(a.expect_nodes.clone())?;
+        if !expect_nodes.is_empty() && a.action.is_some() {
+            anyhow::bail!("--expect-nodes is for making a report, not for `report verify`");
+        }
         let input = ReportInput::try_from(a)?;
         let format = ReportFormat::chosen(format, output.as_deref())?;
         Ok(ReportConfig {
@@ -198,8 +217,25 @@ impl TryFrom<ReportArgs> for ReportConfig {
             output,
             fail_on,
             sign,
+            expect_nodes,
         })
     }
+}
+
+/// `--expect-nodes`: each name non-empty (after trimming) and given once.
+fn expected_nodes(names: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let n = n.trim().to_string();
+        if n.is_empty() {
+            anyhow::bail!("--expect-nodes: an empty node name (give names like node-a,node-b)");
+        }
+        if out.contains(&n) {
+            anyhow::bail!("--expect-nodes: {n:?} is given twice");
+        }
+        out.push(n);
+    }
+    Ok(out)
 }
 
 impl TryFrom<ReportArgs> for ReportInput {
@@ -393,5 +429,30 @@ mod tests {
         let err = report_config(&["--prometheus", "https://prom", "--allowlist", "a"]).unwrap_err();
         assert!(err.to_string().contains("plain http"), "{err}");
         assert!(report_config(&["--store", "s.db", "--step", "1m"]).is_err());
+    }
+
+    #[test]
+    fn expected_nodes_are_named_once_each() {
+        let c = report_config(&[
+            "--store",
+            "s.db",
+            "--expect-nodes",
+            "a,b",
+            "--expect-nodes",
+            "c",
+        ])
+        .unwrap();
+        assert_eq!(c.expect_nodes, ["a", "b", "c"]);
+        assert!(
+            report_config(&["--store", "s.db"])
+                .unwrap()
+                .expect_nodes
+                .is_empty()
+        );
+        let err = report_config(&["--store", "s.db", "--expect-nodes", "a,,b"]).unwrap_err();
+        assert!(err.to_string().contains("empty node name"), "{err}");
+        let err = report_config(&["--store", "s.db", "--expect-nodes", "a,b,a"]).unwrap_err();
+        assert!(err.to_string().contains("\"a\" is given twice"), "{err}");
+        assert!(report_config(&["--schema", "--expect-nodes", "a"]).is_err());
     }
 }

@@ -58,6 +58,9 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
             report::from_store(&store, list, since, until)?
         }
     };
+    if !cfg.expect_nodes.is_empty() {
+        report::expect_nodes(&mut r, cfg.expect_nodes);
+    }
     report::seal(&mut r);
     let bytes: Vec<u8> = match cfg.format {
         ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n").into_bytes(),

@@ -47,3 +47,61 @@ pub mod as_rfc3339 {
             .map_err(|e| D::Error::custom(format!("{text:?}: {e}")))
     }
 }
+
+/// A span of time as every output writes it: the two largest units ("45 s", "2 min 5 s",
+/// "3 h 2 min", "4 d 3 h"), each rounded down, so a report never claims more watched time
+/// than there was; "<1 s" for a span under a second, "0 s" only for none at all.
+pub fn duration_text(seconds: f64) -> String {
+    // NaN and negative spans (a clock stepped back) are no time watched.
+    if seconds.is_nan() || seconds <= 0.0 {
+        return "0 s".into();
+    }
+    if seconds < 1.0 {
+        return "<1 s".into();
+    }
+    let s = seconds.min(u64::MAX as f64) as u64;
+    let (d, h, m, sec) = (s / 86_400, s / 3_600 % 24, s / 60 % 60, s % 60);
+    let two = |big: u64, bu: &str, small: u64, su: &str| {
+        if small == 0 {
+            format!("{big} {bu}")
+        } else {
+            format!("{big} {bu} {small} {su}")
+        }
+    };
+    if d > 0 {
+        two(d, "d", h, "h")
+    } else if h > 0 {
+        two(h, "h", m, "min")
+    } else if m > 0 {
+        two(m, "min", sec, "s")
+    } else {
+        format!("{sec} s")
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::duration_text;
+
+    #[test]
+    fn spans_read_in_two_units_rounded_down() {
+        for (s, want) in [
+            (0.0, "0 s"),
+            (-1.0, "0 s"),
+            (f64::NAN, "0 s"),
+            (0.78, "<1 s"),
+            (1.0, "1 s"),
+            (1.99, "1 s"),
+            (59.9, "59 s"),
+            (60.0, "1 min"),
+            (125.0, "2 min 5 s"),
+            (3_600.0, "1 h"),
+            (10_920.0, "3 h 2 min"),
+            (10_979.0, "3 h 2 min"),
+            (86_400.0 * 4.0 + 3.0 * 3_600.0 + 59.0, "4 d 3 h"),
+            (663_924.0, "7 d 16 h"),
+        ] {
+            assert_eq!(duration_text(s), want, "{s}");
+        }
+    }
+}

@@ -2,6 +2,17 @@
 //! report, about which nodes and period, how much was audited, against which inputs.
 
 use super::Report;
+use crate::model::time::duration_text;
+
+/// A coverage gap's reason as every format words it.
+pub fn gap_reason_text(reason: &str) -> &'static str {
+    match reason {
+        "not_running" => "auditor not running",
+        "kernel_drops" => "kernel drops",
+        "never_reported" => "expected node never reported",
+        _ => "unknown",
+    }
+}
 
 /// The header an auditor reads first, in every format: who wrote the report, about
 /// which nodes and period, how much of it was audited, against which inputs.
@@ -13,14 +24,34 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
         (
             "Coverage",
             format!(
-                "{:.1}% of the period fully audited ({:.0} s watched, {:.0} s with kernel drops, {} gap(s))",
+                "{:.1}% of the period fully audited ({} watched, {} with kernel drops, {} gap(s))",
                 r.coverage.fraction * 100.0,
-                r.coverage.watched_seconds,
-                r.coverage.incomplete_seconds,
+                duration_text(r.coverage.watched_seconds),
+                duration_text(r.coverage.incomplete_seconds),
                 r.coverage.gaps.len()
             ),
         ),
     ];
+    if !r.coverage.expected_nodes.is_empty() {
+        v.push((
+            "Expected nodes",
+            if r.coverage.missing_nodes.is_empty() {
+                format!(
+                    "all {} reported: {}",
+                    r.coverage.expected_nodes.len(),
+                    r.coverage.expected_nodes.join(", ")
+                )
+            } else {
+                format!(
+                    "{} of {} expected nodes never reported: {} (expected: {})",
+                    r.coverage.missing_nodes.len(),
+                    r.coverage.expected_nodes.len(),
+                    r.coverage.missing_nodes.join(", "),
+                    r.coverage.expected_nodes.join(", ")
+                )
+            },
+        ));
+    }
     for (k, i) in r.inputs.iter().enumerate() {
         let mut parts = vec![format!(
             "allowlist sha256 {}",

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::{Report, diagram, diagram::esc};
-use crate::model::time::rfc3339_seconds;
+use crate::model::time::{duration_text, rfc3339_seconds};
 
 const CSS: &str = "
 body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#212121;max-width:1320px}
@@ -16,10 +16,10 @@ h3{font-size:14px;margin:16px 0 6px}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e0e0e0;border-radius:6px;padding:8px 12px;min-width:150px}
 .card b{display:block;font-size:20px}.card span{color:#616161;font-size:12px}
 table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid #e0e0e0;padding:4px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
-th{background:#f5f5f5}tr.never td{background:#fafafa;color:#757575}tr.bad td{background:#fff5f5}
+th{background:#f5f5f5}tr.never td{background:#fafafa;color:#757575}tr.unverified td{background:#fffde7}tr.bad td{background:#fff5f5}
 table.facts{width:auto;margin:8px 0 4px}table.facts th{white-space:nowrap;width:1%}table.facts td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11px}
 .muted{color:#757575;font-size:12px}
-.figure{overflow-x:auto;border:1px solid #eee;border-radius:6px}svg.diagram{display:block;max-width:none;height:auto}
+.figure{border:1px solid #eee;border-radius:6px}svg.diagram{display:block;max-width:100%;height:auto}
 td.num{white-space:nowrap}
 @media (max-width:1000px){body{margin:10px}table{font-size:11px}th,td{padding:3px 4px}.card{min-width:120px}}
 @page{margin:12mm}
@@ -32,7 +32,7 @@ td.num{white-space:nowrap}
  thead{display:table-header-group}
  tr{break-inside:avoid;page-break-inside:avoid}
  th{background:#eee;-webkit-print-color-adjust:exact;print-color-adjust:exact}
- tr.bad td,tr.never td,.headline{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ tr.bad td,tr.never td,tr.unverified td,.headline{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
 ";
 
@@ -100,12 +100,16 @@ fn cards(o: &mut String, r: &Report) {
         (s.violation_edges.to_string(), "violation edges"),
         (s.violating_connections.to_string(), "violating connections"),
         (s.allowed_connections.to_string(), "allowed connections"),
-        (format!("{:.0} s", s.watched_seconds), "watched"),
+        (duration_text(s.watched_seconds), "watched"),
+        (duration_text(s.incomplete_seconds), "not fully audited"),
+    ]
+    .into_iter()
+    .chain((s.documented_observed_port_unverified > 0).then(|| {
         (
-            format!("{:.0} s", s.incomplete_seconds),
-            "not fully audited",
-        ),
-    ] {
+            s.documented_observed_port_unverified.to_string(),
+            "observed, port not verified",
+        )
+    })) {
         let _ = writeln!(
             o,
             "<div class=\"card\"><b>{}</b><span>{label}</span></div>",
@@ -201,17 +205,17 @@ fn documented(o: &mut String, r: &Report) {
         let _ = writeln!(
             o,
             "<tr class=\"{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if x.observed { "seen" } else { "never" },
+            match (x.observed, x.port_verified) {
+                (false, _) => "never",
+                (true, false) => "unverified",
+                (true, true) => "seen",
+            },
             x.rule.map_or_else(|| "–".into(), |n| n.to_string()),
             esc(&x.src),
             esc(&x.dst),
             esc(&x.protocol),
             esc(&x.ports),
-            match x.evidence {
-                Some(super::Evidence::Active) => "yes (active)",
-                _ if x.observed => "yes",
-                _ => "never",
-            },
+            x.observed_text(),
             x.count,
             esc(x.first_seen.as_deref().unwrap_or("–")),
             esc(x.last_seen.as_deref().unwrap_or("–")),
@@ -241,11 +245,7 @@ fn coverage(o: &mut String, r: &Report) {
                 esc(&g.node),
                 esc(&g.start),
                 esc(&g.end),
-                if g.reason == "not_running" {
-                    "auditor not running"
-                } else {
-                    "kernel drops"
-                }
+                super::gap_reason_text(&g.reason)
             );
         }
         let _ = writeln!(o, "</tbody></table>");

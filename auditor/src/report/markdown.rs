@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Evidence, Report};
+use super::Report;
 use crate::model::time::rfc3339_seconds;
 
 /// Text from outside (names from the inventory and the cluster, process names, titles,
@@ -66,6 +66,13 @@ fn header(o: &mut String, r: &Report) {
         "| Documented connections observed | {} of {} |",
         r.summary.documented_observed, r.summary.documented_connections
     );
+    if r.summary.documented_observed_port_unverified > 0 {
+        let _ = writeln!(
+            o,
+            "| Observed, port not verified | {} (judged on any port: the document gives no port and the overrides none) |",
+            r.summary.documented_observed_port_unverified
+        );
+    }
     let _ = writeln!(
         o,
         "| Violation edges | {} ({} connections) |",
@@ -167,10 +174,10 @@ fn documented(o: &mut String, r: &Report) {
             cell(&x.dst),
             cell(&x.protocol),
             cell(&x.ports),
-            match x.evidence {
-                Some(Evidence::Active) => "yes (active: held open, none opened)",
-                _ if x.observed => "yes",
-                _ => "**never**",
+            if x.observed {
+                x.observed_text()
+            } else {
+                "**never**"
             },
             x.count,
             x.first_seen.as_deref().unwrap_or("-"),
@@ -201,11 +208,7 @@ fn coverage(o: &mut String, r: &Report) {
                 cell(&g.node),
                 g.start,
                 g.end,
-                if g.reason == "not_running" {
-                    "auditor not running"
-                } else {
-                    "kernel drops"
-                }
+                super::gap_reason_text(&g.reason)
             );
         }
         let _ = writeln!(o);

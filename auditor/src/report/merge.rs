@@ -1,19 +1,19 @@
 //! Reports combined and completed: per-node reports merged into one cluster report,
 //! edges united across nodes, and the summary and coverage recomputed from the parts.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, SystemTime},
-};
+use std::{collections::BTreeMap, time::SystemTime};
 
 use anyhow::{Context, bail};
 
 use super::{
     Gap, ObservedEdge, PlatformEntry, Report, SCHEMA,
-    model::{SCHEMA_2, parse_time},
+    model::{SCHEMA_2, SCHEMA_3, parse_time},
     seal::check_digest,
 };
-use crate::{edge::EdgeKey, model::time::rfc3339_millis};
+use crate::{
+    edge::EdgeKey,
+    model::time::{duration_text, rfc3339_millis},
+};
 
 /// Combines per-node reports (same allowlist) into one cluster report. The same report
 /// (node, period and evidence) given twice counts once; two different reports whose
@@ -58,9 +58,9 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
 
 /// A report merges only with one of this layout, made against the same allowlist.
 fn check_mergeable(name: &str, r: &Report, out: &Report) -> anyhow::Result<()> {
-    if r.schema != SCHEMA && r.schema != SCHEMA_2 {
+    if ![SCHEMA, SCHEMA_3, SCHEMA_2].contains(&r.schema.as_str()) {
         bail!(
-            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA} or {SCHEMA_2})",
+            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_3} or {SCHEMA_2})",
             r.schema
         );
     }
@@ -105,6 +105,8 @@ fn check_no_overlap(name: &str, r: &Report, out: &Report) -> anyhow::Result<()> 
 fn add(out: &mut Report, r: Report) {
     for (mine, theirs) in out.rows.iter_mut().zip(r.rows) {
         mine.observed |= theirs.observed;
+        // Judged on any port on one node is unverified in the cluster.
+        mine.port_verified &= theirs.port_verified;
         // Opened anywhere beats active only.
         mine.evidence = mine.evidence.max(theirs.evidence);
         mine.count += theirs.count;
@@ -127,6 +129,7 @@ fn add(out: &mut Report, r: Report) {
     out.summary.mesh_leg_connections += r.summary.mesh_leg_connections;
     out.coverage.intervals.extend(r.coverage.intervals);
     out.nodes.extend(r.nodes);
+    add_new(&mut out.coverage.expected_nodes, r.coverage.expected_nodes);
     add_new(&mut out.inputs, r.inputs);
     add_new(&mut out.limits, r.limits);
     add_new(&mut out.changed_rows, r.changed_rows);
@@ -207,12 +210,24 @@ pub(super) fn platform_entries(flows: Vec<ObservedEdge>) -> Vec<PlatformEntry> {
     out
 }
 
+/// Sets the nodes the report should cover (`--expect-nodes`, replacing any the parts
+/// carried) and recomputes coverage and summary: one that never reported is a gap.
+pub fn expect_nodes(r: &mut Report, nodes: Vec<String>) {
+    r.coverage.expected_nodes = nodes;
+    finish(r);
+}
+
 /// Recomputes the summary from the parts (after building or merging).
 pub(super) fn finish(r: &mut Report) {
     compute_coverage(r);
     let s = &mut r.summary;
     s.documented_connections = r.rows.len();
     s.documented_observed = r.rows.iter().filter(|x| x.observed).count();
+    s.documented_observed_port_unverified = r
+        .rows
+        .iter()
+        .filter(|x| x.observed && !x.port_verified)
+        .count();
     s.documented_not_observed = r
         .rows
         .iter()
@@ -230,7 +245,7 @@ pub(super) fn finish(r: &mut Report) {
     s.incomplete_seconds = r.coverage.incomplete_seconds;
     s.status = if s.violation_edges > 0 {
         "violations".into()
-    } else if s.incomplete_seconds > 0.0 {
+    } else if s.incomplete_seconds > 0.0 || !r.coverage.missing_nodes.is_empty() {
         "incomplete".into()
     } else {
         "clean".into()
@@ -280,6 +295,20 @@ fn compute_coverage(r: &mut Report) {
             gaps.push((node.clone(), s, e, "kernel_drops"));
         }
     }
+    // An expected node that never reported was not watched at all: a gap over the
+    // whole period, and a node's share of the fraction at 0.
+    r.coverage.expected_nodes.sort();
+    r.coverage.expected_nodes.dedup();
+    r.coverage.missing_nodes = r
+        .coverage
+        .expected_nodes
+        .iter()
+        .filter(|n| !r.nodes.contains(n))
+        .cloned()
+        .collect();
+    for node in &r.coverage.missing_nodes {
+        gaps.push((node.clone(), p0, p1, "never_reported"));
+    }
     gaps.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     r.coverage.gaps = gaps
         .into_iter()
@@ -292,7 +321,8 @@ fn compute_coverage(r: &mut Report) {
         .collect();
     r.coverage.watched_seconds = watched;
     r.coverage.incomplete_seconds = incomplete;
-    let possible = (p1 - p0).max(0) as f64 / 1000.0 * r.nodes.len() as f64;
+    let node_count = r.nodes.len() + r.coverage.missing_nodes.len();
+    let possible = (p1 - p0).max(0) as f64 / 1000.0 * node_count as f64;
     r.coverage.fraction = if possible > 0.0 {
         (((watched - incomplete) / possible).clamp(0.0, 1.0) * 10_000.0).round() / 10_000.0
     } else {
@@ -303,24 +333,46 @@ fn compute_coverage(r: &mut Report) {
 /// The summary's one sentence, from the summary's figures.
 fn headline(r: &Report) -> String {
     let s = &r.summary;
-    let watched = humantime::format_duration(Duration::from_secs(s.watched_seconds as u64));
+    let watched = duration_text(s.watched_seconds);
     let fraction = r.coverage.fraction;
+    let missing = &r.coverage.missing_nodes;
     let mut headline = format!(
-        "{} across {} node(s), watched {watched} ({:.0}% of the period fully audited){}: {} of {} documented connections observed; {}.",
+        "{} across {} node(s){}, watched {watched} ({:.0}% of the period fully audited){}: {} of {} documented connections observed{}; {}.",
         match s.status.as_str() {
             "violations" => "Undocumented traffic found",
             "incomplete" => "No undocumented traffic seen, but auditing was incomplete",
             _ => "Traffic matches the documentation",
         },
         r.nodes.len(),
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} of {} expected nodes never reported: {})",
+                missing.len(),
+                r.coverage.expected_nodes.len(),
+                missing.join(", ")
+            )
+        },
         fraction * 100.0,
         if s.incomplete_seconds > 0.0 {
-            format!(" ({:.0} s not fully audited)", s.incomplete_seconds)
+            format!(
+                " ({} not fully audited)",
+                duration_text(s.incomplete_seconds)
+            )
         } else {
             String::new()
         },
         s.documented_observed,
         s.documented_connections,
+        if s.documented_observed_port_unverified > 0 {
+            format!(
+                " ({} of them observed, port not verified)",
+                s.documented_observed_port_unverified
+            )
+        } else {
+            String::new()
+        },
         if s.violation_edges == 0 {
             "no violations".to_string()
         } else {

@@ -26,8 +26,8 @@ mod seal;
 pub mod sign;
 mod store;
 
-pub use header::header_facts;
-pub use merge::merge;
+pub use header::{gap_reason_text, header_facts};
+pub use merge::{expect_nodes, merge};
 pub use model::{
     Coverage, Document, Evidence, Gap, Interval, ObservedEdge, Period, PlatformEntry, Report,
     RowReport, SCHEMA, Summary, parse_when, schema_json,

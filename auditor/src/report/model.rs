@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::edge::{Drops, Edge};
 
-pub const SCHEMA: &str = "auditor-report/3";
+pub const SCHEMA: &str = "auditor-report/4";
+
+/// The layout before rows said `port_verified` and the summary counted them: still read
+/// (a row without it reads as verified, as those reports showed it).
+pub const SCHEMA_3: &str = "auditor-report/3";
 
 /// The layout before rows said `rule`/`src`/`dst` and the document `origin`: still read
 /// (the old names are serde aliases) so older reports merge and verify.
@@ -21,9 +25,11 @@ pub const SCHEMA_2: &str = "auditor-report/2";
 #[serde(deny_unknown_fields)]
 #[schemars(title = "auditor compliance report")]
 pub struct Report {
-    /// "auditor-report/3" for this layout ("auditor-report/2" is read too: the same
-    /// report with a row's `rule`, `src`, `dst` named `number`, `source`, `destination`
-    /// and the document's `origin` named `source`).
+    /// "auditor-report/4" for this layout. "auditor-report/3" is read too (the same
+    /// report without `port_verified`, `documented_observed_port_unverified`,
+    /// `expected_nodes` and `missing_nodes`), and "auditor-report/2" (a /3 report with a
+    /// row's `rule`, `src`, `dst` named `number`, `source`, `destination` and the
+    /// document's `origin` named `source`).
     pub schema: String,
     /// The auditor version that wrote this report.
     pub auditor_version: String,
@@ -86,6 +92,11 @@ pub struct Summary {
     pub headline: String,
     pub documented_connections: usize,
     pub documented_observed: usize,
+    /// Of `documented_observed`, the rows judged on any port because the document gives
+    /// no port and the overrides none (`port_verified: false`): observed, port not
+    /// verified.
+    #[serde(default)]
+    pub documented_observed_port_unverified: usize,
     pub documented_not_observed: Vec<String>,
     pub violation_edges: usize,
     pub violating_connections: u64,
@@ -114,6 +125,14 @@ pub struct Coverage {
     /// was not running, and intervals with kernel drops.
     pub gaps: Vec<Gap>,
     pub intervals: Vec<Interval>,
+    /// The nodes the report was told to expect (`auditor report --expect-nodes`); empty
+    /// when it was not told, and then `missing_nodes` is empty too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_nodes: Vec<String>,
+    /// Expected nodes that never reported in the period (no coverage, no observation):
+    /// each is a gap over the whole period, counted as 0 s watched in `fraction`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_nodes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -122,7 +141,9 @@ pub struct Gap {
     pub node: String,
     pub start: String,
     pub end: String,
-    /// "not_running" (no coverage) or "kernel_drops" (watched, not fully audited).
+    /// "not_running" (no coverage), "kernel_drops" (watched, not fully audited) or
+    /// "never_reported" (an expected node with no coverage and no observation in the
+    /// whole period: `Coverage::missing_nodes`).
     pub reason: String,
 }
 
@@ -148,6 +169,22 @@ pub enum Evidence {
     Active,
     /// A connection of the row was opened in the period.
     Opened,
+}
+
+impl RowReport {
+    /// What every format shows in a row's "Observed" column: "observed, port not
+    /// verified" for a row judged on any port, never a plain yes.
+    pub fn observed_text(&self) -> &'static str {
+        match (self.observed, self.port_verified, self.evidence) {
+            (false, _, _) => "never",
+            (true, false, Some(Evidence::Active)) => {
+                "observed, port not verified (active: held open, none opened)"
+            }
+            (true, false, _) => "observed, port not verified",
+            (true, true, Some(Evidence::Active)) => "yes (active: held open, none opened)",
+            (true, true, _) => "yes",
+        }
+    }
 }
 
 impl Evidence {
@@ -179,6 +216,13 @@ pub struct RowReport {
     pub classification: String,
     pub description: String,
     pub observed: bool,
+    /// False when the row was judged on any port because the document gives no port and
+    /// the deployment's overrides none: an observation shows the two services talked,
+    /// not that they used the documented port ("observed, port not verified"). True
+    /// otherwise, including a row the document allows "Any" port (any port is what it
+    /// documents). Reports before auditor-report/4 did not say, and read as true.
+    #[serde(default = "yes")]
+    pub port_verified: bool,
     /// What the observation rests on: "opened" (a connection of the row was opened in the
     /// period) or "active" (none was opened, but one was found open by the walk of the
     /// node's sockets: a long-lived connection, e.g. a pool made before the auditor
@@ -246,6 +290,10 @@ pub fn parse_when(text: &str) -> anyhow::Result<i64> {
     Ok(now - ago.as_millis() as i64)
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// A summary to be filled by `merge::finish`.
 pub(super) fn empty_summary() -> Summary {
     Summary {
@@ -253,6 +301,7 @@ pub(super) fn empty_summary() -> Summary {
         headline: String::new(),
         documented_connections: 0,
         documented_observed: 0,
+        documented_observed_port_unverified: 0,
         documented_not_observed: Vec::new(),
         violation_edges: 0,
         violating_connections: 0,

@@ -333,10 +333,18 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
 
     let mut nodes: BTreeSet<String> = BTreeSet::new();
     let tally = Tally::of(&conns, &mut nodes);
+    // The series do not say which overrides the daemons applied.
+    let unverified = super::store::port_unverified_rules(list, &[]);
+    if !unverified.is_empty() {
+        limits.push(format!(
+            "The series do not say which overrides the daemons applied: the rows whose document gives no port ({}) are reported as port not verified, even where an override gave them one.",
+            unverified.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        ));
+    }
     let rows = list
         .connections
         .iter()
-        .map(|c| row_report(c, &conns))
+        .map(|c| row_report(c, &conns, &unverified))
         .collect();
 
     let violations = violations(&edges, &mut nodes, &mut limits);
@@ -373,6 +381,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             overrides_sha256: None,
             baseline_sha256: None,
             since: rfc3339_millis(q.since_ms),
+            rules_port_unverified: None,
         }],
         changed_rows: Vec::new(),
         summary: empty_summary(),
@@ -382,6 +391,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             fraction: 0.0,
             gaps: Vec::new(),
             intervals,
+            expected_nodes: Vec::new(),
+            missing_nodes: Vec::new(),
         },
         rows,
         violations,
@@ -474,6 +485,7 @@ impl Tally {
 fn row_report(
     c: &allowlist::Connection,
     conns: &[(BTreeMap<String, String>, Counted)],
+    port_unverified: &BTreeSet<u32>,
 ) -> RowReport {
     let obs: Vec<_> = conns
         .iter()
@@ -496,6 +508,7 @@ fn row_report(
         classification: Classification::list_to_string(&c.classification),
         description: c.description.clone(),
         observed: !obs.is_empty(),
+        port_verified: !c.number.is_some_and(|n| port_unverified.contains(&n)),
         // Only series that grew in the period are read (zero counts are skipped), so
         // every observation here was opened; held-open ones: see the limits.
         evidence: (!obs.is_empty()).then_some(Evidence::Opened),

@@ -4,21 +4,41 @@
 use anyhow::bail;
 use serde_json::{Map, Value};
 
-use super::{Report, model::SCHEMA_2};
+use super::{
+    Report,
+    model::{SCHEMA_2, SCHEMA_3},
+};
 
 /// sha256 of the report's canonical JSON (compact, `digest` null), in the layout its
-/// `schema` names: an `auditor-report/2` report was sealed with its old field names.
+/// `schema` names: an `auditor-report/3` report was sealed without the fields /4 added,
+/// and an `auditor-report/2` one also with its old field names.
 pub fn compute_digest(r: &Report) -> String {
     let mut copy = r.clone();
     copy.digest = None;
-    let json = if copy.schema == SCHEMA_2 {
+    let json = if copy.schema == SCHEMA_2 || copy.schema == SCHEMA_3 {
         let mut v = serde_json::to_value(&copy).expect("a report serialises");
-        as_schema_2(&mut v);
+        without_schema_4_fields(&mut v);
+        if copy.schema == SCHEMA_2 {
+            as_schema_2(&mut v);
+        }
         v.to_string()
     } else {
         serde_json::to_string(&copy).expect("a report serialises")
     };
     crate::provenance::sha256_hex(json.as_bytes())
+}
+
+/// Takes out of a report's JSON the fields `auditor-report/4` added (read into an older
+/// report with their defaults), so an older report's digest is over what it held.
+fn without_schema_4_fields(report: &mut Value) {
+    if let Some(rows) = report.get_mut("rows").and_then(Value::as_array_mut) {
+        for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+            row.shift_remove("port_verified");
+        }
+    }
+    if let Some(s) = report.get_mut("summary").and_then(Value::as_object_mut) {
+        s.shift_remove("documented_observed_port_unverified");
+    }
 }
 
 /// Gives a report's JSON the field names of `auditor-report/2`, in place and in order
@@ -90,5 +110,26 @@ mod tests {
         );
         assert!(r.rows[0].rule.is_some() && !r.rows[0].src.is_empty());
         assert!(r.document.origin.is_some());
+    }
+
+    /// An `auditor-report/3` report (written by the /3 auditor from the bundled
+    /// recording) reads with the fields /4 added at their defaults, and still verifies:
+    /// its digest is over what it held.
+    #[test]
+    fn a_schema_3_report_keeps_its_digest() {
+        let text = include_str!("../../tests/data/report-3.json");
+        let r: Report = serde_json::from_str(text).expect("a /3 report parses");
+        assert_eq!(r.schema, SCHEMA_3);
+        assert!(r.digest.is_some());
+        assert!(check_digest("report-3.json", &r).is_ok());
+        assert!(r.rows.iter().all(|x| x.port_verified));
+        assert_eq!(r.summary.documented_observed_port_unverified, 0);
+        // Read as a /4 report, the same content is another text: the digest differs.
+        let mut as_4 = r.clone();
+        as_4.schema = super::super::SCHEMA.into();
+        as_4.digest = None;
+        let mut again = as_4.clone();
+        again.schema = SCHEMA_3.into();
+        assert_ne!(compute_digest(&as_4), compute_digest(&again));
     }
 }

@@ -58,6 +58,7 @@ pub fn from_store(
     nodes.extend(coverage.iter().map(|c| c.node.clone()));
     nodes.extend(edges.iter().map(|e| e.node.clone()));
 
+    let unverified = port_unverified_rules(&list, &inputs);
     let (known_start, known_end) = known_period(&edges, &rows, &coverage);
     let mut report = Report {
         schema: SCHEMA.into(),
@@ -81,11 +82,13 @@ pub fn from_store(
             fraction: 0.0,
             gaps: Vec::new(),
             intervals: intervals(&coverage),
+            expected_nodes: Vec::new(),
+            missing_nodes: Vec::new(),
         },
         rows: list
             .connections
             .iter()
-            .map(|c| row_report(c, &rows))
+            .map(|c| row_report(c, &rows, &unverified))
             .collect(),
         violations: violations(&edges),
         limits: Vec::new(),
@@ -121,6 +124,7 @@ fn inputs_in_period(
             overrides_sha256: None,
             baseline_sha256: None,
             since: rfc3339_seconds(0),
+            rules_port_unverified: None,
         });
     }
     if let Some(u) = until {
@@ -201,8 +205,33 @@ fn changed_rows(store: &Store, inputs: &[Inputs], list: &Allowlist) -> anyhow::R
     Ok(changed_rows)
 }
 
+/// The rows judged on any port under any of the inputs of the period (their
+/// observations do not verify the port). Inputs that did not record them (older stores,
+/// Prometheus) count every row whose document gives no port: an override may have given
+/// one, but nothing says so.
+pub(super) fn port_unverified_rules(list: &Allowlist, inputs: &[Inputs]) -> BTreeSet<u32> {
+    let no_port: Vec<u32> = list
+        .connections
+        .iter()
+        .filter(|c| matches!(c.ports, allowlist::Ports::Unknown { .. }))
+        .filter_map(|c| c.number)
+        .collect();
+    if inputs.is_empty() {
+        return no_port.into_iter().collect();
+    }
+    inputs
+        .iter()
+        .flat_map(|i| i.rules_port_unverified.as_ref().unwrap_or(&no_port))
+        .copied()
+        .collect()
+}
+
 /// One documented row and the stored observations credited to it.
-fn row_report(c: &allowlist::Connection, rows: &[RowObservation]) -> RowReport {
+fn row_report(
+    c: &allowlist::Connection,
+    rows: &[RowObservation],
+    port_unverified: &BTreeSet<u32>,
+) -> RowReport {
     // A row is credited only with traffic judged against this content (stores
     // before version 3 recorded no digest: their allowlist matched, checked above).
     let digest = crate::provenance::row_sha256(c);
@@ -233,6 +262,7 @@ fn row_report(c: &allowlist::Connection, rows: &[RowObservation]) -> RowReport {
         classification: Classification::list_to_string(&c.classification),
         description: c.description.clone(),
         observed: !obs.is_empty(),
+        port_verified: !c.number.is_some_and(|n| port_unverified.contains(&n)),
         // The walk's records add no connections (count 0), so a row seen only by
         // it has observations and a count of 0.
         evidence: match obs.iter().map(|r| r.count).sum::<u64>() {

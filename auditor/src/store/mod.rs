@@ -240,6 +240,29 @@ fn edge_row(r: &rusqlite::Row<'_>, version: i64) -> rusqlite::Result<StoredEdge>
     })
 }
 
+/// A path no store can be at, in the user's words, before SQLite gets to say something
+/// less clear ("disk I/O error" for a directory). `reading`: a 0-byte file is no store to
+/// read (a new store is started in one only by the opens that create).
+fn check_path(path: &Path, reading: bool) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        bail!("{} is a directory, not a store file", path.display());
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    // A store not yet checkpointed can be an empty file beside its log.
+    let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+    if reading && meta.is_file() && meta.len() == 0 && wal_empty {
+        bail!(
+            "{} is empty: not a store (a store is made by auditor run or replay --store)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Why a file is not an auditor store, when that is the reason an open failed.
 #[derive(Debug, thiserror::Error)]
 #[error("an SQLite database, but not one auditor wrote")]
@@ -281,6 +304,7 @@ impl Store {
     /// anyway. Returns where the damaged one went. Someone else's database, a newer
     /// layout, or a file that cannot be read are still refused.
     pub fn open_or_set_aside(path: &Path) -> anyhow::Result<(Store, Option<std::path::PathBuf>)> {
+        check_path(path, false)?;
         match Store::open_raw(path, true) {
             Ok(s) => Ok((s, None)),
             Err(e) if is_damaged(&e) => {
@@ -313,6 +337,7 @@ impl Store {
     }
 
     fn open_raw(path: &Path, raw: bool) -> anyhow::Result<Store> {
+        check_path(path, false)?;
         let wrap = |e: anyhow::Error| if raw { e } else { not_a_store(path, &e) };
         let conn =
             Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
@@ -422,6 +447,7 @@ impl Store {
         if !path.exists() {
             bail!("{}: cannot read: no such file", path.display());
         }
+        check_path(path, true)?;
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening store {}", path.display()))?;
         let mut store = Store {
@@ -1034,6 +1060,30 @@ mod tests {
             format!("{e:#}"),
             format!("{}: cannot read: no such file", missing.display())
         );
+        // A directory: said so, by every open (SQLite alone says "disk I/O error").
+        let dir = path.with_file_name("a-directory");
+        std::fs::create_dir(&dir).unwrap();
+        let want = format!("{} is a directory, not a store file", dir.display());
+        let e = Store::open_existing(&dir).err().expect("refused");
+        assert_eq!(format!("{e:#}"), want);
+        let e = Store::open(&dir).err().expect("refused");
+        assert_eq!(format!("{e:#}"), want);
+        let e = Store::open_or_set_aside(&dir).err().expect("refused");
+        assert_eq!(format!("{e:#}"), want);
+        // An empty file has nothing to report from (not "someone else's database").
+        let empty = path.with_file_name("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let e = Store::open_existing(&empty).err().expect("refused");
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "{} is empty: not a store (a store is made by auditor run or replay --store)",
+                empty.display()
+            )
+        );
+        // The opens that create start a store in it (e.g. a file made by mktemp).
+        drop(Store::open(&empty).unwrap());
+        Store::open_existing(&empty).unwrap();
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

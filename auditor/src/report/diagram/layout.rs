@@ -38,13 +38,51 @@ pub(super) struct Layout {
     pub y: Vec<f64>,
     col_x: Vec<f64>,
     col_w: Vec<f64>,
-    pub width: f64,
-    pub height: f64,
+    /// The layout's own extent (columns across, positions down).
+    width: f64,
+    height: f64,
+    /// Columns run down the page instead of across it: every position above is in the
+    /// layout's own frame, and `rect`, `pt`, `extent` turn it into the drawing's.
+    transposed: bool,
 }
 
 impl Layout {
+    /// A vertex's (width, height) in the layout's frame.
     pub fn size(&self, v: usize) -> (f64, f64) {
         self.sizes[v]
+    }
+
+    /// A point of the layout's frame in the drawing: the same, or mirrored across the
+    /// diagonal with the margins kept (room for the legend at the top).
+    pub fn pt(&self, (x, y): (f64, f64)) -> (f64, f64) {
+        if self.transposed {
+            (y - TOP + LEFT, x - LEFT + TOP)
+        } else {
+            (x, y)
+        }
+    }
+
+    /// A vertex's box in the drawing: (left, top, width, height).
+    pub fn rect(&self, v: usize) -> (f64, f64, f64, f64) {
+        let (w, h) = self.size(v);
+        let (a, b) = self.pt((self.x_left(v), self.y[v] - h / 2.0));
+        if self.transposed {
+            (a, b, h, w)
+        } else {
+            (a, b, w, h)
+        }
+    }
+
+    /// The drawing's (width, height).
+    pub fn extent(&self) -> (f64, f64) {
+        if self.transposed {
+            (
+                self.height - TOP + 2.0 * LEFT,
+                self.width - LEFT + TOP + 4.0,
+            )
+        } else {
+            (self.width, self.height)
+        }
     }
 
     /// The left side of a vertex's box, centred in its column.
@@ -54,8 +92,9 @@ impl Layout {
     }
 }
 
-/// Lays out `wrapped.len()` services (their names as wrapped lines) and the edges.
-pub(super) fn layout(edges: &[Edge], wrapped: &[Vec<String>]) -> Layout {
+/// Lays out `wrapped.len()` services (their names as wrapped lines) and the edges, in
+/// columns left to right, or (`transposed`) in rows top to bottom.
+pub(super) fn layout(edges: &[Edge], wrapped: &[Vec<String>], transposed: bool) -> Layout {
     let n = wrapped.len();
     // 1. Break cycles.
     let reversed = break_cycles(n, edges);
@@ -74,7 +113,11 @@ pub(super) fn layout(edges: &[Edge], wrapped: &[Vec<String>]) -> Layout {
     // 4. Crossing reduction.
     lay.reduce_crossings();
     // Sizes and columns' places.
-    let sizes: Vec<(f64, f64)> = verts.iter().map(|v| size(v, edges, wrapped)).collect();
+    let sizes: Vec<(f64, f64)> = verts
+        .iter()
+        .map(|v| size(v, edges, wrapped))
+        .map(|(w, h)| if transposed { (h, w) } else { (w, h) })
+        .collect();
     let ncols = lay.cols.len();
     let mut col_w = vec![0.0f64; ncols];
     for (v, &c) in lay.col_of.iter().enumerate() {
@@ -97,6 +140,7 @@ pub(super) fn layout(edges: &[Edge], wrapped: &[Vec<String>]) -> Layout {
         col_w,
         width,
         height,
+        transposed,
     }
 }
 

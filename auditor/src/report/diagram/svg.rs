@@ -9,6 +9,9 @@ use super::{
     text::esc,
 };
 
+/// The legend's width: the drawing is at least this wide.
+const LEGEND_W: f64 = 1090.0;
+
 /// The SVG document: `names` are the services (vertices `0..n`), `wrapped` their lines.
 pub(super) fn draw(
     edges: &[Edge],
@@ -16,7 +19,9 @@ pub(super) fn draw(
     wrapped: &[Vec<String>],
     lay: &Layout,
 ) -> String {
-    let (width, height) = (lay.width, lay.height);
+    // Never narrower than the legend.
+    let (width, height) = lay.extent();
+    let width = width.max(LEGEND_W);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -68,7 +73,7 @@ fn draw_edge(s: &mut String, labels: &mut String, k: usize, e: &Edge, lay: &Layo
         ),
         Kind::Violation => ("#c62828", 2.4, "", "a-bad", "edge violation", "#c62828"),
     };
-    let d = path(&points(chain, lay));
+    let d = path(&points(chain, lay), lay);
     let title = esc(&e.title);
     let _ = writeln!(
         s,
@@ -78,8 +83,7 @@ fn draw_edge(s: &mut String, labels: &mut String, k: usize, e: &Edge, lay: &Layo
         .iter()
         .find(|&&v| matches!(lay.verts[v], Vertex::Label(kk) if kk == k))
     {
-        let (w, h) = lay.size(lv);
-        let (lx, ly) = (lay.x_left(lv), lay.y[lv] - h / 2.0);
+        let (lx, ly, w, h) = lay.rect(lv);
         let mut text = String::new();
         for (j, line) in e.label.iter().enumerate() {
             let _ = write!(
@@ -128,9 +132,14 @@ fn points(chain: &[usize], lay: &Layout) -> Vec<(f64, f64)> {
     pts
 }
 
-/// A smooth path through the points: a cubic curve between each two, level at both ends.
-fn path(pts: &[(f64, f64)]) -> String {
-    let mut d = format!("M{:.1},{:.1}", pts[0].0, pts[0].1);
+/// A smooth path through the points (in the layout's frame): a cubic curve between each
+/// two, level at both ends (upright in a transposed layout), in the drawing's frame.
+fn path(pts: &[(f64, f64)], lay: &Layout) -> String {
+    let p = |x: f64, y: f64| {
+        let (a, b) = lay.pt((x, y));
+        format!("{a:.1},{b:.1}")
+    };
+    let mut d = format!("M{}", p(pts[0].0, pts[0].1));
     for w in pts.windows(2) {
         let ((x0, y0), (x1, y1)) = (w[0], w[1]);
         let dx = (x1 - x0) / 2.0;
@@ -139,12 +148,7 @@ fn path(pts: &[(f64, f64)]) -> String {
         } else {
             dx
         };
-        let _ = write!(
-            d,
-            " C{:.1},{y0:.1} {:.1},{y1:.1} {x1:.1},{y1:.1}",
-            x0 + dx,
-            x1 - dx
-        );
+        let _ = write!(d, " C{} {} {}", p(x0 + dx, y0), p(x1 - dx, y1), p(x1, y1));
     }
     d
 }
@@ -158,8 +162,7 @@ fn draw_service(
     lines: &[String],
     lay: &Layout,
 ) {
-    let (w, h) = lay.size(i);
-    let (x, top) = (lay.x_left(i), lay.y[i] - h / 2.0);
+    let (x, top, w, h) = lay.rect(i);
     let violated = edges
         .iter()
         .any(|e| e.kind == Kind::Violation && (e.from == i || e.to == i));
