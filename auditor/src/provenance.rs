@@ -98,7 +98,7 @@ fn port_unverified_rules(
         Some(o) => allowlist::overrides::load(o, list)?,
         None => allowlist::Overrides::default(),
     };
-    Ok(allowlist::Policy::new(list, &overrides).port_unverified_rules())
+    Ok(allowlist::RuleIndex::new(list, &overrides).port_unverified_rules())
 }
 
 /// Rows with the same number whose content differs between two allowlists, and rows only
