@@ -30,7 +30,18 @@ use crate::{
 /// 4: an edge keeps its platform baseline entry and its mesh leg (`edges.platform`,
 /// `edges.mesh_leg`). Version 3 stores gain the two columns (null) when `auditor run`
 /// opens them; reports read older stores as they are.
-const SCHEMA_VERSION: i64 = 4;
+/// 5: where observations came from (`captures`: one row per live capture or replay).
+/// Older stores gain the (empty) table when opened for writing; reports read them as
+/// they are, with where their observations came from unknown.
+const SCHEMA_VERSION: i64 = 5;
+
+const CAPTURES: &str = "
+CREATE TABLE IF NOT EXISTS captures (
+    mode TEXT NOT NULL, node TEXT NOT NULL, auditor_version TEXT NOT NULL,
+    kernel TEXT, flows_file TEXT, flows_sha256 TEXT, capture_node TEXT,
+    intervals_known INTEGER, recorded_ms INTEGER NOT NULL
+);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +69,27 @@ CREATE TABLE IF NOT EXISTS coverage (
 );
 ";
 
+/// Where a store's observations came from: a live capture by `auditor run`, or a
+/// replay of a flows file by `auditor replay --store`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureSource {
+    /// "live" or "replay".
+    pub mode: String,
+    /// The node the observations are stored under.
+    pub node: String,
+    pub auditor_version: String,
+    /// The kernel release (live).
+    pub kernel: Option<String>,
+    /// The flows file replayed ("-" for stdin), and the sha256 of the bytes read.
+    pub flows_file: Option<String>,
+    pub flows_sha256: Option<String>,
+    /// The node(s) the recording's `watch` lines name, comma-joined (replay).
+    pub capture_node: Option<String>,
+    /// Whether the recording said what it watched (`watch` lines; replay).
+    pub intervals_known: Option<bool>,
+    pub recorded_ms: Millis,
+}
+
 pub struct Store {
     conn: Connection,
     version: i64,
@@ -75,6 +107,7 @@ pub struct Store {
 struct Seed {
     allowlist: Option<String>,
     inputs: Option<(crate::provenance::Inputs, String)>,
+    captures: Vec<CaptureSource>,
 }
 
 /// The (device, inode) a path names now, if any.
@@ -394,6 +427,9 @@ impl Store {
         if let Some((inputs, json)) = &self.seed.inputs {
             fresh.record_inputs(inputs, json)?;
         }
+        for c in &self.seed.captures {
+            fresh.record_capture(c)?;
+        }
         fresh.seed = std::mem::take(&mut self.seed);
         fresh.restarted = self.restarted.take();
         *self = fresh;
@@ -452,6 +488,7 @@ impl Store {
         let existing = self.version_text()?;
         if existing.is_none() {
             self.conn.execute_batch(SCHEMA)?;
+            self.conn.execute_batch(CAPTURES)?;
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
                 params![SCHEMA_VERSION.to_string()],
@@ -474,6 +511,12 @@ impl Store {
                  UPDATE meta SET value = '4' WHERE key = 'schema_version';
                  COMMIT;",
             )?;
+            self.version = 4;
+        }
+        if self.version == 4 {
+            self.conn.execute_batch(&format!(
+                "BEGIN; {CAPTURES} UPDATE meta SET value = '5' WHERE key = 'schema_version'; COMMIT;"
+            ))?;
             self.version = SCHEMA_VERSION;
         }
         Ok(())
@@ -504,6 +547,7 @@ impl Store {
             Some("2") => Ok(2),
             Some("3") => Ok(3),
             Some("4") => Ok(4),
+            Some("5") => Ok(5),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
@@ -667,6 +711,23 @@ impl Store {
                     }
                 }
             }
+            // A replayed capture's own intervals, as it wrote them (two captures starting
+            // at the same millisecond share one row: the longer span, the drops summed).
+            for c in &batch.intervals {
+                let d = &c.drops;
+                tx.execute(
+                    "INSERT INTO coverage (node, start_ms, end_ms, ringbuf_full, lru_evictions, flow_insert_failed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (node, start_ms) DO UPDATE SET end_ms = MAX(end_ms, excluded.end_ms),
+                        ringbuf_full = ringbuf_full + excluded.ringbuf_full,
+                        lru_evictions = lru_evictions + excluded.lru_evictions,
+                        flow_insert_failed = flow_insert_failed + excluded.flow_insert_failed",
+                    params![node, c.start_ms, c.end_ms, d.ringbuf_full as i64, d.lru_evictions as i64, d.flow_insert_failed as i64],
+                )?;
+            }
+            if let Some(c) = &batch.capture {
+                insert_capture(&tx, c)?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -710,6 +771,42 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records where observations come from (the daemon at start; a replay commits its
+    /// row with its observations, in `Batch::capture`).
+    pub fn record_capture(&mut self, c: &CaptureSource) -> anyhow::Result<()> {
+        if !self.seed.captures.contains(c) {
+            self.seed.captures.push(c.clone());
+        }
+        self.ensure_file()?;
+        insert_capture(&self.conn, c)
+    }
+
+    /// Where the observations came from, oldest first; None for a store written before
+    /// auditor recorded it (version 4 and older, read as they are).
+    pub fn captures(&self) -> anyhow::Result<Option<Vec<CaptureSource>>> {
+        if self.version < 5 {
+            return Ok(None);
+        }
+        let mut q = self.conn.prepare(
+            "SELECT mode, node, auditor_version, kernel, flows_file, flows_sha256, capture_node,
+                    intervals_known, recorded_ms FROM captures ORDER BY recorded_ms, rowid",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok(CaptureSource {
+                mode: r.get(0)?,
+                node: r.get(1)?,
+                auditor_version: r.get(2)?,
+                kernel: r.get(3)?,
+                flows_file: r.get(4)?,
+                flows_sha256: r.get(5)?,
+                capture_node: r.get(6)?,
+                intervals_known: r.get(7)?,
+                recorded_ms: r.get(8)?,
+            })
+        })?;
+        Ok(Some(rows.collect::<Result<_, _>>()?))
     }
 
     /// Every set of inputs recorded, oldest first.
@@ -839,6 +936,26 @@ impl Store {
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn insert_capture(conn: &Connection, c: &CaptureSource) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT INTO captures (mode, node, auditor_version, kernel, flows_file, flows_sha256,
+                               capture_node, intervals_known, recorded_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            c.mode,
+            c.node,
+            c.auditor_version,
+            c.kernel,
+            c.flows_file,
+            c.flows_sha256,
+            c.capture_node,
+            c.intervals_known,
+            c.recorded_ms
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
