@@ -268,6 +268,9 @@ pub enum FailOn {
     /// Part of the period not fully audited (report: not running, or kernel drops;
     /// replay: a record that could not be read).
     Unaudited,
+    /// Report: observations that are not live capture (a store written by `auditor
+    /// replay --store`, or one that does not record where its observations came from).
+    Replayed,
 }
 
 #[cfg(test)]
