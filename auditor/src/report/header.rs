@@ -10,17 +10,11 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
         ("Auditor version", r.auditor_version.clone()),
         ("Nodes", r.nodes.join(", ")),
         ("Period", format!("{} – {}", r.period.since, r.period.until)),
-        (
-            "Coverage",
-            format!(
-                "{:.1}% of the period fully audited ({:.0} s watched, {:.0} s with kernel drops, {} gap(s))",
-                r.coverage.fraction * 100.0,
-                r.coverage.watched_seconds,
-                r.coverage.incomplete_seconds,
-                r.coverage.gaps.len()
-            ),
-        ),
+        ("Coverage", coverage_text(r)),
     ];
+    if let Some(c) = &r.capture {
+        v.insert(0, ("Captured", c.statement.clone()));
+    }
     for (k, i) in r.inputs.iter().enumerate() {
         let mut parts = vec![format!(
             "allowlist sha256 {}",
@@ -65,4 +59,28 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
             .map_or("(none)".to_string(), |d| format!("sha256 {d}")),
     ));
     v
+}
+
+/// How much of the period was audited, in words; "unknown" when it is.
+pub fn coverage_text(r: &Report) -> String {
+    match r.coverage.fraction {
+        Some(f) => format!(
+            "{:.1}% of the period fully audited ({:.0} s watched, {:.0} s with kernel drops, {} gap(s))",
+            f * 100.0,
+            r.coverage.watched_seconds,
+            r.coverage.incomplete_seconds,
+            r.coverage.gaps.len()
+        ),
+        None => "unknown: replayed without capture intervals (the recording has no `watch` \
+                 lines saying what was watched)"
+            .to_string(),
+    }
+}
+
+/// The banner every format opens with when the observations are not all live capture.
+pub fn capture_banner(r: &Report) -> Option<String> {
+    r.capture
+        .as_ref()
+        .filter(|c| c.not_live())
+        .map(|c| format!("Not live evidence: {}.", c.statement))
 }

@@ -11,8 +11,8 @@ use allowlist::{Allowlist, Classification};
 use anyhow::bail;
 
 use super::{
-    Coverage, Document, Evidence, Interval, ObservedEdge, Period, PlatformEntry, Report, RowReport,
-    SCHEMA,
+    Capture, Coverage, Document, Evidence, Interval, ObservedEdge, Period, PlatformEntry, Replayed,
+    Report, RowReport, SCHEMA,
     merge::{finish, merge_violations, platform_entries},
     model::{empty_summary, parse_time},
 };
@@ -63,6 +63,7 @@ pub fn from_store(
         schema: SCHEMA.into(),
         auditor_version: crate::provenance::AUDITOR_VERSION.into(),
         generated_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        capture: Some(capture(store)?),
         period: Period {
             since: rfc3339_millis(since.unwrap_or(known_start)),
             until: rfc3339_millis(until.unwrap_or(known_end)),
@@ -78,7 +79,8 @@ pub fn from_store(
         coverage: Coverage {
             watched_seconds: 0.0,
             incomplete_seconds: 0.0,
-            fraction: 0.0,
+            fraction: None,
+            known: None,
             gaps: Vec::new(),
             intervals: intervals(&coverage),
         },
@@ -100,6 +102,40 @@ pub fn from_store(
         .sum();
     finish(&mut report);
     Ok(report)
+}
+
+/// Where the store's observations came from, as it recorded them.
+fn capture(store: &Store) -> anyhow::Result<Capture> {
+    let Some(rows) = store.captures()? else {
+        return Ok(Capture::new("unknown", Vec::new(), Vec::new()));
+    };
+    let live: Vec<String> = rows
+        .iter()
+        .filter(|c| c.mode == "live")
+        .map(|c| c.node.clone())
+        .collect();
+    let replays: Vec<Replayed> = rows
+        .iter()
+        .filter(|c| c.mode == "replay")
+        .map(|c| Replayed {
+            file: c.flows_file.clone().unwrap_or_else(|| "-".into()),
+            sha256: c.flows_sha256.clone().unwrap_or_default(),
+            node: c.node.clone(),
+            capture_nodes: c
+                .capture_node
+                .as_deref()
+                .map_or(Vec::new(), |n| n.split(',').map(str::to_string).collect()),
+            intervals_known: c.intervals_known.unwrap_or(false),
+        })
+        .collect();
+    let mode = match (live.is_empty(), replays.is_empty()) {
+        (false, true) => "live",
+        (true, false) => "replay",
+        (false, false) => "mixed",
+        // A version 5 store nothing recorded its origin in (opened, never written).
+        (true, true) => "unknown",
+    };
+    Ok(Capture::new(mode, live, replays))
 }
 
 /// The inputs in effect during the period: the last one before it, and those within.
