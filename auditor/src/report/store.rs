@@ -376,3 +376,101 @@ fn known_period(
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Batch, CaptureSource, CoverageUpdate};
+
+    /// A store of one node's edge and an hour watched, with the bundled allowlist.
+    fn store(name: &str, capture: CaptureSource) -> (Store, std::path::PathBuf) {
+        let d = std::env::temp_dir().join(format!(
+            "auditor-report-capture-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../allowlist/voice-microservices.yaml"
+        ))
+        .unwrap();
+        let list = allowlist::file::parse(&text, "voice-microservices.yaml").unwrap();
+        let mut s = Store::open(&d.join("s.db")).unwrap();
+        s.set_allowlist(&allowlist::file::to_json(&list)).unwrap();
+        let mut b = Batch::default();
+        b.add_edge(crate::edge::test_edge(1, 1_000));
+        b.coverage = Some(CoverageUpdate {
+            session_start_ms: 0,
+            start_ms: 0,
+            end_ms: 3_600_000,
+            drops: Default::default(),
+        });
+        if capture.mode == "live" {
+            s.record_capture(&capture).unwrap();
+        } else {
+            b.capture = Some(capture.clone());
+        }
+        s.commit(&capture.node, &b).unwrap();
+        (s, d)
+    }
+
+    fn live(node: &str) -> CaptureSource {
+        CaptureSource {
+            mode: "live".into(),
+            node: node.into(),
+            auditor_version: "0.1.0".into(),
+            kernel: Some("6.8.0".into()),
+            flows_file: None,
+            flows_sha256: None,
+            capture_node: None,
+            intervals_known: None,
+            recorded_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_live_store_is_live_and_merged_with_a_replay_is_mixed() {
+        let (s, d1) = store("live", live("n1"));
+        let mut a = from_store(&s, None, None, None).unwrap();
+        let c = a.capture.clone().unwrap();
+        assert_eq!(c.mode, "live");
+        assert_eq!(c.statement, "live capture on 1 node (n1)");
+        assert!(
+            !a.summary.headline.contains("live capture"),
+            "{}",
+            a.summary.headline
+        );
+        assert_eq!(a.coverage.known, Some(true));
+        let replayed = CaptureSource {
+            mode: "replay".into(),
+            node: "n2".into(),
+            kernel: None,
+            flows_file: Some("flows.jsonl".into()),
+            flows_sha256: Some("ab12".into()),
+            capture_node: None,
+            intervals_known: Some(false),
+            ..live("n2")
+        };
+        let (s2, d2) = store("replay", replayed);
+        let mut b = from_store(&s2, None, None, None).unwrap();
+        assert_eq!(b.capture.as_ref().unwrap().mode, "replay");
+        assert_eq!(b.coverage.fraction, None);
+        super::super::seal(&mut a);
+        super::super::seal(&mut b);
+        let m = super::super::merge(vec![("a".into(), a), ("b".into(), b)]).unwrap();
+        let c = m.capture.unwrap();
+        assert_eq!(c.mode, "mixed");
+        assert_eq!(
+            c.statement,
+            "live capture on 1 node (n1); and replayed from flows.jsonl sha256 ab12 \
+             (without capture intervals: coverage unknown): not live capture"
+        );
+        // One part's coverage unknown: the whole one's is.
+        assert_eq!(m.coverage.fraction, None);
+        assert_eq!(m.coverage.known, Some(false));
+        for d in [d1, d2] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+}

@@ -1099,6 +1099,67 @@ mod tests {
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
+    fn live(node: &str) -> CaptureSource {
+        CaptureSource {
+            mode: "live".into(),
+            node: node.into(),
+            auditor_version: "0.1.0".into(),
+            kernel: Some("6.8.0".into()),
+            flows_file: None,
+            flows_sha256: None,
+            capture_node: None,
+            intervals_known: None,
+            recorded_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn captures_are_recorded_and_an_older_store_gains_the_table() {
+        let path = tmp("captures");
+        {
+            // A version 4 store: no captures table.
+            let mut s = Store::open(&path).unwrap();
+            s.conn
+                .execute_batch(
+                    "DROP TABLE captures; UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+                )
+                .unwrap();
+            s.commit("n1", &one_edge(3)).unwrap();
+        }
+        // Read as it is: where its observations came from is not recorded.
+        assert_eq!(
+            Store::open_existing(&path).unwrap().captures().unwrap(),
+            None
+        );
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.captures().unwrap(), Some(vec![]));
+        s.record_capture(&live("n1")).unwrap();
+        let replay = CaptureSource {
+            mode: "replay".into(),
+            node: "n2".into(),
+            kernel: None,
+            flows_file: Some("flows.jsonl".into()),
+            flows_sha256: Some("ab12".into()),
+            capture_node: Some("node-a".into()),
+            intervals_known: Some(false),
+            recorded_ms: 2000,
+            ..live("n2")
+        };
+        let mut b = one_edge(1);
+        b.capture = Some(replay.clone());
+        s.commit("n2", &b).unwrap();
+        assert_eq!(
+            Store::open_existing(&path).unwrap().captures().unwrap(),
+            Some(vec![live("n1"), replay])
+        );
+        assert_eq!(
+            s.edges(None, None).unwrap().len(),
+            2,
+            "the data survived the upgrade"
+        );
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
     #[test]
     fn a_file_that_is_not_a_store_is_refused() {
         let path = tmp("corrupt");
