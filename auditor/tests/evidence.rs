@@ -219,7 +219,7 @@ fn a_replayed_stores_report_says_so_in_every_format_and_fails_the_live_gate() {
         r["summary"]["headline"]
             .as_str()
             .unwrap()
-            .starts_with("Replayed from flows.jsonl"),
+            .starts_with("Replayed records, not live capture. "),
         "{}",
         r["summary"]["headline"]
     );

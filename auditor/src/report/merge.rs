@@ -352,9 +352,12 @@ fn headline(r: &Report) -> String {
     };
     let mut headline = format!(
         "{}{} across {} node(s), {audited}{}: {} of {} documented connections observed; {}.",
-        match &r.capture {
-            Some(c) if c.not_live() => format!("{}. ", capitalised(&c.statement)),
-            _ => String::new(),
+        // Short here: the banner and the header carry the whole statement.
+        match r.capture.as_ref().map(|c| c.mode.as_str()) {
+            Some("live") => "",
+            Some("replay") => "Replayed records, not live capture. ",
+            Some("mixed") => "Partly replayed records, not all live capture. ",
+            _ => "Not shown to be live capture. ",
         },
         match s.status.as_str() {
             "violations" => "Undocumented traffic found",
@@ -388,12 +391,6 @@ fn headline(r: &Report) -> String {
         ));
     }
     headline
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
 }
 
 /// Merges a node's intervals into disjoint spans: overlapping coverage counts once.
