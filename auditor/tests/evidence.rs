@@ -242,6 +242,31 @@ fn a_replayed_stores_report_says_so_in_every_format_and_fails_the_live_gate() {
     let o = auditor(&d, &["report", "--store", "s.db", "--fail-on", "replayed"]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("not live evidence"), "{}", err(&o));
+    // `report verify` says it too: a signature vouches for the bytes, not for live capture.
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+    };
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "key.pem"]);
+    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "key.pub.pem"]);
+    for name in ["r.json", "r.md", "r.html"] {
+        let o = auditor(
+            &d,
+            &["report", "--store", "s.db", "-o", name, "--sign", "key.pem"],
+        );
+        assert!(o.status.success(), "{}", err(&o));
+        let o = auditor(&d, &["report", "verify", name, "--key", "key.pub.pem"]);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(&format!("{name}: captured: {statement}")),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
     // A gate that says nothing about where evidence came from still passes.
     let o = auditor(
         &d,

@@ -709,7 +709,15 @@ fn a_signed_report_verifies_and_an_edited_one_does_not() {
         assert!(d.join(&sig).exists());
         let out = auditor(&d, &["report", "verify", name, "--key", "key.pub.pem"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(said.contains("verified"), "{said}");
+        // A signature is not a claim of live capture: verify says where the
+        // observations came from (this store does not record it).
+        assert!(
+            said.contains(&format!("{name}: captured: "))
+                && said.contains("not shown to be live capture"),
+            "{said}"
+        );
         // Another key: not verified (1).
         let out = auditor(&d, &["report", "verify", name, "--key", "other.pub.pem"]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -179,6 +179,30 @@ fn verify(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// A Markdown cell's text as written before `markdown::cell` escaped it.
+fn markdown_text(cell: &str) -> String {
+    let mut out = String::with_capacity(cell.len());
+    let mut chars = cell.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(|n| n.is_ascii_punctuation()) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// An HTML cell's text, entities decoded.
+fn html_text(cell: &str) -> String {
+    cell.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
 /// The capture statement a report carries, in any format.
 fn captured(content: &[u8]) -> String {
     if let Ok(r) = serde_json::from_slice::<Report>(content) {
@@ -192,11 +216,12 @@ fn captured(content: &[u8]) -> String {
     let found = text.lines().find_map(|l| {
         l.strip_prefix("| Captured | ")
             .and_then(|r| r.strip_suffix(" |"))
+            .map(markdown_text)
             .or_else(|| {
                 l.strip_prefix("<tr><th>Captured</th><td>")
                     .and_then(|r| r.strip_suffix("</td></tr>"))
+                    .map(html_text)
             })
-            .map(str::to_string)
     });
     found.unwrap_or_else(|| {
         if text.contains("name=\"capture\"") {
