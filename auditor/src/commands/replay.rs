@@ -375,9 +375,10 @@ impl Recorder {
 pub fn run(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
     let judge = std::sync::Arc::new(offline_judge(&cfg.inputs)?);
     if let Some((path, _)) = &cfg.store
-        && path.exists()
+        && std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
     {
         // Refused before reading anything: a file that is not a store, or a newer one.
+        // (An empty file, e.g. from mktemp, becomes a new store.)
         Store::open_existing(path)?;
     }
     let mut recording = read(&cfg)?;

@@ -215,7 +215,7 @@ impl Capture {
             .map(|r| {
                 format!(
                     "replayed from {} sha256 {}{}",
-                    r.file,
+                    if r.file == "-" { "stdin" } else { &r.file },
                     r.sha256,
                     if r.intervals_known {
                         String::new()
