@@ -384,17 +384,14 @@ where
     let mut ticks = 0u64;
     // The first tick is immediate: connections open before the start are found at once.
     let mut active_tick = tokio::time::interval(probes.active_interval);
+    // The hooks count from their attaching on: what is delivered covers that time too,
+    // and the kernel's counters (zero at load) are this capture's drops.
     let mut watcher = Watcher {
-        start: std::time::SystemTime::now(),
+        start: probes.attached_at.min(std::time::SystemTime::now()),
         ringbuf_full: 0,
         evicted: 0,
         flow_insert_failed: 0,
     };
-    if let Ok(k) = probes.counters() {
-        // Counted before this stream started: not this capture's drops.
-        let held = probes.flows().map_or(0, |f| f.len());
-        watcher.span(watcher.start, &k, held);
-    }
 
     let outcome = loop {
         tokio::select! {
