@@ -630,7 +630,7 @@ fn the_period_is_explicit_with_coverage_as_a_fraction_and_its_gaps() {
     assert_eq!(r.period.since, "1970-01-01T00:00:00.000Z");
     assert_eq!(r.period.until, "1970-01-01T02:00:00.000Z");
     // Two hours watched, one of them with drops: half fully audited.
-    assert_eq!(r.coverage.fraction, 0.5);
+    assert_eq!(r.coverage.fraction, Some(0.5));
     assert_eq!(r.coverage.gaps.len(), 1);
     assert_eq!(r.coverage.gaps[0].reason, "kernel_drops");
     assert!(
@@ -658,7 +658,7 @@ fn the_period_is_explicit_with_coverage_as_a_fraction_and_its_gaps() {
     assert!(out.status.success(), "{}", stderr(&out));
     let r: report::Report = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.period.until, "1970-01-01T03:00:00.000Z");
-    assert_eq!(r.coverage.fraction, 0.3333);
+    assert_eq!(r.coverage.fraction, Some(0.3333));
     let not_running: Vec<_> = r
         .coverage
         .gaps
@@ -709,7 +709,15 @@ fn a_signed_report_verifies_and_an_edited_one_does_not() {
         assert!(d.join(&sig).exists());
         let out = auditor(&d, &["report", "verify", name, "--key", "key.pub.pem"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(said.contains("verified"), "{said}");
+        // A signature is not a claim of live capture: verify says where the
+        // observations came from (this store does not record it).
+        assert!(
+            said.contains(&format!("{name}: captured: "))
+                && said.contains("not shown to be live capture"),
+            "{said}"
+        );
         // Another key: not verified (1).
         let out = auditor(&d, &["report", "verify", name, "--key", "other.pub.pem"]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -19,7 +19,10 @@ pub struct CaptureProc {
 }
 
 pub struct Captured {
+    /// The flow records (the stream's `watch` lines are in `watches`).
     pub records: Vec<Value>,
+    /// The `watch` lines: the spans the records are complete for.
+    pub watches: Vec<Value>,
     pub summary: Value,
     pub stderr: String,
 }
@@ -108,6 +111,8 @@ impl CaptureProc {
                 serde_json::from_str(l).with_context(|| format!("flow record is not JSON: {l}"))
             })
             .collect::<anyhow::Result<Vec<Value>>>()?;
+        let (watches, records): (Vec<Value>, Vec<Value>) =
+            records.into_iter().partition(|v| v.get("watch").is_some());
         let summary = stderr
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -115,6 +120,7 @@ impl CaptureProc {
             .context("no summary line on stderr")?;
         Ok(Captured {
             records,
+            watches,
             summary,
             stderr,
         })

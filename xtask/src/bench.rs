@@ -556,7 +556,8 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
             let kernel_records = std::fs::read_to_string(&out_path)?
                 .lines()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter(|r| r["hook"] != "existing")
+                // Flow records only: the `watch` lines say what was watched, not a flow.
+                .filter(|r| r.get("watch").is_none() && r["hook"] != "existing")
                 .count();
             if kernel_records > 0 {
                 println!(

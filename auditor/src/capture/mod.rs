@@ -16,3 +16,12 @@ pub mod stream;
 pub use probes::{ProbeError, ProbeOptions, Probes};
 pub use record::{Direction, FlowRecord, Transport};
 pub use stream::Summary;
+
+/// The kernel's release (`uname -r`), or "unknown": where observations came from.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}

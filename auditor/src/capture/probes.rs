@@ -198,6 +198,8 @@ pub struct Probes {
     pub active_interval: std::time::Duration,
     /// The walk made before the capture announced itself, for the stream to report.
     pub first_walk: Option<super::existing::Scan>,
+    /// When every hook was attached: what the capture watched starts here.
+    pub attached_at: std::time::SystemTime,
     pub cgroup_root: PathBuf,
     /// None when kernel BTF could not be read: flows then carry netns_cookie 0 for TCP.
     pub netns_offsets: Option<btf::NetnsOffsets>,
@@ -394,6 +396,7 @@ impl Probes {
             record_interval: opts.record_interval,
             active_interval: opts.active_interval,
             first_walk: None,
+            attached_at: std::time::SystemTime::now(),
             cgroup_root,
             netns_offsets,
             tcp_hook,

@@ -24,7 +24,8 @@ pub enum Direction {
 pub struct FlowRecord {
     /// Wall-clock time of the latest connection this record covers (RFC 3339, UTC).
     /// Capture always sets it; a hand-written record for `auditor replay` may leave it
-    /// out, and is then timed when it is replayed.
+    /// out when the recording has `watch` lines, and is then timed at the end of the
+    /// watch span it came in (never "now").
     #[serde(default)]
     pub time: Option<String>,
     /// True on the first record of this flow since the capture started.

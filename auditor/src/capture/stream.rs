@@ -70,6 +70,52 @@ pub trait Handler {
     /// The enumeration of open sockets changed method at runtime (the iterator failed, so
     /// /proc from now on), with why.
     fn open_sockets_method(&mut self, _method: &'static str, _reason: &str) {}
+    /// The records delivered so far are complete for `span` (about every `WATCH_EVERY`,
+    /// right after a sweep, and once at the end): what `auditor capture` writes into its
+    /// stream so a replay knows what was watched.
+    fn watch(&mut self, _span: &WatchSpan) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A span the capture watched, and the kernel's drops in it (their increase).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchSpan {
+    pub start: std::time::SystemTime,
+    pub end: std::time::SystemTime,
+    pub ringbuf_full: u64,
+    pub lru_evictions: u64,
+    pub flow_insert_failed: u64,
+}
+
+/// Where the last watch span ended, and the kernel's counters then.
+struct Watcher {
+    start: std::time::SystemTime,
+    ringbuf_full: u64,
+    evicted: u64,
+    flow_insert_failed: u64,
+}
+
+impl Watcher {
+    /// The span from the last one's end to `end`, given the cumulative counters and the
+    /// flow map's size at `end` (inserted minus still held is what LRU evicted).
+    fn span(&mut self, end: std::time::SystemTime, k: &KernelCounters, held: usize) -> WatchSpan {
+        let evicted = k.flows_inserted.saturating_sub(held as u64);
+        let span = WatchSpan {
+            start: self.start,
+            end: end.max(self.start),
+            ringbuf_full: k.ringbuf_full.saturating_sub(self.ringbuf_full),
+            lru_evictions: evicted.saturating_sub(self.evicted),
+            flow_insert_failed: k.flow_insert_failed.saturating_sub(self.flow_insert_failed),
+        };
+        *self = Watcher {
+            start: span.end,
+            ringbuf_full: k.ringbuf_full,
+            evicted: evicted.max(self.evicted),
+            flow_insert_failed: k.flow_insert_failed,
+        };
+        span
+    }
 }
 
 /// Lets a plain closure be a handler (what `auditor capture` uses).
@@ -82,6 +128,8 @@ impl<F: FnMut(FlowRecord) -> std::io::Result<()>> Handler for RecordSink<F> {
 }
 
 const STATS_EVERY: Duration = Duration::from_secs(5);
+/// How often a watch span is closed (at the first sweep after this much time).
+const WATCH_EVERY: Duration = Duration::from_secs(10);
 const EVICTIONS_EVERY: u64 = 6;
 const SWEEP_MIN: Duration = Duration::from_secs(1);
 
@@ -336,11 +384,21 @@ where
     let mut ticks = 0u64;
     // The first tick is immediate: connections open before the start are found at once.
     let mut active_tick = tokio::time::interval(probes.active_interval);
+    // The hooks count from their attaching on: what is delivered covers that time too,
+    // and the kernel's counters (zero at load) are this capture's drops.
+    let mut watcher = Watcher {
+        start: probes.attached_at.min(std::time::SystemTime::now()),
+        ringbuf_full: 0,
+        evicted: 0,
+        flow_insert_failed: 0,
+    };
 
     let outcome = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
             _ = sweep_tick.tick() => {
+                // What the kernel counted before now is delivered once this sweep is done.
+                let at = std::time::SystemTime::now();
                 // Ring records first, so the sweep only adds what they did not carry.
                 let rb = ring.get_mut();
                 let mut result = Ok(());
@@ -352,7 +410,14 @@ where
                 }
                 if let Err(e) = result { break Err(e); }
                 match probes.flows() {
-                    Ok(flows) => if let Err(e) = dec.sweep(&flows, handler) { break Err(e); },
+                    Ok(flows) => {
+                        if let Err(e) = dec.sweep(&flows, handler) { break Err(e); }
+                        let due = at.duration_since(watcher.start).is_ok_and(|d| d >= WATCH_EVERY);
+                        if due && let Ok(k) = probes.counters() {
+                            let span = watcher.span(at, &k, flows.len());
+                            if let Err(e) = handler.watch(&span) { break Err(StreamError::Sink(e)); }
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "sweeping the flow map"),
                 }
             }
@@ -394,6 +459,7 @@ where
     };
 
     // Stop new sightings, then collect what the kernel still holds, its log records too.
+    let detached = std::time::SystemTime::now();
     probes.detach();
     probes.flush_kernel_log();
     if outcome.is_ok() {
@@ -415,5 +481,10 @@ where
         .flows_inserted
         .saturating_sub(flows.len() as u64);
     handler.kernel(&dec.summary.kernel, Some(dec.summary.lru_evictions));
+    if outcome.is_ok() {
+        // Everything counted until the probes were detached has been delivered.
+        let span = watcher.span(detached, &dec.summary.kernel, flows.len());
+        handler.watch(&span).map_err(StreamError::Sink)?;
+    }
     outcome.map(|()| dec.summary)
 }

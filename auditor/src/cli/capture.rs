@@ -17,6 +17,9 @@ pub struct CaptureArgs {
     /// Stop by itself after this long (e.g. 30s); runs until Ctrl-C when absent.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// This node's name in the stream's `watch` lines (default: the host name).
+    #[arg(long, env = "NODE_NAME")]
+    pub node: Option<String>,
 }
 
 /// Validated capture settings.
@@ -24,6 +27,8 @@ pub struct CaptureArgs {
 pub struct CaptureConfig {
     pub probes: ProbeConfig,
     pub duration: Option<Duration>,
+    /// The node named in the stream's `watch` lines.
+    pub node: String,
 }
 
 impl TryFrom<CaptureArgs> for CaptureConfig {
@@ -33,6 +38,14 @@ impl TryFrom<CaptureArgs> for CaptureConfig {
         Ok(CaptureConfig {
             probes: args.probes.try_into()?,
             duration: args.duration,
+            node: args
+                .node
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .map(|h| h.trim().to_string())
+                        .unwrap_or_else(|_| "unknown".into())
+                }),
         })
     }
 }

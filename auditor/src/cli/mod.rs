@@ -271,6 +271,9 @@ pub enum FailOn {
     /// expected node that never reported;
     /// replay: a record that could not be read).
     Unaudited,
+    /// Report: observations that are not live capture (a store written by `auditor
+    /// replay --store`, or one that does not record where its observations came from).
+    Replayed,
 }
 
 #[cfg(test)]

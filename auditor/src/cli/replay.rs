@@ -22,13 +22,21 @@ pub fn long_about() -> String {
     format!(
         "Judge recorded flows against the allowlist: one JSON verdict per flow.\n\n\
          Reads flow records (the JSON lines `auditor capture` prints; only transport, \
-         src_addr, dst_addr and dst_port are required) from FLOWS or stdin, resolves both \
+         src_addr, dst_addr and dst_port are required, and time when there are no watch \
+         lines) from FLOWS or stdin, resolves both \
          ends through the inventory, and prints one verdict per flow: {verdicts}, with the \
          documented connection number(s) it relates to (`platform` when a --baseline \
          entry allows it). A bad line is reported with its line number and skipped. A \
          connection seen at both ends on this node is judged once. Needs no root. A \
          summary goes to stderr. Exits 2 on errors, among them a replay in which no record \
-         could be read; --fail-on gives exit 1 for CI gates.",
+         could be read; --fail-on gives exit 1 for CI gates.\n\n\
+         The `watch` lines `auditor capture` writes say what the capture watched: a record \
+         timed outside them is a bad line, and one without `time` is timed at the end of \
+         the watch span it came in. A recording without them has no known coverage: its \
+         records must carry their times, and a report of its store says coverage unknown. \
+         Times are RFC 3339 with `Z` or an offset; one with no zone, or further in the \
+         future than --max-clock-skew, is a bad line. The input is read to its end before \
+         the first verdict (a record is checked against the spans that follow it).",
     )
 }
 
@@ -45,13 +53,19 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub fail_on: Vec<FailOn>,
     /// Also keep the judged flows in this store (created if missing), as `auditor run`
-    /// does, so `auditor report --store` works on recorded flows. Its coverage is the span
-    /// of the records' times.
+    /// does, so `auditor report --store` works on recorded flows. Its coverage is the
+    /// recording's `watch` spans (unknown without them), and the store records the flows
+    /// file's sha256: its reports say they were replayed.
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// The node name the replayed flows are stored under (with --store).
-    #[arg(long, default_value = "replay", requires = "store")]
-    pub node: String,
+    /// The node name the replayed flows are stored under (with --store; default: the node
+    /// the recording's `watch` lines name when they name one, else `replay`).
+    #[arg(long, requires = "store")]
+    pub node: Option<String>,
+    /// How far in the future a record's time may be (the recording host's clock may be
+    /// ahead of this one); a later time is a bad line.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub max_clock_skew: std::time::Duration,
 }
 
 /// Validated `auditor replay` settings.
@@ -62,14 +76,24 @@ pub struct ReplayConfig {
     pub flows: Option<PathBuf>,
     /// Conditions that make the replay exit 1.
     pub fail_on: Vec<FailOn>,
-    /// Where to keep the judged flows, and under which node name.
-    pub store: Option<(PathBuf, String)>,
+    /// Where to keep the judged flows, and under which node name (None: from the
+    /// recording's `watch` lines).
+    pub store: Option<(PathBuf, Option<String>)>,
+    pub max_clock_skew: std::time::Duration,
 }
 
 impl TryFrom<ReplayArgs> for ReplayConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: ReplayArgs) -> anyhow::Result<Self> {
+        if let Some(store) = &a.store
+            && store.is_dir()
+        {
+            anyhow::bail!(
+                "--store {}: is a directory; give a file path for the store",
+                store.display()
+            );
+        }
         if let Some(store) = &a.store
             && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
@@ -80,14 +104,21 @@ impl TryFrom<ReplayArgs> for ReplayConfig {
                 dir.display()
             );
         }
-        if a.node.trim().is_empty() {
+        if a.node.as_ref().is_some_and(|n| n.trim().is_empty()) {
             anyhow::bail!("--node: give a name");
+        }
+        if a.fail_on.contains(&FailOn::Replayed) {
+            anyhow::bail!(
+                "--fail-on replayed: a replay is always replayed; it is a gate for `auditor \
+                 report` (on a store that should hold live evidence)"
+            );
         }
         Ok(ReplayConfig {
             inputs: a.inputs.into(),
             flows: a.flows.filter(|f| f != "-").map(PathBuf::from),
             fail_on: a.fail_on,
             store: a.store.map(|s| (s, a.node)),
+            max_clock_skew: a.max_clock_skew,
         })
     }
 }

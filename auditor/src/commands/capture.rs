@@ -6,9 +6,51 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::{
-    capture::{self, ProbeOptions, Probes},
+    capture::{self, ProbeOptions, Probes, stream::WatchSpan},
     cli::CaptureConfig,
+    commands::watch::{Watch, WatchLine},
+    edge::Drops,
+    model::time::{rfc3339_millis, unix_ms},
 };
+
+/// Writes flow records and, between them, the spans they are complete for.
+struct Lines<W: Write> {
+    out: W,
+    node: String,
+    kernel: String,
+}
+
+impl<W: Write> Lines<W> {
+    fn line<T: serde::Serialize>(&mut self, v: &T) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, v)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+impl<W: Write> capture::stream::Handler for Lines<W> {
+    fn flow(&mut self, rec: capture::FlowRecord, _lag: std::time::Duration) -> std::io::Result<()> {
+        self.line(&rec)
+    }
+
+    fn watch(&mut self, span: &WatchSpan) -> std::io::Result<()> {
+        let line = WatchLine {
+            watch: Watch {
+                node: self.node.clone(),
+                auditor_version: crate::provenance::AUDITOR_VERSION.into(),
+                kernel: self.kernel.clone(),
+                start: rfc3339_millis(unix_ms(span.start)),
+                end: rfc3339_millis(unix_ms(span.end)),
+                drops: Drops {
+                    ringbuf_full: span.ringbuf_full,
+                    lru_evictions: span.lru_evictions,
+                    flow_insert_failed: span.flow_insert_failed,
+                },
+            },
+        };
+        self.line(&line)?;
+        self.out.flush()
+    }
+}
 
 pub fn run(cfg: CaptureConfig) -> anyhow::Result<std::process::ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -40,12 +82,11 @@ pub fn run(cfg: CaptureConfig) -> anyhow::Result<std::process::ExitCode> {
             probes.sockets.method.name(),
         );
         let stdout = std::io::stdout();
-        let mut out = std::io::LineWriter::new(stdout.lock());
-        let sink = |rec: capture::FlowRecord| -> std::io::Result<()> {
-            serde_json::to_writer(&mut out, &rec)?;
-            out.write_all(b"\n")
+        let mut handler = Lines {
+            out: std::io::LineWriter::new(stdout.lock()),
+            node: cfg.node.clone(),
+            kernel: capture::kernel_release(),
         };
-        let mut handler = capture::stream::RecordSink(sink);
         let summary = capture::stream::run(&mut probes, &mut handler, shutdown).await;
         match summary {
             Ok(summary) => {

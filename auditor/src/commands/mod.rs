@@ -9,6 +9,7 @@ pub mod replay;
 pub mod report;
 pub mod run;
 pub mod schema;
+pub mod watch;
 
 use crate::verdict::{InputFiles, Judge};
 

@@ -99,7 +99,10 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
             {
                 Some("never-observed")
             }
-            FailOn::Unaudited if !r.coverage.gaps.is_empty() => Some("unaudited"),
+            FailOn::Unaudited if !r.coverage.gaps.is_empty() || r.coverage.fraction.is_none() => {
+                Some("unaudited")
+            }
+            FailOn::Replayed if r.capture.as_ref().is_none_or(|c| c.not_live()) => Some("replayed"),
             _ => None,
         })
         .collect();
@@ -115,11 +118,21 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
                         "{} documented connection(s) never observed",
                         r.summary.documented_connections - r.summary.documented_observed
                     ),
-                    _ => format!(
-                        "{} gap(s) in auditing ({:.1}% of the period fully audited)",
-                        r.coverage.gaps.len(),
-                        r.coverage.fraction * 100.0
+                    "replayed" => format!(
+                        "not live evidence: {}",
+                        r.capture.as_ref().map_or(
+                            "the report does not say where its observations came from",
+                            |c| &c.statement
+                        )
                     ),
+                    _ => match r.coverage.fraction {
+                        Some(f) => format!(
+                            "{} gap(s) in auditing ({:.1}% of the period fully audited)",
+                            r.coverage.gaps.len(),
+                            f * 100.0
+                        ),
+                        None => format!("coverage {}", report::coverage_text(&r)),
+                    },
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
@@ -163,7 +176,63 @@ fn verify(
         }
     }
     println!("{name}: verified: signed by the given key, unedited");
+    // What the signature vouches for is the report as written: say where its
+    // observations came from, so "verified" is never read as "captured live".
+    println!("{name}: captured: {}", captured(&content));
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A Markdown cell's text as written before `markdown::cell` escaped it.
+fn markdown_text(cell: &str) -> String {
+    let mut out = String::with_capacity(cell.len());
+    let mut chars = cell.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(|n| n.is_ascii_punctuation()) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// An HTML cell's text, entities decoded.
+fn html_text(cell: &str) -> String {
+    cell.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The capture statement a report carries, in any format.
+fn captured(content: &[u8]) -> String {
+    if let Ok(r) = serde_json::from_slice::<Report>(content) {
+        return r.capture.map_or(
+            "not recorded (a report before auditor-report/4): not shown to be live capture".into(),
+            |c| c.statement,
+        );
+    }
+    let text = String::from_utf8_lossy(content);
+    // The "Captured" header fact of Markdown (a table row) or HTML (th/td).
+    let found = text.lines().find_map(|l| {
+        l.strip_prefix("| Captured | ")
+            .and_then(|r| r.strip_suffix(" |"))
+            .map(markdown_text)
+            .or_else(|| {
+                l.strip_prefix("<tr><th>Captured</th><td>")
+                    .and_then(|r| r.strip_suffix("</td></tr>"))
+                    .map(html_text)
+            })
+    });
+    found.unwrap_or_else(|| {
+        if text.contains("name=\"capture\"") {
+            "see the report's `capture` property".into()
+        } else {
+            "not stated in the report: not shown to be live capture".into()
+        }
+    })
 }
 
 /// Per-node JSON reports from files, merged.

@@ -91,6 +91,17 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             st.set_allowlist(&json)?;
             let inputs = crate::provenance::Inputs::of_files(&judge.allowlist, &cfg.inputs)?;
             st.record_inputs(&inputs, &json)?;
+            st.record_capture(&crate::store::CaptureSource {
+                mode: "live".into(),
+                node: cfg.node.clone(),
+                auditor_version: crate::provenance::AUDITOR_VERSION.into(),
+                kernel: Some(crate::capture::kernel_release()),
+                flows_file: None,
+                flows_sha256: None,
+                capture_node: None,
+                intervals_known: None,
+                recorded_ms: unix_ms(SystemTime::now()),
+            })?;
             Some(Arc::new(Mutex::new(st)))
         }
         None => {

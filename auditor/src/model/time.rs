@@ -105,3 +105,25 @@ mod duration_tests {
         }
     }
 }
+
+/// Why a recorded time was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// A date and time without `Z` or an offset: which instant it names is unknown.
+    #[error("{0:?} is ambiguous: no zone (give Z or an offset such as +02:00)")]
+    NoZone(String),
+    #[error("{0:?} is not an RFC 3339 time")]
+    NotRfc3339(String),
+}
+
+/// An RFC 3339 time with any offset (`Z`, `+02:00`), as Unix milliseconds.
+pub fn parse_rfc3339(text: &str) -> Result<Millis, TimeError> {
+    match text.parse::<jiff::Timestamp>() {
+        Ok(t) => Ok(t.as_millisecond()),
+        // jiff refuses a civil time without an offset; tell that case apart.
+        Err(_) if text.parse::<jiff::civil::DateTime>().is_ok() => {
+            Err(TimeError::NoZone(text.to_string()))
+        }
+        Err(_) => Err(TimeError::NotRfc3339(text.to_string())),
+    }
+}

@@ -21,16 +21,7 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
         ("Auditor version", r.auditor_version.clone()),
         ("Nodes", r.nodes.join(", ")),
         ("Period", format!("{} – {}", r.period.since, r.period.until)),
-        (
-            "Coverage",
-            format!(
-                "{:.1}% of the period fully audited ({} watched, {} with kernel drops, {} gap(s))",
-                r.coverage.fraction * 100.0,
-                duration_text(r.coverage.watched_seconds),
-                duration_text(r.coverage.incomplete_seconds),
-                r.coverage.gaps.len()
-            ),
-        ),
+        ("Coverage", coverage_text(r)),
     ];
     if !r.coverage.expected_nodes.is_empty() {
         v.push((
@@ -51,6 +42,9 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
                 )
             },
         ));
+    }
+    if let Some(c) = &r.capture {
+        v.insert(0, ("Captured", c.statement.clone()));
     }
     for (k, i) in r.inputs.iter().enumerate() {
         let mut parts = vec![format!(
@@ -96,4 +90,28 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
             .map_or("(none)".to_string(), |d| format!("sha256 {d}")),
     ));
     v
+}
+
+/// How much of the period was audited, in words; "unknown" when it is.
+pub fn coverage_text(r: &Report) -> String {
+    match r.coverage.fraction {
+        Some(f) => format!(
+            "{:.1}% of the period fully audited ({} watched, {} with kernel drops, {} gap(s))",
+            f * 100.0,
+            duration_text(r.coverage.watched_seconds),
+            duration_text(r.coverage.incomplete_seconds),
+            r.coverage.gaps.len()
+        ),
+        None => "unknown: replayed without capture intervals (the recording has no `watch` \
+                 lines saying what was watched)"
+            .to_string(),
+    }
+}
+
+/// The banner every format opens with when the observations are not all live capture.
+pub fn capture_banner(r: &Report) -> Option<String> {
+    r.capture
+        .as_ref()
+        .filter(|c| c.not_live())
+        .map(|c| format!("Not live evidence: {}.", c.statement))
 }

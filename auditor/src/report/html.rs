@@ -13,6 +13,7 @@ h3{font-size:14px;margin:16px 0 6px}
 .headline{font-size:16px;margin:10px 0 16px;padding:12px 14px;border-radius:6px}
 .violations{background:#ffebee;border-left:5px solid #c62828}.clean{background:#e8f5e9;border-left:5px solid #2e7d32}
 .incomplete{background:#fff8e1;border-left:5px solid #f9a825}
+.banner{font-size:15px;font-weight:bold;margin:8px 0 12px;padding:10px 14px;border-radius:6px;background:#fff3e0;border:2px solid #e65100;color:#bf360c}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e0e0e0;border-radius:6px;padding:8px 12px;min-width:150px}
 .card b{display:block;font-size:20px}.card span{color:#616161;font-size:12px}
 table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid #e0e0e0;padding:4px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
@@ -71,6 +72,9 @@ fn header(o: &mut String, r: &Report) {
         esc(title)
     );
     let _ = writeln!(o, "<h1>Traffic audit: {}</h1>", esc(title));
+    if let Some(b) = super::capture_banner(r) {
+        let _ = writeln!(o, "<p class=\"banner\" id=\"capture\">{}</p>", esc(&b));
+    }
     let _ = writeln!(o, "<table class=\"facts\" id=\"header\">");
     for (k, v) in super::header_facts(r) {
         let _ = writeln!(o, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
@@ -100,7 +104,13 @@ fn cards(o: &mut String, r: &Report) {
         (s.violation_edges.to_string(), "violation edges"),
         (s.violating_connections.to_string(), "violating connections"),
         (s.allowed_connections.to_string(), "allowed connections"),
-        (duration_text(s.watched_seconds), "watched"),
+        (
+            match r.coverage.fraction {
+                Some(_) => duration_text(s.watched_seconds),
+                None => "unknown".to_string(),
+            },
+            "watched",
+        ),
         (duration_text(s.incomplete_seconds), "not fully audited"),
     ]
     .into_iter()
@@ -228,11 +238,18 @@ fn documented(o: &mut String, r: &Report) {
 
 /// The coverage: the fraction, the gaps and the intervals.
 fn coverage(o: &mut String, r: &Report) {
-    let _ = writeln!(
-        o,
-        "<h2>Coverage</h2>\n<p>{:.1}% of the period fully audited.</p>",
-        r.coverage.fraction * 100.0
-    );
+    let _ = match r.coverage.fraction {
+        Some(f) => writeln!(
+            o,
+            "<h2>Coverage</h2>\n<p>{:.1}% of the period fully audited.</p>",
+            f * 100.0
+        ),
+        None => writeln!(
+            o,
+            "<h2>Coverage</h2>\n<p>Coverage {}.</p>",
+            esc(&super::coverage_text(r))
+        ),
+    };
     if !r.coverage.gaps.is_empty() {
         let _ = writeln!(
             o,

@@ -96,7 +96,15 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "    <properties><property name=\"nodes\" value=\"{}\"/><property name=\"period\" value=\"{} – {}\"/><property name=\"auditor_version\" value=\"{}\"/><property name=\"report_digest\" value=\"{}\"/>{more}</properties>",
+        "    <properties><property name=\"capture\" value=\"{}\"/><property name=\"capture_mode\" value=\"{}\"/><property name=\"coverage\" value=\"{}\"/><property name=\"nodes\" value=\"{}\"/><property name=\"period\" value=\"{} – {}\"/><property name=\"auditor_version\" value=\"{}\"/><property name=\"report_digest\" value=\"{}\"/>{more}</properties>",
+        xml(r
+            .capture
+            .as_ref()
+            .map_or("not recorded (report before auditor-report/4)", |c| c
+                .statement
+                .as_str())),
+        xml(r.capture.as_ref().map_or("unknown", |c| c.mode.as_str())),
+        xml(&super::coverage_text(r)),
         xml(&r.nodes.join(", ")),
         xml(&r.period.since),
         xml(&r.period.until),

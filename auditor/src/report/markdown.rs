@@ -55,6 +55,9 @@ fn header(o: &mut String, r: &Report) {
         .as_deref()
         .unwrap_or("Documented architecture");
     let _ = writeln!(o, "# Traffic audit: {}\n", cell(title));
+    if let Some(b) = super::capture_banner(r) {
+        let _ = writeln!(o, "> **{}**\n", cell(&b));
+    }
     let _ = writeln!(o, "**{}**\n", cell(&r.summary.headline));
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Status | {} |", r.summary.status);
@@ -191,11 +194,10 @@ fn documented(o: &mut String, r: &Report) {
 /// The coverage: the fraction, the gaps and the intervals.
 fn coverage(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Coverage\n");
-    let _ = writeln!(
-        o,
-        "{:.1}% of the period fully audited.\n",
-        r.coverage.fraction * 100.0
-    );
+    let _ = match r.coverage.fraction {
+        Some(f) => writeln!(o, "{:.1}% of the period fully audited.\n", f * 100.0),
+        None => writeln!(o, "Coverage {}.\n", cell(&super::coverage_text(r))),
+    };
     if !r.coverage.gaps.is_empty() {
         let _ = writeln!(
             o,

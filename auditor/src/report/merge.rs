@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use super::{
     Gap, ObservedEdge, PlatformEntry, Report, SCHEMA,
-    model::{SCHEMA_2, SCHEMA_3, parse_time},
+    model::{Capture, SCHEMA_2, SCHEMA_3, parse_time},
     seal::check_digest,
 };
 use crate::{
@@ -37,6 +37,10 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
         check_no_overlap(&name, &r, &out)?;
         seen.push((name, key));
         add(&mut out, r);
+    }
+    // A report from before /4 does not say where its observations came from.
+    if out.capture.is_none() {
+        out.capture = Some(Capture::combine(None, None));
     }
     out.nodes.sort();
     out.nodes.dedup();
@@ -123,6 +127,11 @@ fn add(out: &mut Report, r: Report) {
         mine.nodes.dedup();
         mine.examples.extend(theirs.examples);
         mine.examples.truncate(3);
+    }
+    out.capture = Some(Capture::combine(out.capture.take(), r.capture));
+    // A part whose coverage was unknown leaves the whole unknown.
+    if r.coverage.known == Some(false) {
+        out.coverage.known = Some(false);
     }
     out.violations.extend(r.violations);
     out.platform.extend(r.platform);
@@ -323,21 +332,64 @@ fn compute_coverage(r: &mut Report) {
     r.coverage.incomplete_seconds = incomplete;
     let node_count = r.nodes.len() + r.coverage.missing_nodes.len();
     let possible = (p1 - p0).max(0) as f64 / 1000.0 * node_count as f64;
-    r.coverage.fraction = if possible > 0.0 {
-        (((watched - incomplete) / possible).clamp(0.0, 1.0) * 10_000.0).round() / 10_000.0
-    } else {
-        0.0
+    // Unknown when a recording replayed without saying what it watched: its node's
+    // watched time is not zero, it is not known, and no fraction may claim otherwise.
+    let known = coverage_known(r);
+    r.coverage.known = Some(known);
+    r.coverage.fraction = match known {
+        false => None,
+        true if possible > 0.0 => Some(
+            (((watched - incomplete) / possible).clamp(0.0, 1.0) * 10_000.0).round() / 10_000.0,
+        ),
+        true => Some(0.0),
     };
+    if !known {
+        // "Not running" is a claim too: of a node whose watching is unknown, none.
+        let unknown: Vec<String> = unknown_nodes(r);
+        r.coverage
+            .gaps
+            .retain(|g| !(g.reason == "not_running" && unknown.contains(&g.node)));
+    }
+}
+
+/// Whether the report knows how long its nodes were watched: not when a replay without
+/// capture intervals (or one merged in) put observations in it.
+fn coverage_known(r: &Report) -> bool {
+    r.coverage.known != Some(false) && unknown_nodes(r).is_empty()
+}
+
+/// The store nodes whose observations were replayed without capture intervals.
+fn unknown_nodes(r: &Report) -> Vec<String> {
+    r.capture.as_ref().map_or(Vec::new(), |c| {
+        c.replays
+            .iter()
+            .filter(|p| !p.intervals_known)
+            .map(|p| p.node.clone())
+            .collect()
+    })
 }
 
 /// The summary's one sentence, from the summary's figures.
 fn headline(r: &Report) -> String {
     let s = &r.summary;
     let watched = duration_text(s.watched_seconds);
-    let fraction = r.coverage.fraction;
     let missing = &r.coverage.missing_nodes;
+    let audited = match r.coverage.fraction {
+        Some(f) => format!(
+            "watched {watched} ({:.0}% of the period fully audited)",
+            f * 100.0
+        ),
+        None => "coverage unknown: replayed without capture intervals".to_string(),
+    };
     let mut headline = format!(
-        "{} across {} node(s){}, watched {watched} ({:.0}% of the period fully audited){}: {} of {} documented connections observed{}; {}.",
+        "{}{} across {} node(s){}, {audited}{}: {} of {} documented connections observed{}; {}.",
+        // Short here: the banner and the header carry the whole statement.
+        match r.capture.as_ref().map(|c| c.mode.as_str()) {
+            Some("live") => "",
+            Some("replay") => "Replayed records, not live capture. ",
+            Some("mixed") => "Partly replayed records, not all live capture. ",
+            _ => "Not shown to be live capture. ",
+        },
         match s.status.as_str() {
             "violations" => "Undocumented traffic found",
             "incomplete" => "No undocumented traffic seen, but auditing was incomplete",
@@ -354,7 +406,6 @@ fn headline(r: &Report) -> String {
                 missing.join(", ")
             )
         },
-        fraction * 100.0,
         if s.incomplete_seconds > 0.0 {
             format!(
                 " ({} not fully audited)",

@@ -26,11 +26,11 @@ mod seal;
 pub mod sign;
 mod store;
 
-pub use header::{gap_reason_text, header_facts};
+pub use header::{capture_banner, coverage_text, gap_reason_text, header_facts};
 pub use merge::{expect_nodes, merge};
 pub use model::{
-    Coverage, Document, Evidence, Gap, Interval, ObservedEdge, Period, PlatformEntry, Report,
-    RowReport, SCHEMA, Summary, parse_when, schema_json,
+    Capture, Coverage, Document, Evidence, Gap, Interval, ObservedEdge, Period, PlatformEntry,
+    Replayed, Report, RowReport, SCHEMA, Summary, parse_when, schema_json,
 };
 pub use seal::{compute_digest, seal};
 pub use store::from_store;

@@ -13,8 +13,10 @@ use crate::edge::{Drops, Edge};
 
 pub const SCHEMA: &str = "auditor-report/4";
 
-/// The layout before rows said `port_verified` and the summary counted them: still read
-/// (a row without it reads as verified, as those reports showed it).
+/// The layout before rows said `port_verified`, the summary counted them, a report said
+/// where its observations came from (`capture`) and whether its coverage is known: still
+/// read, merged and verified (a row without `port_verified` reads as verified, as those
+/// reports showed it).
 pub const SCHEMA_3: &str = "auditor-report/3";
 
 /// The layout before rows said `rule`/`src`/`dst` and the document `origin`: still read
@@ -27,13 +29,18 @@ pub const SCHEMA_2: &str = "auditor-report/2";
 pub struct Report {
     /// "auditor-report/4" for this layout. "auditor-report/3" is read too (the same
     /// report without `port_verified`, `documented_observed_port_unverified`,
-    /// `expected_nodes` and `missing_nodes`), and "auditor-report/2" (a /3 report with a
+    /// `expected_nodes`, `missing_nodes`, `capture` and `coverage.known`), and
+    /// "auditor-report/2" (a /3 report with a
     /// row's `rule`, `src`, `dst` named `number`, `source`, `destination` and the
     /// document's `origin` named `source`).
     pub schema: String,
     /// The auditor version that wrote this report.
     pub auditor_version: String,
     pub generated_at: String,
+    /// Where the observations came from: live capture, a replayed recording, or both.
+    /// Absent in reports before `auditor-report/4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
     pub period: Period,
     pub document: Document,
     pub nodes: Vec<String>,
@@ -119,8 +126,14 @@ pub struct Coverage {
     pub watched_seconds: f64,
     /// Seconds in intervals where the kernel reported drops: not fully audited.
     pub incomplete_seconds: f64,
-    /// Watched, fully audited time as a fraction of the period (per node, averaged).
-    pub fraction: f64,
+    /// Watched, fully audited time as a fraction of the period (per node, averaged);
+    /// null when coverage is unknown (`known` false).
+    pub fraction: Option<f64>,
+    /// False when some observations came from a recording that did not say what it
+    /// watched (replayed without capture intervals): how much of the period was audited
+    /// is then unknown. Absent in reports before `auditor-report/4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<bool>,
     /// The parts of the period that are not fully audited, per node: when the auditor
     /// was not running, and intervals with kernel drops.
     pub gaps: Vec<Gap>,
@@ -133,6 +146,111 @@ pub struct Coverage {
     /// each is a gap over the whole period, counted as 0 s watched in `fraction`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_nodes: Vec<String>,
+}
+
+/// Where a report's observations came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    /// `live` (every observation captured by `auditor run`), `replay` (from recorded
+    /// flows, `auditor replay --store`: not live capture), `mixed` (both), or `unknown`
+    /// (a store written before auditor recorded it).
+    pub mode: String,
+    /// The nodes captured live.
+    pub nodes: Vec<String>,
+    /// The recordings replayed.
+    pub replays: Vec<Replayed>,
+    /// The one sentence every format prints first.
+    pub statement: String,
+}
+
+/// One recording replayed into the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Replayed {
+    /// The flows file as named to `auditor replay` (`-`: stdin).
+    pub file: String,
+    /// The sha256 of the bytes replayed.
+    pub sha256: String,
+    /// The store's node the observations went under.
+    pub node: String,
+    /// The nodes the recording's `watch` lines name (the capture's own).
+    pub capture_nodes: Vec<String>,
+    /// Whether the recording said what it watched (`watch` lines): without them its
+    /// coverage is unknown.
+    pub intervals_known: bool,
+}
+
+impl Capture {
+    /// From the modes and rows recorded; the statement follows from them.
+    pub fn new(mode: &str, mut nodes: Vec<String>, replays: Vec<Replayed>) -> Capture {
+        nodes.sort();
+        nodes.dedup();
+        let mut c = Capture {
+            mode: mode.into(),
+            nodes,
+            replays,
+            statement: String::new(),
+        };
+        c.statement = c.state();
+        c
+    }
+
+    /// Combines two reports' (merge): live and replay make mixed.
+    pub fn combine(a: Option<Capture>, b: Option<Capture>) -> Capture {
+        let unknown = || Capture::new("unknown", Vec::new(), Vec::new());
+        let (a, b) = (a.unwrap_or_else(unknown), b.unwrap_or_else(unknown));
+        let mode = match (a.mode.as_str(), b.mode.as_str()) {
+            (x, y) if x == y => x.to_string(),
+            ("unknown", _) | (_, "unknown") => "unknown".into(),
+            _ => "mixed".into(),
+        };
+        let mut replays = a.replays;
+        for r in b.replays {
+            if !replays.contains(&r) {
+                replays.push(r);
+            }
+        }
+        Capture::new(&mode, [a.nodes, b.nodes].concat(), replays)
+    }
+
+    /// True when the observations are not all live capture.
+    pub fn not_live(&self) -> bool {
+        self.mode != "live"
+    }
+
+    fn state(&self) -> String {
+        let live = format!(
+            "live capture on {} node{} ({})",
+            self.nodes.len(),
+            if self.nodes.len() == 1 { "" } else { "s" },
+            self.nodes.join(", ")
+        );
+        let replayed: Vec<String> = self
+            .replays
+            .iter()
+            .map(|r| {
+                format!(
+                    "replayed from {} sha256 {}{}",
+                    if r.file == "-" { "stdin" } else { &r.file },
+                    r.sha256,
+                    if r.intervals_known {
+                        String::new()
+                    } else {
+                        " (without capture intervals: coverage unknown)".into()
+                    }
+                )
+            })
+            .collect();
+        match self.mode.as_str() {
+            "live" => live,
+            "replay" => format!("{}: not live capture", replayed.join("; ")),
+            "mixed" => format!("{live}; and {}: not live capture", replayed.join("; ")),
+            _ => "where the observations came from is not recorded (a store written before \
+                  auditor recorded it): not shown to be live capture"
+                .into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -360,10 +360,13 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         );
     }
 
+    let nodes: Vec<String> = nodes.into_iter().collect();
     let mut report = Report {
         schema: SCHEMA.into(),
         auditor_version: crate::provenance::AUDITOR_VERSION.into(),
         generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        // The series are what the daemons export as they capture: live.
+        capture: Some(super::Capture::new("live", nodes.clone(), Vec::new())),
         period: Period {
             since: rfc3339_millis(q.since_ms),
             until: rfc3339_millis(q.until_ms),
@@ -372,7 +375,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             title: list.document.title.clone(),
             origin: list.document.source.clone(),
         },
-        nodes: nodes.into_iter().collect(),
+        nodes,
         inputs: vec![crate::provenance::Inputs {
             auditor_version: "unknown (not in Prometheus)".into(),
             allowlist_sha256: None,
@@ -388,7 +391,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         coverage: Coverage {
             watched_seconds: 0.0,
             incomplete_seconds: 0.0,
-            fraction: 0.0,
+            fraction: None,
+            known: None,
             gaps: Vec::new(),
             intervals,
             expected_nodes: Vec::new(),

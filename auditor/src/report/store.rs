@@ -11,8 +11,8 @@ use allowlist::{Allowlist, Classification};
 use anyhow::bail;
 
 use super::{
-    Coverage, Document, Evidence, Interval, ObservedEdge, Period, PlatformEntry, Report, RowReport,
-    SCHEMA,
+    Capture, Coverage, Document, Evidence, Interval, ObservedEdge, Period, PlatformEntry, Replayed,
+    Report, RowReport, SCHEMA,
     merge::{finish, merge_violations, platform_entries},
     model::{empty_summary, parse_time},
 };
@@ -64,6 +64,7 @@ pub fn from_store(
         schema: SCHEMA.into(),
         auditor_version: crate::provenance::AUDITOR_VERSION.into(),
         generated_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        capture: Some(capture(store)?),
         period: Period {
             since: rfc3339_millis(since.unwrap_or(known_start)),
             until: rfc3339_millis(until.unwrap_or(known_end)),
@@ -79,7 +80,8 @@ pub fn from_store(
         coverage: Coverage {
             watched_seconds: 0.0,
             incomplete_seconds: 0.0,
-            fraction: 0.0,
+            fraction: None,
+            known: None,
             gaps: Vec::new(),
             intervals: intervals(&coverage),
             expected_nodes: Vec::new(),
@@ -103,6 +105,40 @@ pub fn from_store(
         .sum();
     finish(&mut report);
     Ok(report)
+}
+
+/// Where the store's observations came from, as it recorded them.
+fn capture(store: &Store) -> anyhow::Result<Capture> {
+    let Some(rows) = store.captures()? else {
+        return Ok(Capture::new("unknown", Vec::new(), Vec::new()));
+    };
+    let live: Vec<String> = rows
+        .iter()
+        .filter(|c| c.mode == "live")
+        .map(|c| c.node.clone())
+        .collect();
+    let replays: Vec<Replayed> = rows
+        .iter()
+        .filter(|c| c.mode == "replay")
+        .map(|c| Replayed {
+            file: c.flows_file.clone().unwrap_or_else(|| "-".into()),
+            sha256: c.flows_sha256.clone().unwrap_or_default(),
+            node: c.node.clone(),
+            capture_nodes: c
+                .capture_node
+                .as_deref()
+                .map_or(Vec::new(), |n| n.split(',').map(str::to_string).collect()),
+            intervals_known: c.intervals_known.unwrap_or(false),
+        })
+        .collect();
+    let mode = match (live.is_empty(), replays.is_empty()) {
+        (false, true) => "live",
+        (true, false) => "replay",
+        (false, false) => "mixed",
+        // A version 5 store nothing recorded its origin in (opened, never written).
+        (true, true) => "unknown",
+    };
+    Ok(Capture::new(mode, live, replays))
 }
 
 /// The inputs in effect during the period: the last one before it, and those within.
@@ -368,5 +404,103 @@ fn known_period(
             coverage.iter().map(|c| c.start_ms).min().unwrap_or(0),
             coverage.iter().map(|c| c.end_ms).max().unwrap_or(0),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Batch, CaptureSource, CoverageUpdate};
+
+    /// A store of one node's edge and an hour watched, with the bundled allowlist.
+    fn store(name: &str, capture: CaptureSource) -> (Store, std::path::PathBuf) {
+        let d = std::env::temp_dir().join(format!(
+            "auditor-report-capture-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../allowlist/voice-microservices.yaml"
+        ))
+        .unwrap();
+        let list = allowlist::file::parse(&text, "voice-microservices.yaml").unwrap();
+        let mut s = Store::open(&d.join("s.db")).unwrap();
+        s.set_allowlist(&allowlist::file::to_json(&list)).unwrap();
+        let mut b = Batch::default();
+        b.add_edge(crate::edge::test_edge(1, 1_000));
+        b.coverage = Some(CoverageUpdate {
+            session_start_ms: 0,
+            start_ms: 0,
+            end_ms: 3_600_000,
+            drops: Default::default(),
+        });
+        if capture.mode == "live" {
+            s.record_capture(&capture).unwrap();
+        } else {
+            b.capture = Some(capture.clone());
+        }
+        s.commit(&capture.node, &b).unwrap();
+        (s, d)
+    }
+
+    fn live(node: &str) -> CaptureSource {
+        CaptureSource {
+            mode: "live".into(),
+            node: node.into(),
+            auditor_version: "0.1.0".into(),
+            kernel: Some("6.8.0".into()),
+            flows_file: None,
+            flows_sha256: None,
+            capture_node: None,
+            intervals_known: None,
+            recorded_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_live_store_is_live_and_merged_with_a_replay_is_mixed() {
+        let (s, d1) = store("live", live("n1"));
+        let mut a = from_store(&s, None, None, None).unwrap();
+        let c = a.capture.clone().unwrap();
+        assert_eq!(c.mode, "live");
+        assert_eq!(c.statement, "live capture on 1 node (n1)");
+        assert!(
+            !a.summary.headline.contains("live capture"),
+            "{}",
+            a.summary.headline
+        );
+        assert_eq!(a.coverage.known, Some(true));
+        let replayed = CaptureSource {
+            mode: "replay".into(),
+            node: "n2".into(),
+            kernel: None,
+            flows_file: Some("flows.jsonl".into()),
+            flows_sha256: Some("ab12".into()),
+            capture_node: None,
+            intervals_known: Some(false),
+            ..live("n2")
+        };
+        let (s2, d2) = store("replay", replayed);
+        let mut b = from_store(&s2, None, None, None).unwrap();
+        assert_eq!(b.capture.as_ref().unwrap().mode, "replay");
+        assert_eq!(b.coverage.fraction, None);
+        super::super::seal(&mut a);
+        super::super::seal(&mut b);
+        let m = super::super::merge(vec![("a".into(), a), ("b".into(), b)]).unwrap();
+        let c = m.capture.unwrap();
+        assert_eq!(c.mode, "mixed");
+        assert_eq!(
+            c.statement,
+            "live capture on 1 node (n1); and replayed from flows.jsonl sha256 ab12 \
+             (without capture intervals: coverage unknown): not live capture"
+        );
+        // One part's coverage unknown: the whole one's is.
+        assert_eq!(m.coverage.fraction, None);
+        assert_eq!(m.coverage.known, Some(false));
+        for d in [d1, d2] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
     }
 }

@@ -35,13 +35,22 @@ pub struct Batch {
     /// By row number and the digest of the row's content judged against.
     pub rows: HashMap<(u32, String), RowDelta>,
     pub coverage: Option<CoverageUpdate>,
+    /// Intervals recorded as they are, each its own coverage row (a replayed capture's
+    /// `watch` spans).
+    pub intervals: Vec<CoverageUpdate>,
+    /// Where these observations came from, recorded with them (a replay).
+    pub capture: Option<super::CaptureSource>,
     /// How many of `edges` are overflow edges (not counted against a cap).
     overflow_edges: usize,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.edges.is_empty() && self.rows.is_empty() && self.coverage.is_none()
+        self.edges.is_empty()
+            && self.rows.is_empty()
+            && self.coverage.is_none()
+            && self.intervals.is_empty()
+            && self.capture.is_none()
     }
 
     pub fn connections(&self) -> u64 {

@@ -30,7 +30,18 @@ use crate::{
 /// 4: an edge keeps its platform baseline entry and its mesh leg (`edges.platform`,
 /// `edges.mesh_leg`). Version 3 stores gain the two columns (null) when `auditor run`
 /// opens them; reports read older stores as they are.
-const SCHEMA_VERSION: i64 = 4;
+/// 5: where observations came from (`captures`: one row per live capture or replay).
+/// Older stores gain the (empty) table when opened for writing; reports read them as
+/// they are, with where their observations came from unknown.
+const SCHEMA_VERSION: i64 = 5;
+
+const CAPTURES: &str = "
+CREATE TABLE IF NOT EXISTS captures (
+    mode TEXT NOT NULL, node TEXT NOT NULL, auditor_version TEXT NOT NULL,
+    kernel TEXT, flows_file TEXT, flows_sha256 TEXT, capture_node TEXT,
+    intervals_known INTEGER, recorded_ms INTEGER NOT NULL
+);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +69,27 @@ CREATE TABLE IF NOT EXISTS coverage (
 );
 ";
 
+/// Where a store's observations came from: a live capture by `auditor run`, or a
+/// replay of a flows file by `auditor replay --store`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureSource {
+    /// "live" or "replay".
+    pub mode: String,
+    /// The node the observations are stored under.
+    pub node: String,
+    pub auditor_version: String,
+    /// The kernel release (live).
+    pub kernel: Option<String>,
+    /// The flows file replayed ("-" for stdin), and the sha256 of the bytes read.
+    pub flows_file: Option<String>,
+    pub flows_sha256: Option<String>,
+    /// The node(s) the recording's `watch` lines name, comma-joined (replay).
+    pub capture_node: Option<String>,
+    /// Whether the recording said what it watched (`watch` lines; replay).
+    pub intervals_known: Option<bool>,
+    pub recorded_ms: Millis,
+}
+
 pub struct Store {
     conn: Connection,
     version: i64,
@@ -75,6 +107,7 @@ pub struct Store {
 struct Seed {
     allowlist: Option<String>,
     inputs: Option<(crate::provenance::Inputs, String)>,
+    captures: Vec<CaptureSource>,
 }
 
 /// The (device, inode) a path names now, if any.
@@ -419,6 +452,9 @@ impl Store {
         if let Some((inputs, json)) = &self.seed.inputs {
             fresh.record_inputs(inputs, json)?;
         }
+        for c in &self.seed.captures {
+            fresh.record_capture(c)?;
+        }
         fresh.seed = std::mem::take(&mut self.seed);
         fresh.restarted = self.restarted.take();
         *self = fresh;
@@ -478,6 +514,7 @@ impl Store {
         let existing = self.version_text()?;
         if existing.is_none() {
             self.conn.execute_batch(SCHEMA)?;
+            self.conn.execute_batch(CAPTURES)?;
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
                 params![SCHEMA_VERSION.to_string()],
@@ -500,6 +537,12 @@ impl Store {
                  UPDATE meta SET value = '4' WHERE key = 'schema_version';
                  COMMIT;",
             )?;
+            self.version = 4;
+        }
+        if self.version == 4 {
+            self.conn.execute_batch(&format!(
+                "BEGIN; {CAPTURES} UPDATE meta SET value = '5' WHERE key = 'schema_version'; COMMIT;"
+            ))?;
             self.version = SCHEMA_VERSION;
         }
         Ok(())
@@ -530,6 +573,7 @@ impl Store {
             Some("2") => Ok(2),
             Some("3") => Ok(3),
             Some("4") => Ok(4),
+            Some("5") => Ok(5),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
@@ -693,6 +737,23 @@ impl Store {
                     }
                 }
             }
+            // A replayed capture's own intervals, as it wrote them (two captures starting
+            // at the same millisecond share one row: the longer span, the drops summed).
+            for c in &batch.intervals {
+                let d = &c.drops;
+                tx.execute(
+                    "INSERT INTO coverage (node, start_ms, end_ms, ringbuf_full, lru_evictions, flow_insert_failed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (node, start_ms) DO UPDATE SET end_ms = MAX(end_ms, excluded.end_ms),
+                        ringbuf_full = ringbuf_full + excluded.ringbuf_full,
+                        lru_evictions = lru_evictions + excluded.lru_evictions,
+                        flow_insert_failed = flow_insert_failed + excluded.flow_insert_failed",
+                    params![node, c.start_ms, c.end_ms, d.ringbuf_full as i64, d.lru_evictions as i64, d.flow_insert_failed as i64],
+                )?;
+            }
+            if let Some(c) = &batch.capture {
+                insert_capture(&tx, c)?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -736,6 +797,42 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records where observations come from (the daemon at start; a replay commits its
+    /// row with its observations, in `Batch::capture`).
+    pub fn record_capture(&mut self, c: &CaptureSource) -> anyhow::Result<()> {
+        if !self.seed.captures.contains(c) {
+            self.seed.captures.push(c.clone());
+        }
+        self.ensure_file()?;
+        insert_capture(&self.conn, c)
+    }
+
+    /// Where the observations came from, oldest first; None for a store written before
+    /// auditor recorded it (version 4 and older, read as they are).
+    pub fn captures(&self) -> anyhow::Result<Option<Vec<CaptureSource>>> {
+        if self.version < 5 {
+            return Ok(None);
+        }
+        let mut q = self.conn.prepare(
+            "SELECT mode, node, auditor_version, kernel, flows_file, flows_sha256, capture_node,
+                    intervals_known, recorded_ms FROM captures ORDER BY recorded_ms, rowid",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok(CaptureSource {
+                mode: r.get(0)?,
+                node: r.get(1)?,
+                auditor_version: r.get(2)?,
+                kernel: r.get(3)?,
+                flows_file: r.get(4)?,
+                flows_sha256: r.get(5)?,
+                capture_node: r.get(6)?,
+                intervals_known: r.get(7)?,
+                recorded_ms: r.get(8)?,
+            })
+        })?;
+        Ok(Some(rows.collect::<Result<_, _>>()?))
     }
 
     /// Every set of inputs recorded, oldest first.
@@ -865,6 +962,26 @@ impl Store {
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn insert_capture(conn: &Connection, c: &CaptureSource) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT INTO captures (mode, node, auditor_version, kernel, flows_file, flows_sha256,
+                               capture_node, intervals_known, recorded_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            c.mode,
+            c.node,
+            c.auditor_version,
+            c.kernel,
+            c.flows_file,
+            c.flows_sha256,
+            c.capture_node,
+            c.intervals_known,
+            c.recorded_ms
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1005,6 +1122,67 @@ mod tests {
             .map(|r| (r.rule, r.digest, r.count))
             .collect();
         assert_eq!(rows, vec![(26, String::new(), 7), (26, "abc".into(), 1)]);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    fn live(node: &str) -> CaptureSource {
+        CaptureSource {
+            mode: "live".into(),
+            node: node.into(),
+            auditor_version: "0.1.0".into(),
+            kernel: Some("6.8.0".into()),
+            flows_file: None,
+            flows_sha256: None,
+            capture_node: None,
+            intervals_known: None,
+            recorded_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn captures_are_recorded_and_an_older_store_gains_the_table() {
+        let path = tmp("captures");
+        {
+            // A version 4 store: no captures table.
+            let mut s = Store::open(&path).unwrap();
+            s.conn
+                .execute_batch(
+                    "DROP TABLE captures; UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+                )
+                .unwrap();
+            s.commit("n1", &one_edge(3)).unwrap();
+        }
+        // Read as it is: where its observations came from is not recorded.
+        assert_eq!(
+            Store::open_existing(&path).unwrap().captures().unwrap(),
+            None
+        );
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.captures().unwrap(), Some(vec![]));
+        s.record_capture(&live("n1")).unwrap();
+        let replay = CaptureSource {
+            mode: "replay".into(),
+            node: "n2".into(),
+            kernel: None,
+            flows_file: Some("flows.jsonl".into()),
+            flows_sha256: Some("ab12".into()),
+            capture_node: Some("node-a".into()),
+            intervals_known: Some(false),
+            recorded_ms: 2000,
+            ..live("n2")
+        };
+        let mut b = one_edge(1);
+        b.capture = Some(replay.clone());
+        s.commit("n2", &b).unwrap();
+        assert_eq!(
+            Store::open_existing(&path).unwrap().captures().unwrap(),
+            Some(vec![live("n1"), replay])
+        );
+        assert_eq!(
+            s.edges(None, None).unwrap().len(),
+            2,
+            "the data survived the upgrade"
+        );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

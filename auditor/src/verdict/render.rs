@@ -91,8 +91,9 @@ pub fn edge(
 }
 
 /// What `auditor replay` judges one record as: its edge, timed by the record's own
-/// times. A hand-written record without `time` was seen "now", when it is replayed (replay
-/// refuses a `time` that does not parse, so it never reaches here).
+/// times. Replay settles them first (a record without `time` is timed at the end of its
+/// capture's watch span, and one that cannot be placed is refused), so "now" is only a
+/// fallback for other callers.
 pub fn replayed_edge(judge: &Judge, j: &Judgement<'_>, flow: &FlowRecord) -> Edge {
     let now = unix_ms(std::time::SystemTime::now());
     let ms = |t: &str| humantime::parse_rfc3339_weak(t).map_or(now, unix_ms);

@@ -1,0 +1,397 @@
+//! Evidence that says exactly what it knows (issue #27): a replayed store's period and
+//! coverage come from the capture's own `watch` spans, a recording without them has
+//! coverage "unknown", and every report format says the observations were replayed.
+//! All through the real binary, as a user runs it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+
+const AUDITOR: &str = env!("CARGO_BIN_EXE_auditor");
+
+mod common;
+use common::root;
+
+const INVENTORY: &str = "version: 1\nservices:\n  Tenant Service: {addresses: [10.0.1.0/24]}\n  \
+                         Config Service: {addresses: [10.0.2.0/24]}\n";
+
+fn dir(name: &str) -> PathBuf {
+    let d = common::dir("evidence", name);
+    std::fs::write(d.join("inventory.yaml"), INVENTORY).unwrap();
+    d
+}
+
+fn auditor(d: &Path, args: &[&str]) -> Output {
+    Command::new(AUDITOR)
+        .current_dir(d)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into()
+}
+
+/// `auditor replay` of `flows` (written to flows.jsonl) with these extra arguments.
+fn replay(d: &Path, flows: &str, extra: &[&str]) -> Output {
+    std::fs::write(d.join("flows.jsonl"), flows).unwrap();
+    let allowlist = root().join("allowlist/voice-microservices.yaml");
+    let mut args = vec![
+        "replay",
+        "--allowlist",
+        allowlist.to_str().unwrap(),
+        "--inventory",
+        "inventory.yaml",
+        "flows.jsonl",
+    ];
+    args.extend(extra);
+    auditor(d, &args)
+}
+
+fn report(d: &Path, format: &str) -> String {
+    let out = format!("report.{format}");
+    let o = auditor(d, &["report", "--store", "s.db", "-o", &out]);
+    assert!(o.status.success(), "{}", err(&o));
+    std::fs::read_to_string(d.join(out)).unwrap()
+}
+
+/// An allowed flow (documented row 26), with `time` when given.
+fn flow(src: &str, time: Option<&str>) -> String {
+    let time = time.map_or(String::new(), |t| format!(r#""time":"{t}","#));
+    format!(
+        r#"{{{time}"transport":"tcp","src_addr":"{src}","dst_addr":"10.0.2.7","dst_port":9100}}"#
+    )
+}
+
+fn watch(start: &str, end: &str, ringbuf_full: u64) -> String {
+    format!(
+        r#"{{"watch":{{"node":"node-a","auditor_version":"0.0.0","kernel":"6.8.0","start":"{start}","end":"{end}","drops":{{"ringbuf_full":{ringbuf_full},"lru_evictions":0,"flow_insert_failed":0}}}}}}"#
+    )
+}
+
+/// A 20 s capture in two spans, one record timed, one not.
+fn recording() -> String {
+    [
+        flow("10.0.1.7", Some("2026-11-26T21:56:51.5Z")),
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 0),
+        flow("10.0.1.8", None),
+        watch("2026-11-26T21:57:00.000Z", "2026-11-26T21:57:10.000Z", 0),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+#[test]
+fn a_replayed_stores_period_and_coverage_are_the_captures_watch_spans() {
+    let d = dir("spans");
+    let o = replay(&d, &recording(), &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    // The node the capture named, since no --node was given.
+    assert!(err(&o).contains("as node \"node-a\""), "{}", err(&o));
+    let r: Value = serde_json::from_str(&report(&d, "json")).unwrap();
+    assert_eq!(r["period"]["since"], "2026-11-26T21:56:50.000Z", "{r:#}");
+    assert_eq!(r["period"]["until"], "2026-11-26T21:57:10.000Z", "{r:#}");
+    assert_eq!(r["coverage"]["watched_seconds"], 20.0);
+    assert_eq!(r["coverage"]["fraction"], 1.0);
+    assert_eq!(r["coverage"]["known"], true);
+    let spans: Vec<(&str, &str)> = r["coverage"]["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["start"].as_str().unwrap(), i["end"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            ("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z"),
+            ("2026-11-26T21:57:00.000Z", "2026-11-26T21:57:10.000Z")
+        ]
+    );
+    // The record without time is timed at the end of the span it came in, not "now".
+    let row = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == 26)
+        .unwrap();
+    assert_eq!(row["last_seen"], "2026-11-26T21:57:10Z", "{row:#}");
+    assert_eq!(r["capture"]["mode"], "replay");
+    assert_eq!(r["capture"]["replays"][0]["capture_nodes"][0], "node-a");
+    assert_eq!(r["capture"]["replays"][0]["intervals_known"], true);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_span_with_kernel_drops_is_not_fully_audited() {
+    let d = dir("drops");
+    let flows = [
+        flow("10.0.1.7", Some("2026-11-26T21:56:51Z")),
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 3),
+    ]
+    .join("\n");
+    let o = replay(&d, &flows, &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let r: Value = serde_json::from_str(&report(&d, "json")).unwrap();
+    assert_eq!(r["coverage"]["intervals"][0]["drops"]["ringbuf_full"], 3);
+    assert_eq!(r["coverage"]["incomplete_seconds"], 10.0);
+    assert_eq!(r["coverage"]["fraction"], 0.0);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_recording_without_watch_lines_has_coverage_unknown_in_every_format() {
+    let d = dir("unknown");
+    let flows = [
+        flow("10.0.1.7", Some("2026-11-26T21:56:51Z")),
+        flow("10.0.1.8", Some("2026-11-26T21:56:52Z")),
+    ]
+    .join("\n");
+    let o = replay(&d, &flows, &["--store", "s.db", "--node", "prod-node-1"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("coverage unknown"), "{}", err(&o));
+    let json = report(&d, "json");
+    let r: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(r["schema"], "auditor-report/4");
+    assert!(r["coverage"]["fraction"].is_null(), "{:#}", r["coverage"]);
+    assert_eq!(r["coverage"]["known"], false);
+    assert!(
+        r["summary"]["headline"]
+            .as_str()
+            .unwrap()
+            .contains("coverage unknown: replayed without capture intervals"),
+        "{}",
+        r["summary"]["headline"]
+    );
+    assert_eq!(r["capture"]["replays"][0]["intervals_known"], false);
+    // Nothing says the node was "not running": how long it was watched is unknown.
+    assert_eq!(r["coverage"]["gaps"], serde_json::json!([]));
+    for format in ["md", "html", "xml"] {
+        let text = report(&d, format);
+        assert!(
+            text.to_lowercase().contains("coverage unknown")
+                || text.contains("unknown: replayed without capture intervals"),
+            "{format}: {text}"
+        );
+        // No percentage of the period, and no "0 s watched" either.
+        assert!(
+            !text.contains("% of the period"),
+            "{format} claims a share of the period: {text}"
+        );
+        assert!(
+            !text.contains("0 s watched") && !text.contains("watched 0s"),
+            "{format}: {text}"
+        );
+    }
+    // A CI gate on unaudited time does not pass what is not known.
+    let o = auditor(&d, &["report", "--store", "s.db", "--fail-on", "unaudited"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_replayed_stores_report_says_so_in_every_format_and_fails_the_live_gate() {
+    let d = dir("replayed");
+    let o = replay(&d, &recording(), &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let out = Command::new("sha256sum")
+        .arg(d.join("flows.jsonl"))
+        .output()
+        .unwrap();
+    let sha = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let r: Value = serde_json::from_str(&report(&d, "json")).unwrap();
+    assert_eq!(r["capture"]["mode"], "replay");
+    assert_eq!(r["capture"]["replays"][0]["file"], "flows.jsonl");
+    assert_eq!(r["capture"]["replays"][0]["sha256"], sha.as_str());
+    let statement = r["capture"]["statement"].as_str().unwrap();
+    assert_eq!(
+        statement,
+        format!("replayed from flows.jsonl sha256 {sha}: not live capture")
+    );
+    assert!(
+        r["summary"]["headline"]
+            .as_str()
+            .unwrap()
+            .starts_with("Replayed records, not live capture. "),
+        "{}",
+        r["summary"]["headline"]
+    );
+    for format in ["md", "html", "xml"] {
+        let text = report(&d, format);
+        assert!(text.contains("not live capture"), "{format}: {text}");
+        assert!(text.contains(&sha), "{format}: {text}");
+    }
+    let xml = report(&d, "xml");
+    assert!(
+        xml.contains(r#"<property name="capture_mode" value="replay"/>"#),
+        "{xml}"
+    );
+    let html = report(&d, "html");
+    let banner = html.find("id=\"capture\"").expect("an HTML banner");
+    assert!(
+        banner < html.find("id=\"header\"").unwrap(),
+        "the banner comes first"
+    );
+    let o = auditor(&d, &["report", "--store", "s.db", "--fail-on", "replayed"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("not live evidence"), "{}", err(&o));
+    // `report verify` says it too: a signature vouches for the bytes, not for live capture.
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+    };
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "key.pem"]);
+    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "key.pub.pem"]);
+    for name in ["r.json", "r.md", "r.html"] {
+        let o = auditor(
+            &d,
+            &["report", "--store", "s.db", "-o", name, "--sign", "key.pem"],
+        );
+        assert!(o.status.success(), "{}", err(&o));
+        let o = auditor(&d, &["report", "verify", name, "--key", "key.pub.pem"]);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(&format!("{name}: captured: {statement}")),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    // A gate that says nothing about where evidence came from still passes.
+    let o = auditor(
+        &d,
+        &["report", "--store", "s.db", "--fail-on", "violations"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // `replay` itself refuses the gate rather than ignore it.
+    let o = replay(&d, &recording(), &["--fail-on", "replayed"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn times_need_a_zone_any_offset_counts_and_the_far_future_is_refused() {
+    let d = dir("times");
+    let flows = [
+        flow("10.0.1.7", Some("2026-11-26T23:56:55+02:00")),
+        flow("10.0.1.8", Some("2026-11-26T21:56:56")),
+        flow("10.0.1.9", Some("2036-11-26T21:56:56Z")),
+        flow("10.0.1.10", Some("2025-01-01T00:00:00Z")),
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 0),
+    ]
+    .join("\n");
+    let o = replay(&d, &flows, &[]);
+    assert!(o.status.success(), "{}", err(&o));
+    let v: Vec<Value> = String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v.len(), 1, "{}", err(&o));
+    assert_eq!(v[0]["last_seen"], "2026-11-26T21:56:55.000Z");
+    let e = err(&o);
+    assert!(
+        e.contains("flows.jsonl:2:") && e.contains("ambiguous: no zone"),
+        "{e}"
+    );
+    assert!(
+        e.contains("flows.jsonl:3:") && e.contains("in the future"),
+        "{e}"
+    );
+    assert!(
+        e.contains("flows.jsonl:4:") && e.contains("outside every capture interval"),
+        "{e}"
+    );
+    assert!(e.contains("3 bad records skipped"), "{e}");
+    // A recording without spans: no time, nowhere to place it.
+    let o = replay(&d, &flow("10.0.1.7", None), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains(
+            "flows.jsonl:1: skipping a flow record: no time, and no capture interval to place it in"
+        ),
+        "{}",
+        err(&o)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_ten_megabyte_comm_is_cut_to_the_kernels_15_bytes_and_counted() {
+    let d = dir("comm");
+    let comm = "x".repeat(10 << 20);
+    let line = format!(
+        r#"{{"time":"2026-11-26T21:56:51Z","transport":"tcp","src_addr":"10.0.1.7","dst_addr":"10.0.2.7","dst_port":9100,"pid":7,"comm":"{comm}"}}"#
+    );
+    let flows = [
+        line,
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 0),
+    ]
+    .join("\n");
+    let o = replay(&d, &flows, &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let e = err(&o);
+    assert!(
+        e.contains("flows.jsonl:1: truncated comm to the kernel's 15 bytes"),
+        "{e}"
+    );
+    assert!(e.contains("1 record(s) with fields longer"), "{e}");
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert_eq!(v["process"]["comm"], "x".repeat(15));
+    let size = std::fs::metadata(d.join("s.db")).unwrap().len()
+        + std::fs::metadata(d.join("s.db-wal")).map_or(0, |m| m.len());
+    assert!(size < 1 << 20, "the store is {size} bytes");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_refused_replay_leaves_no_store_and_an_empty_file_stores_nothing() {
+    let d = dir("refused");
+    let flows = [
+        flow("10.0.1.7", Some("2026-11-26T21:56:51Z")),
+        "{nope".into(),
+    ]
+    .join("\n");
+    let o = replay(&d, &flows, &["--store", "s.db"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("nothing stored in s.db"), "{}", err(&o));
+    assert!(
+        !d.join("s.db").exists(),
+        "a refused replay left a store behind"
+    );
+    // A replay refused at commit (the node is already in the store) removes the store
+    // it would have created... and keeps one it did not.
+    let o = replay(&d, &recording(), &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = replay(&d, &recording(), &["--store", "s.db"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("already holds node"), "{}", err(&o));
+    assert!(d.join("s.db").exists());
+    std::fs::remove_file(d.join("s.db")).unwrap();
+    let _ = std::fs::remove_file(d.join("s.db-wal"));
+    let _ = std::fs::remove_file(d.join("s.db-shm"));
+    let o = replay(&d, "", &["--store", "s.db"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains("no flow records in flows.jsonl: nothing stored"),
+        "{}",
+        err(&o)
+    );
+    assert!(!d.join("s.db").exists(), "an empty replay created a store");
+    // A directory is not a store.
+    std::fs::create_dir(d.join("dir.db")).unwrap();
+    let o = replay(&d, &recording(), &["--store", "dir.db"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("is a directory"), "{}", err(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
