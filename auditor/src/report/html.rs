@@ -111,7 +111,14 @@ fn cards(o: &mut String, r: &Report) {
             },
             "watched",
         ),
-        (duration_text(s.incomplete_seconds), "not fully audited"),
+        (
+            // Unknown coverage knows no drops either: "0 s" would claim a clean record.
+            match r.coverage.fraction {
+                Some(_) => duration_text(s.incomplete_seconds),
+                None => "unknown".to_string(),
+            },
+            "not fully audited",
+        ),
     ]
     .into_iter()
     .chain((s.documented_observed_port_unverified > 0).then(|| {
