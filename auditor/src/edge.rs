@@ -189,8 +189,6 @@ pub struct Edge {
     pub last_seen: Millis,
 }
 
-/// Unix time in milliseconds (what the store keeps).
-
 /// Name of both ends of an overflow edge (`Edge::overflow`), in every output.
 pub const OVERFLOW: &str = "_other";
 

@@ -213,7 +213,7 @@ fn scan(src: &Path) -> Findings {
         let root = if top == "main" { "auditor" } else { "crate" };
         for p in paths_below(&code, root) {
             let segs: Vec<String> = p.split("::").map(str::to_string).collect();
-            let target = if known.contains(&segs[..1].to_vec()) || segs[0] == "shutdown_signal" {
+            let target = if known.contains(&segs[..1]) || segs[0] == "shutdown_signal" {
                 if segs[0] == "shutdown_signal" {
                     "lib".to_string()
                 } else {

@@ -213,6 +213,35 @@ pub struct ProbeConfig {
     pub existing_sockets: crate::capture::socket_iter::ExistingSockets,
 }
 
+impl ProbeConfig {
+    /// What `capture` and `run` load the probes with; `self_tgid` is the caller, whose own
+    /// connections the probes skip.
+    pub fn options(&self, self_tgid: u32) -> crate::capture::ProbeOptions {
+        crate::capture::ProbeOptions {
+            self_tgid,
+            record_interval: self.record_interval,
+            active_interval: self.active_interval,
+            cgroup_root: self.cgroup_root.clone(),
+            tcp_hook: self.tcp_hook,
+            existing_sockets: self.existing_sockets,
+        }
+    }
+}
+
+/// `--store FILE` of `run` and `replay`: its directory must exist (the file is made).
+pub(crate) fn store_dir_exists(store: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        anyhow::bail!(
+            "--store {}: the directory {} does not exist",
+            store.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 impl TryFrom<ProbeArgs> for ProbeConfig {
     type Error = anyhow::Error;
 

@@ -94,15 +94,8 @@ impl TryFrom<ReplayArgs> for ReplayConfig {
                 store.display()
             );
         }
-        if let Some(store) = &a.store
-            && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.is_dir()
-        {
-            anyhow::bail!(
-                "--store {}: the directory {} does not exist",
-                store.display(),
-                dir.display()
-            );
+        if let Some(store) = &a.store {
+            super::store_dir_exists(store)?;
         }
         if a.node.as_ref().is_some_and(|n| n.trim().is_empty()) {
             anyhow::bail!("--node: give a name");

@@ -45,15 +45,8 @@ impl TryFrom<StoreArgs> for StoreConfig {
             ("--store-flush", a.store_flush),
             ("--retention", a.retention),
         ])?;
-        if let Some(store) = &a.store
-            && let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.is_dir()
-        {
-            anyhow::bail!(
-                "--store {}: the directory {} does not exist",
-                store.display(),
-                dir.display()
-            );
+        if let Some(store) = &a.store {
+            super::store_dir_exists(store)?;
         }
         Ok(StoreConfig {
             path: a.store,

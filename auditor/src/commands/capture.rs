@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::{
-    capture::{self, ProbeOptions, Probes, stream::WatchSpan},
+    capture::{self, Probes, stream::WatchSpan},
     cli::CaptureConfig,
     commands::watch::{Watch, WatchLine},
     edge::Drops,
@@ -57,14 +57,7 @@ pub fn run(cfg: CaptureConfig) -> anyhow::Result<std::process::ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut probes = Probes::load_and_attach(&ProbeOptions {
-            self_tgid: std::process::id(),
-            record_interval: cfg.probes.record_interval,
-            active_interval: cfg.probes.active_interval,
-            cgroup_root: cfg.probes.cgroup_root.clone(),
-            tcp_hook: cfg.probes.tcp_hook,
-            existing_sockets: cfg.probes.existing_sockets,
-        })
+        let mut probes = Probes::load_and_attach(&cfg.probes.options(std::process::id()))
         .context("starting the capture")?;
         // Servers bound before we started: their passive opens get an owner from now on.
         capture::stream::seed_listeners(&mut probes);

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::{
     alert::edges::Edges,
-    capture::{ProbeOptions, Probes, stream},
+    capture::{Probes, stream},
     cli::RunConfig,
     edge::Drops,
     internal_events::{Degraded, InternalEvent, OpenSocketsMethod, PolicyReloaded, StoreSetAside},
@@ -155,15 +155,8 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Probes first: then the kernel records our own listener, and skips its accepts.
-    let mut probes = Probes::load_and_attach(&ProbeOptions {
-        self_tgid: std::process::id(),
-        record_interval: cfg.probes.record_interval,
-        active_interval: cfg.probes.active_interval,
-        cgroup_root: cfg.probes.cgroup_root.clone(),
-        tcp_hook: cfg.probes.tcp_hook,
-        existing_sockets: cfg.probes.existing_sockets,
-    })
-    .context("starting the capture")?;
+    let mut probes = Probes::load_and_attach(&cfg.probes.options(std::process::id()))
+        .context("starting the capture")?;
     // Servers bound before we started: their passive opens get an owner from now on.
     stream::seed_listeners(&mut probes);
     OpenSocketsMethod {

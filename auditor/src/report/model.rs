@@ -356,6 +356,32 @@ pub struct RowReport {
     pub examples: Vec<String>,
 }
 
+impl RowReport {
+    /// A documented row as the allowlist writes it, not yet observed: every report input
+    /// (store, Prometheus) starts from this and adds what it saw.
+    pub fn unobserved(c: &allowlist::Connection, port_verified: bool) -> RowReport {
+        RowReport {
+            rule: c.number,
+            digest: crate::provenance::row_sha256(c),
+            src: c.source.clone(),
+            dst: c.destination.clone(),
+            protocol: c.protocol.clone(),
+            transport: c.transport.as_str().into(),
+            ports: c.ports.to_string(),
+            classification: allowlist::Classification::list_to_string(&c.classification),
+            description: c.description.clone(),
+            observed: false,
+            port_verified,
+            evidence: None,
+            count: 0,
+            first_seen: None,
+            last_seen: None,
+            nodes: Vec::new(),
+            examples: Vec::new(),
+        }
+    }
+}
+
 /// An edge and the nodes that saw it, in the event vocabulary (`crate::edge::Edge`): a
 /// violation (`Report::violations`) or a flow the platform baseline allowed
 /// (`PlatformEntry::flows`).

@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use allowlist::{Allowlist, Classification};
+use allowlist::Allowlist;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
@@ -501,18 +501,9 @@ fn row_report(
                     .is_some_and(|n| rules(label(m, "rules")).contains(&n))
         })
         .collect();
+    let port_verified = !c.number.is_some_and(|n| port_unverified.contains(&n));
     RowReport {
-        rule: c.number,
-        digest: crate::provenance::row_sha256(c),
-        src: c.source.clone(),
-        dst: c.destination.clone(),
-        protocol: c.protocol.clone(),
-        transport: c.transport.as_str().into(),
-        ports: c.ports.to_string(),
-        classification: Classification::list_to_string(&c.classification),
-        description: c.description.clone(),
         observed: !obs.is_empty(),
-        port_verified: !c.number.is_some_and(|n| port_unverified.contains(&n)),
         // Only series that grew in the period are read (zero counts are skipped), so
         // every observation here was opened; held-open ones: see the limits.
         evidence: (!obs.is_empty()).then_some(Evidence::Opened),
@@ -533,7 +524,7 @@ fn row_report(
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
-        examples: Vec::new(),
+        ..RowReport::unobserved(c, port_verified)
     }
 }
 

@@ -7,7 +7,7 @@ use std::{
     time::SystemTime,
 };
 
-use allowlist::{Allowlist, Classification};
+use allowlist::Allowlist;
 use anyhow::bail;
 
 use super::{
@@ -287,18 +287,9 @@ fn row_report(
         .collect();
     examples.dedup();
     examples.truncate(3);
+    let port_verified = !c.number.is_some_and(|n| port_unverified.contains(&n));
     RowReport {
-        rule: c.number,
-        digest,
-        src: c.source.clone(),
-        dst: c.destination.clone(),
-        protocol: c.protocol.clone(),
-        transport: c.transport.as_str().into(),
-        ports: c.ports.to_string(),
-        classification: Classification::list_to_string(&c.classification),
-        description: c.description.clone(),
         observed: !obs.is_empty(),
-        port_verified: !c.number.is_some_and(|n| port_unverified.contains(&n)),
         // The walk's records add no connections (count 0), so a row seen only by
         // it has observations and a count of 0.
         evidence: match obs.iter().map(|r| r.count).sum::<u64>() {
@@ -324,6 +315,7 @@ fn row_report(
             .into_iter()
             .collect(),
         examples,
+        ..RowReport::unobserved(c, port_verified)
     }
 }
 
