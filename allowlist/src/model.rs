@@ -359,6 +359,14 @@ impl Allowlist {
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }
+    /// True when `name` is a documented service or one of their aliases.
+    pub fn documents(&self, name: &str) -> bool {
+        self.service(name).is_some()
+            || self
+                .services
+                .iter()
+                .any(|s| s.aliases.iter().any(|a| a == name))
+    }
     pub fn connection(&self, number: u32) -> Option<&Connection> {
         self.connections.iter().find(|c| c.number == Some(number))
     }

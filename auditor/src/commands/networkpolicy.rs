@@ -101,13 +101,7 @@ pub fn run(cfg: NetworkPolicyConfig) -> anyhow::Result<std::process::ExitCode> {
         None => allowlist::Overrides::default(),
     };
     let inventory = crate::identity::Inventory::load(&p.inventory)?;
-    let documented = |name: &str| {
-        list.service(name).is_some()
-            || list
-                .services
-                .iter()
-                .any(|s| s.aliases.iter().any(|a| a == name))
-    };
+    let documented = |name: &str| list.documents(name);
     // Off the node: `node: true` is rendered as "the node", never as this machine's
     // addresses, and Kubernetes selectors need no cluster to become peers.
     let baseline = match &p.baseline {

@@ -69,16 +69,10 @@ pub fn load_judge(
     let inventory = crate::identity::Inventory::load(&files.inventory)?;
     let warnings = inventory
         .entries()
-        .filter(|(name, _)| list.service(name).is_none() && !list.services.iter().any(|s| s.aliases.iter().any(|a| a == name)))
+        .filter(|(name, _)| !list.documents(name))
         .map(|(name, _)| format!("{}: {name:?} is not a service of the allowlist: its flows will be undocumented_egress", inventory.origin()))
         .collect();
-    let documented = |name: &str| {
-        list.service(name).is_some()
-            || list
-                .services
-                .iter()
-                .any(|s| s.aliases.iter().any(|a| a == name))
-    };
+    let documented = |name: &str| list.documents(name);
     let baseline = match files.baseline.as_deref() {
         Some(p) => Baseline::load(p, &inventory, &documented, kube.cloned())?,
         None => Baseline::default(),
