@@ -4,7 +4,7 @@
 
 use crate::{file::RawFile, overrides::RawOverrides};
 
-const HEADER: &str = "Generated from allowlist/src/file.rs and overrides.rs by `auditor allowlist schema`; do not edit.";
+const HEADER: &str = "Generated from allowlist/src/file.rs and overrides.rs by `auditor schema allowlist` and `auditor schema overrides` (`cargo xtask render`); do not edit.";
 
 fn render(mut schema: schemars::Schema) -> String {
     schema.insert("$comment".into(), HEADER.into());

@@ -1,8 +1,10 @@
 //! auditor: captures every socket connect on a node with eBPF and judges it against the
-//! documented architecture. `capture` makes complete flow records, `identity` and
-//! `verdict` judge them, `edge` and `event` are the vocabulary every output uses, and
-//! `daemon`, `store`, `alert`, `metrics` and `report` are the outputs. The binary in
-//! `main.rs` only wires these.
+//! documented architecture. `capture` makes complete flow records; `model` (the verdict,
+//! time, the one vocabulary), `edge` and `event` are what every output names a judged
+//! connection with; `identity` and `verdict` judge; `store`, `alert`, `metrics`, `report`
+//! and `networkpolicy` are the outputs; `cli` validates the command line, `daemon` runs
+//! `auditor run`, and `commands/` holds every command. Imports run down that order
+//! (README.md's Layout; `tests/layering.rs`). The binary in `main.rs` only wires these.
 
 pub mod alert;
 pub mod capture;

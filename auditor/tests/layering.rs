@@ -6,7 +6,7 @@
 //! This test reads every `crate::…` path in `auditor/src` (in `use` trees and inline, comments
 //! left out) and fails on any that names a module above the file's own, naming the file and
 //! the path. It also fails on an import cycle between two files of one module (a module's
-//! `mod.rs` may re-export its own children; a child may use its parent).
+//! `mod.rs` may use its own children; a child may use its parent).
 //!
 //! Counting, for anyone: `cargo test -p auditor --test layering -- --nocapture` prints the
 //! number of back-running imports and of import cycles before it asserts; with
@@ -77,8 +77,28 @@ fn code_only(src: &str) -> String {
                 i += 1;
             }
             i += 2;
+        } else if b[i] == b'r'
+            && (i == 0 || !is_ident(b[i - 1] as char))
+            && matches!(b.get(i + 1), Some(b'"' | b'#'))
+        {
+            // A raw string r"…" or r#"…"#: it ends at a quote followed by as many #.
+            let hashes = b[i + 1..].iter().take_while(|&&c| c == b'#').count();
+            let open = i + 1 + hashes;
+            if b.get(open) != Some(&b'"') {
+                out.push('r');
+                i += 1;
+                continue;
+            }
+            let close: Vec<u8> = std::iter::once(b'"')
+                .chain(std::iter::repeat_n(b'#', hashes))
+                .collect();
+            let end = (open + 1..b.len())
+                .find(|&k| b[k..].starts_with(&close))
+                .unwrap_or(b.len());
+            out.push_str("\"\"");
+            i = end + close.len();
         } else if b[i] == b'"' {
-            out.push('"');
+            let start = i + 1;
             i += 1;
             while i < b.len() && b[i] != b'"' {
                 if b[i] == b'\\' {
@@ -86,8 +106,21 @@ fn code_only(src: &str) -> String {
                 }
                 i += 1;
             }
+            // A path in a string (`#[serde(with = "crate::model::time::as_rfc3339")]`)
+            // is an import too; any other string is left out.
+            let text = &src[start..i.min(b.len())];
+            out.push('"');
+            if text.starts_with("crate::") {
+                out.push_str(text);
+                out.push(' ');
+            }
             out.push('"');
             i += 1;
+        } else if b[i] == b'\'' && b.get(i + 1) == Some(&b'\\') {
+            // An escaped char literal: '\\', '\n', '\'', '\u{1b}'.
+            let end = (i + 2..b.len()).find(|&k| b[k] == b'\'' && k > i + 2);
+            out.push_str("' '");
+            i = end.map_or(b.len(), |k| k + 1);
         } else if b[i] == b'\'' && b.get(i + 2) == Some(&b'\'') {
             // A char literal such as '"' or '{'.
             out.push_str("' '");
@@ -113,8 +146,8 @@ fn paths_below(code: &str, root: &str) -> Vec<String> {
     while let Some(pos) = code[from..].find(&needle) {
         let at = from + pos;
         from = at + needle.len();
-        if code[..at].chars().next_back().is_some_and(is_ident) {
-            continue; // e.g. `my_crate::`
+        if code[..at].chars().next_back().is_some_and(is_ident) || code[..at].ends_with("::") {
+            continue; // e.g. `my_crate::`, or the inner `super::` of `super::super::`
         }
         expand(&code[from..], String::new(), &mut out);
     }
@@ -243,8 +276,22 @@ fn scan(src: &Path) -> Findings {
         // `super::x` from identity/mesh.rs is crate::identity::x.
         let parent: Vec<String> = me[..me.len().saturating_sub(1)].to_vec();
         for p in paths_below(&code, "super") {
-            let mut segs = parent.clone();
-            segs.extend(p.split("::").map(str::to_string));
+            // `super::super::x` climbs once per `super`.
+            let mut rest: Vec<&str> = p.split("::").collect();
+            let mut base = parent.clone();
+            while rest.first() == Some(&"super") {
+                rest.remove(0);
+                base.pop();
+            }
+            let mut segs = base;
+            segs.extend(rest.iter().map(|x| x.to_string()));
+            if let Some(first) = segs.first().filter(|f| **f != top) {
+                if let (Some(a), Some(b)) = (rank(&top), rank(first))
+                    && b > a
+                {
+                    back.push((name.clone(), segs.join("::"), first.clone()));
+                }
+            }
             named.push(segs);
         }
         // In-module edges: the longest known module path each named path starts with.
@@ -377,17 +424,30 @@ fn a_back_running_import_is_named() {
         "use crate::{daemon::release_freed_memory, identity::b::B};\npub struct A;",
     )
     .unwrap();
-    std::fs::write(dir.join("identity/b.rs"), "use super::a::A; pub struct B;").unwrap();
+    // An escaped char literal and a raw string must not hide the path after them, and a
+    // path in a serde attribute string is an import.
+    std::fs::write(
+        dir.join("identity/b.rs"),
+        "use super::a::A; const Q: char = '\\\\'; const R: &str = r#\"a\"b\"#;\n\
+         fn f() { crate::daemon::later(); }\n\
+         #[serde(with = \"crate::daemon::as_text\")] pub struct B;",
+    )
+    .unwrap();
     std::fs::write(dir.join("daemon.rs"), "use crate::identity::A;").unwrap();
     let f = scan(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
+    let back: Vec<(&str, &str)> = f
+        .back
+        .iter()
+        .map(|(file, path, _)| (file.as_str(), path.as_str()))
+        .collect();
     assert_eq!(
-        f.back,
-        vec![(
-            "identity/a.rs".to_string(),
-            "daemon::release_freed_memory".to_string(),
-            "daemon".to_string()
-        )]
+        back,
+        [
+            ("identity/a.rs", "daemon::release_freed_memory"),
+            ("identity/b.rs", "daemon::later"),
+            ("identity/b.rs", "daemon::as_text"),
+        ]
     );
     assert_eq!(f.cycles, vec![vec!["identity/a", "identity/b"]]);
 }

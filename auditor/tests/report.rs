@@ -365,7 +365,7 @@ fn the_committed_report_schema_matches_the_report_type() {
     let committed = include_str!("../../docs/report.schema.json");
     assert!(
         committed == report::schema_json(),
-        "docs/report.schema.json is stale: run `auditor report --schema > docs/report.schema.json`"
+        "docs/report.schema.json is stale: run `cargo xtask render` (or `auditor schema report > docs/report.schema.json`)"
     );
 }
 

@@ -60,8 +60,10 @@ pub enum Command {
     /// Attaches the kernel programs (tracepoint sock/inet_sock_set_state and cgroup v2
     /// connect/sendmsg/post_bind hooks on the cgroup v2 root) and prints a record when a
     /// flow is first seen and, while it stays active, at most once per --record-interval
-    /// with the number of connections since the previous record. Audit only: nothing is
-    /// ever blocked. Ctrl-C or SIGTERM detaches the programs, drains what the kernel still
+    /// with the number of connections since the previous record. Between them, `watch`
+    /// lines say which span the records are complete for and what the kernel dropped in
+    /// it (`auditor replay` takes coverage from them; --node names the node). Audit only:
+    /// nothing is ever blocked. Ctrl-C or SIGTERM detaches the programs, drains what the kernel still
     /// holds, and prints a summary (records, connections, kernel counters) on stderr.
     #[command(after_help = capture::EXAMPLES)]
     Capture(CaptureArgs),
@@ -84,8 +86,10 @@ pub enum Command {
     /// auditor watched, and intervals with kernel drops marked as not fully audited); and
     /// a one-line summary. JSON follows docs/report.schema.json; HTML is one
     /// self-contained file with an SVG diagram of the services; JUnit XML is for CI.
-    /// The header names the auditor version, nodes, period, the digests of every input
-    /// and the report's own digest; --sign adds an ed25519 signature. Exit codes: 0, 1
+    /// The header says where the observations came from (live capture, or replayed from
+    /// a recording: then every format says so, and coverage without capture intervals is
+    /// unknown), the auditor version, nodes (--expect-nodes: those that never reported),
+    /// period, the digests of every input and the report's own digest; --sign adds an ed25519 signature. Exit codes: 0, 1
     /// when a --fail-on condition holds, 2 on errors.
     #[command(after_help = report::EXAMPLES)]
     Report(ReportArgs),
@@ -296,8 +300,8 @@ pub enum FailOn {
     Violations,
     /// A documented connection never observed.
     NeverObserved,
-    /// Part of the period not fully audited (report: not running, kernel drops, or an
-    /// expected node that never reported;
+    /// Part of the period not fully audited (report: not running, kernel drops, an
+    /// expected node that never reported, or coverage unknown;
     /// replay: a record that could not be read).
     Unaudited,
     /// Report: observations that are not live capture (a store written by `auditor

@@ -54,7 +54,7 @@ pub struct ReportArgs {
     /// Write here instead of stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Print the JSON Schema of the report and exit.
+    /// Print the JSON Schema of the report and exit (the same as `auditor schema report`).
     #[arg(long, conflicts_with_all = ["store", "merge", "collect", "prometheus", "output", "format", "sign", "fail_on"])]
     pub schema: bool,
     /// Fetch every node's report from `auditor run`'s /report and merge them, e.g.
@@ -82,7 +82,8 @@ pub struct ReportArgs {
     /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
     /// (any violation edge), `never-observed` (a documented connection never seen),
     /// `unaudited` (part of the period not watched, or watched with kernel drops, or a
-    /// node of --expect-nodes that never reported). The
+    /// node of --expect-nodes that never reported, or coverage unknown: replayed without
+    /// capture intervals), `replayed` (observations that are not all live capture). The
     /// report is still written. Errors exit 2.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub fail_on: Vec<FailOn>,
@@ -276,7 +277,7 @@ impl TryFrom<ReportArgs> for ReportInput {
                  --merge A.json ...  per-node JSON reports to combine\n  \
                  --collect URL       live daemons to ask for their /report\n  \
                  --prometheus URL    Prometheus scraping the daemons (with --allowlist)\n  \
-                 --schema            print the report's JSON Schema\n\
+                 --schema            print the report's JSON Schema (also `auditor schema report`)\n\
                  See `auditor report --help`."
             )
         }

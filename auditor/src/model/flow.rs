@@ -1,5 +1,5 @@
 //! The view of one flow the judge and the mesh check read: borrowed from a capture
-//! `FlowRecord`, or built by the daemon, so neither needs the record type itself.
+//! `FlowRecord`, or built field by field by `explain`, so neither needs the record type itself.
 
 use std::net::IpAddr;
 
@@ -7,7 +7,7 @@ use allowlist::Transport;
 
 use crate::capture::{Direction, FlowRecord};
 
-/// What the judge needs from a flow (borrowed from a `FlowRecord` or built by the daemon).
+/// What the judge needs from a flow (borrowed from a `FlowRecord`, or built by `explain`).
 #[derive(Debug, Clone, Copy)]
 pub struct FlowView<'a> {
     pub transport: Transport,

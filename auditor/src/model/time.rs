@@ -42,9 +42,7 @@ pub mod as_rfc3339 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_rfc3339_weak(&text)
-            .map(super::unix_ms)
-            .map_err(|e| D::Error::custom(format!("{text:?}: {e}")))
+        super::parse_rfc3339(&text).map_err(|e| D::Error::custom(e.to_string()))
     }
 }
 

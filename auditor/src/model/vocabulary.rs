@@ -1,7 +1,9 @@
 //! The one vocabulary of a judged connection: each concept's name, defined once. Events,
 //! replay, the store, every report format, would-break, metric labels and their JSON
-//! Schemas use these names, and `auditor/tests/vocabulary.rs` fails when an output names
-//! a concept by one of the words listed in `not`.
+//! Schemas use these names. `auditor/tests/vocabulary.rs` fails when a field of an output
+//! schema (events and replay lines, reports, would-break), a store column or a metric
+//! label is one of the words listed in `not`; the human-readable formats (Markdown, HTML,
+//! JUnit) label the same fields for people ("Source (src)") and are not checked by it.
 //!
 //! Input files keep their authors' words: the allowlist's `number`/`source`/`destination`
 //! are the architecture document's own column headings, and the platform baseline's

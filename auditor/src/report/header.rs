@@ -108,7 +108,7 @@ pub fn coverage_text(r: &Report) -> String {
     }
 }
 
-/// The banner every format opens with when the observations are not all live capture.
+/// The banner Markdown and HTML open with when the observations are not all live capture.
 pub fn capture_banner(r: &Report) -> Option<String> {
     r.capture
         .as_ref()

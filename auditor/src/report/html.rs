@@ -216,7 +216,7 @@ fn platform(o: &mut String, r: &Report) {
 fn documented(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
-        "<h2>Documented connections</h2>\n<table id=\"rows\"><thead><tr><th>#</th><th>Source</th><th>Destination</th><th>Protocol</th><th>Port</th><th>Observed</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Examples</th></tr></thead><tbody>"
+        "<h2>Documented connections</h2>\n<table id=\"rows\"><thead><tr><th>Rule</th><th>Source (src)</th><th>Destination (dst)</th><th>Protocol</th><th>Port</th><th>Observed</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Examples</th></tr></thead><tbody>"
     );
     for x in &r.rows {
         let _ = writeln!(

@@ -83,7 +83,7 @@ fn header(o: &mut String, r: &Report) {
     );
     let _ = writeln!(
         o,
-        "| Source | {} |\n",
+        "| Document | {} |\n",
         cell(r.document.origin.as_deref().unwrap_or("-"))
     );
 }
@@ -165,7 +165,7 @@ fn documented(o: &mut String, r: &Report) {
     let _ = writeln!(o, "## Documented connections\n");
     let _ = writeln!(
         o,
-        "| # | Source | Destination | Protocol | Port | Observed | Connections | First seen | Last seen | Nodes | Examples |"
+        "| Rule | Source (src) | Destination (dst) | Protocol | Port | Observed | Connections | First seen | Last seen | Nodes | Examples |"
     );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
     for x in &r.rows {

@@ -254,7 +254,11 @@ pub(super) fn finish(r: &mut Report) {
     s.incomplete_seconds = r.coverage.incomplete_seconds;
     s.status = if s.violation_edges > 0 {
         "violations".into()
-    } else if s.incomplete_seconds > 0.0 || !r.coverage.missing_nodes.is_empty() {
+    } else if s.incomplete_seconds > 0.0
+        || !r.coverage.missing_nodes.is_empty()
+        // Unknown coverage: no time is known to be fully audited, so nothing is "clean".
+        || r.coverage.fraction.is_none()
+    {
         "incomplete".into()
     } else {
         "clean".into()

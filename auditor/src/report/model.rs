@@ -352,7 +352,7 @@ pub struct RowReport {
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
     pub nodes: Vec<String>,
-    /// "source (process)" examples, at most a few.
+    /// "src (comm)" examples, at most a few.
     pub examples: Vec<String>,
 }
 
@@ -408,7 +408,7 @@ pub fn schema_json() -> String {
     let mut schema = schemars::schema_for!(Report);
     schema.insert(
         "$comment".into(),
-        "Generated from auditor/src/report/model.rs by `auditor report --schema`; do not edit."
+        "Generated from auditor/src/report/model.rs by `auditor schema report` (`cargo xtask render`); do not edit."
             .into(),
     );
     let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");
@@ -417,10 +417,8 @@ pub fn schema_json() -> String {
 }
 
 pub(super) fn parse_time(s: &str) -> Option<i64> {
-    humantime::parse_rfc3339_weak(s)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
+    // Any offset; a time without a zone is ambiguous and refused, as in replay.
+    crate::model::time::parse_rfc3339(s).ok()
 }
 
 /// `--since`/`--until`: an RFC 3339 time, or a duration meaning that long ago ("24h").

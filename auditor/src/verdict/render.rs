@@ -96,7 +96,7 @@ pub fn edge(
 /// fallback for other callers.
 pub fn replayed_edge(judge: &Judge, j: &Judgement<'_>, flow: &FlowRecord) -> Edge {
     let now = unix_ms(std::time::SystemTime::now());
-    let ms = |t: &str| humantime::parse_rfc3339_weak(t).map_or(now, unix_ms);
+    let ms = |t: &str| crate::model::time::parse_rfc3339(t).unwrap_or(now);
     let last = flow.time.as_deref().map_or(now, ms);
     let first = flow.first_seen.as_deref().map_or(last, ms);
     edge(judge, j, flow, first, last)
