@@ -270,10 +270,11 @@ fn row_report(
 ) -> RowReport {
     // A row is credited only with traffic judged against this content (stores
     // before version 3 recorded no digest: their allowlist matched, checked above).
-    let digest = crate::provenance::row_sha256(c);
+    let port_verified = !c.number.is_some_and(|n| port_unverified.contains(&n));
+    let row = RowReport::unobserved(c, port_verified);
     let obs: Vec<_> = rows
         .iter()
-        .filter(|r| Some(r.rule) == c.number && (r.digest.is_empty() || r.digest == digest))
+        .filter(|r| Some(r.rule) == c.number && (r.digest.is_empty() || r.digest == row.digest))
         .collect();
     let mut examples: Vec<String> = obs
         .iter()
@@ -287,7 +288,6 @@ fn row_report(
         .collect();
     examples.dedup();
     examples.truncate(3);
-    let port_verified = !c.number.is_some_and(|n| port_unverified.contains(&n));
     RowReport {
         observed: !obs.is_empty(),
         // The walk's records add no connections (count 0), so a row seen only by
@@ -315,7 +315,7 @@ fn row_report(
             .into_iter()
             .collect(),
         examples,
-        ..RowReport::unobserved(c, port_verified)
+        ..row
     }
 }
 
@@ -437,23 +437,9 @@ mod tests {
         (s, d)
     }
 
-    fn live(node: &str) -> CaptureSource {
-        CaptureSource {
-            mode: "live".into(),
-            node: node.into(),
-            auditor_version: "0.1.0".into(),
-            kernel: Some("6.8.0".into()),
-            flows_file: None,
-            flows_sha256: None,
-            capture_node: None,
-            intervals_known: None,
-            recorded_ms: 0,
-        }
-    }
-
     #[test]
     fn a_live_store_is_live_and_merged_with_a_replay_is_mixed() {
-        let (s, d1) = store("live", live("n1"));
+        let (s, d1) = store("live", CaptureSource::test_live("n1", 0));
         let mut a = from_store(&s, None, None, None).unwrap();
         let c = a.capture.clone().unwrap();
         assert_eq!(c.mode, "live");
@@ -472,7 +458,7 @@ mod tests {
             flows_sha256: Some("ab12".into()),
             capture_node: None,
             intervals_known: Some(false),
-            ..live("n2")
+            ..CaptureSource::test_live("n2", 0)
         };
         let (s2, d2) = store("replay", replayed);
         let mut b = from_store(&s2, None, None, None).unwrap();

@@ -90,6 +90,24 @@ pub struct CaptureSource {
     pub recorded_ms: Millis,
 }
 
+#[cfg(test)]
+impl CaptureSource {
+    /// A live capture as the unit tests of the store and the report share it.
+    pub(crate) fn test_live(node: &str, recorded_ms: Millis) -> CaptureSource {
+        CaptureSource {
+            mode: "live".into(),
+            node: node.into(),
+            auditor_version: "0.1.0".into(),
+            kernel: Some("6.8.0".into()),
+            flows_file: None,
+            flows_sha256: None,
+            capture_node: None,
+            intervals_known: None,
+            recorded_ms,
+        }
+    }
+}
+
 pub struct Store {
     conn: Connection,
     version: i64,
@@ -1125,20 +1143,6 @@ mod tests {
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
-    fn live(node: &str) -> CaptureSource {
-        CaptureSource {
-            mode: "live".into(),
-            node: node.into(),
-            auditor_version: "0.1.0".into(),
-            kernel: Some("6.8.0".into()),
-            flows_file: None,
-            flows_sha256: None,
-            capture_node: None,
-            intervals_known: None,
-            recorded_ms: 1000,
-        }
-    }
-
     #[test]
     fn captures_are_recorded_and_an_older_store_gains_the_table() {
         let path = tmp("captures");
@@ -1159,7 +1163,8 @@ mod tests {
         );
         let mut s = Store::open(&path).unwrap();
         assert_eq!(s.captures().unwrap(), Some(vec![]));
-        s.record_capture(&live("n1")).unwrap();
+        s.record_capture(&CaptureSource::test_live("n1", 1000))
+            .unwrap();
         let replay = CaptureSource {
             mode: "replay".into(),
             node: "n2".into(),
@@ -1169,14 +1174,14 @@ mod tests {
             capture_node: Some("node-a".into()),
             intervals_known: Some(false),
             recorded_ms: 2000,
-            ..live("n2")
+            ..CaptureSource::test_live("n2", 1000)
         };
         let mut b = one_edge(1);
         b.capture = Some(replay.clone());
         s.commit("n2", &b).unwrap();
         assert_eq!(
             Store::open_existing(&path).unwrap().captures().unwrap(),
-            Some(vec![live("n1"), replay])
+            Some(vec![CaptureSource::test_live("n1", 1000), replay])
         );
         assert_eq!(
             s.edges(None, None).unwrap().len(),
