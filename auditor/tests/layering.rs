@@ -285,12 +285,11 @@ fn scan(src: &Path) -> Findings {
             }
             let mut segs = base;
             segs.extend(rest.iter().map(|x| x.to_string()));
-            if let Some(first) = segs.first().filter(|f| **f != top) {
-                if let (Some(a), Some(b)) = (rank(&top), rank(first))
-                    && b > a
-                {
-                    back.push((name.clone(), segs.join("::"), first.clone()));
-                }
+            if let Some(first) = segs.first().filter(|f| **f != top)
+                && let (Some(a), Some(b)) = (rank(&top), rank(first))
+                && b > a
+            {
+                back.push((name.clone(), segs.join("::"), first.clone()));
             }
             named.push(segs);
         }
