@@ -1,6 +1,6 @@
 //! auditor: captures every socket connect on a node with eBPF and judges it against the
 //! documented architecture. `capture` makes complete flow records; `model` (the verdict,
-//! time, the one vocabulary), `edge` and `event` are what every output names a judged
+//! time, the one vocabulary), `dns` (the names each pod resolved), `edge` and `event` are what every output names a judged
 //! connection with; `identity` and `verdict` judge; `store`, `alert`, `metrics`, `report`
 //! and `networkpolicy` are the outputs; `cli` validates the command line, `daemon` runs
 //! `auditor run`, and `commands/` holds every command. Imports run down that order
@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod daemon;
+pub mod dns;
 pub mod edge;
 pub mod event;
 pub mod identity;

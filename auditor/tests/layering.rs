@@ -24,6 +24,7 @@ const LAYERS: &[&str] = &[
     "memory",
     "capture",
     "model",
+    "dns",
     "edge",
     "event",
     "identity",
