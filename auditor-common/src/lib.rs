@@ -16,6 +16,8 @@ pub mod names {
     pub const MAP_COUNTERS: &str = "AUDITOR_COUNTERS";
     pub const MAP_LISTENERS: &str = "AUDITOR_LISTENERS";
     pub const MAP_FLOW_TOTAL: &str = "AUDITOR_FLOW_TOTAL";
+    /// Sockets that sent a DNS query, and to which server (`DnsQueryKey` → `DnsQuerier`).
+    pub const MAP_DNS_QUERIES: &str = "AUDITOR_DNS_QUERIES";
 
     pub const GLOBAL_CONFIG: &str = "AUDITOR_CONFIG";
     /// The socket iterator's offsets (`IterConfig`).
@@ -35,6 +37,8 @@ pub mod names {
     pub const PROG_RECVMSG6: &str = "auditor_recvmsg6";
     pub const PROG_POST_BIND4: &str = "auditor_post_bind4";
     pub const PROG_POST_BIND6: &str = "auditor_post_bind6";
+    /// cgroup skb ingress on the cgroup root: every DNS answer a socket of the node receives.
+    pub const PROG_DNS_INGRESS: &str = "auditor_dns_ingress";
     /// `iter/task_file`: the node's open sockets with their owners (`OpenSocket` records).
     pub const PROG_ITER_SOCKETS: &str = "auditor_iter_sockets";
     /// What aya's `Iter::load` takes: the kernel's `bpf_iter_task_file`.
@@ -46,6 +50,16 @@ pub mod names {
 pub const FLOWS_MAX_ENTRIES: u32 = 16_384;
 pub const LISTENERS_MAX_ENTRIES: u32 = 8_192;
 pub const EVENTS_RING_BYTES: u32 = 1 << 20;
+/// Sockets with a DNS query in flight: an entry lives until the LRU displaces it, which
+/// at 16,384 takes that many newer queries, far more than answers take to arrive.
+pub const DNS_QUERIES_MAX_ENTRIES: u32 = 16_384;
+/// The port DNS answers come from (host byte order).
+pub const DNS_PORT: u16 = 53;
+/// The most of one DNS packet's payload the kernel copies. An answer that does not fit
+/// a classic 512-byte UDP datagram comes over TCP (or EDNS0, usually up to 1,232 bytes):
+/// 2,048 holds both with room. Longer payloads are copied in part and counted
+/// (`Counter::DnsTruncated`); user space does not read a partial message.
+pub const DNS_PAYLOAD_MAX: usize = 2048;
 
 pub const AF_INET: u8 = 2;
 pub const AF_INET6: u8 = 10;
@@ -436,6 +450,69 @@ pub struct ListenerOwner {
 }
 const _: () = assert!(core::mem::size_of::<ListenerOwner>() == 40);
 
+/// A DNS query in flight: the socket that sent it and the server it went to. Written by
+/// the `connect*`/`sendmsg*` programs when the destination port is 53, read by the DNS
+/// ingress program: an answer is *solicited* when its socket asked that server.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DnsQueryKey {
+    /// `bpf_get_socket_cookie` of the querying socket.
+    pub socket_cookie: u64,
+    /// The server asked (network byte order; IPv4 fills the first 4 bytes).
+    pub server_addr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<DnsQueryKey>() == 24);
+
+/// Who asked: known in the querying task's context (connect/sendmsg), not in the softirq
+/// where the answer arrives. This is the answer's network namespace and cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsQuerier {
+    pub netns_cookie: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<DnsQuerier>() == 24);
+
+/// One DNS packet from port 53 delivered to a socket of the node: a UDP datagram, or a
+/// TCP segment with data (user space reassembles the stream by `tcp_seq`). It travels
+/// in the flow records' ring buffer, so it reaches user space before any connect the
+/// application makes after reading it. Told apart from a `FlowEvent` by its size.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsPacket {
+    /// The querying socket's namespace and cgroup (`DnsQuerier`); 0 when unsolicited.
+    pub netns_cookie: u64,
+    pub cgroup_id: u64,
+    /// `bpf_ktime_get_ns` when the packet arrived.
+    pub ktime_ns: u64,
+    /// The server (the packet's source) and the receiving socket's address (its
+    /// destination), network byte order, IPv4 in the first 4 bytes.
+    pub server_addr: [u8; 16],
+    pub local_addr: [u8; 16],
+    /// The querying process (0 when unsolicited).
+    pub tgid: u32,
+    /// TCP: the segment's sequence number (host order); UDP: 0.
+    pub tcp_seq: u32,
+    /// The payload's length in the packet; `copied` bytes of it are in `payload`.
+    pub wire_len: u32,
+    pub copied: u16,
+    /// Host byte order.
+    pub server_port: u16,
+    pub local_port: u16,
+    pub family: u8,
+    pub transport: u8,
+    /// Non-zero when the receiving socket sent a query to this server (`DnsQueryKey`).
+    pub solicited: u8,
+    pub _pad1: u8,
+    pub _pad2: u16,
+    pub payload: [u8; DNS_PAYLOAD_MAX],
+}
+const _: () = assert!(core::mem::size_of::<DnsPacket>() == 80 + DNS_PAYLOAD_MAX);
+// The ring's reader tells the two records apart by their length.
+const _: () = assert!(core::mem::size_of::<DnsPacket>() != core::mem::size_of::<FlowEvent>());
+
 /// Indices of the per-CPU counter array. Every loss in the kernel is one of these.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -461,8 +538,17 @@ pub enum Counter {
     FlowsEvicted = 6,
     /// A socket of a family other than IPv4/IPv6 reached a program that handles only those.
     UnexpectedFamily = 7,
+    /// DNS packets from port 53 copied to the ring buffer.
+    DnsPackets = 8,
+    /// DNS packets lost because the ring buffer was full: the names in them are unknown,
+    /// and flows to their addresses are judged by address.
+    DnsRingFull = 9,
+    /// DNS packets longer than `DNS_PAYLOAD_MAX`: copied in part, not read.
+    DnsTruncated = 10,
+    /// DNS packets to a socket that sent no query to that server (still copied, marked).
+    DnsUnsolicited = 11,
 }
-pub const COUNTER_SLOTS: u32 = 8;
+pub const COUNTER_SLOTS: u32 = 12;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_SLOTS as usize] = [
@@ -474,6 +560,10 @@ impl Counter {
         Counter::NetnsReadFailed,
         Counter::FlowsEvicted,
         Counter::UnexpectedFamily,
+        Counter::DnsPackets,
+        Counter::DnsRingFull,
+        Counter::DnsTruncated,
+        Counter::DnsUnsolicited,
     ];
 
     /// The stable name user space reports this counter under.
@@ -487,6 +577,10 @@ impl Counter {
             Counter::NetnsReadFailed => "netns_read_failed",
             Counter::FlowsEvicted => "flows_evicted",
             Counter::UnexpectedFamily => "unexpected_family",
+            Counter::DnsPackets => "dns_packets",
+            Counter::DnsRingFull => "dns_ringbuf_full",
+            Counter::DnsTruncated => "dns_truncated",
+            Counter::DnsUnsolicited => "dns_unsolicited",
         }
     }
 }
@@ -502,4 +596,6 @@ mod pod {
     unsafe impl aya::Pod for super::ListenerOwner {}
     unsafe impl aya::Pod for super::IterConfig {}
     unsafe impl aya::Pod for super::OpenSocket {}
+    unsafe impl aya::Pod for super::DnsQueryKey {}
+    unsafe impl aya::Pod for super::DnsQuerier {}
 }

@@ -1,4 +1,5 @@
-//! auditor's kernel programs: every socket connect on the node, aggregated per flow.
+//! auditor's kernel programs: every socket connect on the node, aggregated per flow, and
+//! every DNS answer a socket receives (`dns`).
 //! Entry points live with their hook family; `flow` holds the maps and the aggregation.
 #![no_std]
 #![no_main]
@@ -8,6 +9,7 @@
 #![feature(core_intrinsics)]
 
 mod bind;
+mod dns;
 mod flow;
 mod key;
 mod iter;

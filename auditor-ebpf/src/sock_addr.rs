@@ -2,11 +2,12 @@
 //! `sendmsg4/6` for unconnected `send_to`, `recvmsg4/6` for datagrams received (ingress,
 //! from the receiver's side). Audit only: every program returns 1 (allow).
 //! TCP connects also pass `connect*`; they return at the protocol check and are left to the
-//! tracepoint, which sees both ends.
+//! tracepoint, which sees both ends. Before that check, a connect or send to port 53 (UDP
+//! or TCP) is noted as a DNS query (`dns::note_query`), so its answer is known solicited.
 
 use auditor_common::{
-    AF_INET, AF_INET6, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_UDP_CONNECT,
-    HOOK_UDP_RECVMSG, HOOK_UDP_SENDMSG, IPPROTO_UDP,
+    AF_INET, AF_INET6, DIRECTION_EGRESS, DIRECTION_INGRESS, DNS_PORT, DnsQuerier, FlowKey,
+    HOOK_UDP_CONNECT, HOOK_UDP_RECVMSG, HOOK_UDP_SENDMSG, IPPROTO_UDP,
 };
 use aya_ebpf::{
     helpers::{
@@ -110,6 +111,9 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
         return Ok(());
     }
     let sa = unsafe { &*ctx.sock_addr };
+    if u16::from_be(sa.user_port as u16) == DNS_PORT {
+        dns_query(ctx, family);
+    }
     if sa.protocol != IPPROTO_UDP as u32 {
         return Ok(());
     }
@@ -146,4 +150,22 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
     };
     observe(&key, || Actor::current(pid_tgid), hook);
     Ok(())
+}
+
+/// A query to a DNS server (any transport): who asked, for the answer to be tagged with.
+#[inline(always)]
+fn dns_query(ctx: &SockAddrContext, family: u8) {
+    let sa = unsafe { &*ctx.sock_addr };
+    let server = if family == AF_INET {
+        v4(sa.user_ip4)
+    } else {
+        v6(sa.user_ip6)
+    };
+    let querier = DnsQuerier {
+        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.sock_addr.cast()) },
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        _pad: 0,
+    };
+    crate::dns::note_query(ctx.sock_addr.cast(), server, &querier);
 }

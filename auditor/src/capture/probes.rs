@@ -12,7 +12,8 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, TracePoint,
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock,
+        CgroupSockAddr, ProgramError, TracePoint,
     },
 };
 
@@ -160,6 +161,9 @@ pub struct ProbeOptions {
     pub tcp_hook: TcpHookChoice,
     /// How they are enumerated (`--existing-sockets`).
     pub existing_sockets: ExistingSockets,
+    /// Attach the DNS answer program (`--dns`, on by default): a cgroup skb program that
+    /// runs on every packet a socket of the node receives, and copies those from port 53.
+    pub dns: bool,
 }
 
 /// Counters read from the kernel, summed over CPUs, in `Counter::ALL` order.
@@ -173,6 +177,10 @@ pub struct KernelCounters {
     pub netns_read_failed: u64,
     pub flows_evicted: u64,
     pub unexpected_family: u64,
+    pub dns_packets: u64,
+    pub dns_ringbuf_full: u64,
+    pub dns_truncated: u64,
+    pub dns_unsolicited: u64,
 }
 
 impl KernelCounters {
@@ -186,6 +194,10 @@ impl KernelCounters {
             Counter::NetnsReadFailed => self.netns_read_failed,
             Counter::FlowsEvicted => self.flows_evicted,
             Counter::UnexpectedFamily => self.unexpected_family,
+            Counter::DnsPackets => self.dns_packets,
+            Counter::DnsRingFull => self.dns_ringbuf_full,
+            Counter::DnsTruncated => self.dns_truncated,
+            Counter::DnsUnsolicited => self.dns_unsolicited,
         }
     }
 }
@@ -365,6 +377,20 @@ impl Probes {
                     source,
                 })?;
         }
+        if opts.dns {
+            let prog: &mut CgroupSkb = program(&mut ebpf, PROG_DNS_INGRESS)?;
+            prog.load().map_err(|e| load_error(PROG_DNS_INGRESS, e))?;
+            prog.attach(
+                &cgroup,
+                CgroupSkbAttachType::Ingress,
+                CgroupAttachMode::Single,
+            )
+            .map_err(|source| ProbeError::Attach {
+                name: PROG_DNS_INGRESS,
+                target: cg_name.clone(),
+                source,
+            })?;
+        }
         let tp_btf = match opts.tcp_hook {
             TcpHookChoice::Tracepoint => false,
             _ if sock_offsets.is_none() => false,
@@ -495,6 +521,10 @@ impl Probes {
             netns_read_failed: get(Counter::NetnsReadFailed),
             flows_evicted: get(Counter::FlowsEvicted),
             unexpected_family: get(Counter::UnexpectedFamily),
+            dns_packets: get(Counter::DnsPackets),
+            dns_ringbuf_full: get(Counter::DnsRingFull),
+            dns_truncated: get(Counter::DnsTruncated),
+            dns_unsolicited: get(Counter::DnsUnsolicited),
         })
     }
 
@@ -523,6 +553,7 @@ impl Probes {
                 Program::BtfTracePoint(p) => p.unload(),
                 Program::CgroupSockAddr(p) => p.unload(),
                 Program::CgroupSock(p) => p.unload(),
+                Program::CgroupSkb(p) => p.unload(),
                 _ => Ok(()),
             };
             match result {

@@ -97,6 +97,11 @@ impl Clock {
         }
     }
 
+    /// Kernel monotonic time as unix milliseconds.
+    pub fn wall_ms(&self, monotonic_ns: u64) -> i64 {
+        ((monotonic_ns as i128 + self.realtime_minus_monotonic_ns).max(0) / 1_000_000) as i64
+    }
+
     pub fn wall(&self, monotonic_ns: u64) -> String {
         let ns = (monotonic_ns as i128 + self.realtime_minus_monotonic_ns).max(0) as u128;
         let t = std::time::UNIX_EPOCH
@@ -111,6 +116,76 @@ pub enum RecordError {
     Size(usize, usize),
     #[error("record with unknown transport {0}")]
     Transport(u8),
+}
+
+/// One DNS packet from port 53 as the kernel copied it (`auditor_common::DnsPacket`), with
+/// its times made wall-clock. `dns::Answers` reads it into answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsPacketRecord {
+    /// When it arrived (unix milliseconds).
+    pub time_ms: i64,
+    /// The querying socket's network namespace, cgroup and process: 0 when unsolicited.
+    pub netns_cookie: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    /// The answering server (the packet's source) and the receiving socket.
+    pub server: std::net::SocketAddr,
+    pub local: std::net::SocketAddr,
+    pub transport: Transport,
+    /// TCP: the segment's sequence number.
+    pub tcp_seq: u32,
+    /// The receiving socket sent a query to this server.
+    pub solicited: bool,
+    /// The payload's length in the packet; `payload` holds all of it only when equal.
+    pub wire_len: u32,
+    pub payload: Vec<u8>,
+}
+
+impl DnsPacketRecord {
+    /// The kernel copied the whole payload.
+    pub fn complete(&self) -> bool {
+        self.payload.len() as u64 == self.wire_len as u64
+    }
+}
+
+/// What one ring-buffer record is. The kernel writes two kinds into the one ring (so an
+/// answer is read before the connect that follows it), told apart by their size.
+pub enum RingRecord {
+    Flow(FlowEvent),
+    Dns(Box<auditor_common::DnsPacket>),
+}
+
+/// Decodes a raw ring-buffer record of either kind.
+pub fn decode_ring(bytes: &[u8]) -> Result<RingRecord, RecordError> {
+    let dns = std::mem::size_of::<auditor_common::DnsPacket>();
+    if bytes.len() == dns {
+        // SAFETY: DnsPacket is repr(C) plain data, every bit pattern valid; length checked.
+        let packet =
+            unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<auditor_common::DnsPacket>()) };
+        return Ok(RingRecord::Dns(Box::new(packet)));
+    }
+    decode(bytes).map(RingRecord::Flow)
+}
+
+impl DnsPacketRecord {
+    pub fn from_packet(p: &auditor_common::DnsPacket, clock: &Clock) -> Result<Self, RecordError> {
+        let transport =
+            Transport::from_ip_proto(p.transport).ok_or(RecordError::Transport(p.transport))?;
+        let copied = (p.copied as usize).min(p.payload.len());
+        Ok(DnsPacketRecord {
+            time_ms: clock.wall_ms(p.ktime_ns),
+            netns_cookie: p.netns_cookie,
+            cgroup_id: p.cgroup_id,
+            tgid: p.tgid,
+            server: std::net::SocketAddr::new(addr(p.family, &p.server_addr), p.server_port),
+            local: std::net::SocketAddr::new(addr(p.family, &p.local_addr), p.local_port),
+            transport,
+            tcp_seq: p.tcp_seq,
+            solicited: p.solicited != 0,
+            wire_len: p.wire_len,
+            payload: p.payload[..copied].to_vec(),
+        })
+    }
 }
 
 /// Decodes a raw ring-buffer record.

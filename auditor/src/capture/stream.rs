@@ -16,7 +16,7 @@ use super::{
     enrich::Enricher,
     existing,
     probes::{KernelCounters, ProbeError, Probes},
-    record::{Clock, FlowRecord, RecordError, decode},
+    record::{Clock, DnsPacketRecord, FlowRecord, RecordError, RingRecord, decode_ring},
 };
 
 /// What a capture saw, printed at exit and used by the benchmark.
@@ -42,6 +42,8 @@ pub struct Summary {
     pub existing_connections: u64,
     /// Sockets in the kernel's tables no process held when walked (being torn down).
     pub existing_unowned: u64,
+    /// DNS packets from port 53 delivered to the handler.
+    pub dns_packets: u64,
     pub kernel: KernelCounters,
 }
 
@@ -61,6 +63,12 @@ pub enum StreamError {
 pub trait Handler {
     /// One flow record; `lag` is how long after the kernel's last sighting it got here.
     fn flow(&mut self, rec: FlowRecord, lag: Duration) -> std::io::Result<()>;
+    /// A DNS packet from port 53 a socket of the node received. It comes before the flow
+    /// records of any connect made after it was read, so a handler that learns names here
+    /// has them when it judges those flows.
+    fn dns(&mut self, _packet: DnsPacketRecord) -> std::io::Result<()> {
+        Ok(())
+    }
     /// A record that could not be decoded: skipped (and counted in the summary).
     fn malformed(&mut self, error: &dyn std::fmt::Display) {
         tracing::warn!(error = %error, "skipping a malformed record");
@@ -231,8 +239,16 @@ impl Decoder {
     }
 
     fn deliver<H: Handler>(&mut self, bytes: &[u8], handler: &mut H) -> Result<(), StreamError> {
-        match decode(bytes) {
-            Ok(ev) => self.deliver_event(&ev, handler).map(|_| ()),
+        let decoded = decode_ring(bytes).and_then(|r| match r {
+            RingRecord::Flow(ev) => Ok(Err(ev)),
+            RingRecord::Dns(p) => DnsPacketRecord::from_packet(&p, &self.clock).map(Ok),
+        });
+        match decoded {
+            Ok(Err(ev)) => self.deliver_event(&ev, handler).map(|_| ()),
+            Ok(Ok(packet)) => {
+                self.summary.dns_packets += 1;
+                handler.dns(packet).map_err(StreamError::Sink)
+            }
             Err(e) => {
                 self.summary.malformed += 1;
                 handler.malformed(&e);

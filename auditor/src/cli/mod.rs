@@ -205,6 +205,13 @@ pub struct ProbeArgs {
     /// times the CPU). `auto` uses the iterator and falls back to /proc, saying so.
     #[arg(long, value_enum, default_value = "auto")]
     pub existing_sockets: crate::capture::socket_iter::ExistingSockets,
+    /// Do not capture DNS answers. By default a cgroup skb program copies every answer a
+    /// socket of the node receives from port 53, so egress is judged by the names each
+    /// pod resolved (`dns:` in the inventory) and every egress flow says whether its
+    /// address was resolved (`dst.resolution` dns) or used bare. Without it, egress is
+    /// judged by address only and `dst.resolution` is left out: unknown, not bare.
+    #[arg(long)]
+    pub no_dns: bool,
 }
 
 /// Validated `ProbeArgs`.
@@ -215,6 +222,8 @@ pub struct ProbeConfig {
     pub cgroup_root: Option<PathBuf>,
     pub tcp_hook: crate::capture::probes::TcpHookChoice,
     pub existing_sockets: crate::capture::socket_iter::ExistingSockets,
+    /// Capture DNS answers (not `--no-dns`).
+    pub dns: bool,
 }
 
 impl ProbeConfig {
@@ -228,6 +237,7 @@ impl ProbeConfig {
             cgroup_root: self.cgroup_root.clone(),
             tcp_hook: self.tcp_hook,
             existing_sockets: self.existing_sockets,
+            dns: self.dns,
         }
     }
 }
@@ -271,6 +281,7 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
             cgroup_root: a.cgroup_root,
             tcp_hook: a.tcp_hook,
             existing_sockets: a.existing_sockets,
+            dns: !a.no_dns,
         })
     }
 }
