@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::capture::{Direction, Transport};
-use crate::model::{Millis, Verdict};
+use crate::model::{Millis, Resolution, Verdict};
 
 /// One end of a connection. `service` is the documented service; the Kubernetes fields
 /// are there when the cluster identified the end.
@@ -43,9 +43,20 @@ pub struct Endpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k8s_service: Option<String>,
     /// How the end was identified (cgroup, process, address/N, netns, mesh-upstream:P,
-    /// k8s-pod, k8s-service, k8s-endpoint).
+    /// k8s-pod, k8s-service, k8s-endpoint, dns:PATTERN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// Destination only (ECS `destination.domain`): the DNS name the source's own pod
+    /// resolved this address by when it connected, from a trusted resolver. The name a
+    /// documented entry claimed, else the name asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Destination of egress only, when DNS answers were captured: `dns` when the source
+    /// resolved the address (`domain` says by which name), `bare` when it used the
+    /// address without resolving it (a hard-coded IP, DNS over HTTPS, an untrusted
+    /// resolver's answer). Absent when DNS was not captured: unknown, not bare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
 }
 
 impl Endpoint {
@@ -137,8 +148,9 @@ impl MeshLeg {
     }
 }
 
-/// What identifies an edge: one per (verdict, source, destination, transport, port).
-/// The ends are named as `Endpoint::name` names them.
+/// What identifies an edge: one per (verdict, source, destination, transport, port), and
+/// per DNS name the destination was reached by, so a report can count each name. The
+/// ends are named as `Endpoint::name` names them; the name never becomes a metric label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EdgeKey {
     pub verdict: Verdict,
@@ -146,6 +158,7 @@ pub struct EdgeKey {
     pub dst: String,
     pub transport: Transport,
     pub port: u16,
+    pub domain: Option<String>,
 }
 
 /// An edge as it is told: key, counts, first/last seen, and an example (the ends and the
@@ -200,6 +213,7 @@ impl Edge {
             dst: self.dst.name(),
             transport: self.transport,
             port: self.dst.port.unwrap_or(0),
+            domain: self.dst.domain.clone(),
         }
     }
 

@@ -460,3 +460,62 @@ impl InternalEvent for KernelLoss {
             .inc_by(self.delta);
     }
 }
+
+/// One DNS answer taken (or not) into the name table.
+pub struct DnsAnswerTaken<'a> {
+    pub answer_use: crate::dns::AnswerUse,
+    pub resolver: std::net::IpAddr,
+    pub question: Option<&'a str>,
+}
+
+impl InternalEvent for DnsAnswerTaken<'_> {
+    fn emit(self, m: &Metrics) {
+        use crate::dns::AnswerUse;
+        if self.answer_use == AnswerUse::Untrusted {
+            // Debug, not warn: a pod with its own resolver answers every few seconds.
+            tracing::debug!(resolver = %self.resolver, question = self.question.unwrap_or("?"), "a DNS answer from an untrusted server: recorded, not used");
+        }
+        m.dns_answers
+            .get_or_create(&crate::metrics::AnswerUseLabels {
+                r#use: self.answer_use.as_str().into(),
+            })
+            .inc();
+    }
+}
+
+/// A DNS packet from port 53 that gave no answer.
+pub struct DnsUnreadable<'a> {
+    pub error: &'a crate::dns::PacketError,
+    pub resolver: std::net::IpAddr,
+}
+
+impl InternalEvent for DnsUnreadable<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::debug!(resolver = %self.resolver, error = %self.error, "skipping a DNS packet");
+        m.dns_unreadable
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: self.error.kind().into(),
+            })
+            .inc();
+    }
+}
+
+/// The name table's size, and the evictions since the last report.
+pub struct DnsTable {
+    pub names: usize,
+    pub evicted: u64,
+}
+
+impl InternalEvent for DnsTable {
+    fn emit(self, m: &Metrics) {
+        if self.evicted > 0 {
+            tracing::warn!(
+                evicted = self.evicted,
+                held = self.names,
+                "the DNS name table is full: the oldest names were evicted (raise --dns-max-names)"
+            );
+        }
+        m.dns_names.set(self.names as i64);
+        m.dns_evictions.inc_by(self.evicted);
+    }
+}

@@ -147,6 +147,12 @@ pub struct ReasonLabels {
     pub reason: LabelValue,
 }
 
+/// What became of a DNS answer (`dns::AnswerUse`: learned, untrusted, unsolicited, empty).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnswerUseLabels {
+    pub r#use: LabelValue,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KernelLabels {
     pub counter: LabelValue,
@@ -213,6 +219,14 @@ pub struct Metrics {
     pub event_output_recoveries: Counter,
     /// Kernel records that could not be decoded (skipped).
     pub malformed_records: Counter,
+    /// DNS answers by what became of them. Names never become labels: their number is
+    /// unbounded; they are in the events and the store.
+    pub dns_answers: Family<AnswerUseLabels, Counter>,
+    /// DNS packets that gave no answer, by reason (`dns::PacketError::kind`).
+    pub dns_unreadable: Family<ReasonLabels, Counter>,
+    /// Names held in the name table (per namespace and address), and those it evicted.
+    pub dns_names: Gauge,
+    pub dns_evictions: Counter,
 }
 
 impl Metrics {
@@ -248,6 +262,10 @@ impl Metrics {
             events_dropped: Counter::default(),
             event_output_recoveries: Counter::default(),
             malformed_records: Counter::default(),
+            dns_answers: Family::default(),
+            dns_unreadable: Family::default(),
+            dns_names: Gauge::default(),
+            dns_evictions: Counter::default(),
             registry: Registry::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
@@ -397,6 +415,26 @@ impl Metrics {
             "malformed_records",
             "Kernel records that could not be decoded, skipped",
             m.malformed_records.clone(),
+        );
+        registry.register(
+            "dns_answers",
+            "DNS answers received by sockets of the node, by use: learned (a trusted resolver's, to a socket that asked), untrusted (another server's: recorded, never used), unsolicited (to a socket that did not ask that server), empty (no address)",
+            m.dns_answers.clone(),
+        );
+        registry.register(
+            "dns_unreadable",
+            "DNS packets from port 53 that gave no answer, by reason",
+            m.dns_unreadable.clone(),
+        );
+        registry.register(
+            "dns_names",
+            "Names held in the name table: one per network namespace, address and name",
+            m.dns_names.clone(),
+        );
+        registry.register(
+            "dns_evictions",
+            "Names the full name table evicted (--dns-max-names): flows to their addresses are then judged by address",
+            m.dns_evictions.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -214,6 +214,68 @@ pub struct ProbeArgs {
     pub no_dns: bool,
 }
 
+/// How DNS answers name egress: the options `run` and `replay` share.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "DNS names")]
+pub struct DnsArgs {
+    /// A trusted resolver: the cluster DNS or a node-local cache (an address or CIDR;
+    /// repeat, or separate with commas). Only names from answers these servers gave to
+    /// a socket that asked them are used for verdicts; an answer from any other server
+    /// is counted (auditor_dns_answers_total{use="untrusted"}) and never used, so a pod
+    /// with its own resolver cannot make an attacker's address a documented service.
+    /// The platform baseline's entries that list port 53 name trusted resolvers too.
+    #[arg(long = "dns-resolver", value_delimiter = ',', value_name = "ADDR")]
+    pub resolvers: Vec<ipnet::IpNet>,
+    /// How long past its TTL a name still names its address for a new connection, e.g.
+    /// 30s, 2m (0s to 1h). Clients cache answers past their TTL (the JVM for 30 s
+    /// whatever the TTL). A connection made while the name was valid keeps it however
+    /// long it stays open.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub dns_grace: Duration,
+    /// Names held at most (one per pod, address and name), 1,000 to 10,000,000. Past
+    /// it the least recently used are evicted and counted (auditor_dns_evictions_total);
+    /// 100,000 take about 30 MB (docs/dns.md).
+    #[arg(long, default_value_t = 100_000)]
+    pub dns_max_names: usize,
+}
+
+/// Validated `DnsArgs`.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    pub resolvers: Vec<ipnet::IpNet>,
+    pub limits: crate::dns::NameLimits,
+}
+
+impl TryFrom<DnsArgs> for DnsConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: DnsArgs) -> anyhow::Result<Self> {
+        if a.dns_grace > Duration::from_secs(3600) {
+            anyhow::bail!(
+                "--dns-grace {}: give at most 1h (a name kept longer past its TTL outlives any address change it should follow)",
+                humantime::format_duration(a.dns_grace)
+            );
+        }
+        if !(1_000..=10_000_000).contains(&a.dns_max_names) {
+            anyhow::bail!("--dns-max-names {}: give 1000 to 10000000", a.dns_max_names);
+        }
+        Ok(DnsConfig {
+            resolvers: a.resolvers.into_iter().map(|n| n.trunc()).collect(),
+            limits: crate::dns::NameLimits {
+                max_names: a.dns_max_names,
+                grace: a.dns_grace,
+                ..crate::dns::NameLimits::default()
+            },
+        })
+    }
+}
+
+impl DnsConfig {
+    pub fn names(&self) -> crate::dns::Names {
+        crate::dns::Names::new(self.limits, self.resolvers.clone())
+    }
+}
+
 /// Validated `ProbeArgs`.
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {

@@ -66,6 +66,8 @@ pub struct ReplayArgs {
     /// ahead of this one); a later time is a bad line.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub max_clock_skew: std::time::Duration,
+    #[command(flatten)]
+    pub dns: super::DnsArgs,
 }
 
 /// Validated `auditor replay` settings.
@@ -80,6 +82,8 @@ pub struct ReplayConfig {
     /// recording's `watch` lines).
     pub store: Option<(PathBuf, Option<String>)>,
     pub max_clock_skew: std::time::Duration,
+    /// How the recording's `dns` lines name egress.
+    pub dns: super::DnsConfig,
 }
 
 impl TryFrom<ReplayArgs> for ReplayConfig {
@@ -112,6 +116,7 @@ impl TryFrom<ReplayArgs> for ReplayConfig {
             fail_on: a.fail_on,
             store: a.store.map(|s| (s, a.node)),
             max_clock_skew: a.max_clock_skew,
+            dns: a.dns.try_into()?,
         })
     }
 }

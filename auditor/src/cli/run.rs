@@ -210,6 +210,8 @@ pub struct RunArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub probes: ProbeArgs,
+    #[command(flatten)]
+    pub dns: super::DnsArgs,
     /// This node's name in events, alerts and the store.
     #[arg(long, env = "NODE_NAME")]
     pub node: Option<String>,
@@ -245,6 +247,7 @@ pub struct RunConfig {
     pub alerts: AlertConfig,
     pub http: HttpConfig,
     pub probes: ProbeConfig,
+    pub dns: super::DnsConfig,
     pub node: String,
     pub reload_poll: Duration,
     pub scope: Vec<ipnet::IpNet>,
@@ -274,6 +277,7 @@ impl TryFrom<RunArgs> for RunConfig {
             alerts: a.alerts.try_into()?,
             http: a.http.try_into()?,
             probes: a.probes.try_into()?,
+            dns: a.dns.try_into()?,
             node,
             reload_poll: a.reload_poll,
             scope: a.scope,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::{
     capture::{self, Probes, stream::WatchSpan},
     cli::CaptureConfig,
-    commands::watch::{Watch, WatchLine},
+    commands::watch::{DnsLine, Watch, WatchLine},
     edge::Drops,
     model::time::{rfc3339_millis, unix_ms},
 };
@@ -18,6 +18,11 @@ struct Lines<W: Write> {
     out: W,
     node: String,
     kernel: String,
+    /// None with `--no-dns`.
+    dns: Option<crate::dns::PacketReader>,
+    /// DNS packets that gave no answer, by reason (printed with the summary).
+    dns_unreadable: std::collections::BTreeMap<&'static str, u64>,
+    dns_answers: u64,
 }
 
 impl<W: Write> Lines<W> {
@@ -30,6 +35,22 @@ impl<W: Write> Lines<W> {
 impl<W: Write> capture::stream::Handler for Lines<W> {
     fn flow(&mut self, rec: capture::FlowRecord, _lag: std::time::Duration) -> std::io::Result<()> {
         self.line(&rec)
+    }
+
+    fn dns(&mut self, packet: capture::record::DnsPacketRecord) -> std::io::Result<()> {
+        let Some(reader) = self.dns.as_mut() else {
+            return Ok(());
+        };
+        for read in reader.read(&packet) {
+            match read {
+                Ok(answer) => {
+                    self.dns_answers += 1;
+                    self.line(&DnsLine { dns: answer })?;
+                }
+                Err(e) => *self.dns_unreadable.entry(e.kind()).or_default() += 1,
+            }
+        }
+        Ok(())
     }
 
     fn watch(&mut self, span: &WatchSpan) -> std::io::Result<()> {
@@ -45,6 +66,7 @@ impl<W: Write> capture::stream::Handler for Lines<W> {
                     lru_evictions: span.lru_evictions,
                     flow_insert_failed: span.flow_insert_failed,
                 },
+                dns: self.dns.is_some(),
             },
         };
         self.line(&line)?;
@@ -79,11 +101,18 @@ pub fn run(cfg: CaptureConfig) -> anyhow::Result<std::process::ExitCode> {
             out: std::io::LineWriter::new(stdout.lock()),
             node: cfg.node.clone(),
             kernel: capture::kernel_release(),
+            dns: cfg.probes.dns.then(crate::dns::PacketReader::default),
+            dns_unreadable: Default::default(),
+            dns_answers: 0,
         };
         let summary = capture::stream::run(&mut probes, &mut handler, shutdown).await;
         match summary {
             Ok(summary) => {
-                eprintln!("{}", serde_json::json!({ "summary": summary }));
+                let dns = serde_json::json!({
+                    "answers": handler.dns_answers,
+                    "unreadable": handler.dns_unreadable,
+                });
+                eprintln!("{}", serde_json::json!({ "summary": summary, "dns": dns }));
                 Ok(std::process::ExitCode::SUCCESS)
             }
             // A closed stdout (`auditor capture | head`) is a normal way to stop.

@@ -12,7 +12,10 @@ use anyhow::Context;
 use crate::{
     capture::FlowRecord,
     cli::{FailOn, ReplayConfig},
-    commands::{offline_judge, watch::WatchLine},
+    commands::{
+        offline_judge,
+        watch::{DnsLine, WatchLine},
+    },
     daemon::sinks::StoreSink,
     edge::Drops,
     model::{
@@ -39,6 +42,8 @@ struct Span {
     start: Millis,
     end: Millis,
     drops: Drops,
+    /// The capture copied DNS answers in this span.
+    dns: bool,
 }
 
 /// A flow record read, and the watch span it came in (the first one after it).
@@ -54,8 +59,19 @@ struct Recording {
     sha256: String,
     records: Vec<Read1>,
     spans: Vec<Span>,
+    /// DNS answers, each with how many flow records came before it: they are learned in
+    /// stream order, so a record is judged with the names its capture had.
+    answers: Vec<(usize, crate::dns::AnswerRecord)>,
     bad: u64,
     truncated: u64,
+}
+
+impl Recording {
+    /// Whether the capture copied DNS answers: then a flow whose source resolved nothing
+    /// is marked bare; otherwise no flow is marked.
+    fn watched_dns(&self) -> bool {
+        !self.answers.is_empty() || self.spans.iter().any(|s| s.dns)
+    }
 }
 
 /// Truncates `s` to at most `max` bytes (on a character boundary); true if it was longer.
@@ -93,6 +109,7 @@ fn read(cfg: &ReplayConfig) -> anyhow::Result<Recording> {
         name,
         records: Vec::new(),
         spans: Vec::new(),
+        answers: Vec::new(),
         bad: 0,
         truncated: 0,
     };
@@ -158,7 +175,18 @@ fn read(cfg: &ReplayConfig) -> anyhow::Result<Recording> {
                 start,
                 end,
                 drops: w.drops,
+                dns: w.dns,
             });
+            continue;
+        }
+        if value.get("dns").is_some() {
+            match serde_json::from_value::<DnsLine>(value) {
+                Ok(d) => rec.answers.push((rec.records.len(), d.dns)),
+                Err(e) => {
+                    rec.bad += 1;
+                    bad(n, format!("skipping a bad dns line: {e}"));
+                }
+            }
             continue;
         }
         let mut flow: FlowRecord = match serde_json::from_value(value) {
@@ -397,19 +425,46 @@ pub fn run(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
         batch: Batch::default(),
     });
     let mut span: Option<(Millis, Millis)> = None;
-    for mut r in records {
+    let mut names = recording.watched_dns().then(|| cfg.dns.names());
+    let mut answers = std::mem::take(&mut recording.answers)
+        .into_iter()
+        .peekable();
+    for (i, mut r) in records.into_iter().enumerate() {
+        // The answers that came before this record in the stream.
+        while let Some((_, answer)) = answers.next_if(|(before, _)| *before <= i) {
+            if let Some(names) = names.as_mut() {
+                let used = names.answer(&answer, &|a| judge.baseline.dns_server(a).is_some());
+                if used == crate::dns::AnswerUse::Learned
+                    && let Some(r) = &mut recorder
+                {
+                    for n in answer.answers.iter().flat_map(|a| &a.names) {
+                        r.batch.add_learned(n, answer.resolver, answer.time);
+                    }
+                }
+            }
+        }
         if let Err(why) = settle_times(&mut r, &recording.spans, now, cfg.max_clock_skew) {
             bad += 1;
             eprintln!("{name}:{}: skipping a flow record: {why}", r.line);
             continue;
         }
         let rec = r.rec;
-        let view = FlowView::of(&rec);
-        if twins.is_twin(&view) {
+        if twins.is_twin(&FlowView::of(&rec)) {
             merged += 1;
             continue;
         }
         flows += 1;
+        let at = rec
+            .time
+            .as_deref()
+            .and_then(|t| parse_rfc3339(t).ok())
+            .unwrap_or(now);
+        let flow_names = crate::dns::flow_names(names.as_mut(), &rec, at);
+        let view = FlowView {
+            dst_names: &flow_names.names,
+            resolution: flow_names.resolution,
+            ..FlowView::of(&rec)
+        };
         let j = judge.judge(&view);
         *by_verdict.entry(j.verdict.as_str()).or_default() += 1;
         if !j.verdict.is_violation() {

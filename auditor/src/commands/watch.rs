@@ -2,9 +2,11 @@
 //! `auditor replay` reads: what the capture watched, so a replay's period and coverage
 //! come from what was watched, never from the records' own times.
 //!
-//! `{"watch":{"node":N,"auditor_version":V,"kernel":K,"start":T0,"end":T1,"drops":{..}}}`:
+//! `{"watch":{"node":N,"auditor_version":V,"kernel":K,"start":T0,"end":T1,"drops":{..},"dns":true}}`:
 //! the flow records before it in the stream are complete for [start, end], and `drops`
-//! is what the kernel dropped in that span.
+//! is what the kernel dropped in that span; `dns` says the capture also copied DNS
+//! answers (`{"dns":{…}}` lines), so a replay can tell a flow used bare from one whose
+//! name was simply not recorded.
 
 use crate::edge::Drops;
 
@@ -26,4 +28,14 @@ pub struct Watch {
     pub start: String,
     pub end: String,
     pub drops: Drops,
+    /// DNS answers were captured in this span (absent in recordings made before them).
+    #[serde(default)]
+    pub dns: bool,
+}
+
+/// One `{"dns": …}` line: an answer a socket of the node received.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsLine {
+    pub dns: crate::dns::AnswerRecord,
 }

@@ -37,7 +37,18 @@ pub struct DaemonHandler {
     events: EventWriter,
     last_kernel: KernelCounters,
     last_evictions: u64,
+    /// The names each pod resolved; None with `--no-dns` (then no flow is marked).
+    names: Option<crate::dns::Names>,
+    packets: crate::dns::PacketReader,
+    /// The name table's evictions already reported, and when it was last saved.
+    names_evicted: u64,
+    names_saved: std::time::Instant,
 }
+
+/// How often the name table is handed to the store, when it changed: names survive a
+/// restart (connections found open at start keep their names) with at most this much
+/// of the newest lost to a crash; a clean stop saves it last.
+const NAMES_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 /// True when the flow touches the audited networks (or no scope was given). A process's
 /// namespace addresses count: a loopback connect inside an audited pod is in scope.
@@ -60,6 +71,7 @@ impl DaemonHandler {
         judge_rx: watch::Receiver<Arc<Judge>>,
         events: EventWriter,
         scope: Vec<ipnet::IpNet>,
+        names: Option<crate::dns::Names>,
     ) -> DaemonHandler {
         let judge = judge_rx.borrow().clone();
         DaemonHandler {
@@ -74,7 +86,36 @@ impl DaemonHandler {
             events,
             last_kernel: KernelCounters::default(),
             last_evictions: 0,
+            names,
+            packets: crate::dns::PacketReader::default(),
+            names_evicted: 0,
+            names_saved: std::time::Instant::now(),
         }
+    }
+
+    /// Hands the name table to the store when it is due (`force`: at the end).
+    pub fn save_names(&mut self, force: bool) {
+        let Some(names) = &self.names else { return };
+        let evicted = names.table().evictions();
+        crate::internal_events::DnsTable {
+            names: names.table().len(),
+            evicted: evicted - self.names_evicted,
+        }
+        .emit(&self.shared.metrics);
+        self.names_evicted = evicted;
+        if self.shared.store_path.is_none()
+            || !(force || self.names_saved.elapsed() >= NAMES_SAVE_EVERY)
+        {
+            return;
+        }
+        self.names_saved = std::time::Instant::now();
+        let snapshot = names.table().snapshot();
+        let mut pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        pending.names = Some(snapshot);
     }
 
     /// The record's edge, or None when it is out of scope or the second sighting of a
@@ -91,8 +132,7 @@ impl DaemonHandler {
             .emit(&self.shared.metrics);
             return None;
         }
-        let view = FlowView::of(rec);
-        if self.twins.is_twin(&view) {
+        if self.twins.is_twin(&FlowView::of(rec)) {
             return None;
         }
         let at = unix_ms(
@@ -100,6 +140,12 @@ impl DaemonHandler {
                 .checked_sub(lag)
                 .unwrap_or_else(SystemTime::now),
         );
+        let names = crate::dns::flow_names(self.names.as_mut(), rec, at);
+        let view = FlowView {
+            dst_names: &names.names,
+            resolution: names.resolution,
+            ..FlowView::of(rec)
+        };
         let j = self.judge.judge(&view);
         Some(render::edge(&self.judge, &j, rec, at, at))
     }
@@ -130,6 +176,45 @@ impl Handler for DaemonHandler {
         if let Some(event) = self.alerts.record(&self.shared, &edge) {
             // A failing output is counted and retried; it never stops the judging.
             self.events.write(&self.shared, &event);
+        }
+        Ok(())
+    }
+
+    fn dns(&mut self, packet: crate::capture::record::DnsPacketRecord) -> std::io::Result<()> {
+        let Some(names) = self.names.as_mut() else {
+            return Ok(());
+        };
+        let judge = &self.judge;
+        for read in self.packets.read(&packet) {
+            match read {
+                Ok(answer) => {
+                    let answer_use =
+                        names.answer(&answer, &|a| judge.baseline.dns_server(a).is_some());
+                    if answer_use == crate::dns::AnswerUse::Learned
+                        && self.shared.store_path.is_some()
+                    {
+                        let mut pending = self
+                            .shared
+                            .pending
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        for name in answer.answers.iter().flat_map(|a| &a.names) {
+                            pending.add_learned(name, answer.resolver, answer.time);
+                        }
+                    }
+                    crate::internal_events::DnsAnswerTaken {
+                        answer_use,
+                        resolver: answer.resolver,
+                        question: answer.question.as_deref(),
+                    }
+                    .emit(&self.shared.metrics);
+                }
+                Err(error) => crate::internal_events::DnsUnreadable {
+                    error: &error,
+                    resolver: packet.server.ip(),
+                }
+                .emit(&self.shared.metrics),
+            }
         }
         Ok(())
     }
@@ -191,6 +276,7 @@ impl Handler for DaemonHandler {
             }
             self.last_evictions = ev;
         }
+        self.save_names(false);
         self.shared
             .drops
             .lock()

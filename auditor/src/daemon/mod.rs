@@ -109,6 +109,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
             None
         }
     };
+    let names = names(&cfg, &judge, store.as_ref());
     let events = match &cfg.alerts.events {
         Some(p) => sinks::EventTarget::File(p.clone()),
         None => sinks::EventTarget::Stdout,
@@ -212,8 +213,10 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     ));
 
     let mut handler =
-        handler::DaemonHandler::new(shared.clone(), judge_rx, events, cfg.scope.clone());
+        handler::DaemonHandler::new(shared.clone(), judge_rx, events, cfg.scope.clone(), names);
     let summary = stream::run(&mut probes, &mut handler, shutdown).await;
+    // The name table goes with the final commit: held connections keep their names.
+    handler.save_names(true);
     shared
         .ready
         .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -243,4 +246,41 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The name table, restored from the store (names survive a restart, with their
+/// expiries), or None with `--no-dns`.
+fn names(
+    cfg: &RunConfig,
+    judge: &crate::verdict::Judge,
+    store: Option<&Arc<Mutex<Store>>>,
+) -> Option<crate::dns::Names> {
+    if !cfg.probes.dns {
+        tracing::info!(
+            "--no-dns: egress is judged by address only; no flow says whether it was resolved"
+        );
+        return None;
+    }
+    let mut names = cfg.dns.names();
+    if !names.has_resolvers() && !judge.baseline.names_dns_servers() {
+        tracing::warn!(
+            "no trusted DNS resolver (--dns-resolver, or a platform baseline entry for port 53): DNS answers are counted as untrusted and no name is used; egress is judged by address"
+        );
+    }
+    if let Some(store) = store {
+        match store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .names(&cfg.node)
+        {
+            Ok(rows) => {
+                let restored = names.table_mut().restore(rows);
+                tracing::info!(restored, "DNS names restored from the store");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the store's DNS names could not be read: names are learned anew")
+            }
+        }
+    }
+    Some(names)
 }

@@ -16,4 +16,147 @@
 pub mod answer;
 pub mod names;
 pub mod pattern;
+pub mod record;
 pub mod tcp;
+
+use std::{collections::BTreeMap, net::IpAddr};
+
+use ipnet::IpNet;
+
+pub use names::{NameHit, NameLimits, NameTable};
+pub use record::{AnswerRecord, PacketError, PacketReader};
+
+/// The names an egress flow's destination had for its source, and whether it had any.
+#[derive(Debug, Default)]
+pub struct FlowNames {
+    pub hits: Vec<NameHit>,
+    pub names: Vec<std::sync::Arc<str>>,
+    /// None when it cannot be known: DNS not captured, not egress, a loopback
+    /// destination (a pod's own sidecar or cache), or a flow without its namespace.
+    pub resolution: Option<crate::model::Resolution>,
+}
+
+/// The names `rec`'s source pod knew its destination by at `at_ms`.
+pub fn flow_names(
+    names: Option<&mut Names>,
+    rec: &crate::capture::FlowRecord,
+    at_ms: i64,
+) -> FlowNames {
+    use crate::{capture::Direction, model::Resolution};
+    let Some(names) = names else {
+        return FlowNames::default();
+    };
+    let dst = rec.dst_addr.to_canonical();
+    if rec.direction != Direction::Egress
+        || rec.netns_cookie == 0
+        || dst.is_loopback()
+        || dst.is_unspecified()
+    {
+        return FlowNames::default();
+    }
+    let hits = names.names_at(rec.netns_cookie, dst, at_ms);
+    let resolution = Some(if hits.is_empty() {
+        Resolution::Bare
+    } else {
+        Resolution::Dns
+    });
+    FlowNames {
+        names: hits.iter().map(|h| h.name.clone()).collect(),
+        hits,
+        resolution,
+    }
+}
+
+/// What became of one answer record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AnswerUse {
+    /// From a trusted resolver to a socket that asked it: its names are learned.
+    Learned,
+    /// From a server that is not a trusted resolver: recorded, counted, never used. A pod
+    /// that asks its own server for a documented name must not make that server's
+    /// address the documented service.
+    Untrusted,
+    /// To a socket that sent no query to that server: counted and ignored.
+    Unsolicited,
+    /// NXDOMAIN, NODATA or no address (search-domain expansion makes many): nothing to learn.
+    Empty,
+}
+
+impl AnswerUse {
+    pub const ALL: [AnswerUse; 4] = [
+        AnswerUse::Learned,
+        AnswerUse::Untrusted,
+        AnswerUse::Unsolicited,
+        AnswerUse::Empty,
+    ];
+
+    /// The stable name it is counted under (`auditor_dns_answers_total{use}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerUse::Learned => "learned",
+            AnswerUse::Untrusted => "untrusted",
+            AnswerUse::Unsolicited => "unsolicited",
+            AnswerUse::Empty => "empty",
+        }
+    }
+}
+
+/// The names every pod of the node resolved, learned from trusted answers only: what
+/// the daemon and `auditor replay` judge egress with.
+pub struct Names {
+    table: NameTable,
+    /// `--dns-resolver`: the cluster DNS and node-local cache addresses. The platform
+    /// baseline's DNS entry adds its own (the caller's `trusted`).
+    resolvers: Vec<IpNet>,
+    /// Answers by what became of them.
+    pub answers: BTreeMap<AnswerUse, u64>,
+}
+
+impl Names {
+    pub fn new(limits: NameLimits, resolvers: Vec<IpNet>) -> Names {
+        Names {
+            table: NameTable::new(limits),
+            resolvers,
+            answers: BTreeMap::new(),
+        }
+    }
+
+    /// Takes one answer: learns its names when a trusted resolver gave them to a socket
+    /// that asked. `trusted` is the platform baseline's say on the server.
+    pub fn answer(&mut self, rec: &AnswerRecord, trusted: &dyn Fn(IpAddr) -> bool) -> AnswerUse {
+        let resolver = rec.resolver.to_canonical();
+        let used = if !rec.solicited || rec.netns_cookie == 0 {
+            AnswerUse::Unsolicited
+        } else if !(self.resolvers.iter().any(|n| n.contains(&resolver)) || trusted(resolver)) {
+            AnswerUse::Untrusted
+        } else if rec.answers.is_empty() {
+            AnswerUse::Empty
+        } else {
+            for r in rec.resolutions() {
+                self.table.learn(rec.netns_cookie, &r, resolver, rec.time);
+            }
+            AnswerUse::Learned
+        };
+        *self.answers.entry(used).or_default() += 1;
+        used
+    }
+
+    /// The names the pod in `netns` knew `addr` by for a connection at `at_ms`.
+    pub fn names_at(&mut self, netns: u64, addr: IpAddr, at_ms: i64) -> Vec<NameHit> {
+        self.table.names_at(netns, addr.to_canonical(), at_ms)
+    }
+
+    /// Whether any resolver is trusted at all: without one no name is ever learned, and
+    /// the caller says so at start.
+    pub fn has_resolvers(&self) -> bool {
+        !self.resolvers.is_empty()
+    }
+
+    pub fn table(&self) -> &NameTable {
+        &self.table
+    }
+
+    pub fn table_mut(&mut self) -> &mut NameTable {
+        &mut self.table
+    }
+}

@@ -100,6 +100,11 @@ impl Resolver {
         self.sources.iter().find_map(|s| s.remote(addr, port))
     }
 
+    /// TEMPORARY stub until the dns-pattern branch lands.
+    pub fn named(&self, _names: &[std::sync::Arc<str>], _port: u16) -> Option<(Resolved, usize)> {
+        None
+    }
+
     pub fn source_names(&self) -> Vec<&str> {
         self.sources.iter().map(|s| s.name()).collect()
     }

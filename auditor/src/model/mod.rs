@@ -7,6 +7,6 @@ pub mod time;
 pub mod verdict;
 pub mod vocabulary;
 
-pub use flow::FlowView;
+pub use flow::{FlowView, Resolution};
 pub use time::Millis;
 pub use verdict::Verdict;

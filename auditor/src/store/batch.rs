@@ -29,8 +29,24 @@ pub struct CoverageUpdate {
     pub drops: Drops,
 }
 
+/// A name a trusted resolver gave (`dns_learned`).
+#[derive(Debug, Clone, Default)]
+pub struct LearnedDelta {
+    pub answers: u64,
+    pub first_ms: Millis,
+    pub last_ms: Millis,
+}
+
+/// Distinct (name, resolver) pairs a batch holds at most: a pod resolving random names
+/// cannot grow it; past it, the names are still learned, only not recorded as learned.
+pub const LEARNED_CAP: usize = 10_000;
+
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// The name table to keep in place of the stored one (`dns_names`).
+    pub names: Option<Vec<crate::dns::names::StoredName>>,
+    /// Names trusted resolvers gave since the last commit.
+    pub learned: HashMap<(String, std::net::IpAddr), LearnedDelta>,
     pub edges: HashMap<EdgeKey, Edge>,
     /// By row number and the digest of the row's content judged against.
     pub rows: HashMap<(u32, String), RowDelta>,
@@ -51,6 +67,24 @@ impl Batch {
             && self.coverage.is_none()
             && self.intervals.is_empty()
             && self.capture.is_none()
+            && self.names.is_none()
+            && self.learned.is_empty()
+    }
+
+    /// A trusted resolver gave `name` at `at_ms` (beyond `LEARNED_CAP` pairs: dropped).
+    pub fn add_learned(&mut self, name: &str, resolver: std::net::IpAddr, at_ms: Millis) {
+        let key = (name.to_string(), resolver);
+        if self.learned.len() >= LEARNED_CAP && !self.learned.contains_key(&key) {
+            return;
+        }
+        let d = self.learned.entry(key).or_insert(LearnedDelta {
+            answers: 0,
+            first_ms: at_ms,
+            last_ms: at_ms,
+        });
+        d.answers += 1;
+        d.first_ms = d.first_ms.min(at_ms);
+        d.last_ms = d.last_ms.max(at_ms);
     }
 
     pub fn connections(&self) -> u64 {
@@ -109,6 +143,16 @@ impl Batch {
         }
         for ((r, digest), d) in older.rows {
             self.add_row(r, &digest, d);
+        }
+        if self.names.is_none() {
+            self.names = older.names;
+        }
+        for ((name, resolver), d) in older.learned {
+            self.add_learned(&name, resolver, d.first_ms);
+            if let Some(e) = self.learned.get_mut(&(name, resolver)) {
+                e.answers += d.answers - 1;
+                e.last_ms = e.last_ms.max(d.last_ms);
+            }
         }
         if self.coverage.is_none() {
             self.coverage = older.coverage;

@@ -33,7 +33,39 @@ use crate::{
 /// 5: where observations came from (`captures`: one row per live capture or replay).
 /// Older stores gain the (empty) table when opened for writing; reports read them as
 /// they are, with where their observations came from unknown.
-const SCHEMA_VERSION: i64 = 5;
+/// 6: an edge is kept per DNS name its destination was reached by (`edges.domain`, in the
+/// key; '' for none), and the DNS names: the name table, kept across restarts
+/// (`dns_names`), and which resolver gave which name when (`dns_learned`). Version 5
+/// stores are rebuilt when `auditor run` opens them; reports read older stores as they are.
+const SCHEMA_VERSION: i64 = 6;
+
+const DNS_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS dns_names (
+    node TEXT NOT NULL, netns_cookie INTEGER NOT NULL, addr TEXT NOT NULL, name TEXT NOT NULL,
+    position INTEGER NOT NULL, learned_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
+    bound_until_ms INTEGER, resolver TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dns_names_node ON dns_names (node);
+CREATE TABLE IF NOT EXISTS dns_learned (
+    node TEXT NOT NULL, name TEXT NOT NULL, resolver TEXT NOT NULL, answers INTEGER NOT NULL,
+    first_learned_ms INTEGER NOT NULL, last_learned_ms INTEGER NOT NULL,
+    PRIMARY KEY (node, name, resolver)
+);
+";
+
+/// The edges table of version 6 (the key gains `domain`).
+const EDGES_V6: &str = "
+CREATE TABLE IF NOT EXISTS edges (
+    node TEXT NOT NULL, verdict TEXT NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL,
+    transport TEXT NOT NULL, port INTEGER NOT NULL,
+    rules TEXT NOT NULL, documented TEXT,
+    count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+    direction TEXT, src_end TEXT, dst_end TEXT, process TEXT,
+    platform TEXT, mesh_leg TEXT, domain TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (node, verdict, src, dst, transport, port, domain)
+);
+CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen_ms);
+";
 
 const CAPTURES: &str = "
 CREATE TABLE IF NOT EXISTS captures (
@@ -45,16 +77,6 @@ CREATE TABLE IF NOT EXISTS captures (
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS edges (
-    node TEXT NOT NULL, verdict TEXT NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL,
-    transport TEXT NOT NULL, port INTEGER NOT NULL,
-    rules TEXT NOT NULL, documented TEXT,
-    count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
-    direction TEXT, src_end TEXT, dst_end TEXT, process TEXT,
-    platform TEXT, mesh_leg TEXT,
-    PRIMARY KEY (node, verdict, src, dst, transport, port)
-);
-CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen_ms);
 CREATE TABLE IF NOT EXISTS rows (
     node TEXT NOT NULL, rule INTEGER NOT NULL, digest TEXT NOT NULL DEFAULT '',
     count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
@@ -147,6 +169,18 @@ fn is_damaged(e: &anyhow::Error) -> bool {
 #[derive(Debug, thiserror::Error)]
 #[error("integrity check failed: {0}")]
 struct Damaged(String);
+
+/// A DNS name as the store keeps its learning: which trusted resolver gave it, how often,
+/// first and last.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LearnedName {
+    pub node: String,
+    pub name: String,
+    pub resolver: std::net::IpAddr,
+    pub answers: u64,
+    pub first_learned_ms: Millis,
+    pub last_learned_ms: Millis,
+}
 
 /// One stored edge, as reports read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -532,7 +566,9 @@ impl Store {
         let existing = self.version_text()?;
         if existing.is_none() {
             self.conn.execute_batch(SCHEMA)?;
+            self.conn.execute_batch(EDGES_V6)?;
             self.conn.execute_batch(CAPTURES)?;
+            self.conn.execute_batch(DNS_TABLES)?;
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
                 params![SCHEMA_VERSION.to_string()],
@@ -561,6 +597,10 @@ impl Store {
             self.conn.execute_batch(&format!(
                 "BEGIN; {CAPTURES} UPDATE meta SET value = '5' WHERE key = 'schema_version'; COMMIT;"
             ))?;
+            self.version = 5;
+        }
+        if self.version == 5 {
+            self.upgrade_from_5()?;
             self.version = SCHEMA_VERSION;
         }
         Ok(())
@@ -603,6 +643,28 @@ impl Store {
     /// old columns stay (unused) so no data is rewritten but the new ones.
     /// Version 3 keys row observations by content digest too: the table is rebuilt (SQLite
     /// cannot change a primary key), old rows with an empty digest.
+    /// Version 5 to 6: the edges table is rebuilt with `domain` in its key (existing
+    /// edges get ''), and the DNS tables are made.
+    fn upgrade_from_5(&mut self) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(&format!(
+            "ALTER TABLE edges RENAME TO edges_v5;
+             DROP INDEX IF EXISTS edges_last_seen;
+             {EDGES_V6}
+             INSERT INTO edges (node, verdict, src, dst, transport, port, rules, documented, count,
+                                first_seen_ms, last_seen_ms, direction, src_end, dst_end, process,
+                                platform, mesh_leg, domain)
+                SELECT node, verdict, src, dst, transport, port, rules, documented, count,
+                       first_seen_ms, last_seen_ms, direction, src_end, dst_end, process,
+                       platform, mesh_leg, '' FROM edges_v5;
+             DROP TABLE edges_v5;
+             {DNS_TABLES}
+             UPDATE meta SET value = '6' WHERE key = 'schema_version';"
+        ))?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn upgrade_from_2(&mut self) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
@@ -664,9 +726,9 @@ impl Store {
             let mut up = tx.prepare_cached(
                 "INSERT INTO edges (node, verdict, src, dst, transport, port, rules, documented, count,
                                     first_seen_ms, last_seen_ms, direction, src_end, dst_end, process,
-                                    platform, mesh_leg)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-                 ON CONFLICT (node, verdict, src, dst, transport, port) DO UPDATE SET
+                                    platform, mesh_leg, domain)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                 ON CONFLICT (node, verdict, src, dst, transport, port, domain) DO UPDATE SET
                     count = count + excluded.count,
                     rules = excluded.rules, documented = excluded.documented,
                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
@@ -703,6 +765,7 @@ impl Store {
                     e.process.as_ref().map(json),
                     e.platform,
                     e.mesh_leg.as_ref().map(json),
+                    k.domain.as_deref().unwrap_or(""),
                 ])?;
             }
             let mut rows = tx.prepare_cached(
@@ -771,6 +834,46 @@ impl Store {
             }
             if let Some(c) = &batch.capture {
                 insert_capture(&tx, c)?;
+            }
+            if let Some(names) = &batch.names {
+                // The whole table as it stands: what a restart restores.
+                tx.execute("DELETE FROM dns_names WHERE node = ?1", params![node])?;
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO dns_names (node, netns_cookie, addr, name, position, learned_ms,
+                                            expires_ms, bound_until_ms, resolver)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for n in names {
+                    put.execute(params![
+                        node,
+                        n.netns_cookie as i64,
+                        n.addr.to_string(),
+                        n.name,
+                        n.position,
+                        n.learned_ms,
+                        n.expires_ms,
+                        n.bound_until_ms,
+                        n.resolver.to_string(),
+                    ])?;
+                }
+            }
+            let mut learned = tx.prepare_cached(
+                "INSERT INTO dns_learned (node, name, resolver, answers, first_learned_ms, last_learned_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (node, name, resolver) DO UPDATE SET
+                    answers = answers + excluded.answers,
+                    first_learned_ms = MIN(first_learned_ms, excluded.first_learned_ms),
+                    last_learned_ms = MAX(last_learned_ms, excluded.last_learned_ms)",
+            )?;
+            for ((name, resolver), d) in &batch.learned {
+                learned.execute(params![
+                    node,
+                    name,
+                    resolver.to_string(),
+                    d.answers as i64,
+                    d.first_ms,
+                    d.last_ms
+                ])?;
             }
         }
         tx.commit()?;
@@ -903,6 +1006,12 @@ impl Store {
             params![cutoff_ms],
         )?;
         n += tx.execute("DELETE FROM coverage WHERE end_ms < ?1", params![cutoff_ms])?;
+        if self.version >= 6 {
+            n += tx.execute(
+                "DELETE FROM dns_learned WHERE last_learned_ms < ?1",
+                params![cutoff_ms],
+            )?;
+        }
         tx.commit()?;
         Ok(n)
     }
@@ -948,6 +1057,67 @@ impl Store {
                     example_src: r.get(5)?,
                     example_comm: r.get(6)?,
                     digest: r.get(7)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// This node's name table as last saved (empty for a store older than version 6).
+    pub fn names(&self, node: &str) -> anyhow::Result<Vec<crate::dns::names::StoredName>> {
+        if self.version < 6 {
+            return Ok(Vec::new());
+        }
+        let mut q = self.conn.prepare(
+            "SELECT netns_cookie, addr, name, position, learned_ms, expires_ms, bound_until_ms, resolver
+             FROM dns_names WHERE node = ?1",
+        )?;
+        let addr = |text: String| {
+            text.parse::<std::net::IpAddr>()
+                .map_err(|_| conversion("address", &text))
+        };
+        let rows = q.query_map(params![node], |r| {
+            Ok(crate::dns::names::StoredName {
+                netns_cookie: r.get::<_, i64>(0)? as u64,
+                addr: addr(r.get(1)?)?,
+                name: r.get(2)?,
+                position: r.get(3)?,
+                learned_ms: r.get(4)?,
+                expires_ms: r.get(5)?,
+                bound_until_ms: r.get(6)?,
+                resolver: addr(r.get(7)?)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Which resolver gave which name, learned in [since, until] (ms; None = open); empty
+    /// for a store older than version 6.
+    pub fn learned(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> anyhow::Result<Vec<LearnedName>> {
+        if self.version < 6 {
+            return Ok(Vec::new());
+        }
+        let mut q = self.conn.prepare(
+            "SELECT node, name, resolver, answers, first_learned_ms, last_learned_ms FROM dns_learned
+             WHERE last_learned_ms >= ?1 AND first_learned_ms <= ?2 ORDER BY name, node, resolver",
+        )?;
+        let rows = q.query_map(
+            params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
+            |r| {
+                let resolver: String = r.get(2)?;
+                Ok(LearnedName {
+                    node: r.get(0)?,
+                    name: r.get(1)?,
+                    resolver: resolver
+                        .parse()
+                        .map_err(|_| conversion("address", &resolver))?,
+                    answers: r.get::<_, i64>(3)? as u64,
+                    first_learned_ms: r.get(4)?,
+                    last_learned_ms: r.get(5)?,
                 })
             },
         )?;

@@ -444,6 +444,32 @@ impl Baseline {
         })
     }
 
+    /// Whether any entry names DNS servers (see `dns_server`).
+    pub fn names_dns_servers(&self) -> bool {
+        self.entries.iter().any(|e| {
+            !e.to.any
+                && matches!(&e.ports, PortMatch::Listed(l) if l.iter().any(|p| p.contains(auditor_common::DNS_PORT)))
+        })
+    }
+
+    /// The entry that names `server` as a DNS server: it lists port 53 and names its
+    /// destination (addresses or Kubernetes Services; `any` names no server). Such a
+    /// server is a trusted resolver: the names its answers give are used for verdicts.
+    pub fn dns_server(&self, server: IpAddr) -> Option<&Entry> {
+        let end = EndFacts {
+            addrs: vec![server],
+            comm: None,
+        };
+        let kube = self.kube.as_deref();
+        self.entries.iter().find(|e| {
+            let lists_53 = match &e.ports {
+                PortMatch::Listed(l) => l.iter().any(|p| p.contains(auditor_common::DNS_PORT)),
+                PortMatch::Declared(_) => false,
+            };
+            lists_53 && !e.to.any && e.to.matches(&end, kube)
+        })
+    }
+
     fn port_ok(&self, e: &Entry, f: &FlowView<'_>, dst: Option<&Resolved>) -> bool {
         match &e.ports {
             PortMatch::Listed(l) => l.iter().any(|p| p.contains(f.dst_port)),

@@ -20,6 +20,8 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
         comm: "",
         cgroup: None,
         netns_addrs: &[],
+        dst_names: &[],
+        resolution: None,
     };
     let j = judge.judge(&flow);
     let mut out = String::new();

@@ -14,7 +14,7 @@ use crate::{
     capture::Direction,
     edge::MeshLeg,
     identity::{LocalEndpoint, Resolved, Resolver, mesh::Mesh},
-    model::{FlowView, Verdict},
+    model::{FlowView, Resolution, Verdict},
 };
 pub use baseline::Baseline;
 
@@ -31,6 +31,11 @@ pub struct Judgement<'p> {
     pub platform: Option<Arc<str>>,
     /// When a mesh sidecar made (or accepted) it: which leg.
     pub mesh_leg: Option<MeshLeg>,
+    /// Egress: the DNS name the destination was judged by (the one an entry claimed), or
+    /// when none claimed one, the name the source asked for.
+    pub domain: Option<Arc<str>>,
+    /// Egress, when DNS answers were captured: resolved or used bare.
+    pub resolution: Option<Resolution>,
 }
 
 impl Judgement<'_> {
@@ -116,9 +121,11 @@ impl Judge {
         }
     }
 
-    /// Both ends of a flow. Egress: the local process connected out. Ingress: a peer
-    /// connected to a local process, judged from the receiving service's side.
-    pub fn ends(&self, f: &FlowView<'_>) -> (Option<Resolved>, Option<Resolved>) {
+    /// Both ends of a flow. Egress: the local process connected out; its destination is
+    /// who the names its own pod resolved the address by say, else who the address says.
+    /// Ingress: a peer connected to a local process, judged from the receiving service's
+    /// side. Also the name the destination was judged by.
+    pub fn ends(&self, f: &FlowView<'_>) -> (Option<Resolved>, Option<Resolved>, Option<Arc<str>>) {
         match f.direction {
             Direction::Egress => {
                 let local = LocalEndpoint {
@@ -127,10 +134,14 @@ impl Judge {
                     cgroup: f.cgroup,
                     netns_addrs: f.netns_addrs,
                 };
-                (
-                    self.resolver.local(&local),
-                    self.resolver.remote(f.dst_addr, f.dst_port),
-                )
+                let (dst, domain) = match self.resolver.named(f.dst_names, f.dst_port) {
+                    Some((named, i)) => (Some(named), f.dst_names.get(i).cloned()),
+                    None => (
+                        self.resolver.remote(f.dst_addr, f.dst_port),
+                        f.dst_names.first().cloned(),
+                    ),
+                };
+                (self.resolver.local(&local), dst, domain)
             }
             Direction::Ingress => {
                 let local = LocalEndpoint {
@@ -140,7 +151,7 @@ impl Judge {
                     netns_addrs: f.netns_addrs,
                 };
                 let src = f.src_addr.and_then(|a| self.resolver.remote(a, 0));
-                (src, self.resolver.local(&local))
+                (src, self.resolver.local(&local), None)
             }
         }
     }
@@ -149,7 +160,7 @@ impl Judge {
     /// the documented rows; and a violation that is not between two documented services
     /// against the platform baseline.
     pub fn judge(&self, f: &FlowView<'_>) -> Judgement<'_> {
-        let (src, mut dst) = self.ends(f);
+        let (src, mut dst, domain) = self.ends(f);
         let mesh_leg = self.mesh.as_ref().and_then(|m| m.leg(f));
         if mesh_leg == Some(MeshLeg::Delivery) {
             // The sidecar hands the connection to the app in its own pod.
@@ -164,6 +175,8 @@ impl Judge {
             lookup: None,
             platform: None,
             mesh_leg,
+            domain,
+            resolution: f.resolution,
         };
         self.judge_documented(f, &mut j);
         // Platform traffic: only a violation, only when an end is not a documented

@@ -23,6 +23,8 @@ pub fn endpoint(r: Option<&Resolved>, addr: Option<std::net::IpAddr>) -> Endpoin
         workload: k8s.and_then(|k| k.workload.clone()),
         k8s_service: k8s.and_then(|k| k.service.clone()),
         via: r.map(|r| r.via.to_string()),
+        domain: None,
+        resolution: None,
     }
 }
 
@@ -69,6 +71,8 @@ pub fn edge(
     let mut dst = endpoint(j.dst.as_ref(), Some(flow.dst_addr));
     dst.port = Some(j.port);
     dst.connected_port = (j.port != flow.dst_port).then_some(flow.dst_port);
+    dst.domain = j.domain.as_deref().map(str::to_string);
+    dst.resolution = j.resolution;
     Edge {
         verdict: j.verdict,
         rules: j.rules(),
