@@ -12,7 +12,8 @@
 //!       listen:ADDR:PORT (a TCP listener), accept:ADDR:PORT (a listener whose accepted
 //!       connections are held open too)
 //!   auditor-peer scan ADDR FROM TO SECS   one TCP connect to each port FROM..TO (exclusive)
-//!   auditor-peer resolve DNS NAME udp|tcp      one DNS A query to DNS:53; prints the address
+//!   auditor-peer resolve DNS NAME udp|tcp|auto one DNS A query to DNS:53; prints the address
+//!       (auto: UDP, and TCP when the answer comes back truncated, as a stub resolver does)
 //!   auditor-peer probe SECS MS ADDR:PORT …     a TCP connect to each every MS ms, for SECS
 //!   auditor-peer sidecar SECS NAME fwd:LADDR:LPORT:TADDR:TPORT …   a mesh sidecar named
 //!                                              NAME: forwards each listener to its target
@@ -452,37 +453,50 @@ fn resolve(dns: &str, name: &str, proto: &str) -> Res {
     }
     q.extend_from_slice(&[0, 0, 1, 0, 1]);
     let answer = match proto {
-        "udp" => {
-            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(IO_TIMEOUT))
-                .map_err(|e| e.to_string())?;
-            s.connect(server)
-                .map_err(|e| format!("connect {server}: {e}"))?;
-            s.send(&q).map_err(|e| format!("send: {e}"))?;
-            let mut buf = [0u8; 512];
-            let n = s.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
-            buf[..n].to_vec()
+        "auto" => {
+            let udp = query_udp(server, &q)?;
+            // TC: the answer did not fit 512 bytes; ask again over TCP.
+            if udp.len() > 2 && udp[2] & 0x02 != 0 {
+                query_tcp(server, &q)?
+            } else {
+                udp
+            }
         }
-        "tcp" => {
-            let mut s = TcpStream::connect_timeout(&server, IO_TIMEOUT)
-                .map_err(|e| format!("connect {server}: {e}"))?;
-            s.set_read_timeout(Some(IO_TIMEOUT))
-                .map_err(|e| e.to_string())?;
-            let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-            framed.extend_from_slice(&q);
-            s.write_all(&framed).map_err(|e| format!("send: {e}"))?;
-            let mut len = [0u8; 2];
-            s.read_exact(&mut len).map_err(|e| format!("recv: {e}"))?;
-            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-            s.read_exact(&mut buf).map_err(|e| format!("recv: {e}"))?;
-            buf
-        }
+        "udp" => query_udp(server, &q)?,
+        "tcp" => query_tcp(server, &q)?,
         other => return Err(format!("unknown protocol {other}")),
     };
     let addr =
         first_a_record(&answer).ok_or_else(|| format!("{name}: no address in the answer"))?;
     println!("{addr}");
     Ok(())
+}
+
+fn query_udp(server: SocketAddr, q: &[u8]) -> Result<Vec<u8>, String> {
+    let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.connect(server)
+        .map_err(|e| format!("connect {server}: {e}"))?;
+    s.send(q).map_err(|e| format!("send: {e}"))?;
+    let mut buf = [0u8; 512];
+    let n = s.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
+    Ok(buf[..n].to_vec())
+}
+
+fn query_tcp(server: SocketAddr, q: &[u8]) -> Result<Vec<u8>, String> {
+    let mut s = TcpStream::connect_timeout(&server, IO_TIMEOUT)
+        .map_err(|e| format!("connect {server}: {e}"))?;
+    s.set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(q);
+    s.write_all(&framed).map_err(|e| format!("send: {e}"))?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).map_err(|e| format!("recv: {e}"))?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).map_err(|e| format!("recv: {e}"))?;
+    Ok(buf)
 }
 
 /// The first A record of a DNS answer (rcode 0), skipping the question.
