@@ -57,7 +57,7 @@ pub enum AnswerError {
     )]
     Truncated(DecodeError),
     #[error("the DNS message is malformed: {0}")]
-    Malformed(DecodeError),
+    Malformed(String),
     #[error("the DNS message is a query, not a response")]
     NotAResponse,
     #[error("the DNS message has opcode {0}, not a standard query's answer")]
@@ -80,7 +80,7 @@ impl From<DecodeError> for AnswerError {
     fn from(e: DecodeError) -> Self {
         match e {
             DecodeError::InsufficientBytes => AnswerError::Truncated(e),
-            e => AnswerError::Malformed(e),
+            e => AnswerError::Malformed(e.to_string()),
         }
     }
 }
@@ -211,7 +211,10 @@ fn read_record(d: &mut BinDecoder<'_>) -> Result<Option<Rec>, AnswerError> {
         RecordType::CNAME => {
             let target = Name::read(d)?;
             if d.index() - start != len {
-                return Err(AnswerError::Malformed(DecodeError::InsufficientBytes));
+                return Err(AnswerError::Malformed(format!(
+                    "a CNAME record's data is {} bytes, its length says {len}",
+                    d.index() - start
+                )));
             }
             Data::Cname(display_name(&target))
         }

@@ -385,8 +385,11 @@ mod tests {
         assert_eq!(t.stats().evicted, 1);
         assert_eq!(t.len(), 2);
         // key 1 survived with its partial message; key 2 starts over (and is misframed).
-        assert_eq!(t.push(key(1), 4, b"ef", true, 4), vec![b"abcdef".to_vec()]);
-        assert!(t.push(key(2), 4, b"ef", true, 5).is_empty());
+        assert_eq!(
+            t.push(key(1), 4, b"cdef", true, 4),
+            vec![b"abcdef".to_vec()]
+        );
+        assert!(t.push(key(2), 4, b"cdef", true, 5).is_empty());
     }
 
     #[test]
