@@ -137,9 +137,8 @@ impl DnsNames {
         for tail in suffixes(name).skip(1) {
             for &i in self.by_tail.get(tail).into_iter().flatten() {
                 let c = &self.claims[i];
-                let better = best.is_none_or(|b| {
-                    c.pattern.literal_labels() > b.pattern.literal_labels()
-                });
+                let better =
+                    best.is_none_or(|b| c.pattern.literal_labels() > b.pattern.literal_labels());
                 if better && c.pattern.matches(name) {
                     best = Some(c);
                 }
@@ -209,7 +208,13 @@ mod tests {
                 line: n as u64 + 1,
                 column: 1,
             };
-            t.insert(DnsPattern::parse(p).expect("pattern"), *id, at, "inv.yaml", &names)?;
+            t.insert(
+                DnsPattern::parse(p).expect("pattern"),
+                *id,
+                at,
+                "inv.yaml",
+                &names,
+            )?;
         }
         t.check_ties("inv.yaml", &names)?;
         Ok(t)
@@ -224,7 +229,10 @@ mod tests {
         ])
         .expect("table");
         let who = |n: &str| t.lookup(n).map(|(id, p)| (id, p.to_string()));
-        assert_eq!(who("x.corp.example.com"), Some((0, "**.corp.example.com".into())));
+        assert_eq!(
+            who("x.corp.example.com"),
+            Some((0, "**.corp.example.com".into()))
+        );
         assert_eq!(
             who("x.blob.corp.example.com"),
             Some((1, "*.blob.corp.example.com".into()))
@@ -246,7 +254,8 @@ mod tests {
         let e = table(&[(0, "cache.example.com"), (1, "Cache.Example.com.")]).unwrap_err();
         assert_eq!(e.line, 2);
         assert!(
-            e.message.contains("\"cache.example.com\" is already declared for Redis (line 1)"),
+            e.message
+                .contains("\"cache.example.com\" is already declared for Redis (line 1)"),
             "{}",
             e.message
         );
@@ -258,8 +267,17 @@ mod tests {
     fn equally_specific_overlapping_patterns_of_two_entries_are_refused() {
         let e = table(&[(0, "*.b.example.com"), (1, "a.*.example.com")]).unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(e.message.starts_with("Object storage: dns pattern \"a.*.example.com\""), "{}", e.message);
-        assert!(e.message.contains("\"*.b.example.com\" of Redis (line 1)"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("Object storage: dns pattern \"a.*.example.com\""),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("\"*.b.example.com\" of Redis (line 1)"),
+            "{}",
+            e.message
+        );
         let e = table(&[(1, "*.b.example.com"), (0, "*.b.example.com")]).unwrap_err();
         assert_eq!(e.line, 2);
         // Disjoint, or of one entry, or more specific: allowed.
