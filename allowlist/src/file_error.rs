@@ -132,6 +132,13 @@ fn explain(text: &str, e: &YamlError, line: u64, column: u64) -> Option<(u64, u6
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+        // A plain value that begins with `*` is read as an alias: the likeliest is a
+        // wildcard (an inventory's `dns: [*.example.com]`), not a reference.
+        YamlError::UnknownAnchor { .. } => here(
+            "a value that begins with `*` is a YAML alias (a reference to an `&anchor`): \
+             quote it, as in \"*.example.com\""
+                .into(),
+        ),
         // saphyr places it at the entry's end: show the entry's first line.
         YamlError::SerdeMissingField { field, .. } => {
             let start = entry_start(text, line, column).unwrap_or((line, column));

@@ -6,7 +6,7 @@
 //! - `tcp` reassembles DNS over TCP from the segments the kernel copied.
 //! - `names` is the table: per (network namespace, address), the names with their expiry
 //!   (TTL plus a grace window), bounded, kept with the store across restarts.
-//! - `pattern` is the inventory's `dns:` patterns (`*` one label, `**` any number), with
+//! - `pattern` is the inventory's `dns:` patterns (`*` one label, `**` one or more), with
 //!   the refusal of patterns that cover a public suffix.
 //!
 //! The kernel side (`auditor-ebpf/src/dns.rs`) copies answers into the same ring buffer

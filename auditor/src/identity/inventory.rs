@@ -9,9 +9,12 @@
 //!     addresses: [10.0.1.0/24, "fd00::10"]
 //!     processes: [tenant]
 //!     cgroups: ["/kubepods/*/tenant-*"]
+//!   Redis:
+//!     dns: ["*.redis.cache.windows.net"]
 //! externals:
 //!   Object storage:
 //!     addresses: [203.0.113.0/24]
+//!     dns: [mybucket.s3.eu-west-1.amazonaws.com, "**.storage.corp.example.com"]
 //! mesh_upstreams:            # a connect to 127.0.0.1:PORT is a connect to SERVICE
 //!   - {port: 9100, service: Config Service}
 //! mesh:                      # the sidecar: its connections are mesh legs
@@ -22,6 +25,13 @@
 //! A service may also declare the ports its pods expose to the platform, `probe_ports`
 //! (kubelet probes) and `metrics_ports` (Prometheus): the platform baseline's
 //! `declared_ports` entries match them (in Kubernetes mode the pod spec says it).
+//!
+//! `dns:` names an entry by the DNS names its clients resolve (`*` is one label, `**` one
+//! or more; the syntax and the public-suffix rules are in `crate::dns::pattern`). A
+//! service or external may have addresses, names, or both; an external needs one of
+//! them. A name is one entry's: two entries claiming one exact name, or two equally
+//! specific wildcard patterns that match a common name, are refused at load (see
+//! `dns_names`); otherwise the most specific pattern wins.
 //!
 //! Loopback addresses are honoured as written: an entry that lists `127.0.1.6` (or
 //! `127.0.0.0/8`, or `::1`) identifies connections from and to that address. A loopback
@@ -41,7 +51,12 @@ use serde_saphyr::Spanned;
 
 // `Inventory::declared_ports` hands these out: its callers name them here.
 pub use super::cluster::DeclaredPorts;
-use super::{IdentitySource, LocalEndpoint, Resolved, Via, cluster::KubeSelector};
+use super::{
+    IdentitySource, LocalEndpoint, Resolved, Via,
+    cluster::KubeSelector,
+    dns_names::{At, DnsNames},
+};
+use crate::dns::pattern::DnsPattern;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,12 +95,27 @@ struct RawService {
     /// Ports Prometheus scrapes.
     #[serde(default)]
     metrics_ports: Vec<u16>,
+    /// DNS names its clients resolve to reach it: exact names, or patterns where `*` is
+    /// one label and `**` one or more (`*.redis.cache.windows.net`). A pattern that covers
+    /// a public suffix, such as `*.com` or `**.s3.amazonaws.com`, is refused.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    dns: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExternal {
+    /// Its IP addresses and CIDRs. An external needs addresses, dns names, or both.
+    #[serde(default)]
     addresses: Vec<String>,
+    /// DNS names it is reached by: exact names, or patterns where `*` is one label and
+    /// `**` one or more (`mybucket.s3.eu-west-1.amazonaws.com`, `*.redis.cache.windows.net`).
+    /// A pattern that covers a public suffix, such as `*.com` or `**.s3.amazonaws.com`,
+    /// is refused.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    dns: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -161,6 +191,8 @@ pub struct Inventory {
     nets: Vec<Vec<IpNet>>,
     declared: HashMap<Arc<str>, DeclaredPorts>,
     mesh: Option<super::mesh::Mesh>,
+    /// The `dns:` names and patterns, to entry ids.
+    dns: DnsNames,
 }
 
 /// The entry that declared an address, and where: a duplicate names it.
@@ -230,12 +262,13 @@ impl Inventory {
             nets: Vec::new(),
             declared: HashMap::new(),
             mesh: None,
+            dns: DnsNames::default(),
         };
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut owners: HashMap<IpNet, Owner> = HashMap::new();
         let mut globs = globset::GlobSetBuilder::new();
         for (name, s) in &raw.services {
-            inv.add_entry(
+            let id = inv.add_entry(
                 name,
                 s,
                 EntryKind::Service,
@@ -243,9 +276,20 @@ impl Inventory {
                 &mut ids,
                 &mut owners,
             )?;
+            inv.add_dns(id, &s.value.dns, text)?;
         }
         for (name, e) in &raw.externals {
-            inv.add_entry(
+            if e.value.addresses.is_empty() && e.value.dns.is_empty() {
+                return Err(err(
+                    origin,
+                    e,
+                    format!(
+                        "{name}: an external needs its addresses, its dns names, or both \
+                         (addresses: [203.0.113.0/24], dns: [\"*.example.com\"])"
+                    ),
+                ));
+            }
+            let id = inv.add_entry(
                 name,
                 e,
                 EntryKind::External,
@@ -253,7 +297,9 @@ impl Inventory {
                 &mut ids,
                 &mut owners,
             )?;
+            inv.add_dns(id, &e.value.dns, text)?;
         }
+        inv.dns.check_ties(origin, &inv.names)?;
         for (name, s) in &raw.services {
             let id = ids[&allowlist::names::clean(name)];
             if let Some(k) = &s.value.kubernetes {
@@ -351,7 +397,7 @@ impl Inventory {
         addresses: &[String],
         ids: &mut HashMap<String, u32>,
         owners: &mut HashMap<IpNet, Owner>,
-    ) -> Result<(), FileError> {
+    ) -> Result<u32, FileError> {
         let origin = self.origin.clone();
         let clean = allowlist::names::clean(name);
         if clean.is_empty() {
@@ -415,6 +461,33 @@ impl Inventory {
                     .v6
                     .insert(128, u128::from(n.addr()), n.prefix_len(), id),
             };
+        }
+        Ok(id)
+    }
+
+    /// Entry `id`'s `dns:` patterns, each checked where it is written (`text`: the file).
+    fn add_dns(
+        &mut self,
+        id: u32,
+        patterns: &[Spanned<String>],
+        text: &str,
+    ) -> Result<(), FileError> {
+        for p in patterns {
+            let at = At {
+                line: p.referenced.line(),
+                column: p.referenced.column(),
+            };
+            let pattern = DnsPattern::parse(&p.value).map_err(|e| FileError {
+                origin: self.origin.clone(),
+                line: at.line,
+                column: column_in(text, p, e.offset),
+                message: format!(
+                    "{}: dns {:?}: {}",
+                    self.names[id as usize], p.value, e.reason
+                ),
+            })?;
+            self.dns
+                .insert(pattern, id, at, &self.origin, &self.names)?;
         }
         Ok(())
     }
@@ -495,6 +568,11 @@ impl Inventory {
         }
     }
 
+    /// True when some entry has `dns:` names.
+    pub fn has_dns(&self) -> bool {
+        !self.dns.is_empty()
+    }
+
     fn resolved(&self, id: u32, via: Via) -> Resolved {
         Resolved {
             service: self.names[id as usize].clone(),
@@ -503,6 +581,24 @@ impl Inventory {
             k8s: None,
         }
     }
+}
+
+/// The column of byte `offset` of a scalar's text: the scalar's own column, past its
+/// opening quote if it has one. Exact for a plain scalar, and for a quoted one without
+/// escapes before the fault (columns count characters, as saphyr's do).
+fn column_in(text: &str, scalar: &Spanned<String>, offset: usize) -> u64 {
+    let (line, column) = (scalar.referenced.line(), scalar.referenced.column());
+    let quoted = text
+        .lines()
+        .nth(line.saturating_sub(1) as usize)
+        .and_then(|l| l.chars().nth(column.saturating_sub(1) as usize))
+        .is_some_and(|c| c == '"' || c == '\'');
+    let before = scalar
+        .value
+        .char_indices()
+        .take_while(|&(i, _)| i < offset)
+        .count() as u64;
+    column + u64::from(quoted) + before
 }
 
 fn is_loopback(a: IpAddr) -> bool {
@@ -562,6 +658,24 @@ impl IdentitySource for Inventory {
         // Any other address, loopback included, is what the inventory lists it as.
         self.by_address(addr)
             .map(|(id, len)| self.resolved(id, Via::Address { prefix_len: len }))
+    }
+
+    /// The entry a `dns:` pattern names `name` for. A name carries no port: the entry's
+    /// rows judge the port.
+    fn named(&self, name: &str, _port: u16) -> Option<Resolved> {
+        let lower;
+        let mut name = name.strip_suffix('.').unwrap_or(name);
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = name.to_ascii_lowercase();
+            name = &lower;
+        }
+        let (id, pattern) = self.dns.lookup(name)?;
+        Some(self.resolved(
+            id,
+            Via::Dns {
+                pattern: pattern.clone(),
+            },
+        ))
     }
 }
 

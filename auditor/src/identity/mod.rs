@@ -6,6 +6,7 @@
 //! (selectors, references, declared ports), so that neither source imports the other.
 
 pub mod cluster;
+mod dns_names;
 pub mod inventory;
 pub mod kubernetes;
 pub mod mesh;
@@ -15,7 +16,7 @@ use std::{net::IpAddr, sync::Arc};
 pub use inventory::Inventory;
 
 /// How an endpoint was attributed, most specific first (for `explain` and the reports).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
     Cgroup,
     Process,
@@ -35,6 +36,11 @@ pub enum Via {
     KubePod,
     /// An address in a Service's EndpointSlice.
     KubeEndpoint,
+    /// A DNS name the source resolved: the inventory's `dns:` pattern that matched it, or
+    /// the Kubernetes name (an ExternalName Service's own name or its `externalName`).
+    Dns {
+        pattern: Arc<str>,
+    },
 }
 
 impl std::fmt::Display for Via {
@@ -48,6 +54,7 @@ impl std::fmt::Display for Via {
             Via::KubeService => f.write_str("k8s-service"),
             Via::KubePod => f.write_str("k8s-pod"),
             Via::KubeEndpoint => f.write_str("k8s-endpoint"),
+            Via::Dns { pattern } => write!(f, "dns:{pattern}"),
         }
     }
 }
@@ -79,6 +86,11 @@ pub trait IdentitySource: Send + Sync {
     fn local(&self, endpoint: &LocalEndpoint<'_>) -> Option<Resolved>;
     /// A peer known only by address and port.
     fn remote(&self, addr: IpAddr, port: u16) -> Option<Resolved>;
+    /// A peer known by a DNS name its client resolved (lower-case ASCII, no trailing
+    /// dot). A source that knows no names knows none.
+    fn named(&self, _name: &str, _port: u16) -> Option<Resolved> {
+        None
+    }
 }
 
 /// Asks each source in turn.
@@ -100,9 +112,17 @@ impl Resolver {
         self.sources.iter().find_map(|s| s.remote(addr, port))
     }
 
-    /// TEMPORARY stub until the dns-pattern branch lands.
-    pub fn named(&self, _names: &[std::sync::Arc<str>], _port: u16) -> Option<(Resolved, usize)> {
-        None
+    /// The first of `names` a source knows (the names are asked in order, each of them
+    /// of every source in order), and its index in `names`. Give the names as the answer
+    /// chain has them, the name asked for first: a CNAME chain's first name is the one the
+    /// client chose.
+    pub fn named(&self, names: &[impl AsRef<str>], port: u16) -> Option<(Resolved, usize)> {
+        names.iter().enumerate().find_map(|(i, name)| {
+            self.sources
+                .iter()
+                .find_map(|s| s.named(name.as_ref(), port))
+                .map(|r| (r, i))
+        })
     }
 
     pub fn source_names(&self) -> Vec<&str> {
