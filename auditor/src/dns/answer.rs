@@ -152,8 +152,7 @@ pub fn read(message: &[u8]) -> Result<Answer, AnswerError> {
     let mut chain = vec![question];
     let mut ttl = u32::MAX;
     let mut seen_addrs = HashSet::new();
-    loop {
-        let Some(current) = chain.last() else { break };
+    while let Some(current) = chain.last() {
         let mut next = None;
         for (i, rec) in records.iter().enumerate() {
             if rec.owner != *current {
