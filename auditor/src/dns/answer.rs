@@ -30,7 +30,8 @@ pub struct Answer {
     pub question: Option<String>,
     /// One per distinct A/AAAA address reached from the question name, in answer order.
     pub resolutions: Vec<Resolution>,
-    /// A and AAAA records in the answer section that no chain from the question reaches.
+    /// A and AAAA records in a NOERROR answer section that no chain from the question
+    /// reaches.
     /// They are not used (a resolver has no business vouching for names nobody asked
     /// about; it is how cache poisoning looks); the caller may count them.
     pub unrelated: usize,
