@@ -30,7 +30,8 @@ pub struct Answer {
     pub question: Option<String>,
     /// One per distinct A/AAAA address reached from the question name, in answer order.
     pub resolutions: Vec<Resolution>,
-    /// A and AAAA records in the answer section that no chain from the question reaches.
+    /// A and AAAA records in a NOERROR answer section that no chain from the question
+    /// reaches.
     /// They are not used (a resolver has no business vouching for names nobody asked
     /// about; it is how cache poisoning looks); the caller may count them.
     pub unrelated: usize,
@@ -53,10 +54,10 @@ pub struct Resolution {
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
     #[error(
-        "the DNS message ends before the records its header announces ({0}); the kernel's copy bound may be too small for it"
+        "the DNS message ends before the records its header announces: only part of it was copied (a copy bound smaller than the answer, or a TCP stream joined midway), or its sender is broken"
     )]
-    Truncated(DecodeError),
-    #[error("the DNS message is malformed: {0}")]
+    Truncated,
+    #[error("the DNS message is malformed ({0}): its sender is broken or hostile")]
     Malformed(String),
     #[error("the DNS message is a query, not a response")]
     NotAResponse,
@@ -68,7 +69,7 @@ impl AnswerError {
     /// A stable snake_case label (a metric label value).
     pub fn kind(&self) -> &'static str {
         match self {
-            AnswerError::Truncated(_) => "truncated",
+            AnswerError::Truncated => "truncated",
             AnswerError::Malformed(_) => "malformed",
             AnswerError::NotAResponse => "not_a_response",
             AnswerError::NotAQuery(_) => "not_a_query",
@@ -79,7 +80,7 @@ impl AnswerError {
 impl From<DecodeError> for AnswerError {
     fn from(e: DecodeError) -> Self {
         match e {
-            DecodeError::InsufficientBytes => AnswerError::Truncated(e),
+            DecodeError::InsufficientBytes => AnswerError::Truncated,
             e => AnswerError::Malformed(e.to_string()),
         }
     }
@@ -99,7 +100,9 @@ struct Rec {
 
 /// Reads one DNS response. A response that names no address (NXDOMAIN, NODATA, an error
 /// code, only other record types) is `Ok` with no resolutions: search-domain expansion
-/// makes many of those, and they are not failures.
+/// makes many of those, and they are not failures. A response cut to fit UDP (the TC
+/// bit) is read for what it holds; the client asks again over TCP, and that answer is
+/// read too.
 pub fn read(message: &[u8]) -> Result<Answer, AnswerError> {
     let mut d = BinDecoder::new(message);
     let header = Header::read(&mut d)?;
@@ -152,8 +155,7 @@ pub fn read(message: &[u8]) -> Result<Answer, AnswerError> {
     let mut chain = vec![question];
     let mut ttl = u32::MAX;
     let mut seen_addrs = HashSet::new();
-    loop {
-        let Some(current) = chain.last() else { break };
+    while let Some(current) = chain.last() {
         let mut next = None;
         for (i, rec) in records.iter().enumerate() {
             if rec.owner != *current {
@@ -391,6 +393,16 @@ mod tests {
     }
 
     #[test]
+    fn a_response_cut_to_fit_udp_is_read_for_what_it_holds() {
+        let mut cut = response("big.example.", vec![]);
+        cut.metadata.truncation = true;
+        assert!(read(&bytes(&cut)).unwrap().resolutions.is_empty());
+        let mut partial = response("big.example.", vec![a("big.example.", 10, [10, 0, 0, 1])]);
+        partial.metadata.truncation = true;
+        assert_eq!(read(&bytes(&partial)).unwrap().resolutions.len(), 1);
+    }
+
+    #[test]
     fn a_query_is_not_an_answer() {
         let mut m = Message::query();
         m.add_query(Query::query(name("x.example."), RecordType::A));
@@ -624,7 +636,13 @@ mod tests {
                     assert!(!r.names.is_empty() && r.names.len() <= MAX_CHAIN);
                 }
             }
-            Err(e) => assert!(!e.kind().is_empty()),
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    "truncated" | "malformed" | "not_a_response" | "not_a_query"
+                ),
+                "{e}"
+            ),
         }
     }
 }

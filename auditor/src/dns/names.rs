@@ -417,6 +417,18 @@ mod tests {
         hits.iter().map(|h| &*h.name).collect()
     }
 
+    /// The managed Redis at 10.1.0.5, as pod A's resolver gave it at `at_ms` with a 2 s TTL.
+    fn redis_learned_at(at_ms: Millis) -> (NameTable, IpAddr) {
+        let mut t = NameTable::new(limits(100));
+        t.learn(
+            NETNS_A,
+            &res("10.1.0.5", &["redis.example"], 2),
+            resolver(),
+            at_ms,
+        );
+        (t, "10.1.0.5".parse().unwrap())
+    }
+
     fn limits(max_names: usize) -> NameLimits {
         NameLimits {
             max_names,
@@ -426,14 +438,7 @@ mod tests {
 
     #[test]
     fn a_name_holds_for_its_ttl_plus_grace_then_not() {
-        let mut t = NameTable::new(limits(100));
-        let addr = "10.1.0.5".parse().unwrap();
-        t.learn(
-            NETNS_A,
-            &res("10.1.0.5", &["redis.example"], 2),
-            resolver(),
-            1_000,
-        );
+        let (mut t, addr) = redis_learned_at(1_000);
         let last_valid = 1_000 + 2_000 + 30_000;
         let hits = t.names_at(NETNS_A, addr, last_valid);
         assert_eq!(names(&hits), ["redis.example"]);
@@ -441,13 +446,7 @@ mod tests {
         assert_eq!(hits[0].expires_ms, last_valid);
         assert_eq!(hits[0].resolver, resolver());
         // A fresh table: no lookup has bound the name.
-        let mut t = NameTable::new(limits(100));
-        t.learn(
-            NETNS_A,
-            &res("10.1.0.5", &["redis.example"], 2),
-            resolver(),
-            1_000,
-        );
+        let (mut t, _) = redis_learned_at(1_000);
         assert!(t.names_at(NETNS_A, addr, last_valid + 1).is_empty());
         t.expire(last_valid + 1);
         assert!(t.is_empty());
@@ -455,14 +454,7 @@ mod tests {
 
     #[test]
     fn a_connection_opened_while_valid_keeps_its_name_for_days() {
-        let mut t = NameTable::new(limits(100));
-        let addr = "10.1.0.5".parse().unwrap();
-        t.learn(
-            NETNS_A,
-            &res("10.1.0.5", &["redis.example"], 2),
-            resolver(),
-            0,
-        );
+        let (mut t, addr) = redis_learned_at(0);
         // The pool connects at 1 s, and is re-reported every 5 minutes for three days,
         // with its opening time.
         assert_eq!(names(&t.names_at(NETNS_A, addr, 1_000)), ["redis.example"]);
@@ -483,14 +475,7 @@ mod tests {
 
     #[test]
     fn a_connection_opened_after_expiry_does_not_bind() {
-        let mut t = NameTable::new(limits(100));
-        let addr = "10.1.0.5".parse().unwrap();
-        t.learn(
-            NETNS_A,
-            &res("10.1.0.5", &["redis.example"], 2),
-            resolver(),
-            0,
-        );
+        let (mut t, addr) = redis_learned_at(0);
         assert!(t.names_at(NETNS_A, addr, 60_000).is_empty());
         t.expire(60_000);
         assert!(t.is_empty());

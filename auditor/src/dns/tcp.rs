@@ -409,6 +409,42 @@ mod tests {
         );
     }
 
+    /// The acceptance test's case: an answer over 512 bytes comes over TCP, in segments
+    /// smaller than it, and still names its addresses.
+    #[test]
+    fn an_answer_over_512_bytes_reads_from_its_segments() {
+        use std::str::FromStr;
+
+        use hickory_proto::op::{Message, OpCode, Query};
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+        let name = Name::from_str("big.example.").unwrap();
+        let mut m = Message::response(9, OpCode::Query);
+        m.add_query(Query::query(name.clone(), RecordType::A));
+        for i in 0..60u8 {
+            m.add_answer(Record::from_rdata(
+                name.clone(),
+                60,
+                RData::A(A::new(10, 9, 0, i)),
+            ));
+        }
+        let wire = framed(&m.to_vec().unwrap());
+        assert!(wire.len() > 512);
+        let mut t = TcpStreams::new(8, 4096);
+        let mut out = Vec::new();
+        for (i, segment) in wire.chunks(200).enumerate() {
+            out.extend(t.push(key(1), 7 + 200 * i as u32, segment, true, 0));
+        }
+        assert_eq!(out.len(), 1);
+        let answer = super::super::answer::read(&out[0]).unwrap();
+        assert_eq!(answer.resolutions.len(), 60);
+        assert_eq!(
+            answer.resolutions[59].names,
+            vec!["big.example".to_string()]
+        );
+    }
+
     #[test]
     fn a_zero_length_frame_is_handed_out_for_the_reader_to_count() {
         let mut t = TcpStreams::new(8, 4096);
