@@ -464,6 +464,7 @@ impl InternalEvent for KernelLoss {
 /// One DNS answer taken (or not) into the name table.
 pub struct DnsAnswerTaken<'a> {
     pub answer_use: crate::dns::AnswerUse,
+    pub transport: crate::capture::Transport,
     pub resolver: std::net::IpAddr,
     pub question: Option<&'a str>,
 }
@@ -478,6 +479,7 @@ impl InternalEvent for DnsAnswerTaken<'_> {
         m.dns_answers
             .get_or_create(&crate::metrics::AnswerUseLabels {
                 r#use: self.answer_use.as_str().into(),
+                transport: self.transport.as_str().into(),
             })
             .inc();
     }

@@ -151,6 +151,8 @@ pub struct ReasonLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AnswerUseLabels {
     pub r#use: LabelValue,
+    /// udp, or tcp (a long answer, reassembled).
+    pub transport: LabelValue,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -418,7 +420,7 @@ impl Metrics {
         );
         registry.register(
             "dns_answers",
-            "DNS answers received by sockets of the node, by use: learned (a trusted resolver's, to a socket that asked), untrusted (another server's: recorded, never used), unsolicited (to a socket that did not ask that server), empty (no address)",
+            "DNS answers received by sockets of the node, by transport and use: learned (a trusted resolver's, to a socket that asked), untrusted (another server's: recorded, never used), unsolicited (to a socket that did not ask that server), empty (no address)",
             m.dns_answers.clone(),
         );
         registry.register(

@@ -204,6 +204,7 @@ impl Handler for DaemonHandler {
                     }
                     crate::internal_events::DnsAnswerTaken {
                         answer_use,
+                        transport: answer.transport,
                         resolver: answer.resolver,
                         question: answer.question.as_deref(),
                     }

@@ -274,8 +274,12 @@ fn names(
             .names(&cfg.node)
         {
             Ok(rows) => {
-                let restored = names.table_mut().restore(rows);
-                tracing::info!(restored, "DNS names restored from the store");
+                let refused = names.table_mut().restore(rows);
+                tracing::info!(
+                    restored = names.table().len(),
+                    refused,
+                    "DNS names restored from the store"
+                );
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the store's DNS names could not be read: names are learned anew")
