@@ -322,11 +322,10 @@ mod tests {
         assert_eq!(named("voice.redis.cache.windows.net"), None);
         assert_eq!(named("redis.voice.svc.cluster.local"), None);
         assert!(
-            state
+            !state
                 .read()
                 .svc_by_external_name
-                .get("voice.redis.cache.windows.net")
-                .is_none()
+                .contains_key("voice.redis.cache.windows.net")
         );
     }
 
