@@ -569,11 +569,6 @@ impl Inventory {
         }
     }
 
-    /// True when some entry has `dns:` names.
-    pub fn has_dns(&self) -> bool {
-        !self.dns.is_empty()
-    }
-
     fn resolved(&self, id: u32, via: Via) -> Resolved {
         Resolved {
             service: self.names[id as usize].clone(),
