@@ -43,7 +43,8 @@ pub struct Endpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k8s_service: Option<String>,
     /// How the end was identified (cgroup, process, address/N, netns, mesh-upstream:P,
-    /// k8s-pod, k8s-service, k8s-endpoint, dns:PATTERN).
+    /// k8s-pod, k8s-service, k8s-endpoint, dns:PATTERN: the inventory's `dns:` pattern or
+    /// the Kubernetes ExternalName that matched a name the source resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     /// Destination only (ECS `destination.domain`): the DNS name the source's own pod

@@ -146,10 +146,6 @@ impl DnsNames {
         }
         best.map(|c| (c.id, &c.text))
     }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.claims.is_empty()
-    }
 }
 
 /// `name` and each name it ends with at a label boundary, longest first:

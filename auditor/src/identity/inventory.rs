@@ -96,8 +96,9 @@ struct RawService {
     #[serde(default)]
     metrics_ports: Vec<u16>,
     /// DNS names its clients resolve to reach it: exact names, or patterns where `*` is
-    /// one label and `**` one or more (`*.redis.cache.windows.net`). A pattern that covers
-    /// a public suffix, such as `*.com` or `**.s3.amazonaws.com`, is refused.
+    /// one label and `**` one or more (`*.redis.cache.windows.net`; quote a pattern that
+    /// begins with `*`, which YAML would read as an alias). A pattern that covers a public
+    /// suffix, such as `*.com` or `**.s3.amazonaws.com`, is refused.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     dns: Vec<Spanned<String>>,
@@ -110,9 +111,9 @@ struct RawExternal {
     #[serde(default)]
     addresses: Vec<String>,
     /// DNS names it is reached by: exact names, or patterns where `*` is one label and
-    /// `**` one or more (`mybucket.s3.eu-west-1.amazonaws.com`, `*.redis.cache.windows.net`).
-    /// A pattern that covers a public suffix, such as `*.com` or `**.s3.amazonaws.com`,
-    /// is refused.
+    /// `**` one or more (`mybucket.s3.eu-west-1.amazonaws.com`, `"*.redis.cache.windows.net"`:
+    /// quote a pattern that begins with `*`, which YAML would read as an alias). A pattern
+    /// that covers a public suffix, such as `*.com` or `**.s3.amazonaws.com`, is refused.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     dns: Vec<Spanned<String>>,
@@ -566,11 +567,6 @@ impl Inventory {
             IpAddr::V4(a) => self.v4.lookup(32, u32::from(a) as u128),
             IpAddr::V6(a) => self.v6.lookup(128, u128::from(a)),
         }
-    }
-
-    /// True when some entry has `dns:` names.
-    pub fn has_dns(&self) -> bool {
-        !self.dns.is_empty()
     }
 
     fn resolved(&self, id: u32, via: Via) -> Resolved {

@@ -316,7 +316,7 @@ fn peers_of(p: &Place<'_>, service: &str) -> Result<Vec<Peer>, String> {
             k.service.as_deref().unwrap_or("?")
         )),
         Place::External([]) => Err(format!(
-            "the external {service} has no addresses in the inventory: there is no ipBlock to allow"
+            "the external {service} has no addresses in the inventory: there is no ipBlock to allow (a NetworkPolicy cannot name DNS names)"
         )),
         Place::External(nets) => Ok(nets
             .iter()

@@ -32,7 +32,22 @@ pub(super) struct SvcInfo {
     pub(super) k8s: Arc<K8sRef>,
     pub(super) selector: BTreeMap<String, String>,
     pub(super) cluster_ips: Vec<IpAddr>,
+    /// For a `type: ExternalName` Service, the names it is known by.
+    pub(super) external: Option<ExternalName>,
 }
+
+/// The two DNS names of an ExternalName Service: its own (`NAME.NAMESPACE.svc.` and the
+/// cluster domain), which the cluster DNS answers with a CNAME to the other, its
+/// `spec.externalName`. Both lower-case, without a trailing dot.
+#[derive(Debug, Clone)]
+pub(super) struct ExternalName {
+    pub(super) own: Arc<str>,
+    pub(super) target: Arc<str>,
+}
+
+/// The cluster domain Service names end with. Kubernetes lets a cluster choose another
+/// (the kubelet's `clusterDomain`); the API does not say which, so the default is assumed.
+pub(super) const CLUSTER_DOMAIN: &str = "cluster.local";
 
 /// (namespace, name) of an object. Shared strings: the thousands of endpoint entries
 /// that name a Service or a pod hold a reference, not a copy of their names.
@@ -103,6 +118,8 @@ pub(super) struct Indexes {
     pub(super) pod_by_ip: HashMap<IpAddr, String>,
     pub(super) services: HashMap<ObjKey, Arc<SvcInfo>>,
     pub(super) svc_by_ip: HashMap<IpAddr, ObjKey>,
+    /// An ExternalName Service's `externalName` -> the Services that have it (sorted).
+    pub(super) svc_by_external_name: HashMap<Arc<str>, Vec<ObjKey>>,
     /// EndpointSlice name -> (service key, its addresses): to drop them when it changes.
     pub(super) slices: HashMap<ObjKey, (ObjKey, Vec<IpAddr>)>,
     pub(super) svc_by_endpoint: HashMap<IpAddr, ObjKey>,
@@ -242,6 +259,18 @@ pub(super) fn unindex_pod(idx: &mut Indexes, uid: &str) {
 /// Drops a Service's ClusterIPs; touches them and its endpoints' addresses (whose
 /// `endpoint_svc` is this Service's object).
 pub(super) fn unindex_service(idx: &mut Indexes, key: &ObjKey) {
+    if let Some(target) = idx
+        .services
+        .get(key)
+        .and_then(|s| s.external.as_ref())
+        .map(|e| e.target.clone())
+        && let Some(keys) = idx.svc_by_external_name.get_mut(&target)
+    {
+        keys.retain(|k| k != key);
+        if keys.is_empty() {
+            idx.svc_by_external_name.remove(&target);
+        }
+    }
     let touched = &mut idx.touched;
     idx.svc_by_ip.retain(|ip, k| {
         let keep = k != key;

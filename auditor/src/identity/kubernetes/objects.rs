@@ -16,8 +16,8 @@ use kube::{ResourceExt, core::PartialObjectMeta};
 use super::{
     K8sRef,
     index::{
-        Indexes, ObjKey, PodInfo, PodMeta, SvcInfo, obj_key, remove_slice, unindex_pod,
-        unindex_service,
+        CLUSTER_DOMAIN, ExternalName, Indexes, ObjKey, PodInfo, PodMeta, SvcInfo, obj_key,
+        remove_slice, unindex_pod, unindex_service,
     },
 };
 use crate::identity::cluster::DeclaredPorts;
@@ -63,6 +63,15 @@ impl Indexes {
         for ip in &info.cluster_ips {
             idx.svc_by_ip.insert(*ip, key.clone());
             idx.touched.push(*ip);
+        }
+        if let Some(e) = &info.external {
+            let keys = idx
+                .svc_by_external_name
+                .entry(e.target.clone())
+                .or_default();
+            if let Err(at) = keys.binary_search(&key) {
+                keys.insert(at, key.clone());
+            }
         }
         idx.services.insert(key, info);
     }
@@ -263,15 +272,29 @@ fn svc_info(svc: &Service) -> SvcInfo {
     {
         ips.push(ip);
     }
+    let namespace = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
+    let external = spec
+        .filter(|s| s.type_.as_deref() == Some("ExternalName"))
+        .and_then(|s| s.external_name.as_deref())
+        .map(|t| t.strip_suffix('.').unwrap_or(t).to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .map(|target| ExternalName {
+            own: format!("{name}.{namespace}.svc.{CLUSTER_DOMAIN}")
+                .to_ascii_lowercase()
+                .into(),
+            target: target.into(),
+        });
     SvcInfo {
         k8s: Arc::new(K8sRef {
-            namespace: svc.namespace().unwrap_or_default(),
+            namespace,
             pod: None,
-            service: Some(svc.name_any()),
+            service: Some(name),
             workload: None,
         }),
         selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
         cluster_ips: ips,
+        external,
     }
 }
 

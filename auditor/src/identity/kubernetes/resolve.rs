@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use super::{
     KubeSelector, KubeState,
-    index::{Indexes, ObjKey, PodInfo, PodMeta, SvcInfo, obj_key},
+    index::{CLUSTER_DOMAIN, Indexes, ObjKey, PodInfo, PodMeta, SvcInfo, obj_key},
 };
 use crate::identity::{IdentitySource, LocalEndpoint, Resolved, Via, cluster::DeclaredPorts};
 
@@ -204,11 +204,130 @@ impl IdentitySource for KubeIdentity {
         }
         self.by_ip(&self.state.read(), addr)
     }
+
+    /// An ExternalName Service is a name of the documented service its selector maps it
+    /// to: its own name (`NAME.NAMESPACE.svc.cluster.local`) and its `externalName`. A
+    /// Service of another type is known by its ClusterIP and endpoints instead.
+    fn named(&self, name: &str, _port: u16) -> Option<Resolved> {
+        let idx = self.state.read();
+        let by_own = name
+            .strip_suffix(CLUSTER_DOMAIN)
+            .and_then(|r| r.strip_suffix(".svc."))
+            .and_then(|r| r.split_once('.'))
+            .filter(|(_, ns)| !ns.contains('.'))
+            .and_then(|(svc, ns)| idx.services.get(&obj_key(ns, svc)))
+            .filter(|s| s.external.is_some());
+        if let Some(svc) = by_own {
+            let own = svc.external.as_ref().map(|e| e.own.clone())?;
+            return self.service_resolved(svc, Via::Dns { pattern: own });
+        }
+        idx.svc_by_external_name
+            .get(name)?
+            .iter()
+            .filter_map(|k| idx.services.get(k))
+            .find_map(|svc| {
+                let target = svc.external.as_ref()?.target.clone();
+                self.service_resolved(svc, Via::Dns { pattern: target })
+            })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn service(name: &str, spec: serde_json::Value) -> k8s_openapi::api::core::v1::Service {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"namespace": "voice", "name": name},
+            "spec": spec,
+        }))
+        .expect("service")
+    }
+
+    /// An ExternalName Service the inventory maps to a documented service is that
+    /// service by its own name and by its externalName; another Service, or one the
+    /// inventory does not map, is not a name.
+    #[test]
+    fn an_external_name_service_is_a_name_of_its_service() {
+        let state = Arc::new(KubeState::default());
+        {
+            let mut idx = state.write();
+            idx.apply_service(&service(
+                "redis",
+                serde_json::json!({"type": "ExternalName", "externalName": "Voice.Redis.Cache.Windows.Net."}),
+            ));
+            idx.apply_service(&service(
+                "other",
+                serde_json::json!({"type": "ExternalName", "externalName": "db.example.org"}),
+            ));
+            idx.apply_service(&service(
+                "web",
+                serde_json::json!({"clusterIP": "10.96.0.10", "selector": {"app": "web"}}),
+            ));
+            idx.refresh_touched();
+        }
+        let selector = |service: &str| KubeSelector {
+            namespace: "voice".into(),
+            labels: BTreeMap::new(),
+            service: Some(service.into()),
+        };
+        let kube = KubeIdentity::new(
+            state.clone(),
+            vec![
+                ("Redis".into(), selector("redis")),
+                ("Web".into(), selector("web")),
+            ],
+        );
+        let named = |n: &str| {
+            kube.named(n, 6380).map(|r| {
+                (
+                    r.service.to_string(),
+                    r.via.to_string(),
+                    r.k8s.and_then(|k| k.service.clone()),
+                )
+            })
+        };
+        let redis = |via: &str| {
+            Some((
+                "Redis".to_string(),
+                via.to_string(),
+                Some("redis".to_string()),
+            ))
+        };
+        assert_eq!(
+            named("redis.voice.svc.cluster.local"),
+            redis("dns:redis.voice.svc.cluster.local")
+        );
+        assert_eq!(
+            named("voice.redis.cache.windows.net"),
+            redis("dns:voice.redis.cache.windows.net")
+        );
+        // Not documented, or not an ExternalName, or not a Service name.
+        assert_eq!(named("other.voice.svc.cluster.local"), None);
+        assert_eq!(named("db.example.org"), None);
+        assert_eq!(named("web.voice.svc.cluster.local"), None);
+        assert_eq!(named("redis.voice.svc.example.local"), None);
+        assert_eq!(named("a.redis.voice.svc.cluster.local"), None);
+
+        // The Service becomes a ClusterIP one: its names go.
+        {
+            let mut idx = state.write();
+            idx.apply_service(&service(
+                "redis",
+                serde_json::json!({"clusterIP": "10.96.0.11"}),
+            ));
+            idx.refresh_touched();
+        }
+        assert_eq!(named("voice.redis.cache.windows.net"), None);
+        assert_eq!(named("redis.voice.svc.cluster.local"), None);
+        assert!(
+            !state
+                .read()
+                .svc_by_external_name
+                .contains_key("voice.redis.cache.windows.net")
+        );
+    }
 
     #[test]
     fn pod_uids_from_both_cgroup_drivers() {

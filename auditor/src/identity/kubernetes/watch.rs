@@ -147,6 +147,10 @@ fn take_kind(slot: usize, live: &mut Indexes, listed: &mut Indexes) -> usize {
         1 => {
             swap(&mut live.services, &mut listed.services);
             swap(&mut live.svc_by_ip, &mut listed.svc_by_ip);
+            swap(
+                &mut live.svc_by_external_name,
+                &mut listed.svc_by_external_name,
+            );
             live.services.len()
         }
         POD_META => {
