@@ -288,7 +288,11 @@ impl Decoder {
                 tracing::warn!(error = %e, port = key.port, "recording an existing listener's owner");
             }
         }
-        let events = existing::events(&scan.found, &mut cookie, monotonic_ns());
+        let mut events = existing::events(&scan.found, &mut cookie, monotonic_ns());
+        // The connecting side first: when both ends of a connection are on this node, the
+        // handler judges the first it sees (as the live path sees the SYN first), and the
+        // connecting side is the one whose pod resolved the destination's name.
+        events.sort_by_key(|(ev, _)| ev.key.direction != auditor_common::DIRECTION_EGRESS);
         self.summary.existing_unowned += scan.unowned as u64;
         tracing::debug!(
             method = probes.sockets.method.name(),

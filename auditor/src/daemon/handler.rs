@@ -95,7 +95,11 @@ impl DaemonHandler {
 
     /// Hands the name table to the store when it is due (`force`: at the end).
     pub fn save_names(&mut self, force: bool) {
-        let Some(names) = &self.names else { return };
+        let Some(names) = &mut self.names else { return };
+        // Names neither valid nor bound go: the table holds what can still name a flow.
+        names
+            .table_mut()
+            .expire(unix_ms(SystemTime::now()));
         let evicted = names.table().evictions();
         crate::internal_events::DnsTable {
             names: names.table().len(),
