@@ -84,6 +84,8 @@ fn bench(c: &mut Criterion) {
             comm: "",
             cgroup: None,
             netns_addrs: &[],
+            dst_names: &[],
+            resolution: None,
         })
         .collect();
     let mut group = c.benchmark_group("verdict");

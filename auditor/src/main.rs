@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => RunConfig::try_from(args).and_then(commands::run::run),
         Command::Report(args) => ReportConfig::try_from(args).and_then(commands::report::run),
         Command::Replay(args) => ReplayConfig::try_from(args).and_then(commands::replay::run),
-        Command::Explain(args) => commands::explain::run(ExplainConfig::from(args)),
+        Command::Explain(args) => ExplainConfig::try_from(args).and_then(commands::explain::run),
         Command::NetworkPolicy(args) => {
             NetworkPolicyConfig::try_from(args).and_then(commands::networkpolicy::run)
         }

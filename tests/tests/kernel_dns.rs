@@ -241,7 +241,11 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
             "hold" => format!("accept:{}:{port}", a(host)),
             _ => format!("tcp:{}:{port}", a(host)),
         };
-        servers.push(auditor_tests::peer::serve(&lab, host, &[kind, "120", &endpoint]));
+        servers.push(auditor_tests::peer::serve(
+            &lab,
+            host,
+            &[kind, "120", &endpoint],
+        ));
     }
     let _servers = Guard(servers);
     // The resolvers answer before anything is audited.
@@ -250,7 +254,10 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     let args = |events: &str| -> Vec<String> {
         [
             "--allowlist",
-            &root.join("allowlist/voice-microservices.yaml").display().to_string(),
+            &root
+                .join("allowlist/voice-microservices.yaml")
+                .display()
+                .to_string(),
             "--inventory",
             &dir.join("inventory.yaml").display().to_string(),
             "--overrides",
@@ -320,7 +327,10 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     // One address, two pods, two names.
     let cdn1 = resolve(&lab, "voicemail", "node-cache", "bucket.blob.example");
     let cdn2 = resolve(&lab, "is-cdn", "node-cache", "other.cdn.example");
-    assert_eq!((cdn1.as_str(), cdn2.as_str()), (a("cdn").as_str(), a("cdn").as_str()));
+    assert_eq!(
+        (cdn1.as_str(), cdn2.as_str()),
+        (a("cdn").as_str(), a("cdn").as_str())
+    );
     connect(&lab, "voicemail", &cdn1, 443);
     connect(&lab, "is-cdn", &cdn2, 443);
 
@@ -337,22 +347,34 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
         .expect("hold");
     std::thread::sleep(Duration::from_secs(1));
 
-    let m = wait_for("answers learned and judged", Duration::from_secs(20), || {
-        let m = daemon.metrics();
-        metric(&m, "auditor_dns_answers_total", &[("use", "untrusted")])
-            .filter(|n| *n >= 1.0)
-            .map(|_| m)
-    });
+    let m = wait_for(
+        "answers learned and judged",
+        Duration::from_secs(20),
+        || {
+            let m = daemon.metrics();
+            metric(&m, "auditor_dns_answers_total", &[("use", "untrusted")])
+                .filter(|n| *n >= 1.0)
+                .map(|_| m)
+        },
+    );
     assert!(
-        metric(&m, "auditor_dns_answers_total", &[("use", "learned"), ("transport", "udp")])
-            .unwrap_or(0.0)
+        metric(
+            &m,
+            "auditor_dns_answers_total",
+            &[("use", "learned"), ("transport", "udp")]
+        )
+        .unwrap_or(0.0)
             >= 8.0,
         "{m}"
     );
     // The long answer came over TCP, reassembled, and was learned.
     assert!(
-        metric(&m, "auditor_dns_answers_total", &[("use", "learned"), ("transport", "tcp")])
-            .unwrap_or(0.0)
+        metric(
+            &m,
+            "auditor_dns_answers_total",
+            &[("use", "learned"), ("transport", "tcp")]
+        )
+        .unwrap_or(0.0)
             >= 1.0,
         "{m}"
     );
@@ -369,48 +391,105 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
         })
     };
     // Before and after the move: Redis, by the name the chain ended at.
-    let redis = find("allowed", "Interaction Server", "Redis", Some("x.redis.example"))
-        .unwrap_or_else(|| panic!("Interaction Server -> Redis by name:\n{all}"));
-    assert!(redis.count >= 2, "both connections, before and after the move:\n{all}");
+    let redis = find(
+        "allowed",
+        "Interaction Server",
+        "Redis",
+        Some("x.redis.example"),
+    )
+    .unwrap_or_else(|| panic!("Interaction Server -> Redis by name:\n{all}"));
+    assert!(
+        redis.count >= 2,
+        "both connections, before and after the move:\n{all}"
+    );
     for moved in [a("redis-a"), a("redis-b")] {
         assert!(
-            !edges.iter().any(|e| e.verdict.as_str() == "unknown_destination"
-                && e.src.name() == "Interaction Server"
-                && e.dst.name() == moved),
+            !edges
+                .iter()
+                .any(|e| e.verdict.as_str() == "unknown_destination"
+                    && e.src.name() == "Interaction Server"
+                    && e.dst.name() == moved),
             "Interaction Server -> {moved} must be Redis:\n{all}"
         );
     }
     // Over TCP.
     assert!(
-        find("allowed", "Interaction Server", "Redis", Some("big.redis.example")).is_some(),
+        find(
+            "allowed",
+            "Interaction Server",
+            "Redis",
+            Some("big.redis.example")
+        )
+        .is_some(),
         "the TCP answer named redis-a:\n{all}"
     );
     // The undocumented name, carried.
-    let undoc_edge = find("unknown_destination", "Interaction Server", &a("undoc"), Some("unknown.example"))
-        .unwrap_or_else(|| panic!("the undocumented name:\n{all}"));
-    assert_eq!(undoc_edge.dst.resolution, Some(auditor::model::Resolution::Dns));
+    let undoc_edge = find(
+        "unknown_destination",
+        "Interaction Server",
+        &a("undoc"),
+        Some("unknown.example"),
+    )
+    .unwrap_or_else(|| panic!("the undocumented name:\n{all}"));
+    assert_eq!(
+        undoc_edge.dst.resolution,
+        Some(auditor::model::Resolution::Dns)
+    );
     // The attacker's answer named nothing: the flow is by bare address, not Redis.
-    let evil_edge = find("unknown_destination", "Interaction Server", &a("evil"), None)
-        .unwrap_or_else(|| panic!("the attacker's address:\n{all}"));
-    assert_eq!(evil_edge.dst.resolution, Some(auditor::model::Resolution::Bare));
-    assert!(!edges.iter().any(|e| e.dst.addr.map(|x| x.to_string()) == Some(a("evil"))
-        && e.dst.service.as_deref() == Some("Redis")), "{all}");
+    let evil_edge = find(
+        "unknown_destination",
+        "Interaction Server",
+        &a("evil"),
+        None,
+    )
+    .unwrap_or_else(|| panic!("the attacker's address:\n{all}"));
+    assert_eq!(
+        evil_edge.dst.resolution,
+        Some(auditor::model::Resolution::Bare)
+    );
+    assert!(
+        !edges
+            .iter()
+            .any(|e| e.dst.addr.map(|x| x.to_string()) == Some(a("evil"))
+                && e.dst.service.as_deref() == Some("Redis")),
+        "{all}"
+    );
     // TTL and grace.
     assert!(
-        find("allowed", "Voice RQ Service", "Redis", Some("x.redis.example")).is_some(),
+        find(
+            "allowed",
+            "Voice RQ Service",
+            "Redis",
+            Some("x.redis.example")
+        )
+        .is_some(),
         "3 s after a 2 s answer, within the 2 s grace:\n{all}"
     );
     let expired = find("unknown_destination", "Voice RQ Service", &ttl_out, None)
         .unwrap_or_else(|| panic!("6 s after the answer, past TTL and grace:\n{all}"));
-    assert_eq!(expired.dst.resolution, Some(auditor::model::Resolution::Bare));
+    assert_eq!(
+        expired.dst.resolution,
+        Some(auditor::model::Resolution::Bare)
+    );
     // One address, two pods, two names.
     assert!(
-        find("allowed", "Voicemail", "Object storage", Some("bucket.blob.example")).is_some(),
+        find(
+            "allowed",
+            "Voicemail",
+            "Object storage",
+            Some("bucket.blob.example")
+        )
+        .is_some(),
         "{all}"
     );
     assert!(
-        find("unknown_destination", "Interaction Server", &a("cdn"), Some("other.cdn.example"))
-            .is_some(),
+        find(
+            "unknown_destination",
+            "Interaction Server",
+            &a("cdn"),
+            Some("other.cdn.example")
+        )
+        .is_some(),
         "{all}"
     );
     // The events carry the names too.
@@ -425,8 +504,9 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     let store = auditor::store::Store::open_existing(&dir.join("store.db")).unwrap();
     let learned = store.learned(None, None).unwrap();
     assert!(
-        learned.iter().any(|l| l.name == "big.redis.example"
-            && l.resolver.to_string() == a("node-cache")),
+        learned
+            .iter()
+            .any(|l| l.name == "big.redis.example" && l.resolver.to_string() == a("node-cache")),
         "{learned:?}"
     );
     drop(store);
@@ -461,8 +541,9 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     let _ = held.wait();
     let after_restart = events(&dir.join("events2.jsonl"));
     assert!(
-        !after_restart.iter().any(|e| e.pointer("/dst/addr").and_then(Value::as_str)
-            == Some(held_to.as_str())),
+        !after_restart
+            .iter()
+            .any(|e| e.pointer("/dst/addr").and_then(Value::as_str) == Some(held_to.as_str())),
         "the held connection alarmed after the restart: {after_restart:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,9 +5,15 @@ use super::InputArgs;
 use crate::verdict::InputFiles;
 
 /// Examples for `auditor explain --help`.
-pub const EXAMPLES: &str = "Example:
+pub const EXAMPLES: &str = "Examples:
   auditor explain --allowlist a.yaml --inventory i.yaml \\
-      --from 10.0.1.5 --to 10.0.2.7:9200";
+      --from 10.0.1.5 --to 10.0.2.7:9200
+  # as if the source had resolved the destination by this name:
+  auditor explain --allowlist a.yaml --inventory i.yaml \\
+      --from 10.0.1.5 --to 203.0.113.7:6379 --name x.redis.cache.windows.net
+  # with the names the source's pod had in a recording (`auditor capture` output):
+  auditor explain --allowlist a.yaml --inventory i.yaml --flows flows.jsonl \\
+      --dns-resolver 10.96.0.10 --from 10.0.1.5 --to 203.0.113.7:6379";
 
 /// `auditor explain`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -23,6 +29,17 @@ pub struct ExplainArgs {
     /// Judge it as UDP (default TCP).
     #[arg(long)]
     pub udp: bool,
+    /// Judge it as if the source had resolved the destination by this DNS name from a
+    /// trusted resolver (repeat for a CNAME chain, the name asked for first).
+    #[arg(long, conflicts_with = "flows")]
+    pub name: Vec<String>,
+    /// A recording (`auditor capture` output): its DNS answers are learned as `auditor
+    /// replay` learns them, and the connection is judged with the names the source's pod
+    /// had at its last flow record from --from to --to, showing which answer named it.
+    #[arg(long)]
+    pub flows: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub dns: super::DnsArgs,
 }
 
 /// Validated `auditor explain` settings.
@@ -32,11 +49,17 @@ pub struct ExplainConfig {
     pub from: std::net::IpAddr,
     pub to: std::net::SocketAddr,
     pub transport: auditor_common::Transport,
+    /// `--name`: names given by hand, lower-case, without a trailing dot.
+    pub names: Vec<String>,
+    pub flows: Option<std::path::PathBuf>,
+    pub dns: super::DnsConfig,
 }
 
-impl From<ExplainArgs> for ExplainConfig {
-    fn from(a: ExplainArgs) -> Self {
-        ExplainConfig {
+impl TryFrom<ExplainArgs> for ExplainConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: ExplainArgs) -> anyhow::Result<Self> {
+        Ok(ExplainConfig {
             inputs: a.inputs.into(),
             from: a.from,
             to: a.to,
@@ -45,6 +68,13 @@ impl From<ExplainArgs> for ExplainConfig {
             } else {
                 auditor_common::Transport::Tcp
             },
-        }
+            names: a
+                .name
+                .iter()
+                .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            flows: a.flows,
+            dns: a.dns.try_into()?,
+        })
     }
 }

@@ -97,9 +97,7 @@ impl DaemonHandler {
     pub fn save_names(&mut self, force: bool) {
         let Some(names) = &mut self.names else { return };
         // Names neither valid nor bound go: the table holds what can still name a flow.
-        names
-            .table_mut()
-            .expire(unix_ms(SystemTime::now()));
+        names.table_mut().expire(unix_ms(SystemTime::now()));
         let evicted = names.table().evictions();
         crate::internal_events::DnsTable {
             names: names.table().len(),

@@ -10,7 +10,17 @@ use super::Judge;
 use crate::capture::Direction;
 use crate::model::FlowView;
 
-pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Transport) -> String {
+/// One connection, judged and explained. `names` are the DNS names its source's pod had
+/// for the destination (`--name`, or the answers of a recording), with the answers that
+/// gave them when known.
+pub fn explain(
+    judge: &Judge,
+    from: IpAddr,
+    to: IpAddr,
+    port: u16,
+    transport: Transport,
+    names: &crate::dns::FlowNames,
+) -> String {
     let flow = FlowView {
         transport,
         direction: Direction::Egress,
@@ -20,12 +30,41 @@ pub fn explain(judge: &Judge, from: IpAddr, to: IpAddr, port: u16, transport: Tr
         comm: "",
         cgroup: None,
         netns_addrs: &[],
-        dst_names: &[],
-        resolution: None,
+        dst_names: &names.names,
+        resolution: names.resolution,
     };
     let j = judge.judge(&flow);
     let mut out = String::new();
     let _ = writeln!(out, "connection: {from} -> {to}:{port}/{transport}");
+    match names.resolution {
+        None => {}
+        Some(crate::model::Resolution::Bare) => {
+            let _ = writeln!(
+                out,
+                "names: none; the source's pod resolved {to} by no trusted answer (used bare)"
+            );
+        }
+        Some(crate::model::Resolution::Dns) => {
+            for h in &names.hits {
+                let _ = writeln!(
+                    out,
+                    "name: {to} is {} for the source's pod: answered by {} at {}, valid until {}",
+                    h.name,
+                    h.resolver,
+                    crate::model::time::rfc3339_millis(h.learned_ms),
+                    crate::model::time::rfc3339_millis(h.expires_ms)
+                );
+            }
+            if names.hits.is_empty() {
+                for n in &names.names {
+                    let _ = writeln!(out, "name: {to} is {n} for the source (given with --name)");
+                }
+            }
+        }
+    }
+    if let Some(d) = &j.domain {
+        let _ = writeln!(out, "dst judged by the name {d}");
+    }
     let side = |name: &str, r: &Option<crate::identity::Resolved>, addr: IpAddr| match r {
         Some(r) => format!(
             "{name}: {addr} is {} (matched by {} in {})",
