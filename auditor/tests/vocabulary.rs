@@ -159,3 +159,49 @@ fn metric_labels_name_each_concept_one_way() {
     let bad = misnamed(labels);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// A DNS name is never a metric label (its cardinality is the world's): an edge reached by
+/// name counts in the same series as one without, and no label names or carries it.
+#[test]
+fn dns_names_are_never_a_metric_label() {
+    let m = Metrics::new();
+    let edge = |domain: Option<&str>| Edge {
+        verdict: Verdict::UndocumentedEgress,
+        rules: vec![],
+        transport: auditor::edge::Transport::Tcp,
+        direction: auditor::edge::Direction::Egress,
+        documented: None,
+        platform: None,
+        mesh_leg: None,
+        src: Endpoint {
+            service: Some("GES".into()),
+            ..Endpoint::default()
+        },
+        dst: Endpoint {
+            addr: Some("198.51.100.7".parse().unwrap()),
+            port: Some(443),
+            domain: domain.map(Into::into),
+            resolution: Some(auditor::model::Resolution::Dns),
+            ..Endpoint::default()
+        },
+        process: None,
+        count: 1,
+        first_seen: 0,
+        last_seen: 0,
+    };
+    for e in [edge(Some("evil.example")), edge(Some("other.example")), edge(None)] {
+        m.violations.get_or_create(&EdgeLabels::of(&e, "n1")).inc();
+        m.connections.get_or_create(&VerdictLabels::of(&e)).inc();
+    }
+    let text = m.encode();
+    assert!(
+        !text.contains("example") && !text.contains("domain=") && !text.contains("resolution="),
+        "{text}"
+    );
+    // The three connections share one violation series.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("auditor_violations_total{") && l.ends_with(" 3")),
+        "{text}"
+    );
+}
