@@ -632,6 +632,7 @@ impl Store {
             Some("3") => Ok(3),
             Some("4") => Ok(4),
             Some("5") => Ok(5),
+            Some("6") => Ok(6),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
