@@ -155,7 +155,11 @@ fn names_are_listed_per_service_undocumented_and_bare_with_their_learning() {
     assert_eq!(r.schema, report::SCHEMA);
     let n = r.names.as_ref().expect("a store report has names");
     assert_eq!(n.nodes, vec!["node-a".to_string()]);
-    assert!(n.statement.starts_with("DNS names observed on node-a"), "{}", n.statement);
+    assert!(
+        n.statement.starts_with("DNS names observed on node-a"),
+        "{}",
+        n.statement
+    );
 
     assert_eq!(n.services.len(), 1, "{:?}", n.services);
     let redis = &n.services[0];
@@ -180,12 +184,21 @@ fn names_are_listed_per_service_undocumented_and_bare_with_their_learning() {
     let u = &n.undocumented[0];
     assert_eq!(
         (u.verdict, u.src.as_str(), u.domain.as_str(), u.dst.as_str()),
-        (Verdict::UndocumentedEgress, "GES", "evil.example", "198.51.100.7")
+        (
+            Verdict::UndocumentedEgress,
+            "GES",
+            "evil.example",
+            "198.51.100.7"
+        )
     );
     assert_eq!((u.port, u.count, u.learned.len()), (443, 4, 1));
 
     // Only the bare address outside: not the pod's, not loopback.
-    let bare: Vec<(String, u64)> = n.bare.iter().map(|b| (b.addr.to_string(), b.count)).collect();
+    let bare: Vec<(String, u64)> = n
+        .bare
+        .iter()
+        .map(|b| (b.addr.to_string(), b.count))
+        .collect();
     assert_eq!(bare, vec![("203.0.113.9".to_string(), 2)]);
 }
 
@@ -201,7 +214,10 @@ fn every_format_shows_the_names_and_the_violation_by_name() {
         md.contains("from 10.96.0.10 on node-a: 2 answer\\(s\\)"),
         "{md}"
     );
-    assert!(md.contains("| evil.example | 198.51.100.7 | tcp/443 | 4 |"), "{md}");
+    assert!(
+        md.contains("| evil.example | 198.51.100.7 | tcp/443 | 4 |"),
+        "{md}"
+    );
     assert!(md.contains("| 203.0.113.9 | - | tcp/443 | 2 |"), "{md}");
     assert!(md.contains("| 198.51.100.7 \\(evil.example\\) |"), "{md}");
 
@@ -272,7 +288,10 @@ fn without_dns_marks_names_are_unknown_not_none() {
     assert!(md.contains("## DNS names\n\nDNS names unknown:"), "{md}");
     assert!(!md.contains("Egress by bare address"), "{md}");
     let html = report::html::render(&r);
-    assert!(html.contains("<p id=\"names\">DNS names unknown:"), "{html}");
+    assert!(
+        html.contains("<p id=\"names\">DNS names unknown:"),
+        "{html}"
+    );
     assert!(!html.contains("names-bare"), "{html}");
     let junit = report::junit::render(&r);
     assert!(
@@ -308,9 +327,5 @@ fn merged_reports_unite_names_and_say_where_they_are_unknown() {
     assert_eq!(a.nodes, vec!["node-a".to_string(), "node-b".to_string()]);
     assert_eq!(a.learned.len(), 2, "one per node: {:?}", a.learned);
     assert_eq!((n.undocumented[0].count, n.bare[0].count), (8, 4));
-    assert!(
-        n.statement.contains("Unknown on node-c"),
-        "{}",
-        n.statement
-    );
+    assert!(n.statement.contains("Unknown on node-c"), "{}", n.statement);
 }

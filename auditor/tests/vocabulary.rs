@@ -189,7 +189,11 @@ fn dns_names_are_never_a_metric_label() {
         first_seen: 0,
         last_seen: 0,
     };
-    for e in [edge(Some("evil.example")), edge(Some("other.example")), edge(None)] {
+    for e in [
+        edge(Some("evil.example")),
+        edge(Some("other.example")),
+        edge(None),
+    ] {
         m.violations.get_or_create(&EdgeLabels::of(&e, "n1")).inc();
         m.connections.get_or_create(&VerdictLabels::of(&e)).inc();
     }

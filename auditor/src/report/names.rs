@@ -270,10 +270,7 @@ fn statement(n: &Names, report_nodes: &[String]) -> String {
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        s.push_str(&format!(
-            " Unknown on {} ({WHY}).",
-            unknown.join(", ")
-        ));
+        s.push_str(&format!(" Unknown on {} ({WHY}).", unknown.join(", ")));
     }
     s
 }
