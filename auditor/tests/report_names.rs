@@ -90,6 +90,20 @@ fn store(path: &std::path::Path, node: &str, marks: bool) {
         ),
         12,
     ));
+    // Another source by the same name: its answers are the same, not counted again.
+    let mut tenant = egress(
+        Verdict::Allowed,
+        to(
+            Some("Redis"),
+            "10.0.9.1",
+            6379,
+            named("a.redis.example"),
+            dns,
+        ),
+        1,
+    );
+    tenant.src.service = Some("Tenant Service".into());
+    b.add_edge(tenant);
     b.add_edge(egress(
         Verdict::Allowed,
         to(
@@ -167,9 +181,9 @@ fn names_are_listed_per_service_undocumented_and_bare_with_their_learning() {
     let names: Vec<(&str, u64)> = redis
         .domains
         .iter()
-        .map(|d| (d.domain.as_str(), d.count))
+        .map(|d| (d.domain.as_str(), d.seen.count))
         .collect();
-    assert_eq!(names, vec![("a.redis.example", 12), ("b.redis.example", 3)]);
+    assert_eq!(names, vec![("a.redis.example", 13), ("b.redis.example", 3)]);
     let a = &redis.domains[0];
     assert_eq!(a.learned.len(), 1, "{:?}", a.learned);
     assert_eq!(a.learned[0].resolver.to_string(), RESOLVER);
@@ -191,13 +205,13 @@ fn names_are_listed_per_service_undocumented_and_bare_with_their_learning() {
             "198.51.100.7"
         )
     );
-    assert_eq!((u.port, u.count, u.learned.len()), (443, 4, 1));
+    assert_eq!((u.port, u.seen.count, u.learned.len()), (443, 4, 1));
 
     // Only the bare address outside: not the pod's, not loopback.
     let bare: Vec<(String, u64)> = n
         .bare
         .iter()
-        .map(|b| (b.addr.to_string(), b.count))
+        .map(|b| (b.addr.to_string(), b.seen.count))
         .collect();
     assert_eq!(bare, vec![("203.0.113.9".to_string(), 2)]);
 }
@@ -209,7 +223,7 @@ fn every_format_shows_the_names_and_the_violation_by_name() {
 
     let md = report::markdown::render(&r);
     assert!(md.contains("## DNS names"), "{md}");
-    assert!(md.contains("| Redis | a.redis.example | 12 |"), "{md}");
+    assert!(md.contains("| Redis | a.redis.example | 13 |"), "{md}");
     assert!(
         md.contains("from 10.96.0.10 on node-a: 2 answer\\(s\\)"),
         "{md}"
@@ -224,7 +238,7 @@ fn every_format_shows_the_names_and_the_violation_by_name() {
     let html = report::html::render(&r);
     for want in [
         "<table id=\"names-services\">",
-        "<td>a.redis.example</td><td>12</td>",
+        "<td>a.redis.example</td><td>13</td>",
         "<td>evil.example</td><td>198.51.100.7</td>",
         "<table id=\"names-bare\">",
         "<td>203.0.113.9</td>",
@@ -236,7 +250,7 @@ fn every_format_shows_the_names_and_the_violation_by_name() {
 
     let junit = report::junit::render(&r);
     for want in [
-        "<property name=\"names_by_service\" value=\"Redis: a.redis.example (12 connection(s); learned from 10.96.0.10 on node-a: 2 answer(s)",
+        "<property name=\"names_by_service\" value=\"Redis: a.redis.example (13 connection(s); learned from 10.96.0.10 on node-a: 2 answer(s)",
         "<property name=\"undocumented_egress_by_name\" value=\"undocumented_egress GES -&gt; evil.example (198.51.100.7) tcp/443: 4 connection(s)",
         "<property name=\"egress_by_bare_address\" value=\"undocumented_egress GES -&gt; 203.0.113.9 tcp/443: 2 connection(s)\"/>",
         "name=\"undocumented_egress GES -&gt; 198.51.100.7 (evil.example) tcp/443\"",
@@ -323,9 +337,12 @@ fn merged_reports_unite_names_and_say_where_they_are_unknown() {
     let n = m.names.unwrap();
     assert_eq!(n.nodes, vec!["node-a".to_string(), "node-b".to_string()]);
     let a = &n.services[0].domains[0];
-    assert_eq!((a.domain.as_str(), a.count), ("a.redis.example", 24));
-    assert_eq!(a.nodes, vec!["node-a".to_string(), "node-b".to_string()]);
+    assert_eq!((a.domain.as_str(), a.seen.count), ("a.redis.example", 26));
+    assert_eq!(
+        a.seen.nodes,
+        vec!["node-a".to_string(), "node-b".to_string()]
+    );
     assert_eq!(a.learned.len(), 2, "one per node: {:?}", a.learned);
-    assert_eq!((n.undocumented[0].count, n.bare[0].count), (8, 4));
+    assert_eq!((n.undocumented[0].seen.count, n.bare[0].seen.count), (8, 4));
     assert!(n.statement.contains("Unknown on node-c"), "{}", n.statement);
 }

@@ -239,10 +239,10 @@ fn names(o: &mut String, r: &Report) {
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&s.service),
                     esc(&d.domain),
-                    d.count,
-                    esc(&rfc3339_seconds(d.first_seen)),
-                    esc(&rfc3339_seconds(d.last_seen)),
-                    esc(&d.nodes.join(", ")),
+                    d.seen.count,
+                    esc(&rfc3339_seconds(d.seen.first_seen)),
+                    esc(&rfc3339_seconds(d.seen.last_seen)),
+                    esc(&d.seen.nodes.join(", ")),
                     esc(&super::learned_text(&d.learned))
                 );
             }
@@ -267,9 +267,9 @@ fn names(o: &mut String, r: &Report) {
                 esc(&u.dst),
                 u.transport,
                 u.port,
-                u.count,
-                esc(&rfc3339_seconds(u.last_seen)),
-                esc(&u.nodes.join(", ")),
+                u.seen.count,
+                esc(&rfc3339_seconds(u.seen.last_seen)),
+                esc(&u.seen.nodes.join(", ")),
                 esc(&super::learned_text(&u.learned))
             );
         }
@@ -293,9 +293,9 @@ fn names(o: &mut String, r: &Report) {
                 esc(b.service.as_deref().unwrap_or("–")),
                 b.transport,
                 b.port,
-                b.count,
-                esc(&rfc3339_seconds(b.last_seen)),
-                esc(&b.nodes.join(", "))
+                b.seen.count,
+                esc(&rfc3339_seconds(b.seen.last_seen)),
+                esc(&b.seen.nodes.join(", "))
             );
         }
         let _ = writeln!(o, "</tbody></table>");

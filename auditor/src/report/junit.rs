@@ -148,7 +148,7 @@ fn names(more: &mut String, r: &Report) {
                     format!(
                         "{} ({} connection(s); learned {})",
                         d.domain,
-                        d.count,
+                        d.seen.count,
                         super::learned_text(&d.learned)
                     )
                 })
@@ -168,7 +168,7 @@ fn names(more: &mut String, r: &Report) {
                 u.dst,
                 u.transport.as_str(),
                 u.port,
-                u.count,
+                u.seen.count,
                 super::learned_text(&u.learned)
             )
         })
@@ -184,7 +184,7 @@ fn names(more: &mut String, r: &Report) {
                 b.addr,
                 b.transport.as_str(),
                 b.port,
-                b.count
+                b.seen.count
             )
         })
         .collect();

@@ -190,10 +190,10 @@ fn names(o: &mut String, r: &Report) {
                     "| {} | {} | {} | {} | {} | {} | {} |",
                     cell(&s.service),
                     cell(&d.domain),
-                    d.count,
-                    rfc3339_seconds(d.first_seen),
-                    rfc3339_seconds(d.last_seen),
-                    cells(&d.nodes, ", "),
+                    d.seen.count,
+                    rfc3339_seconds(d.seen.first_seen),
+                    rfc3339_seconds(d.seen.last_seen),
+                    cells(&d.seen.nodes, ", "),
                     cell(&super::learned_text(&d.learned))
                 );
             }
@@ -218,9 +218,9 @@ fn names(o: &mut String, r: &Report) {
                 cell(&u.dst),
                 u.transport,
                 u.port,
-                u.count,
-                rfc3339_seconds(u.last_seen),
-                cells(&u.nodes, ", "),
+                u.seen.count,
+                rfc3339_seconds(u.seen.last_seen),
+                cells(&u.seen.nodes, ", "),
                 cell(&super::learned_text(&u.learned))
             );
         }
@@ -248,9 +248,9 @@ fn names(o: &mut String, r: &Report) {
                 cell(b.service.as_deref().unwrap_or("-")),
                 b.transport,
                 b.port,
-                b.count,
-                rfc3339_seconds(b.last_seen),
-                cells(&b.nodes, ", ")
+                b.seen.count,
+                rfc3339_seconds(b.seen.last_seen),
+                cells(&b.seen.nodes, ", ")
             );
         }
         let _ = writeln!(o);

@@ -35,7 +35,7 @@ pub use merge::{expect_nodes, merge};
 pub use model::{
     BareEgress, Capture, Coverage, Document, DomainUse, Evidence, Gap, Interval, Learned,
     NamedEgress, Names, ObservedEdge, Period, PlatformEntry, Replayed, Report, RowReport, SCHEMA,
-    ServiceNames, Summary, parse_when, schema_json,
+    Seen, ServiceNames, Summary, parse_when, schema_json,
 };
 pub use seal::{compute_digest, seal};
 pub use store::from_store;

@@ -451,11 +451,22 @@ pub struct ServiceNames {
 
 /// One name a documented service was reached by.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DomainUse {
     /// The DNS name (ECS `destination.domain`).
     pub domain: String,
     /// Connections to the service by this name, of any verdict.
+    #[serde(flatten)]
+    pub seen: Seen,
+    /// When and from which trusted resolver the name was learned.
+    pub learned: Vec<Learned>,
+}
+
+/// Connections, when and on which nodes: what each entry of `Names` counts (flattened
+/// into it: serde cannot deny unknown fields beside a flattened part, so those entries
+/// do not, as `ObservedEdge` does not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Seen {
+    /// Connections.
     pub count: u64,
     /// RFC 3339.
     #[serde(with = "crate::model::time::as_rfc3339")]
@@ -466,8 +477,18 @@ pub struct DomainUse {
     #[schemars(with = "String")]
     pub last_seen: Millis,
     pub nodes: Vec<String>,
-    /// When and from which trusted resolver the name was learned.
-    pub learned: Vec<Learned>,
+}
+
+impl Seen {
+    /// Adds `other` (the same entry elsewhere): counts add, the span widens, nodes unite.
+    pub(super) fn add(&mut self, other: Seen) {
+        self.count += other.count;
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.nodes.extend(other.nodes);
+        self.nodes.sort();
+        self.nodes.dedup();
+    }
 }
 
 /// A name a trusted resolver gave on a node in the period: how often, first and last.
@@ -491,7 +512,6 @@ pub struct Learned {
 
 /// Undocumented egress to a name: a violation edge whose destination was reached by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct NamedEgress {
     pub verdict: Verdict,
     /// The source, as the edge names it.
@@ -501,23 +521,14 @@ pub struct NamedEgress {
     pub dst: String,
     pub transport: Transport,
     pub port: u16,
-    pub count: u64,
-    /// RFC 3339.
-    #[serde(with = "crate::model::time::as_rfc3339")]
-    #[schemars(with = "String")]
-    pub first_seen: Millis,
-    /// RFC 3339.
-    #[serde(with = "crate::model::time::as_rfc3339")]
-    #[schemars(with = "String")]
-    pub last_seen: Millis,
-    pub nodes: Vec<String>,
+    #[serde(flatten)]
+    pub seen: Seen,
     /// When and from which trusted resolver the name was learned.
     pub learned: Vec<Learned>,
 }
 
 /// Egress by bare address: the source connected to an address it never resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct BareEgress {
     pub verdict: Verdict,
     /// The source, as the edge names it.
@@ -528,16 +539,8 @@ pub struct BareEgress {
     pub service: Option<String>,
     pub transport: Transport,
     pub port: u16,
-    pub count: u64,
-    /// RFC 3339.
-    #[serde(with = "crate::model::time::as_rfc3339")]
-    #[schemars(with = "String")]
-    pub first_seen: Millis,
-    /// RFC 3339.
-    #[serde(with = "crate::model::time::as_rfc3339")]
-    #[schemars(with = "String")]
-    pub last_seen: Millis,
-    pub nodes: Vec<String>,
+    #[serde(flatten)]
+    pub seen: Seen,
 }
 
 /// The report's JSON Schema (docs/report.schema.json is this, checked by a test).

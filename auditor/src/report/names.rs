@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{BareEgress, DomainUse, Learned, NamedEgress, Names, ServiceNames};
+use super::model::{BareEgress, DomainUse, Learned, NamedEgress, Names, Seen, ServiceNames};
 use crate::{
     edge::{Edge, OVERFLOW},
     model::Resolution,
@@ -41,6 +41,12 @@ pub(super) fn from_store(edges: &[StoredEdge], learned: &[LearnedName]) -> Names
             .collect()
     };
     for StoredEdge { node, edge: e } in edges {
+        let seen = || Seen {
+            count: e.count,
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            nodes: vec![node.clone()],
+        };
         if let (Some(service), Some(domain)) = (&e.dst.service, &e.dst.domain)
             && service != OVERFLOW
         {
@@ -48,11 +54,8 @@ pub(super) fn from_store(edges: &[StoredEdge], learned: &[LearnedName]) -> Names
                 service: service.clone(),
                 domains: vec![DomainUse {
                     domain: domain.clone(),
-                    count: e.count,
-                    first_seen: e.first_seen,
-                    last_seen: e.last_seen,
-                    nodes: vec![node.clone()],
-                    learned: learning(node, domain),
+                    seen: seen(),
+                    learned: Vec::new(),
                 }],
             });
         }
@@ -66,11 +69,8 @@ pub(super) fn from_store(edges: &[StoredEdge], learned: &[LearnedName]) -> Names
                 dst: e.dst.name(),
                 transport: e.transport,
                 port: e.dst.port.unwrap_or(0),
-                count: e.count,
-                first_seen: e.first_seen,
-                last_seen: e.last_seen,
-                nodes: vec![node.clone()],
-                learned: learning(node, domain),
+                seen: seen(),
+                learned: Vec::new(),
             });
         }
         if let Some(addr) = bare_outside(e) {
@@ -81,12 +81,28 @@ pub(super) fn from_store(edges: &[StoredEdge], learned: &[LearnedName]) -> Names
                 service: e.dst.service.clone(),
                 transport: e.transport,
                 port: e.dst.port.unwrap_or(0),
-                count: e.count,
-                first_seen: e.first_seen,
-                last_seen: e.last_seen,
-                nodes: vec![node.clone()],
+                seen: seen(),
             });
         }
+    }
+    // The learning once per name and node, after the edges are united: two edges by one
+    // name must not count its answers twice.
+    finish(&mut names, &[]);
+    for d in names.services.iter_mut().flat_map(|s| &mut s.domains) {
+        d.learned = d
+            .seen
+            .nodes
+            .iter()
+            .flat_map(|n| learning(n, &d.domain))
+            .collect();
+    }
+    for u in &mut names.undocumented {
+        u.learned = u
+            .seen
+            .nodes
+            .iter()
+            .flat_map(|n| learning(n, &u.domain))
+            .collect();
     }
     names
 }
@@ -133,114 +149,89 @@ pub(super) fn combine(a: Option<Names>, b: Option<Names>) -> Option<Names> {
 pub(super) fn finish(n: &mut Names, report_nodes: &[String]) {
     n.nodes.sort();
     n.nodes.dedup();
-    let mut services: BTreeMap<String, BTreeMap<String, DomainUse>> = BTreeMap::new();
+    let mut by_service: BTreeMap<String, Vec<DomainUse>> = BTreeMap::new();
     for s in std::mem::take(&mut n.services) {
-        let by = services.entry(s.service).or_default();
-        for d in s.domains {
-            match by.get_mut(&d.domain) {
-                Some(m) => {
-                    m.count += d.count;
-                    m.first_seen = m.first_seen.min(d.first_seen);
-                    m.last_seen = m.last_seen.max(d.last_seen);
-                    m.nodes.extend(d.nodes);
-                    m.learned.extend(d.learned);
-                }
-                None => {
-                    by.insert(d.domain.clone(), d);
-                }
-            }
-        }
+        by_service.entry(s.service).or_default().extend(s.domains);
     }
-    n.services = services
+    n.services = by_service
         .into_iter()
-        .map(|(service, by)| {
-            let mut domains: Vec<DomainUse> = by.into_values().collect();
-            for d in &mut domains {
-                tidy(&mut d.nodes);
-                d.learned = united(std::mem::take(&mut d.learned));
-            }
-            domains.sort_by(|a, b| b.count.cmp(&a.count).then(a.domain.cmp(&b.domain)));
+        .map(|(service, domains)| {
+            let mut domains = united(
+                domains,
+                |d| d.domain.clone(),
+                |m, d| {
+                    m.seen.add(d.seen);
+                    m.learned = learned_united([std::mem::take(&mut m.learned), d.learned]);
+                },
+            );
+            domains.sort_by(|a, b| {
+                b.seen
+                    .count
+                    .cmp(&a.seen.count)
+                    .then(a.domain.cmp(&b.domain))
+            });
             ServiceNames { service, domains }
         })
         .collect();
-
-    let mut undocumented: BTreeMap<_, NamedEgress> = BTreeMap::new();
-    for u in std::mem::take(&mut n.undocumented) {
-        let key = (
-            u.verdict,
-            u.src.clone(),
-            u.domain.clone(),
-            u.dst.clone(),
-            u.transport,
-            u.port,
-        );
-        match undocumented.get_mut(&key) {
-            Some(m) => {
-                m.count += u.count;
-                m.first_seen = m.first_seen.min(u.first_seen);
-                m.last_seen = m.last_seen.max(u.last_seen);
-                m.nodes.extend(u.nodes);
-                m.learned.extend(u.learned);
-            }
-            None => {
-                undocumented.insert(key, u);
-            }
-        }
-    }
-    n.undocumented = undocumented.into_values().collect();
-    for u in &mut n.undocumented {
-        tidy(&mut u.nodes);
-        u.learned = united(std::mem::take(&mut u.learned));
-    }
-    n.undocumented
-        .sort_by(|a, b| b.count.cmp(&a.count).then(a.domain.cmp(&b.domain)));
-
-    let mut bare: BTreeMap<_, BareEgress> = BTreeMap::new();
-    for x in std::mem::take(&mut n.bare) {
-        let key = (x.verdict, x.src.clone(), x.addr, x.transport, x.port);
-        match bare.get_mut(&key) {
-            Some(m) => {
-                m.count += x.count;
-                m.first_seen = m.first_seen.min(x.first_seen);
-                m.last_seen = m.last_seen.max(x.last_seen);
-                m.nodes.extend(x.nodes);
-            }
-            None => {
-                bare.insert(key, x);
-            }
-        }
-    }
-    n.bare = bare.into_values().collect();
-    for x in &mut n.bare {
-        tidy(&mut x.nodes);
-    }
+    n.undocumented = united(
+        std::mem::take(&mut n.undocumented),
+        |u| {
+            (
+                u.verdict,
+                u.src.clone(),
+                u.domain.clone(),
+                u.dst.clone(),
+                u.transport,
+                u.port,
+            )
+        },
+        |m, u| {
+            m.seen.add(u.seen);
+            m.learned = learned_united([std::mem::take(&mut m.learned), u.learned]);
+        },
+    );
+    n.undocumented.sort_by(|a, b| {
+        b.seen
+            .count
+            .cmp(&a.seen.count)
+            .then(a.domain.cmp(&b.domain))
+    });
+    n.bare = united(
+        std::mem::take(&mut n.bare),
+        |x| (x.verdict, x.src.clone(), x.addr, x.transport, x.port),
+        |m, x| m.seen.add(x.seen),
+    );
     n.bare
-        .sort_by(|a, b| b.count.cmp(&a.count).then(a.addr.cmp(&b.addr)));
+        .sort_by(|a, b| b.seen.count.cmp(&a.seen.count).then(a.addr.cmp(&b.addr)));
     n.statement = statement(n, report_nodes);
 }
 
-fn tidy(nodes: &mut Vec<String>) {
-    nodes.sort();
-    nodes.dedup();
-}
-
-/// One entry per (node, resolver): answers add, the span widens (two reports of one node
-/// cover different times: merging refuses overlaps).
-fn united(learned: Vec<Learned>) -> Vec<Learned> {
-    let mut by: BTreeMap<(String, std::net::IpAddr), Learned> = BTreeMap::new();
-    for l in learned {
-        match by.get_mut(&(l.node.clone(), l.resolver)) {
-            Some(m) => {
-                m.answers += l.answers;
-                m.first_learned = m.first_learned.min(l.first_learned);
-                m.last_learned = m.last_learned.max(l.last_learned);
-            }
-            None => {
-                by.insert((l.node.clone(), l.resolver), l);
+/// One entry per key, in key order, the others added to it by `add`.
+fn united<T, K: Ord>(items: Vec<T>, key: impl Fn(&T) -> K, add: impl Fn(&mut T, T)) -> Vec<T> {
+    let mut by: BTreeMap<K, T> = BTreeMap::new();
+    for item in items {
+        match by.entry(key(&item)) {
+            std::collections::btree_map::Entry::Occupied(mut o) => add(o.get_mut(), item),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(item);
             }
         }
     }
     by.into_values().collect()
+}
+
+/// One learning per (node, resolver): answers add, the span widens (two reports of one
+/// node cover different times: merging refuses overlaps).
+fn learned_united<const N: usize>(parts: [Vec<Learned>; N]) -> Vec<Learned> {
+    united(
+        parts.into_iter().flatten().collect(),
+        |l| (l.node.clone(), l.resolver),
+        |m, l| {
+            m.answers += l.answers;
+            m.first_learned = m.first_learned.min(l.first_learned);
+            m.last_learned = m.last_learned.max(l.last_learned);
+        },
+    )
 }
 
 /// What the names section can claim: known where some egress carried a DNS mark, and
