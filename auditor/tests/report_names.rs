@@ -79,42 +79,19 @@ fn store(path: &std::path::Path, node: &str, marks: bool) {
     let bare = marks.then_some(Resolution::Bare);
     let named = |d: &'static str| marks.then_some(d);
     let mut b = Batch::default();
-    b.add_edge(egress(
-        Verdict::Allowed,
-        to(
-            Some("Redis"),
-            "10.0.9.1",
-            6379,
-            named("a.redis.example"),
-            dns,
-        ),
-        12,
-    ));
+    let redis = |addr: &str, name: &'static str, count: u64| {
+        egress(
+            Verdict::Allowed,
+            to(Some("Redis"), addr, 6379, named(name), dns),
+            count,
+        )
+    };
+    b.add_edge(redis("10.0.9.1", "a.redis.example", 12));
     // Another source by the same name: its answers are the same, not counted again.
-    let mut tenant = egress(
-        Verdict::Allowed,
-        to(
-            Some("Redis"),
-            "10.0.9.1",
-            6379,
-            named("a.redis.example"),
-            dns,
-        ),
-        1,
-    );
+    let mut tenant = redis("10.0.9.1", "a.redis.example", 1);
     tenant.src.service = Some("Tenant Service".into());
     b.add_edge(tenant);
-    b.add_edge(egress(
-        Verdict::Allowed,
-        to(
-            Some("Redis"),
-            "10.0.9.2",
-            6379,
-            named("b.redis.example"),
-            dns,
-        ),
-        3,
-    ));
+    b.add_edge(redis("10.0.9.2", "b.redis.example", 3));
     b.add_edge(egress(
         Verdict::UndocumentedEgress,
         to(None, "198.51.100.7", 443, named("evil.example"), dns),
