@@ -70,6 +70,15 @@ impl Endpoint {
         }
     }
 
+    /// The name with the DNS name the end was reached by, for humans: "203.0.113.9
+    /// (evil.example)", "Redis (x.redis.example)"; the name alone when it had none.
+    pub fn name_and_domain(&self) -> String {
+        match &self.domain {
+            Some(d) => format!("{} ({d})", self.name()),
+            None => self.name(),
+        }
+    }
+
     /// "voice/tenant-7d9f (Deployment/tenant)": where in the cluster, for humans.
     pub fn k8s_text(&self) -> Option<String> {
         let ns = self.namespace.as_deref()?;

@@ -155,7 +155,7 @@ fn a_recording_without_watch_lines_has_coverage_unknown_in_every_format() {
     assert!(err(&o).contains("coverage unknown"), "{}", err(&o));
     let json = report(&d, "json");
     let r: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(r["schema"], "auditor-report/4");
+    assert_eq!(r["schema"], "auditor-report/5");
     assert!(r["coverage"]["fraction"].is_null(), "{:#}", r["coverage"]);
     assert_eq!(r["coverage"]["known"], false);
     assert!(

@@ -111,10 +111,9 @@ fn store_columns_name_each_concept_one_way() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
-#[test]
-fn metric_labels_name_each_concept_one_way() {
-    let m = Metrics::new();
-    let edge = Edge {
+/// Tenant Service to Config Service's port 9200, a drift from row 26.
+fn port_drift() -> Edge {
+    Edge {
         verdict: Verdict::PortDrift,
         rules: vec![26],
         transport: auditor::edge::Transport::Tcp,
@@ -135,7 +134,13 @@ fn metric_labels_name_each_concept_one_way() {
         count: 1,
         first_seen: 0,
         last_seen: 0,
-    };
+    }
+}
+
+#[test]
+fn metric_labels_name_each_concept_one_way() {
+    let m = Metrics::new();
+    let edge = port_drift();
     m.violations
         .get_or_create(&EdgeLabels::of(&edge, "n1"))
         .inc();
@@ -158,4 +163,42 @@ fn metric_labels_name_each_concept_one_way() {
     );
     let bad = misnamed(labels);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// A DNS name is never a metric label (its cardinality is the world's): an edge reached by
+/// name counts in the same series as one without, and no label names or carries it.
+#[test]
+fn dns_names_are_never_a_metric_label() {
+    let m = Metrics::new();
+    let edge = |domain: Option<&str>| Edge {
+        verdict: Verdict::UndocumentedEgress,
+        rules: vec![],
+        dst: Endpoint {
+            addr: Some("198.51.100.7".parse().unwrap()),
+            port: Some(443),
+            domain: domain.map(Into::into),
+            resolution: Some(auditor::model::Resolution::Dns),
+            ..Endpoint::default()
+        },
+        ..port_drift()
+    };
+    for e in [
+        edge(Some("evil.example")),
+        edge(Some("other.example")),
+        edge(None),
+    ] {
+        m.violations.get_or_create(&EdgeLabels::of(&e, "n1")).inc();
+        m.connections.get_or_create(&VerdictLabels::of(&e)).inc();
+    }
+    let text = m.encode();
+    assert!(
+        !text.contains("example") && !text.contains("domain=") && !text.contains("resolution="),
+        "{text}"
+    );
+    // The three connections share one violation series.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("auditor_violations_total{") && l.ends_with(" 3")),
+        "{text}"
+    );
 }

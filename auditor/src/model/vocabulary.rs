@@ -64,6 +64,32 @@ pub const CONCEPTS: &[Concept] = &[
         meaning: "tcp or udp (the document's application protocol is `protocol`)",
         not: &["l4", "ip_protocol", "proto"],
     },
+    Concept {
+        name: "domain",
+        plural: Some("domains"),
+        meaning: "the DNS name the source resolved the destination's address by (ECS destination.domain)",
+        not: &[
+            "hostname",
+            "host_name",
+            "fqdn",
+            "dns_name",
+            "domain_name",
+            "qname",
+            "query_name",
+        ],
+    },
+    Concept {
+        name: "resolution",
+        plural: None,
+        meaning: "how an egress destination's address was come by: dns (resolved by `domain`) or bare",
+        not: &[
+            "resolved_by",
+            "resolved",
+            "addressing",
+            "lookup",
+            "address_source",
+        ],
+    },
 ];
 
 /// The concept a word must not name, if it is one of the forbidden words.

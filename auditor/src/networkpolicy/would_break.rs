@@ -214,6 +214,8 @@ pub fn judge(
 pub fn text(w: &WouldBreak) -> String {
     let mut out = String::new();
     let end = |e: &Endpoint| e.name();
+    // The destination with the DNS name it was reached by, when it was.
+    let dst = |e: &Endpoint| e.name_and_domain();
     out.push_str(&format!(
         "what would break: {} observed connection edge(s) the policies would deny\n",
         w.would_break.len()
@@ -228,7 +230,7 @@ pub fn text(w: &WouldBreak) -> String {
                 .map(|x| format!(" (baseline entry {x})"))
                 .unwrap_or_default(),
             end(&b.edge.src),
-            end(&b.edge.dst),
+            dst(&b.edge.dst),
             b.edge.transport,
             b.edge.dst.port.unwrap_or(0),
             b.edge.count,
@@ -247,7 +249,7 @@ pub fn text(w: &WouldBreak) -> String {
                 "  {} {} → {} {}/{}: {} connection(s), last seen {}: {}\n",
                 n.edge.verdict.as_str(),
                 end(&n.edge.src),
-                end(&n.edge.dst),
+                dst(&n.edge.dst),
                 n.edge.transport,
                 n.edge.dst.port.unwrap_or(0),
                 n.edge.count,
@@ -267,4 +269,78 @@ pub fn text(w: &WouldBreak) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        identity::Inventory,
+        model::Resolution,
+        networkpolicy::{DnsPeer, Options, generate},
+    };
+
+    /// An undocumented egress by name: what would break says by which name, in its JSON
+    /// (`dst.domain`, `dst.resolution`) and its text.
+    #[test]
+    fn a_flow_reached_by_name_keeps_its_name_and_mark() {
+        let list = allowlist::file::parse(
+            "version: 1
+services:
+- {name: A, kind: service}
+- {name: B, kind: service}
+connections:
+- {number: 1, source: A, destination: B, protocol: TCP, transport: tcp, ports: [80]}
+",
+            "a.yaml",
+        )
+        .unwrap();
+        let inv = Inventory::parse(
+            "version: 1
+services:
+  A: {kubernetes: {namespace: apps, labels: {app: a}}}
+  B: {kubernetes: {namespace: data, labels: {app: b}}}
+",
+            "i.yaml",
+        )
+        .unwrap();
+        let g = generate(
+            &list,
+            &allowlist::Overrides::default(),
+            &inv,
+            &Options {
+                egress: true,
+                dns: Some(DnsPeer::kube_dns()),
+            },
+            None,
+        );
+        // GES is not in this list: A makes the call, to an address reached by name.
+        let mut edge = crate::edge::test_edge(3, 0);
+        edge.src.service = Some("A".into());
+        edge.dst = Endpoint {
+            addr: Some("198.51.100.7".parse().unwrap()),
+            port: Some(443),
+            domain: Some("evil.example".into()),
+            resolution: Some(Resolution::Dns),
+            ..Endpoint::default()
+        };
+        let w = judge(
+            &g,
+            &[StoredEdge {
+                node: "n1".into(),
+                edge,
+            }],
+            &[],
+            true,
+        );
+        let json = serde_json::to_value(&w).unwrap();
+        let dst = &json["would_break"][0]["dst"];
+        assert_eq!(dst["domain"], "evil.example", "{json}");
+        assert_eq!(dst["resolution"], "dns", "{json}");
+        let text = text(&w);
+        assert!(
+            text.contains("A → 198.51.100.7 (evil.example) tcp/443"),
+            "{text}"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! report, about which nodes and period, how much was audited, against which inputs.
 
 use super::Report;
-use crate::model::time::duration_text;
+use crate::model::time::{duration_text, rfc3339_seconds};
 
 /// A coverage gap's reason as every format words it.
 pub fn gap_reason_text(reason: &str) -> &'static str {
@@ -114,4 +114,36 @@ pub fn capture_banner(r: &Report) -> Option<String> {
         .as_ref()
         .filter(|c| c.not_live())
         .map(|c| format!("Not live evidence: {}.", c.statement))
+}
+
+/// What the report knows of DNS names, in one sentence: every format prints it above the
+/// names' lists, so an empty list is never read as "none found" where names are unknown.
+pub fn names_text(r: &Report) -> String {
+    match &r.names {
+        Some(n) => n.statement.clone(),
+        None => "DNS names unknown: not recorded (a report before auditor-report/5).".into(),
+    }
+}
+
+/// When and from which resolver a name was learned, for humans: "from 10.96.0.10 on
+/// node-a: 3 answer(s), 2026-12-04T10:00:00Z – 2026-12-04T11:00:00Z"; "not learned in
+/// the period" when the store holds none (learned before it, or beyond the store's cap).
+pub fn learned_text(learned: &[super::Learned]) -> String {
+    if learned.is_empty() {
+        return "not learned in the period".into();
+    }
+    learned
+        .iter()
+        .map(|l| {
+            format!(
+                "from {} on {}: {} answer(s), {} – {}",
+                l.resolver,
+                l.node,
+                l.answers,
+                rfc3339_seconds(l.first_learned),
+                rfc3339_seconds(l.last_learned)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -48,6 +48,7 @@ pub fn render(r: &Report) -> String {
     );
     violations(&mut o, r);
     platform(&mut o, r);
+    names(&mut o, r);
     documented(&mut o, r);
     coverage(&mut o, r);
     let _ = writeln!(
@@ -154,7 +155,7 @@ fn violations(o: &mut String, r: &Report) {
                 "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(k.verdict.as_str()),
                 esc(&k.src),
-                esc(&k.dst),
+                esc(&e.dst.name_and_domain()),
                 e.dst
                     .addr
                     .map(|a| a.to_string())
@@ -194,7 +195,7 @@ fn platform(o: &mut String, r: &Report) {
                     esc(&p.entry),
                     f.edge.count,
                     esc(&k.src),
-                    esc(&k.dst),
+                    esc(&f.edge.dst.name_and_domain()),
                     k.transport,
                     k.port,
                     esc(&f.nodes.join(", "))
@@ -209,6 +210,95 @@ fn platform(o: &mut String, r: &Report) {
             "<p>Service mesh legs (sidecar connections carrying documented connections, judged on the service pair, not counted as observations): {}.</p>",
             r.summary.mesh_leg_connections
         );
+    }
+}
+
+/// The DNS names egress was reached by: per documented service, undocumented by name,
+/// and by bare address; or that they are unknown.
+fn names(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "<h2>DNS names</h2>\n<p id=\"names\">{}</p>",
+        esc(&super::names_text(r))
+    );
+    let Some(n) = r.names.as_ref().filter(|n| !n.nodes.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(o, "<h3>Documented services by name</h3>");
+    if n.services.is_empty() {
+        let _ = writeln!(o, "<p>None.</p>");
+    } else {
+        let _ = writeln!(
+            o,
+            "<table id=\"names-services\"><thead><tr><th>Service</th><th>Name (domain)</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Learned</th></tr></thead><tbody>"
+        );
+        for s in &n.services {
+            for d in &s.domains {
+                let _ = writeln!(
+                    o,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&s.service),
+                    esc(&d.domain),
+                    d.seen.count,
+                    esc(&rfc3339_seconds(d.seen.first_seen)),
+                    esc(&rfc3339_seconds(d.seen.last_seen)),
+                    esc(&d.seen.nodes.join(", ")),
+                    esc(&super::learned_text(&d.learned))
+                );
+            }
+        }
+        let _ = writeln!(o, "</tbody></table>");
+    }
+    let _ = writeln!(o, "<h3>Undocumented egress by name</h3>");
+    if n.undocumented.is_empty() {
+        let _ = writeln!(o, "<p>None.</p>");
+    } else {
+        let _ = writeln!(
+            o,
+            "<table id=\"names-undocumented\"><thead><tr><th>Verdict</th><th>Source (src)</th><th>Name (domain)</th><th>Destination (dst)</th><th>Port</th><th>Connections</th><th>Last seen</th><th>Nodes</th><th>Learned</th></tr></thead><tbody>"
+        );
+        for u in &n.undocumented {
+            let _ = writeln!(
+                o,
+                "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(u.verdict.as_str()),
+                esc(&u.src),
+                esc(&u.domain),
+                esc(&u.dst),
+                u.transport,
+                u.port,
+                u.seen.count,
+                esc(&rfc3339_seconds(u.seen.last_seen)),
+                esc(&u.seen.nodes.join(", ")),
+                esc(&super::learned_text(&u.learned))
+            );
+        }
+        let _ = writeln!(o, "</tbody></table>");
+    }
+    let _ = writeln!(o, "<h3>Egress by bare address</h3>");
+    if n.bare.is_empty() {
+        let _ = writeln!(o, "<p>None.</p>");
+    } else {
+        let _ = writeln!(
+            o,
+            "<p>Connections to an address the source never resolved (a hard-coded address, DNS over HTTPS, an untrusted resolver's answer).</p>\n<table id=\"names-bare\"><thead><tr><th>Verdict</th><th>Source (src)</th><th>Address</th><th>Service</th><th>Port</th><th>Connections</th><th>Last seen</th><th>Nodes</th></tr></thead><tbody>"
+        );
+        for b in &n.bare {
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(b.verdict.as_str()),
+                esc(&b.src),
+                b.addr,
+                esc(b.service.as_deref().unwrap_or("–")),
+                b.transport,
+                b.port,
+                b.seen.count,
+                esc(&rfc3339_seconds(b.seen.last_seen)),
+                esc(&b.seen.nodes.join(", "))
+            );
+        }
+        let _ = writeln!(o, "</tbody></table>");
     }
 }
 

@@ -40,7 +40,7 @@ pub fn render(r: &Report) -> String {
             "{} {} -> {} {}/{}",
             e.verdict.as_str(),
             e.src.name(),
-            e.dst.name(),
+            e.dst.name_and_domain(),
             e.transport.as_str(),
             e.dst.port.unwrap_or(0)
         );
@@ -79,6 +79,7 @@ pub fn render(r: &Report) -> String {
             xml(&r.coverage.missing_nodes.join(", "))
         ));
     }
+    names(&mut more, r);
     let mut o = String::new();
     let _ = writeln!(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     let _ = writeln!(
@@ -125,6 +126,85 @@ pub fn render(r: &Report) -> String {
     o
 }
 
+/// The DNS names as properties, like the capture and the coverage: `names` (what is
+/// known), and where names are known, one property per list.
+fn names(more: &mut String, r: &Report) {
+    let _ = write!(
+        more,
+        "<property name=\"names\" value=\"{}\"/>",
+        xml(&super::names_text(r))
+    );
+    let Some(n) = r.names.as_ref().filter(|n| !n.nodes.is_empty()) else {
+        return;
+    };
+    let by_service: Vec<String> = n
+        .services
+        .iter()
+        .map(|s| {
+            let names: Vec<String> = s
+                .domains
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} ({} connection(s); learned {})",
+                        d.domain,
+                        d.seen.count,
+                        super::learned_text(&d.learned)
+                    )
+                })
+                .collect();
+            format!("{}: {}", s.service, names.join(", "))
+        })
+        .collect();
+    let undocumented: Vec<String> = n
+        .undocumented
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {} -> {} ({}) {}/{}: {} connection(s); learned {}",
+                u.verdict.as_str(),
+                u.src,
+                u.domain,
+                u.dst,
+                u.transport.as_str(),
+                u.port,
+                u.seen.count,
+                super::learned_text(&u.learned)
+            )
+        })
+        .collect();
+    let bare: Vec<String> = n
+        .bare
+        .iter()
+        .map(|b| {
+            format!(
+                "{} {} -> {} {}/{}: {} connection(s)",
+                b.verdict.as_str(),
+                b.src,
+                b.addr,
+                b.transport.as_str(),
+                b.port,
+                b.seen.count
+            )
+        })
+        .collect();
+    for (name, items) in [
+        ("names_by_service", by_service),
+        ("undocumented_egress_by_name", undocumented),
+        ("egress_by_bare_address", bare),
+    ] {
+        let _ = write!(
+            more,
+            "<property name=\"{name}\" value=\"{}\"/>",
+            xml(&if items.is_empty() {
+                "none".to_string()
+            } else {
+                items.join("; ")
+            })
+        );
+    }
+}
+
 /// How a documented row's testcase ended.
 enum Outcome {
     Passed,
@@ -163,7 +243,7 @@ fn row_case(rows: &mut String, r: &Report, x: &super::RowReport) -> Outcome {
                     "{} {} -> {} {}/{}: {} connection(s), e.g. {}",
                     v.edge.verdict.as_str(),
                     v.edge.src.name(),
-                    v.edge.dst.name(),
+                    v.edge.dst.name_and_domain(),
                     v.edge.transport.as_str(),
                     v.edge.dst.port.unwrap_or(0),
                     v.edge.count,

@@ -37,6 +37,7 @@ pub fn render(r: &Report) -> String {
     header(&mut o, r);
     violations(&mut o, r);
     platform(&mut o, r);
+    names(&mut o, r);
     documented(&mut o, r);
     coverage(&mut o, r);
     let _ = writeln!(
@@ -106,7 +107,7 @@ fn violations(o: &mut String, r: &Report) {
                 "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |",
                 k.verdict.as_str(),
                 cell(&k.src),
-                cell(&k.dst),
+                cell(&e.dst.name_and_domain()),
                 k.transport,
                 k.port,
                 e.count,
@@ -138,7 +139,13 @@ fn platform(o: &mut String, r: &Report) {
         for p in &r.platform {
             let example = p.flows.first().map_or_else(String::new, |f| {
                 let k = f.edge.key();
-                format!("{} -> {} {}/{}", k.src, k.dst, k.transport, k.port)
+                format!(
+                    "{} -> {} {}/{}",
+                    k.src,
+                    f.edge.dst.name_and_domain(),
+                    k.transport,
+                    k.port
+                )
             });
             let _ = writeln!(
                 o,
@@ -157,6 +164,96 @@ fn platform(o: &mut String, r: &Report) {
             "Service mesh legs (sidecar connections carrying documented connections, judged on the service pair, not counted as observations): {}.\n",
             r.summary.mesh_leg_connections
         );
+    }
+}
+
+/// The DNS names egress was reached by: per documented service, undocumented by name,
+/// and by bare address; or that they are unknown.
+fn names(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "## DNS names\n");
+    let _ = writeln!(o, "{}\n", cell(&super::names_text(r)));
+    let Some(n) = r.names.as_ref().filter(|n| !n.nodes.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(o, "### Documented services by name\n");
+    if n.services.is_empty() {
+        let _ = writeln!(o, "None.\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "| Service | Name (domain) | Connections | First seen | Last seen | Nodes | Learned |\n|---|---|---|---|---|---|---|"
+        );
+        for s in &n.services {
+            for d in &s.domains {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    cell(&s.service),
+                    cell(&d.domain),
+                    d.seen.count,
+                    rfc3339_seconds(d.seen.first_seen),
+                    rfc3339_seconds(d.seen.last_seen),
+                    cells(&d.seen.nodes, ", "),
+                    cell(&super::learned_text(&d.learned))
+                );
+            }
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o, "### Undocumented egress by name\n");
+    if n.undocumented.is_empty() {
+        let _ = writeln!(o, "None.\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "| Verdict | Source (src) | Name (domain) | Destination (dst) | Port | Connections | Last seen | Nodes | Learned |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for u in &n.undocumented {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |",
+                u.verdict.as_str(),
+                cell(&u.src),
+                cell(&u.domain),
+                cell(&u.dst),
+                u.transport,
+                u.port,
+                u.seen.count,
+                rfc3339_seconds(u.seen.last_seen),
+                cells(&u.seen.nodes, ", "),
+                cell(&super::learned_text(&u.learned))
+            );
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o, "### Egress by bare address\n");
+    if n.bare.is_empty() {
+        let _ = writeln!(o, "None.\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "Connections to an address the source never resolved (a hard-coded address, DNS over HTTPS, an untrusted resolver's answer).\n"
+        );
+        let _ = writeln!(
+            o,
+            "| Verdict | Source (src) | Address | Service | Port | Connections | Last seen | Nodes |\n|---|---|---|---|---|---|---|---|"
+        );
+        for b in &n.bare {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {}/{} | {} | {} | {} |",
+                b.verdict.as_str(),
+                cell(&b.src),
+                b.addr,
+                cell(b.service.as_deref().unwrap_or("-")),
+                b.transport,
+                b.port,
+                b.seen.count,
+                rfc3339_seconds(b.seen.last_seen),
+                cells(&b.seen.nodes, ", ")
+            );
+        }
+        let _ = writeln!(o);
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use super::{
     Gap, ObservedEdge, PlatformEntry, Report, SCHEMA,
-    model::{Capture, SCHEMA_2, SCHEMA_3, parse_time},
+    model::{Capture, SCHEMA_2, SCHEMA_3, SCHEMA_4, parse_time},
     seal::check_digest,
 };
 use crate::{
@@ -62,9 +62,9 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
 
 /// A report merges only with one of this layout, made against the same allowlist.
 fn check_mergeable(name: &str, r: &Report, out: &Report) -> anyhow::Result<()> {
-    if ![SCHEMA, SCHEMA_3, SCHEMA_2].contains(&r.schema.as_str()) {
+    if ![SCHEMA, SCHEMA_4, SCHEMA_3, SCHEMA_2].contains(&r.schema.as_str()) {
         bail!(
-            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_3} or {SCHEMA_2})",
+            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_4}, {SCHEMA_3} or {SCHEMA_2})",
             r.schema
         );
     }
@@ -129,6 +129,7 @@ fn add(out: &mut Report, r: Report) {
         mine.examples.truncate(3);
     }
     out.capture = Some(Capture::combine(out.capture.take(), r.capture));
+    out.names = super::names::combine(out.names.take(), r.names);
     // A part whose coverage was unknown leaves the whole unknown.
     if r.coverage.known == Some(false) {
         out.coverage.known = Some(false);
@@ -229,6 +230,9 @@ pub fn expect_nodes(r: &mut Report, nodes: Vec<String>) {
 /// Recomputes the summary from the parts (after building or merging).
 pub(super) fn finish(r: &mut Report) {
     compute_coverage(r);
+    if let Some(n) = &mut r.names {
+        super::names::finish(n, &r.nodes);
+    }
     let s = &mut r.summary;
     s.documented_connections = r.rows.len();
     s.documented_observed = r.rows.iter().filter(|x| x.observed).count();

@@ -6,7 +6,8 @@
 //! The files, by job:
 //! - the model: `model` (the JSON layout, `Report` and its parts, and parsing of times);
 //! - the inputs: `store` (a report from a node's store), `prometheus` (from the series
-//!   every daemon exports), `merge` (per-node reports combined; the summary and coverage
+//!   every daemon exports), `names` (the DNS names egress was reached by, from the
+//!   store's edges and learned names), `merge` (per-node reports combined; the summary and coverage
 //!   recomputed from the parts), `seal` (the report's own digest), `sign` (detached
 //!   ed25519 signatures of the written file);
 //! - the formats: `header` (the facts every format's header prints), `markdown`, `html`
@@ -20,17 +21,21 @@ pub mod junit;
 pub mod markdown;
 mod merge;
 mod model;
+mod names;
 pub mod pdf;
 pub mod prometheus;
 mod seal;
 pub mod sign;
 mod store;
 
-pub use header::{capture_banner, coverage_text, gap_reason_text, header_facts};
+pub use header::{
+    capture_banner, coverage_text, gap_reason_text, header_facts, learned_text, names_text,
+};
 pub use merge::{expect_nodes, merge};
 pub use model::{
-    Capture, Coverage, Document, Evidence, Gap, Interval, ObservedEdge, Period, PlatformEntry,
-    Replayed, Report, RowReport, SCHEMA, Summary, parse_when, schema_json,
+    BareEgress, Capture, Coverage, Document, DomainUse, Evidence, Gap, Interval, Learned,
+    NamedEgress, Names, ObservedEdge, Period, PlatformEntry, Replayed, Report, RowReport, SCHEMA,
+    Seen, ServiceNames, Summary, parse_when, schema_json,
 };
 pub use seal::{compute_digest, seal};
 pub use store::from_store;

@@ -9,9 +9,16 @@ use std::{
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::edge::{Drops, Edge};
+use crate::{
+    edge::{Drops, Edge, Transport},
+    model::{Millis, Verdict},
+};
 
-pub const SCHEMA: &str = "auditor-report/4";
+pub const SCHEMA: &str = "auditor-report/5";
+
+/// The layout before a report listed the DNS names egress was reached by (`names`):
+/// still read, merged and verified (it reads with `names` absent).
+pub const SCHEMA_4: &str = "auditor-report/4";
 
 /// The layout before rows said `port_verified`, the summary counted them, a report said
 /// where its observations came from (`capture`) and whether its coverage is known: still
@@ -27,8 +34,8 @@ pub const SCHEMA_2: &str = "auditor-report/2";
 #[serde(deny_unknown_fields)]
 #[schemars(title = "auditor compliance report")]
 pub struct Report {
-    /// "auditor-report/4" for this layout. "auditor-report/3" is read too (the same
-    /// report without `port_verified`, `documented_observed_port_unverified`,
+    /// "auditor-report/5" for this layout. "auditor-report/4" is read too (the same
+    /// report without `names`), and "auditor-report/3" (a /4 report without `port_verified`, `documented_observed_port_unverified`,
     /// `expected_nodes`, `missing_nodes`, `capture` and `coverage.known`), and
     /// "auditor-report/2" (a /3 report with a
     /// row's `rule`, `src`, `dst` named `number`, `source`, `destination` and the
@@ -66,6 +73,11 @@ pub struct Report {
     /// documented rows.
     #[serde(default)]
     pub platform: Vec<PlatformEntry>,
+    /// The DNS names egress was reached by: per documented service, the names it was
+    /// reached by; undocumented egress by name; egress by bare address. Absent in reports
+    /// before `auditor-report/5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Names>,
     /// sha256 (hex) of this report's canonical JSON with `digest` set to null: recompute
     /// it to show the report was not edited (`auditor report verify`).
     pub digest: Option<String>,
@@ -401,6 +413,134 @@ pub struct PlatformEntry {
     pub connections: u64,
     /// Its edges (verdict `platform`), most connections first.
     pub flows: Vec<ObservedEdge>,
+}
+
+/// The DNS names egress was reached by in the period, as the edges' destinations carry
+/// them (`dst.domain`, `dst.resolution`), with when and from which resolver each name was
+/// learned. The lists say what was observed: on a node whose egress carries no DNS mark
+/// (DNS answers not captured, a store from before names were kept, Prometheus series),
+/// names are unknown, and an empty list there means nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Names {
+    /// The nodes whose egress in the period carries a DNS mark (`dst.resolution`): there,
+    /// DNS answers were captured and the names below are what was observed. Empty: names
+    /// are unknown, on every node.
+    pub nodes: Vec<String>,
+    /// The one sentence every format prints: whether names are known, and where not.
+    pub statement: String,
+    /// Each documented destination service reached by name, with its names.
+    pub services: Vec<ServiceNames>,
+    /// Violation edges whose destination was reached by name, most connections first.
+    pub undocumented: Vec<NamedEgress>,
+    /// Egress to an address the source never resolved (a hard-coded address, DNS over
+    /// HTTPS, an untrusted resolver's answer), outside the cluster's own identities and
+    /// loopback, of any verdict, most connections first.
+    pub bare: Vec<BareEgress>,
+}
+
+/// A documented destination service and the names it was reached by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceNames {
+    /// The documented service (`dst.service`).
+    pub service: String,
+    /// Its names, most connections first.
+    pub domains: Vec<DomainUse>,
+}
+
+/// One name a documented service was reached by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DomainUse {
+    /// The DNS name (ECS `destination.domain`).
+    pub domain: String,
+    /// Connections to the service by this name, of any verdict.
+    #[serde(flatten)]
+    pub seen: Seen,
+    /// When and from which trusted resolver the name was learned.
+    pub learned: Vec<Learned>,
+}
+
+/// Connections, when and on which nodes: what each entry of `Names` counts (flattened
+/// into it: serde cannot deny unknown fields beside a flattened part, so those entries
+/// do not, as `ObservedEdge` does not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Seen {
+    /// Connections.
+    pub count: u64,
+    /// RFC 3339.
+    #[serde(with = "crate::model::time::as_rfc3339")]
+    #[schemars(with = "String")]
+    pub first_seen: Millis,
+    /// RFC 3339.
+    #[serde(with = "crate::model::time::as_rfc3339")]
+    #[schemars(with = "String")]
+    pub last_seen: Millis,
+    pub nodes: Vec<String>,
+}
+
+impl Seen {
+    /// Adds `other` (the same entry elsewhere): counts add, the span widens, nodes unite.
+    pub(super) fn add(&mut self, other: Seen) {
+        self.count += other.count;
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.nodes.extend(other.nodes);
+        self.nodes.sort();
+        self.nodes.dedup();
+    }
+}
+
+/// A name a trusted resolver gave on a node in the period: how often, first and last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Learned {
+    pub node: String,
+    /// The resolver's address.
+    pub resolver: std::net::IpAddr,
+    /// Answers that gave the name.
+    pub answers: u64,
+    /// RFC 3339.
+    #[serde(with = "crate::model::time::as_rfc3339")]
+    #[schemars(with = "String")]
+    pub first_learned: Millis,
+    /// RFC 3339.
+    #[serde(with = "crate::model::time::as_rfc3339")]
+    #[schemars(with = "String")]
+    pub last_learned: Millis,
+}
+
+/// Undocumented egress to a name: a violation edge whose destination was reached by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NamedEgress {
+    pub verdict: Verdict,
+    /// The source, as the edge names it.
+    pub src: String,
+    pub domain: String,
+    /// The destination as the edge names it: its service, else its address.
+    pub dst: String,
+    pub transport: Transport,
+    pub port: u16,
+    #[serde(flatten)]
+    pub seen: Seen,
+    /// When and from which trusted resolver the name was learned.
+    pub learned: Vec<Learned>,
+}
+
+/// Egress by bare address: the source connected to an address it never resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BareEgress {
+    pub verdict: Verdict,
+    /// The source, as the edge names it.
+    pub src: String,
+    /// The destination's address.
+    pub addr: std::net::IpAddr,
+    /// The documented service at that address, if an entry claims it.
+    pub service: Option<String>,
+    pub transport: Transport,
+    pub port: u16,
+    #[serde(flatten)]
+    pub seen: Seen,
 }
 
 /// The report's JSON Schema (docs/report.schema.json is this, checked by a test).

@@ -303,6 +303,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         ),
         "Prometheus holds counts, not connections: there are no example processes, no connection direction, no Kubernetes pod or workload of the ends, and no per-connection detail; the daemons' events and stores have them.".to_string(),
         "Connections held open from before a daemon started (found by its walk of open sockets) open nothing, so they add no count: a row seen only that way is reported observed by a store report (evidence: active) and not here.".to_string(),
+        "Prometheus series never carry DNS names (a name is never a metric label): which names egress was reached by, and which egress used a bare address, is unknown here; the stores have them.".to_string(),
         "A violation edge that had no series of its own (beyond the daemon's series budget, or an aggregated destination) is reported under the aggregate name its series carries.".to_string(),
     ];
 
@@ -411,6 +412,8 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
                 flows: Vec::new(),
             })
             .collect(),
+        // The series never carry a name (cardinality): unknown, said in the limits too.
+        names: Some(super::names::unknown()),
         digest: None,
     };
     report.summary.by_verdict = tally.by_verdict;

@@ -95,6 +95,10 @@ pub fn from_store(
         violations: violations(&edges),
         limits: Vec::new(),
         platform: platform(&edges),
+        names: Some(super::names::from_store(
+            &edges,
+            &store.learned(since, until)?,
+        )),
         digest: None,
     };
     report.summary.by_verdict = by_verdict(&edges);
