@@ -497,6 +497,10 @@ fn capture_rounds(
     Ok(())
 }
 
+/// `auditor_common::names::PROG_DNS_INGRESS`, spelled out: xtask depends on no crate of
+/// the workspace, so it builds before set-up installs anything.
+const DNS_PROGRAM: &str = "auditor_dns_ingress";
+
 /// The DNS answer program's cost per packet in the auditor arm and in the floor arm.
 struct DnsHookCost {
     runs: u64,
@@ -513,7 +517,7 @@ fn dns_hook_cost(
     // bpftool shows the first 15 bytes of a program's name.
     let find = |m: &std::collections::BTreeMap<String, (u64, u64)>| {
         m.iter()
-            .find(|(name, _)| auditor_common::names::PROG_DNS_INGRESS.starts_with(name.as_str()))
+            .find(|(name, _)| DNS_PROGRAM.starts_with(name.as_str()))
             .map(|(_, v)| *v)
             .filter(|(cnt, _)| *cnt > 0)
     };

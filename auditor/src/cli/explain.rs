@@ -8,10 +8,8 @@ use crate::verdict::InputFiles;
 pub const EXAMPLES: &str = "Examples:
   auditor explain --allowlist a.yaml --inventory i.yaml \\
       --from 10.0.1.5 --to 10.0.2.7:9200
-  # as if the source had resolved the destination by this name:
   auditor explain --allowlist a.yaml --inventory i.yaml \\
-      --from 10.0.1.5 --to 203.0.113.7:6379 --name x.redis.cache.windows.net
-  # with the names the source's pod had in a recording (`auditor capture` output):
+      --from 10.0.1.5 --to 203.0.113.7:6379 --name x.redis.example
   auditor explain --allowlist a.yaml --inventory i.yaml --flows flows.jsonl \\
       --dns-resolver 10.96.0.10 --from 10.0.1.5 --to 203.0.113.7:6379";
 

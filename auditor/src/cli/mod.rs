@@ -99,7 +99,10 @@ pub enum Command {
     /// Explain, for humans, how one connection is judged and why.
     ///
     /// Prints how each end resolves through the inventory (which entry, by what), the
-    /// documented rows between the two services, and the verdict with its reason.
+    /// documented rows between the two services, and the verdict with its reason. With
+    /// --name, judged as if the source had resolved the destination by that DNS name; with
+    /// --flows, by the names the source's pod had in a recording, and which answer gave
+    /// each.
     #[command(after_help = explain::EXAMPLES)]
     Explain(ExplainArgs),
     /// Generate the Kubernetes NetworkPolicies the documented architecture describes.

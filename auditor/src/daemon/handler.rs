@@ -245,6 +245,11 @@ impl Handler for DaemonHandler {
             Counter::NetnsReadFailed,
             Counter::UnexpectedFamily,
             Counter::FlowsEvicted,
+            // DNS packets are not connections: a lost one costs a name, not coverage.
+            Counter::DnsPackets,
+            Counter::DnsRingFull,
+            Counter::DnsTruncated,
+            Counter::DnsUnsolicited,
         ] {
             KernelCounted {
                 counter,
