@@ -69,7 +69,9 @@ fn udp_received(ctx: &SockAddrContext, family: u8) {
         return;
     }
     let sa = unsafe { &*ctx.sock_addr };
-    if sa.protocol != IPPROTO_UDP as u32 {
+    // A datagram from port 53 is a DNS answer to a query this socket sent (its egress
+    // flow is counted): not a peer connecting to a service here. The DNS program has it.
+    if sa.protocol != IPPROTO_UDP as u32 || u16::from_be(sa.user_port as u16) == DNS_PORT {
         return;
     }
     let pid_tgid = bpf_get_current_pid_tgid();

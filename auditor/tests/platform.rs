@@ -95,7 +95,8 @@ fn platform_flows_cite_their_entry_and_mesh_legs_are_judged_on_the_pair() {
     std::fs::write(d.join("inventory.yaml"), INVENTORY).unwrap();
     std::fs::write(d.join("baseline.yaml"), BASELINE).unwrap();
     // (record, verdict, platform entry, mesh leg, rules)
-    let cases: Vec<(String, &str, Option<&str>, Option<&str>, Vec<u64>)> = vec![
+    type Case<'a> = (String, &'a str, Option<&'a str>, Option<&'a str>, Vec<u64>);
+    let cases: Vec<Case> = vec![
         // DNS from a documented service, both transports; another port is not DNS.
         (
             rec("udp", "egress", "tenant", "10.0.1.5", "10.96.0.10", 53),

@@ -19,6 +19,8 @@ pub struct CaptureProc {
 }
 
 pub struct Captured {
+    /// Every line of stdout in order: flow records, `dns` and `watch` lines.
+    pub lines: Vec<Value>,
     /// The flow records (the stream's `watch` lines are in `watches`).
     pub records: Vec<Value>,
     /// The `watch` lines: the spans the records are complete for.
@@ -111,6 +113,7 @@ impl CaptureProc {
                 serde_json::from_str(l).with_context(|| format!("flow record is not JSON: {l}"))
             })
             .collect::<anyhow::Result<Vec<Value>>>()?;
+        let lines = records.clone();
         let (watches, records): (Vec<Value>, Vec<Value>) =
             records.into_iter().partition(|v| v.get("watch").is_some());
         let summary = stderr
@@ -119,6 +122,7 @@ impl CaptureProc {
             .find_map(|v| v.get("summary").cloned())
             .context("no summary line on stderr")?;
         Ok(Captured {
+            lines,
             records,
             watches,
             summary,

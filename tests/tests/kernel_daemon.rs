@@ -447,10 +447,12 @@ fn the_cluster_report_collects_every_nodes_report_over_http() {
     b.stop().unwrap();
 }
 
+type LabEvidence = (Vec<(u64, u64)>, Vec<(String, u64)>);
+
 /// The lab's documented rows and violation edges in a report, with their counts:
 /// (observed row numbers with counts, violation edges with counts). Other traffic on the
 /// machine (the test's own HTTP, Prometheus' scrapes) is audited too and left out.
-fn lab_evidence(s: &Setup, r: &Value) -> (Vec<(u64, u64)>, Vec<(String, u64)>) {
+fn lab_evidence(s: &Setup, r: &Value) -> LabEvidence {
     let ours: Vec<String> = [GES, "Redis", "Tenant Service", "Config Service"]
         .iter()
         .map(|n| n.to_string())

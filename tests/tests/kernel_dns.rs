@@ -181,7 +181,7 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     let inventory = format!(
         "version: 1\nservices:\n  \"Interaction Server\": {{addresses: [{}]}}\n  \"Voice RQ Service\": {{addresses: [{}, {}]}}\n  \"Voicemail\": {{addresses: [{}]}}\nexternals:\n  Redis: {{dns: [\"*.redis.example\"]}}\n  \"Object storage\": {{dns: [\"bucket.blob.example\"]}}\n",
         ["is-a", "is-tcp", "is-cdn", "is-held", "is-evil"]
-            .map(|h| a(h))
+            .map(&a)
             .join(", "),
         a("rq-ttl-in"),
         a("rq-ttl-out"),
@@ -282,6 +282,9 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
         .collect()
     };
     let daemon = Daemon::start(&args("events1.jsonl"), dir.join("daemon1.log")).expect("daemon");
+    // `auditor capture` beside it: its stream must carry the answers, for a replay.
+    let capture = auditor_tests::capture::CaptureProc::start(&["--node", "dns-lab"])
+        .expect("auditor capture");
 
     // A CNAME chain to the managed Redis, then the move to a new address.
     let before = resolve(&lab, "is-a", "node-cache", "redis.voice.svc.cluster.local");
@@ -379,6 +382,38 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
         "{m}"
     );
     daemon.stop().expect("clean stop");
+    let captured = capture.stop().expect("capture");
+    let lab_line = |v: &Value| {
+        let in_lab = |p: &str| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .is_some_and(|a| a.starts_with("198.18."))
+        };
+        v.get("watch").is_some()
+            || in_lab("/dns/resolver")
+            || in_lab("/src_addr")
+            || in_lab("/dst_addr")
+    };
+    let lines: Vec<&Value> = captured.lines.iter().filter(|v| lab_line(v)).collect();
+    let chain = lines.iter().find(|v| {
+        v.pointer("/dns/question").and_then(Value::as_str) == Some("redis.voice.svc.cluster.local")
+    });
+    let chain = chain.unwrap_or_else(|| panic!("no dns line for the CNAME chain: {lines:?}"));
+    assert_eq!(
+        chain.pointer("/dns/answers/0/names"),
+        Some(&serde_json::json!([
+            "redis.voice.svc.cluster.local",
+            "x.redis.example"
+        ])),
+        "{chain}"
+    );
+    assert!(captured.watches.iter().all(|w| w["watch"]["dns"] == true));
+    // `AUDITOR_RECORD_DNS_EXAMPLE=PATH` keeps the lab's part of the stream: how
+    // examples/flows-dns.jsonl was recorded.
+    if let Some(path) = std::env::var_os("AUDITOR_RECORD_DNS_EXAMPLE") {
+        let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
+        std::fs::write(path, text).expect("writing the example recording");
+    }
 
     let edges = stored(&dir);
     let all = describe(&edges);

@@ -57,14 +57,17 @@ pub struct Cli {
 pub enum Command {
     /// Print every flow this machine makes, one JSON object per line (needs root).
     ///
-    /// Attaches the kernel programs (tracepoint sock/inet_sock_set_state and cgroup v2
-    /// connect/sendmsg/post_bind hooks on the cgroup v2 root) and prints a record when a
-    /// flow is first seen and, while it stays active, at most once per --record-interval
-    /// with the number of connections since the previous record. Between them, `watch`
-    /// lines say which span the records are complete for and what the kernel dropped in
-    /// it (`auditor replay` takes coverage from them; --node names the node). Audit only:
-    /// nothing is ever blocked. Ctrl-C or SIGTERM detaches the programs, drains what the kernel still
-    /// holds, and prints a summary (records, connections, kernel counters) on stderr.
+    /// Attaches the kernel programs (tracepoint sock/inet_sock_set_state, cgroup v2
+    /// connect/sendmsg/recvmsg/post_bind hooks and a cgroup skb program for DNS answers, on
+    /// the cgroup v2 root) and prints a record when a flow is first seen and, while it
+    /// stays active, at most once per --record-interval with the number of connections
+    /// since the previous record. Each DNS answer a socket receives is a `dns` line (its
+    /// names, addresses, TTLs and who asked), in the order the kernel delivered it, so a
+    /// replay judges egress by name. Between them, `watch` lines say which span the records
+    /// are complete for and what the kernel dropped in it (`auditor replay` takes coverage
+    /// from them; --node names the node). Audit only: nothing is ever blocked. Ctrl-C or
+    /// SIGTERM detaches the programs, drains what the kernel still holds, and prints a
+    /// summary (records, connections, kernel counters) on stderr.
     #[command(after_help = capture::EXAMPLES)]
     Capture(CaptureArgs),
     /// Audit this node continuously: capture, judge, alert, store (needs root).

@@ -164,17 +164,28 @@ struct Counted {
     last_ms: i64,
 }
 
+/// The period every query covers: its PromQL range and step, and its bounds.
+struct Window<'a> {
+    range: &'a str,
+    step: &'a str,
+    since_ms: i64,
+    until_ms: i64,
+}
+
 fn counted(
     api: &Api,
     counter: &str,
     first_gauge: &str,
     last_gauge: &str,
     by: &str,
-    range: &str,
-    step: &str,
-    since_ms: i64,
-    until_ms: i64,
+    w: &Window<'_>,
 ) -> anyhow::Result<Vec<(BTreeMap<String, String>, Counted)>> {
+    let Window {
+        range,
+        step,
+        since_ms,
+        until_ms,
+    } = *w;
     let sel = format!("{counter}{{job=\"{JOB}\"}}");
     let d = delta(&sel, step);
     let key = |m: &BTreeMap<String, String>| {
@@ -309,16 +320,19 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
 
     let want = check_policy(&api, &range, q, &mut limits)?;
 
+    let window = Window {
+        range: &range,
+        step: &step,
+        since_ms: q.since_ms,
+        until_ms: q.until_ms,
+    };
     let conns = counted(
         &api,
         "auditor_connections_total",
         "auditor_connection_first_seen_timestamp_seconds",
         "auditor_connection_last_seen_timestamp_seconds",
         "node, verdict, rules, transport, platform, mesh_leg",
-        &range,
-        &step,
-        q.since_ms,
-        q.until_ms,
+        &window,
     )?;
     let edges = counted(
         &api,
@@ -326,10 +340,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         "auditor_violation_first_seen_timestamp_seconds",
         "auditor_violation_last_seen_timestamp_seconds",
         "node, verdict, src, dst, transport, port, rules",
-        &range,
-        &step,
-        q.since_ms,
-        q.until_ms,
+        &window,
     )?;
 
     let mut nodes: BTreeSet<String> = BTreeSet::new();

@@ -181,11 +181,13 @@ impl Judge {
         self.judge_documented(f, &mut j);
         // Platform traffic: only a violation, only when an end is not a documented
         // service (so no entry can allow a service-to-service connection), never a leg.
-        if j.verdict.is_violation() && j.lookup.is_none() && mesh_leg.is_none() {
-            if let Some(e) = self.baseline.matching(f, j.dst.as_ref()) {
-                j.verdict = Verdict::Platform;
-                j.platform = Some(e.name.clone());
-            }
+        if j.verdict.is_violation()
+            && j.lookup.is_none()
+            && mesh_leg.is_none()
+            && let Some(e) = self.baseline.matching(f, j.dst.as_ref())
+        {
+            j.verdict = Verdict::Platform;
+            j.platform = Some(e.name.clone());
         }
         j
     }
