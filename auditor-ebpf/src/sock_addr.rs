@@ -119,6 +119,15 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
     if sa.protocol != IPPROTO_UDP as u32 {
         return Ok(());
     }
+    // A datagram sent from port 53 is a DNS server's answer to a client's query (the
+    // client's query is its flow): not a connection the server makes.
+    if hook == HOOK_UDP_SENDMSG {
+        let sk = unsafe { sa.__bindgen_anon_1.sk };
+        // bpf_sock.src_port is in host byte order.
+        if !sk.is_null() && unsafe { (*sk).src_port } == DNS_PORT as u32 {
+            return Ok(());
+        }
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     if is_self(tgid) {

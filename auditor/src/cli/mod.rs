@@ -230,7 +230,7 @@ pub struct DnsArgs {
     /// is counted (auditor_dns_answers_total{use="untrusted"}) and never used, so a pod
     /// with its own resolver cannot make an attacker's address a documented service.
     /// The platform baseline's entries that list port 53 name trusted resolvers too.
-    #[arg(long = "dns-resolver", value_delimiter = ',', value_name = "ADDR")]
+    #[arg(long = "dns-resolver", value_delimiter = ',', value_name = "ADDR", value_parser = addr_or_net)]
     pub resolvers: Vec<ipnet::IpNet>,
     /// How long past its TTL a name still names its address for a new connection, e.g.
     /// 30s, 2m (0s to 1h). Clients cache answers past their TTL (the JVM for 30 s
@@ -243,6 +243,15 @@ pub struct DnsArgs {
     /// 100,000 take about 30 MB (docs/dns.md).
     #[arg(long, default_value_t = 100_000)]
     pub dns_max_names: usize,
+}
+
+/// An address (10.96.0.10) or a network (10.96.0.0/24).
+fn addr_or_net(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("{text:?} is neither an address (10.96.0.10) nor a network (10.96.0.0/24)")
+        })
 }
 
 /// Validated `DnsArgs`.
@@ -410,6 +419,32 @@ pub(crate) mod tests {
             Command::Capture(a) => CaptureConfig::try_from(a),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn dns_options_take_addresses_or_networks_and_have_bounds() {
+        let c = run_config(&[
+            "--dns-resolver",
+            "10.96.0.10,fd00::53",
+            "--dns-resolver",
+            "169.254.20.0/24",
+        ])
+        .unwrap();
+        let got: Vec<String> = c.dns.resolvers.iter().map(ToString::to_string).collect();
+        assert_eq!(got, ["10.96.0.10/32", "fd00::53/128", "169.254.20.0/24"]);
+        assert_eq!(c.dns.limits.grace, Duration::from_secs(30));
+        assert!(c.probes.dns, "DNS answers are captured unless --no-dns");
+        assert!(!run_config(&["--no-dns"]).unwrap().probes.dns);
+        let e = run_config(&["--dns-resolver", "kube-dns"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("neither an address"), "{e}");
+        let e = run_config(&["--dns-grace", "2h"]).unwrap_err().to_string();
+        assert!(e.contains("--dns-grace 2h: give at most 1h"), "{e}");
+        let e = run_config(&["--dns-max-names", "10"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--dns-max-names 10"), "{e}");
     }
 
     #[test]

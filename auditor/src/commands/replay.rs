@@ -449,6 +449,10 @@ pub fn run(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
             continue;
         }
         let rec = r.rec;
+        if rec.is_listener() {
+            // Not a connection: a listener found open, as the daemon skips it too.
+            continue;
+        }
         if twins.is_twin(&FlowView::of(&rec)) {
             merged += 1;
             continue;
