@@ -482,7 +482,8 @@ const _: () = assert!(core::mem::size_of::<DnsQuerier>() == 24);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DnsPacket {
-    /// The querying socket's namespace and cgroup (`DnsQuerier`); 0 when unsolicited.
+    /// The querying socket's namespace and cgroup (`DnsQuerier`). Only answers to a
+    /// socket that asked this server are copied; the rest are only counted.
     pub netns_cookie: u64,
     pub cgroup_id: u64,
     /// `bpf_ktime_get_ns` when the packet arrived.
@@ -491,7 +492,7 @@ pub struct DnsPacket {
     /// destination), network byte order, IPv4 in the first 4 bytes.
     pub server_addr: [u8; 16],
     pub local_addr: [u8; 16],
-    /// The querying process (0 when unsolicited).
+    /// The querying process.
     pub tgid: u32,
     /// TCP: the segment's sequence number (host order); UDP: 0.
     pub tcp_seq: u32,
@@ -503,7 +504,8 @@ pub struct DnsPacket {
     pub local_port: u16,
     pub family: u8,
     pub transport: u8,
-    /// Non-zero when the receiving socket sent a query to this server (`DnsQueryKey`).
+    /// Non-zero when the receiving socket sent a query to this server (`DnsQueryKey`):
+    /// always, from this kernel object; kept so a record says it rather than implies it.
     pub solicited: u8,
     pub _pad1: u8,
     pub _pad2: u16,
@@ -545,7 +547,7 @@ pub enum Counter {
     DnsRingFull = 9,
     /// DNS packets longer than `DNS_PAYLOAD_MAX`: copied in part, not read.
     DnsTruncated = 10,
-    /// DNS packets to a socket that sent no query to that server (still copied, marked).
+    /// DNS packets to a socket that sent no query to that server: counted, not copied.
     DnsUnsolicited = 11,
 }
 pub const COUNTER_SLOTS: u32 = 12;

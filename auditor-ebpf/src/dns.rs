@@ -46,6 +46,16 @@ pub fn note_query(ctx: *mut core::ffi::c_void, server: [u8; 16], querier: &DnsQu
     let _ = AUDITOR_DNS_QUERIES.insert(&key, querier, 0);
 }
 
+/// Whether the socket `ctx` belongs to sent a query to `server`.
+#[inline(always)]
+pub fn queried(ctx: *mut core::ffi::c_void, server: [u8; 16]) -> bool {
+    let key = DnsQueryKey {
+        socket_cookie: unsafe { bpf_get_socket_cookie(ctx) },
+        server_addr: server,
+    };
+    unsafe { AUDITOR_DNS_QUERIES.get(&key) }.is_some()
+}
+
 #[cgroup_skb(ingress)]
 pub fn auditor_dns_ingress(ctx: SkBuffContext) -> i32 {
     if !empty_programs() {
@@ -147,10 +157,12 @@ fn dns_packet(ctx: &SkBuffContext) -> Option<()> {
         socket_cookie: unsafe { bpf_get_socket_cookie(skb.cast()) },
         server_addr: server,
     };
-    let querier = unsafe { AUDITOR_DNS_QUERIES.get(&key) }.copied();
-    if querier.is_none() {
+    // An answer to a socket that asked no query of this server names nothing: counted,
+    // never copied, so a flood from port 53 cannot crowd the flow records out of the ring.
+    let Some(querier) = unsafe { AUDITOR_DNS_QUERIES.get(&key) }.copied() else {
         count(Counter::DnsUnsolicited);
-    }
+        return None;
+    };
     let Some(mut entry) = AUDITOR_EVENTS.reserve::<DnsPacket>(0) else {
         count(Counter::DnsRingFull);
         return None;
@@ -165,12 +177,7 @@ fn dns_packet(ctx: &SkBuffContext) -> Option<()> {
     unsafe {
         // Header fields one by one: the payload is written by the helper in place, never
         // through a 2 KiB value on the 512-byte stack.
-        let q = querier.unwrap_or(DnsQuerier {
-            netns_cookie: 0,
-            cgroup_id: 0,
-            tgid: 0,
-            _pad: 0,
-        });
+        let q = querier;
         (*packet).netns_cookie = q.netns_cookie;
         (*packet).cgroup_id = q.cgroup_id;
         (*packet).ktime_ns = bpf_ktime_get_ns();
@@ -183,7 +190,7 @@ fn dns_packet(ctx: &SkBuffContext) -> Option<()> {
         (*packet).local_port = local_port;
         (*packet).family = h.family;
         (*packet).transport = h.transport;
-        (*packet).solicited = querier.is_some() as u8;
+        (*packet).solicited = 1;
         (*packet)._pad1 = 0;
         (*packet)._pad2 = 0;
         // 1..=DNS_PAYLOAD_MAX in a form the verifier can bound (a mask, not a compare

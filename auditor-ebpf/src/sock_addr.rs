@@ -69,10 +69,21 @@ fn udp_received(ctx: &SockAddrContext, family: u8) {
         return;
     }
     let sa = unsafe { &*ctx.sock_addr };
-    // A datagram from port 53 is a DNS answer to a query this socket sent (its egress
-    // flow is counted): not a peer connecting to a service here. The DNS program has it.
-    if sa.protocol != IPPROTO_UDP as u32 || u16::from_be(sa.user_port as u16) == DNS_PORT {
+    if sa.protocol != IPPROTO_UDP as u32 {
         return;
+    }
+    // An answer from a DNS server this socket sent a query to is the reply to that query
+    // (whose egress flow is counted), not a peer connecting to a service here. Only then:
+    // any other datagram from port 53 is a flow like any other.
+    if u16::from_be(sa.user_port as u16) == DNS_PORT {
+        let server = if family == AF_INET {
+            v4(sa.user_ip4)
+        } else {
+            v6(sa.user_ip6)
+        };
+        if crate::dns::queried(ctx.sock_addr.cast(), server) {
+            return;
+        }
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
@@ -118,15 +129,6 @@ fn try_udp(ctx: &SockAddrContext, family: u8, hook: u8) -> Result<(), i32> {
     }
     if sa.protocol != IPPROTO_UDP as u32 {
         return Ok(());
-    }
-    // A datagram sent from port 53 is a DNS server's answer to a client's query (the
-    // client's query is its flow): not a connection the server makes.
-    if hook == HOOK_UDP_SENDMSG {
-        let sk = unsafe { sa.__bindgen_anon_1.sk };
-        // bpf_sock.src_port is in host byte order.
-        if !sk.is_null() && unsafe { (*sk).src_port } == DNS_PORT as u32 {
-            return Ok(());
-        }
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;

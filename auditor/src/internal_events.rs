@@ -521,3 +521,29 @@ impl InternalEvent for DnsTable {
         m.dns_evictions.inc_by(self.evicted);
     }
 }
+
+/// DNS over TCP that reassembly gave up on, since the last report: each stream or segment
+/// is counted under its reason (`tcp_gap`, `tcp_copied_in_part`, `tcp_overflow`,
+/// `tcp_evicted`, `tcp_ignored_segment`), beside the packets that gave no answer.
+pub struct DnsTcpGivenUp {
+    pub reason: &'static str,
+    pub delta: u64,
+}
+
+impl InternalEvent for DnsTcpGivenUp {
+    fn emit(self, m: &Metrics) {
+        if self.delta == 0 {
+            return;
+        }
+        tracing::debug!(
+            reason = self.reason,
+            delta = self.delta,
+            "DNS over TCP not read"
+        );
+        m.dns_unreadable
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: self.reason.into(),
+            })
+            .inc_by(self.delta);
+    }
+}

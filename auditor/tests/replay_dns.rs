@@ -195,13 +195,19 @@ fn without_trusted_resolvers_no_name_is_used() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
     let v: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(!v.is_empty());
     assert!(v.iter().all(|e| e["dst"]["service"] != "Redis"), "{text}");
-    assert!(v.iter().any(|e| e["dst"]["resolution"] == "bare"));
+    // Nothing could be learned, so no flow is said to be resolved or bare: unknown.
+    assert!(
+        v.iter().all(|e| e["dst"].get("resolution").is_none()),
+        "{text}"
+    );
+    assert!(err.contains("no trusted DNS resolver"), "{err}");
     // Trusting the node-local cache by flag gives the names back.
     let out = Command::new(AUDITOR)
         .args([
@@ -271,4 +277,55 @@ fn explain_shows_which_answer_named_the_address() {
     ]);
     assert!(!ok);
     assert!(err.contains("no flow record from 198.18.0.99"), "{err}");
+    // DNS options without a recording would be read by nothing: refused.
+    let (ok, _, err) = auditor(&[
+        "explain",
+        "--from",
+        "198.18.0.8",
+        "--to",
+        "198.18.0.5:6379",
+        "--dns-grace",
+        "5s",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("give them with --flows"), "{err}");
+    // A name is a name, not a pattern.
+    let (ok, _, err) = auditor(&[
+        "explain",
+        "--from",
+        "198.18.0.8",
+        "--to",
+        "198.18.0.5:6379",
+        "--name",
+        "*.redis.example",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--name \"*.redis.example\""), "{err}");
+}
+
+#[test]
+fn a_hostile_dns_line_is_a_bad_line() {
+    let d = std::env::temp_dir().join(format!("auditor-replay-dns-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let long = "a".repeat(2000);
+    let lines = [
+        format!(r#"{{"dns":{{"time":"2026-12-04T18:55:00Z","netns_cookie":1,"resolver":"198.18.0.2","solicited":true,"answers":[{{"addr":"198.18.0.4","names":["{long}"],"ttl":5}}]}}}}"#),
+        r#"{"dns":{"time":"2026-12-04T18:55:00Z","netns_cookie":1,"resolver":"198.18.0.2","solicited":true,"answers":[{"addr":"198.18.0.4","names":["Evil Name"],"ttl":5}]}}"#.to_string(),
+        r#"{"time":"2026-12-04T18:55:01Z","transport":"tcp","src_addr":"198.18.0.8","dst_addr":"198.18.0.4","dst_port":6379,"netns_cookie":1}"#.to_string(),
+    ];
+    std::fs::write(d.join("flows.jsonl"), lines.join("\n") + "\n").unwrap();
+    let flows = d.join("flows.jsonl").display().to_string();
+    let (ok, out, err) = auditor(&["replay", &flows]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("flows.jsonl:1: skipping a bad dns line"),
+        "{err}"
+    );
+    assert!(
+        err.contains("flows.jsonl:2: skipping a bad dns line"),
+        "{err}"
+    );
+    assert!(err.contains("2 bad records skipped"), "{err}");
+    assert!(!out.contains("Evil"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
 }

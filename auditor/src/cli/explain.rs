@@ -57,6 +57,28 @@ impl TryFrom<ExplainArgs> for ExplainConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: ExplainArgs) -> anyhow::Result<Self> {
+        // The DNS options say how a recording's answers name addresses: without one, they
+        // would be accepted and never read.
+        if a.flows.is_none()
+            && (!a.dns.resolvers.is_empty()
+                || a.dns.dns_grace != super::DNS_GRACE_DEFAULT
+                || a.dns.dns_max_names != super::DNS_MAX_NAMES_DEFAULT)
+        {
+            anyhow::bail!(
+                "--dns-resolver, --dns-grace and --dns-max-names say how a recording's answers name addresses: give them with --flows"
+            );
+        }
+        for n in &a.name {
+            let ok = !n.is_empty()
+                && n.len() <= 253
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !ok {
+                anyhow::bail!(
+                    "--name {n:?}: give a DNS name as an answer has it (letters, digits, '-', '_' and dots; no wildcards), e.g. x.redis.example"
+                );
+            }
+        }
         Ok(ExplainConfig {
             inputs: a.inputs.into(),
             from: a.from,

@@ -240,10 +240,14 @@ pub struct DnsArgs {
     pub dns_grace: Duration,
     /// Names held at most (one per pod, address and name), 1,000 to 10,000,000. Past
     /// it the least recently used are evicted and counted (auditor_dns_evictions_total);
-    /// 100,000 take about 30 MB (docs/dns.md).
-    #[arg(long, default_value_t = 100_000)]
+    /// 100,000 take about 27 MB (docs/dns.md).
+    #[arg(long, default_value_t = DNS_MAX_NAMES_DEFAULT)]
     pub dns_max_names: usize,
 }
+
+/// `--dns-grace` and `--dns-max-names` when not given (as their `default_value`s say).
+pub(crate) const DNS_GRACE_DEFAULT: Duration = Duration::from_secs(30);
+pub(crate) const DNS_MAX_NAMES_DEFAULT: usize = 100_000;
 
 /// An address (10.96.0.10) or a network (10.96.0.0/24).
 fn addr_or_net(text: &str) -> Result<ipnet::IpNet, String> {
@@ -432,7 +436,11 @@ pub(crate) mod tests {
         .unwrap();
         let got: Vec<String> = c.dns.resolvers.iter().map(ToString::to_string).collect();
         assert_eq!(got, ["10.96.0.10/32", "fd00::53/128", "169.254.20.0/24"]);
-        assert_eq!(c.dns.limits.grace, Duration::from_secs(30));
+        assert_eq!(c.dns.limits.grace, DNS_GRACE_DEFAULT);
+        assert_eq!(c.dns.limits.max_names, DNS_MAX_NAMES_DEFAULT);
+        // Held connections stay named across three walks of open sockets.
+        let c = run_config(&["--active-interval", "2h"]).unwrap();
+        assert_eq!(c.dns.limits.hold, Duration::from_secs(6 * 3600));
         assert!(c.probes.dns, "DNS answers are captured unless --no-dns");
         assert!(!run_config(&["--no-dns"]).unwrap().probes.dns);
         let e = run_config(&["--dns-resolver", "kube-dns"])

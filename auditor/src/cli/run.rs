@@ -276,8 +276,14 @@ impl TryFrom<RunArgs> for RunConfig {
             store: a.store.try_into()?,
             alerts: a.alerts.try_into()?,
             http: a.http.try_into()?,
+            dns: {
+                let mut dns: super::DnsConfig = a.dns.try_into()?;
+                // A held connection is re-reported by each walk of open sockets: its name
+                // must stay bound across three of them, however long the interval.
+                dns.limits.hold = dns.limits.hold.max(a.probes.active_interval * 3);
+                dns
+            },
             probes: a.probes.try_into()?,
-            dns: a.dns.try_into()?,
             node,
             reload_poll: a.reload_poll,
             scope: a.scope,

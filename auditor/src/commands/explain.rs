@@ -49,19 +49,32 @@ fn names_in_recording(
     let file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut names = cfg.dns.names();
+    names.set_baseline_servers(judge.baseline.names_dns_servers());
     let mut found = None;
+    let mut skipped = 0u64;
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("{}:{}: cannot read", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            skipped += 1;
             continue;
         };
+        if value.get("watch").is_some() {
+            continue;
+        }
         if value.get("dns").is_some() {
-            if let Ok(d) = serde_json::from_value::<DnsLine>(value) {
-                names.answer(&d.dns, &|a| judge.baseline.dns_server(a).is_some());
+            match serde_json::from_value::<DnsLine>(value) {
+                Ok(d) if d.dns.check().is_ok() => {
+                    names.answer(&d.dns, &|a| judge.baseline.dns_server(a).is_some());
+                }
+                _ => skipped += 1,
             }
             continue;
         }
         let Ok(rec) = serde_json::from_value::<FlowRecord>(value) else {
+            skipped += 1;
             continue;
         };
         if rec.direction == Direction::Egress
@@ -69,13 +82,20 @@ fn names_in_recording(
             && rec.dst_addr.to_canonical() == cfg.to.ip().to_canonical()
             && rec.dst_port == cfg.to.port()
         {
-            let at = rec
-                .time
-                .as_deref()
-                .and_then(|t| parse_rfc3339(t).ok())
-                .unwrap_or(i64::MAX);
+            // A record without a readable time names nothing: it cannot be placed
+            // against the answers' TTLs.
+            let Some(at) = rec.time.as_deref().and_then(|t| parse_rfc3339(t).ok()) else {
+                skipped += 1;
+                continue;
+            };
             found = Some(crate::dns::flow_names(Some(&mut names), &rec, at));
         }
+    }
+    if skipped > 0 {
+        eprintln!(
+            "{}: {skipped} line(s) skipped (not a flow record, dns or watch line `auditor replay` reads; `auditor replay` names each)",
+            path.display()
+        );
     }
     found.with_context(|| {
         format!(

@@ -180,7 +180,10 @@ fn read(cfg: &ReplayConfig) -> anyhow::Result<Recording> {
             continue;
         }
         if value.get("dns").is_some() {
-            match serde_json::from_value::<DnsLine>(value) {
+            match serde_json::from_value::<DnsLine>(value)
+                .map_err(|e| e.to_string())
+                .and_then(|d| d.dns.check().map(|()| d))
+            {
                 Ok(d) => rec.answers.push((rec.records.len(), d.dns)),
                 Err(e) => {
                     rec.bad += 1;
@@ -425,7 +428,16 @@ pub fn run(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
         batch: Batch::default(),
     });
     let mut span: Option<(Millis, Millis)> = None;
-    let mut names = recording.watched_dns().then(|| cfg.dns.names());
+    let mut names = recording.watched_dns().then(|| {
+        let mut names = cfg.dns.names();
+        names.set_baseline_servers(judge.baseline.names_dns_servers());
+        names
+    });
+    if names.as_ref().is_some_and(|n| !n.trusts_any()) {
+        eprintln!(
+            "{name}: no trusted DNS resolver (--dns-resolver, or a --baseline entry for port 53): its DNS answers name nothing, and no flow is said to be resolved or bare"
+        );
+    }
     let mut answers = std::mem::take(&mut recording.answers)
         .into_iter()
         .peekable();

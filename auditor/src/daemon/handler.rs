@@ -43,6 +43,10 @@ pub struct DaemonHandler {
     /// The name table's evictions already reported, and when it was last saved.
     names_evicted: u64,
     names_saved: std::time::Instant,
+    /// The boot the saved name table belongs to.
+    boot_id: String,
+    /// TCP reassembly's counts as last reported.
+    tcp_reported: crate::dns::tcp::TcpStats,
 }
 
 /// How often the name table is handed to the store, when it changed: names survive a
@@ -90,12 +94,28 @@ impl DaemonHandler {
             packets: crate::dns::PacketReader::default(),
             names_evicted: 0,
             names_saved: std::time::Instant::now(),
+            boot_id: crate::capture::boot_id(),
+            tcp_reported: Default::default(),
         }
     }
 
     /// Hands the name table to the store when it is due (`force`: at the end).
     pub fn save_names(&mut self, force: bool) {
         let Some(names) = &mut self.names else { return };
+        let (now, was) = (self.packets.tcp().stats(), self.tcp_reported);
+        for (reason, delta) in [
+            ("tcp_gap", now.dropped_gaps - was.dropped_gaps),
+            ("tcp_copied_in_part", now.truncated - was.truncated),
+            ("tcp_overflow", now.overflowed - was.overflowed),
+            ("tcp_evicted", now.evicted - was.evicted),
+            (
+                "tcp_ignored_segment",
+                now.ignored_segments - was.ignored_segments,
+            ),
+        ] {
+            crate::internal_events::DnsTcpGivenUp { reason, delta }.emit(&self.shared.metrics);
+        }
+        self.tcp_reported = now;
         // Names neither valid nor bound go: the table holds what can still name a flow.
         names.table_mut().expire(unix_ms(SystemTime::now()));
         let evicted = names.table().evictions();
@@ -111,7 +131,10 @@ impl DaemonHandler {
             return;
         }
         self.names_saved = std::time::Instant::now();
-        let snapshot = names.table().snapshot();
+        let snapshot = crate::store::batch::NamesSnapshot {
+            boot_id: self.boot_id.clone(),
+            names: names.table().snapshot(),
+        };
         let mut pending = self
             .shared
             .pending
@@ -126,6 +149,9 @@ impl DaemonHandler {
         // A reload swaps the whole policy between two records, never inside one.
         if self.judge_rx.has_changed().unwrap_or(false) {
             self.judge = self.judge_rx.borrow_and_update().clone();
+            if let Some(names) = self.names.as_mut() {
+                names.set_baseline_servers(self.judge.baseline.names_dns_servers());
+            }
         }
         if !in_scope(&self.scope, rec) {
             OutOfScope {

@@ -169,7 +169,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         Degraded {
             reason: "no_btf",
             detail: "kernel BTF (/sys/kernel/btf/vmlinux) could not be read",
-            consequence: "TCP flows carry no network namespace; loopback flows cannot be attributed and are judged unknown_source",
+            consequence: "TCP flows carry no network namespace; loopback flows cannot be attributed and are judged unknown_source, and TCP egress is never named by DNS (names are kept per namespace)",
         }
         .emit(&shared.metrics);
     }
@@ -262,23 +262,30 @@ fn names(
         return None;
     }
     let mut names = cfg.dns.names();
-    if !names.has_resolvers() && !judge.baseline.names_dns_servers() {
+    names.set_baseline_servers(judge.baseline.names_dns_servers());
+    tracing::info!(
+        dns_resolvers = ?cfg.dns.resolvers,
+        baseline_entries = ?judge.baseline.dns_entries(),
+        "trusted DNS resolvers: the flag's and the platform baseline entries' for port 53"
+    );
+    if !names.trusts_any() {
         tracing::warn!(
             "no trusted DNS resolver (--dns-resolver, or a platform baseline entry for port 53): DNS answers are counted as untrusted and no name is used; egress is judged by address"
         );
     }
     if let Some(store) = store {
+        let boot_id = crate::capture::boot_id();
         match store
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .names(&cfg.node)
+            .names(&cfg.node, &boot_id)
         {
             Ok(rows) => {
                 let refused = names.table_mut().restore(rows);
                 tracing::info!(
                     restored = names.table().len(),
                     refused,
-                    "DNS names restored from the store"
+                    "DNS names restored from the store (names saved in another boot are not: namespace cookies start again)"
                 );
             }
             Err(e) => {

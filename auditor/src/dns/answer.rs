@@ -246,8 +246,8 @@ fn ttl_seconds(raw: u32) -> u32 {
 /// `\DDD`, its decimal value, as zone files write it, rather than dropped: the name stays
 /// printable ASCII and cannot pass for another name (a dot inside a label becomes `\046`,
 /// so `evil.com` in one label is not two), yet an odd name is still seen for what it is
-/// in a violation. No `dns:` pattern can match an escaped name, since patterns admit
-/// none of those characters.
+/// in a violation. No `dns:` pattern matches an escaped name: `DnsPattern::matches`
+/// refuses any name with a byte outside a hostname's, wildcards included.
 pub fn display_name(name: &Name) -> String {
     let mut out = String::with_capacity(name.len());
     for label in name.iter() {

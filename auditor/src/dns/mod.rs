@@ -46,6 +46,11 @@ pub fn flow_names(
     let Some(names) = names else {
         return FlowNames::default();
     };
+    // With no trusted resolver nothing can be learned: every flow would look bare, which
+    // is not what was observed. Unknown, then.
+    if !names.trusts_any() {
+        return FlowNames::default();
+    }
     let dst = rec.dst_addr.to_canonical();
     if rec.direction != Direction::Egress
         || rec.netns_cookie == 0
@@ -54,7 +59,8 @@ pub fn flow_names(
     {
         return FlowNames::default();
     }
-    let hits = names.names_at(rec.netns_cookie, dst, at_ms);
+    let held = rec.hook == auditor_common::Hook::Existing.name();
+    let hits = names.names_at(rec.netns_cookie, dst, at_ms, held);
     let resolution = Some(if hits.is_empty() {
         Resolution::Bare
     } else {
@@ -108,6 +114,8 @@ pub struct Names {
     /// `--dns-resolver`: the cluster DNS and node-local cache addresses. The platform
     /// baseline's DNS entry adds its own (the caller's `trusted`).
     resolvers: Vec<IpNet>,
+    /// The platform baseline names DNS servers (see `trusts_any`).
+    baseline_servers: bool,
     /// Answers by what became of them.
     pub answers: BTreeMap<AnswerUse, u64>,
 }
@@ -117,6 +125,7 @@ impl Names {
         Names {
             table: NameTable::new(limits),
             resolvers,
+            baseline_servers: false,
             answers: BTreeMap::new(),
         }
     }
@@ -141,15 +150,22 @@ impl Names {
         used
     }
 
-    /// The names the pod in `netns` knew `addr` by for a connection at `at_ms`.
-    pub fn names_at(&mut self, netns: u64, addr: IpAddr, at_ms: i64) -> Vec<NameHit> {
-        self.table.names_at(netns, addr.to_canonical(), at_ms)
+    /// The names the pod in `netns` knew `addr` by for a connection seen at `at_ms`
+    /// (`held`: found open, not opened then).
+    pub fn names_at(&mut self, netns: u64, addr: IpAddr, at_ms: i64, held: bool) -> Vec<NameHit> {
+        self.table.names_at(netns, addr.to_canonical(), at_ms, held)
     }
 
-    /// Whether any resolver is trusted at all: without one no name is ever learned, and
-    /// the caller says so at start.
-    pub fn has_resolvers(&self) -> bool {
-        !self.resolvers.is_empty()
+    /// Whether any resolver is trusted at all (`--dns-resolver`, or the platform
+    /// baseline's DNS servers as last told by `set_baseline_servers`): without one no
+    /// name is ever learned, and no flow can be said to be resolved or bare.
+    pub fn trusts_any(&self) -> bool {
+        !self.resolvers.is_empty() || self.baseline_servers
+    }
+
+    /// Whether the platform baseline in force names DNS servers (it may change on reload).
+    pub fn set_baseline_servers(&mut self, names_servers: bool) {
+        self.baseline_servers = names_servers;
     }
 
     pub fn table(&self) -> &NameTable {

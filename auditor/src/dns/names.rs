@@ -2,12 +2,12 @@
 //! the address, each with its expiry. A flow is judged only by the names its own pod
 //! resolved, so the namespace is part of every key and no lookup crosses it.
 //!
-//! An entry is *valid* for a connection opened at `t` when `t <= expires_ms` (the answer's
-//! TTL plus the grace window), or when it is *bound*: a flow that used the entry while
-//! it was valid binds it for `hold`, and every later use renews that. So a connection
-//! pool opened at start and re-reported for days keeps its name after the answer's TTL
-//! has run out ("still Redis"). Note what binding means for the pod: while bound, the
-//! name also holds for a new connection from that pod to the same address.
+//! An entry names a connection opened at `t` when `t <= expires_ms` (the answer's TTL
+//! plus the grace window). A flow that used the entry binds it for `hold`, and every
+//! later use renews that: a connection *held* open since (found by the walk of open
+//! sockets, also after a restart) keeps the name while it is bound, so a pool opened at
+//! start and held for days is still Redis. A *new* connection after the expiry is not
+//! named, bound or not: TTLs are honoured for every connection made.
 //!
 //! Memory is bounded by `max_names` entries (one per namespace, address and name);
 //! names are interned, so many pods and addresses sharing a CDN name hold one copy.
@@ -164,11 +164,18 @@ impl NameTable {
         }
     }
 
-    /// The names `addr` had for `netns` for a connection opened at `at_ms`: the name the
+    /// The names `addr` had for `netns` for a connection seen at `at_ms`: the name the
     /// application asked for first, then CNAME targets in chain order (among names at the
-    /// same place, the most recently learned first). Each name returned is bound (see
-    /// the module doc).
-    pub fn names_at(&mut self, netns: u64, addr: IpAddr, at_ms: Millis) -> Vec<NameHit> {
+    /// same place, the most recently learned first). `held`: the connection was found
+    /// open, so a bound name still names it after its expiry (see the module doc). Each
+    /// name returned is bound.
+    pub fn names_at(
+        &mut self,
+        netns: u64,
+        addr: IpAddr,
+        at_ms: Millis,
+        held: bool,
+    ) -> Vec<NameHit> {
         self.clock = self.clock.max(at_ms);
         let bind_until = self.clock.saturating_add(millis(self.limits.hold));
         let clock = self.clock;
@@ -176,7 +183,10 @@ impl NameTable {
             return Vec::new();
         };
         let mut hits: Vec<(u8, NameHit)> = Vec::new();
-        for e in entries.iter_mut().filter(|e| e.valid_at(at_ms)) {
+        let names = |e: &Entry| {
+            at_ms <= e.expires_ms || (held && e.bound_until_ms.is_some_and(|b| at_ms <= b))
+        };
+        for e in entries.iter_mut().filter(|e| names(e)) {
             e.bound_until_ms = Some(e.bound_until_ms.map_or(bind_until, |b| b.max(bind_until)));
             e.last_used_ms = e.last_used_ms.max(clock);
             hits.push((
@@ -440,14 +450,14 @@ mod tests {
     fn a_name_holds_for_its_ttl_plus_grace_then_not() {
         let (mut t, addr) = redis_learned_at(1_000);
         let last_valid = 1_000 + 2_000 + 30_000;
-        let hits = t.names_at(NETNS_A, addr, last_valid);
+        let hits = t.names_at(NETNS_A, addr, last_valid, true);
         assert_eq!(names(&hits), ["redis.example"]);
         assert_eq!(hits[0].learned_ms, 1_000);
         assert_eq!(hits[0].expires_ms, last_valid);
         assert_eq!(hits[0].resolver, resolver());
         // A fresh table: no lookup has bound the name.
         let (mut t, _) = redis_learned_at(1_000);
-        assert!(t.names_at(NETNS_A, addr, last_valid + 1).is_empty());
+        assert!(t.names_at(NETNS_A, addr, last_valid + 1, true).is_empty());
         t.expire(last_valid + 1);
         assert!(t.is_empty());
     }
@@ -457,13 +467,16 @@ mod tests {
         let (mut t, addr) = redis_learned_at(0);
         // The pool connects at 1 s, and is re-reported every 5 minutes for three days,
         // with its opening time.
-        assert_eq!(names(&t.names_at(NETNS_A, addr, 1_000)), ["redis.example"]);
+        assert_eq!(
+            names(&t.names_at(NETNS_A, addr, 1_000, true)),
+            ["redis.example"]
+        );
         let mut now = 0;
         while now < 3 * 86_400_000 {
             now += 300_000;
             t.expire(now);
             assert_eq!(
-                names(&t.names_at(NETNS_A, addr, 1_000)),
+                names(&t.names_at(NETNS_A, addr, 1_000, true)),
                 ["redis.example"],
                 "{now}"
             );
@@ -476,9 +489,27 @@ mod tests {
     #[test]
     fn a_connection_opened_after_expiry_does_not_bind() {
         let (mut t, addr) = redis_learned_at(0);
-        assert!(t.names_at(NETNS_A, addr, 60_000).is_empty());
+        assert!(t.names_at(NETNS_A, addr, 60_000, true).is_empty());
         t.expire(60_000);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_held_connection_keeps_a_bound_name_and_a_new_one_after_expiry_does_not() {
+        let (mut t, addr) = redis_learned_at(0);
+        // The pool opens while the name is valid (2 s TTL, 30 s grace): bound.
+        assert_eq!(
+            names(&t.names_at(NETNS_A, addr, 1_000, false)),
+            ["redis.example"]
+        );
+        let late = 2_000 + 30_000 + 60_000;
+        // A minute past the expiry, the walk finds the pool still open: still Redis.
+        assert_eq!(
+            names(&t.names_at(NETNS_A, addr, late, true)),
+            ["redis.example"]
+        );
+        // A new connection then, without a new answer: not named.
+        assert!(t.names_at(NETNS_A, addr, late, false).is_empty());
     }
 
     #[test]
@@ -497,9 +528,15 @@ mod tests {
             resolver(),
             0,
         );
-        assert_eq!(names(&t.names_at(NETNS_A, addr, 1)), ["redis.example"]);
-        assert_eq!(names(&t.names_at(NETNS_B, addr, 1)), ["kafka.example"]);
-        assert!(t.names_at(0xC, addr, 1).is_empty());
+        assert_eq!(
+            names(&t.names_at(NETNS_A, addr, 1, true)),
+            ["redis.example"]
+        );
+        assert_eq!(
+            names(&t.names_at(NETNS_B, addr, 1, true)),
+            ["kafka.example"]
+        );
+        assert!(t.names_at(0xC, addr, 1, true).is_empty());
     }
 
     #[test]
@@ -523,7 +560,7 @@ mod tests {
             5,
         );
         assert_eq!(
-            names(&t.names_at(NETNS_A, addr, 10)),
+            names(&t.names_at(NETNS_A, addr, 10, true)),
             [
                 "api.other.example",
                 "www.shop.example",
@@ -551,7 +588,7 @@ mod tests {
             other,
             10_000,
         );
-        let hits = t.names_at(NETNS_A, addr, 10_000);
+        let hits = t.names_at(NETNS_A, addr, 10_000, true);
         assert_eq!(t.len(), 1);
         assert_eq!(hits[0].learned_ms, 10_000);
         assert_eq!(hits[0].resolver, other);
@@ -573,16 +610,22 @@ mod tests {
             );
             if i < 100 {
                 // Keep the first address in use.
-                t.names_at(NETNS_A, first, i64::from(i));
+                t.names_at(NETNS_A, first, i64::from(i), true);
             }
         }
         assert!(t.len() <= 128);
         assert_eq!(t.evictions(), 200 - t.len() as u64);
-        assert_eq!(names(&t.names_at(NETNS_A, first, 200)), ["n0.example"]);
+        assert_eq!(
+            names(&t.names_at(NETNS_A, first, 200, true)),
+            ["n0.example"]
+        );
         let newest = IpAddr::from((0x0A00_0000u32 + 199).to_be_bytes());
-        assert_eq!(names(&t.names_at(NETNS_A, newest, 200)), ["n199.example"]);
+        assert_eq!(
+            names(&t.names_at(NETNS_A, newest, 200, true)),
+            ["n199.example"]
+        );
         let old = IpAddr::from((0x0A00_0000u32 + 1).to_be_bytes());
-        assert!(t.names_at(NETNS_A, old, 200).is_empty());
+        assert!(t.names_at(NETNS_A, old, 200, true).is_empty());
     }
 
     #[test]
@@ -639,7 +682,7 @@ mod tests {
             0,
         );
         // A pool to Redis was open; Kafka's name was never used.
-        t.names_at(NETNS_A, addr, 1_000);
+        t.names_at(NETNS_A, addr, 1_000, true);
         let rows = t.snapshot();
         let text = serde_json::to_string(&rows).unwrap();
         let back: Vec<StoredName> = serde_json::from_str(&text).unwrap();
@@ -651,12 +694,12 @@ mod tests {
         assert_eq!(restored.len(), 3);
         restored.expire(600_000);
         assert_eq!(restored.len(), 2);
-        let hits = restored.names_at(NETNS_A, addr, 1_000);
+        let hits = restored.names_at(NETNS_A, addr, 1_000, true);
         assert_eq!(names(&hits), ["redis.voice.svc", "x.redis.example"]);
         assert_eq!(hits[0].expires_ms, 32_000);
         assert!(
             restored
-                .names_at(NETNS_B, "10.2.0.9".parse().unwrap(), 1_000)
+                .names_at(NETNS_B, "10.2.0.9".parse().unwrap(), 1_000, true)
                 .is_empty()
         );
     }

@@ -166,7 +166,13 @@ impl DnsPattern {
     /// of the names the pattern stands for.
     pub fn matches(&self, name: &str) -> bool {
         let name = name.strip_suffix('.').unwrap_or(name);
-        if name.is_empty() {
+        // An empty name names nothing; a name with bytes outside a hostname's (escaped
+        // by `answer::display_name` as `\DDD`) is no name an entry can claim, even by `*`.
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
             return false;
         }
         // The pattern as a small automaton, state k = "the first k pattern labels are

@@ -60,7 +60,53 @@ pub struct AddressAnswer {
     pub ttl: u32,
 }
 
+/// Bounds on a recorded answer (what the kernel and `answer::read` can hand out, with room):
+/// a recording is input like any other, so a hand-made line cannot make a name of a
+/// megabyte or an answer of a million addresses.
+const MAX_ADDRESSES: usize = 256;
+const MAX_NAME_BYTES: usize = 1024;
+
 impl AnswerRecord {
+    /// Why a recorded answer cannot be taken, if it cannot: a name that is not what
+    /// `answer::display_name` writes (printable ASCII, lower case, bounded), a chain
+    /// longer than `answer::MAX_CHAIN`, or too many addresses.
+    pub fn check(&self) -> Result<(), String> {
+        if self.answers.len() > MAX_ADDRESSES {
+            return Err(format!(
+                "{} addresses in one answer (at most {MAX_ADDRESSES})",
+                self.answers.len()
+            ));
+        }
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= MAX_NAME_BYTES
+                && n.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase())
+        };
+        for a in &self.answers {
+            if a.names.is_empty() || a.names.len() > super::answer::MAX_CHAIN {
+                return Err(format!(
+                    "{}: a chain of {} names (1 to {})",
+                    a.addr,
+                    a.names.len(),
+                    super::answer::MAX_CHAIN
+                ));
+            }
+            if let Some(n) = a.names.iter().find(|n| !name_ok(n)) {
+                return Err(format!(
+                    "{}: {n:?} is not a name as capture writes it (lower-case printable ASCII, at most {MAX_NAME_BYTES} bytes)",
+                    a.addr
+                ));
+            }
+        }
+        if let Some(q) = &self.question
+            && !name_ok(q)
+        {
+            return Err(format!("question {q:?} is not a name as capture writes it"));
+        }
+        Ok(())
+    }
+
     /// The resolutions as the name table takes them.
     pub fn resolutions(&self) -> impl Iterator<Item = answer::Resolution> + '_ {
         self.answers.iter().map(|a| answer::Resolution {

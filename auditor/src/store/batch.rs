@@ -37,6 +37,14 @@ pub struct LearnedDelta {
     pub last_ms: Millis,
 }
 
+/// The name table as it stood, and the boot it belongs to: network namespace cookies
+/// start again at each boot, so names restored after a reboot would land on other pods.
+#[derive(Debug, Clone)]
+pub struct NamesSnapshot {
+    pub boot_id: String,
+    pub names: Vec<crate::dns::names::StoredName>,
+}
+
 /// Distinct (name, resolver) pairs a batch holds at most: a pod resolving random names
 /// cannot grow it; past it, the names are still learned, only not recorded as learned.
 pub const LEARNED_CAP: usize = 10_000;
@@ -44,7 +52,7 @@ pub const LEARNED_CAP: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Batch {
     /// The name table to keep in place of the stored one (`dns_names`).
-    pub names: Option<Vec<crate::dns::names::StoredName>>,
+    pub names: Option<NamesSnapshot>,
     /// Names trusted resolvers gave since the last commit.
     pub learned: HashMap<(String, std::net::IpAddr), LearnedDelta>,
     pub edges: HashMap<EdgeKey, Edge>,

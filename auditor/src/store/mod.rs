@@ -836,9 +836,14 @@ impl Store {
             if let Some(c) = &batch.capture {
                 insert_capture(&tx, c)?;
             }
-            if let Some(names) = &batch.names {
-                // The whole table as it stands: what a restart restores.
+            if let Some(snapshot) = &batch.names {
+                // The whole table as it stands: what a restart restores, in this boot.
                 tx.execute("DELETE FROM dns_names WHERE node = ?1", params![node])?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![format!("dns_names_boot_id:{node}"), snapshot.boot_id],
+                )?;
+                let names = &snapshot.names;
                 let mut put = tx.prepare_cached(
                     "INSERT INTO dns_names (node, netns_cookie, addr, name, position, learned_ms,
                                             expires_ms, bound_until_ms, resolver)
@@ -1064,9 +1069,25 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// This node's name table as last saved (empty for a store older than version 6).
-    pub fn names(&self, node: &str) -> anyhow::Result<Vec<crate::dns::names::StoredName>> {
+    /// This node's name table as last saved in the boot `boot_id` (empty for another
+    /// boot, whose namespace cookies name other pods, and for a store older than 6).
+    pub fn names(
+        &self,
+        node: &str,
+        boot_id: &str,
+    ) -> anyhow::Result<Vec<crate::dns::names::StoredName>> {
         if self.version < 6 {
+            return Ok(Vec::new());
+        }
+        let saved_in: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![format!("dns_names_boot_id:{node}")],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if saved_in.as_deref() != Some(boot_id) {
             return Ok(Vec::new());
         }
         let mut q = self.conn.prepare(

@@ -446,10 +446,32 @@ impl Baseline {
 
     /// Whether any entry names DNS servers (see `dns_server`).
     pub fn names_dns_servers(&self) -> bool {
-        self.entries.iter().any(|e| {
-            !e.to.any
-                && matches!(&e.ports, PortMatch::Listed(l) if l.iter().any(|p| p.contains(auditor_common::DNS_PORT)))
-        })
+        !self.dns_entries().is_empty()
+    }
+
+    /// The entries that name DNS servers (see `dns_server`), by name, with the networks
+    /// they list: what `auditor run` logs as trusted at start.
+    pub fn dns_entries(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| {
+                !e.to.any
+                    && matches!(&e.ports, PortMatch::Listed(l) if l.iter().any(|p| p.contains(auditor_common::DNS_PORT)))
+            })
+            .map(|e| {
+                let nets: Vec<String> = e.to.nets.iter().map(ToString::to_string).collect();
+                format!(
+                    "{} ({}{})",
+                    e.name,
+                    nets.join(", "),
+                    if e.to.kubernetes.is_empty() {
+                        ""
+                    } else {
+                        "; Kubernetes Services"
+                    }
+                )
+            })
+            .collect()
     }
 
     /// The entry that names `server` as a DNS server: it lists port 53 and names its
