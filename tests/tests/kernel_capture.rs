@@ -481,11 +481,12 @@ fn nothing_stays_attached_after_exit_or_sigkill() {
     );
     let capture = CaptureProc::start(&[]).expect("capture");
     // post_bind, connect, sendmsg, recvmsg (v4 and v6 each), one TCP program (tp_btf, or
-    // the classic tracepoint where the kernel refuses it), and the socket iterator.
+    // the classic tracepoint where the kernel refuses it), the socket iterator, and the
+    // DNS answer program (cgroup skb ingress).
     assert_eq!(
         our_programs().len(),
-        10,
-        "all ten programs load: {:?}",
+        11,
+        "all eleven programs load: {:?}",
         our_programs()
     );
     capture.stop().expect("stop");
