@@ -11,7 +11,8 @@
 //! - an answer over 512 bytes comes over TCP and still names its address;
 //! - a TTL runs out after its grace window, and not before;
 //! - one address, two pods, two names: each flow by its own pod's name;
-//! - a daemon restarted under a held connection keeps its name.
+//! - a daemon restarted under a held connection keeps its name;
+//! - an answer over IPv6 names its address like any other.
 
 use std::{
     path::{Path, PathBuf},
@@ -28,7 +29,7 @@ use auditor_tests::{
 use serde_json::Value;
 
 /// The pods and servers, in `Lab` order: host i is 198.18.0.(i+1).
-const HOSTS: [&str; 15] = [
+const HOSTS: [&str; 16] = [
     "cluster-dns", // .1
     "node-cache",  // .2
     "evil",        // .3: an attacker's resolver and endpoint
@@ -44,6 +45,7 @@ const HOSTS: [&str; 15] = [
     "voicemail",   // .13
     "is-held",     // .14
     "is-evil",     // .15
+    "is-v6",       // .16: asks over IPv6
 ];
 
 const TTL_SECS: u64 = 2;
@@ -180,7 +182,7 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     // The deployment: pods by address; Redis and object storage by name only.
     let inventory = format!(
         "version: 1\nservices:\n  \"Interaction Server\": {{addresses: [{}]}}\n  \"Voice RQ Service\": {{addresses: [{}, {}]}}\n  \"Voicemail\": {{addresses: [{}]}}\nexternals:\n  Redis: {{dns: [\"*.redis.example\"]}}\n  \"Object storage\": {{dns: [\"bucket.blob.example\"]}}\n",
-        ["is-a", "is-tcp", "is-cdn", "is-held", "is-evil"]
+        ["is-a", "is-tcp", "is-cdn", "is-held", "is-evil", "is-v6"]
             .map(&a)
             .join(", "),
         a("rq-ttl-in"),
@@ -194,9 +196,10 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     std::fs::write(
         dir.join("baseline.yaml"),
         format!(
-            "version: 1\nentries:\n  - name: dns\n    description: Pods resolve through the node-local cache, which asks the cluster DNS.\n    from: {{any: true}}\n    to: {{addresses: [{}, {}]}}\n    transport: both\n    ports: [53]\n",
+            "version: 1\nentries:\n  - name: dns\n    description: Pods resolve through the node-local cache, which asks the cluster DNS.\n    from: {{any: true}}\n    to: {{addresses: [{}, {}, \"{}\"]}}\n    transport: both\n    ports: [53]\n",
             a("cluster-dns"),
-            a("node-cache")
+            a("node-cache"),
+            lab.host("node-cache").v6
         ),
     )
     .unwrap();
@@ -216,7 +219,10 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     let node_cache = dnsmasq(
         &lab,
         "node-cache",
-        &[format!("--server={}", a("cluster-dns"))],
+        &[
+            format!("--server={}", a("cluster-dns")),
+            format!("--listen-address={}", lab.host("node-cache").v6),
+        ],
         &dir.join("node-cache.log"),
     );
     let evil_dns = dnsmasq(
@@ -327,6 +333,22 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
     std::thread::sleep(Duration::from_secs(3));
     connect(&lab, "rq-ttl-out", &ttl_out, 6379);
 
+    // Asked over IPv6: the answer's packet is IPv6, the address in it IPv4.
+    let v6_cache = lab.host("node-cache").v6.to_string();
+    let over_v6 = wait_for(
+        "is-v6 to resolve over IPv6",
+        Duration::from_secs(10),
+        || {
+            peer(
+                &lab,
+                "is-v6",
+                &["resolve", &v6_cache, "x.redis.example", "auto"],
+            )
+            .ok()
+        },
+    );
+    connect(&lab, "is-v6", &over_v6, 6379);
+
     // One address, two pods, two names.
     let cdn1 = resolve(&lab, "voicemail", "node-cache", "bucket.blob.example");
     let cdn2 = resolve(&lab, "is-cdn", "node-cache", "other.cdn.example");
@@ -391,6 +413,9 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
         };
         v.get("watch").is_some()
             || in_lab("/dns/resolver")
+            || v.pointer("/dns/resolver")
+                .and_then(Value::as_str)
+                .is_some_and(|a| a.starts_with("fd00:a0d1:7e57:"))
             || in_lab("/src_addr")
             || in_lab("/dst_addr")
     };
@@ -416,6 +441,13 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
         "{chain}"
     );
     assert!(captured.watches.iter().all(|w| w["watch"]["dns"] == true));
+    let v6 = lab.host("node-cache").v6.to_string();
+    assert!(
+        lines
+            .iter()
+            .any(|v| v.pointer("/dns/resolver").and_then(Value::as_str) == Some(v6.as_str())),
+        "no answer captured from the cache's IPv6 address {v6}"
+    );
     // `AUDITOR_RECORD_DNS_EXAMPLE=PATH` keeps the lab's part of the stream: how
     // examples/flows-dns.jsonl was recorded.
     if let Some(path) = std::env::var_os("AUDITOR_RECORD_DNS_EXAMPLE") {
@@ -455,6 +487,13 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
             "Interaction Server -> {moved} must be Redis:\n{all}"
         );
     }
+    // Over IPv6: one more Interaction Server pod whose flow is Redis by name.
+    assert!(
+        !edges.iter().any(|e| e.src.name() == "Interaction Server"
+            && e.dst.addr.map(|x| x.to_string()) == Some(over_v6.clone())
+            && e.verdict.as_str() != "allowed"),
+        "is-v6's connect, named through an IPv6 answer, must be Redis:\n{all}"
+    );
     // Over TCP.
     assert!(
         find(
@@ -514,6 +553,22 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
         expired.dst.resolution,
         Some(auditor::model::Resolution::Bare)
     );
+    // Asked over IPv6: the answer's packet is IPv6, the address in it IPv4.
+    let v6_cache = lab.host("node-cache").v6.to_string();
+    let over_v6 = wait_for(
+        "is-v6 to resolve over IPv6",
+        Duration::from_secs(10),
+        || {
+            peer(
+                &lab,
+                "is-v6",
+                &["resolve", &v6_cache, "x.redis.example", "auto"],
+            )
+            .ok()
+        },
+    );
+    connect(&lab, "is-v6", &over_v6, 6379);
+
     // One address, two pods, two names.
     assert!(
         find(

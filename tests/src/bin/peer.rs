@@ -12,7 +12,8 @@
 //!       listen:ADDR:PORT (a TCP listener), accept:ADDR:PORT (a listener whose accepted
 //!       connections are held open too)
 //!   auditor-peer scan ADDR FROM TO SECS   one TCP connect to each port FROM..TO (exclusive)
-//!   auditor-peer resolve DNS NAME udp|tcp|auto one DNS A query to DNS:53; prints the address
+//!   auditor-peer resolve DNS NAME udp|tcp|auto one DNS A query to DNS:53 (IPv4 or IPv6);
+//!       prints the address
 //!       (auto: UDP, and TCP when the answer comes back truncated, as a stub resolver does)
 //!   auditor-peer probe SECS MS ADDR:PORT …     a TCP connect to each every MS ms, for SECS
 //!   auditor-peer sidecar SECS NAME fwd:LADDR:LPORT:TADDR:TPORT …   a mesh sidecar named
@@ -473,7 +474,12 @@ fn resolve(dns: &str, name: &str, proto: &str) -> Res {
 }
 
 fn query_udp(server: SocketAddr, q: &[u8]) -> Result<Vec<u8>, String> {
-    let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    let any = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let s = UdpSocket::bind(any).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(IO_TIMEOUT))
         .map_err(|e| e.to_string())?;
     s.connect(server)
