@@ -238,8 +238,9 @@ fn learned_united<const N: usize>(parts: [Vec<Learned>; N]) -> Vec<Learned> {
 /// unknown elsewhere, with why.
 fn statement(n: &Names, report_nodes: &[String]) -> String {
     const WHY: &str = "no egress there carries a DNS mark: DNS answers were not captured, \
-                       the store is from before names were kept, or the report came from \
-                       Prometheus, whose series never carry names";
+                       no trusted resolver was given (--dns-resolver, or a baseline entry \
+                       for port 53), the store is from before names were kept, or the \
+                       report came from Prometheus, whose series never carry names";
     if n.nodes.is_empty() {
         return format!(
             "DNS names unknown: {WHY}. Nothing here says whether egress was reached by name \
