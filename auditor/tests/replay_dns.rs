@@ -329,3 +329,33 @@ fn a_hostile_dns_line_is_a_bad_line() {
     assert!(!out.contains("Evil"), "{out}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn after_a_lost_answer_no_flow_is_called_bare() {
+    let d = std::env::temp_dir().join(format!("auditor-replay-dns-lost-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let flow = r#"{"time":"2026-12-04T18:55:01Z","transport":"tcp","src_addr":"198.18.0.8","dst_addr":"198.18.0.4","dst_port":6379,"netns_cookie":7}"#;
+    let watch = |lost: u64| {
+        format!(
+            r#"{{"watch":{{"node":"n1","auditor_version":"0.1.0","kernel":"6.18","start":"2026-12-04T18:55:00.000Z","end":"2026-12-04T18:55:02.000Z","drops":{{"ringbuf_full":0,"lru_evictions":0,"flow_insert_failed":0}},"dns":true,"dns_lost":{lost}}}}}"#
+        )
+    };
+    let resolution = |lost: u64| {
+        let path = d.join(format!("flows-{lost}.jsonl"));
+        std::fs::write(&path, format!("{flow}\n{}\n", watch(lost))).unwrap();
+        let (ok, out, err) = auditor(&[
+            "replay",
+            &path.display().to_string(),
+            "--dns-resolver",
+            "198.18.0.2",
+        ]);
+        assert!(ok, "{err}");
+        let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        v["dst"].get("resolution").cloned()
+    };
+    // No answer named the address, and none was lost: used bare.
+    assert_eq!(resolution(0), Some(Value::from("bare")));
+    // The kernel lost an answer in that span: it may have named it. Unknown.
+    assert_eq!(resolution(1), None);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -94,6 +94,9 @@ pub struct WatchSpan {
     pub ringbuf_full: u64,
     pub lru_evictions: u64,
     pub flow_insert_failed: u64,
+    /// DNS packets the kernel could not hand over whole (ring full, or longer than it
+    /// copies): names that were not learned, so a flow then is not known to be bare.
+    pub dns_lost: u64,
 }
 
 /// Where the last watch span ended, and the kernel's counters then.
@@ -102,6 +105,7 @@ struct Watcher {
     ringbuf_full: u64,
     evicted: u64,
     flow_insert_failed: u64,
+    dns_lost: u64,
 }
 
 impl Watcher {
@@ -113,12 +117,14 @@ impl Watcher {
             start: self.start,
             end: end.max(self.start),
             ringbuf_full: k.ringbuf_full.saturating_sub(self.ringbuf_full),
+            dns_lost: (k.dns_ringbuf_full + k.dns_truncated).saturating_sub(self.dns_lost),
             lru_evictions: evicted.saturating_sub(self.evicted),
             flow_insert_failed: k.flow_insert_failed.saturating_sub(self.flow_insert_failed),
         };
         *self = Watcher {
             start: span.end,
             ringbuf_full: k.ringbuf_full,
+            dns_lost: k.dns_ringbuf_full + k.dns_truncated,
             evicted: evicted.max(self.evicted),
             flow_insert_failed: k.flow_insert_failed,
         };
@@ -411,6 +417,7 @@ where
         ringbuf_full: 0,
         evicted: 0,
         flow_insert_failed: 0,
+        dns_lost: 0,
     };
 
     let outcome = loop {

@@ -67,6 +67,7 @@ impl<W: Write> capture::stream::Handler for Lines<W> {
                     flow_insert_failed: span.flow_insert_failed,
                 },
                 dns: self.dns.is_some(),
+                dns_lost: span.dns_lost,
             },
         };
         self.line(&line)?;

@@ -42,8 +42,9 @@ struct Span {
     start: Millis,
     end: Millis,
     drops: Drops,
-    /// The capture copied DNS answers in this span.
+    /// The capture copied DNS answers in this span, and how many it lost.
     dns: bool,
+    dns_lost: u64,
 }
 
 /// A flow record read, and the watch span it came in (the first one after it).
@@ -176,6 +177,7 @@ fn read(cfg: &ReplayConfig) -> anyhow::Result<Recording> {
                 end,
                 drops: w.drops,
                 dns: w.dns,
+                dns_lost: w.dns_lost,
             });
             continue;
         }
@@ -475,7 +477,19 @@ pub fn run(cfg: ReplayConfig) -> anyhow::Result<std::process::ExitCode> {
             .as_deref()
             .and_then(|t| parse_rfc3339(t).ok())
             .unwrap_or(now);
-        let flow_names = crate::dns::flow_names(names.as_mut(), &rec, at);
+        let mut flow_names = crate::dns::flow_names(names.as_mut(), &rec, at);
+        // An answer lost by the kernel in this span or before may have named it: not bare,
+        // then, but unknown.
+        let span_now = r.span.unwrap_or(recording.spans.len().saturating_sub(1));
+        if flow_names.resolution == Some(crate::model::Resolution::Bare)
+            && recording
+                .spans
+                .iter()
+                .take(span_now + 1)
+                .any(|s| s.dns_lost > 0)
+        {
+            flow_names.resolution = None;
+        }
         let view = FlowView {
             dst_names: &flow_names.names,
             resolution: flow_names.resolution,

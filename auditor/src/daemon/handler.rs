@@ -47,7 +47,14 @@ pub struct DaemonHandler {
     boot_id: String,
     /// TCP reassembly's counts as last reported.
     tcp_reported: crate::dns::tcp::TcpStats,
+    /// When the kernel last lost a DNS answer (ring full, or longer than it copies).
+    dns_lost_at: Option<std::time::Instant>,
 }
+
+/// How long after the kernel lost a DNS answer no flow is called bare: the lost answer
+/// may have named its address, for as long as its TTL and the grace run. Ten minutes
+/// covers the TTLs managed services and CDNs give (seconds to minutes) with the grace.
+const DNS_LOSS_WINDOW: Duration = Duration::from_secs(600);
 
 /// How often the name table is handed to the store, when it changed: names survive a
 /// restart (connections found open at start keep their names) with at most this much
@@ -96,6 +103,7 @@ impl DaemonHandler {
             names_saved: std::time::Instant::now(),
             boot_id: crate::capture::boot_id(),
             tcp_reported: Default::default(),
+            dns_lost_at: None,
         }
     }
 
@@ -168,7 +176,15 @@ impl DaemonHandler {
                 .checked_sub(lag)
                 .unwrap_or_else(SystemTime::now),
         );
-        let names = crate::dns::flow_names(self.names.as_mut(), rec, at);
+        let mut names = crate::dns::flow_names(self.names.as_mut(), rec, at);
+        if names.resolution == Some(crate::model::Resolution::Bare)
+            && self
+                .dns_lost_at
+                .is_some_and(|t| t.elapsed() < DNS_LOSS_WINDOW)
+        {
+            // An answer the kernel lost may have named it: unknown, not bare.
+            names.resolution = None;
+        }
         let view = FlowView {
             dst_names: &names.names,
             resolution: names.resolution,
@@ -282,6 +298,15 @@ impl Handler for DaemonHandler {
                 delta: delta(counter),
             }
             .emit(m);
+        }
+        let dns_lost = delta(Counter::DnsRingFull) + delta(Counter::DnsTruncated);
+        if dns_lost > 0 {
+            tracing::warn!(
+                lost = dns_lost,
+                "the kernel lost DNS answers (ring buffer full, or longer than it copies): for the next {} no egress flow is called bare",
+                humantime::format_duration(DNS_LOSS_WINDOW)
+            );
+            self.dns_lost_at = Some(std::time::Instant::now());
         }
         let mut drops = Drops::default();
         for (counter, slot) in [
