@@ -37,8 +37,11 @@ fn auditor(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// (verdict, src, dst, port, domain, resolution) of every flow that is not platform.
-fn replayed(extra: &[&str]) -> Vec<(String, String, String, u64, Option<String>, Option<String>)> {
+/// (verdict, src, dst, port, domain, resolution) of one judged flow.
+type Judged = (String, String, String, u64, Option<String>, Option<String>);
+
+/// Every flow that is not platform.
+fn replayed(extra: &[&str]) -> Vec<Judged> {
     let flows = root()
         .join("examples/flows-dns.jsonl")
         .display()
@@ -75,7 +78,7 @@ fn row(
     port: u64,
     domain: Option<&str>,
     resolution: &str,
-) -> (String, String, String, u64, Option<String>, Option<String>) {
+) -> Judged {
     (
         verdict.into(),
         src.into(),
@@ -305,8 +308,7 @@ fn explain_shows_which_answer_named_the_address() {
 
 #[test]
 fn a_hostile_dns_line_is_a_bad_line() {
-    let d = std::env::temp_dir().join(format!("auditor-replay-dns-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+    let d = common::dir("replay-dns", "hostile");
     let long = "a".repeat(2000);
     let lines = [
         format!(r#"{{"dns":{{"time":"2026-12-04T18:55:00Z","netns_cookie":1,"resolver":"198.18.0.2","solicited":true,"answers":[{{"addr":"198.18.0.4","names":["{long}"],"ttl":5}}]}}}}"#),
@@ -332,8 +334,7 @@ fn a_hostile_dns_line_is_a_bad_line() {
 
 #[test]
 fn after_a_lost_answer_no_flow_is_called_bare() {
-    let d = std::env::temp_dir().join(format!("auditor-replay-dns-lost-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+    let d = common::dir("replay-dns", "lost");
     let flow = r#"{"time":"2026-12-04T18:55:01Z","transport":"tcp","src_addr":"198.18.0.8","dst_addr":"198.18.0.4","dst_port":6379,"netns_cookie":7}"#;
     let watch = |lost: u64| {
         format!(
