@@ -213,20 +213,20 @@ pub struct RunArgs {
     #[command(flatten)]
     pub dns: super::DnsArgs,
     /// This node's name in events, alerts and the store.
-    #[arg(long, env = "NODE_NAME")]
+    #[arg(long, env = "NODE_NAME", help_heading = "Daemon")]
     pub node: Option<String>,
     /// How often the policy files are checked for changes. A changed file is loaded once
     /// it is unchanged (size, mtime, content) across two checks, so a file still being
     /// written is never loaded; replacing it by an atomic rename is best.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, help_heading = "Daemon")]
     pub reload_poll: Duration,
     /// Judge only flows touching these networks (comma-separated CIDRs), e.g. the pod
     /// network; others are counted in auditor_out_of_scope_connections_total. Default: all.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help_heading = "Daemon")]
     pub scope: Vec<ipnet::IpNet>,
     /// Identify pods and Services from the Kubernetes API (in-cluster config, or
     /// KUBECONFIG), matched to documented services by the inventory's `kubernetes:` entries.
-    #[arg(long)]
+    #[arg(long, help_heading = "Daemon")]
     pub kubernetes: bool,
     /// Distinct edges kept apart in memory, and violation series per node: each of the
     /// violation series, the edges held for events and alerts, and the edges pending a
@@ -235,7 +235,7 @@ pub struct RunArgs {
     /// and counted in auditor_overflow_sightings_total; totals still add up. Worst case
     /// per node: N + 10 series in each of auditor_violations_total and
     /// auditor_violation_last_seen_timestamp_seconds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, help_heading = "Daemon")]
     pub max_violation_series: usize,
 }
 
