@@ -260,6 +260,42 @@ fn a_violation_shows_up_once_in_events_metrics_alertmanager_and_the_rules() {
         (q["data"]["result"][0]["value"][1] == "1000").then_some(())
     });
 
+    // The auditor's own traffic: Prometheus scraping it and its posts to Alertmanager are
+    // platform traffic under the built-in `auditor` entry, never a violation or an alert.
+    let m = daemon.metrics();
+    assert!(
+        metric(
+            &m,
+            "auditor_connections_total",
+            &[("verdict", "platform"), ("platform", "auditor")]
+        )
+        .is_some_and(|n| n >= 2.0),
+        "the scrapes of the daemon and its posts are platform `auditor`: {m}"
+    );
+    let am_port: u16 = am.url().rsplit(':').next().unwrap().parse().unwrap();
+    let own: Vec<Value> = read_valid(&s.dir.join("events.jsonl"))
+        .into_iter()
+        .filter(|e| {
+            let port = e["dst"]["port"].as_u64();
+            port == Some(u64::from(daemon.port)) || port == Some(u64::from(am_port))
+        })
+        .collect();
+    assert!(
+        own.is_empty(),
+        "the auditor alarmed on its own traffic: {own:#?}"
+    );
+    let alerts = http_json(&format!("{}/api/v2/alerts", am.url())).unwrap();
+    let own_alerts: Vec<&Value> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            [daemon.port.to_string(), am_port.to_string()]
+                .contains(&a["labels"]["port"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    assert!(own_alerts.is_empty(), "{own_alerts:#?}");
+
     daemon.stop().expect("clean stop");
     assert_eq!(
         s.stored_edge("undocumented_egress", GES, "Redis"),

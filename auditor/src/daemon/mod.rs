@@ -52,6 +52,9 @@ pub struct Shared {
     pub store_generation: std::sync::atomic::AtomicU64,
     /// The last /report built, shared by the requests that waited for it.
     pub report: http::ReportCache,
+    /// The daemon's own traffic, judged platform under the built-in `auditor` entry
+    /// (added to every policy loaded).
+    pub auditor_self: crate::verdict::baseline::AuditorSelf,
 }
 
 pub fn run(cfg: RunConfig) -> anyhow::Result<()> {
@@ -72,8 +75,10 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (judge, warnings) =
+    let auditor_self = auditor_self(&cfg).await;
+    let (mut judge, warnings) =
         load_judge(&cfg.inputs, kube.as_ref()).context("loading the allowlist and inventory")?;
+    judge.baseline.add_auditor(&auditor_self);
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -138,6 +143,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         max_edges: cfg.max_violation_series,
         store_generation: std::sync::atomic::AtomicU64::new(0),
         report: http::ReportCache::default(),
+        auditor_self,
     });
     if let Some(e) = set_aside {
         e.emit(&shared.metrics);
@@ -294,4 +300,46 @@ fn names(
         }
     }
     Some(names)
+}
+
+/// What the daemon listens on and connects to, for the built-in `auditor` baseline entry.
+/// An upstream whose name does not resolve now is left out (and said so): its traffic
+/// is then judged like any other.
+async fn auditor_self(cfg: &RunConfig) -> crate::verdict::baseline::AuditorSelf {
+    let mut upstreams: Vec<(String, String)> = Vec::new();
+    if let Some(am) = &cfg.alerts.alertmanager
+        && let Ok(url) = reqwest::Url::parse(am)
+        && let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
+    {
+        upstreams.push(("Alertmanager".into(), host_port(host, port)));
+    }
+    if cfg.kubernetes
+        && let Ok(k) = kube::Config::infer().await
+        && let (Some(host), Some(port)) =
+            (k.cluster_url.host(), k.cluster_url.port_u16().or(Some(443)))
+    {
+        upstreams.push(("the Kubernetes API server".into(), host_port(host, port)));
+    }
+    let mut resolved = Vec::new();
+    for (what, at) in upstreams {
+        match tokio::net::lookup_host(at.as_str()).await {
+            Ok(addrs) => resolved.extend(addrs),
+            Err(e) => {
+                tracing::warn!(upstream = %at, error = %e, "{what}'s address is unknown now: its traffic from this node is judged like any other")
+            }
+        }
+    }
+    crate::verdict::baseline::AuditorSelf {
+        listen: Some(cfg.http.listen),
+        upstreams: resolved,
+    }
+}
+
+/// "host:port", an IPv6 address in brackets (whether or not the URL kept them).
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }

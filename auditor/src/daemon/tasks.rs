@@ -362,7 +362,8 @@ pub async fn reload_loop(
         let kube = shared.kube.clone();
         let loaded = tokio::task::spawn_blocking(move || load_judge(&c, kube.as_ref())).await;
         match loaded {
-            Ok(Ok((judge, warnings))) => {
+            Ok(Ok((mut judge, warnings))) => {
+                judge.baseline.add_auditor(&shared.auditor_self);
                 for w in warnings {
                     tracing::warn!("{w}");
                 }

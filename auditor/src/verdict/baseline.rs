@@ -277,6 +277,20 @@ impl Peer {
     }
 }
 
+/// The name of the built-in entry that `auditor run` adds for its own traffic.
+pub const AUDITOR_ENTRY: &str = "auditor";
+
+/// The daemon's own traffic as the kernel sees it from the other end: the kernel skips the
+/// auditor's own process, but not Prometheus connecting to it, nor an Alertmanager or a
+/// Kubernetes API server on this node accepting its connections.
+#[derive(Debug, Clone, Default)]
+pub struct AuditorSelf {
+    /// Where `auditor run` listens (metrics, health, /report): what Prometheus scrapes.
+    pub listen: Option<std::net::SocketAddr>,
+    /// What it connects to: Alertmanager, the Kubernetes API server (resolved at start).
+    pub upstreams: Vec<std::net::SocketAddr>,
+}
+
 /// The loaded baseline: entries in file order; the first that matches wins.
 #[derive(Clone, Default)]
 pub struct Baseline {
@@ -442,6 +456,66 @@ impl Baseline {
                 && e.from.matches(&from, kube)
                 && e.to.matches(&to, kube)
         })
+    }
+
+    /// Adds the built-in `auditor` entries after the file's (which win): anything
+    /// connecting to the daemon's listener, and this node (its addresses, loopback
+    /// included) connecting to the daemon's upstreams on their ports. So the auditor's
+    /// own traffic is platform traffic the report shows under `auditor`, never a
+    /// violation, never an alert. The second entry cannot tell the auditor from another
+    /// process of this node talking to the same Alertmanager or API server: both are this
+    /// node's traffic to the platform's own services.
+    pub fn add_auditor(&mut self, me: &AuditorSelf) {
+        let here = || -> Vec<IpNet> {
+            let mut nets: Vec<IpNet> = crate::capture::netns::addrs_here()
+                .into_iter()
+                .map(IpNet::from)
+                .collect();
+            nets.extend(
+                ["127.0.0.0/8", "::1/128"]
+                    .iter()
+                    .filter_map(|n| n.parse::<IpNet>().ok()),
+            );
+            nets
+        };
+        let peer = |nets: Vec<IpNet>| Peer {
+            listed: nets.clone(),
+            nets,
+            ..Peer::default()
+        };
+        let entry = |description: &str, from: Peer, to: Peer, port: u16| Entry {
+            name: AUDITOR_ENTRY.into(),
+            description: description.into(),
+            from,
+            to,
+            tcp: true,
+            udp: false,
+            ports: PortMatch::Listed(vec![PortSpec::single(port, false)]),
+        };
+        if let Some(listen) = me.listen {
+            let to = if listen.ip().is_unspecified() {
+                here()
+            } else {
+                vec![IpNet::from(listen.ip().to_canonical())]
+            };
+            self.entries.push(entry(
+                "Scrapes and requests to the auditor's own listener (metrics, health, /report).",
+                Peer {
+                    any: true,
+                    ..Peer::default()
+                },
+                peer(to),
+                listen.port(),
+            ));
+        }
+        for up in &me.upstreams {
+            self.entries.push(entry(
+                "The auditor's own connections to its Alertmanager and Kubernetes API server, seen where they are accepted.",
+                peer(here()),
+                peer(vec![IpNet::from(up.ip().to_canonical())]),
+                up.port(),
+            ));
+        }
     }
 
     /// Whether any entry names DNS servers (see `dns_server`).
