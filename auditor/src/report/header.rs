@@ -147,3 +147,129 @@ pub fn learned_text(learned: &[super::Learned]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// One table of the DNS names section as plain-text cells (None: no value), so the
+/// Markdown and HTML reports show the same rows and only render them differently.
+pub struct NamesTable {
+    /// The HTML table's id.
+    pub id: &'static str,
+    pub title: &'static str,
+    /// A sentence before the table, when it has rows.
+    pub intro: Option<&'static str>,
+    pub headers: &'static [&'static str],
+    /// Its rows are violations (HTML marks them).
+    pub violations: bool,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// The names section's three tables: documented services by name, undocumented egress
+/// by name, egress by bare address.
+pub fn names_tables(n: &super::model::Names) -> [NamesTable; 3] {
+    use crate::model::time::rfc3339_seconds;
+    let some = |s: &str| Some(s.to_string());
+    let services = n
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.domains.iter().map(move |d| {
+                vec![
+                    some(&s.service),
+                    some(&d.domain),
+                    Some(d.seen.count.to_string()),
+                    Some(rfc3339_seconds(d.seen.first_seen)),
+                    Some(rfc3339_seconds(d.seen.last_seen)),
+                    Some(d.seen.nodes.join(", ")),
+                    Some(learned_text(&d.learned)),
+                ]
+            })
+        })
+        .collect();
+    let undocumented = n
+        .undocumented
+        .iter()
+        .map(|u| {
+            vec![
+                some(u.verdict.as_str()),
+                some(&u.src),
+                some(&u.domain),
+                some(&u.dst),
+                Some(format!("{}/{}", u.transport, u.port)),
+                Some(u.seen.count.to_string()),
+                Some(rfc3339_seconds(u.seen.last_seen)),
+                Some(u.seen.nodes.join(", ")),
+                Some(learned_text(&u.learned)),
+            ]
+        })
+        .collect();
+    let bare = n
+        .bare
+        .iter()
+        .map(|b| {
+            vec![
+                some(b.verdict.as_str()),
+                some(&b.src),
+                Some(b.addr.to_string()),
+                b.service.clone(),
+                Some(format!("{}/{}", b.transport, b.port)),
+                Some(b.seen.count.to_string()),
+                Some(rfc3339_seconds(b.seen.last_seen)),
+                Some(b.seen.nodes.join(", ")),
+            ]
+        })
+        .collect();
+    [
+        NamesTable {
+            id: "names-services",
+            title: "Documented services by name",
+            intro: None,
+            headers: &[
+                "Service",
+                "Name (domain)",
+                "Connections",
+                "First seen",
+                "Last seen",
+                "Nodes",
+                "Learned",
+            ],
+            violations: false,
+            rows: services,
+        },
+        NamesTable {
+            id: "names-undocumented",
+            title: "Undocumented egress by name",
+            intro: None,
+            headers: &[
+                "Verdict",
+                "Source (src)",
+                "Name (domain)",
+                "Destination (dst)",
+                "Port",
+                "Connections",
+                "Last seen",
+                "Nodes",
+                "Learned",
+            ],
+            violations: true,
+            rows: undocumented,
+        },
+        NamesTable {
+            id: "names-bare",
+            title: "Egress by bare address",
+            intro: Some(
+                "Connections to an address the source never resolved (a hard-coded address, DNS over HTTPS, an untrusted resolver's answer).",
+            ),
+            headers: &[
+                "Verdict",
+                "Source (src)",
+                "Address",
+                "Service",
+                "Port",
+                "Connections",
+                "Last seen",
+                "Nodes",
+            ],
+            violations: false,
+            rows: bare,
+        },
+    ]
+}

@@ -224,79 +224,32 @@ fn names(o: &mut String, r: &Report) {
     let Some(n) = r.names.as_ref().filter(|n| !n.nodes.is_empty()) else {
         return;
     };
-    let _ = writeln!(o, "<h3>Documented services by name</h3>");
-    if n.services.is_empty() {
-        let _ = writeln!(o, "<p>None.</p>");
-    } else {
-        let _ = writeln!(
-            o,
-            "<table id=\"names-services\"><thead><tr><th>Service</th><th>Name (domain)</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Learned</th></tr></thead><tbody>"
-        );
-        for s in &n.services {
-            for d in &s.domains {
-                let _ = writeln!(
-                    o,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(&s.service),
-                    esc(&d.domain),
-                    d.seen.count,
-                    esc(&rfc3339_seconds(d.seen.first_seen)),
-                    esc(&rfc3339_seconds(d.seen.last_seen)),
-                    esc(&d.seen.nodes.join(", ")),
-                    esc(&super::learned_text(&d.learned))
-                );
-            }
+    for t in super::header::names_tables(n) {
+        let _ = writeln!(o, "<h3>{}</h3>", esc(t.title));
+        if t.rows.is_empty() {
+            let _ = writeln!(o, "<p>None.</p>");
+            continue;
         }
-        let _ = writeln!(o, "</tbody></table>");
-    }
-    let _ = writeln!(o, "<h3>Undocumented egress by name</h3>");
-    if n.undocumented.is_empty() {
-        let _ = writeln!(o, "<p>None.</p>");
-    } else {
-        let _ = writeln!(
-            o,
-            "<table id=\"names-undocumented\"><thead><tr><th>Verdict</th><th>Source (src)</th><th>Name (domain)</th><th>Destination (dst)</th><th>Port</th><th>Connections</th><th>Last seen</th><th>Nodes</th><th>Learned</th></tr></thead><tbody>"
-        );
-        for u in &n.undocumented {
-            let _ = writeln!(
-                o,
-                "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(u.verdict.as_str()),
-                esc(&u.src),
-                esc(&u.domain),
-                esc(&u.dst),
-                u.transport,
-                u.port,
-                u.seen.count,
-                esc(&rfc3339_seconds(u.seen.last_seen)),
-                esc(&u.seen.nodes.join(", ")),
-                esc(&super::learned_text(&u.learned))
-            );
+        if let Some(intro) = t.intro {
+            let _ = writeln!(o, "<p>{}</p>", esc(intro));
         }
-        let _ = writeln!(o, "</tbody></table>");
-    }
-    let _ = writeln!(o, "<h3>Egress by bare address</h3>");
-    if n.bare.is_empty() {
-        let _ = writeln!(o, "<p>None.</p>");
-    } else {
+        let headers: String = t
+            .headers
+            .iter()
+            .map(|h| format!("<th>{}</th>", esc(h)))
+            .collect();
         let _ = writeln!(
             o,
-            "<p>Connections to an address the source never resolved (a hard-coded address, DNS over HTTPS, an untrusted resolver's answer).</p>\n<table id=\"names-bare\"><thead><tr><th>Verdict</th><th>Source (src)</th><th>Address</th><th>Service</th><th>Port</th><th>Connections</th><th>Last seen</th><th>Nodes</th></tr></thead><tbody>"
+            "<table id=\"{}\"><thead><tr>{headers}</tr></thead><tbody>",
+            t.id
         );
-        for b in &n.bare {
-            let _ = writeln!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(b.verdict.as_str()),
-                esc(&b.src),
-                b.addr,
-                esc(b.service.as_deref().unwrap_or("–")),
-                b.transport,
-                b.port,
-                b.seen.count,
-                esc(&rfc3339_seconds(b.seen.last_seen)),
-                esc(&b.seen.nodes.join(", "))
-            );
+        for row in &t.rows {
+            let cells: String = row
+                .iter()
+                .map(|c| format!("<td>{}</td>", esc(c.as_deref().unwrap_or("–"))))
+                .collect();
+            let class = if t.violations { " class=\"bad\"" } else { "" };
+            let _ = writeln!(o, "<tr{class}>{cells}</tr>");
         }
         let _ = writeln!(o, "</tbody></table>");
     }

@@ -175,83 +175,27 @@ fn names(o: &mut String, r: &Report) {
     let Some(n) = r.names.as_ref().filter(|n| !n.nodes.is_empty()) else {
         return;
     };
-    let _ = writeln!(o, "### Documented services by name\n");
-    if n.services.is_empty() {
-        let _ = writeln!(o, "None.\n");
-    } else {
-        let _ = writeln!(
-            o,
-            "| Service | Name (domain) | Connections | First seen | Last seen | Nodes | Learned |\n|---|---|---|---|---|---|---|"
-        );
-        for s in &n.services {
-            for d in &s.domains {
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    cell(&s.service),
-                    cell(&d.domain),
-                    d.seen.count,
-                    rfc3339_seconds(d.seen.first_seen),
-                    rfc3339_seconds(d.seen.last_seen),
-                    cells(&d.seen.nodes, ", "),
-                    cell(&super::learned_text(&d.learned))
-                );
-            }
+    for t in super::header::names_tables(n) {
+        let _ = writeln!(o, "### {}\n", t.title);
+        if t.rows.is_empty() {
+            let _ = writeln!(o, "None.\n");
+            continue;
         }
-        let _ = writeln!(o);
-    }
-    let _ = writeln!(o, "### Undocumented egress by name\n");
-    if n.undocumented.is_empty() {
-        let _ = writeln!(o, "None.\n");
-    } else {
-        let _ = writeln!(
-            o,
-            "| Verdict | Source (src) | Name (domain) | Destination (dst) | Port | Connections | Last seen | Nodes | Learned |\n|---|---|---|---|---|---|---|---|---|"
-        );
-        for u in &n.undocumented {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |",
-                u.verdict.as_str(),
-                cell(&u.src),
-                cell(&u.domain),
-                cell(&u.dst),
-                u.transport,
-                u.port,
-                u.seen.count,
-                rfc3339_seconds(u.seen.last_seen),
-                cells(&u.seen.nodes, ", "),
-                cell(&super::learned_text(&u.learned))
-            );
+        if let Some(intro) = t.intro {
+            let _ = writeln!(o, "{intro}\n");
         }
-        let _ = writeln!(o);
-    }
-    let _ = writeln!(o, "### Egress by bare address\n");
-    if n.bare.is_empty() {
-        let _ = writeln!(o, "None.\n");
-    } else {
         let _ = writeln!(
             o,
-            "Connections to an address the source never resolved (a hard-coded address, DNS over HTTPS, an untrusted resolver's answer).\n"
+            "| {} |\n|{}",
+            t.headers.join(" | "),
+            "---|".repeat(t.headers.len())
         );
-        let _ = writeln!(
-            o,
-            "| Verdict | Source (src) | Address | Service | Port | Connections | Last seen | Nodes |\n|---|---|---|---|---|---|---|---|"
-        );
-        for b in &n.bare {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {}/{} | {} | {} | {} |",
-                b.verdict.as_str(),
-                cell(&b.src),
-                b.addr,
-                cell(b.service.as_deref().unwrap_or("-")),
-                b.transport,
-                b.port,
-                b.seen.count,
-                rfc3339_seconds(b.seen.last_seen),
-                cells(&b.seen.nodes, ", ")
-            );
+        for row in &t.rows {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| c.as_deref().map_or_else(|| "-".to_string(), cell))
+                .collect();
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
         }
         let _ = writeln!(o);
     }
