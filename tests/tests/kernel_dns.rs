@@ -553,22 +553,6 @@ fn egress_is_judged_by_the_names_each_pod_resolved() {
         expired.dst.resolution,
         Some(auditor::model::Resolution::Bare)
     );
-    // Asked over IPv6: the answer's packet is IPv6, the address in it IPv4.
-    let v6_cache = lab.host("node-cache").v6.to_string();
-    let over_v6 = wait_for(
-        "is-v6 to resolve over IPv6",
-        Duration::from_secs(10),
-        || {
-            peer(
-                &lab,
-                "is-v6",
-                &["resolve", &v6_cache, "x.redis.example", "auto"],
-            )
-            .ok()
-        },
-    );
-    connect(&lab, "is-v6", &over_v6, 6379);
-
     // One address, two pods, two names.
     assert!(
         find(

@@ -19,7 +19,7 @@ pub mod pattern;
 pub mod record;
 pub mod tcp;
 
-use std::{collections::BTreeMap, net::IpAddr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -74,7 +74,7 @@ pub fn flow_names(
 }
 
 /// What became of one answer record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerUse {
     /// From a trusted resolver to a socket that asked it: its names are learned.
     Learned,
@@ -89,13 +89,6 @@ pub enum AnswerUse {
 }
 
 impl AnswerUse {
-    pub const ALL: [AnswerUse; 4] = [
-        AnswerUse::Learned,
-        AnswerUse::Untrusted,
-        AnswerUse::Unsolicited,
-        AnswerUse::Empty,
-    ];
-
     /// The stable name it is counted under (`auditor_dns_answers_total{use}`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -116,8 +109,6 @@ pub struct Names {
     resolvers: Vec<IpNet>,
     /// The platform baseline names DNS servers (see `trusts_any`).
     baseline_servers: bool,
-    /// Answers by what became of them.
-    pub answers: BTreeMap<AnswerUse, u64>,
 }
 
 impl Names {
@@ -126,7 +117,6 @@ impl Names {
             table: NameTable::new(limits),
             resolvers,
             baseline_servers: false,
-            answers: BTreeMap::new(),
         }
     }
 
@@ -134,7 +124,7 @@ impl Names {
     /// that asked. `trusted` is the platform baseline's say on the server.
     pub fn answer(&mut self, rec: &AnswerRecord, trusted: &dyn Fn(IpAddr) -> bool) -> AnswerUse {
         let resolver = rec.resolver.to_canonical();
-        let used = if !rec.solicited || rec.netns_cookie == 0 {
+        if !rec.solicited || rec.netns_cookie == 0 {
             AnswerUse::Unsolicited
         } else if !(self.resolvers.iter().any(|n| n.contains(&resolver)) || trusted(resolver)) {
             AnswerUse::Untrusted
@@ -145,9 +135,7 @@ impl Names {
                 self.table.learn(rec.netns_cookie, &r, resolver, rec.time);
             }
             AnswerUse::Learned
-        };
-        *self.answers.entry(used).or_default() += 1;
-        used
+        }
     }
 
     /// The names the pod in `netns` knew `addr` by for a connection seen at `at_ms`

@@ -48,23 +48,6 @@ pub enum Resolution {
     Bare,
 }
 
-impl Resolution {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Resolution::Dns => "dns",
-            Resolution::Bare => "bare",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Resolution> {
-        match text {
-            "dns" => Some(Resolution::Dns),
-            "bare" => Some(Resolution::Bare),
-            _ => None,
-        }
-    }
-}
-
 impl<'a> FlowView<'a> {
     pub fn of(r: &'a FlowRecord) -> FlowView<'a> {
         FlowView {

@@ -81,18 +81,28 @@ impl Batch {
 
     /// A trusted resolver gave `name` at `at_ms` (beyond `LEARNED_CAP` pairs: dropped).
     pub fn add_learned(&mut self, name: &str, resolver: std::net::IpAddr, at_ms: Millis) {
-        let key = (name.to_string(), resolver);
+        self.add_learned_delta(
+            (name.to_string(), resolver),
+            LearnedDelta {
+                answers: 1,
+                first_ms: at_ms,
+                last_ms: at_ms,
+            },
+        );
+    }
+
+    fn add_learned_delta(&mut self, key: (String, std::net::IpAddr), d: LearnedDelta) {
         if self.learned.len() >= LEARNED_CAP && !self.learned.contains_key(&key) {
             return;
         }
-        let d = self.learned.entry(key).or_insert(LearnedDelta {
+        let e = self.learned.entry(key).or_insert(LearnedDelta {
             answers: 0,
-            first_ms: at_ms,
-            last_ms: at_ms,
+            first_ms: d.first_ms,
+            last_ms: d.last_ms,
         });
-        d.answers += 1;
-        d.first_ms = d.first_ms.min(at_ms);
-        d.last_ms = d.last_ms.max(at_ms);
+        e.answers += d.answers;
+        e.first_ms = e.first_ms.min(d.first_ms);
+        e.last_ms = e.last_ms.max(d.last_ms);
     }
 
     pub fn connections(&self) -> u64 {
@@ -155,12 +165,8 @@ impl Batch {
         if self.names.is_none() {
             self.names = older.names;
         }
-        for ((name, resolver), d) in older.learned {
-            self.add_learned(&name, resolver, d.first_ms);
-            if let Some(e) = self.learned.get_mut(&(name, resolver)) {
-                e.answers += d.answers - 1;
-                e.last_ms = e.last_ms.max(d.last_ms);
-            }
+        for (key, d) in older.learned {
+            self.add_learned_delta(key, d);
         }
         if self.coverage.is_none() {
             self.coverage = older.coverage;
