@@ -12,6 +12,10 @@
 //!       listen:ADDR:PORT (a TCP listener), accept:ADDR:PORT (a listener whose accepted
 //!       connections are held open too)
 //!   auditor-peer scan ADDR FROM TO SECS   one TCP connect to each port FROM..TO (exclusive)
+//!   auditor-peer pace ADDR PORT RATE SECS   TCP connects to ADDR:PORT at RATE per second for
+//!       SECS seconds (PORT 0: to a listener of its own on ADDR, which closes each at once)
+//!   auditor-peer newports ADDR FROM RATE SECS   one TCP connect each 1/RATE s to a port not
+//!       used before: FROM, FROM+1, … (refused is fine); a new edge each time
 //!   auditor-peer resolve DNS NAME udp|tcp|auto one DNS A query to DNS:53 (IPv4 or IPv6);
 //!       prints the address
 //!       (auto: UDP, and TCP when the answer comes back truncated, as a stub resolver does)
@@ -58,6 +62,18 @@ fn main() -> ExitCode {
             addr.parse().expect("address"),
             from.parse().expect("port")..to.parse().expect("port"),
             Duration::from_secs_f64(secs.parse().expect("seconds")),
+        ),
+        ["pace", addr, port, rate, secs] => pace(
+            addr.parse().expect("address"),
+            port.parse().expect("port"),
+            rate.parse().expect("rate"),
+            secs.parse().expect("seconds"),
+        ),
+        ["newports", addr, from, rate, secs] => newports(
+            addr.parse().expect("address"),
+            from.parse().expect("port"),
+            rate.parse().expect("rate"),
+            secs.parse().expect("seconds"),
         ),
         ["resolve", dns, name, proto] => resolve(dns, name, proto),
         ["probe", secs, ms, targets @ ..] => probe(
@@ -407,6 +423,156 @@ fn scan(addr: IpAddr, ports: std::ops::Range<u16>, limit: Duration) -> Res {
     println!(
         "{{\"attempts\":{attempts},\"refused\":{refused},\"connected\":{connected},\"errors\":{errors},\"seconds\":{:.3}}}",
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// How far past SECS a paced run may go. Connects that fell behind schedule (a slow
+/// connect on a loaded machine) are not made up beyond it: the run ends on time, and its
+/// summary says how many it made.
+const PACE_GRACE: Duration = Duration::from_secs(2);
+
+/// A loopback connect is answered at once (accepted or refused); one that takes a second
+/// is counted as an error rather than allowed to stall the schedule.
+const PACE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What a paced run did.
+#[derive(Default, Debug)]
+struct Paced {
+    attempts: u64,
+    connected: u64,
+    refused: u64,
+    errors: u64,
+    seconds: f64,
+}
+
+/// Connects on a fixed schedule: connect `i` is due at `i / rate` seconds after the start
+/// (a late one does not push the later ones back, so the rate holds on average). At most
+/// `rate * secs` connects (rounded) and `secs` + PACE_GRACE seconds. `target(i)` is where
+/// connect `i` goes. With `wait_fin`, a connection that was accepted is read until the
+/// server closes it (the server closing first keeps TIME_WAIT off this side's ephemeral
+/// ports, as in `storm`); otherwise it is closed at once.
+fn paced(
+    rate: f64,
+    secs: f64,
+    wait_fin: bool,
+    mut target: impl FnMut(u64) -> SocketAddr,
+) -> Result<Paced, String> {
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(format!(
+            "rate {rate}: give a positive number of connects per second"
+        ));
+    }
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!(
+            "seconds {secs}: give a number of seconds, 0 or more"
+        ));
+    }
+    let count = (rate * secs).round() as u64;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs) + PACE_GRACE;
+    let mut p = Paced::default();
+    for i in 0..count {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        p.attempts += 1;
+        match TcpStream::connect_timeout(&target(i), PACE_CONNECT_TIMEOUT) {
+            Ok(mut s) => {
+                p.connected += 1;
+                if wait_fin {
+                    let _ = s.set_read_timeout(Some(PACE_CONNECT_TIMEOUT));
+                    let mut buf = [0u8; 64];
+                    // Bounded: a server that talks on and never closes gets 16 reads.
+                    for _ in 0..16 {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => p.refused += 1,
+            Err(_) => p.errors += 1,
+        }
+    }
+    p.seconds = started.elapsed().as_secs_f64();
+    Ok(p)
+}
+
+/// Steady load for the daemon benchmarks: TCP connects to `addr:port` at `rate` per second
+/// for `secs` seconds. Port 0: to a listener of its own on `addr` (a thread accepts each
+/// connection and closes it at once), so the load needs no second process. Prints one JSON
+/// line: what it did, and the port it connected to.
+fn pace(addr: IpAddr, port: u16, rate: f64, secs: f64) -> Res {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut server = None;
+    let port = if port == 0 {
+        let l = TcpListener::bind(SocketAddr::new(addr, 0))
+            .map_err(|e| format!("bind {addr}:0: {e}"))?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        let stop = stop.clone();
+        // The same bound as the connects, and a little more for the last of them.
+        let deadline = Instant::now() + Duration::from_secs_f64(secs.max(0.0)) + PACE_GRACE * 2;
+        server = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match l.accept() {
+                    Ok((s, _)) => drop(s), // the server closes first
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        }));
+        port
+    } else {
+        port
+    };
+    let to = SocketAddr::new(addr, port);
+    let result = paced(rate, secs, true, |_| to);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = server {
+        let _ = t.join();
+    }
+    let p = result?;
+    println!(
+        "{{\"attempts\":{},\"connected\":{},\"refused\":{},\"errors\":{},\"seconds\":{:.3},\"rate\":{:.1},\"port\":{port}}}",
+        p.attempts,
+        p.connected,
+        p.refused,
+        p.errors,
+        p.seconds,
+        p.attempts as f64 / p.seconds.max(f64::MIN_POSITIVE),
+    );
+    Ok(())
+}
+
+/// New edges at a steady rate: one TCP connect each 1/`rate` s to a port not used before
+/// in this run (`from`, `from` + 1, …), closed at once; a refused connect is as new an
+/// edge as an accepted one. Refuses to start when the run would pass port 65535. Prints
+/// one JSON line: what it did, and the last port it tried.
+fn newports(addr: IpAddr, from: u16, rate: f64, secs: f64) -> Res {
+    let count = (rate * secs).round();
+    if count.is_finite() && count >= 1.0 && from as f64 + count - 1.0 > u16::MAX as f64 {
+        return Err(format!(
+            "{count} ports from {from} pass port 65535: give a lower FROM, RATE or SECS"
+        ));
+    }
+    let p = paced(rate, secs, false, |i| {
+        SocketAddr::new(addr, from + i as u16)
+    })?;
+    let last = if p.attempts == 0 {
+        serde_json::Value::Null
+    } else {
+        (from as u64 + p.attempts - 1).into()
+    };
+    println!(
+        "{{\"attempts\":{},\"connected\":{},\"refused\":{},\"errors\":{},\"seconds\":{:.3},\"from\":{from},\"last_port\":{last}}}",
+        p.attempts, p.connected, p.refused, p.errors, p.seconds,
     );
     Ok(())
 }
