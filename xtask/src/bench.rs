@@ -801,55 +801,154 @@ fn rss_kib_and_cpu_ticks(pid: u32) -> Option<(u64, u64)> {
     Some((rss, ticks))
 }
 
+/// A benchmark's `auditor run`: the bundled allowlist, an inventory that makes all of
+/// loopback one documented service (so every loopback connection is judged, as a
+/// violation), a store and an events file in its own directory, and `--listen` on a free
+/// loopback port (readiness, /metrics). Killed if dropped while still running, so an
+/// error in a benchmark leaves no daemon behind.
+struct Daemon {
+    child: Option<std::process::Child>,
+    pid: u32,
+    dir: std::path::PathBuf,
+}
+
+/// How long `auditor run` may take to answer on its port: loading the programs and
+/// reading the inputs take a second or two here; ten times that means it failed.
+const DAEMON_START_LIMIT: Duration = Duration::from_secs(30);
+
+/// After readiness, before any measurement: the walk of open sockets at start and the
+/// first store commit are done by then, so they are not counted as load.
+const DAEMON_SETTLE: Duration = Duration::from_secs(2);
+
+/// After SIGTERM: the daemon commits its last batch and exits within a second or two;
+/// one still running after this hangs, and is killed (and the benchmark says so).
+const DAEMON_STOP_LIMIT: Duration = Duration::from_secs(30);
+
+/// USER_HZ on Linux: the unit of utime and stime in /proc/PID/stat.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl Daemon {
+    /// Starts `bin run` in `dir` (emptied first) with `extra` arguments, and waits until
+    /// it answers on its port and has settled.
+    fn start(bin: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<Daemon> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("inventory.yaml"),
+            "version: 1\nservices:\n  Tenant Service: {addresses: [127.0.0.0/8]}\n",
+        )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(bin)
+            .args(["run", "--allowlist"])
+            .arg(crate::root().join("allowlist/voice-microservices.yaml"))
+            .arg("--inventory")
+            .arg(dir.join("inventory.yaml"))
+            .arg("--store")
+            .arg(dir.join("store.db"))
+            .arg("--events")
+            .arg(dir.join("events.jsonl"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log"))?)
+            .spawn()
+            .with_context(|| format!("starting {} run", bin.display()))?;
+        let mut d = Daemon {
+            pid: child.id(),
+            child: Some(child),
+            dir: dir.to_path_buf(),
+        };
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if start.elapsed() > DAEMON_START_LIMIT || d.exited() {
+                bail!(
+                    "{} run did not start: see {}",
+                    bin.display(),
+                    d.log().display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(DAEMON_SETTLE);
+        Ok(d)
+    }
+
+    fn log(&self) -> std::path::PathBuf {
+        self.dir.join("daemon.log")
+    }
+
+    /// Whether the daemon has exited (on its own: a crash, a refused argument).
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| !matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Resident memory (KiB) and CPU ticks; an error once the process is gone.
+    fn sample(&self) -> anyhow::Result<(u64, u64)> {
+        rss_kib_and_cpu_ticks(self.pid).with_context(|| {
+            format!(
+                "the daemon (pid {}) is gone: see {}",
+                self.pid,
+                self.log().display()
+            )
+        })
+    }
+
+    /// SIGTERM, then a bounded wait: its exit status, or an error when it had to be killed.
+    fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self
+            .child
+            .take()
+            .context("the daemon was stopped already")?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > DAEMON_STOP_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "auditor run did not exit within {DAEMON_STOP_LIMIT:?} of SIGTERM (killed): see {}",
+                    self.log().display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `auditor run` (bundled allowlist, a loopback inventory, a store) under the storms:
 /// its resident memory and CPU while judging every connection.
 fn daemon(ops: u64, storms: &[String]) -> anyhow::Result<()> {
     crate::require_root("the daemon benchmark")?;
-    let dir = crate::root().join("target/bench/daemon");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("inventory.yaml"),
-        "version: 1\nservices:\n  Tenant Service: {addresses: [127.0.0.0/8]}\n",
+    let d = Daemon::start(
+        &crate::root().join("target/release/auditor"),
+        &crate::root().join("target/bench/daemon"),
+        &[],
     )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut d = Command::new(crate::root().join("target/release/auditor"))
-        .args(["run", "--allowlist"])
-        .arg(crate::root().join("allowlist/voice-microservices.yaml"))
-        .arg("--inventory")
-        .arg(dir.join("inventory.yaml"))
-        .arg("--store")
-        .arg(dir.join("store.db"))
-        .arg("--events")
-        .arg(dir.join("events.jsonl"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("daemon.log"))?)
-        .spawn()
-        .context("starting auditor run")?;
-    let pid = d.id();
-    let ready = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-    let start = std::time::Instant::now();
-    while !ready() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = d.kill();
-            bail!(
-                "auditor run did not start: see {}",
-                dir.join("daemon.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    let tick = 100.0; // USER_HZ on Linux
-    let (rss_idle, _) = rss_kib_and_cpu_ticks(pid).context("reading the daemon's /proc")?;
+    let pid = d.pid;
+    let (rss_idle, _) = d.sample()?;
     println!("\n== auditor run under the storms (pid {pid}) ==");
     println!("idle RSS {:.1} MiB", rss_idle as f64 / 1024.0);
     let mut report = vec![];
     for proto in storms {
-        let (_, cpu0) = rss_kib_and_cpu_ticks(pid).context("daemon gone")?;
+        let (_, cpu0) = d.sample()?;
         let sampler_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = sampler_stop.clone();
         let sampler = std::thread::spawn(move || {
@@ -867,8 +966,8 @@ fn daemon(ops: u64, storms: &[String]) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs(3));
         sampler_stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let peak = sampler.join().unwrap_or(0);
-        let (rss_after, cpu1) = rss_kib_and_cpu_ticks(pid).context("daemon gone")?;
-        let cpu_s = (cpu1 - cpu0) as f64 / tick;
+        let (rss_after, cpu1) = d.sample()?;
+        let cpu_s = (cpu1 - cpu0) as f64 / TICKS_PER_SECOND;
         let busy = s.ops as f64 / s.rate + 3.0;
         println!(
             "{proto}: {} ops at {:.0}/s; daemon CPU {cpu_s:.2} s over {busy:.1} s ({:.1}% of one core); RSS peak {:.1} MiB, after {:.1} MiB",
@@ -881,15 +980,10 @@ fn daemon(ops: u64, storms: &[String]) -> anyhow::Result<()> {
         report.push(json!({"storm": proto, "ops": s.ops, "rate": s.rate, "daemon_cpu_seconds": cpu_s,
             "daemon_cpu_percent": 100.0 * cpu_s / busy, "rss_peak_mib": peak as f64 / 1024.0, "rss_after_mib": rss_after as f64 / 1024.0}));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let status = d.wait()?;
+    let log = d.log();
+    let status = d.stop()?;
     if !status.success() {
-        bail!(
-            "auditor run exited with {status}: see {}",
-            dir.join("daemon.log").display()
-        );
+        bail!("auditor run exited with {status}: see {}", log.display());
     }
     std::fs::write(
         crate::root().join("target/bench/daemon.json"),
