@@ -29,6 +29,10 @@ pub enum Which {
     Walk,
     /// The daemon's user-space cost per DNS answer and per named flow (criterion).
     Dns,
+    /// Sweep cost: `auditor run`'s CPU under 300 connects/s, fresh and after a scan of
+    /// 60,000 ports (target ratio <= 1.5); `--baseline-auditor` measures an older binary
+    /// first. Not in `all`: some 2 minutes per binary.
+    Sweep,
 }
 
 const STORM_PORTS: &str = "40101,40102,40103,40104";
@@ -40,9 +44,13 @@ pub fn run(
     rounds: usize,
     storms: &[String],
     auditor: Option<&Path>,
+    baseline: Option<&Path>,
 ) -> anyhow::Result<()> {
     let default_bin = crate::root().join("target/release/auditor");
     let auditor = auditor.unwrap_or(&default_bin);
+    if baseline.is_some() && !matches!(which, Which::Sweep) {
+        bail!("--baseline-auditor is for `cargo xtask bench sweep` only");
+    }
     match which {
         Which::Capture => capture(ops, rounds, storms, auditor),
         Which::Verdict => verdict(),
@@ -50,6 +58,9 @@ pub fn run(
         Which::Identity => identity(),
         Which::Walk => walk(auditor, auditor == default_bin),
         Which::Dns => dns(),
+        Which::Sweep => sweep(auditor, baseline),
+        // Not sweep: minutes per binary, and it measures one daemon over time, not a cost
+        // per operation.
         Which::All => {
             verdict()?;
             dns()?;
@@ -809,6 +820,7 @@ fn rss_kib_and_cpu_ticks(pid: u32) -> Option<(u64, u64)> {
 struct Daemon {
     child: Option<std::process::Child>,
     pid: u32,
+    port: u16,
     dir: std::path::PathBuf,
 }
 
@@ -858,6 +870,7 @@ impl Daemon {
         let mut d = Daemon {
             pid: child.id(),
             child: Some(child),
+            port,
             dir: dir.to_path_buf(),
         };
         let start = std::time::Instant::now();
@@ -922,6 +935,11 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// The daemon's /metrics (plain HTTP/1.0, so the body is never chunked).
+    fn metrics(&self) -> anyhow::Result<String> {
+        http_get(self.port, "/metrics")
+    }
 }
 
 impl Drop for Daemon {
@@ -931,6 +949,117 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// How long a GET of the daemon's own HTTP may take: /metrics answers in milliseconds;
+/// a daemon this slow to answer is reported, not waited for.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest body read: /metrics of a daemon at its edge cap is well under a
+/// megabyte; this bounds a runaway answer.
+const HTTP_MAX_BYTES: u64 = 16 << 20;
+
+/// GET `path` from 127.0.0.1:`port`: the body of a 200 answer.
+fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        HTTP_TIMEOUT,
+    )
+    .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    s.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    s.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")?;
+    let mut answer = String::new();
+    s.take(HTTP_MAX_BYTES)
+        .read_to_string(&mut answer)
+        .with_context(|| format!("reading GET {path}"))?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("GET {path}: no HTTP answer"))?;
+    let status = head.lines().next().unwrap_or("");
+    if status.split_whitespace().nth(1) != Some("200") {
+        bail!("GET {path}: {status}");
+    }
+    Ok(body.to_string())
+}
+
+/// Every sample of metric `name` in a Prometheus/OpenMetrics exposition: its labels
+/// (the text between the braces, empty without) and its value. `name{labels} value` or
+/// `name value`; label values may hold spaces, braces and escaped quotes.
+fn metric_samples<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = if let Some(inner) = rest.strip_prefix('{') {
+                // The end of the labels: the first `}` outside a quoted value.
+                let (mut quoted, mut escaped) = (false, false);
+                let end = inner.char_indices().find_map(|(i, c)| {
+                    match (c, quoted, escaped) {
+                        (_, _, true) => escaped = false,
+                        ('\\', true, false) => escaped = true,
+                        ('"', _, false) => quoted = !quoted,
+                        ('}', false, false) => return Some(i),
+                        _ => {}
+                    }
+                    None
+                })?;
+                (&inner[..end], &inner[end + 1..])
+            } else if rest.starts_with(' ') {
+                ("", rest)
+            } else {
+                return None; // another metric whose name starts with this one
+            };
+            Some((labels, value.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// What the sweep and soak arms read from /metrics.
+#[derive(Default, Clone, Copy, Debug, PartialEq)]
+struct EdgeCounts {
+    /// Distinct violation series held (`auditor_violations_total`): at most the cap + 10.
+    violation_series: u64,
+    /// Sightings counted in an overflow edge because the violation series were full.
+    overflow_sightings: u64,
+    /// Every connection judged (`auditor_connections_total`, all verdicts).
+    connections: u64,
+}
+
+fn edge_counts(metrics: &str) -> EdgeCounts {
+    let sum = |name: &str, labels: &str| {
+        metric_samples(metrics, name)
+            .iter()
+            .filter(|(l, _)| l.contains(labels))
+            .map(|(_, v)| v)
+            .sum::<f64>() as u64
+    };
+    EdgeCounts {
+        violation_series: metric_samples(metrics, "auditor_violations_total").len() as u64,
+        overflow_sightings: sum("auditor_overflow_sightings_total", "holder=\"metrics\""),
+        connections: sum("auditor_connections_total", ""),
+    }
+}
+
+/// Runs the peer with `args` and waits for it; its one JSON summary line.
+fn peer_json(args: &[&str]) -> anyhow::Result<Value> {
+    let out = Command::new(peer())
+        .args(args)
+        .output()
+        .with_context(|| format!("running auditor-peer {}", args.join(" ")))?;
+    peer_summary(args, out)
+}
+
+fn peer_summary(args: &[&str], out: std::process::Output) -> anyhow::Result<Value> {
+    if !out.status.success() {
+        bail!(
+            "auditor-peer {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("the summary of auditor-peer {}", args.join(" ")))
 }
 
 /// `auditor run` (bundled allowlist, a loopback inventory, a store) under the storms:
@@ -990,4 +1119,286 @@ fn daemon(ops: u64, storms: &[String]) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&report)?,
     )?;
     Ok(())
+}
+
+/// Sweep cost, the steady load of each window: 300 connects/s, a busy node's rate and far
+/// below what the daemon judges per second, so a window measures its steady cost (judging
+/// plus its periodic passes over its tables), not saturation.
+const SWEEP_RATE: &str = "300";
+
+/// Sweep cost, the length of each window: several of the daemon's periodic passes, and
+/// enough CPU ticks (10 ms each) that one tick more or less is a few per cent of the figure.
+const SWEEP_SECS: &str = "40";
+
+/// Sweep cost, the scan between the windows: one refused connect to each of 60,000
+/// distinct loopback ports (2000..62000), as many distinct edges as a scan of one host
+/// leaves in the daemon's tables. It takes seconds; 120 s bounds it.
+const SCAN_FROM: &str = "2000";
+const SCAN_TO: &str = "62000";
+const SCAN_LIMIT_SECS: &str = "120";
+
+/// Sweep cost, after the scan: the daemon judges the scan's records and commits them to
+/// the store within this, so the second window measures what the scan left behind, not
+/// the scan.
+const SWEEP_SETTLE: Duration = Duration::from_secs(10);
+
+/// Sweep cost, the target: the steady CPU after the scan at most 1.5 times the fresh
+/// daemon's (a table the scan filled may cost a little more to walk, not a multiple).
+const SWEEP_TARGET_RATIO: f64 = 1.5;
+
+/// One binary's sweep-cost run.
+struct SweepRun {
+    label: &'static str,
+    bin: std::path::PathBuf,
+    fresh_ticks: u64,
+    after_ticks: u64,
+    rss_idle_kib: u64,
+    /// After the fresh window, before the scan.
+    rss_before_kib: u64,
+    /// After the second window.
+    rss_after_kib: u64,
+    exit: std::process::ExitStatus,
+    json: Value,
+}
+
+impl SweepRun {
+    fn ratio(&self) -> f64 {
+        self.after_ticks as f64 / self.fresh_ticks.max(1) as f64
+    }
+}
+
+/// `cargo xtask bench sweep`: what a port scan leaves behind in the daemon's steady cost.
+/// For each binary (the baseline first, when given): a fresh `auditor run`, 300
+/// connects/s for 40 s (its CPU ticks), a scan of 60,000 ports, 10 s, the same load again.
+fn sweep(auditor: &Path, baseline: Option<&Path>) -> anyhow::Result<()> {
+    crate::require_root("the sweep benchmark")?;
+    let mut runs = Vec::new();
+    if let Some(b) = baseline {
+        runs.push(sweep_one("baseline", b)?);
+    }
+    runs.push(sweep_one(
+        if baseline.is_some() { "new" } else { "auditor" },
+        auditor,
+    )?);
+    println!(
+        "\n== sweep cost: {SWEEP_RATE} connects/s for {SWEEP_SECS} s, fresh and after a scan of 60,000 ports (target ratio <= {SWEEP_TARGET_RATIO}) =="
+    );
+    println!(
+        "{:<9} {:>11} {:>15} {:>6} {:>9} {:>15} {:>14}  exit",
+        "binary",
+        "fresh ticks",
+        "after-60k ticks",
+        "ratio",
+        "idle MiB",
+        "RSS before MiB",
+        "RSS after MiB"
+    );
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    for r in &runs {
+        println!(
+            "{:<9} {:>11} {:>15} {:>6.2} {:>9.1} {:>15.1} {:>14.1}  {}",
+            r.label,
+            r.fresh_ticks,
+            r.after_ticks,
+            r.ratio(),
+            mib(r.rss_idle_kib),
+            mib(r.rss_before_kib),
+            mib(r.rss_after_kib),
+            r.exit
+        );
+    }
+    for r in &runs {
+        println!("  {}: {}", r.label, r.bin.display());
+    }
+    let met = |r: &SweepRun| {
+        if r.ratio() <= SWEEP_TARGET_RATIO {
+            "met"
+        } else {
+            "NOT met"
+        }
+    };
+    if let [old, new] = runs.as_slice() {
+        println!(
+            "before -> after: fresh {} -> {} ticks, after-60k {} -> {} ticks, ratio {:.2} -> {:.2} (target <= {SWEEP_TARGET_RATIO}: {} -> {}); RSS after the scan {:.1} -> {:.1} MiB",
+            old.fresh_ticks,
+            new.fresh_ticks,
+            old.after_ticks,
+            new.after_ticks,
+            old.ratio(),
+            new.ratio(),
+            met(old),
+            met(new),
+            mib(old.rss_after_kib),
+            mib(new.rss_after_kib),
+        );
+    } else {
+        let r = &runs[0];
+        println!(
+            "ratio {:.2}: target <= {SWEEP_TARGET_RATIO} {}",
+            r.ratio(),
+            met(r)
+        );
+    }
+    let path = crate::root().join("target/bench/sweep.json");
+    let report: Vec<&Value> = runs.iter().map(|r| &r.json).collect();
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("written: {}", path.display());
+    if let Some(r) = runs.iter().find(|r| !r.exit.success()) {
+        bail!("{} exited with {} after SIGTERM", r.bin.display(), r.exit);
+    }
+    Ok(())
+}
+
+fn sweep_one(label: &'static str, bin: &Path) -> anyhow::Result<SweepRun> {
+    let dir = crate::root().join("target/bench/sweep").join(label);
+    let d = Daemon::start(bin, &dir, &[])?;
+    println!(
+        "\n== sweep cost, {label}: {} (pid {}) ==",
+        bin.display(),
+        d.pid
+    );
+    let (rss_idle, _) = d.sample()?;
+    let (fresh_ticks, fresh) = sweep_window(&d, "fresh")?;
+    let (rss_before, _) = d.sample()?;
+    let before_scan = edge_counts(&d.metrics()?);
+    let scan = peer_json(&["scan", "127.0.0.1", SCAN_FROM, SCAN_TO, SCAN_LIMIT_SECS])?;
+    println!(
+        "scan: {} ports in {} s ({} refused, {} connected, {} errors)",
+        scan["attempts"], scan["seconds"], scan["refused"], scan["connected"], scan["errors"]
+    );
+    let ports: u64 = SCAN_TO.parse::<u64>()? - SCAN_FROM.parse::<u64>()?;
+    if scan["attempts"].as_u64() != Some(ports) {
+        println!(
+            "  (the scan stopped short of {ports} ports at its {SCAN_LIMIT_SECS} s limit: the after-scan figure is for fewer)"
+        );
+    }
+    std::thread::sleep(SWEEP_SETTLE);
+    let after_scan = edge_counts(&d.metrics()?);
+    println!(
+        "the daemon judged {} connections during the scan and its settling; {} violation series held, {} sightings in overflow edges",
+        after_scan
+            .connections
+            .saturating_sub(before_scan.connections),
+        after_scan.violation_series,
+        after_scan.overflow_sightings
+    );
+    let (after_ticks, after) = sweep_window(&d, "after the scan")?;
+    let (rss_after, _) = d.sample()?;
+    let exit = d.stop()?;
+    let json = json!({
+        "binary": label, "path": bin.display().to_string(),
+        "rate_per_s": SWEEP_RATE.parse::<f64>()?, "window_seconds": SWEEP_SECS.parse::<f64>()?,
+        "fresh_ticks": fresh_ticks, "after_scan_ticks": after_ticks,
+        "ratio": after_ticks as f64 / fresh_ticks.max(1) as f64, "target_ratio": SWEEP_TARGET_RATIO,
+        "rss_idle_mib": rss_idle as f64 / 1024.0, "rss_before_scan_mib": rss_before as f64 / 1024.0,
+        "rss_after_mib": rss_after as f64 / 1024.0,
+        "fresh_load": fresh, "after_load": after, "scan": scan,
+        "judged_during_scan": after_scan.connections.saturating_sub(before_scan.connections),
+        "violation_series_after_scan": after_scan.violation_series,
+        "overflow_sightings_after_scan": after_scan.overflow_sightings,
+        "exit_status": exit.to_string(), "exit_success": exit.success(),
+    });
+    Ok(SweepRun {
+        label,
+        bin: bin.to_path_buf(),
+        fresh_ticks,
+        after_ticks,
+        rss_idle_kib: rss_idle,
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        exit,
+        json,
+    })
+}
+
+/// One window of steady load: the daemon's CPU ticks over it, and the peer's summary.
+fn sweep_window(d: &Daemon, what: &str) -> anyhow::Result<(u64, Value)> {
+    let (_, t0) = d.sample()?;
+    let start = std::time::Instant::now();
+    let load = peer_json(&["pace", "127.0.0.1", "0", SWEEP_RATE, SWEEP_SECS])?;
+    let secs = start.elapsed().as_secs_f64();
+    let (_, t1) = d.sample()?;
+    let ticks = t1.saturating_sub(t0);
+    println!(
+        "{what}: {} connects ({} accepted, {} errors) in {secs:.1} s; daemon {ticks} ticks ({:.1}% of one core)",
+        load["attempts"],
+        load["connected"],
+        load["errors"],
+        100.0 * ticks as f64 / TICKS_PER_SECOND / secs
+    );
+    Ok((ticks, load))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPOSITION: &str = r#"# HELP auditor_violations Connections of each violation edge.
+# TYPE auditor_violations counter
+auditor_violations_total{verdict="undocumented_egress",src="Tenant Service",dst="Tenant Service",transport="tcp",port="20001",rules="",node="n1"} 3
+auditor_violations_total{verdict="undocumented_egress",src="a \"}\" b",dst="_other",transport="tcp",port="0",rules="",node="n1"} 7
+auditor_violations_total_created 1.7e9
+auditor_overflow_sightings_total{holder="metrics"} 5
+auditor_overflow_sightings_total{holder="store"} 2
+auditor_connections_total{verdict="allowed",rule="3"} 10
+auditor_connections_total{verdict="undocumented_egress",rule=""} 12
+auditor_records_total 22
+# EOF
+"#;
+
+    #[test]
+    fn reads_samples_with_awkward_labels() {
+        let v = metric_samples(EXPOSITION, "auditor_violations_total");
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert_eq!(v[1].1, 7.0);
+        assert!(v[1].0.ends_with("node=\"n1\""));
+        assert_eq!(
+            metric_samples(EXPOSITION, "auditor_records_total"),
+            vec![("", 22.0)]
+        );
+        assert!(metric_samples(EXPOSITION, "auditor_records").is_empty());
+    }
+
+    /// A one-shot HTTP server on loopback answering `answer`; its port.
+    fn answer_once(answer: &'static str) -> u16 {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let n = s.read(&mut req).unwrap();
+            assert!(req[..n].starts_with(b"GET /metrics HTTP/1.0\r\n"));
+            s.write_all(answer.as_bytes()).unwrap();
+        });
+        port
+    }
+
+    #[test]
+    fn gets_metrics_over_plain_http() {
+        let port = answer_once(
+            "HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nauditor_records_total 22\n",
+        );
+        let body = http_get(port, "/metrics").unwrap();
+        assert_eq!(
+            metric_samples(&body, "auditor_records_total"),
+            vec![("", 22.0)]
+        );
+        let port = answer_once("HTTP/1.0 503 Service Unavailable\r\n\r\nbusy");
+        let err = http_get(port, "/metrics").unwrap_err().to_string();
+        assert!(err.contains("503"), "{err}");
+    }
+
+    #[test]
+    fn counts_edges() {
+        assert_eq!(
+            edge_counts(EXPOSITION),
+            EdgeCounts {
+                violation_series: 2,
+                overflow_sightings: 5,
+                connections: 22
+            }
+        );
+        assert_eq!(edge_counts(""), EdgeCounts::default());
+    }
 }

@@ -65,6 +65,10 @@ enum Task {
     /// `identity`: Kubernetes identity with 10,000 pods and churn (daemon RSS, bytes from
     /// the API server, lookup time). `walk`: CPU of the periodic walk of open sockets with
     /// 10,000 open (target < 50 ms).
+    /// `sweep`: `auditor run`'s CPU ticks under 300 connects/s for 40 s, fresh and after a
+    /// scan of 60,000 ports, and their ratio (target <= 1.5), with RSS; `--baseline-auditor
+    /// OLD` measures OLD first and prints before -> after.
+    /// `all` does not run sweep (it takes minutes).
     Bench {
         #[arg(value_enum, default_value = "all")]
         which: bench::Which,
@@ -77,10 +81,15 @@ enum Task {
         /// Which storms: tcp, udp, or both.
         #[arg(long, value_delimiter = ',', default_value = "tcp,udp")]
         storms: Vec<String>,
-        /// The `auditor` binary of the capture arm (default: target/release/auditor), e.g. a
-        /// copy built from an earlier commit, for a before/after table in one tool.
+        /// The `auditor` binary of the capture, walk and sweep arms (default:
+        /// target/release/auditor), e.g. a copy built from an earlier commit, for a
+        /// before/after table in one tool.
         #[arg(long)]
         auditor: Option<std::path::PathBuf>,
+        /// Sweep: an older `auditor` binary measured first, then --auditor's, printed as
+        /// before -> after.
+        #[arg(long)]
+        baseline_auditor: Option<std::path::PathBuf>,
         /// Skip set-up and the release build: measure the binaries as they are.
         #[arg(long)]
         no_build: bool,
@@ -159,6 +168,7 @@ fn main() -> anyhow::Result<()> {
             rounds,
             storms,
             auditor,
+            baseline_auditor,
             no_build,
         } => {
             if !no_build {
@@ -166,7 +176,14 @@ fn main() -> anyhow::Result<()> {
                 cargo(&["build", "--release", "--workspace", "--bins"])?;
             }
             setup::bench_tools()?;
-            bench::run(which, ops, rounds, &storms, auditor.as_deref())
+            bench::run(
+                which,
+                ops,
+                rounds,
+                &storms,
+                auditor.as_deref(),
+                baseline_auditor.as_deref(),
+            )
         }
     }
 }
