@@ -969,7 +969,8 @@ fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
     .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
     s.set_read_timeout(Some(HTTP_TIMEOUT))?;
     s.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")?;
+    // One write: `write!` on a socket sends each piece of the format on its own.
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())?;
     let mut answer = String::new();
     s.take(HTTP_MAX_BYTES)
         .read_to_string(&mut answer)
@@ -1366,9 +1367,13 @@ auditor_records_total 22
         let port = l.local_addr().unwrap().port();
         std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            let mut req = [0u8; 1024];
-            let n = s.read(&mut req).unwrap();
-            assert!(req[..n].starts_with(b"GET /metrics HTTP/1.0\r\n"));
+            let (mut req, mut chunk) = (Vec::new(), [0u8; 1024]);
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut chunk).unwrap();
+                assert!(n > 0, "the request ended early: {req:?}");
+                req.extend_from_slice(&chunk[..n]);
+            }
+            assert!(req.starts_with(b"GET /metrics HTTP/1.0\r\n"));
             s.write_all(answer.as_bytes()).unwrap();
         });
         port
