@@ -33,6 +33,19 @@ pub enum Which {
     /// 60,000 ports (target ratio <= 1.5); `--baseline-auditor` measures an older binary
     /// first. Not in `all`: some 2 minutes per binary.
     Sweep,
+    /// Soak: `auditor run` for `--minutes` under steady connects and new edges past its
+    /// edge cap; per minute RSS, CPU, open fds, store size. Not in `all`: it is long.
+    Soak,
+}
+
+/// The load of the soak (`--minutes`, `--rate`, `--new-edges-per-second`).
+#[derive(Clone, Copy, Debug)]
+pub struct SoakLoad {
+    pub minutes: u64,
+    /// Steady connects per second to one loopback listener (one edge, over and over).
+    pub rate: f64,
+    /// Connects per second to a port never used before (a new edge each).
+    pub new_edges_per_second: f64,
 }
 
 const STORM_PORTS: &str = "40101,40102,40103,40104";
@@ -45,6 +58,7 @@ pub fn run(
     storms: &[String],
     auditor: Option<&Path>,
     baseline: Option<&Path>,
+    soak_load: SoakLoad,
 ) -> anyhow::Result<()> {
     let default_bin = crate::root().join("target/release/auditor");
     let auditor = auditor.unwrap_or(&default_bin);
@@ -59,8 +73,9 @@ pub fn run(
         Which::Walk => walk(auditor, auditor == default_bin),
         Which::Dns => dns(),
         Which::Sweep => sweep(auditor, baseline),
-        // Not sweep: minutes per binary, and it measures one daemon over time, not a cost
-        // per operation.
+        Which::Soak => soak(auditor, soak_load),
+        // Not sweep or soak: minutes each, and they measure one daemon over time, not a
+        // cost per operation.
         Which::All => {
             verdict()?;
             dns()?;
@@ -1042,6 +1057,20 @@ fn edge_counts(metrics: &str) -> EdgeCounts {
     }
 }
 
+/// Open file descriptors of a process (entries of /proc/PID/fd).
+fn open_fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// Bytes of the store on disk: the SQLite file and its write-ahead log.
+fn store_bytes(dir: &Path) -> u64 {
+    ["store.db", "store.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Runs the peer with `args` and waits for it; its one JSON summary line.
 fn peer_json(args: &[&str]) -> anyhow::Result<Value> {
     let out = Command::new(peer())
@@ -1330,6 +1359,352 @@ fn sweep_window(d: &Daemon, what: &str) -> anyhow::Result<(u64, Value)> {
     Ok((ticks, load))
 }
 
+/// Soak: the daemon's cap on distinct edges (`--max-violation-series`). Small, so that
+/// the new edges (1 a second by default) pass it within minutes (200 s) and most of the
+/// soak runs the daemon at its cap, where memory must stay flat.
+const SOAK_MAX_SERIES: &str = "200";
+
+/// Soak: the new edges' ports, FROM..TO: 40,000 ports never used before in one run,
+/// 666 minutes at 1 a second. From 20000: below Linux's default ephemeral range
+/// (32768..60999) for the first 12,768 (3.5 hours at 1 a second), so these connects
+/// rarely meet a port this machine's own connections (or the daemon's) hold.
+const NEW_PORT_FROM: u16 = 20_000;
+const NEW_PORT_TO: u16 = 60_000;
+
+/// Soak: the longest run accepted, a week: beyond the new ports' room at any useful rate
+/// of new edges, and it keeps every count and deadline far from overflow.
+const SOAK_MAX_MINUTES: u64 = 7 * 24 * 60;
+
+/// Soak: memory is flat when every RSS sample of the last half is within 10% of their
+/// median (allocator noise is a few per cent; a leak of an edge's worth per new edge
+/// passes 10% within hours at the default load).
+const SOAK_FLAT_PERCENT: f64 = 10.0;
+
+/// The soak's arguments are usable: at least a minute, rates that are numbers, and no
+/// more new edges than there are new ports.
+fn soak_check(load: SoakLoad) -> anyhow::Result<()> {
+    if !(1..=SOAK_MAX_MINUTES).contains(&load.minutes) {
+        bail!(
+            "--minutes {}: give 1 to {SOAK_MAX_MINUTES} (a week)",
+            load.minutes
+        );
+    }
+    for (flag, v) in [
+        ("--rate", load.rate),
+        ("--new-edges-per-second", load.new_edges_per_second),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            bail!("{flag} {v}: give a number, 0 or more");
+        }
+    }
+    let ports = (load.new_edges_per_second * 60.0 * load.minutes as f64).round();
+    let room = f64::from(NEW_PORT_TO - NEW_PORT_FROM);
+    if ports > room {
+        bail!(
+            "{ports} new edges do not fit the {room} new ports ({NEW_PORT_FROM}..{NEW_PORT_TO}): at {} new edges a second, give --minutes {} or fewer",
+            load.new_edges_per_second,
+            (room / 60.0 / load.new_edges_per_second).floor()
+        );
+    }
+    Ok(())
+}
+
+/// min, max, median of a set of samples, and the largest distance of any of them from the
+/// median as a percentage of it (±%).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Spread {
+    min: f64,
+    max: f64,
+    median: f64,
+    percent: f64,
+}
+
+fn spread_of(v: &[f64]) -> Option<Spread> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut sorted = v.to_vec();
+    let median = median(&mut sorted);
+    let (min, max) = spread(v);
+    let percent = if median > 0.0 {
+        100.0 * (max - median).max(median - min) / median
+    } else {
+        0.0
+    };
+    Some(Spread {
+        min,
+        max,
+        median,
+        percent,
+    })
+}
+
+/// The least-squares slope of y over x; None with fewer than two distinct x.
+fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (points.len() >= 2 && sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// The minutes of the last half of a soak of `minutes`: those after its middle (all of a
+/// one-minute soak).
+fn last_half(minute: u64, minutes: u64) -> bool {
+    minute > minutes / 2
+}
+
+/// A load generator that is killed if dropped before it was waited for, so a soak that
+/// fails part-way leaves no load running.
+struct Generator {
+    child: Option<std::process::Child>,
+    args: Vec<String>,
+}
+
+impl Generator {
+    fn spawn(args: Vec<String>) -> anyhow::Result<Generator> {
+        let child = Command::new(peer())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting auditor-peer {}", args.join(" ")))?;
+        Ok(Generator {
+            child: Some(child),
+            args,
+        })
+    }
+
+    /// Waits for it (it ends on its own: every peer mode is bounded in time) and reads its
+    /// summary.
+    fn finish(mut self) -> anyhow::Result<Value> {
+        let child = self.child.take().context("finished already")?;
+        let out = child.wait_with_output()?;
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        peer_summary(&args, out)
+    }
+}
+
+impl Drop for Generator {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One minute of the soak.
+#[derive(Debug, Clone)]
+struct SoakRow {
+    minute: u64,
+    rss_kib: u64,
+    cpu_percent: f64,
+    fds: u64,
+    store_bytes: u64,
+    events_bytes: u64,
+    /// New edges the generator was due to have made by now (it runs on a fixed schedule).
+    new_edges: u64,
+    edges: EdgeCounts,
+}
+
+/// `cargo xtask bench soak`: `auditor run` with a store and a small edge cap, under steady
+/// connects to one listener and a steady trickle of new edges, for `minutes`. One row a
+/// minute; at the end, whether memory stayed flat over the last half, the store's growth
+/// extrapolated per day, and how the daemon exited on SIGTERM.
+fn soak(auditor: &Path, load: SoakLoad) -> anyhow::Result<()> {
+    crate::require_root("the soak benchmark")?;
+    soak_check(load)?;
+    let dir = crate::root().join("target/bench/soak");
+    let mut d = Daemon::start(auditor, &dir, &["--max-violation-series", SOAK_MAX_SERIES])?;
+    let secs = load.minutes * 60;
+    let start = std::time::Instant::now();
+    let (_, ticks0) = d.sample()?;
+    let steady = (load.rate > 0.0)
+        .then(|| {
+            Generator::spawn(vec![
+                "pace".into(),
+                "127.0.0.1".into(),
+                "0".into(),
+                load.rate.to_string(),
+                secs.to_string(),
+            ])
+        })
+        .transpose()?;
+    let new_edges = (load.new_edges_per_second > 0.0)
+        .then(|| {
+            Generator::spawn(vec![
+                "newports".into(),
+                "127.0.0.1".into(),
+                NEW_PORT_FROM.to_string(),
+                load.new_edges_per_second.to_string(),
+                secs.to_string(),
+            ])
+        })
+        .transpose()?;
+    let new_edges_total = (load.new_edges_per_second * secs as f64).round() as u64;
+    println!(
+        "\n== soak: {} (pid {}), {} minutes, {} connects/s to one listener + {} new edges/s (ports from {NEW_PORT_FROM}), --max-violation-series {SOAK_MAX_SERIES} ==",
+        auditor.display(),
+        d.pid,
+        load.minutes,
+        load.rate,
+        load.new_edges_per_second
+    );
+    println!(
+        "{:>6} {:>8} {:>6} {:>5} {:>10} {:>9} {:>7} {:>9} {:>9}",
+        "minute",
+        "RSS MiB",
+        "CPU %",
+        "fds",
+        "store KiB",
+        "new edges",
+        "series",
+        "overflow",
+        "judged"
+    );
+    let mut rows: Vec<SoakRow> = Vec::new();
+    let (mut prev_at, mut prev_ticks) = (start, ticks0);
+    for minute in 1..=load.minutes {
+        let due = start + Duration::from_secs(60 * minute);
+        loop {
+            let now = std::time::Instant::now();
+            if now >= due {
+                break;
+            }
+            if d.exited() {
+                bail!(
+                    "auditor run exited during the soak: see {}",
+                    d.log().display()
+                );
+            }
+            std::thread::sleep((due - now).min(Duration::from_secs(1)));
+        }
+        let (rss, ticks) = d.sample()?;
+        let at = std::time::Instant::now();
+        let cpu_percent = 100.0 * ticks.saturating_sub(prev_ticks) as f64
+            / TICKS_PER_SECOND
+            / (at - prev_at).as_secs_f64();
+        (prev_at, prev_ticks) = (at, ticks);
+        let edges = match d.metrics() {
+            Ok(m) => edge_counts(&m),
+            Err(e) => {
+                eprintln!("minute {minute}: /metrics: {e:#}");
+                EdgeCounts::default()
+            }
+        };
+        let row = SoakRow {
+            minute,
+            rss_kib: rss,
+            cpu_percent,
+            fds: open_fds(d.pid).unwrap_or(0),
+            store_bytes: store_bytes(&dir),
+            events_bytes: std::fs::metadata(dir.join("events.jsonl")).map_or(0, |m| m.len()),
+            new_edges: ((load.new_edges_per_second * (at - start).as_secs_f64()) as u64)
+                .min(new_edges_total),
+            edges,
+        };
+        println!(
+            "{:>6} {:>8.1} {:>6.1} {:>5} {:>10.0} {:>9} {:>7} {:>9} {:>9}",
+            row.minute,
+            row.rss_kib as f64 / 1024.0,
+            row.cpu_percent,
+            row.fds,
+            row.store_bytes as f64 / 1024.0,
+            row.new_edges,
+            row.edges.violation_series,
+            row.edges.overflow_sightings,
+            row.edges.connections
+        );
+        rows.push(row);
+    }
+    let steady = steady.map(Generator::finish).transpose()?;
+    let new_edges = new_edges.map(Generator::finish).transpose()?;
+    let exit = d.stop()?;
+
+    let half: Vec<&SoakRow> = rows
+        .iter()
+        .filter(|r| last_half(r.minute, load.minutes))
+        .collect();
+    let rss: Vec<f64> = half.iter().map(|r| r.rss_kib as f64 / 1024.0).collect();
+    let rss = spread_of(&rss).context("no minute in the last half")?;
+    let flat = rss.percent <= SOAK_FLAT_PERCENT;
+    let points: Vec<(f64, f64)> = half
+        .iter()
+        .map(|r| (r.minute as f64, r.store_bytes as f64))
+        .collect();
+    let growth = slope(&points);
+    let (first, last) = (half[0].minute, half[half.len() - 1].minute);
+    println!(
+        "RSS over the last half (minutes {first}..{last}): min {:.1}, max {:.1}, median {:.1} MiB, spread ±{:.1}%: {}",
+        rss.min,
+        rss.max,
+        rss.median,
+        rss.percent,
+        if flat {
+            format!("flat within ±{SOAK_FLAT_PERCENT}%")
+        } else {
+            format!("NOT flat within ±{SOAK_FLAT_PERCENT}%")
+        }
+    );
+    match growth {
+        Some(g) => println!(
+            "store growth over the last half: {:.1} KiB/minute (least squares), {:.1} MiB/day at {} connects/s + {} new edges/s",
+            g / 1024.0,
+            g * 1440.0 / (1024.0 * 1024.0),
+            load.rate,
+            load.new_edges_per_second
+        ),
+        None => println!(
+            "store growth over the last half: n/a (needs two minutes or more in it: --minutes 3 or more)"
+        ),
+    }
+    let summary = |v: &Option<Value>| {
+        v.as_ref().map_or("none".to_string(), |v| {
+            format!(
+                "{} connects ({} accepted, {} refused, {} errors) in {} s",
+                v["attempts"], v["connected"], v["refused"], v["errors"], v["seconds"]
+            )
+        })
+    };
+    println!(
+        "load: steady {}; new edges {}",
+        summary(&steady),
+        summary(&new_edges)
+    );
+    println!("daemon after SIGTERM: {exit}");
+    let report = json!({
+        "binary": auditor.display().to_string(),
+        "minutes": load.minutes, "rate_per_s": load.rate,
+        "new_edges_per_second": load.new_edges_per_second,
+        "max_violation_series": SOAK_MAX_SERIES.parse::<u64>()?,
+        "rows": rows.iter().map(|r| json!({
+            "minute": r.minute, "rss_mib": r.rss_kib as f64 / 1024.0, "cpu_percent": r.cpu_percent,
+            "open_fds": r.fds, "store_bytes": r.store_bytes, "events_bytes": r.events_bytes,
+            "new_edges": r.new_edges, "violation_series": r.edges.violation_series,
+            "overflow_sightings": r.edges.overflow_sightings,
+            "connections_judged": r.edges.connections,
+        })).collect::<Vec<_>>(),
+        "rss_last_half": {"min_mib": rss.min, "max_mib": rss.max, "median_mib": rss.median,
+            "spread_percent": rss.percent, "flat": flat, "flat_within_percent": SOAK_FLAT_PERCENT},
+        "store_growth_bytes_per_minute": growth,
+        "store_growth_mib_per_day": growth.map(|g| g * 1440.0 / (1024.0 * 1024.0)),
+        "steady_load": steady, "new_edges_load": new_edges,
+        "exit_status": exit.to_string(), "exit_success": exit.success(),
+    });
+    let path = crate::root().join("target/bench/soak.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("written: {}", path.display());
+    if !exit.success() {
+        bail!(
+            "auditor run exited with {exit} after SIGTERM: see {}",
+            dir.join("daemon.log").display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1405,5 +1780,51 @@ auditor_records_total 22
             }
         );
         assert_eq!(edge_counts(""), EdgeCounts::default());
+    }
+
+    #[test]
+    fn spread_is_the_largest_distance_from_the_median() {
+        let s = spread_of(&[100.0, 95.0, 104.0, 100.0, 112.0]).unwrap();
+        assert_eq!((s.min, s.max, s.median), (95.0, 112.0, 100.0));
+        assert!((s.percent - 12.0).abs() < 1e-9);
+        assert!(spread_of(&[]).is_none());
+        assert_eq!(spread_of(&[0.0]).unwrap().percent, 0.0);
+    }
+
+    #[test]
+    fn slope_is_least_squares() {
+        let pts: Vec<(f64, f64)> = (1..=5)
+            .map(|m| (m as f64, 1000.0 + 50.0 * m as f64))
+            .collect();
+        assert!((slope(&pts).unwrap() - 50.0).abs() < 1e-9);
+        assert!(slope(&pts[..1]).is_none());
+        assert!(slope(&[(2.0, 1.0), (2.0, 5.0)]).is_none());
+    }
+
+    #[test]
+    fn last_half_of_a_soak() {
+        let half = |n| (1..=n).filter(|m| last_half(*m, n)).collect::<Vec<u64>>();
+        assert_eq!(half(1), vec![1]);
+        assert_eq!(half(4), vec![3, 4]);
+        assert_eq!(half(5), vec![3, 4, 5]);
+        assert_eq!(half(30).len(), 15);
+    }
+
+    #[test]
+    fn soak_arguments() {
+        let load = |minutes, rate, e| SoakLoad {
+            minutes,
+            rate,
+            new_edges_per_second: e,
+        };
+        assert!(soak_check(load(30, 100.0, 1.0)).is_ok());
+        assert!(soak_check(load(600, 100.0, 1.0)).is_ok());
+        assert!(soak_check(load(60, 0.0, 0.0)).is_ok());
+        let too_many = soak_check(load(700, 100.0, 1.0)).unwrap_err().to_string();
+        assert!(too_many.contains("--minutes 666 or fewer"), "{too_many}");
+        assert!(soak_check(load(0, 100.0, 1.0)).is_err());
+        assert!(soak_check(load(SOAK_MAX_MINUTES + 1, 100.0, 0.0)).is_err());
+        assert!(soak_check(load(30, f64::NAN, 1.0)).is_err());
+        assert!(soak_check(load(30, 100.0, -1.0)).is_err());
     }
 }

@@ -68,7 +68,11 @@ enum Task {
     /// `sweep`: `auditor run`'s CPU ticks under 300 connects/s for 40 s, fresh and after a
     /// scan of 60,000 ports, and their ratio (target <= 1.5), with RSS; `--baseline-auditor
     /// OLD` measures OLD first and prints before -> after.
-    /// `all` does not run sweep (it takes minutes).
+    /// `soak`: `auditor run` for `--minutes N` (default 30) under `--rate` connects/s and
+    /// `--new-edges-per-second`, past a small edge cap: one row a minute (RSS, CPU, open
+    /// fds, store size, edges), then whether RSS stayed flat over the last half, the
+    /// store's growth per day, and the exit status after SIGTERM.
+    /// `all` runs neither sweep nor soak (they take minutes).
     Bench {
         #[arg(value_enum, default_value = "all")]
         which: bench::Which,
@@ -81,7 +85,7 @@ enum Task {
         /// Which storms: tcp, udp, or both.
         #[arg(long, value_delimiter = ',', default_value = "tcp,udp")]
         storms: Vec<String>,
-        /// The `auditor` binary of the capture, walk and sweep arms (default:
+        /// The `auditor` binary of the capture, walk, sweep and soak arms (default:
         /// target/release/auditor), e.g. a copy built from an earlier commit, for a
         /// before/after table in one tool.
         #[arg(long)]
@@ -90,6 +94,16 @@ enum Task {
         /// before -> after.
         #[arg(long)]
         baseline_auditor: Option<std::path::PathBuf>,
+        /// Soak: minutes of steady traffic (one row each).
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Soak: connects per second to one loopback listener (the same edge over and over).
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Soak: connects per second to a port never used before (a new edge each; ports
+        /// 20000..60000, so this x 60 x --minutes must stay within 40,000).
+        #[arg(long, default_value_t = 1.0)]
+        new_edges_per_second: f64,
         /// Skip set-up and the release build: measure the binaries as they are.
         #[arg(long)]
         no_build: bool,
@@ -169,6 +183,9 @@ fn main() -> anyhow::Result<()> {
             storms,
             auditor,
             baseline_auditor,
+            minutes,
+            rate,
+            new_edges_per_second,
             no_build,
         } => {
             if !no_build {
@@ -183,6 +200,11 @@ fn main() -> anyhow::Result<()> {
                 &storms,
                 auditor.as_deref(),
                 baseline_auditor.as_deref(),
+                bench::SoakLoad {
+                    minutes,
+                    rate,
+                    new_edges_per_second,
+                },
             )
         }
     }
