@@ -11,11 +11,16 @@
 /// Map and global names. They must equal the `static` symbol names in `auditor-ebpf`
 /// (aya names a map after its symbol); `auditor` looks everything up through these.
 pub mod names {
-    pub const MAP_FLOWS: &str = "AUDITOR_FLOWS";
+    /// The flow maps, one per epoch slot (`FLOW_EPOCH_MAPS`), in slot order.
+    pub const MAP_FLOWS: [&str; super::FLOW_EPOCH_MAPS as usize] =
+        ["AUDITOR_FLOWS_0", "AUDITOR_FLOWS_1"];
+    /// The current epoch (`Array<u32>`, slot 0), written by user space at each sweep.
+    pub const MAP_EPOCH: &str = "AUDITOR_EPOCH";
+    /// Connections lost per epoch slot (`PerCpuArray<u64>`), cleared as each map is drained.
+    pub const MAP_LOST: &str = "AUDITOR_LOST";
     pub const MAP_EVENTS: &str = "AUDITOR_EVENTS";
     pub const MAP_COUNTERS: &str = "AUDITOR_COUNTERS";
     pub const MAP_LISTENERS: &str = "AUDITOR_LISTENERS";
-    pub const MAP_FLOW_TOTAL: &str = "AUDITOR_FLOW_TOTAL";
     /// Sockets that sent a DNS query, and to which server (`DnsQueryKey` → `DnsQuerier`).
     pub const MAP_DNS_QUERIES: &str = "AUDITOR_DNS_QUERIES";
 
@@ -45,9 +50,17 @@ pub mod names {
     pub const ITER_TASK_FILE: &str = "task_file";
 }
 
-/// Capacities. The flow map is an LRU: when it is full the least recently seen flow is
-/// evicted, and the kernel counts the eviction (see `Counter::FlowsEvicted`).
-pub const FLOWS_MAX_ENTRIES: u32 = 16_384;
+/// Flow maps in rotation. The programs count into the map of the current epoch; at each
+/// sweep user space starts the next epoch, waits until no program still runs with the
+/// old one (an RCU barrier), and drains the old epoch's map, which is then empty for the
+/// epoch after. Two maps: one live, one being drained.
+pub const FLOW_EPOCH_MAPS: u32 = 2;
+/// Distinct flows one epoch's map holds (an epoch is one `--record-interval`, 1 s by
+/// default). A full map evicts nothing: each further sighting of a flow it lacks goes
+/// through the ring buffer as a record of its own (`Counter::FlowInsertFailed`), and is
+/// lost, and counted per epoch, only when the ring buffer is full too. Kernel memory:
+/// see docs/capture.md ("Kernel memory").
+pub const FLOWS_MAX_ENTRIES: u32 = 32_768;
 pub const LISTENERS_MAX_ENTRIES: u32 = 8_192;
 pub const EVENTS_RING_BYTES: u32 = 1 << 20;
 /// Sockets with a DNS query in flight: an entry lives until the LRU displaces it, which
@@ -193,8 +206,7 @@ pub struct Config {
     pub off_sock_net: u32,
     /// Offset of `net.net_cookie` (u64) in `struct net`.
     pub off_net_cookie: u32,
-    /// A flow already reported is reported again at most this often while it is active.
-    pub record_interval_ns: u64,
+    pub _pad0: u64,
     /// Where `tp_btf` reads the socket (see `SockOffsets`); valid when `sock.valid != 0`.
     pub sock: SockOffsets,
     /// Error paths to take on purpose (`FAULT_*` bits), so a real-kernel test can prove
@@ -261,7 +273,7 @@ impl Config {
         netns_offsets_valid: 0,
         off_sock_net: 0,
         off_net_cookie: 0,
-        record_interval_ns: 1_000_000_000,
+        _pad0: 0,
         sock: SockOffsets::NONE,
         inject_faults: 0,
         empty_programs: 0,
@@ -390,38 +402,46 @@ pub struct FlowKey {
 }
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 64);
 
-/// Per-flow aggregate in the LRU map. Several CPUs may see the same flow at once, so the
-/// count is updated with an atomic add.
+/// Per-flow aggregate in an epoch's flow map. Several CPUs may see the same flow at once,
+/// so the count is updated with an atomic add.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowStats {
-    /// Identifies this entry's life in the map: a flow evicted and seen again is a new entry.
+    /// The flow's first sighting in this epoch.
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
-    /// When this flow last went through the ring buffer (0: never).
+    /// When this flow went through the ring buffer in this epoch (0: not yet).
     pub last_report_ns: u64,
-    /// Connections since the entry was created. Cumulative: user space subtracts what it
-    /// has delivered, so ring records and its own sweeps of this map never count twice.
+    /// Connections in this epoch so far. Cumulative within the epoch: user space
+    /// subtracts what the ring record carried, so a record and the drain never count twice.
     pub count: u64,
 }
 const _: () = assert!(core::mem::size_of::<FlowStats>() == 32);
 
-/// One ring-buffer record: a flow's first sighting, or an update for an active flow.
+/// One ring-buffer record: a flow's first sighting in an epoch, or (`FLOW_EVENT_ALONE`) one
+/// connection the epoch's full map could not hold.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowEvent {
     pub key: FlowKey,
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
-    /// Connections since the flow's map entry was created (cumulative; see FlowStats).
+    /// Connections in the flow's map entry so far this epoch (cumulative; see FlowStats).
     pub count: u64,
     /// Thread id of the sighting that emitted this record (the listener's, for ingress).
     pub pid: u32,
     pub uid: u32,
     pub comm: [u8; 16],
     pub hook: u8,
-    pub _pad: [u8; 7],
+    /// `FLOW_EVENT_*` bits.
+    pub flags: u8,
+    pub _pad: u16,
+    /// The epoch of the map that holds the flow (and that its drain delivers the rest from).
+    pub epoch: u32,
 }
+/// `FlowEvent::flags`: the record stands alone, with no map entry behind it (the epoch's
+/// map was full); its count is delivered as it is.
+pub const FLOW_EVENT_ALONE: u8 = 1;
 const _: () = assert!(core::mem::size_of::<FlowEvent>() == 120);
 
 /// A listening socket's owner, recorded at bind time: passive opens complete in softirq
@@ -521,23 +541,22 @@ const _: () = assert!(core::mem::size_of::<DnsPacket>() != core::mem::size_of::<
 pub enum Counter {
     /// Sightings the programs handled (after the daemon's own were skipped).
     Sightings = 0,
-    /// Records that could not be reserved: the ring buffer was full. Their connections stay
-    /// counted in the flow map, where user space's sweep finds them.
+    /// Records that could not be reserved: the ring buffer was full. A first sighting's
+    /// connections stay counted in the flow map, where the drain finds them; a record
+    /// standing alone is lost (`ConnectionsLost`).
     RingbufFull = 1,
-    /// New keys put in the flow map. User space compares this with the map's live entries
-    /// to count LRU evictions.
+    /// Flows put in an epoch's flow map (a flow active in several epochs counts in each).
     FlowsInserted = 2,
-    /// The flow map refused an insert; the sighting went straight to the ring buffer.
+    /// An epoch's flow map refused an insert (full); the sighting went straight to the
+    /// ring buffer as a record of its own.
     FlowInsertFailed = 3,
     /// A passive open whose listener was bound before the probes were attached.
     PassiveNoListener = 4,
     /// Reading the socket's network namespace failed.
     NetnsReadFailed = 5,
-    /// Flows the LRU flow map evicted to make room: a new flow inserted while the map
-    /// already held `FLOWS_MAX_ENTRIES` (the programs are the map's only writers and nothing
-    /// deletes from it, so every insert past capacity displaced one flow). An evicted flow's
-    /// undelivered connections are lost; its next connection starts a new entry.
-    FlowsEvicted = 6,
+    /// Connections lost: the epoch's flow map was full and so was the ring buffer. The
+    /// only way the flow path loses a connection; also counted per epoch (`MAP_LOST`).
+    ConnectionsLost = 6,
     /// A socket of a family other than IPv4/IPv6 reached a program that handles only those.
     UnexpectedFamily = 7,
     /// DNS packets from port 53 copied to the ring buffer.
@@ -560,7 +579,7 @@ impl Counter {
         Counter::FlowInsertFailed,
         Counter::PassiveNoListener,
         Counter::NetnsReadFailed,
-        Counter::FlowsEvicted,
+        Counter::ConnectionsLost,
         Counter::UnexpectedFamily,
         Counter::DnsPackets,
         Counter::DnsRingFull,
@@ -577,7 +596,7 @@ impl Counter {
             Counter::FlowInsertFailed => "flow_insert_failed",
             Counter::PassiveNoListener => "passive_no_listener",
             Counter::NetnsReadFailed => "netns_read_failed",
-            Counter::FlowsEvicted => "flows_evicted",
+            Counter::ConnectionsLost => "connections_lost",
             Counter::UnexpectedFamily => "unexpected_family",
             Counter::DnsPackets => "dns_packets",
             Counter::DnsRingFull => "dns_ringbuf_full",

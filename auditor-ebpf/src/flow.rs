@@ -1,35 +1,56 @@
 //! Maps, load-time config and the per-flow aggregation every hook feeds: a flow's first
-//! sighting goes through the ring buffer at once, then at most one record per interval.
+//! sighting in each epoch goes through the ring buffer at once; later sightings in the
+//! epoch are an atomic add in the epoch's flow map, which user space drains.
+//!
+//! Epochs (see `auditor_common::FLOW_EPOCH_MAPS`): the programs count into one of two
+//! flow maps, chosen by the epoch user space writes into `AUDITOR_EPOCH` at each sweep.
+//! User space drains (reads, then empties) the old epoch's map once no program still
+//! runs with the old epoch. So a sweep costs what the last epoch saw, not every flow the
+//! node ever had, and a full map never evicts: a sighting it cannot hold goes through the
+//! ring buffer, and one neither can take is counted as lost, in its epoch.
 
 use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 
 const SEQ_CST: AtomicOrdering = AtomicOrdering::SeqCst;
 
 use auditor_common::{
-    COUNTER_SLOTS, Config, Counter, EVENTS_RING_BYTES, FAULT_FLOW_INSERT, FLOWS_MAX_ENTRIES,
-    FlowEvent, FlowKey, FlowStats, LISTENERS_MAX_ENTRIES, ListenerKey, ListenerOwner,
+    COUNTER_SLOTS, Config, Counter, EVENTS_RING_BYTES, FAULT_FLOW_INSERT, FLOW_EPOCH_MAPS,
+    FLOW_EVENT_ALONE, FLOWS_MAX_ENTRIES, FlowEvent, FlowKey, FlowStats, LISTENERS_MAX_ENTRIES, ListenerKey,
+    ListenerOwner,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 
+// One map per epoch slot (`epoch % FLOW_EPOCH_MAPS`). Plain hash maps, not LRU: a map
+// that is full refuses the insert (the sighting then goes through the ring buffer)
+// instead of silently evicting a flow whose connections were not delivered yet.
 #[map]
-pub static AUDITOR_FLOWS: LruHashMap<FlowKey, FlowStats> =
-    LruHashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
+pub static AUDITOR_FLOWS_0: HashMap<FlowKey, FlowStats> =
+    HashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
+#[map]
+pub static AUDITOR_FLOWS_1: HashMap<FlowKey, FlowStats> =
+    HashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
+const _: () = assert!(FLOW_EPOCH_MAPS == 2);
+
+/// The current epoch, written by user space at each sweep (slot 0).
+#[map]
+static AUDITOR_EPOCH: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Per epoch slot and CPU: connections neither a flow map nor the ring buffer could take.
+/// User space reads and clears a slot when it drains that slot's map, so each loss is
+/// recorded with the observations of its own epoch.
+#[map]
+static AUDITOR_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(FLOW_EPOCH_MAPS, 0);
 
 #[map]
 pub static AUDITOR_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
 
 #[map]
 pub static AUDITOR_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
-
-/// Flows ever inserted into AUDITOR_FLOWS, node-wide: the insert that finds it at
-/// capacity evicted a flow. Touched only when a flow is new.
-#[map]
-static AUDITOR_FLOW_TOTAL: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static AUDITOR_LISTENERS: LruHashMap<ListenerKey, ListenerOwner> =
@@ -76,6 +97,17 @@ pub fn count(counter: Counter) {
     }
 }
 
+/// A connection that reached neither a flow map nor the ring buffer: counted node-wide
+/// (metrics) and in its epoch's slot (what the store records with that epoch).
+#[inline(always)]
+fn count_lost(epoch: u32) {
+    count(Counter::ConnectionsLost);
+    if let Some(slot) = AUDITOR_LOST.get_ptr_mut(epoch % FLOW_EPOCH_MAPS) {
+        // Per-CPU slot: no other CPU writes it.
+        unsafe { *slot += 1 };
+    }
+}
+
 /// Who made the connection, as far as the hook knows.
 pub struct Actor {
     pub pid: u32,
@@ -95,14 +127,33 @@ impl Actor {
     }
 }
 
-/// Records one sighting of `key`; reports it when it is new or its interval has passed.
-/// `actor` is only called when a record is emitted: most sightings of a busy flow are
-/// just one atomic add, so the per-connection cost stays small.
+/// Records one sighting of `key` in the current epoch's map; reports it through the ring
+/// buffer when it is the flow's first in the epoch. `actor` is only called when a record
+/// is emitted: a repeat sighting is a lookup and an atomic add.
 #[inline(always)]
 pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
     count(Counter::Sightings);
+    let epoch = match AUDITOR_EPOCH.get(0) {
+        Some(e) => unsafe { core::ptr::read_volatile(e) },
+        None => 0,
+    };
+    // One call site per map, so the verifier knows each map and can inline its lookups.
+    match epoch % FLOW_EPOCH_MAPS {
+        0 => observe_in(&AUDITOR_FLOWS_0, epoch, key, actor, hook),
+        _ => observe_in(&AUDITOR_FLOWS_1, epoch, key, actor, hook),
+    }
+}
+
+#[inline(always)]
+fn observe_in(
+    flows: &HashMap<FlowKey, FlowStats>,
+    epoch: u32,
+    key: &FlowKey,
+    actor: impl FnOnce() -> Actor,
+    hook: u8,
+) {
     let now = unsafe { bpf_ktime_get_ns() };
-    let stats = match AUDITOR_FLOWS.get_ptr_mut(key) {
+    let stats = match flows.get_ptr_mut(key) {
         Some(stats) => stats,
         None => {
             let fresh = FlowStats {
@@ -113,51 +164,44 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
             };
             let inject = fault_injected(FAULT_FLOW_INSERT);
             // NOEXIST: another CPU may have inserted the same flow meanwhile; theirs wins.
-            if !inject
-                && AUDITOR_FLOWS
-                    .insert(key, &fresh, BPF_NOEXIST as u64)
-                    .is_ok()
-            {
+            if !inject && flows.insert(key, &fresh, BPF_NOEXIST as u64).is_ok() {
                 count(Counter::FlowsInserted);
-                count_eviction();
             }
-            let stats = if inject {
-                None
-            } else {
-                AUDITOR_FLOWS.get_ptr_mut(key)
-            };
+            let stats = if inject { None } else { flows.get_ptr_mut(key) };
             match stats {
                 Some(stats) => stats,
                 None => {
+                    // The epoch's map is full (or refused): this one connection goes
+                    // through the ring buffer on its own.
                     count(Counter::FlowInsertFailed);
                     crate::log::flow_insert_failed();
-                    emit(key, &actor(), hook, now, now, 1);
+                    emit(key, &actor(), hook, epoch, now);
                     return;
                 }
             }
         }
     };
     // The bpfel target offers no `core::sync::atomic` read-modify-write, so the intrinsics
-    // are used directly; they lower to BPF_ATOMIC add / xchg / cmpxchg. SeqCst is the only
-    // ordering the BPF backend lowers for cmpxchg and xchg (it is what the kernel does anyway).
+    // are used directly; they lower to BPF_ATOMIC add / cmpxchg. SeqCst is the only
+    // ordering the BPF backend lowers for cmpxchg (it is what the kernel does anyway).
     unsafe {
         atomic_xadd::<u64, u64, { SEQ_CST }>(&raw mut (*stats).count, 1);
         (*stats).last_seen_ns = now;
 
+        // The repeat sighting's whole cost ends here: the flow was reported this epoch.
         let last_report = &raw mut (*stats).last_report_ns;
-        let previous = core::ptr::read_volatile(last_report);
-        if previous != 0 && now.wrapping_sub(previous) < config!(record_interval_ns) {
+        if core::ptr::read_volatile(last_report) != 0 {
             return;
         }
-        // One reporter per interval even when several CPUs get here together.
-        if !atomic_cxchg::<u64, { SEQ_CST }, { SEQ_CST }>(last_report, previous, now).1 {
+        // One reporter per epoch even when several CPUs get here together.
+        if !atomic_cxchg::<u64, { SEQ_CST }, { SEQ_CST }>(last_report, 0, now).1 {
             return;
         }
         let Some(mut entry) = AUDITOR_EVENTS.reserve::<FlowEvent>(0) else {
-            // Counted, and nothing is lost: the connections stay in `count`, user space's
-            // sweep of the map delivers them, and the restored stamp retries the record.
+            // Counted, and nothing is lost: the connections stay in `count`, the drain of
+            // this map delivers them, and the cleared stamp lets the next sighting retry.
             count(Counter::RingbufFull);
-            core::ptr::write_volatile(last_report, previous);
+            core::ptr::write_volatile(last_report, 0);
             return;
         };
         let total = core::ptr::read_volatile(&raw const (*stats).count);
@@ -171,49 +215,39 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
             uid: actor.uid,
             comm: actor.comm,
             hook,
-            _pad: [0; 7],
+            flags: 0,
+            _pad: 0,
+            epoch,
         });
         entry.submit(0);
     }
 }
 
-/// The programs are the flow map's only writers and nothing deletes from it, so an insert
-/// made when it already held FLOWS_MAX_ENTRIES flows displaced one.
+/// Sends one connection straight through the ring buffer (the epoch's map refused the
+/// flow). With the ring full too it is lost, and counted in its epoch.
 #[inline(always)]
-fn count_eviction() {
-    if let Some(total) = AUDITOR_FLOW_TOTAL.get_ptr_mut(0) {
-        // The BPF CPU we build for has no fetch-and-add, so add, then read: two CPUs that
-        // cross the capacity at the same instant may both read past it. That can over-count
-        // by at most one per CPU, once, when the map first fills.
-        let after = unsafe {
-            atomic_xadd::<u64, u64, { SEQ_CST }>(total, 1);
-            core::ptr::read_volatile(total)
-        };
-        if after > FLOWS_MAX_ENTRIES as u64 {
-            count(Counter::FlowsEvicted);
-        }
-    }
-}
-
-/// Sends one record straight through the ring buffer (the flow map refused the flow).
-#[inline(always)]
-fn emit(key: &FlowKey, actor: &Actor, hook: u8, first: u64, last: u64, n: u64) {
+fn emit(key: &FlowKey, actor: &Actor, hook: u8, epoch: u32, now: u64) {
     match AUDITOR_EVENTS.reserve::<FlowEvent>(0) {
         Some(mut entry) => {
             entry.write(FlowEvent {
                 key: *key,
-                first_seen_ns: first,
-                last_seen_ns: last,
-                count: n,
+                first_seen_ns: now,
+                last_seen_ns: now,
+                count: 1,
                 pid: actor.pid,
                 uid: actor.uid,
                 comm: actor.comm,
                 hook,
-                _pad: [0; 7],
+                flags: FLOW_EVENT_ALONE,
+                _pad: 0,
+                epoch,
             });
             entry.submit(0);
         }
-        None => count(Counter::RingbufFull),
+        None => {
+            count(Counter::RingbufFull);
+            count_lost(epoch);
+        }
     }
 }
 

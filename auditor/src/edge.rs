@@ -324,29 +324,37 @@ pub fn rules_label(rules: &[u32]) -> String {
     }
 }
 
-/// Kernel-side losses in a period: connections that may be uncounted. A period with any
-/// is not fully audited.
+/// What the kernel lost in a period, and the pressure it was under. A period with any
+/// connection lost is not fully audited; the two pressure figures lost nothing.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
 )]
 #[serde(deny_unknown_fields)]
 pub struct Drops {
-    /// Records the ring buffer had no room for (the sweep still delivers their counts).
+    /// Records the ring buffer had no room for. Nothing lost: the drain of the epoch's
+    /// flow map delivered their connections.
     pub ringbuf_full: u64,
-    /// Flows evicted from the kernel's LRU flow map.
-    pub lru_evictions: u64,
-    /// Flows the kernel's flow map refused.
+    /// Connections lost: counted by the kernel but never delivered (an epoch's flow map
+    /// was full, and so was the ring buffer). Exact. Made before the flow maps had epochs
+    /// (schema 6 and older), it counts what may have lost connections then: in a
+    /// recording's `lru_evictions`, the flows the LRU flow map evicted; in a store, those
+    /// plus its full ring buffers and refused inserts.
+    #[serde(alias = "lru_evictions")]
+    pub connections_lost: u64,
+    /// Sightings an epoch's full flow map could not hold. Nothing lost: each went through
+    /// the ring buffer on its own (with that full too, it is in `connections_lost`).
     pub flow_insert_failed: u64,
 }
 
 impl Drops {
-    pub fn total(&self) -> u64 {
-        self.ringbuf_full + self.lru_evictions + self.flow_insert_failed
+    /// What makes a period not fully audited.
+    pub fn lost(&self) -> u64 {
+        self.connections_lost
     }
 
     pub fn add(&mut self, other: &Drops) {
         self.ringbuf_full += other.ringbuf_full;
-        self.lru_evictions += other.lru_evictions;
+        self.connections_lost += other.connections_lost;
         self.flow_insert_failed += other.flow_insert_failed;
     }
 }
@@ -472,16 +480,26 @@ mod tests {
     }
 
     #[test]
-    fn drops_total() {
+    fn drops_add_up_and_only_lost_connections_are_lost() {
         let mut d = Drops {
             ringbuf_full: 1,
             ..Drops::default()
         };
+        assert_eq!(d.lost(), 0, "a full ring buffer lost nothing");
         d.add(&Drops {
-            lru_evictions: 2,
+            connections_lost: 2,
             flow_insert_failed: 3,
             ..Drops::default()
         });
-        assert_eq!(d.total(), 6);
+        assert_eq!(
+            (d.ringbuf_full, d.connections_lost, d.flow_insert_failed, d.lost()),
+            (1, 2, 3, 2)
+        );
+        // A recording made before the epochs names its evictions `lru_evictions`.
+        let old: Drops = serde_json::from_str(
+            r#"{"ringbuf_full":0,"lru_evictions":4,"flow_insert_failed":0}"#,
+        )
+        .unwrap();
+        assert_eq!(old.lost(), 4);
     }
 }

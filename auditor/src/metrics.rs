@@ -317,7 +317,7 @@ impl Metrics {
             "Flow records read from the kernel",
             m.records.clone(),
         );
-        registry.register("kernel_events", "Kernel-side counts: sightings, passive_no_listener, DNS packets (dns_packets, dns_ringbuf_full, dns_truncated, dns_unsolicited), and losses (ringbuf_full, lru_evictions, flow_insert_failed)", m.kernel.clone());
+        registry.register("kernel_events", "Kernel-side counts: sightings, passive_no_listener, DNS packets (dns_packets, dns_ringbuf_full, dns_truncated, dns_unsolicited), connections lost (connections_lost), and pressure that lost nothing (ringbuf_full, flow_insert_failed, flows_inserted)", m.kernel.clone());
         registry.register(
             "processing_lag_seconds",
             "From the kernel's sighting to the verdict",

@@ -67,9 +67,9 @@ fn flow(src: &str, time: Option<&str>) -> String {
     )
 }
 
-fn watch(start: &str, end: &str, ringbuf_full: u64) -> String {
+fn watch(start: &str, end: &str, connections_lost: u64) -> String {
     format!(
-        r#"{{"watch":{{"node":"node-a","auditor_version":"0.0.0","kernel":"6.8.0","start":"{start}","end":"{end}","drops":{{"ringbuf_full":{ringbuf_full},"lru_evictions":0,"flow_insert_failed":0}}}}}}"#
+        r#"{{"watch":{{"node":"node-a","auditor_version":"0.0.0","kernel":"6.8.0","start":"{start}","end":"{end}","drops":{{"ringbuf_full":5,"connections_lost":{connections_lost},"flow_insert_failed":7}}}}}}"#
     )
 }
 
@@ -126,19 +126,34 @@ fn a_replayed_stores_period_and_coverage_are_the_captures_watch_spans() {
 }
 
 #[test]
-fn a_span_with_kernel_drops_is_not_fully_audited() {
+fn a_span_with_connections_lost_is_not_fully_audited_and_pressure_alone_is() {
     let d = dir("drops");
     let flows = [
         flow("10.0.1.7", Some("2026-11-26T21:56:51Z")),
-        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 3),
+        // A full ring buffer and flow map, with nothing lost: still fully audited.
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 0),
+        watch("2026-11-26T21:57:00.000Z", "2026-11-26T21:57:10.000Z", 3),
+        // A recording made before the flow maps had epochs: its evictions may have lost
+        // connections, so they count as lost.
+        r#"{"watch":{"node":"node-a","auditor_version":"0.0.0","kernel":"6.8.0","start":"2026-11-26T21:57:10.000Z","end":"2026-11-26T21:57:20.000Z","drops":{"ringbuf_full":0,"lru_evictions":2,"flow_insert_failed":0}}}"#.into(),
     ]
     .join("\n");
     let o = replay(&d, &flows, &["--store", "s.db"]);
     assert!(o.status.success(), "{}", err(&o));
     let r: Value = serde_json::from_str(&report(&d, "json")).unwrap();
-    assert_eq!(r["coverage"]["intervals"][0]["drops"]["ringbuf_full"], 3);
-    assert_eq!(r["coverage"]["incomplete_seconds"], 10.0);
-    assert_eq!(r["coverage"]["fraction"], 0.0);
+    let intervals = r["coverage"]["intervals"].as_array().unwrap();
+    let lost: Vec<(bool, u64, u64)> = intervals
+        .iter()
+        .map(|i| {
+            (
+                i["fully_audited"].as_bool().unwrap(),
+                i["drops"]["connections_lost"].as_u64().unwrap(),
+                i["drops"]["ringbuf_full"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(lost, [(true, 0, 5), (false, 3, 5), (false, 2, 0)], "{r:#}");
+    assert_eq!(r["coverage"]["incomplete_seconds"], 20.0);
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -155,7 +170,7 @@ fn a_recording_without_watch_lines_has_coverage_unknown_in_every_format() {
     assert!(err(&o).contains("coverage unknown"), "{}", err(&o));
     let json = report(&d, "json");
     let r: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(r["schema"], "auditor-report/5");
+    assert_eq!(r["schema"], "auditor-report/6");
     assert!(r["coverage"]["fraction"].is_null(), "{:#}", r["coverage"]);
     assert_eq!(r["coverage"]["known"], false);
     assert!(

@@ -338,7 +338,7 @@ fn after_a_lost_answer_no_flow_is_called_bare() {
     let flow = r#"{"time":"2026-12-04T18:55:01Z","transport":"tcp","src_addr":"198.18.0.8","dst_addr":"198.18.0.4","dst_port":6379,"netns_cookie":7}"#;
     let watch = |lost: u64| {
         format!(
-            r#"{{"watch":{{"node":"n1","auditor_version":"0.1.0","kernel":"6.18","start":"2026-12-04T18:55:00.000Z","end":"2026-12-04T18:55:02.000Z","drops":{{"ringbuf_full":0,"lru_evictions":0,"flow_insert_failed":0}},"dns":true,"dns_lost":{lost}}}}}"#
+            r#"{{"watch":{{"node":"n1","auditor_version":"0.1.0","kernel":"6.18","start":"2026-12-04T18:55:00.000Z","end":"2026-12-04T18:55:02.000Z","drops":{{"ringbuf_full":0,"connections_lost":0,"flow_insert_failed":0}},"dns":true,"dns_lost":{lost}}}}}"#
         )
     };
     let resolution = |lost: u64| {

@@ -27,7 +27,7 @@ fn digest(n: u32) -> String {
 }
 
 /// A store like one node's after a day: rows 26 and 9 seen, a port drift from row 26,
-/// and an hour with ring-buffer drops.
+/// and an hour in which the kernel lost connections.
 fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
     let mut s = Store::open(path).unwrap();
     let list = allowlist::file::parse(ALLOWLIST, "a.yaml").unwrap();
@@ -101,7 +101,7 @@ fn store_for(node: &str, path: &std::path::Path, drift_count: u64) {
         start_ms: 3_600_000,
         end_ms: 7_200_000,
         drops: Drops {
-            ringbuf_full: 12,
+            connections_lost: 12,
             ..Drops::default()
         },
     });
@@ -119,7 +119,7 @@ fn a_report_cites_every_documented_row_and_every_violation() {
         None,
     )
     .unwrap();
-    assert_eq!(r.schema, "auditor-report/5");
+    assert_eq!(r.schema, "auditor-report/6");
     assert_eq!(r.rows.len(), 60);
     let row26 = r.rows.iter().find(|x| x.rule == Some(26)).unwrap();
     assert!(

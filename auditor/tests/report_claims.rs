@@ -49,7 +49,7 @@ fn replayed_as(d: &Path, overrides: bool, node: &str) -> String {
     let flows = d.join(format!("{node}-flows.jsonl"));
     let mut text = std::fs::read_to_string(Path::new(ROOT).join("examples/flows.jsonl")).unwrap();
     text.push_str(&format!(
-        r#"{{"watch":{{"node":"{node}","auditor_version":"0.1.0","kernel":"6.18.0","start":"2026-11-26T21:56:51.981Z","end":"2026-11-26T21:56:52.762Z","drops":{{"ringbuf_full":0,"lru_evictions":0,"flow_insert_failed":0}}}}}}"#
+        r#"{{"watch":{{"node":"{node}","auditor_version":"0.1.0","kernel":"6.18.0","start":"2026-11-26T21:56:51.981Z","end":"2026-11-26T21:56:52.762Z","drops":{{"ringbuf_full":0,"connections_lost":0,"flow_insert_failed":0}}}}}}"#
     ));
     text.push('\n');
     std::fs::write(&flows, text).unwrap();

@@ -73,7 +73,7 @@ fn assert_nothing_lost(summary: &Value) {
         assert_eq!(summary["kernel"][k], 0, "kernel counter {k}: {summary}");
     }
     assert_eq!(summary["malformed"], 0, "{summary}");
-    assert_eq!(summary["lru_evictions"], 0, "{summary}");
+    assert_eq!(summary["connections_lost"], 0, "{summary}");
 }
 
 #[test]

@@ -309,7 +309,9 @@ struct ArmRun {
     records: u64,
     lost: u64,
     ringbuf_full: u64,
-    evictions: u64,
+    /// What the capture said the kernel lost: `connections_lost`, or `lru_evictions` from
+    /// a binary older than the flow maps' epochs (given with --auditor).
+    kernel_lost: u64,
     /// The floor arm's binary ignored the empty-programs switch (it predates it).
     not_a_floor: bool,
 }
@@ -472,7 +474,7 @@ fn capture_rounds(
                 "median_ebpf_ns_per_op": ebpf_med, "median_cpu_us_per_op": cpu_med,
                 "median_tracer_cpu_us_per_op": tracer_med, "programs": progs_json,
                 "lost_connections": sum(|r| r.lost), "ringbuf_full": sum(|r| r.ringbuf_full),
-                "lru_evictions": sum(|r| r.evictions), "eaddrnotavail": sum(|r| r.eaddrnotavail),
+                "kernel_lost": sum(|r| r.kernel_lost), "eaddrnotavail": sum(|r| r.eaddrnotavail),
             }));
         }
         if runs[2].iter().any(|r| r.not_a_floor) {
@@ -491,13 +493,13 @@ fn capture_rounds(
         let sum = |f: fn(&ArmRun) -> u64| a.iter().map(f).sum::<u64>();
         let addr: u64 = runs.iter().flatten().map(|r| r.eaddrnotavail).sum();
         println!(
-            "{proto}: auditor eBPF {:.0} ns/op ({floor}) vs bpftrace {:.0} ns/op ({:.1}x cheaper); lost connections {}, ring-buffer full {}, LRU evictions {}, EADDRNOTAVAIL {addr} (all arms)",
+            "{proto}: auditor eBPF {:.0} ns/op ({floor}) vs bpftrace {:.0} ns/op ({:.1}x cheaper); lost connections {}, ring-buffer full {}, kernel-counted loss {}, EADDRNOTAVAIL {addr} (all arms)",
             ebpf_medians[1],
             ebpf_medians[3],
             ebpf_medians[3] / ebpf_medians[1].max(f64::MIN_POSITIVE),
             sum(|r| r.lost),
             sum(|r| r.ringbuf_full),
-            sum(|r| r.evictions),
+            sum(|r| r.kernel_lost),
         );
         let dns = dns_hook_cost(&arm_progs[1], &arm_progs[2]);
         if let Some(d) = &dns {
@@ -654,7 +656,10 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
             }
             run.lost = s.ops.saturating_sub(seen);
             run.ringbuf_full = summary["kernel"]["ringbuf_full"].as_u64().unwrap_or(0);
-            run.evictions = summary["lru_evictions"].as_u64().unwrap_or(0);
+            run.kernel_lost = summary["connections_lost"]
+                .as_u64()
+                .or_else(|| summary["lru_evictions"].as_u64())
+                .unwrap_or(0);
         }
         if arm == Arm::Floor {
             if !status.success() {

@@ -338,7 +338,9 @@ pub fn events(
                     uid: f.owner.uid,
                     comm,
                     hook: Hook::Existing as u8,
-                    _pad: [0; 7],
+                    flags: 0,
+                    _pad: 0,
+                    epoch: 0,
                 },
                 listener,
             )

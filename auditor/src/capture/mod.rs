@@ -2,6 +2,7 @@
 //! turns ring-buffer records into complete flow records: enriched here (cgroup path,
 //! network namespace addresses) from /sys and /proc, so nothing downstream reads them.
 
+pub mod barrier;
 pub mod btf;
 pub mod cgroups;
 pub mod enrich;

@@ -5,12 +5,13 @@
 use std::{fs::File, path::PathBuf};
 
 use auditor_common::{
-    COUNTER_SLOTS, Config, Counter, FlowKey, FlowStats, ListenerKey, ListenerOwner, SockOffsets,
+    COUNTER_SLOTS, Config, Counter, FLOW_EPOCH_MAPS, FlowKey, FlowStats, ListenerKey,
+    ListenerOwner, SockOffsets,
     names::{self, *},
 };
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock,
         CgroupSockAddr, ProgramError, TracePoint,
@@ -152,6 +153,8 @@ pub struct ProbeOptions {
     /// This process's tgid is excluded from auditing.
     pub self_tgid: u32,
     pub record_interval: std::time::Duration,
+    /// Distinct flows each epoch's flow map holds (`--flow-map-entries`).
+    pub flow_map_entries: u32,
     /// The cgroup v2 root to attach to; found in /proc/self/mountinfo when None. In a
     /// container with its own cgroup namespace, give the host's (mounted by hostPath).
     pub cgroup_root: Option<PathBuf>,
@@ -175,7 +178,7 @@ pub struct KernelCounters {
     pub flow_insert_failed: u64,
     pub passive_no_listener: u64,
     pub netns_read_failed: u64,
-    pub flows_evicted: u64,
+    pub connections_lost: u64,
     pub unexpected_family: u64,
     pub dns_packets: u64,
     pub dns_ringbuf_full: u64,
@@ -192,7 +195,7 @@ impl KernelCounters {
             Counter::FlowInsertFailed => self.flow_insert_failed,
             Counter::PassiveNoListener => self.passive_no_listener,
             Counter::NetnsReadFailed => self.netns_read_failed,
-            Counter::FlowsEvicted => self.flows_evicted,
+            Counter::ConnectionsLost => self.connections_lost,
             Counter::UnexpectedFamily => self.unexpected_family,
             Counter::DnsPackets => self.dns_packets,
             Counter::DnsRingFull => self.dns_ringbuf_full,
@@ -202,10 +205,19 @@ impl KernelCounters {
     }
 }
 
+/// What one epoch's flow map held when it was drained.
+pub struct Drained {
+    pub flows: Vec<(FlowKey, FlowStats)>,
+    /// Connections lost in the epoch: its map was full and so was the ring buffer.
+    pub lost: u64,
+}
+
 pub struct Probes {
     ebpf: Ebpf,
-    /// How often the kernel re-reports an active flow; user space sweeps as often.
+    /// How long an epoch lasts: a flow active in it goes through the ring buffer once, and
+    /// its map is drained at its end (see `stream`).
     pub record_interval: std::time::Duration,
+    barrier: super::barrier::RcuBarrier,
     /// How often the stream enumerates the sockets already open (see `existing`).
     pub active_interval: std::time::Duration,
     /// The walk made before the capture announced itself, for the stream to report.
@@ -303,7 +315,7 @@ impl Probes {
             netns_offsets_valid: netns_offsets.is_some() as u32,
             off_sock_net: netns_offsets.map_or(0, |o| o.sock_net),
             off_net_cookie: netns_offsets.map_or(0, |o| o.net_cookie),
-            record_interval_ns: opts.record_interval.as_nanos().min(u64::MAX as u128) as u64,
+            _pad0: 0,
             sock: sock_offsets.unwrap_or(SockOffsets::NONE),
             inject_faults: injected_faults()?,
             empty_programs: empty_programs()?,
@@ -321,8 +333,34 @@ impl Probes {
                     .unwrap_or(&auditor_common::IterConfig::DEFAULT),
                 true,
             )
+            .map_max_entries(MAP_FLOWS[0], opts.flow_map_entries)
+            .map_max_entries(MAP_FLOWS[1], opts.flow_map_entries)
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Object)?;
+        let barrier = {
+            let epoch = ebpf.map(MAP_EPOCH).ok_or(ProbeError::MissingMap {
+                name: MAP_EPOCH,
+                detail: "absent".into(),
+            })?;
+            let epoch: &MapData = match epoch {
+                aya::maps::Map::Array(data) => data,
+                _ => {
+                    return Err(ProbeError::MissingMap {
+                        name: MAP_EPOCH,
+                        detail: "not an array".into(),
+                    });
+                }
+            };
+            use std::os::fd::AsFd;
+            super::barrier::RcuBarrier::new(epoch.fd().as_fd()).map_err(|e| {
+                ProbeError::MissingMap {
+                    name: MAP_EPOCH,
+                    detail: format!(
+                        "creating the array of maps that waits for running programs (BPF_MAP_TYPE_ARRAY_OF_MAPS, Linux 4.12+): {e}"
+                    ),
+                }
+            })?
+        };
         // aya's own parse, for the programs that attach by BTF id; dropped once they are.
         let aya_btf = Btf::from_sys_fs();
         let sockets = SocketWalker::load(
@@ -421,6 +459,7 @@ impl Probes {
             ebpf,
             record_interval: opts.record_interval,
             active_interval: opts.active_interval,
+            barrier,
             first_walk: None,
             attached_at: std::time::SystemTime::now(),
             cgroup_root,
@@ -519,7 +558,7 @@ impl Probes {
             flow_insert_failed: get(Counter::FlowInsertFailed),
             passive_no_listener: get(Counter::PassiveNoListener),
             netns_read_failed: get(Counter::NetnsReadFailed),
-            flows_evicted: get(Counter::FlowsEvicted),
+            connections_lost: get(Counter::ConnectionsLost),
             unexpected_family: get(Counter::UnexpectedFamily),
             dns_packets: get(Counter::DnsPackets),
             dns_ringbuf_full: get(Counter::DnsRingFull),
@@ -528,23 +567,86 @@ impl Probes {
         })
     }
 
-    /// Every flow in the kernel's LRU map. Costs one syscall per entry: call it rarely.
-    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowStats)>, ProbeError> {
-        let map = self.ebpf.map(MAP_FLOWS).ok_or(ProbeError::MissingMap {
-            name: MAP_FLOWS,
+    /// Starts `epoch`: from now on the programs count into its map.
+    pub fn set_epoch(&mut self, epoch: u32) -> Result<(), ProbeError> {
+        let map = self.ebpf.map_mut(MAP_EPOCH).ok_or(ProbeError::MissingMap {
+            name: MAP_EPOCH,
             detail: "absent".into(),
         })?;
-        let flows = HashMap::<_, FlowKey, FlowStats>::try_from(map).map_err(|e| {
-            ProbeError::MissingMap {
-                name: MAP_FLOWS,
-                detail: e.to_string(),
-            }
+        let mut array = Array::<_, u32>::try_from(map).map_err(|e| ProbeError::MissingMap {
+            name: MAP_EPOCH,
+            detail: e.to_string(),
         })?;
-        // An entry evicted between "next key" and "lookup" is simply skipped.
-        Ok(flows.iter().filter_map(Result::ok).collect())
+        array.set(0, epoch, 0).map_err(|e| ProbeError::MissingMap {
+            name: MAP_EPOCH,
+            detail: format!("setting the epoch: {e}"),
+        })
     }
 
-    /// Detaches and unloads every program; the maps stay readable for a final drain.
+    /// Returns once every program that was running has finished: none still counts into
+    /// a map it chose before the last `set_epoch` (see `barrier`).
+    pub fn wait_for_programs(&self) -> std::io::Result<()> {
+        self.barrier.wait()
+    }
+
+    /// Takes out everything `epoch`'s map holds, and the connections lost in that epoch.
+    /// Call it only for an epoch no program writes any more (after `set_epoch` to a
+    /// later one and `wait_for_programs`): then nothing is added behind the reading.
+    /// Costs three syscalls per flow the epoch saw, however many the node ever had.
+    pub fn drain(&mut self, epoch: u32) -> Result<Drained, ProbeError> {
+        let slot = epoch % FLOW_EPOCH_MAPS;
+        let name = MAP_FLOWS[slot as usize];
+        let missing = |detail: String| ProbeError::MissingMap { name, detail };
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| missing("absent".into()))?;
+        let mut flows = HashMap::<_, FlowKey, FlowStats>::try_from(map)
+            .map_err(|e| missing(e.to_string()))?;
+        // Keys first: deleting while walking would restart the walk at each deletion.
+        let keys: Vec<FlowKey> = flows.keys().filter_map(Result::ok).collect();
+        let mut drained = Vec::with_capacity(keys.len());
+        for key in keys {
+            let stats = flows
+                .get(&key, 0)
+                .map_err(|e| missing(format!("reading a flow: {e}")))?;
+            flows
+                .remove(&key)
+                .map_err(|e| missing(format!("emptying the map: {e}")))?;
+            drained.push((key, stats));
+        }
+        let map = self.ebpf.map_mut(MAP_LOST).ok_or(ProbeError::MissingMap {
+            name: MAP_LOST,
+            detail: "absent".into(),
+        })?;
+        let mut lost_map =
+            PerCpuArray::<_, u64>::try_from(map).map_err(|e| ProbeError::MissingMap {
+                name: MAP_LOST,
+                detail: e.to_string(),
+            })?;
+        let lost_err = |e: aya::maps::MapError| ProbeError::MissingMap {
+            name: MAP_LOST,
+            detail: e.to_string(),
+        };
+        let per_cpu = lost_map.get(&slot, 0).map_err(lost_err)?;
+        let lost = per_cpu.iter().sum();
+        if lost > 0 {
+            let zero = PerCpuValues::try_from(vec![0u64; per_cpu.len()]).map_err(|e| {
+                ProbeError::MissingMap {
+                    name: MAP_LOST,
+                    detail: e.to_string(),
+                }
+            })?;
+            lost_map.set(slot, zero, 0).map_err(lost_err)?;
+        }
+        Ok(Drained {
+            flows: drained,
+            lost,
+        })
+    }
+
+    /// Detaches and unloads every program; the maps stay readable for a final drain
+    /// (after `wait_for_programs`).
     pub fn detach(&mut self) {
         use aya::programs::Program;
         for (name, prog) in self.ebpf.programs_mut() {

@@ -28,7 +28,8 @@ pub struct FlowRecord {
     /// watch span it came in (never "now").
     #[serde(default)]
     pub time: Option<String>,
-    /// True on the first record of this flow since the capture started.
+    /// True on a flow's first record after an epoch (`--record-interval`) without any of
+    /// its connections, or since the capture started.
     #[serde(default)]
     pub new: bool,
     pub transport: Transport,
@@ -302,7 +303,9 @@ mod tests {
             uid: 0,
             comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
             hook: HOOK_TCP_ACTIVE,
-            _pad: [0; 7],
+            flags: 0,
+            _pad: 0,
+            epoch: 0,
         }
     }
 

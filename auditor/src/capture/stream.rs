@@ -1,15 +1,18 @@
 //! Reads the ring buffer until shutdown and turns records into `FlowRecord`s.
 //!
-//! The kernel counts connections per flow cumulatively; a record says "N so far". Here we
-//! remember what was delivered per flow entry and hand on the difference. The same rule
-//! applies to the sweep, which reads the flow map every record interval so an idle flow's
-//! last connections go out without waiting for its next connection, and to the final
-//! sweep after the probes are detached. Ring records and sweeps may overlap in any order:
-//! nothing is counted twice, and nothing counted in the kernel is left behind.
+//! The kernel counts connections per flow and epoch (see `auditor-ebpf/src/flow.rs`): a
+//! flow's first connection in an epoch goes through the ring buffer at once ("1 so far"),
+//! the rest only into that epoch's map. At each sweep (every `--record-interval`) the
+//! stream starts the next epoch, waits until no program still runs with the old one, and
+//! drains the old epoch's map, handing on what each flow holds beyond what its ring
+//! record carried. Nothing is counted twice, and nothing counted in the kernel is left
+//! behind: so once a drain is done, every connection the kernel counted before that
+//! epoch ended has been delivered, or counted as lost. That moment is the **watermark**
+//! the `watch` spans end at (never the wall clock of the sweep).
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
-use auditor_common::{FlowEvent, FlowKey, FlowStats};
+use auditor_common::{FLOW_EPOCH_MAPS, FLOW_EVENT_ALONE, FlowEvent, FlowKey, FlowStats};
 use tokio::io::unix::AsyncFd;
 
 use super::{
@@ -28,12 +31,12 @@ pub struct Summary {
     pub connections: u64,
     /// Ring-buffer records that could not be decoded (never expected; counted, not fatal).
     pub malformed: u64,
-    /// Connections delivered by sweeps of the flow map rather than by ring records
-    /// (idle flows, full ring buffer, and the final sweep at shutdown).
+    /// Connections delivered by the drains of the epochs' flow maps rather than by ring
+    /// records (a flow's further connections in an epoch, and the final drain at shutdown).
     pub swept: u64,
-    /// LRU evictions: flows inserted minus flows still in the map at exit. Each eviction may
-    /// lose the connections of at most one sweep interval of that flow.
-    pub lru_evictions: u64,
+    /// Connections lost: an epoch's flow map was full and so was the ring buffer. Exact:
+    /// the kernel counts each one.
+    pub connections_lost: u64,
     /// Records of sockets found already open (hook `existing`): connections held open
     /// and listeners, from the walks at start and every `--active-interval`.
     pub existing_records: u64,
@@ -74,59 +77,89 @@ pub trait Handler {
         tracing::warn!(error = %error, "skipping a malformed record");
     }
     /// Kernel counters (cumulative), about every `STATS_EVERY`, and once at the end.
-    fn kernel(&mut self, _counters: &KernelCounters, _lru_evictions: Option<u64>) {}
+    fn kernel(&mut self, _counters: &KernelCounters) {}
     /// The enumeration of open sockets changed method at runtime (the iterator failed, so
     /// /proc from now on), with why.
     fn open_sockets_method(&mut self, _method: &'static str, _reason: &str) {}
-    /// The records delivered so far are complete for `span` (about every `WATCH_EVERY`,
-    /// right after a sweep, and once at the end): what `auditor capture` writes into its
-    /// stream so a replay knows what was watched.
+    /// The records delivered so far are complete for `span`: everything the kernel counted
+    /// up to `span.end` (the watermark) has been delivered or is in `span`'s loss. Called
+    /// after a drain once `watch_every` has passed since the last span, and once at the
+    /// end. `auditor capture` writes it into its stream so a replay knows what was
+    /// watched; the daemon records it as the coverage of its next store commit.
     fn watch(&mut self, _span: &WatchSpan) -> std::io::Result<()> {
         Ok(())
     }
+    /// How long a watch span lasts at least (spans are joined until then).
+    fn watch_every(&self) -> Duration {
+        WATCH_EVERY
+    }
 }
 
-/// A span the capture watched, and the kernel's drops in it (their increase).
+/// A span the capture watched: everything the kernel counted in it was delivered, except
+/// `connections_lost`. The other figures are pressure, with nothing lost by them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchSpan {
     pub start: std::time::SystemTime,
+    /// The watermark: when the last epoch drained in this span ended.
     pub end: std::time::SystemTime,
+    /// Connections lost in the span's epochs (their flow map full, and the ring buffer).
+    pub connections_lost: u64,
+    /// Records the ring buffer had no room for; their connections were delivered by the
+    /// drain (or, for a record standing alone, are in `connections_lost`).
     pub ringbuf_full: u64,
-    pub lru_evictions: u64,
+    /// Sightings an epoch's full flow map could not hold; each went through the ring
+    /// buffer on its own (or, with that full too, is in `connections_lost`).
     pub flow_insert_failed: u64,
     /// DNS packets the kernel could not hand over whole (ring full, or longer than it
     /// copies): names that were not learned, so a flow then is not known to be bare.
     pub dns_lost: u64,
 }
 
-/// Where the last watch span ended, and the kernel's counters then.
+/// The span being gathered since the last one was handed on.
 struct Watcher {
-    start: std::time::SystemTime,
+    span: WatchSpan,
+    /// Cumulative kernel counters when the span began (for the pressure figures).
     ringbuf_full: u64,
-    evicted: u64,
     flow_insert_failed: u64,
     dns_lost: u64,
 }
 
 impl Watcher {
-    /// The span from the last one's end to `end`, given the cumulative counters and the
-    /// flow map's size at `end` (inserted minus still held is what LRU evicted).
-    fn span(&mut self, end: std::time::SystemTime, k: &KernelCounters, held: usize) -> WatchSpan {
-        let evicted = k.flows_inserted.saturating_sub(held as u64);
-        let span = WatchSpan {
-            start: self.start,
-            end: end.max(self.start),
-            ringbuf_full: k.ringbuf_full.saturating_sub(self.ringbuf_full),
-            dns_lost: (k.dns_ringbuf_full + k.dns_truncated).saturating_sub(self.dns_lost),
-            lru_evictions: evicted.saturating_sub(self.evicted),
-            flow_insert_failed: k.flow_insert_failed.saturating_sub(self.flow_insert_failed),
-        };
+    fn new(start: std::time::SystemTime) -> Watcher {
+        Watcher {
+            span: WatchSpan {
+                start,
+                end: start,
+                connections_lost: 0,
+                ringbuf_full: 0,
+                flow_insert_failed: 0,
+                dns_lost: 0,
+            },
+            ringbuf_full: 0,
+            flow_insert_failed: 0,
+            dns_lost: 0,
+        }
+    }
+
+    /// An epoch drained: the span now reaches `watermark`, with the epoch's loss.
+    fn extend(&mut self, watermark: std::time::SystemTime, lost: u64) {
+        self.span.end = watermark.max(self.span.end);
+        self.span.connections_lost += lost;
+    }
+
+    /// Hands on the span gathered so far (with the counters' increase since it began),
+    /// and starts the next at its end.
+    fn take(&mut self, k: &KernelCounters) -> WatchSpan {
+        let dns_lost = k.dns_ringbuf_full + k.dns_truncated;
+        let mut span = self.span.clone();
+        span.ringbuf_full = k.ringbuf_full.saturating_sub(self.ringbuf_full);
+        span.flow_insert_failed = k.flow_insert_failed.saturating_sub(self.flow_insert_failed);
+        span.dns_lost = dns_lost.saturating_sub(self.dns_lost);
         *self = Watcher {
-            start: span.end,
             ringbuf_full: k.ringbuf_full,
-            dns_lost: k.dns_ringbuf_full + k.dns_truncated,
-            evicted: evicted.max(self.evicted),
             flow_insert_failed: k.flow_insert_failed,
+            dns_lost,
+            ..Watcher::new(span.end)
         };
         span
     }
@@ -142,12 +175,11 @@ impl<F: FnMut(FlowRecord) -> std::io::Result<()>> Handler for RecordSink<F> {
 }
 
 const STATS_EVERY: Duration = Duration::from_secs(5);
-/// How often a watch span is closed (at the first sweep after this much time).
+/// How long a watch span of `auditor capture` lasts at least (a line every 10 s keeps
+/// a day's recording of them under 1 MB).
 const WATCH_EVERY: Duration = Duration::from_secs(10);
-const EVICTIONS_EVERY: u64 = 6;
-const SWEEP_MIN: Duration = Duration::from_secs(1);
 
-/// One flow entry as delivered so far.
+/// One flow entry of an epoch, as delivered so far (by its ring record).
 struct Seen {
     first_seen_ns: u64,
     delivered: u64,
@@ -157,9 +189,19 @@ struct Seen {
     hook: u8,
 }
 
+/// The flows of one epoch whose ring record was delivered: at most what its map holds.
+#[derive(Default)]
+struct EpochSeen {
+    epoch: u32,
+    flows: HashMap<FlowKey, Seen>,
+}
+
 struct Decoder {
     clock: Clock,
-    seen: HashMap<FlowKey, Seen>,
+    /// By epoch slot (`epoch % FLOW_EPOCH_MAPS`): the live epoch's and the one draining.
+    seen: [EpochSeen; FLOW_EPOCH_MAPS as usize],
+    /// The last drained epoch and its flows: a flow in it is not `new` in the next.
+    previous: (u32, std::collections::HashSet<FlowKey>),
     summary: Summary,
     enrich: Enricher,
 }
@@ -178,35 +220,58 @@ fn monotonic_ns() -> u64 {
 }
 
 impl Decoder {
+    fn epoch_seen(&mut self, epoch: u32) -> &mut EpochSeen {
+        let seen = &mut self.seen[(epoch % FLOW_EPOCH_MAPS) as usize];
+        if seen.epoch != epoch {
+            // The slot's previous epoch was drained: it holds nothing of use now.
+            seen.epoch = epoch;
+            seen.flows.clear();
+        }
+        seen
+    }
+
+    /// True when `key` had connections in the epoch before `epoch` too.
+    fn seen_before(&self, key: &FlowKey, epoch: u32) -> bool {
+        let before = epoch.wrapping_sub(1);
+        let in_map = |seen: &EpochSeen| seen.epoch == before && seen.flows.contains_key(key);
+        (self.previous.0 == before && self.previous.1.contains(key))
+            || self.seen.iter().any(in_map)
+    }
+
     /// The record for what `ev` adds to what was delivered, or None when it adds nothing.
     fn record(&mut self, ev: &FlowEvent) -> Result<Option<FlowRecord>, RecordError> {
-        let (delta, new) = match self.seen.get_mut(&ev.key) {
-            Some(s) if s.first_seen_ns == ev.first_seen_ns => {
-                if ev.count <= s.delivered {
-                    return Ok(None);
+        let before = self.seen_before(&ev.key, ev.epoch);
+        let (delta, new) = if ev.flags & FLOW_EVENT_ALONE != 0 {
+            // No map entry behind it: its count is all there is.
+            (ev.count, !before)
+        } else {
+            match self.epoch_seen(ev.epoch).flows.get_mut(&ev.key) {
+                Some(s) if s.first_seen_ns == ev.first_seen_ns => {
+                    if ev.count <= s.delivered {
+                        return Ok(None);
+                    }
+                    let delta = ev.count - s.delivered;
+                    s.delivered = ev.count;
+                    if ev.pid != 0 {
+                        (s.pid, s.uid, s.comm, s.hook) = (ev.pid, ev.uid, ev.comm, ev.hook);
+                    }
+                    (delta, false)
                 }
-                let delta = ev.count - s.delivered;
-                s.delivered = ev.count;
-                if ev.pid != 0 {
-                    (s.pid, s.uid, s.comm, s.hook) = (ev.pid, ev.uid, ev.comm, ev.hook);
+                other => {
+                    let new = other.is_none() && !before;
+                    self.epoch_seen(ev.epoch).flows.insert(
+                        ev.key,
+                        Seen {
+                            first_seen_ns: ev.first_seen_ns,
+                            delivered: ev.count,
+                            pid: ev.pid,
+                            uid: ev.uid,
+                            comm: ev.comm,
+                            hook: ev.hook,
+                        },
+                    );
+                    (ev.count, new)
                 }
-                (delta, false)
-            }
-            other => {
-                // A flow not seen yet, or a new life of an evicted one: all of it is new.
-                let new = other.is_none();
-                self.seen.insert(
-                    ev.key,
-                    Seen {
-                        first_seen_ns: ev.first_seen_ns,
-                        delivered: ev.count,
-                        pid: ev.pid,
-                        uid: ev.uid,
-                        comm: ev.comm,
-                        hook: ev.hook,
-                    },
-                );
-                (ev.count, new)
             }
         };
         let mut rec = FlowRecord::from_event(
@@ -334,36 +399,45 @@ impl Decoder {
         Ok(())
     }
 
-    /// Delivers what the flow map holds beyond what was delivered, and forgets flows the
-    /// map no longer has (so this table is bounded by the map's size).
-    fn sweep<H: Handler>(
+    /// Delivers what a drained epoch's map held beyond what its ring records carried,
+    /// then forgets the epoch (so these tables hold at most two epochs' flows).
+    fn drained<H: Handler>(
         &mut self,
+        epoch: u32,
         flows: &[(FlowKey, FlowStats)],
         handler: &mut H,
     ) -> Result<(), StreamError> {
         for (key, stats) in flows {
+            // The actor of the flow's ring record; none when the ring was full then.
             let actor = self
-                .seen
+                .epoch_seen(epoch)
+                .flows
                 .get(key)
-                .filter(|s| s.first_seen_ns == stats.first_seen_ns);
-            if actor.is_some_and(|s| s.delivered >= stats.count) {
+                .filter(|s| s.first_seen_ns == stats.first_seen_ns)
+                .map(|s| (s.delivered, s.pid, s.uid, s.comm, s.hook));
+            if actor.is_some_and(|a| a.0 >= stats.count) {
                 continue;
             }
+            let (_, pid, uid, comm, hook) = actor.unwrap_or((0, 0, 0, [0; 16], 0));
             let ev = FlowEvent {
                 key: *key,
                 first_seen_ns: stats.first_seen_ns,
                 last_seen_ns: stats.last_seen_ns,
                 count: stats.count,
-                pid: actor.map_or(0, |a| a.pid),
-                uid: actor.map_or(0, |a| a.uid),
-                comm: actor.map_or([0; 16], |a| a.comm),
-                hook: actor.map_or(0, |a| a.hook),
-                _pad: [0; 7],
+                pid,
+                uid,
+                comm,
+                hook,
+                flags: 0,
+                _pad: 0,
+                epoch,
             };
+            // `record` hands on the count beyond what the ring record delivered.
             self.summary.swept += self.deliver_event(&ev, handler)?;
         }
-        let live: std::collections::HashSet<&FlowKey> = flows.iter().map(|(k, _)| k).collect();
-        self.seen.retain(|k, _| live.contains(k));
+        // A table a burst grew keeps no memory once drained.
+        self.seen[(epoch % FLOW_EPOCH_MAPS) as usize] = EpochSeen::default();
+        self.previous = (epoch, flows.iter().map(|(k, _)| *k).collect());
         Ok(())
     }
 }
@@ -385,6 +459,69 @@ pub fn seed_listeners(probes: &mut Probes) {
     probes.first_walk = Some(scan);
 }
 
+/// Hands every record waiting in the ring buffer to the decoder.
+fn read_ring<H: Handler>(
+    rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    dec: &mut Decoder,
+    handler: &mut H,
+) -> Result<(), StreamError> {
+    while let Some(item) = rb.next() {
+        let bytes = item.to_vec();
+        drop(item);
+        dec.deliver(&bytes, handler)?;
+    }
+    Ok(())
+}
+
+/// Which epoch the programs count into, and one that ended and waits to be drained.
+struct Epochs {
+    live: u32,
+    /// The epoch that ended, and when: its drain moves the watermark there.
+    retired: Option<(u32, std::time::SystemTime)>,
+}
+
+impl Epochs {
+    /// Ends the live epoch (unless one still waits for its drain), waits until no program
+    /// runs with it, and drains it. A step that fails is tried again at the next sweep;
+    /// meanwhile the live epoch goes on and nothing is lost.
+    fn end_one<H: Handler>(
+        &mut self,
+        probes: &mut Probes,
+        rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
+        dec: &mut Decoder,
+        watcher: &mut Watcher,
+        handler: &mut H,
+    ) -> Result<(), StreamError> {
+        if self.retired.is_none() {
+            let ended = std::time::SystemTime::now();
+            if let Err(e) = probes.set_epoch(self.live.wrapping_add(1)) {
+                tracing::warn!(error = %e, "starting the next epoch; the live one goes on");
+                return Ok(());
+            }
+            self.retired = Some((self.live, ended));
+            self.live = self.live.wrapping_add(1);
+        }
+        let Some((epoch, ended)) = self.retired else {
+            return Ok(());
+        };
+        if let Err(e) = probes.wait_for_programs() {
+            tracing::warn!(error = %e, "waiting for running programs; the epoch is drained at the next sweep");
+            return Ok(());
+        }
+        // Records the old epoch's last programs reserved before they finished.
+        read_ring(rb, dec, handler)?;
+        match probes.drain(epoch) {
+            Ok(drained) => {
+                dec.drained(epoch, &drained.flows, handler)?;
+                watcher.extend(ended, drained.lost);
+                self.retired = None;
+            }
+            Err(e) => tracing::warn!(error = %e, "draining an epoch's flow map; tried again at the next sweep"),
+        }
+        Ok(())
+    }
+}
+
 /// Streams flows from `probes` into `handler` until `shutdown` completes.
 pub async fn run<H, S>(
     probes: &mut Probes,
@@ -400,71 +537,51 @@ where
     let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| StreamError::Poll(e.into()))?;
     let mut dec = Decoder {
         clock: Clock::now(),
-        seen: HashMap::new(),
+        seen: Default::default(),
+        previous: Default::default(),
         summary: Summary::default(),
         enrich: Enricher::new(probes.cgroup_root.clone()),
     };
     tokio::pin!(shutdown);
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
-    let mut sweep_tick = tokio::time::interval(probes.record_interval.max(SWEEP_MIN));
-    let mut ticks = 0u64;
+    let mut sweep_tick = tokio::time::interval(probes.record_interval);
+    sweep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate: connections open before the start are found at once.
     let mut active_tick = tokio::time::interval(probes.active_interval);
-    // The hooks count from their attaching on: what is delivered covers that time too,
-    // and the kernel's counters (zero at load) are this capture's drops.
-    let mut watcher = Watcher {
-        start: probes.attached_at.min(std::time::SystemTime::now()),
-        ringbuf_full: 0,
-        evicted: 0,
-        flow_insert_failed: 0,
-        dns_lost: 0,
+    // The hooks count from their attaching on (into epoch 0, the map's initial value):
+    // what is delivered covers that time too, and the kernel's counters (zero at load)
+    // are this capture's.
+    let mut watcher = Watcher::new(probes.attached_at.min(std::time::SystemTime::now()));
+    let mut epochs = Epochs {
+        live: 0,
+        retired: None,
     };
 
     let outcome = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
             _ = sweep_tick.tick() => {
-                // What the kernel counted before now is delivered once this sweep is done.
-                let at = std::time::SystemTime::now();
-                // Ring records first, so the sweep only adds what they did not carry.
+                // Ring records first, so the drain only adds what they did not carry.
                 let rb = ring.get_mut();
-                let mut result = Ok(());
-                while let Some(item) = rb.next() {
-                    let bytes = item.to_vec();
-                    drop(item);
-                    result = dec.deliver(&bytes, handler);
-                    if result.is_err() { break; }
-                }
-                if let Err(e) = result { break Err(e); }
-                match probes.flows() {
-                    Ok(flows) => {
-                        if let Err(e) = dec.sweep(&flows, handler) { break Err(e); }
-                        let due = at.duration_since(watcher.start).is_ok_and(|d| d >= WATCH_EVERY);
-                        if due && let Ok(k) = probes.counters() {
-                            let span = watcher.span(at, &k, flows.len());
-                            if let Err(e) = handler.watch(&span) { break Err(StreamError::Sink(e)); }
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "sweeping the flow map"),
+                if let Err(e) = read_ring(rb, &mut dec, handler) { break Err(e); }
+                if let Err(e) = epochs.end_one(probes, rb, &mut dec, &mut watcher, handler) { break Err(e); }
+                let gathered = watcher.span.end.duration_since(watcher.span.start).unwrap_or_default();
+                if gathered >= handler.watch_every() && gathered > Duration::ZERO && let Ok(k) = probes.counters() {
+                    let span = watcher.take(&k);
+                    if let Err(e) = handler.watch(&span) { break Err(StreamError::Sink(e)); }
                 }
             }
             _ = active_tick.tick() => {
                 if let Err(e) = dec.existing(probes, handler) { break Err(e); }
             }
             _ = stats_tick.tick() => {
-                ticks += 1;
                 probes.flush_kernel_log();
                 dec.enrich.tidy();
                 if let Ok(k) = probes.counters() {
-                    if k.ringbuf_full > dec.summary.kernel.ringbuf_full {
-                        tracing::warn!(ringbuf_full = k.ringbuf_full, "ring buffer was full; the sweep delivers those connections");
+                    if k.connections_lost > dec.summary.kernel.connections_lost {
+                        tracing::warn!(connections_lost = k.connections_lost, "the kernel lost connections: an epoch's flow map and the ring buffer were both full");
                     }
-                    // Counting evictions walks the whole flow map: only every EVICTIONS_EVERY ticks.
-                    let evictions = ticks
-                        .is_multiple_of(EVICTIONS_EVERY)
-                        .then(|| probes.flows().ok().map(|f| k.flows_inserted.saturating_sub(f.len() as u64)))
-                        .flatten();
-                    handler.kernel(&k, evictions);
+                    handler.kernel(&k);
                     dec.summary.kernel = k;
                 }
             }
@@ -485,32 +602,30 @@ where
         }
     };
 
-    // Stop new sightings, then collect what the kernel still holds, its log records too.
+    // Stop new sightings, wait out the programs still running, then collect what the
+    // kernel holds: the ring, the epoch waiting for its drain, and the live one.
     let detached = std::time::SystemTime::now();
     probes.detach();
+    if let Err(e) = probes.wait_for_programs() {
+        tracing::warn!(error = %e, "waiting for the last programs to finish");
+    }
     probes.flush_kernel_log();
     if outcome.is_ok() {
         let rb = ring.get_mut();
-        while let Some(item) = rb.next() {
-            let bytes = item.to_vec();
-            drop(item);
-            dec.deliver(&bytes, handler)?;
+        read_ring(rb, &mut dec, handler)?;
+        let epochs = epochs.retired.map(|(e, _)| e).into_iter().chain([epochs.live]);
+        for epoch in epochs {
+            let drained = probes.drain(epoch)?;
+            dec.drained(epoch, &drained.flows, handler)?;
+            watcher.extend(detached, drained.lost);
         }
     }
-    let flows = probes.flows()?;
-    if outcome.is_ok() {
-        dec.sweep(&flows, handler)?;
-    }
     dec.summary.kernel = probes.counters()?;
-    dec.summary.lru_evictions = dec
-        .summary
-        .kernel
-        .flows_inserted
-        .saturating_sub(flows.len() as u64);
-    handler.kernel(&dec.summary.kernel, Some(dec.summary.lru_evictions));
+    dec.summary.connections_lost = dec.summary.kernel.connections_lost;
+    handler.kernel(&dec.summary.kernel);
     if outcome.is_ok() {
         // Everything counted until the probes were detached has been delivered.
-        let span = watcher.span(detached, &dec.summary.kernel, flows.len());
+        let span = watcher.take(&dec.summary.kernel);
         handler.watch(&span).map_err(StreamError::Sink)?;
     }
     outcome.map(|()| dec.summary)

@@ -180,8 +180,10 @@ impl From<InputArgs> for InputFiles {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Capture")]
 pub struct ProbeArgs {
-    /// How often an active flow's record is emitted again, with the connections since its
-    /// previous record, e.g. 500ms, 1s, 1m (10ms to 1h).
+    /// How long an epoch of the kernel's flow maps lasts, e.g. 500ms, 1s, 1m (100ms to 1h).
+    /// A flow's first connection in an epoch is recorded at once; the epoch's further
+    /// connections of that flow are counted in the kernel and delivered at the epoch's
+    /// end. So an active flow is recorded again about this often.
     // Named --report-interval until issue #25: the hidden alias keeps deployed charts' extraArgs
     // working. It was renamed because it has nothing to do with `auditor report`.
     #[arg(
@@ -218,6 +220,13 @@ pub struct ProbeArgs {
     /// judged by address only and `dst.resolution` is left out: unknown, not bare.
     #[arg(long)]
     pub no_dns: bool,
+    /// Distinct flows the kernel counts per epoch (1024 to 1048576); there are two such
+    /// maps. A flow beyond it is not lost: each connection of it then goes through the
+    /// ring buffer on its own, and is lost (and counted, with its epoch) only when that
+    /// is full too. Kernel memory: 160 bytes per entry, preallocated (the default takes
+    /// 5 MiB per map, 10 MiB for both; docs/capture.md).
+    #[arg(long, default_value_t = auditor_common::FLOWS_MAX_ENTRIES)]
+    pub flow_map_entries: u32,
 }
 
 /// How DNS answers name egress: the options `run` and `replay` share.
@@ -305,6 +314,7 @@ pub struct ProbeConfig {
     pub existing_sockets: crate::capture::socket_iter::ExistingSockets,
     /// Capture DNS answers (not `--no-dns`).
     pub dns: bool,
+    pub flow_map_entries: u32,
 }
 
 impl ProbeConfig {
@@ -319,6 +329,7 @@ impl ProbeConfig {
             tcp_hook: self.tcp_hook,
             existing_sockets: self.existing_sockets,
             dns: self.dns,
+            flow_map_entries: self.flow_map_entries,
         }
     }
 }
@@ -341,10 +352,12 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: ProbeArgs) -> anyhow::Result<Self> {
-        let (min, max) = (Duration::from_millis(10), Duration::from_secs(3600));
+        // Each epoch ends with a wait for running programs (an RCU grace period, a few
+        // milliseconds): shorter epochs would spend their time waiting.
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(3600));
         if a.record_interval < min || a.record_interval > max {
             anyhow::bail!(
-                "--record-interval {} is out of range: give 10ms to 1h",
+                "--record-interval {} is out of range: give 100ms to 1h",
                 humantime::format_duration(a.record_interval)
             );
         }
@@ -356,7 +369,14 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
                 humantime::format_duration(a.active_interval)
             );
         }
+        if !(1024..=1_048_576).contains(&a.flow_map_entries) {
+            anyhow::bail!(
+                "--flow-map-entries {}: give 1024 to 1048576",
+                a.flow_map_entries
+            );
+        }
         Ok(ProbeConfig {
+            flow_map_entries: a.flow_map_entries,
             record_interval: a.record_interval,
             active_interval: a.active_interval,
             cgroup_root: a.cgroup_root,

@@ -63,7 +63,7 @@ impl<W: Write> capture::stream::Handler for Lines<W> {
                 end: rfc3339_millis(unix_ms(span.end)),
                 drops: Drops {
                     ringbuf_full: span.ringbuf_full,
-                    lru_evictions: span.lru_evictions,
+                    connections_lost: span.connections_lost,
                     flow_insert_failed: span.flow_insert_failed,
                 },
                 dns: self.dns.is_some(),

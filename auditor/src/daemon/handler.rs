@@ -15,8 +15,12 @@ use super::{
     sinks::{AlertSink, EventWriter, MetricsSink, StoreSink},
 };
 use crate::{
-    capture::{FlowRecord, probes::KernelCounters, stream::Handler},
-    edge::{Drops, Edge},
+    capture::{
+        FlowRecord,
+        probes::KernelCounters,
+        stream::{Handler, WatchSpan},
+    },
+    edge::Edge,
     internal_events::{
         FlowRecordReceived, InternalEvent, KernelCounted, KernelLoss, MalformedRecord, OutOfScope,
     },
@@ -36,7 +40,6 @@ pub struct DaemonHandler {
     alerts: AlertSink,
     events: EventWriter,
     last_kernel: KernelCounters,
-    last_evictions: u64,
     /// The names each pod resolved; None with `--no-dns` (then no flow is marked).
     names: Option<crate::dns::Names>,
     packets: crate::dns::PacketReader,
@@ -96,7 +99,6 @@ impl DaemonHandler {
             alerts: AlertSink,
             events,
             last_kernel: KernelCounters::default(),
-            last_evictions: 0,
             names,
             packets: crate::dns::PacketReader::default(),
             names_evicted: 0,
@@ -276,17 +278,19 @@ impl Handler for DaemonHandler {
         .emit(&self.shared.metrics);
     }
 
-    fn kernel(&mut self, k: &KernelCounters, lru_evictions: Option<u64>) {
+    fn kernel(&mut self, k: &KernelCounters) {
         let m = &self.shared.metrics;
         let delta = |c: Counter| k.get(c).saturating_sub(self.last_kernel.get(c));
-        // Kernel error paths (also logged through aya-log) and the kernel's own count of
-        // LRU evictions; the walk-based lru_evictions below stays the loss figure.
+        // Kernel counts that lost nothing: error paths (also logged through aya-log) and
+        // the pressure a full ring buffer or flow map put on delivery.
         for counter in [
             Counter::Sightings,
+            Counter::FlowsInserted,
+            Counter::RingbufFull,
+            Counter::FlowInsertFailed,
             Counter::PassiveNoListener,
             Counter::NetnsReadFailed,
             Counter::UnexpectedFamily,
-            Counter::FlowsEvicted,
             // DNS packets are not connections: a lost one costs a name, not coverage.
             Counter::DnsPackets,
             Counter::DnsRingFull,
@@ -299,6 +303,15 @@ impl Handler for DaemonHandler {
             }
             .emit(m);
         }
+        let lost = delta(Counter::ConnectionsLost);
+        if lost > 0 {
+            KernelLoss {
+                counter: Counter::ConnectionsLost.name(),
+                delta: lost,
+                total: k.get(Counter::ConnectionsLost),
+            }
+            .emit(m);
+        }
         let dns_lost = delta(Counter::DnsRingFull) + delta(Counter::DnsTruncated);
         if dns_lost > 0 {
             tracing::warn!(
@@ -308,39 +321,23 @@ impl Handler for DaemonHandler {
             );
             self.dns_lost_at = Some(std::time::Instant::now());
         }
-        let mut drops = Drops::default();
-        for (counter, slot) in [
-            (Counter::RingbufFull, &mut drops.ringbuf_full),
-            (Counter::FlowInsertFailed, &mut drops.flow_insert_failed),
-        ] {
-            *slot = delta(counter);
-            if *slot > 0 {
-                KernelLoss {
-                    counter: counter.name(),
-                    delta: *slot,
-                    total: k.get(counter),
-                }
-                .emit(m);
-            }
-        }
-        if let Some(ev) = lru_evictions {
-            drops.lru_evictions = ev.saturating_sub(self.last_evictions);
-            if drops.lru_evictions > 0 {
-                KernelLoss {
-                    counter: "lru_evictions",
-                    delta: drops.lru_evictions,
-                    total: ev,
-                }
-                .emit(m);
-            }
-            self.last_evictions = ev;
-        }
         self.save_names(false);
+        self.last_kernel = k.clone();
+    }
+
+    /// Everything up to `span.end` was delivered (and is in the pending batch, or
+    /// committed): the next store commit's coverage reaches that far, with the span's loss.
+    fn watch(&mut self, span: &WatchSpan) -> std::io::Result<()> {
         self.shared
-            .drops
+            .watched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .add(&drops);
-        self.last_kernel = k.clone();
+            .extend(span);
+        Ok(())
+    }
+
+    /// Every drain moves the watermark: the store's coverage follows each one.
+    fn watch_every(&self) -> Duration {
+        Duration::ZERO
     }
 }

@@ -20,6 +20,7 @@ use crate::{
     capture::{Probes, stream},
     cli::RunConfig,
     edge::Drops,
+    model::Millis,
     internal_events::{Degraded, InternalEvent, OpenSocketsMethod, PolicyReloaded, StoreSetAside},
     metrics::Metrics,
     model::time::unix_ms,
@@ -33,8 +34,9 @@ pub struct Shared {
     pub metrics: Metrics,
     pub edges: Mutex<Edges>,
     pub pending: Mutex<Batch>,
-    /// Kernel drops counted since the last store commit (for coverage).
-    pub drops: Mutex<Drops>,
+    /// What the capture delivered completely since the last store commit (the next
+    /// commit's coverage).
+    pub watched: Mutex<Watched>,
     pub ready: AtomicBool,
     pub alert_kick: Notify,
     pub session_start_ms: i64,
@@ -55,6 +57,36 @@ pub struct Shared {
     /// The daemon's own traffic, judged platform under the built-in `auditor` entry
     /// (added to every policy loaded).
     pub auditor_self: crate::verdict::baseline::AuditorSelf,
+}
+
+/// The span the capture has delivered completely since the last store commit: from its
+/// start up to the watermark, with what the kernel lost in it. Coverage ends at the
+/// watermark, never at the commit's wall clock: what the kernel counted after it is not
+/// delivered yet, and after a kill -9 that time is a gap, not "fully audited".
+#[derive(Debug, Default, Clone)]
+pub struct Watched {
+    pub start_ms: Option<Millis>,
+    pub end_ms: Option<Millis>,
+    pub drops: Drops,
+}
+
+impl Watched {
+    pub fn extend(&mut self, span: &stream::WatchSpan) {
+        self.start_ms.get_or_insert(unix_ms(span.start));
+        self.end_ms = Some(unix_ms(span.end).max(self.end_ms.unwrap_or(i64::MIN)));
+        self.drops.add(&Drops {
+            ringbuf_full: span.ringbuf_full,
+            connections_lost: span.connections_lost,
+            flow_insert_failed: span.flow_insert_failed,
+        });
+    }
+
+    /// Puts back what a failed commit took, before what was watched since.
+    pub fn put_back(&mut self, older: Watched) {
+        self.start_ms = older.start_ms.or(self.start_ms);
+        self.end_ms = self.end_ms.or(older.end_ms);
+        self.drops.add(&older.drops);
+    }
 }
 
 pub fn run(cfg: RunConfig) -> anyhow::Result<()> {
@@ -133,7 +165,7 @@ async fn run_async(cfg: RunConfig) -> anyhow::Result<()> {
         metrics: Metrics::new(),
         edges: Mutex::new(Edges::new(cfg.alerts.renotify, cfg.max_violation_series)),
         pending: Mutex::new(Batch::default()),
-        drops: Mutex::new(Drops::default()),
+        watched: Mutex::new(Watched::default()),
         ready: AtomicBool::new(false),
         alert_kick: Notify::new(),
         session_start_ms: unix_ms(SystemTime::now()),

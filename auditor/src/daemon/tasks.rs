@@ -29,19 +29,27 @@ const RELEASE_AFTER_EDGES: usize = 256;
 
 /// Takes what is pending and commits it; on failure puts it back (nothing is dropped).
 /// True when the commit reached the disk.
+///
+/// The coverage committed ends at the capture's watermark (`Watched`), and its loss is
+/// the loss up to there: the observations of that span were all added to the pending
+/// batch before the watermark moved, so they are in this commit or an earlier one.
+/// Observations past the watermark may ride along; coverage reaches them later.
 async fn commit_once(
     shared: &Arc<Shared>,
     store: &Arc<Mutex<Store>>,
-    last_end_ms: &mut i64,
+    last_end_ms: &mut Option<i64>,
 ) -> bool {
-    let now_ms = unix_ms(SystemTime::now());
+    // Both taken with no await between: the pending batch and the watermark agree.
     let mut batch = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|e| e.into_inner()));
-    let drops = std::mem::take(&mut *shared.drops.lock().unwrap_or_else(|e| e.into_inner()));
-    batch.coverage = Some(CoverageUpdate {
-        session_start_ms: shared.session_start_ms,
-        start_ms: *last_end_ms,
-        end_ms: now_ms,
-        drops,
+    let watched = std::mem::take(&mut *shared.watched.lock().unwrap_or_else(|e| e.into_inner()));
+    batch.coverage = watched.end_ms.map(|end_ms| {
+        let start_ms = last_end_ms.or(watched.start_ms).unwrap_or(end_ms);
+        CoverageUpdate {
+            session_start_ms: shared.session_start_ms,
+            start_ms,
+            end_ms: end_ms.max(start_ms),
+            drops: watched.drops,
+        }
     });
     let node = shared.node.clone();
     let store2 = store.clone();
@@ -56,7 +64,9 @@ async fn commit_once(
     }
     match result {
         Ok((batch, Ok(()), _)) => {
-            *last_end_ms = now_ms;
+            if let Some(c) = &batch.coverage {
+                *last_end_ms = Some(c.end_ms);
+            }
             StoreCommitted {
                 edges: batch.edges.len(),
                 connections: batch.connections(),
@@ -89,12 +99,12 @@ async fn commit_once(
                 }
                 .emit(&shared.metrics);
             }
-            if let Some(c) = merged.coverage.take() {
+            if merged.coverage.take().is_some() {
                 shared
-                    .drops
+                    .watched
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .add(&c.drops);
+                    .put_back(watched);
             }
             shared.metrics.store_pending.set(merged.edges.len() as i64);
             *pending = merged;
@@ -115,7 +125,7 @@ pub async fn store_loop(
     mut stop: watch::Receiver<bool>,
 ) -> Option<bool> {
     let store = store?;
-    let mut last_end_ms = shared.session_start_ms;
+    let mut last_end_ms = None;
     let mut tick = tokio::time::interval(cfg.flush);
     let mut last_prune = tokio::time::Instant::now();
     loop {

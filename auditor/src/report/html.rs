@@ -319,7 +319,7 @@ fn coverage(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "<h3>Intervals</h3>\n<table id=\"coverage\"><thead><tr><th>Node</th><th>From</th><th>To</th><th>Fully audited</th><th>Ring buffer full</th><th>LRU evictions</th><th>Insert failures</th></tr></thead><tbody>"
+        "<h3>Intervals</h3>\n<table id=\"coverage\"><thead><tr><th>Node</th><th>From</th><th>To</th><th>Fully audited</th><th>Connections lost</th><th>Ring buffer full (nothing lost)</th><th>Flow map full (nothing lost)</th></tr></thead><tbody>"
     );
     for i in &r.coverage.intervals {
         let _ = writeln!(
@@ -330,8 +330,8 @@ fn coverage(o: &mut String, r: &Report) {
             esc(&i.start),
             esc(&i.end),
             if i.fully_audited { "yes" } else { "no" },
+            i.drops.connections_lost,
             i.drops.ringbuf_full,
-            i.drops.lru_evictions,
             i.drops.flow_insert_failed
         );
     }

@@ -258,7 +258,7 @@ fn coverage(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "| Node | From | To | Fully audited | Ring buffer full | LRU evictions | Insert failures |\n|---|---|---|---|---|---|---|"
+        "| Node | From | To | Fully audited | Connections lost | Ring buffer full (nothing lost) | Flow map full (nothing lost) |\n|---|---|---|---|---|---|---|"
     );
     for i in &r.coverage.intervals {
         let _ = writeln!(
@@ -268,8 +268,8 @@ fn coverage(o: &mut String, r: &Report) {
             i.start,
             i.end,
             if i.fully_audited { "yes" } else { "**no**" },
+            i.drops.connections_lost,
             i.drops.ringbuf_full,
-            i.drops.lru_evictions,
             i.drops.flow_insert_failed
         );
     }

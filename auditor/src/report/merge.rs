@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use super::{
     Gap, ObservedEdge, PlatformEntry, Report, SCHEMA,
-    model::{Capture, SCHEMA_2, SCHEMA_3, SCHEMA_4, parse_time},
+    model::{Capture, SCHEMA_2, SCHEMA_3, SCHEMA_4, SCHEMA_5, parse_time},
     seal::check_digest,
 };
 use crate::{
@@ -62,9 +62,9 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
 
 /// A report merges only with one of this layout, made against the same allowlist.
 fn check_mergeable(name: &str, r: &Report, out: &Report) -> anyhow::Result<()> {
-    if ![SCHEMA, SCHEMA_4, SCHEMA_3, SCHEMA_2].contains(&r.schema.as_str()) {
+    if ![SCHEMA, SCHEMA_5, SCHEMA_4, SCHEMA_3, SCHEMA_2].contains(&r.schema.as_str()) {
         bail!(
-            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_4}, {SCHEMA_3} or {SCHEMA_2})",
+            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_5}, {SCHEMA_4}, {SCHEMA_3} or {SCHEMA_2})",
             r.schema
         );
     }

@@ -14,7 +14,12 @@ use crate::{
     model::{Millis, Verdict},
 };
 
-pub const SCHEMA: &str = "auditor-report/5";
+pub const SCHEMA: &str = "auditor-report/6";
+
+/// The layout before coverage counted the connections the kernel lost
+/// (`drops.connections_lost`) where it counted LRU evictions (`drops.lru_evictions`, read
+/// as `connections_lost`): still read, merged and verified.
+pub const SCHEMA_5: &str = "auditor-report/5";
 
 /// The layout before a report listed the DNS names egress was reached by (`names`):
 /// still read, merged and verified (it reads with `names` absent).
@@ -34,8 +39,9 @@ pub const SCHEMA_2: &str = "auditor-report/2";
 #[serde(deny_unknown_fields)]
 #[schemars(title = "auditor compliance report")]
 pub struct Report {
-    /// "auditor-report/5" for this layout. "auditor-report/4" is read too (the same
-    /// report without `names`), and "auditor-report/3" (a /4 report without `port_verified`, `documented_observed_port_unverified`,
+    /// "auditor-report/6" for this layout. "auditor-report/5" is read too (the same with
+    /// `drops.lru_evictions` for `drops.connections_lost`), "auditor-report/4" (a /5 report
+    /// without `names`), and "auditor-report/3" (a /4 report without `port_verified`, `documented_observed_port_unverified`,
     /// `expected_nodes`, `missing_nodes`, `capture` and `coverage.known`), and
     /// "auditor-report/2" (a /3 report with a
     /// row's `rule`, `src`, `dst` named `number`, `source`, `destination` and the

@@ -39,8 +39,9 @@ use crate::{
 /// match): `job="auditor"`.
 pub const JOB: &str = "auditor";
 
-/// Kernel-side losses: a step with any is not fully audited.
-const LOSSES: [&str; 3] = ["ringbuf_full", "lru_evictions", "flow_insert_failed"];
+/// The kernel's loss and pressure counters (`auditor_kernel_events_total{counter}`): a step
+/// with connections lost is not fully audited.
+const LOSSES: [&str; 3] = ["ringbuf_full", "connections_lost", "flow_insert_failed"];
 
 /// What to ask and for which period.
 pub struct Query<'a> {
@@ -632,7 +633,7 @@ fn intervals(
                 .get(&(node.clone(), t))
                 .copied()
                 .unwrap_or_default();
-            let full = drops.total() == 0;
+            let full = drops.lost() == 0;
             let joins = prev_t == Some(t - step_ms);
             match &mut open {
                 Some(i) if joins && i.fully_audited == full => {
@@ -669,7 +670,7 @@ fn drops_at(dropped: &[Series]) -> HashMap<(String, i64), Drops> {
             let n = num(v).round() as u64;
             match label(&s.metric, "counter") {
                 "ringbuf_full" => d.ringbuf_full += n,
-                "lru_evictions" => d.lru_evictions += n,
+                "connections_lost" => d.connections_lost += n,
                 _ => d.flow_insert_failed += n,
             }
         }

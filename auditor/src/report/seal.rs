@@ -6,26 +6,56 @@ use serde_json::{Map, Value};
 
 use super::{
     Report,
-    model::{SCHEMA_2, SCHEMA_3},
+    model::{SCHEMA, SCHEMA_2, SCHEMA_3},
 };
 
 /// sha256 of the report's canonical JSON (compact, `digest` null), in the layout its
-/// `schema` names: an `auditor-report/3` report was sealed without the fields /4 added,
+/// `schema` names: a report before `auditor-report/6` was sealed with its coverage's
+/// `drops.lru_evictions`, an `auditor-report/3` one also without the fields /4 added,
 /// and an `auditor-report/2` one also with its old field names.
 pub fn compute_digest(r: &Report) -> String {
     let mut copy = r.clone();
     copy.digest = None;
-    let json = if copy.schema == SCHEMA_2 || copy.schema == SCHEMA_3 {
+    let json = if copy.schema == SCHEMA {
+        serde_json::to_string(&copy).expect("a report serialises")
+    } else {
         let mut v = serde_json::to_value(&copy).expect("a report serialises");
-        without_schema_4_fields(&mut v);
+        with_pre_6_drops(&mut v);
+        if copy.schema == SCHEMA_2 || copy.schema == SCHEMA_3 {
+            without_schema_4_fields(&mut v);
+        }
         if copy.schema == SCHEMA_2 {
             as_schema_2(&mut v);
         }
         v.to_string()
-    } else {
-        serde_json::to_string(&copy).expect("a report serialises")
     };
     crate::provenance::sha256_hex(json.as_bytes())
+}
+
+/// Gives an older report's coverage drops the name they were sealed with, in place.
+fn with_pre_6_drops(report: &mut Value) {
+    let intervals = report
+        .pointer_mut("/coverage/intervals")
+        .and_then(Value::as_array_mut);
+    for interval in intervals.into_iter().flatten() {
+        if let Some(drops) = interval.get_mut("drops").and_then(Value::as_object_mut) {
+            renamed(drops, &[("connections_lost", "lru_evictions")]);
+        }
+    }
+}
+
+/// Renames an object's keys (new name, old name), keeping their order.
+fn renamed(obj: &mut Map<String, Value>, names: &[(&str, &str)]) {
+    *obj = std::mem::take(obj)
+        .into_iter()
+        .map(|(k, v)| {
+            let k = names
+                .iter()
+                .find(|(new, _)| *new == k)
+                .map_or(k, |(_, old)| (*old).to_string());
+            (k, v)
+        })
+        .collect();
 }
 
 /// Takes out of a report's JSON the fields `auditor-report/4` added (read into an older
@@ -45,18 +75,6 @@ fn without_schema_4_fields(report: &mut Value) {
 /// (serde_json keeps object keys in insertion order here: the `preserve_order` feature
 /// the allowlist crate turns on, so the text is what /2 serialised).
 fn as_schema_2(report: &mut Value) {
-    let renamed = |obj: &mut Map<String, Value>, names: &[(&str, &str)]| {
-        *obj = std::mem::take(obj)
-            .into_iter()
-            .map(|(k, v)| {
-                let k = names
-                    .iter()
-                    .find(|(new, _)| *new == k)
-                    .map_or(k, |(_, old)| (*old).to_string());
-                (k, v)
-            })
-            .collect();
-    };
     if let Some(rows) = report.get_mut("rows").and_then(Value::as_array_mut) {
         for row in rows.iter_mut().filter_map(Value::as_object_mut) {
             renamed(

@@ -357,7 +357,7 @@ fn intervals(coverage: &[CoverageInterval]) -> Vec<Interval> {
             node: c.node.clone(),
             start: rfc3339_millis(c.start_ms),
             end: rfc3339_millis(c.end_ms),
-            fully_audited: c.drops.total() == 0,
+            fully_audited: c.drops.lost() == 0,
             drops: c.drops,
         })
         .collect()

@@ -37,7 +37,17 @@ use crate::{
 /// key; '' for none), and the DNS names: the name table, kept across restarts
 /// (`dns_names`), and which resolver gave which name when (`dns_learned`). Version 5
 /// stores are rebuilt when `auditor run` opens them; reports read older stores as they are.
-const SCHEMA_VERSION: i64 = 6;
+/// 7: coverage records the connections the kernel lost (`coverage.connections_lost`, exact,
+/// from the per-epoch flow maps) where it recorded LRU evictions. When `auditor run`
+/// upgrades a version 6 store, and when a report reads an older one, its evictions,
+/// full ring buffers and refused inserts all count as lost: each of them may have lost
+/// connections then.
+const SCHEMA_VERSION: i64 = 7;
+
+/// What an older store's coverage row says was lost (see version 7), before and after its
+/// column is renamed.
+const OLD_LOST: &str = "lru_evictions + ringbuf_full + flow_insert_failed";
+const OLD_LOST_RENAMED: &str = "connections_lost + ringbuf_full + flow_insert_failed";
 
 const DNS_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS dns_names (
@@ -85,7 +95,7 @@ CREATE TABLE IF NOT EXISTS rows (
 );
 CREATE TABLE IF NOT EXISTS coverage (
     node TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
-    ringbuf_full INTEGER NOT NULL DEFAULT 0, lru_evictions INTEGER NOT NULL DEFAULT 0,
+    ringbuf_full INTEGER NOT NULL DEFAULT 0, connections_lost INTEGER NOT NULL DEFAULT 0,
     flow_insert_failed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (node, start_ms)
 );
@@ -601,9 +611,32 @@ impl Store {
         }
         if self.version == 5 {
             self.upgrade_from_5()?;
+            self.version = 6;
+        }
+        if self.version == 6 {
+            let rename = if self.coverage_counts_evictions()? {
+                format!(
+                    "ALTER TABLE coverage RENAME COLUMN lru_evictions TO connections_lost;
+                     UPDATE coverage SET connections_lost = {OLD_LOST_RENAMED};"
+                )
+            } else {
+                String::new()
+            };
+            self.conn.execute_batch(&format!(
+                "BEGIN; {rename} UPDATE meta SET value = '7' WHERE key = 'schema_version'; COMMIT;"
+            ))?;
             self.version = SCHEMA_VERSION;
         }
         Ok(())
+    }
+
+    /// True when the coverage table is an older version's (`lru_evictions`).
+    fn coverage_counts_evictions(&self) -> anyhow::Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('coverage') WHERE name = 'lru_evictions'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?)
     }
 
     fn version_text(&self) -> anyhow::Result<Option<String>> {
@@ -633,6 +666,7 @@ impl Store {
             Some("4") => Ok(4),
             Some("5") => Ok(5),
             Some("6") => Ok(6),
+            Some("7") => Ok(7),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
@@ -796,14 +830,14 @@ impl Store {
                 // a new interval so reports can show exactly when auditing was incomplete.
                 let last: Option<(i64, i64)> = tx
                     .query_row(
-                        "SELECT start_ms, ringbuf_full + lru_evictions + flow_insert_failed FROM coverage
+                        "SELECT start_ms, connections_lost FROM coverage
                          WHERE node = ?1 AND start_ms >= ?2 ORDER BY start_ms DESC LIMIT 1",
                         params![node, c.session_start_ms],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
                 match last {
-                    Some((start, 0)) if c.drops.total() == 0 => {
+                    Some((start, 0)) if c.drops.lost() == 0 => {
                         tx.execute(
                             "UPDATE coverage SET end_ms = ?3 WHERE node = ?1 AND start_ms = ?2",
                             params![node, start, c.end_ms],
@@ -812,9 +846,9 @@ impl Store {
                     _ => {
                         let d = &c.drops;
                         tx.execute(
-                            "INSERT OR REPLACE INTO coverage (node, start_ms, end_ms, ringbuf_full, lru_evictions, flow_insert_failed)
+                            "INSERT OR REPLACE INTO coverage (node, start_ms, end_ms, ringbuf_full, connections_lost, flow_insert_failed)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![node, c.start_ms, c.end_ms, d.ringbuf_full as i64, d.lru_evictions as i64, d.flow_insert_failed as i64],
+                            params![node, c.start_ms, c.end_ms, d.ringbuf_full as i64, d.connections_lost as i64, d.flow_insert_failed as i64],
                         )?;
                     }
                 }
@@ -824,13 +858,13 @@ impl Store {
             for c in &batch.intervals {
                 let d = &c.drops;
                 tx.execute(
-                    "INSERT INTO coverage (node, start_ms, end_ms, ringbuf_full, lru_evictions, flow_insert_failed)
+                    "INSERT INTO coverage (node, start_ms, end_ms, ringbuf_full, connections_lost, flow_insert_failed)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (node, start_ms) DO UPDATE SET end_ms = MAX(end_ms, excluded.end_ms),
                         ringbuf_full = ringbuf_full + excluded.ringbuf_full,
-                        lru_evictions = lru_evictions + excluded.lru_evictions,
+                        connections_lost = connections_lost + excluded.connections_lost,
                         flow_insert_failed = flow_insert_failed + excluded.flow_insert_failed",
-                    params![node, c.start_ms, c.end_ms, d.ringbuf_full as i64, d.lru_evictions as i64, d.flow_insert_failed as i64],
+                    params![node, c.start_ms, c.end_ms, d.ringbuf_full as i64, d.connections_lost as i64, d.flow_insert_failed as i64],
                 )?;
             }
             if let Some(c) = &batch.capture {
@@ -1151,10 +1185,15 @@ impl Store {
         since: Option<i64>,
         until: Option<i64>,
     ) -> anyhow::Result<Vec<CoverageInterval>> {
-        let mut q = self.conn.prepare(
-            "SELECT node, start_ms, end_ms, ringbuf_full, lru_evictions, flow_insert_failed FROM coverage
-             WHERE end_ms >= ?1 AND start_ms <= ?2 ORDER BY node, start_ms",
-        )?;
+        let lost = if self.coverage_counts_evictions()? {
+            OLD_LOST
+        } else {
+            "connections_lost"
+        };
+        let mut q = self.conn.prepare(&format!(
+            "SELECT node, start_ms, end_ms, ringbuf_full, {lost}, flow_insert_failed FROM coverage
+             WHERE end_ms >= ?1 AND start_ms <= ?2 ORDER BY node, start_ms"
+        ))?;
         let rows = q.query_map(
             params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
             |r| {
@@ -1164,7 +1203,7 @@ impl Store {
                     end_ms: r.get(2)?,
                     drops: Drops {
                         ringbuf_full: r.get::<_, i64>(3)? as u64,
-                        lru_evictions: r.get::<_, i64>(4)? as u64,
+                        connections_lost: r.get::<_, i64>(4)? as u64,
                         flow_insert_failed: r.get::<_, i64>(5)? as u64,
                     },
                 })
@@ -1209,13 +1248,15 @@ mod tests {
         crate::edge::test_edge(count, at)
     }
 
-    fn coverage(start: i64, end: i64, ringbuf_full: u64) -> Option<CoverageUpdate> {
+    fn coverage(start: i64, end: i64, connections_lost: u64) -> Option<CoverageUpdate> {
         Some(CoverageUpdate {
             session_start_ms: 0,
             start_ms: start,
             end_ms: end,
             drops: Drops {
-                ringbuf_full,
+                connections_lost,
+                // Pressure with nothing lost never splits an interval.
+                ringbuf_full: 3,
                 ..Drops::default()
             },
         })
@@ -1251,7 +1292,7 @@ mod tests {
             .coverage(None, None)
             .unwrap()
             .iter()
-            .map(|c| (c.start_ms, c.end_ms, c.drops.ringbuf_full))
+            .map(|c| (c.start_ms, c.end_ms, c.drops.connections_lost))
             .collect();
         // Clean time merges into one interval; the interval with drops stands alone.
         assert_eq!(cov, vec![(0, 2000, 0), (2000, 3000, 5), (3000, 4000, 0)]);
@@ -1332,6 +1373,36 @@ mod tests {
             .map(|r| (r.rule, r.digest, r.count))
             .collect();
         assert_eq!(rows, vec![(26, String::new(), 7), (26, "abc".into(), 1)]);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_version_6_store_counts_every_old_drop_as_lost_read_as_it_is_or_upgraded() {
+        let path = tmp("v6-coverage");
+        {
+            let s = Store::open(&path).unwrap();
+            s.conn
+                .execute_batch(
+                    "DROP TABLE coverage;
+                     CREATE TABLE coverage (node TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+                        ringbuf_full INTEGER NOT NULL DEFAULT 0, lru_evictions INTEGER NOT NULL DEFAULT 0,
+                        flow_insert_failed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, start_ms));
+                     INSERT INTO coverage VALUES ('n1', 0, 1000, 1, 2, 3), ('n1', 1000, 2000, 0, 0, 0);
+                     UPDATE meta SET value = '6' WHERE key = 'schema_version';",
+                )
+                .unwrap();
+        }
+        let lost = |s: &Store| -> Vec<u64> {
+            s.coverage(None, None)
+                .unwrap()
+                .iter()
+                .map(|c| c.drops.lost())
+                .collect()
+        };
+        // A full ring buffer or a refused insert could lose connections then.
+        assert_eq!(lost(&Store::open_existing(&path).unwrap()), [6, 0]);
+        let s = Store::open(&path).unwrap();
+        assert_eq!((s.version, lost(&s)), (SCHEMA_VERSION, vec![6, 0]));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
