@@ -13,7 +13,7 @@
 pub mod names {
     /// The flow maps, one per epoch slot (`FLOW_EPOCH_MAPS`), in slot order.
     pub const MAP_FLOWS: [&str; super::FLOW_EPOCH_MAPS as usize] =
-        ["AUDITOR_FLOWS_0", "AUDITOR_FLOWS_1"];
+        ["AUDITOR_FLOWS_0", "AUDITOR_FLOWS_1", "AUDITOR_FLOWS_2"];
     /// The current epoch (`Array<u32>`, slot 0), written by user space at each sweep.
     pub const MAP_EPOCH: &str = "AUDITOR_EPOCH";
     /// Connections lost per epoch slot (`PerCpuArray<u64>`), cleared as each map is drained.
@@ -51,10 +51,12 @@ pub mod names {
 }
 
 /// Flow maps in rotation. The programs count into the map of the current epoch; at each
-/// sweep user space starts the next epoch, waits until no program still runs with the
-/// old one (an RCU barrier), and drains the old epoch's map, which is then empty for the
-/// epoch after. Two maps: one live, one being drained.
-pub const FLOW_EPOCH_MAPS: u32 = 2;
+/// sweep user space starts the next epoch, and drains an ended epoch's map once two RCU
+/// barriers have passed since it ended: the first waits out the programs that still
+/// counted into it, the second every program that reserved a ring-buffer record before
+/// theirs (so all of the epoch's records can be read first). Three maps: one live, one
+/// ended and waiting for its second barrier, one being drained (then empty for the next).
+pub const FLOW_EPOCH_MAPS: u32 = 3;
 /// Distinct flows one epoch's map holds (an epoch is one `--record-interval`, 1 s by
 /// default). A full map evicts nothing: each further sighting of a flow it lacks goes
 /// through the ring buffer as a record of its own (`Counter::FlowInsertFailed`), and is
@@ -134,8 +136,8 @@ impl core::fmt::Display for Transport {
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Hook {
-    /// Not a hook: the flow map's sweep delivered connections no ring record carried
-    /// (idle flows, a full ring buffer, and the final sweep at shutdown).
+    /// Not a hook: an epoch's drain delivered connections of a flow whose ring record
+    /// for the epoch was never reserved (the ring buffer was full), so no process is named.
     Sweep = 0,
     TcpActive = 1,
     TcpPassive = 2,

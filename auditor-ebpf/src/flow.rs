@@ -2,10 +2,10 @@
 //! sighting in each epoch goes through the ring buffer at once; later sightings in the
 //! epoch are an atomic add in the epoch's flow map, which user space drains.
 //!
-//! Epochs (see `auditor_common::FLOW_EPOCH_MAPS`): the programs count into one of two
+//! Epochs (see `auditor_common::FLOW_EPOCH_MAPS`): the programs count into one of three
 //! flow maps, chosen by the epoch user space writes into `AUDITOR_EPOCH` at each sweep.
-//! User space drains (reads, then empties) the old epoch's map once no program still
-//! runs with the old epoch. So a sweep costs what the last epoch saw, not every flow the
+//! User space drains (reads, then empties) an ended epoch's map once no program still
+//! runs with that epoch and all of its ring records can be read. So a sweep costs what the last epoch saw, not every flow the
 //! node ever had, and a full map never evicts: a sighting it cannot hold goes through the
 //! ring buffer, and one neither can take is counted as lost, in its epoch.
 
@@ -34,7 +34,10 @@ pub static AUDITOR_FLOWS_0: HashMap<FlowKey, FlowStats> =
 #[map]
 pub static AUDITOR_FLOWS_1: HashMap<FlowKey, FlowStats> =
     HashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
-const _: () = assert!(FLOW_EPOCH_MAPS == 2);
+#[map]
+pub static AUDITOR_FLOWS_2: HashMap<FlowKey, FlowStats> =
+    HashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
+const _: () = assert!(FLOW_EPOCH_MAPS == 3);
 
 /// The current epoch, written by user space at each sweep (slot 0).
 #[map]
@@ -103,8 +106,9 @@ pub fn count(counter: Counter) {
 fn count_lost(epoch: u32) {
     count(Counter::ConnectionsLost);
     if let Some(slot) = AUDITOR_LOST.get_ptr_mut(epoch % FLOW_EPOCH_MAPS) {
-        // Per-CPU slot: no other CPU writes it.
-        unsafe { *slot += 1 };
+        // Per-CPU, but a program in softirq (a passive open) can interrupt one in process
+        // context on the same CPU between a load and a store: atomic, so none is missed.
+        unsafe { atomic_xadd::<u64, u64, { SEQ_CST }>(slot, 1) };
     }
 }
 
@@ -140,7 +144,8 @@ pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
     // One call site per map, so the verifier knows each map and can inline its lookups.
     match epoch % FLOW_EPOCH_MAPS {
         0 => observe_in(&AUDITOR_FLOWS_0, epoch, key, actor, hook),
-        _ => observe_in(&AUDITOR_FLOWS_1, epoch, key, actor, hook),
+        1 => observe_in(&AUDITOR_FLOWS_1, epoch, key, actor, hook),
+        _ => observe_in(&AUDITOR_FLOWS_2, epoch, key, actor, hook),
     }
 }
 

@@ -335,10 +335,10 @@ pub struct Drops {
     /// flow map delivered their connections.
     pub ringbuf_full: u64,
     /// Connections lost: counted by the kernel but never delivered (an epoch's flow map
-    /// was full, and so was the ring buffer). Exact. Made before the flow maps had epochs
-    /// (schema 6 and older), it counts what may have lost connections then: in a
-    /// recording's `lru_evictions`, the flows the LRU flow map evicted; in a store, those
-    /// plus its full ring buffers and refused inserts.
+    /// was full, and so was the ring buffer). Exact. In a recording, store or report made
+    /// before the flow maps had epochs, it counts what may have lost connections then:
+    /// the flows the LRU flow map evicted (`lru_evictions`, read as this field), and in a
+    /// recording's or store's figures, its full ring buffers and refused inserts too.
     #[serde(alias = "lru_evictions")]
     pub connections_lost: u64,
     /// Sightings an epoch's full flow map could not hold. Nothing lost: each went through

@@ -451,7 +451,7 @@ impl InternalEvent for KernelLoss {
             counter = self.counter,
             delta = self.delta,
             total = self.total,
-            "kernel-side loss: some connections may be uncounted"
+            "the kernel lost connections (an epoch's flow map and the ring buffer were both full): they are not audited, and the store records the loss with its epoch"
         );
         m.kernel
             .get_or_create(&KernelLabels {

@@ -5,7 +5,8 @@
 //! may have read the old epoch must have finished. Programs run inside an RCU read-side
 //! section, and the kernel offers one way for user space to wait out such sections: an
 //! update of a map-of-maps returns only after `synchronize_rcu()`
-//! (`maybe_wait_bpf_programs` in kernel/bpf/syscall.c, since 5.x). So the barrier is
+//! (`maybe_wait_bpf_programs` in kernel/bpf/syscall.c, since 4.20; the upstream
+//! selftests wait the same way, `kern_sync_rcu`). So the barrier is
 //! a one-slot `BPF_MAP_TYPE_ARRAY_OF_MAPS` that nothing reads, updated once per epoch.
 //!
 //! aya can open such a map from an object but not create one on its own (it needs an

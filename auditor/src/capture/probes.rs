@@ -335,6 +335,7 @@ impl Probes {
             )
             .map_max_entries(MAP_FLOWS[0], opts.flow_map_entries)
             .map_max_entries(MAP_FLOWS[1], opts.flow_map_entries)
+            .map_max_entries(MAP_FLOWS[2], opts.flow_map_entries)
             .load(EBPF_OBJECT)
             .map_err(ProbeError::Object)?;
         let barrier = {
@@ -356,7 +357,7 @@ impl Probes {
                 ProbeError::MissingMap {
                     name: MAP_EPOCH,
                     detail: format!(
-                        "creating the array of maps that waits for running programs (BPF_MAP_TYPE_ARRAY_OF_MAPS, Linux 4.12+): {e}"
+                        "creating the array of maps that waits for running programs (BPF_MAP_TYPE_ARRAY_OF_MAPS; any kernel with the ring buffer, 5.8+, has it): {e}"
                     ),
                 }
             })?
@@ -583,17 +584,48 @@ impl Probes {
         })
     }
 
-    /// Returns once every program that was running has finished: none still counts into
-    /// a map it chose before the last `set_epoch` (see `barrier`).
+    /// Returns once every program that was running has finished (see `barrier`).
     pub fn wait_for_programs(&self) -> std::io::Result<()> {
         self.barrier.wait()
     }
 
-    /// Takes out everything `epoch`'s map holds, and the connections lost in that epoch.
-    /// Call it only for an epoch no program writes any more (after `set_epoch` to a
-    /// later one and `wait_for_programs`): then nothing is added behind the reading.
-    /// Costs three syscalls per flow the epoch saw, however many the node ever had.
-    pub fn drain(&mut self, epoch: u32) -> Result<Drained, ProbeError> {
+    /// Reads everything `epoch`'s map holds, and the connections lost in that epoch,
+    /// changing nothing. Call it only for an epoch no program writes any more (see
+    /// `stream`), then `empty_epoch` once what it read was delivered: a failure of either
+    /// leaves the map as it was, to be tried again. Costs two syscalls per flow the epoch
+    /// saw, however many the node ever had.
+    pub fn read_epoch(&self, epoch: u32) -> Result<Drained, ProbeError> {
+        let slot = epoch % FLOW_EPOCH_MAPS;
+        let name = MAP_FLOWS[slot as usize];
+        let missing = |detail: String| ProbeError::MissingMap { name, detail };
+        let map = self
+            .ebpf
+            .map(name)
+            .ok_or_else(|| missing("absent".into()))?;
+        let flows = HashMap::<_, FlowKey, FlowStats>::try_from(map)
+            .map_err(|e| missing(e.to_string()))?;
+        let mut read = Vec::new();
+        for key in flows.keys() {
+            let key = key.map_err(|e| missing(format!("walking the map: {e}")))?;
+            let stats = flows
+                .get(&key, 0)
+                .map_err(|e| missing(format!("reading a flow: {e}")))?;
+            read.push((key, stats));
+        }
+        let lost = self.lost_array()?.get(&slot, 0).map_err(|e| ProbeError::MissingMap {
+            name: MAP_LOST,
+            detail: e.to_string(),
+        })?;
+        Ok(Drained {
+            flows: read,
+            lost: lost.iter().sum(),
+        })
+    }
+
+    /// Empties `epoch`'s map of what `read_epoch` found, and its lost count, so the
+    /// slot starts empty when a later epoch uses it. Retried whole on failure (a key
+    /// already removed is skipped).
+    pub fn empty_epoch(&mut self, epoch: u32, drained: &Drained) -> Result<(), ProbeError> {
         let slot = epoch % FLOW_EPOCH_MAPS;
         let name = MAP_FLOWS[slot as usize];
         let missing = |detail: String| ProbeError::MissingMap { name, detail };
@@ -603,45 +635,39 @@ impl Probes {
             .ok_or_else(|| missing("absent".into()))?;
         let mut flows = HashMap::<_, FlowKey, FlowStats>::try_from(map)
             .map_err(|e| missing(e.to_string()))?;
-        // Keys first: deleting while walking would restart the walk at each deletion.
-        let keys: Vec<FlowKey> = flows.keys().filter_map(Result::ok).collect();
-        let mut drained = Vec::with_capacity(keys.len());
-        for key in keys {
-            let stats = flows
-                .get(&key, 0)
-                .map_err(|e| missing(format!("reading a flow: {e}")))?;
-            flows
-                .remove(&key)
-                .map_err(|e| missing(format!("emptying the map: {e}")))?;
-            drained.push((key, stats));
+        for (key, _) in &drained.flows {
+            match flows.remove(key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(missing(format!("emptying the map: {e}"))),
+            }
         }
-        let map = self.ebpf.map_mut(MAP_LOST).ok_or(ProbeError::MissingMap {
+        if drained.lost > 0 {
+            let lost_err = |e: &dyn std::fmt::Display| ProbeError::MissingMap {
+                name: MAP_LOST,
+                detail: e.to_string(),
+            };
+            let cpus = aya::util::nr_cpus().map_err(|(_, e)| lost_err(&e))?;
+            let zero = PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| lost_err(&e))?;
+            let map = self.ebpf.map_mut(MAP_LOST).ok_or(ProbeError::MissingMap {
+                name: MAP_LOST,
+                detail: "absent".into(),
+            })?;
+            PerCpuArray::<_, u64>::try_from(map)
+                .map_err(|e| lost_err(&e))?
+                .set(slot, zero, 0)
+                .map_err(|e| lost_err(&e))?;
+        }
+        Ok(())
+    }
+
+    fn lost_array(&self) -> Result<PerCpuArray<&MapData, u64>, ProbeError> {
+        let map = self.ebpf.map(MAP_LOST).ok_or(ProbeError::MissingMap {
             name: MAP_LOST,
             detail: "absent".into(),
         })?;
-        let mut lost_map =
-            PerCpuArray::<_, u64>::try_from(map).map_err(|e| ProbeError::MissingMap {
-                name: MAP_LOST,
-                detail: e.to_string(),
-            })?;
-        let lost_err = |e: aya::maps::MapError| ProbeError::MissingMap {
+        PerCpuArray::try_from(map).map_err(|e| ProbeError::MissingMap {
             name: MAP_LOST,
             detail: e.to_string(),
-        };
-        let per_cpu = lost_map.get(&slot, 0).map_err(lost_err)?;
-        let lost = per_cpu.iter().sum();
-        if lost > 0 {
-            let zero = PerCpuValues::try_from(vec![0u64; per_cpu.len()]).map_err(|e| {
-                ProbeError::MissingMap {
-                    name: MAP_LOST,
-                    detail: e.to_string(),
-                }
-            })?;
-            lost_map.set(slot, zero, 0).map_err(lost_err)?;
-        }
-        Ok(Drained {
-            flows: drained,
-            lost,
         })
     }
 

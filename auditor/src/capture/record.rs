@@ -57,8 +57,9 @@ pub struct FlowRecord {
     #[serde(default)]
     pub netns_cookie: u64,
     /// Which kernel hook saw it: tcp_active, tcp_passive, udp_connect, udp_sendmsg,
-    /// udp_recvmsg (a datagram received: ingress), sweep (delivered by user space's periodic
-    /// sweep of the kernel's flow map), or existing (found already open by the walk of the
+    /// udp_recvmsg (a datagram received: ingress), sweep (delivered by the drain of an
+    /// epoch's flow map with no ring record of the epoch to name the process: the ring
+    /// buffer was full), or existing (found already open by the walk of the
     /// node's sockets at start and every --active-interval; `count` is then how many of
     /// the flow's connections were open, and a listener has no src_addr and count 0).
     #[serde(default)]

@@ -3,12 +3,12 @@
 //! The kernel counts connections per flow and epoch (see `auditor-ebpf/src/flow.rs`): a
 //! flow's first connection in an epoch goes through the ring buffer at once ("1 so far"),
 //! the rest only into that epoch's map. At each sweep (every `--record-interval`) the
-//! stream starts the next epoch, waits until no program still runs with the old one, and
-//! drains the old epoch's map, handing on what each flow holds beyond what its ring
-//! record carried. Nothing is counted twice, and nothing counted in the kernel is left
-//! behind: so once a drain is done, every connection the kernel counted before that
-//! epoch ended has been delivered, or counted as lost. That moment is the **watermark**
-//! the `watch` spans end at (never the wall clock of the sweep).
+//! stream starts the next epoch and drains the epochs that ended (see `Epochs` for when
+//! that is safe), handing on what each flow holds beyond what its ring record carried.
+//! Nothing is counted twice, and nothing counted in the kernel is left behind: so once
+//! an epoch is drained, every connection the kernel counted before it ended has been
+//! delivered, or counted as lost. That moment is the **watermark** the `watch` spans
+//! end at (never the wall clock of the sweep).
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -473,18 +473,37 @@ fn read_ring<H: Handler>(
     Ok(())
 }
 
-/// Which epoch the programs count into, and one that ended and waits to be drained.
+/// An epoch that ended and waits for its drain.
+struct Retired {
+    epoch: u32,
+    /// When it ended: its drain moves the watermark there.
+    ended: std::time::SystemTime,
+    /// RCU barriers passed since it ended (it is drained after two).
+    barriers: u8,
+    /// What its map held, read and delivered, when emptying the map failed (retried).
+    delivered: Option<super::probes::Drained>,
+}
+
+/// Which epoch the programs count into, and the ones that ended, oldest first.
+///
+/// An ended epoch is drained after two barriers. The first returns once every program
+/// that read the epoch has finished, so its map and its ring records are complete. The
+/// second returns once every program that started before the first barrier returned has
+/// finished: those include every program that reserved a ring record ahead of one of
+/// the epoch's (the ring is read in reservation order, and stops at a record still being
+/// written), so all of the epoch's records are read before its map is, and none can
+/// arrive after the drain and be counted twice.
 struct Epochs {
     live: u32,
-    /// The epoch that ended, and when: its drain moves the watermark there.
-    retired: Option<(u32, std::time::SystemTime)>,
+    retired: std::collections::VecDeque<Retired>,
 }
 
 impl Epochs {
-    /// Ends the live epoch (unless one still waits for its drain), waits until no program
-    /// runs with it, and drains it. A step that fails is tried again at the next sweep;
-    /// meanwhile the live epoch goes on and nothing is lost.
-    fn end_one<H: Handler>(
+    /// One sweep: ends the live epoch (when a map is free for the next), passes a
+    /// barrier, reads the ring, and drains the ended epochs that are due. A step that
+    /// fails is tried again at the next sweep; meanwhile the live epoch goes on, and a
+    /// sighting its full map cannot hold goes through the ring buffer.
+    fn sweep<H: Handler>(
         &mut self,
         probes: &mut Probes,
         rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
@@ -492,34 +511,97 @@ impl Epochs {
         watcher: &mut Watcher,
         handler: &mut H,
     ) -> Result<(), StreamError> {
-        if self.retired.is_none() {
+        // Live plus ended epochs never exceed the maps: a map is reused only drained.
+        if self.retired.len() + 1 < FLOW_EPOCH_MAPS as usize {
             let ended = std::time::SystemTime::now();
-            if let Err(e) = probes.set_epoch(self.live.wrapping_add(1)) {
-                tracing::warn!(error = %e, "starting the next epoch; the live one goes on");
-                return Ok(());
+            match probes.set_epoch(self.live.wrapping_add(1)) {
+                Ok(()) => {
+                    self.retired.push_back(Retired {
+                        epoch: self.live,
+                        ended,
+                        barriers: 0,
+                        delivered: None,
+                    });
+                    self.live = self.live.wrapping_add(1);
+                }
+                Err(e) => tracing::warn!(error = %e, "starting the next epoch; the live one goes on"),
             }
-            self.retired = Some((self.live, ended));
-            self.live = self.live.wrapping_add(1);
         }
-        let Some((epoch, ended)) = self.retired else {
-            return Ok(());
-        };
+        let waited = std::time::Instant::now();
         if let Err(e) = probes.wait_for_programs() {
-            tracing::warn!(error = %e, "waiting for running programs; the epoch is drained at the next sweep");
+            tracing::warn!(error = %e, "waiting for running programs; the ended epochs are drained at a later sweep");
             return Ok(());
         }
-        // Records the old epoch's last programs reserved before they finished.
+        tracing::trace!(
+            waited_ms = waited.elapsed().as_secs_f64() * 1e3,
+            "programs running at the epoch's end have finished"
+        );
+        for r in &mut self.retired {
+            r.barriers = r.barriers.saturating_add(1);
+        }
         read_ring(rb, dec, handler)?;
-        match probes.drain(epoch) {
-            Ok(drained) => {
-                dec.drained(epoch, &drained.flows, handler)?;
-                watcher.extend(ended, drained.lost);
-                self.retired = None;
+        while self.retired.front().is_some_and(|r| r.barriers >= 2) {
+            if !drain_one(self.retired.front_mut().expect("checked"), probes, dec, watcher, handler)? {
+                break;
             }
-            Err(e) => tracing::warn!(error = %e, "draining an epoch's flow map; tried again at the next sweep"),
+            self.retired.pop_front();
         }
         Ok(())
     }
+
+    /// At shutdown, with the programs detached and a barrier passed: every epoch's map
+    /// is complete and every record read, so all are drained. True when all were.
+    fn drain_all<H: Handler>(
+        &mut self,
+        probes: &mut Probes,
+        dec: &mut Decoder,
+        watcher: &mut Watcher,
+        handler: &mut H,
+        detached: std::time::SystemTime,
+    ) -> Result<bool, StreamError> {
+        self.retired.push_back(Retired {
+            epoch: self.live,
+            ended: detached,
+            barriers: 2,
+            delivered: None,
+        });
+        let mut complete = true;
+        for mut r in std::mem::take(&mut self.retired) {
+            complete &= drain_one(&mut r, probes, dec, watcher, handler)?;
+        }
+        Ok(complete)
+    }
+}
+
+/// Reads an ended epoch's map, delivers it, and empties it. True when done; false when
+/// a step failed (logged; the caller tries again later, and what was already delivered
+/// is not delivered again).
+fn drain_one<H: Handler>(
+    r: &mut Retired,
+    probes: &mut Probes,
+    dec: &mut Decoder,
+    watcher: &mut Watcher,
+    handler: &mut H,
+) -> Result<bool, StreamError> {
+    if r.delivered.is_none() {
+        match probes.read_epoch(r.epoch) {
+            Ok(drained) => {
+                dec.drained(r.epoch, &drained.flows, handler)?;
+                r.delivered = Some(drained);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, epoch = r.epoch, "reading an ended epoch's flow map; tried again at the next sweep");
+                return Ok(false);
+            }
+        }
+    }
+    let drained = r.delivered.as_ref().expect("set above");
+    if let Err(e) = probes.empty_epoch(r.epoch, drained) {
+        tracing::warn!(error = %e, epoch = r.epoch, "emptying an ended epoch's flow map; tried again at the next sweep (its map is not reused until then)");
+        return Ok(false);
+    }
+    watcher.extend(r.ended, drained.lost);
+    Ok(true)
 }
 
 /// Streams flows from `probes` into `handler` until `shutdown` completes.
@@ -554,7 +636,7 @@ where
     let mut watcher = Watcher::new(probes.attached_at.min(std::time::SystemTime::now()));
     let mut epochs = Epochs {
         live: 0,
-        retired: None,
+        retired: Default::default(),
     };
 
     let outcome = loop {
@@ -564,7 +646,7 @@ where
                 // Ring records first, so the drain only adds what they did not carry.
                 let rb = ring.get_mut();
                 if let Err(e) = read_ring(rb, &mut dec, handler) { break Err(e); }
-                if let Err(e) = epochs.end_one(probes, rb, &mut dec, &mut watcher, handler) { break Err(e); }
+                if let Err(e) = epochs.sweep(probes, rb, &mut dec, &mut watcher, handler) { break Err(e); }
                 let gathered = watcher.span.end.duration_since(watcher.span.start).unwrap_or_default();
                 if gathered >= handler.watch_every() && gathered > Duration::ZERO && let Ok(k) = probes.counters() {
                     let span = watcher.take(&k);
@@ -602,31 +684,34 @@ where
         }
     };
 
-    // Stop new sightings, wait out the programs still running, then collect what the
-    // kernel holds: the ring, the epoch waiting for its drain, and the live one.
+    // Stop new sightings, wait out the programs still running (then every record they
+    // reserved is written), and collect what the kernel holds: the ring, and every
+    // epoch's map. Best effort: what cannot be drained is said, and the last watch span
+    // is written only when everything counted until the detach was delivered.
     let detached = std::time::SystemTime::now();
     probes.detach();
-    if let Err(e) = probes.wait_for_programs() {
+    let waited = probes.wait_for_programs();
+    if let Err(e) = &waited {
         tracing::warn!(error = %e, "waiting for the last programs to finish");
     }
     probes.flush_kernel_log();
-    if outcome.is_ok() {
-        let rb = ring.get_mut();
-        read_ring(rb, &mut dec, handler)?;
-        let epochs = epochs.retired.map(|(e, _)| e).into_iter().chain([epochs.live]);
-        for epoch in epochs {
-            let drained = probes.drain(epoch)?;
-            dec.drained(epoch, &drained.flows, handler)?;
-            watcher.extend(detached, drained.lost);
-        }
+    let mut complete = false;
+    if outcome.is_ok() && waited.is_ok() {
+        read_ring(ring.get_mut(), &mut dec, handler)?;
+        complete = epochs.drain_all(probes, &mut dec, &mut watcher, handler, detached)?;
     }
-    dec.summary.kernel = probes.counters()?;
+    match probes.counters() {
+        Ok(k) => dec.summary.kernel = k,
+        Err(e) => tracing::warn!(error = %e, "reading the kernel's counters at exit"),
+    }
     dec.summary.connections_lost = dec.summary.kernel.connections_lost;
     handler.kernel(&dec.summary.kernel);
-    if outcome.is_ok() {
+    if complete {
         // Everything counted until the probes were detached has been delivered.
         let span = watcher.take(&dec.summary.kernel);
         handler.watch(&span).map_err(StreamError::Sink)?;
+    } else if outcome.is_ok() {
+        tracing::warn!("the kernel's flow maps could not all be drained at exit: the time since the last watch span is not claimed as watched");
     }
     outcome.map(|()| dec.summary)
 }

@@ -86,7 +86,8 @@ pub enum Command {
     /// For each documented connection, by its number: observed or not, count, first/last
     /// seen, nodes and example processes; every violation edge with its verdict, counts,
     /// example process and the documented rows it was closest to; coverage (when the
-    /// auditor watched, and intervals with kernel drops marked as not fully audited); and
+    /// auditor watched, and intervals in which the kernel lost connections marked as not
+    /// fully audited); and
     /// a one-line summary. JSON follows docs/report.schema.json; HTML is one
     /// self-contained file with an SVG diagram of the services; JUnit XML is for CI.
     /// The header says where the observations came from (live capture, or replayed from
@@ -412,7 +413,7 @@ pub enum FailOn {
     Violations,
     /// A documented connection never observed.
     NeverObserved,
-    /// Part of the period not fully audited (report: not running, kernel drops, an
+    /// Part of the period not fully audited (report: not running, connections lost, an
     /// expected node that never reported, or coverage unknown;
     /// replay: a record that could not be read).
     Unaudited,

@@ -81,7 +81,7 @@ pub struct ReportArgs {
     pub token_file: Option<PathBuf>,
     /// Exit 1 when the report shows this (comma-separated or repeated): `violations`
     /// (any violation edge), `never-observed` (a documented connection never seen),
-    /// `unaudited` (part of the period not watched, or watched with kernel drops, or a
+    /// `unaudited` (part of the period not watched, or connections lost in the kernel, or a
     /// node of --expect-nodes that never reported, or coverage unknown: replayed without
     /// capture intervals), `replayed` (observations that are not all live capture). The
     /// report is still written. Errors exit 2.

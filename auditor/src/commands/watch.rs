@@ -27,6 +27,7 @@ pub struct Watch {
     /// RFC 3339 UTC with milliseconds.
     pub start: String,
     pub end: String,
+    #[serde(deserialize_with = "recorded_drops")]
     pub drops: Drops,
     /// DNS answers were captured in this span (absent in recordings made before them).
     #[serde(default)]
@@ -35,6 +36,35 @@ pub struct Watch {
     /// copies): a replay calls no flow of the span or after it bare.
     #[serde(default)]
     pub dns_lost: u64,
+}
+
+/// `drops` as recorded. A recording made before the flow maps' epochs says
+/// `lru_evictions`; then a full ring buffer or a refused insert could lose connections
+/// too, so all three count as lost (as in a store of that time).
+fn recorded_drops<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Drops, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Recorded {
+        ringbuf_full: u64,
+        flow_insert_failed: u64,
+        connections_lost: Option<u64>,
+        lru_evictions: Option<u64>,
+    }
+    let r = <Recorded as serde::Deserialize>::deserialize(d)?;
+    let connections_lost = match (r.connections_lost, r.lru_evictions) {
+        (Some(lost), None) => lost,
+        (None, Some(evicted)) => evicted + r.ringbuf_full + r.flow_insert_failed,
+        _ => {
+            return Err(serde::de::Error::custom(
+                "drops needs connections_lost (or, in a recording made before epochs, lru_evictions)",
+            ));
+        }
+    };
+    Ok(Drops {
+        ringbuf_full: r.ringbuf_full,
+        connections_lost,
+        flow_insert_failed: r.flow_insert_failed,
+    })
 }
 
 /// One `{"dns": …}` line: an answer a socket of the node received.

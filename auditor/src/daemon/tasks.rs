@@ -39,9 +39,10 @@ async fn commit_once(
     store: &Arc<Mutex<Store>>,
     last_end_ms: &mut Option<i64>,
 ) -> bool {
-    // Both taken with no await between: the pending batch and the watermark agree.
-    let mut batch = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|e| e.into_inner()));
+    // The watermark first, then the batch: the handler adds a span's observations before
+    // it moves the watermark, so the batch taken after holds everything up to it.
     let watched = std::mem::take(&mut *shared.watched.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut batch = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|e| e.into_inner()));
     batch.coverage = watched.end_ms.map(|end_ms| {
         let start_ms = last_end_ms.or(watched.start_ms).unwrap_or(end_ms);
         CoverageUpdate {
@@ -111,6 +112,8 @@ async fn commit_once(
             false
         }
         Err(join) => {
+            // The batch went with the task: its span is a gap, never claimed by the next.
+            *last_end_ms = watched.end_ms.or(*last_end_ms);
             let e = anyhow::anyhow!("store task panicked: {join}");
             StoreCommitFailed { error: &e }.emit(&shared.metrics);
             false

@@ -142,7 +142,7 @@ pub struct Summary {
 #[serde(deny_unknown_fields)]
 pub struct Coverage {
     pub watched_seconds: f64,
-    /// Seconds in intervals where the kernel reported drops: not fully audited.
+    /// Seconds in intervals in which the kernel lost connections: not fully audited.
     pub incomplete_seconds: f64,
     /// Watched, fully audited time as a fraction of the period (per node, averaged);
     /// null when coverage is unknown (`known` false).
@@ -153,7 +153,8 @@ pub struct Coverage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known: Option<bool>,
     /// The parts of the period that are not fully audited, per node: when the auditor
-    /// was not running, and intervals with kernel drops.
+    /// was not running (or had not delivered everything up to then), and intervals in
+    /// which the kernel lost connections.
     pub gaps: Vec<Gap>,
     pub intervals: Vec<Interval>,
     /// The nodes the report was told to expect (`auditor report --expect-nodes`); empty
@@ -277,7 +278,8 @@ pub struct Gap {
     pub node: String,
     pub start: String,
     pub end: String,
-    /// "not_running" (no coverage), "kernel_drops" (watched, not fully audited) or
+    /// "not_running" (no coverage: the auditor was not running, or it stopped before it
+    /// had delivered what the kernel counted), "kernel_drops" (watched, connections lost) or
     /// "never_reported" (an expected node with no coverage and no observation in the
     /// whole period: `Coverage::missing_nodes`).
     pub reason: String,
@@ -290,7 +292,8 @@ pub struct Interval {
     pub start: String,
     pub end: String,
     pub fully_audited: bool,
-    /// Kernel-side losses in the interval; any makes it not fully audited.
+    /// What the kernel lost in the interval, and the pressure it was under; a connection
+    /// lost makes it not fully audited.
     pub drops: Drops,
 }
 

@@ -40,8 +40,15 @@ use crate::{
 pub const JOB: &str = "auditor";
 
 /// The kernel's loss and pressure counters (`auditor_kernel_events_total{counter}`): a step
-/// with connections lost is not fully audited.
-const LOSSES: [&str; 3] = ["ringbuf_full", "connections_lost", "flow_insert_failed"];
+/// with connections lost is not fully audited. `lru_evictions` is what daemons before the
+/// flow maps' epochs exported (flows evicted, each of which may have lost connections):
+/// read as lost.
+const LOSSES: [&str; 4] = [
+    "ringbuf_full",
+    "connections_lost",
+    "flow_insert_failed",
+    "lru_evictions",
+];
 
 /// What to ask and for which period.
 pub struct Query<'a> {
@@ -670,7 +677,7 @@ fn drops_at(dropped: &[Series]) -> HashMap<(String, i64), Drops> {
             let n = num(v).round() as u64;
             match label(&s.metric, "counter") {
                 "ringbuf_full" => d.ringbuf_full += n,
-                "connections_lost" => d.connections_lost += n,
+                "connections_lost" | "lru_evictions" => d.connections_lost += n,
                 _ => d.flow_insert_failed += n,
             }
         }
