@@ -221,11 +221,11 @@ pub struct ProbeArgs {
     /// judged by address only and `dst.resolution` is left out: unknown, not bare.
     #[arg(long)]
     pub no_dns: bool,
-    /// Distinct flows the kernel counts per epoch (1024 to 1048576); there are two such
+    /// Distinct flows the kernel counts per epoch (1024 to 1048576); there are three such
     /// maps. A flow beyond it is not lost: each connection of it then goes through the
     /// ring buffer on its own, and is lost (and counted, with its epoch) only when that
     /// is full too. Kernel memory: 160 bytes per entry, preallocated (the default takes
-    /// 5 MiB per map, 10 MiB for both; docs/capture.md).
+    /// 5 MiB per map, 15 MiB for the three; docs/capture.md).
     #[arg(long, default_value_t = auditor_common::FLOWS_MAX_ENTRIES)]
     pub flow_map_entries: u32,
 }
