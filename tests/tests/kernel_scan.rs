@@ -479,8 +479,17 @@ fn the_report_needs_its_token_is_built_once_for_parallel_requests_and_http_is_bo
     assert_eq!(get(&format!("{url}/report"), None).0, 401);
     assert_eq!(get(&format!("{url}/report"), Some("wrong")).0, 401);
     assert_eq!(get(&format!("{url}/metrics"), None).0, 200);
-    let (status, body) = get(&format!("{url}/report"), Some(token));
-    assert_eq!(status, 200, "{body}");
+    // The store has coverage once the capture's first epoch is drained and committed
+    // (a few seconds after start); until then /report says it has nothing (503).
+    let body = wait_for(
+        "the first report with the token",
+        Duration::from_secs(20),
+        || {
+            let (status, body) = get(&format!("{url}/report"), Some(token));
+            assert!(status == 200 || status == 503, "{status}: {body}");
+            (status == 200).then_some(body)
+        },
+    );
     serde_json::from_str::<serde_json::Value>(&body).expect("a JSON report");
 
     // The cluster report's --collect sends it from a file (the CronJob mounts the Secret).
