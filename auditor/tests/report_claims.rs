@@ -180,12 +180,12 @@ fn watched_time_reads_the_same_in_every_format() {
     let md = report(&store, "markdown", &[]);
     // Markdown escapes `<` and `(` (text from outside is made inert).
     assert!(
-        md.contains("\\(&lt;1 s watched, 0 s with kernel drops"),
+        md.contains("\\(&lt;1 s watched, 0 s with connections lost"),
         "{md}"
     );
     assert!(md.contains("watched &lt;1 s \\("), "{md}");
     let html = report(&store, "html", &[]);
-    assert!(html.contains("(&lt;1 s watched, 0 s with kernel drops"));
+    assert!(html.contains("(&lt;1 s watched, 0 s with connections lost"));
     assert!(html.contains("watched &lt;1 s ("));
     assert!(html.contains("<b>&lt;1 s</b><span>watched</span>"));
     for text in [&md, &html] {

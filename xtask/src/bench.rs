@@ -477,6 +477,20 @@ fn capture_rounds(
                 "kernel_lost": sum(|r| r.kernel_lost), "eaddrnotavail": sum(|r| r.eaddrnotavail),
             }));
         }
+        // Ratios survive a change of machine where nanoseconds do not: every arm against
+        // the hooks' floor and against bpftrace, from the medians of this run.
+        let (floor, bpftrace) = (ebpf_medians[2], ebpf_medians[3]);
+        for (i, arm) in Arm::ALL.into_iter().enumerate().skip(1) {
+            let of = |base: f64| ebpf_medians[i] / base.max(f64::MIN_POSITIVE);
+            println!(
+                "  {:<16} eBPF {:.2}x the hooks' floor, {:.2}x bpftrace",
+                arm.name(),
+                of(floor),
+                of(bpftrace)
+            );
+            arms_json[i]["ebpf_to_floor"] = json!(of(floor));
+            arms_json[i]["ebpf_to_bpftrace"] = json!(of(bpftrace));
+        }
         if runs[2].iter().any(|r| r.not_a_floor) {
             ebpf_medians[2] = f64::NAN;
         }

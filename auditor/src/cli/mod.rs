@@ -59,9 +59,9 @@ pub enum Command {
     ///
     /// Attaches the kernel programs (tracepoint sock/inet_sock_set_state, cgroup v2
     /// connect/sendmsg/recvmsg/post_bind hooks and a cgroup skb program for DNS answers, on
-    /// the cgroup v2 root) and prints a record when a flow is first seen and, while it
-    /// stays active, at most once per --record-interval with the number of connections
-    /// since the previous record. Each DNS answer a socket receives is a `dns` line (its
+    /// the cgroup v2 root) and prints a record at a flow's first connection in each epoch
+    /// (--record-interval) and one at the epoch's end with the epoch's further connections,
+    /// if any. Each DNS answer a socket receives is a `dns` line (its
     /// names, addresses, TTLs and who asked), in the order the kernel delivered it, so a
     /// replay judges egress by name. Between them, `watch` lines say which span the records
     /// are complete for and what the kernel dropped in it (`auditor replay` takes coverage

@@ -311,6 +311,14 @@ impl Handler for DaemonHandler {
                 total: k.get(Counter::ConnectionsLost),
             }
             .emit(m);
+        } else {
+            // The series exists at 0 from the start: an alert on its increase then sees a
+            // first loss (a series born at N has no increase).
+            KernelCounted {
+                counter: Counter::ConnectionsLost,
+                delta: 0,
+            }
+            .emit(m);
         }
         let dns_lost = delta(Counter::DnsRingFull) + delta(Counter::DnsTruncated);
         if dns_lost > 0 {

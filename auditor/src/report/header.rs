@@ -7,12 +7,20 @@ use crate::model::time::{duration_text, rfc3339_seconds};
 /// A coverage gap's reason as every format words it.
 pub fn gap_reason_text(reason: &str) -> &'static str {
     match reason {
-        "not_running" => "auditor not running",
-        "kernel_drops" => "kernel drops",
+        "not_running" => {
+            "not watched: the auditor was not running, or stopped before it had delivered what the kernel counted"
+        }
+        "kernel_drops" => "connections lost in the kernel",
         "never_reported" => "expected node never reported",
         _ => "unknown",
     }
 }
+
+/// What the coverage table's loss and pressure columns mean, under it in every format.
+pub const DROPS_NOTE: &str = "An interval in which the kernel lost connections is not fully audited. \
+A full ring buffer or flow map alone loses nothing (the kernel's flow maps deliver those \
+connections); in stores written before schema 7 each could, and they are counted in \
+Connections lost there, with the flows the old flow map evicted.";
 
 /// The header an auditor reads first, in every format: who wrote the report, about
 /// which nodes and period, how much of it was audited, against which inputs.
@@ -96,7 +104,7 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
 pub fn coverage_text(r: &Report) -> String {
     match r.coverage.fraction {
         Some(f) => format!(
-            "{:.1}% of the period fully audited ({} watched, {} with kernel drops, {} gap(s))",
+            "{:.1}% of the period fully audited ({} watched, {} with connections lost, {} gap(s))",
             f * 100.0,
             duration_text(r.coverage.watched_seconds),
             duration_text(r.coverage.incomplete_seconds),

@@ -319,7 +319,7 @@ fn coverage(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "<h3>Intervals</h3>\n<table id=\"coverage\"><thead><tr><th>Node</th><th>From</th><th>To</th><th>Fully audited</th><th>Connections lost</th><th>Ring buffer full (nothing lost)</th><th>Flow map full (nothing lost)</th></tr></thead><tbody>"
+        "<h3>Intervals</h3>\n<table id=\"coverage\"><thead><tr><th>Node</th><th>From</th><th>To</th><th>Fully audited</th><th>Connections lost</th><th>Ring buffer full</th><th>Flow map full</th></tr></thead><tbody>"
     );
     for i in &r.coverage.intervals {
         let _ = writeln!(
@@ -336,4 +336,5 @@ fn coverage(o: &mut String, r: &Report) {
         );
     }
     o.push_str("</tbody></table>\n");
+    let _ = writeln!(o, "<p>{}</p>", esc(super::header::DROPS_NOTE));
 }

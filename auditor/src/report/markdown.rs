@@ -258,7 +258,7 @@ fn coverage(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "| Node | From | To | Fully audited | Connections lost | Ring buffer full (nothing lost) | Flow map full (nothing lost) |\n|---|---|---|---|---|---|---|"
+        "| Node | From | To | Fully audited | Connections lost | Ring buffer full | Flow map full |\n|---|---|---|---|---|---|---|"
     );
     for i in &r.coverage.intervals {
         let _ = writeln!(
@@ -273,6 +273,7 @@ fn coverage(o: &mut String, r: &Report) {
             i.drops.flow_insert_failed
         );
     }
+    let _ = writeln!(o, "\n{}", super::header::DROPS_NOTE);
 }
 
 #[cfg(test)]
