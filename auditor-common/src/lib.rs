@@ -409,16 +409,16 @@ const _: () = assert!(core::mem::size_of::<FlowKey>() == 64);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowStats {
-    /// The flow's first sighting in this epoch.
+    /// The flow's first sighting in this epoch. There is no last sighting: a repeat
+    /// sighting reads no clock, and the epoch's drain times its record by the epoch's end.
     pub first_seen_ns: u64,
-    pub last_seen_ns: u64,
     /// When this flow went through the ring buffer in this epoch (0: not yet).
     pub last_report_ns: u64,
     /// Connections in this epoch so far. Cumulative within the epoch: user space
     /// subtracts what the ring record carried, so a record and the drain never count twice.
     pub count: u64,
 }
-const _: () = assert!(core::mem::size_of::<FlowStats>() == 32);
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 24);
 
 /// One ring-buffer record: a flow's first sighting in an epoch, or (`FLOW_EVENT_ALONE`) one
 /// connection the epoch's full map could not hold.

@@ -22,8 +22,9 @@ pub enum Direction {
 /// process, the client's ephemeral port aside; `count` says how many this record covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecord {
-    /// Wall-clock time of the latest connection this record covers (RFC 3339, UTC).
-    /// Capture always sets it; a hand-written record for `auditor replay` may leave it
+    /// Wall-clock time (RFC 3339, UTC) no earlier than the latest connection this record
+    /// covers: a flow's first record of an epoch is timed by that connection, the record
+    /// its epoch's drain delivers by the epoch's end. Capture always sets it; a hand-written record for `auditor replay` may leave it
     /// out when the recording has `watch` lines, and is then timed at the end of the
     /// watch span it came in (never "now").
     #[serde(default)]

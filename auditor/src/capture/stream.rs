@@ -400,10 +400,14 @@ impl Decoder {
     }
 
     /// Delivers what a drained epoch's map held beyond what its ring records carried,
-    /// then forgets the epoch (so these tables hold at most two epochs' flows).
+    /// then forgets the epoch (so these tables hold at most two epochs' flows). The
+    /// kernel keeps no last sighting (a repeat sighting reads no clock), so each record is
+    /// timed by when its epoch ended (`ended_ns`, monotonic): its connections happened
+    /// between its `first_seen` and then.
     fn drained<H: Handler>(
         &mut self,
         epoch: u32,
+        ended_ns: u64,
         flows: &[(FlowKey, FlowStats)],
         handler: &mut H,
     ) -> Result<(), StreamError> {
@@ -422,7 +426,7 @@ impl Decoder {
             let ev = FlowEvent {
                 key: *key,
                 first_seen_ns: stats.first_seen_ns,
-                last_seen_ns: stats.last_seen_ns,
+                last_seen_ns: ended_ns.max(stats.first_seen_ns),
                 count: stats.count,
                 pid,
                 uid,
@@ -478,6 +482,8 @@ struct Retired {
     epoch: u32,
     /// When it ended: its drain moves the watermark there.
     ended: std::time::SystemTime,
+    /// The same, on the kernel's clock (`bpf_ktime_get_ns`): when its records are timed.
+    ended_ns: u64,
     /// RCU barriers passed since it ended (it is drained after two).
     barriers: u8,
     /// What its map held, read and delivered, when emptying the map failed (retried).
@@ -513,12 +519,13 @@ impl Epochs {
     ) -> Result<(), StreamError> {
         // Live plus ended epochs never exceed the maps: a map is reused only drained.
         if self.retired.len() + 1 < FLOW_EPOCH_MAPS as usize {
-            let ended = std::time::SystemTime::now();
+            let (ended, ended_ns) = (std::time::SystemTime::now(), monotonic_ns());
             match probes.set_epoch(self.live.wrapping_add(1)) {
                 Ok(()) => {
                     self.retired.push_back(Retired {
                         epoch: self.live,
                         ended,
+                        ended_ns,
                         barriers: 0,
                         delivered: None,
                     });
@@ -557,11 +564,12 @@ impl Epochs {
         dec: &mut Decoder,
         watcher: &mut Watcher,
         handler: &mut H,
-        detached: std::time::SystemTime,
+        detached: (std::time::SystemTime, u64),
     ) -> Result<bool, StreamError> {
         self.retired.push_back(Retired {
             epoch: self.live,
-            ended: detached,
+            ended: detached.0,
+            ended_ns: detached.1,
             barriers: 2,
             delivered: None,
         });
@@ -586,7 +594,7 @@ fn drain_one<H: Handler>(
     if r.delivered.is_none() {
         match probes.read_epoch(r.epoch) {
             Ok(drained) => {
-                dec.drained(r.epoch, &drained.flows, handler)?;
+                dec.drained(r.epoch, r.ended_ns, &drained.flows, handler)?;
                 r.delivered = Some(drained);
             }
             Err(e) => {
@@ -689,6 +697,7 @@ where
     // epoch's map. Best effort: what cannot be drained is said, and the last watch span
     // is written only when everything counted until the detach was delivered.
     let detached = std::time::SystemTime::now();
+    let detached_ns = monotonic_ns();
     probes.detach();
     let waited = probes.wait_for_programs();
     if let Err(e) = &waited {
@@ -698,7 +707,13 @@ where
     let mut complete = false;
     if outcome.is_ok() && waited.is_ok() {
         read_ring(ring.get_mut(), &mut dec, handler)?;
-        complete = epochs.drain_all(probes, &mut dec, &mut watcher, handler, detached)?;
+        complete = epochs.drain_all(
+            probes,
+            &mut dec,
+            &mut watcher,
+            handler,
+            (detached, detached_ns),
+        )?;
     }
     match probes.counters() {
         Ok(k) => dec.summary.kernel = k,
