@@ -492,14 +492,18 @@ mod tests {
             ..Drops::default()
         });
         assert_eq!(
-            (d.ringbuf_full, d.connections_lost, d.flow_insert_failed, d.lost()),
+            (
+                d.ringbuf_full,
+                d.connections_lost,
+                d.flow_insert_failed,
+                d.lost()
+            ),
             (1, 2, 3, 2)
         );
         // A recording made before the epochs names its evictions `lru_evictions`.
-        let old: Drops = serde_json::from_str(
-            r#"{"ringbuf_full":0,"lru_evictions":4,"flow_insert_failed":0}"#,
-        )
-        .unwrap();
+        let old: Drops =
+            serde_json::from_str(r#"{"ringbuf_full":0,"lru_evictions":4,"flow_insert_failed":0}"#)
+                .unwrap();
         assert_eq!(old.lost(), 4);
     }
 }

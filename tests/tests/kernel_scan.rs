@@ -81,12 +81,12 @@ struct Outcome {
     stored: Option<u64>,
 }
 
-/// Runs the daemon with `extra` arguments, scans `ports` ports from GES to Redis, waits
-/// until the daemon judged every connect, and stops it.
-fn scan(name: &str, ports: u16, extra: &[&str], with_store: bool) -> Outcome {
+/// The lab the scans run in (GES scanning Redis), a fresh directory for `kind`/`name`
+/// holding its inventory, and the daemon's arguments every scan passes.
+fn scan_lab(kind: &str, name: &str) -> (Lab, PathBuf, Vec<String>) {
     let lab = Lab::new(&["ges", "redis"]).expect("lab");
     let dir: PathBuf =
-        std::env::temp_dir().join(format!("auditor-scan-{name}-{}", std::process::id()));
+        std::env::temp_dir().join(format!("auditor-{kind}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (ges, redis) = (lab.host("ges").v4, lab.host("redis").v4);
@@ -98,7 +98,7 @@ fn scan(name: &str, ports: u16, extra: &[&str], with_store: bool) -> Outcome {
     )
     .unwrap();
     let arg = |p: &str| dir.join(p).display().to_string();
-    let mut args: Vec<String> = vec![
+    let args = vec![
         "--allowlist".into(),
         format!("{ROOT}/allowlist/voice-microservices.yaml"),
         "--inventory".into(),
@@ -108,6 +108,15 @@ fn scan(name: &str, ports: u16, extra: &[&str], with_store: bool) -> Outcome {
         "--node".into(),
         "node-scan".into(),
     ];
+    (lab, dir, args)
+}
+
+/// Runs the daemon with `extra` arguments, scans `ports` ports from GES to Redis, waits
+/// until the daemon judged every connect, and stops it.
+fn scan(name: &str, ports: u16, extra: &[&str], with_store: bool) -> Outcome {
+    let (lab, dir, mut args) = scan_lab("scan", name);
+    let redis = lab.host("redis").v4;
+    let arg = |p: &str| dir.join(p).display().to_string();
     if with_store {
         args.extend(["--store".into(), arg("store.db")]);
     }
@@ -631,43 +640,30 @@ fn overflow(name: &str, scans: &[(u16, u16)], kill9: bool) -> Overflow {
 }
 
 /// `overflow` with `flow_map_entries` per epoch's map.
-fn overflow_with(name: &str, scans: &[(u16, u16)], kill9: bool, flow_map_entries: &str) -> Overflow {
-    let lab = Lab::new(&["ges", "redis"]).expect("lab");
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("auditor-overflow-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (ges, redis) = (lab.host("ges").v4, lab.host("redis").v4);
-    std::fs::write(
-        dir.join("inventory.yaml"),
-        format!(
-            "version: 1\nservices:\n  Genesys Engagement Service: {{addresses: [{ges}]}}\n  Redis: {{addresses: [{redis}]}}\n"
-        ),
-    )
-    .unwrap();
+fn overflow_with(
+    name: &str,
+    scans: &[(u16, u16)],
+    kill9: bool,
+    flow_map_entries: &str,
+) -> Overflow {
+    let (lab, dir, mut args) = scan_lab("overflow", name);
+    let redis = lab.host("redis").v4;
     let arg = |p: &str| dir.join(p).display().to_string();
-    let args: Vec<String> = [
-        "--allowlist",
-        &format!("{ROOT}/allowlist/voice-microservices.yaml"),
-        "--inventory",
-        &arg("inventory.yaml"),
-        "--events",
-        &arg("events.jsonl"),
-        "--node",
-        "node-scan",
-        "--store",
-        &arg("store.db"),
-        "--store-flush",
-        "1s",
-        "--flow-map-entries",
-        flow_map_entries,
-        // Only the lab's traffic: the totals compare the scan with itself.
-        "--scope",
-        "198.18.0.0/24",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    args.extend(
+        [
+            "--store",
+            &arg("store.db"),
+            "--store-flush",
+            "1s",
+            "--flow-map-entries",
+            flow_map_entries,
+            // Only the lab's traffic: the totals compare the scan with itself.
+            "--scope",
+            "198.18.0.0/24",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     let daemon = Daemon::start(&args, dir.join("daemon.log")).expect("daemon");
     let scan_start_ms = unix_ms_now();
     let mut attempts = 0;
@@ -676,7 +672,13 @@ fn overflow_with(name: &str, scans: &[(u16, u16)], kill9: bool, flow_map_entries
             .command(
                 "ges",
                 &peer_bin(),
-                &["scan", &redis.to_string(), &from.to_string(), &to.to_string(), "120"],
+                &[
+                    "scan",
+                    &redis.to_string(),
+                    &from.to_string(),
+                    &to.to_string(),
+                    "120",
+                ],
             )
             .output()
             .expect("auditor-peer scan");
@@ -715,11 +717,7 @@ fn overflow_with(name: &str, scans: &[(u16, u16)], kill9: bool, flow_map_entries
                 (judged(&m) + kernel_lost(&m) >= attempts as f64).then_some(m)
             },
         );
-        eprintln!(
-            "judged {}, kernel lost {}",
-            judged(&m),
-            kernel_lost(&m)
-        );
+        eprintln!("judged {}, kernel lost {}", judged(&m), kernel_lost(&m));
         daemon.stop().expect("clean stop")
     };
     let first_watermark_ms = {
@@ -799,8 +797,9 @@ const SCANS_100K: [(u16, u16); 2] = [(2000, 62_000), (2000, 42_000)];
 #[test]
 fn a_scan_overflowing_the_flow_map_is_counted_or_its_exact_loss_recorded() {
     let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
-    if !kernel_tests_enabled("a_scan_overflowing_the_flow_map_is_counted_or_its_exact_loss_recorded")
-    {
+    if !kernel_tests_enabled(
+        "a_scan_overflowing_the_flow_map_is_counted_or_its_exact_loss_recorded",
+    ) {
         return;
     }
     let o = overflow("clean", &SCANS_100K, false);
@@ -845,10 +844,7 @@ fn a_kill_9_right_after_an_overflowing_scan_never_claims_what_it_did_not_count()
             "the scan's time is called fully audited, so every connect must be stored"
         );
     } else {
-        assert!(
-            o.gaps > 0,
-            "time not fully audited is shown as a gap"
-        );
+        assert!(o.gaps > 0, "time not fully audited is shown as a gap");
     }
     assert!(
         o.stored + o.lost == o.attempts || o.fraction < 1.0,

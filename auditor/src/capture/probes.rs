@@ -602,8 +602,8 @@ impl Probes {
             .ebpf
             .map(name)
             .ok_or_else(|| missing("absent".into()))?;
-        let flows = HashMap::<_, FlowKey, FlowStats>::try_from(map)
-            .map_err(|e| missing(e.to_string()))?;
+        let flows =
+            HashMap::<_, FlowKey, FlowStats>::try_from(map).map_err(|e| missing(e.to_string()))?;
         let mut read = Vec::new();
         for key in flows.keys() {
             let key = key.map_err(|e| missing(format!("walking the map: {e}")))?;
@@ -612,10 +612,13 @@ impl Probes {
                 .map_err(|e| missing(format!("reading a flow: {e}")))?;
             read.push((key, stats));
         }
-        let lost = self.lost_array()?.get(&slot, 0).map_err(|e| ProbeError::MissingMap {
-            name: MAP_LOST,
-            detail: e.to_string(),
-        })?;
+        let lost = self
+            .lost_array()?
+            .get(&slot, 0)
+            .map_err(|e| ProbeError::MissingMap {
+                name: MAP_LOST,
+                detail: e.to_string(),
+            })?;
         Ok(Drained {
             flows: read,
             lost: lost.iter().sum(),
@@ -633,8 +636,8 @@ impl Probes {
             .ebpf
             .map_mut(name)
             .ok_or_else(|| missing("absent".into()))?;
-        let mut flows = HashMap::<_, FlowKey, FlowStats>::try_from(map)
-            .map_err(|e| missing(e.to_string()))?;
+        let mut flows =
+            HashMap::<_, FlowKey, FlowStats>::try_from(map).map_err(|e| missing(e.to_string()))?;
         for (key, _) in &drained.flows {
             match flows.remove(key) {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}

@@ -234,16 +234,14 @@ impl Decoder {
     fn seen_before(&self, key: &FlowKey, epoch: u32) -> bool {
         let before = epoch.wrapping_sub(1);
         let in_map = |seen: &EpochSeen| seen.epoch == before && seen.flows.contains_key(key);
-        (self.previous.0 == before && self.previous.1.contains(key))
-            || self.seen.iter().any(in_map)
+        (self.previous.0 == before && self.previous.1.contains(key)) || self.seen.iter().any(in_map)
     }
 
     /// The record for what `ev` adds to what was delivered, or None when it adds nothing.
     fn record(&mut self, ev: &FlowEvent) -> Result<Option<FlowRecord>, RecordError> {
-        let before = self.seen_before(&ev.key, ev.epoch);
         let (delta, new) = if ev.flags & FLOW_EVENT_ALONE != 0 {
             // No map entry behind it: its count is all there is.
-            (ev.count, !before)
+            (ev.count, !self.seen_before(&ev.key, ev.epoch))
         } else {
             match self.epoch_seen(ev.epoch).flows.get_mut(&ev.key) {
                 Some(s) if s.first_seen_ns == ev.first_seen_ns => {
@@ -258,7 +256,8 @@ impl Decoder {
                     (delta, false)
                 }
                 other => {
-                    let new = other.is_none() && !before;
+                    // Only a flow not yet seen in this epoch can be new.
+                    let new = other.is_none() && !self.seen_before(&ev.key, ev.epoch);
                     self.epoch_seen(ev.epoch).flows.insert(
                         ev.key,
                         Seen {
@@ -531,7 +530,9 @@ impl Epochs {
                     });
                     self.live = self.live.wrapping_add(1);
                 }
-                Err(e) => tracing::warn!(error = %e, "starting the next epoch; the live one goes on"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "starting the next epoch; the live one goes on")
+                }
             }
         }
         let waited = std::time::Instant::now();
@@ -548,7 +549,13 @@ impl Epochs {
         }
         read_ring(rb, dec, handler)?;
         while self.retired.front().is_some_and(|r| r.barriers >= 2) {
-            if !drain_one(self.retired.front_mut().expect("checked"), probes, dec, watcher, handler)? {
+            if !drain_one(
+                self.retired.front_mut().expect("checked"),
+                probes,
+                dec,
+                watcher,
+                handler,
+            )? {
                 break;
             }
             self.retired.pop_front();
@@ -726,7 +733,9 @@ where
         let span = watcher.take(&dec.summary.kernel);
         handler.watch(&span).map_err(StreamError::Sink)?;
     } else if outcome.is_ok() {
-        tracing::warn!("the kernel's flow maps could not all be drained at exit: the time since the last watch span is not claimed as watched");
+        tracing::warn!(
+            "the kernel's flow maps could not all be drained at exit: the time since the last watch span is not claimed as watched"
+        );
     }
     outcome.map(|()| dec.summary)
 }
