@@ -34,6 +34,8 @@ pub mod names {
     /// states from its arguments before touching the socket.
     pub const PROG_TCP_STATE_BTF: &str = "auditor_tcp_state_btf";
     pub const TP_BTF_TCP_STATE: &str = "inet_sock_set_state";
+    /// `sock_ops` on the cgroup root (`--tcp-hook sock-ops`): connects and passive opens.
+    pub const PROG_TCP_SOCK_OPS: &str = "auditor_tcp_sock_ops";
     pub const PROG_CONNECT4: &str = "auditor_connect4";
     pub const PROG_CONNECT6: &str = "auditor_connect6";
     pub const PROG_SENDMSG4: &str = "auditor_sendmsg4";
@@ -215,12 +217,22 @@ pub struct Config {
     /// that an error is logged (aya-log) and counted. 0 in production: the verifier knows
     /// the frozen value and removes the injection branches before the program runs.
     pub inject_faults: u32,
-    /// Non-zero: every hook program (not the socket iterator) returns before any work. The
-    /// benchmark's floor arm uses it to measure what the hooks cost with no work done
-    /// (bpf_stats' own overhead included). 0 in production, where the verifier removes the check.
-    pub empty_programs: u32,
+    /// How far the hook programs go (`CALIBRATE_*`), for the capture benchmark's arms that
+    /// split the cost: `CALIBRATE_EMPTY_PROGRAMS` is the hooks' floor (bpf_stats' own
+    /// overhead included), `CALIBRATE_NO_FLOW_MAP` everything but the flow maps. 0 in
+    /// production, where the verifier removes the checks on the frozen value.
+    pub calibrate: u32,
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 56);
+
+/// `Config::calibrate`: the programs do all their work (production).
+pub const CALIBRATE_OFF: u32 = 0;
+/// `Config::calibrate`: every hook program (not the socket iterator) returns at its first
+/// instruction, capturing nothing: what the hooks cost with no work.
+pub const CALIBRATE_EMPTY_PROGRAMS: u32 = 1;
+/// `Config::calibrate`: the programs read the event and build the flow key (helpers
+/// included), then return before the epoch's flow map: what our work costs without it.
+pub const CALIBRATE_NO_FLOW_MAP: u32 = 2;
 
 /// `Config::inject_faults`: the flow map refuses every new flow, as when it cannot
 /// allocate. Set by user space from `AUDITOR_INJECT_KERNEL_FAULTS=flow_insert`.
@@ -278,7 +290,7 @@ impl Config {
         _pad0: 0,
         sock: SockOffsets::NONE,
         inject_faults: 0,
-        empty_programs: 0,
+        calibrate: CALIBRATE_OFF,
     };
 }
 

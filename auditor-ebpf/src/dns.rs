@@ -198,11 +198,11 @@ fn dns_packet(ctx: &SkBuffContext) -> Option<()> {
         const _: () = assert!(DNS_PAYLOAD_MAX.is_power_of_two());
         let n = ((copied - 1) & (DNS_PAYLOAD_MAX as u32 - 1)) + 1;
         let ok = bpf_skb_load_bytes(
-                skb.cast(),
-                payload_at as u32,
-                (&raw mut (*packet).payload).cast(),
-                n,
-            ) == 0;
+            skb.cast(),
+            payload_at as u32,
+            (&raw mut (*packet).payload).cast(),
+            n,
+        ) == 0;
         (*packet).copied = if ok { n as u16 } else { 0 };
     }
     entry.submit(0);

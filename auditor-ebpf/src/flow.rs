@@ -14,9 +14,9 @@ use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 const SEQ_CST: AtomicOrdering = AtomicOrdering::SeqCst;
 
 use auditor_common::{
-    COUNTER_SLOTS, Config, Counter, EVENTS_RING_BYTES, FAULT_FLOW_INSERT, FLOW_EPOCH_MAPS,
-    FLOW_EVENT_ALONE, FLOWS_MAX_ENTRIES, FlowEvent, FlowKey, FlowStats, LISTENERS_MAX_ENTRIES, ListenerKey,
-    ListenerOwner,
+    CALIBRATE_EMPTY_PROGRAMS, CALIBRATE_NO_FLOW_MAP, COUNTER_SLOTS, Config, Counter,
+    EVENTS_RING_BYTES, FAULT_FLOW_INSERT, FLOW_EPOCH_MAPS, FLOW_EVENT_ALONE, FLOWS_MAX_ENTRIES,
+    FlowEvent, FlowKey, FlowStats, LISTENERS_MAX_ENTRIES, ListenerKey, ListenerOwner,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -79,10 +79,10 @@ macro_rules! config {
 }
 pub(crate) use config;
 
-/// The benchmark's floor arm (`Config::empty_programs`): return before doing anything.
+/// The benchmark's floor arm (`CALIBRATE_EMPTY_PROGRAMS`): return before doing anything.
 #[inline(always)]
 pub fn empty_programs() -> bool {
-    config!(empty_programs) != 0
+    config!(calibrate) == CALIBRATE_EMPTY_PROGRAMS
 }
 
 /// A test asked for this error path (see `Config::inject_faults`). Always false in
@@ -137,6 +137,10 @@ impl Actor {
 #[inline(always)]
 pub fn observe(key: &FlowKey, actor: impl FnOnce() -> Actor, hook: u8) {
     count(Counter::Sightings);
+    // The benchmark's arm that measures everything but the flow maps.
+    if config!(calibrate) == CALIBRATE_NO_FLOW_MAP {
+        return;
+    }
     let epoch = match AUDITOR_EPOCH.get(0) {
         Some(e) => unsafe { core::ptr::read_volatile(e) },
         None => 0,
@@ -264,16 +268,18 @@ pub fn sock_netns_cookie(sk: *const u8) -> u64 {
     if config!(netns_offsets_valid) == 0 || sk.is_null() {
         return 0;
     }
-    let net =
-        match unsafe { bpf_probe_read_kernel(sk.add(config!(off_sock_net) as usize) as *const u64) } {
-            Ok(net) if net != 0 => net as *const u8,
-            _ => {
-                count(Counter::NetnsReadFailed);
-                crate::log::netns_read_failed();
-                return 0;
-            }
-        };
-    match unsafe { bpf_probe_read_kernel(net.add(config!(off_net_cookie) as usize) as *const u64) } {
+    let net = match unsafe {
+        bpf_probe_read_kernel(sk.add(config!(off_sock_net) as usize) as *const u64)
+    } {
+        Ok(net) if net != 0 => net as *const u8,
+        _ => {
+            count(Counter::NetnsReadFailed);
+            crate::log::netns_read_failed();
+            return 0;
+        }
+    };
+    match unsafe { bpf_probe_read_kernel(net.add(config!(off_net_cookie) as usize) as *const u64) }
+    {
         Ok(cookie) => cookie,
         Err(_) => {
             count(Counter::NetnsReadFailed);
@@ -291,8 +297,8 @@ pub fn sock_netns_cookie_btf(sk: *const u8) -> u64 {
         return 0;
     }
     unsafe {
-        let net =
-            core::ptr::read_volatile(sk.add(config!(off_sock_net) as usize).cast::<u64>()) as *const u8;
+        let net = core::ptr::read_volatile(sk.add(config!(off_sock_net) as usize).cast::<u64>())
+            as *const u8;
         if net.is_null() {
             count(Counter::NetnsReadFailed);
             crate::log::netns_read_failed();

@@ -39,20 +39,29 @@ fn due(kind: u32) -> bool {
 #[inline(never)]
 pub fn flow_insert_failed() {
     if due(FLOW_INSERT_FAILED) {
-        warn!(&(), "flow map refused an insert; the sighting went straight to the ring buffer (counted: flow_insert_failed)");
+        warn!(
+            &(),
+            "flow map refused an insert; the sighting went straight to the ring buffer (counted: flow_insert_failed)"
+        );
     }
 }
 
 #[inline(never)]
 pub fn netns_read_failed() {
     if due(NETNS_READ_FAILED) {
-        warn!(&(), "reading a socket's network namespace failed (counted: netns_read_failed)");
+        warn!(
+            &(),
+            "reading a socket's network namespace failed (counted: netns_read_failed)"
+        );
     }
 }
 
 #[inline(never)]
 pub fn unexpected_family(family: u16) {
     if due(UNEXPECTED_FAMILY) {
-        warn!(&(), "TCP socket of unexpected family {}; skipped (counted: unexpected_family)", family);
+        warn!(
+            &(),
+            "TCP socket of unexpected family {}; skipped (counted: unexpected_family)", family
+        );
     }
 }

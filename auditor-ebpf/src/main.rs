@@ -11,8 +11,8 @@
 mod bind;
 mod dns;
 mod flow;
-mod key;
 mod iter;
+mod key;
 mod log;
 mod sock_addr;
 mod tcp;

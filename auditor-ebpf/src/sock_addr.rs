@@ -2,7 +2,7 @@
 //! `sendmsg4/6` for unconnected `send_to`, `recvmsg4/6` for datagrams received (ingress,
 //! from the receiver's side). Audit only: every program returns 1 (allow).
 //! TCP connects also pass `connect*`; they return at the protocol check and are left to the
-//! tracepoint, which sees both ends. Before that check, a connect or send to port 53 (UDP
+//! TCP hook (`tcp.rs`), which sees both ends. Before that check, a connect or send to port 53 (UDP
 //! or TCP) is noted as a DNS query (`dns::note_query`), so its answer is known solicited.
 
 use auditor_common::{

@@ -2,11 +2,12 @@
 //! connecting task), SYN_RECV -> ESTABLISHED a passive one (softirq: the server is found in
 //! the listener table filled at bind time).
 //!
-//! Two entry points read the same event: `tp_btf` (the cheap one: the states are plain
+//! Three entry points read the same opens: `tp_btf` (the default: the states are plain
 //! arguments, so the eight state changes of a connection we ignore cost a compare; the
-//! socket is read only for the two we keep) and the classic tracepoint, the fallback for
-//! kernels without BTF. User space attaches exactly one. Both fill a `TcpOpen`; the rest
-//! is shared.
+//! socket is read only for the two we keep), the classic tracepoint (kernels without
+//! BTF), and `sock_ops` at the cgroup root (`--tcp-hook sock-ops`: its connect and
+//! passive-established callbacks; measured against tp_btf in docs/benchmarks.md). User
+//! space attaches exactly one. Each fills a `TcpOpen`; the rest is shared.
 
 use auditor_common::{
     AF_INET, AF_INET6, Counter, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_TCP_ACTIVE,
@@ -14,16 +15,19 @@ use auditor_common::{
 };
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_cgroup_id},
-    macros::{btf_tracepoint, tracepoint},
-    programs::{BtfTracePointContext, TracePointContext},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_cgroup_id, bpf_get_netns_cookie},
+    },
+    macros::{btf_tracepoint, sock_ops, tracepoint},
+    programs::{BtfTracePointContext, SockOpsContext, TracePointContext},
 };
 
 use crate::flow::{
     AUDITOR_LISTENERS, Actor, config, count, empty_programs, is_self, observe, sock_netns_cookie,
     sock_netns_cookie_btf,
 };
-use crate::key::{v4, words};
+use crate::key::{v4, v6, words};
 
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
@@ -196,6 +200,80 @@ fn read_record(ctx: &TracePointContext) -> Option<TcpOpen> {
         sport: field(ctx, OFF_SPORT),
         dport: field(ctx, OFF_DPORT),
         netns_cookie: sock_netns_cookie(sk as *const u8),
+    })
+}
+
+// ---- sock_ops ----------------------------------------------------------------------
+
+// include/uapi/linux/bpf.h, enum bpf_sock_ops_op.
+/// In `tcp_connect()`, in the connecting task, once the source address and port are set.
+const BPF_SOCK_OPS_TCP_CONNECT_CB: u32 = 3;
+/// The child socket of a passive open, established (softirq).
+const BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: u32 = 5;
+
+/// Every callback the kernel makes for a TCP socket in the cgroup tree (timeouts, window,
+/// ECN, connect, established...): only the connect and the passive open are read.
+#[sock_ops]
+pub fn auditor_tcp_sock_ops(ctx: SockOpsContext) -> u32 {
+    if empty_programs() {
+        return 1;
+    }
+    let active = match ctx.op() {
+        BPF_SOCK_OPS_TCP_CONNECT_CB => true,
+        BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB => false,
+        _ => return 1,
+    };
+    if let Some(open) = read_sock_ops(&ctx) {
+        handle(open, active);
+    }
+    1
+}
+
+/// An IPv6 field of `bpf_sock_ops`: the verifier allows only 4-byte loads of it, and a
+/// plain copy of the array may be merged into 8-byte ones.
+#[inline(always)]
+fn ops_ip6(field: *const [u32; 4]) -> [u32; 4] {
+    let w = field.cast::<u32>();
+    unsafe {
+        [
+            core::ptr::read_volatile(w),
+            core::ptr::read_volatile(w.add(1)),
+            core::ptr::read_volatile(w.add(2)),
+            core::ptr::read_volatile(w.add(3)),
+        ]
+    }
+}
+
+#[inline(always)]
+fn read_sock_ops(ctx: &SockOpsContext) -> Option<TcpOpen> {
+    let family = ctx.family();
+    let (local, remote) = if family == AF_INET as u32 {
+        (v4(ctx.local_ip4()), v4(ctx.remote_ip4()))
+    } else if family == AF_INET6 as u32 {
+        (
+            v6(ops_ip6(unsafe { &raw const (*ctx.ops).local_ip6 })),
+            v6(ops_ip6(unsafe { &raw const (*ctx.ops).remote_ip6 })),
+        )
+    } else {
+        unexpected_family(family as u16);
+        return None;
+    };
+    // `remote_port` holds the network-order port in its upper 16 bits on little-endian
+    // machines (the kernel shifts it there), in its lower 16 on big-endian ones;
+    // `local_port` is in host order.
+    let remote_port = ctx.remote_port();
+    let dport = if cfg!(target_endian = "little") {
+        (remote_port >> 16) as u16
+    } else {
+        remote_port as u16
+    };
+    Some(TcpOpen {
+        family: family as u8,
+        local,
+        remote,
+        sport: ctx.local_port() as u16,
+        dport: u16::from_be(dport),
+        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.ops.cast()) },
     })
 }
 

@@ -1,5 +1,7 @@
 //! The per-flow verdict path (resolve both ends + policy lookup) with the bundled 60-row
 //! allowlist and an inventory of 10,000 entries. Target: <= 300 ns median per flow.
+//! And the daemon's whole user-space path per flow record: the ring buffer's bytes
+//! decoded, made a record, judged, made an edge and serialised as its JSON event.
 //! Run: `cargo bench -p auditor --bench verdict` (or `cargo xtask bench verdict`).
 
 use std::{fmt::Write, hint::black_box, net::Ipv4Addr};
@@ -97,7 +99,76 @@ fn bench(c: &mut Criterion) {
             black_box(judge.judge(black_box(&views[i])).verdict)
         })
     });
+    // The same flows as the kernel hands them over: raw ring-buffer records.
+    let clock = auditor::capture::record::Clock::now();
+    let raw: Vec<Vec<u8>> = flows
+        .iter()
+        .map(|&(transport, src, dst, port)| ring_bytes(transport, src, dst, port))
+        .collect();
+    let mut k = 0;
+    group.bench_function("flow_record_decoded_judged_and_serialised", |b| {
+        b.iter(|| {
+            k = (k + 1) % raw.len();
+            let ev = auditor::capture::record::decode(black_box(&raw[k])).expect("decodes");
+            let rec = auditor::capture::record::FlowRecord::from_event(&ev, true, &clock)
+                .expect("a flow record");
+            let view = FlowView::of(&rec);
+            let j = judge.judge(&view);
+            let edge = auditor::verdict::render::edge(&judge, &j, &rec, 0, 0);
+            black_box(serde_json::to_vec(&edge).expect("serialises"))
+        })
+    });
     group.finish();
+}
+
+/// One flow record as the kernel writes it into the ring buffer.
+fn ring_bytes(
+    transport: auditor::capture::Transport,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    port: u16,
+) -> Vec<u8> {
+    let mut local = [0u8; 16];
+    local[..4].copy_from_slice(&src.octets());
+    let mut remote = [0u8; 16];
+    remote[..4].copy_from_slice(&dst.octets());
+    let ev = auditor_common::FlowEvent {
+        key: auditor_common::FlowKey {
+            local_addr: local,
+            remote_addr: remote,
+            netns_cookie: 4096,
+            cgroup_id: 7,
+            tgid: 4242,
+            port,
+            family: auditor_common::AF_INET,
+            transport: match transport {
+                auditor::capture::Transport::Tcp => auditor_common::IPPROTO_TCP,
+                auditor::capture::Transport::Udp => auditor_common::IPPROTO_UDP,
+            },
+            direction: auditor_common::DIRECTION_EGRESS,
+            _pad1: 0,
+            _pad2: 0,
+            _pad4: 0,
+        },
+        first_seen_ns: 1_000,
+        last_seen_ns: 2_000,
+        count: 3,
+        pid: 4242,
+        uid: 0,
+        comm: *b"voice-agent\0\0\0\0\0",
+        hook: auditor_common::HOOK_TCP_ACTIVE,
+        flags: 0,
+        _pad: 0,
+        epoch: 1,
+    };
+    // SAFETY: FlowEvent is repr(C) plain data with explicit padding fields.
+    unsafe {
+        std::slice::from_raw_parts(
+            (&raw const ev).cast::<u8>(),
+            std::mem::size_of::<auditor_common::FlowEvent>(),
+        )
+    }
+    .to_vec()
 }
 
 criterion_group!(benches, bench);

@@ -82,8 +82,19 @@ fn tcp_active_v4_v6_refused_and_passive_each_captured_once() {
     if !kernel_tests_enabled("tcp_active_v4_v6_refused_and_passive_each_captured_once") {
         return;
     }
-    // The default: tp_btf on this kernel.
-    tcp_opens_each_captured_once(&[], "TCP hook: tp_btf");
+    // The default: sock_ops on this kernel.
+    tcp_opens_each_captured_once(&[], "TCP hook: sock_ops");
+}
+
+/// tp_btf, the fallback of kernels that refuse sock_ops (before 5.15 it has no netns
+/// cookie helper) and what `--tcp-hook tp-btf` names.
+#[test]
+fn the_tp_btf_fallback_captures_the_same_tcp_opens() {
+    let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel_tests_enabled("the_tp_btf_fallback_captures_the_same_tcp_opens") {
+        return;
+    }
+    tcp_opens_each_captured_once(&["--tcp-hook", "tp-btf"], "TCP hook: tp_btf");
 }
 
 /// The classic-tracepoint program, which kernels without BTF (or that refuse tp_btf) run and
@@ -480,8 +491,8 @@ fn nothing_stays_attached_after_exit_or_sigkill() {
         "programs were left over before the test"
     );
     let capture = CaptureProc::start(&[]).expect("capture");
-    // post_bind, connect, sendmsg, recvmsg (v4 and v6 each), one TCP program (tp_btf, or
-    // the classic tracepoint where the kernel refuses it), the socket iterator, and the
+    // post_bind, connect, sendmsg, recvmsg (v4 and v6 each), one TCP program (sock_ops,
+    // or a fallback where the kernel refuses it), the socket iterator, and the
     // DNS answer program (cgroup skb ingress).
     assert_eq!(
         our_programs().len(),
@@ -490,7 +501,7 @@ fn nothing_stays_attached_after_exit_or_sigkill() {
         our_programs()
     );
     capture.stop().expect("stop");
-    // Tracing programs (tp_btf) are freed after an RCU grace period: give it a moment.
+    // Programs are freed after an RCU grace period: give it a moment.
     for _ in 0..50 {
         if our_programs().is_empty() {
             break;

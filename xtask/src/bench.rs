@@ -1,8 +1,9 @@
 //! `cargo xtask bench capture`: what attaching the auditor costs a node. Connect (and UDP
-//! send) storms on loopback run under four arms in turn: no tracer, `auditor capture`, the
-//! hooks' floor (`auditor capture` with programs that return at once), and a bpftrace
-//! one-liner on the same hooks (A B C D A B C D…, since absolute rates drift by tens of
-//! percent minute to minute on these machines). For each arm: the kernel's own eBPF run
+//! send) storms on loopback run under each `Arm` in turn: no tracer, `auditor capture`
+//! (and an older binary's, given one), its programs stopped before the flow maps, the
+//! hooks' floor (programs that return at once), tp_btf for TCP and its floor, and a
+//! bpftrace one-liner on the same hooks (A B C … A B C …, since absolute rates drift by
+//! tens of percent minute to minute on these machines). For each arm: the kernel's own eBPF run
 //! time per operation (bpf_stats, robust against the machine's other load), the CPU per
 //! operation of the storm and tracer processes, the throughput ratio with its spread, and,
 //! for the auditor, whether it lost any connection.
@@ -62,11 +63,11 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let default_bin = crate::root().join("target/release/auditor");
     let auditor = auditor.unwrap_or(&default_bin);
-    if baseline.is_some() && !matches!(which, Which::Sweep) {
-        bail!("--baseline-auditor is for `cargo xtask bench sweep` only");
+    if baseline.is_some() && !matches!(which, Which::Sweep | Which::Capture) {
+        bail!("--baseline-auditor is for `cargo xtask bench capture` and `sweep` only");
     }
     match which {
-        Which::Capture => capture(ops, rounds, storms, auditor),
+        Which::Capture => capture(ops, rounds, storms, auditor, baseline),
         Which::Verdict => verdict(),
         Which::Daemon => daemon(ops, storms),
         Which::Identity => identity(),
@@ -79,7 +80,7 @@ pub fn run(
         Which::All => {
             verdict()?;
             dns()?;
-            capture(ops, rounds, storms, auditor)?;
+            capture(ops, rounds, storms, auditor, None)?;
             daemon(ops, storms)
         }
     }
@@ -241,44 +242,106 @@ fn dns() -> anyhow::Result<()> {
 /// The criterion benchmark of the per-flow verdict path; prints its median.
 fn verdict() -> anyhow::Result<()> {
     crate::cargo(&["bench", "-p", "auditor", "--bench", "verdict"])?;
-    let path = crate::root()
-        .join("target/criterion/verdict/judge_one_flow_60_rows_10k_inventory/new/estimates.json");
-    let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )?;
-    let median = v["median"]["point_estimate"]
-        .as_f64()
-        .context("no median in criterion's estimates")?;
+    let median = |bench: &str| -> anyhow::Result<f64> {
+        let path = crate::root().join(format!(
+            "target/criterion/verdict/{bench}/new/estimates.json"
+        ));
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )?;
+        v["median"]["point_estimate"]
+            .as_f64()
+            .context("no median in criterion's estimates")
+    };
     println!(
-        "\nverdict path (60-row allowlist, 10,000-entry inventory): median {median:.1} ns per flow (target <= 300 ns)"
+        "\nverdict path (60-row allowlist, 10,000-entry inventory): median {:.1} ns per flow (target <= 300 ns)",
+        median("judge_one_flow_60_rows_10k_inventory")?
+    );
+    println!(
+        "one flow record in user space (ring bytes decoded, judged, its edge serialised as JSON): median {:.1} ns",
+        median("flow_record_decoded_judged_and_serialised")?
     );
     Ok(())
 }
 
-/// The arms every round runs, in this order (so drift hits each alike).
+/// The arms a round can run, in this order (so drift hits each alike). Which run is
+/// `Arm::for_storm`: the sock_ops arms only under the TCP storm, the baseline only when
+/// `--baseline-auditor` names one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Arm {
     /// Nothing attached: the reference rate.
     Bare,
+    /// `auditor capture` of the older binary given with `--baseline-auditor`: before and
+    /// after in one run.
+    Baseline,
     /// `auditor capture`.
     Auditor,
+    /// `auditor capture` whose programs build the flow key (helpers included) and return
+    /// before the flow maps (`AUDITOR_KERNEL_CALIBRATE=no-flow-map`): splits our work into
+    /// the key's part and the maps' part.
+    NoFlowMap,
     /// `auditor capture` with every program returning at its first instruction
     /// (`AUDITOR_KERNEL_CALIBRATE=empty-programs`): what the same hooks cost with no work,
     /// bpf_stats' own accounting included. Auditor minus floor is the work our code does.
     Floor,
+    /// `auditor capture --tcp-hook tp-btf`: TCP opens from tp_btf, the fallback of the
+    /// default sock_ops, so the two hooks are compared in one run.
+    TpBtf,
+    /// The same with empty programs: tp_btf's floor, against the default hook's.
+    TpBtfFloor,
     /// A bpftrace one-liner on the same hooks, the tool a user would reach for instead.
     Bpftrace,
 }
 
 impl Arm {
-    const ALL: [Arm; 4] = [Arm::Bare, Arm::Auditor, Arm::Floor, Arm::Bpftrace];
+    const ALL: [Arm; 8] = [
+        Arm::Bare,
+        Arm::Baseline,
+        Arm::Auditor,
+        Arm::NoFlowMap,
+        Arm::Floor,
+        Arm::TpBtf,
+        Arm::TpBtfFloor,
+        Arm::Bpftrace,
+    ];
+
+    fn for_storm(proto: &str, baseline: bool) -> Vec<Arm> {
+        Arm::ALL
+            .into_iter()
+            .filter(|a| match a {
+                Arm::Baseline => baseline,
+                Arm::TpBtf | Arm::TpBtfFloor => proto == "tcp",
+                _ => true,
+            })
+            .collect()
+    }
+
     fn name(self) -> &'static str {
         match self {
             Arm::Bare => "no tracer",
+            Arm::Baseline => "baseline auditor",
             Arm::Auditor => "auditor capture",
+            Arm::NoFlowMap => "no flow map",
             Arm::Floor => "hooks' floor",
+            Arm::TpBtf => "auditor tp_btf",
+            Arm::TpBtfFloor => "tp_btf floor",
             Arm::Bpftrace => "bpftrace",
         }
+    }
+
+    /// `AUDITOR_KERNEL_CALIBRATE` for the arm, if it runs the auditor calibrated.
+    fn calibrate(self) -> Option<&'static str> {
+        match self {
+            Arm::Floor | Arm::TpBtfFloor => Some("empty-programs"),
+            Arm::NoFlowMap => Some("no-flow-map"),
+            _ => None,
+        }
+    }
+
+    /// Runs `auditor capture` and captures with it: its loss is checked.
+    fn captures(self) -> bool {
+        matches!(self, Arm::Baseline | Arm::Auditor | Arm::TpBtf)
     }
 }
 
@@ -325,14 +388,20 @@ impl ArmRun {
     }
 }
 
-fn capture(ops: u64, rounds: usize, storms: &[String], auditor: &Path) -> anyhow::Result<()> {
+fn capture(
+    ops: u64,
+    rounds: usize,
+    storms: &[String],
+    auditor: &Path,
+    baseline: Option<&Path>,
+) -> anyhow::Result<()> {
     crate::require_root("the capture benchmark")?;
     which("bpftool", "bpftool")?;
     which("bpftrace", "bpftrace")?;
     // The kernel's own accounting of eBPF run time (run_time_ns / run_cnt per program).
     let stats_before = std::fs::read_to_string(BPF_STATS).unwrap_or_else(|_| "0".into());
     std::fs::write(BPF_STATS, "1").with_context(|| format!("enabling {BPF_STATS}"))?;
-    let result = capture_rounds(ops, rounds, storms, auditor);
+    let result = capture_rounds(ops, rounds, storms, auditor, baseline);
     let _ = std::fs::write(BPF_STATS, stats_before.trim());
     result
 }
@@ -359,36 +428,56 @@ fn capture_rounds(
     rounds: usize,
     storms: &[String],
     auditor: &Path,
+    baseline: Option<&Path>,
 ) -> anyhow::Result<()> {
     let mut report = Vec::new();
     println!(
         "auditor binary: {}\nNote: absolute rates and ratios drift with the machine's other load; \
-         eBPF ns/run (bpf_stats) is the robust figure.",
+         eBPF ns/run (bpf_stats) is the robust figure. Every arm's figure includes bpf_stats' \
+         own accounting (a clock read before and after each program run), equally.",
         auditor.display()
     );
+    if let Some(b) = baseline {
+        println!("baseline binary: {}", b.display());
+    }
     for proto in storms.iter().map(String::as_str) {
         if !matches!(proto, "tcp" | "udp") {
             bail!("unknown storm {proto:?}: give tcp, udp or both");
         }
         let ops = storm_ops(proto, ops);
+        let arms = Arm::for_storm(proto, baseline.is_some());
+        let at = |arm: Arm| arms.iter().position(|a| *a == arm);
         println!(
-            "\n== {proto} storm: {ops} ops on 127.0.0.1 ports {STORM_PORTS}, {rounds} rounds of (no tracer, auditor capture, hooks' floor, bpftrace) =="
+            "\n== {proto} storm: {ops} ops on 127.0.0.1 ports {STORM_PORTS}, {rounds} rounds of ({}) ==",
+            arms.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
         );
         println!(
             "{:>5} {:>16} {:>7} {:>7} {:>10} {:>9} {:>8} {:>8}",
             "round", "arm", "ops/s", "ratio", "eBPF ns/op", "CPU us/op", "lost", "rb_full"
         );
-        let mut runs: Vec<Vec<ArmRun>> = Arm::ALL.iter().map(|_| Vec::new()).collect();
+        let mut runs: Vec<Vec<ArmRun>> = arms.iter().map(|_| Vec::new()).collect();
         // Per arm, per program: runs and run time summed over the rounds.
         let mut arm_progs: Vec<std::collections::BTreeMap<String, (u64, u64)>> =
-            Arm::ALL.iter().map(|_| Default::default()).collect();
+            arms.iter().map(|_| Default::default()).collect();
         for round in 1..=rounds {
             let mut bare_rate = 0.0;
-            for (i, arm) in Arm::ALL.into_iter().enumerate() {
-                let r = storm_under(arm, proto, ops, auditor)?;
+            for (i, arm) in arms.iter().copied().enumerate() {
+                let binary = if arm == Arm::Baseline {
+                    baseline.expect("the baseline arm runs only with a baseline")
+                } else {
+                    auditor
+                };
+                let r = storm_under(arm, proto, ops, binary)?;
                 if arm == Arm::Bare {
                     bare_rate = r.rate;
                 }
+                let captured = |v: u64| {
+                    if arm.captures() {
+                        v.to_string()
+                    } else {
+                        "-".into()
+                    }
+                };
                 println!(
                     "{round:>5} {:>16} {:>7.0} {:>7.3} {:>10.0} {:>9.2} {:>8} {:>8}",
                     arm.name(),
@@ -396,24 +485,17 @@ fn capture_rounds(
                     r.rate / bare_rate,
                     r.ebpf_ns_per_op(),
                     r.cpu_ns_per_op() / 1000.0,
-                    if arm == Arm::Auditor {
-                        r.lost.to_string()
-                    } else {
-                        "-".into()
-                    },
-                    if arm == Arm::Auditor {
-                        r.ringbuf_full.to_string()
-                    } else {
-                        "-".into()
-                    },
+                    captured(r.lost),
+                    captured(r.ringbuf_full),
                 );
                 runs[i].push(r);
             }
         }
         println!("{proto} summary (median over rounds; [min..max]):");
         let mut arms_json = Vec::new();
-        let mut ebpf_medians = [0.0f64; Arm::ALL.len()];
-        for (i, arm) in Arm::ALL.into_iter().enumerate() {
+        let mut ebpf_medians = vec![0.0f64; arms.len()];
+        let mut cpu_medians = vec![(0.0f64, 0.0f64, 0.0f64); arms.len()];
+        for (i, arm) in arms.iter().copied().enumerate() {
             let rs = &runs[i];
             let mut ratios: Vec<f64> = rs
                 .iter()
@@ -429,6 +511,7 @@ fn capture_rounds(
             let mut cpu: Vec<f64> = rs.iter().map(|r| r.cpu_ns_per_op() / 1000.0).collect();
             let (cmin, cmax) = spread(&cpu);
             let cpu_med = median(&mut cpu);
+            cpu_medians[i] = (cpu_med, cmin, cmax);
             let mut tracer_cpu: Vec<f64> = rs
                 .iter()
                 .map(|r| r.tracer_cpu_ns as f64 / r.ops.max(1) as f64 / 1000.0)
@@ -472,15 +555,25 @@ fn capture_rounds(
                 "arm": arm.name(), "median_rate_per_s": median(&mut rates),
                 "median_ratio": ratio, "ratio_min": rmin, "ratio_max": rmax,
                 "median_ebpf_ns_per_op": ebpf_med, "median_cpu_us_per_op": cpu_med,
+                "cpu_us_per_op_min": cmin, "cpu_us_per_op_max": cmax,
                 "median_tracer_cpu_us_per_op": tracer_med, "programs": progs_json,
                 "lost_connections": sum(|r| r.lost), "ringbuf_full": sum(|r| r.ringbuf_full),
                 "kernel_lost": sum(|r| r.kernel_lost), "eaddrnotavail": sum(|r| r.eaddrnotavail),
             }));
         }
+        // A floor arm whose binary ignored the switch (it predates it) has no figure.
+        for arm in [Arm::Floor, Arm::TpBtfFloor, Arm::NoFlowMap] {
+            if let Some(i) = at(arm)
+                && runs[i].iter().any(|r| r.not_a_floor)
+            {
+                ebpf_medians[i] = f64::NAN;
+            }
+        }
+        let ebpf = |arm: Arm| at(arm).map_or(f64::NAN, |i| ebpf_medians[i]);
         // Ratios survive a change of machine where nanoseconds do not: every arm against
         // the hooks' floor and against bpftrace, from the medians of this run.
-        let (floor, bpftrace) = (ebpf_medians[2], ebpf_medians[3]);
-        for (i, arm) in Arm::ALL.into_iter().enumerate().skip(1) {
+        let (floor, bpftrace) = (ebpf(Arm::Floor), ebpf(Arm::Bpftrace));
+        for (i, arm) in arms.iter().copied().enumerate().skip(1) {
             let of = |base: f64| ebpf_medians[i] / base.max(f64::MIN_POSITIVE);
             println!(
                 "  {:<16} eBPF {:.2}x the hooks' floor, {:.2}x bpftrace",
@@ -491,31 +584,74 @@ fn capture_rounds(
             arms_json[i]["ebpf_to_floor"] = json!(of(floor));
             arms_json[i]["ebpf_to_bpftrace"] = json!(of(bpftrace));
         }
-        if runs[2].iter().any(|r| r.not_a_floor) {
-            ebpf_medians[2] = f64::NAN;
-        }
-        let floor = if ebpf_medians[2].is_nan() {
+        let work = ebpf(Arm::Auditor) - floor;
+        let floor_text = if floor.is_nan() {
             "hooks' floor n/a".to_string()
         } else {
-            format!(
-                "hooks' floor {:.0}, our work {:.0}",
-                ebpf_medians[2],
-                ebpf_medians[1] - ebpf_medians[2]
-            )
+            format!("hooks' floor {floor:.0}, our work {work:.0}")
         };
-        let a = &runs[1];
+        let a = &runs[at(Arm::Auditor).expect("every storm runs the auditor")];
         let sum = |f: fn(&ArmRun) -> u64| a.iter().map(f).sum::<u64>();
         let addr: u64 = runs.iter().flatten().map(|r| r.eaddrnotavail).sum();
+        let lost_everywhere: u64 = arms
+            .iter()
+            .zip(&runs)
+            .filter(|(arm, _)| arm.captures())
+            .flat_map(|(_, rs)| rs)
+            .map(|r| r.lost + r.ringbuf_full + r.kernel_lost)
+            .sum();
         println!(
-            "{proto}: auditor eBPF {:.0} ns/op ({floor}) vs bpftrace {:.0} ns/op ({:.1}x cheaper); lost connections {}, ring-buffer full {}, kernel-counted loss {}, EADDRNOTAVAIL {addr} (all arms)",
-            ebpf_medians[1],
-            ebpf_medians[3],
-            ebpf_medians[3] / ebpf_medians[1].max(f64::MIN_POSITIVE),
+            "{proto}: auditor eBPF {:.0} ns/op ({floor_text}) vs bpftrace {bpftrace:.0} ns/op ({:.2}x bpftrace's); lost connections {}, ring-buffer full {}, kernel-counted loss {}, EADDRNOTAVAIL {addr}; lost + ring-buffer full + kernel loss in every capturing arm: {lost_everywhere}",
+            ebpf(Arm::Auditor),
+            ebpf(Arm::Auditor) / bpftrace.max(f64::MIN_POSITIVE),
             sum(|r| r.lost),
             sum(|r| r.ringbuf_full),
             sum(|r| r.kernel_lost),
         );
-        let dns = dns_hook_cost(&arm_progs[1], &arm_progs[2]);
+        // Our work split: the event, helpers and key (no-flow-map arm minus floor) and
+        // the epoch's flow map (auditor minus no-flow-map).
+        let key_part = ebpf(Arm::NoFlowMap) - floor;
+        let map_part = ebpf(Arm::Auditor) - ebpf(Arm::NoFlowMap);
+        if key_part.is_finite() && map_part.is_finite() {
+            println!(
+                "{proto}: our work {work:.0} ns/op = event, helpers and key {key_part:.0} + flow map {map_part:.0}"
+            );
+        }
+        if let Some(b) = at(Arm::Baseline) {
+            // Totals only: the baseline may hook TCP elsewhere, against another floor.
+            println!(
+                "{proto}: before -> after (baseline -> auditor, this run): eBPF {:.0} -> {:.0} ns/op ({:.2}x)",
+                ebpf_medians[b],
+                ebpf(Arm::Auditor),
+                ebpf(Arm::Auditor) / ebpf_medians[b].max(f64::MIN_POSITIVE),
+            );
+        }
+        if proto == "tcp" {
+            let alt_floor = ebpf(Arm::TpBtfFloor);
+            println!(
+                "tcp: the default TCP hook against tp_btf: floor {floor:.0} vs {alt_floor:.0} ns/op ({:.2}x), auditor {:.0} vs {:.0} ns/op ({:.2}x), our work {work:.0} vs {:.0}",
+                floor / alt_floor.max(f64::MIN_POSITIVE),
+                ebpf(Arm::Auditor),
+                ebpf(Arm::TpBtf),
+                ebpf(Arm::Auditor) / ebpf(Arm::TpBtf).max(f64::MIN_POSITIVE),
+                ebpf(Arm::TpBtf) - alt_floor,
+            );
+        }
+        // What a user feels, and noisy: CPU of the storm's processes (both ends, kernel
+        // time included) plus the tracer's, per operation.
+        if let (Some(bare), Some(aud)) = (at(Arm::Bare), at(Arm::Auditor)) {
+            let (b, bmin, bmax) = cpu_medians[bare];
+            let (x, xmin, xmax) = cpu_medians[aud];
+            println!(
+                "{proto}: whole-process CPU per op (noisy): no tracer {b:.2} us [{bmin:.2}..{bmax:.2}], auditor {x:.2} us [{xmin:.2}..{xmax:.2}]: {:+.2} us ({:+.1}%)",
+                x - b,
+                (x / b.max(f64::MIN_POSITIVE) - 1.0) * 100.0
+            );
+        }
+        let dns = match (at(Arm::Auditor), at(Arm::Floor)) {
+            (Some(a), Some(f)) => dns_hook_cost(&arm_progs[a], &arm_progs[f]),
+            _ => None,
+        };
         if let Some(d) = &dns {
             println!(
                 "{proto}: DNS answer hook on packets that are not DNS: {:.2} runs/op, {:.1} ns/run vs its floor {:.1} ns/run: {:.1} ns above the floor per packet",
@@ -527,7 +663,8 @@ fn capture_rounds(
         }
         report.push(
             json!({"storm": proto, "ops": ops, "rounds": rounds, "arms": arms_json,
-            "eaddrnotavail": addr, "auditor_work_ns_per_op": ebpf_medians[1] - ebpf_medians[2],
+            "eaddrnotavail": addr, "auditor_work_ns_per_op": work,
+            "work_key_ns_per_op": key_part, "work_flow_map_ns_per_op": map_part,
             "dns_hook_ns_per_packet_above_floor": dns.as_ref().map(|d| d.ns_per_run - d.floor_ns_per_run)}),
         );
     }
@@ -587,13 +724,21 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
     std::fs::create_dir_all(out_path.parent().unwrap())?;
     let mut tracer = match arm {
         Arm::Bare => None,
-        Arm::Auditor | Arm::Floor => {
+        Arm::Baseline
+        | Arm::Auditor
+        | Arm::NoFlowMap
+        | Arm::Floor
+        | Arm::TpBtf
+        | Arm::TpBtfFloor => {
             let mut cap = Command::new(auditor);
-            if arm == Arm::Floor {
-                cap.env("AUDITOR_KERNEL_CALIBRATE", "empty-programs");
+            if let Some(level) = arm.calibrate() {
+                cap.env("AUDITOR_KERNEL_CALIBRATE", level);
+            }
+            cap.arg("capture");
+            if matches!(arm, Arm::TpBtf | Arm::TpBtfFloor) {
+                cap.args(["--tcp-hook", "tp-btf"]);
             }
             let mut cap = cap
-                .arg("capture")
                 .stdout(std::fs::File::create(&out_path)?)
                 .stderr(Stdio::piped())
                 .spawn()
@@ -603,7 +748,10 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
             loop {
                 line.clear();
                 if err.read_line(&mut line)? == 0 {
-                    bail!("auditor capture exited before it was ready");
+                    bail!(
+                        "auditor capture ({}) exited before it was ready",
+                        arm.name()
+                    );
                 }
                 if line.contains("capturing") {
                     break;
@@ -650,9 +798,9 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
             std::io::Read::read_to_string(&mut err, &mut rest)?;
         }
         let status = child.wait()?;
-        if arm == Arm::Auditor {
+        if arm.captures() {
             if !status.success() {
-                bail!("auditor capture failed: {status}\n{rest}");
+                bail!("auditor capture ({}) failed: {status}\n{rest}", arm.name());
             }
             let s = result.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
             let summary = rest
@@ -675,9 +823,9 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
                 .or_else(|| summary["lru_evictions"].as_u64())
                 .unwrap_or(0);
         }
-        if arm == Arm::Floor {
+        if arm.calibrate().is_some() {
             if !status.success() {
-                bail!("auditor capture (empty programs) failed: {status}\n{rest}");
+                bail!("auditor capture ({}) failed: {status}\n{rest}", arm.name());
             }
             // Empty programs see nothing (the walk of open sockets still reports). A binary
             // older than the switch ignores it and captures: its "floor" would be the full
@@ -690,8 +838,9 @@ fn storm_under(arm: Arm, proto: &str, ops: u64, auditor: &Path) -> anyhow::Resul
                 .count();
             if kernel_records > 0 {
                 println!(
-                    "      ({} captured flows under AUDITOR_KERNEL_CALIBRATE=empty-programs: it predates the switch, so it has no floor: n/a)",
-                    auditor.display()
+                    "      ({} captured flows under AUDITOR_KERNEL_CALIBRATE={}: it predates the switch, so this arm has no figure: n/a)",
+                    auditor.display(),
+                    arm.calibrate().unwrap_or_default()
                 );
                 run.not_a_floor = true;
             }

@@ -59,9 +59,11 @@ enum Task {
         args: Vec<String>,
     },
     /// Benchmarks that print figures. `capture`: connect and UDP storms with no tracer, with
-    /// `auditor capture`, with its programs emptied (the hooks' floor) and with a bpftrace
+    /// `auditor capture`, with its programs stopped before the flow maps, with them emptied
+    /// (the hooks' floor), with tp_btf for TCP (and its floor) and with a bpftrace
     /// one-liner, alternated: eBPF ns per operation (bpf_stats), CPU per operation,
-    /// throughput ratio with spread, lost-record counters.
+    /// throughput ratio with spread, lost-record counters; `--baseline-auditor OLD` adds
+    /// OLD as an arm and prints before -> after.
     /// `identity`: Kubernetes identity with 10,000 pods and churn (daemon RSS, bytes from
     /// the API server, lookup time). `walk`: CPU of the periodic walk of open sockets with
     /// 10,000 open (target < 50 ms).
@@ -90,8 +92,8 @@ enum Task {
         /// before/after table in one tool.
         #[arg(long)]
         auditor: Option<std::path::PathBuf>,
-        /// Sweep: an older `auditor` binary measured first, then --auditor's, printed as
-        /// before -> after.
+        /// Capture and sweep: an older `auditor` binary measured in the same run as
+        /// --auditor's, printed as before -> after.
         #[arg(long)]
         baseline_auditor: Option<std::path::PathBuf>,
         /// Soak: minutes of steady traffic (one row each).

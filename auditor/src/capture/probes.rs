@@ -14,7 +14,7 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock,
-        CgroupSockAddr, ProgramError, TracePoint,
+        CgroupSockAddr, ProgramError, SockOps, TracePoint,
     },
 };
 
@@ -227,7 +227,7 @@ pub struct Probes {
     pub cgroup_root: PathBuf,
     /// None when kernel BTF could not be read: flows then carry netns_cookie 0 for TCP.
     pub netns_offsets: Option<btf::NetnsOffsets>,
-    /// Which program sees TCP opens: `tp_btf` or the classic tracepoint (the fallback).
+    /// Which program sees TCP opens: sock_ops, `tp_btf` or the classic tracepoint.
     pub tcp_hook: TcpHook,
     /// Enumerates the open sockets: the socket iterator, or /proc (the fallback).
     pub sockets: SocketWalker,
@@ -236,7 +236,10 @@ pub struct Probes {
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
-/// How TCP opens are hooked.
+/// How TCP opens are hooked. sock_ops runs 9 times per loopback connection (its connect,
+/// passive-established, timeout, window and ECN callbacks on both ends), each run a little
+/// cheaper than tp_btf's, which runs on all 10 state changes: its floor is 0.89x tp_btf's
+/// here (docs/benchmarks.md).
 ///
 /// fentry on `tcp_connect`/`__inet_accept` would cost 2 runs per connection instead of
 /// 11, but kernels that forbid ftrace-based attachment (this project's CI kernel refuses
@@ -250,6 +253,9 @@ pub enum TcpHook {
     TpBtf,
     /// `tracepoint/sock/inet_sock_set_state`: kernels without BTF, or when tp_btf failed.
     Tracepoint,
+    /// `sock_ops` on the cgroup root: its connect and passive-established callbacks (the
+    /// default; needs `bpf_get_netns_cookie` in sock_ops, 5.15+).
+    SockOps,
 }
 
 impl TcpHook {
@@ -257,6 +263,7 @@ impl TcpHook {
         match self {
             TcpHook::TpBtf => "tp_btf",
             TcpHook::Tracepoint => "tracepoint",
+            TcpHook::SockOps => "sock_ops",
         }
     }
 }
@@ -264,12 +271,14 @@ impl TcpHook {
 /// `--tcp-hook`: which `TcpHook` to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TcpHookChoice {
-    /// tp_btf, else the classic tracepoint.
+    /// sock_ops, else tp_btf, else the classic tracepoint.
     Auto,
     /// tp_btf only; fail if the kernel refuses it.
     TpBtf,
     /// The classic tracepoint.
     Tracepoint,
+    /// sock_ops on the cgroup root; fail if the kernel refuses it.
+    SockOps,
 }
 
 impl Probes {
@@ -318,7 +327,7 @@ impl Probes {
             _pad0: 0,
             sock: sock_offsets.unwrap_or(SockOffsets::NONE),
             inject_faults: injected_faults()?,
-            empty_programs: empty_programs()?,
+            calibrate: calibrate()?,
         };
         let iter_config = socket_iter::iter_config(kernel_btf.as_ref(), opts.existing_sockets);
         // Both parses of kernel BTF are large (about 34 MiB for this one, 18 MiB for aya's
@@ -430,30 +439,45 @@ impl Probes {
                 source,
             })?;
         }
-        let tp_btf = match opts.tcp_hook {
-            TcpHookChoice::Tracepoint => false,
-            _ if sock_offsets.is_none() => false,
-            _ => attach_tp_btf(&mut ebpf, aya_btf.as_ref())?,
-        };
+        // sock_ops, else tp_btf, else the classic tracepoint: the cheapest this kernel
+        // takes (docs/benchmarks.md), unless one is named.
+        let mut tcp_hook = None;
+        if matches!(opts.tcp_hook, TcpHookChoice::Auto | TcpHookChoice::SockOps) {
+            match attach_sock_ops(&mut ebpf, &cgroup, &cg_name) {
+                Ok(()) => tcp_hook = Some(TcpHook::SockOps),
+                Err(e) if opts.tcp_hook == TcpHookChoice::Auto => {
+                    tracing::warn!(error = %e, "sock_ops refused; trying tp_btf for TCP opens");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if tcp_hook.is_none()
+            && matches!(opts.tcp_hook, TcpHookChoice::Auto | TcpHookChoice::TpBtf)
+            && sock_offsets.is_some()
+            && attach_tp_btf(&mut ebpf, aya_btf.as_ref())?
+        {
+            tcp_hook = Some(TcpHook::TpBtf);
+        }
         drop(aya_btf);
-        if opts.tcp_hook == TcpHookChoice::TpBtf && !tp_btf {
+        if opts.tcp_hook == TcpHookChoice::TpBtf && tcp_hook.is_none() {
             return Err(ProbeError::HookRefused {
                 hook: "tp-btf",
                 reason: "this kernel refused it (see the warning above)".into(),
             });
         }
-        let tcp_hook = if tp_btf {
-            TcpHook::TpBtf
-        } else {
-            let prog: &mut TracePoint = program(&mut ebpf, PROG_TCP_STATE)?;
-            prog.load().map_err(|e| load_error(PROG_TCP_STATE, e))?;
-            prog.attach("sock", "inet_sock_set_state")
-                .map_err(|source| ProbeError::Attach {
-                    name: PROG_TCP_STATE,
-                    target: "tracepoint sock/inet_sock_set_state".into(),
-                    source,
-                })?;
-            TcpHook::Tracepoint
+        let tcp_hook = match tcp_hook {
+            Some(hook) => hook,
+            None => {
+                let prog: &mut TracePoint = program(&mut ebpf, PROG_TCP_STATE)?;
+                prog.load().map_err(|e| load_error(PROG_TCP_STATE, e))?;
+                prog.attach("sock", "inet_sock_set_state")
+                    .map_err(|source| ProbeError::Attach {
+                        name: PROG_TCP_STATE,
+                        target: "tracepoint sock/inet_sock_set_state".into(),
+                        source,
+                    })?;
+                TcpHook::Tracepoint
+            }
         };
         tracing::info!(tcp_hook = tcp_hook.name(), "TCP opens hooked");
         Ok(Probes {
@@ -685,10 +709,11 @@ impl Probes {
                 Program::CgroupSockAddr(p) => p.unload(),
                 Program::CgroupSock(p) => p.unload(),
                 Program::CgroupSkb(p) => p.unload(),
+                Program::SockOps(p) => p.unload(),
                 _ => Ok(()),
             };
             match result {
-                // One of the two TCP programs is never loaded (tp_btf or its fallback).
+                // Two of the three TCP programs are never loaded (see `TcpHook`).
                 Ok(()) | Err(ProgramError::NotLoaded) => {}
                 Err(e) => tracing::warn!(program = name, error = %e, "unloading program"),
             }
@@ -723,24 +748,41 @@ fn injected_faults() -> Result<u32, ProbeError> {
     Ok(faults)
 }
 
-/// `AUDITOR_KERNEL_CALIBRATE=empty-programs`: every program returns at once, so nothing
-/// is captured. Only `cargo xtask bench capture` sets it, to measure the hooks' floor.
+/// `AUDITOR_KERNEL_CALIBRATE`: how far the programs go (`Config::calibrate`). Only
+/// `cargo xtask bench capture` sets it, to split the cost: `empty-programs` (every program
+/// returns at once: the hooks' floor) or `no-flow-map` (all but the flow maps). Either
+/// way nothing is captured.
 pub const CALIBRATE_ENV: &str = "AUDITOR_KERNEL_CALIBRATE";
 
-fn empty_programs() -> Result<u32, ProbeError> {
-    match std::env::var(CALIBRATE_ENV).as_deref() {
-        Err(_) | Ok("") => Ok(0),
-        Ok("empty-programs") => {
-            tracing::warn!(
-                "{CALIBRATE_ENV}=empty-programs: the programs return at once and NOTHING is captured (benchmark floor only)"
-            );
-            Ok(1)
+fn calibrate() -> Result<u32, ProbeError> {
+    let level = match std::env::var(CALIBRATE_ENV).as_deref() {
+        Err(_) | Ok("") => return Ok(auditor_common::CALIBRATE_OFF),
+        Ok("empty-programs") => auditor_common::CALIBRATE_EMPTY_PROGRAMS,
+        Ok("no-flow-map") => auditor_common::CALIBRATE_NO_FLOW_MAP,
+        Ok(other) => {
+            return Err(ProbeError::Environment {
+                var: CALIBRATE_ENV,
+                detail: format!("unknown value `{other}` (known: empty-programs, no-flow-map)"),
+            });
         }
-        Ok(other) => Err(ProbeError::Environment {
-            var: CALIBRATE_ENV,
-            detail: format!("unknown value `{other}` (known: empty-programs)"),
-        }),
-    }
+    };
+    tracing::warn!(
+        "{CALIBRATE_ENV} is set: the programs stop early and NOTHING is captured (benchmark arms only)"
+    );
+    Ok(level)
+}
+
+/// Loads and attaches the sock_ops TCP program on the cgroup root.
+fn attach_sock_ops(ebpf: &mut Ebpf, cgroup: &File, cg_name: &str) -> Result<(), ProbeError> {
+    let prog: &mut SockOps = program(ebpf, PROG_TCP_SOCK_OPS)?;
+    prog.load().map_err(|e| load_error(PROG_TCP_SOCK_OPS, e))?;
+    prog.attach(cgroup, CgroupAttachMode::Single)
+        .map_err(|source| ProbeError::Attach {
+            name: PROG_TCP_SOCK_OPS,
+            target: cg_name.to_string(),
+            source,
+        })?;
+    Ok(())
 }
 
 /// Loads and attaches the tp_btf TCP program. Ok(false) when this kernel refuses it (the

@@ -203,9 +203,10 @@ pub struct ProbeArgs {
     /// pod, the host's, mounted by hostPath (e.g. /host/sys/fs/cgroup).
     #[arg(long)]
     pub cgroup_root: Option<PathBuf>,
-    /// Which kernel hook sees TCP opens. `auto` takes tp_btf (cheaper to invoke) when the
-    /// kernel accepts it, else the classic tracepoint, which every kernel with eBPF has.
-    /// Naming one fails if the kernel refuses it.
+    /// Which kernel hook sees TCP opens. `auto` takes sock_ops on the cgroup root (the
+    /// cheapest: fewer and lighter runs per connection, see docs/benchmarks.md) when the
+    /// kernel accepts it, else tp_btf, else the classic tracepoint, which every kernel with
+    /// eBPF has. Naming one fails if the kernel refuses it.
     #[arg(long, value_enum, default_value = "auto")]
     pub tcp_hook: crate::capture::probes::TcpHookChoice,
     /// How those open sockets are enumerated: `iterator` is a BPF socket iterator
