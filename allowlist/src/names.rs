@@ -110,6 +110,17 @@ const PROTOCOLS: &[(&str, &str, Runs)] = &[
     ("syslog", "Syslog", Runs::Either),
 ];
 
+/// Whether every `/`-separated part of a word is a protocol we know ("SIP/UDP/TCP"): how
+/// a single-spaced row's protocol cell is told from the words around it.
+pub(crate) fn is_known_protocol(word: &str) -> bool {
+    let lower = clean(word).to_ascii_lowercase();
+    known(&lower).is_some()
+        || (!lower.is_empty()
+            && lower
+                .split('/')
+                .all(|p| !p.trim().is_empty() && known(p.trim()).is_some()))
+}
+
 fn known(lower: &str) -> Option<(&'static str, Runs)> {
     PROTOCOLS
         .iter()

@@ -43,7 +43,7 @@ proptest! {
     #[test]
     fn importer_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         for lenient in [false, true] {
-            let _ = allowlist::import_bytes(&bytes, None, allowlist::ImportOptions { lenient });
+            let _ = allowlist::import_bytes(&bytes, None, allowlist::ImportOptions { lenient, ..Default::default() });
         }
     }
 
@@ -56,11 +56,48 @@ proptest! {
             "Source,Destination,Protocol,Port\n",
             "| Source | Destination | Protocol | Port |\n",
             "Source    Destination    Protocol    Port\n",
+            "Connection Source Destination Protocol Port Classification Data\n",
         ][..]),
         rest in "[ -~\n\t<>|!;,\u{e9}]{0,300}",
     ) {
         for lenient in [false, true] {
-            let _ = allowlist::import_text(&format!("{prefix}{rest}"), None, allowlist::ImportOptions { lenient });
+            let _ = allowlist::import_text(&format!("{prefix}{rest}"), None, allowlist::ImportOptions { lenient, ..Default::default() });
+        }
+    }
+
+    /// What `pdftotext -bbox-layout` could print for any PDF: the geometry never panics,
+    /// whatever the boxes (negative, huge, overlapping, NaN-like text) or words.
+    #[test]
+    fn pdf_geometry_never_panics(
+        words in prop::collection::vec(
+            (0u8..3, -50.0f32..900.0, -50.0f32..900.0, 0.0f32..200.0, 0.0f32..40.0,
+             prop::sample::select(&["Connection", "Source", "Destination", "Protocol", "Port", "Data", "1", "2", "TCP", "80", "a-", "&amp;", "Page", "3"][..])),
+            0..80,
+        ),
+        junk in "[ -~<>\"=]{0,200}",
+    ) {
+        let mut xhtml = String::from("<doc>");
+        for page in 0..3u8 {
+            xhtml.push_str("<page width=\"600\" height=\"800\">");
+            for (p, x, y, w, h, t) in &words {
+                if *p == page {
+                    xhtml.push_str(&format!(
+                        "<word xMin=\"{x}\" yMin=\"{y}\" xMax=\"{}\" yMax=\"{}\">{t}</word>",
+                        x + w,
+                        y + h
+                    ));
+                }
+            }
+            xhtml.push_str("</page>");
+        }
+        xhtml.push_str(&junk);
+        xhtml.push_str("</doc>");
+        let pages = allowlist::import::pdf_geometry::parse_bbox(&xhtml);
+        if let Some(laid) = allowlist::import::pdf_geometry::lay_out(&pages) {
+            prop_assert!(laid.origins.len() >= laid.text.lines().count());
+            for lenient in [false, true] {
+                let _ = allowlist::import_text(&laid.text, None, allowlist::ImportOptions { lenient, ..Default::default() });
+            }
         }
     }
 

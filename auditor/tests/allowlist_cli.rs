@@ -385,7 +385,8 @@ fn no_table_names_the_nearest_header_like_line() {
     let doc = dir.join("doc.txt");
     std::fs::write(
         &doc,
-        "Connections\nSource Destination Protocol Port\nA B TCP 80\n",
+        // Names the columns, but a word before them makes it no header at all.
+        "Connections\nColumns: Source Destination Protocol Port\nA B TCP 80\n",
     )
     .unwrap();
     let out = auditor(&["allowlist", "import", doc.to_str().unwrap()]);

@@ -65,10 +65,11 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Imports `path` with the real CLI; returns the JSON and the summary line.
-fn import(path: &Path) -> (Value, String) {
+/// Imports `path` with the real CLI and `args`; returns the JSON and the summary line.
+fn import_with(path: &Path, args: &[&str]) -> (Value, String) {
     let out = Command::new(AUDITOR)
         .args(["allowlist", "import", "--format", "json"])
+        .args(args)
         .arg(path)
         .output()
         .expect("run auditor");
@@ -92,7 +93,11 @@ fn without_lines(v: &Value) -> Vec<Value> {
 }
 
 fn assert_same_sixty(path: &Path) -> String {
-    let (got, summary) = import(path);
+    assert_same_sixty_with(path, &[])
+}
+
+fn assert_same_sixty_with(path: &Path, args: &[&str]) -> String {
+    let (got, summary) = import_with(path, args);
     let want = file::to_value(&seed());
     let (got_rows, want_rows) = (without_lines(&got), without_lines(&want));
     assert_eq!(got_rows.len(), 60, "{}: {summary}", path.display());
@@ -275,6 +280,60 @@ fn space_padded_columns() {
     );
 }
 
+/// The document's title with the page number after it (a tab, or spaces), and "Page N of
+/// M", between rows: page furniture, counted, never a row.
+#[test]
+fn title_and_page_footers_between_rows_are_counted_not_read() {
+    let dir = scratch("title-footers");
+    let mut text = String::from("Voice Microservices architecture\n\n");
+    for (i, line) in tsv().iter().enumerate() {
+        text += line;
+        text += "\n";
+        match i {
+            20 => text += "Voice Microservices architecture\t3\n",
+            40 => text += "Voice Microservices architecture        4\n",
+            50 => text += "Page 5 of 7\n",
+            _ => {}
+        }
+    }
+    std::fs::write(dir.join("table.txt"), text).unwrap();
+    let summary = assert_same_sixty(&dir.join("table.txt"));
+    assert!(summary.contains("3 page numbers/footers"), "{summary}");
+}
+
+/// Text a PDF viewer copies: one space between cells and words alike. The service names
+/// (here the bundled allowlist's) say where a source ends.
+#[test]
+fn single_spaced_copy_with_services() {
+    let dir = scratch("spaced");
+    let mut text = String::from("Voice Microservices architecture\n\n") + &HEAD.join(" ") + "\n";
+    for r in rows(&seed()) {
+        text += &r.join(" ");
+        text += "\n";
+    }
+    std::fs::write(dir.join("copied.txt"), &text).unwrap();
+    let services =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../allowlist/voice-microservices.yaml");
+    let summary = assert_same_sixty_with(
+        &dir.join("copied.txt"),
+        &["--services", services.to_str().unwrap()],
+    );
+    assert!(summary.contains("single-spaced"), "{summary}");
+
+    // Without the names, a row whose source and destination are several words each
+    // fails at its line, naming how to resolve it; nothing is written.
+    let out = Command::new(AUDITOR)
+        .args(["allowlist", "import", "--format", "json"])
+        .arg(dir.join("copied.txt"))
+        .output()
+        .expect("run auditor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains("copied.txt:4: "), "{stderr}");
+    assert!(stderr.contains("--services"), "{stderr}");
+}
+
 #[test]
 fn mediawiki_table() {
     let dir = scratch("wiki");
@@ -362,7 +421,7 @@ fn pdf_printed_by_headless_chromium_with_page_breaks_inside_the_table() {
         return;
     };
     let summary = assert_same_sixty(&pdf);
-    assert!(summary.contains("(PDF, space-padded"), "{summary}");
+    assert!(summary.contains("(PDF by word positions"), "{summary}");
     // The table crossed pages: the header came again, and rows were continued.
     assert!(!summary.contains(" 0 repeated headers"), "{summary}");
     assert!(!summary.contains(" 0 continuation lines"), "{summary}");

@@ -34,6 +34,23 @@ pub(crate) fn print_furniture(text: &str) -> bool {
     date_then_time || address_then_counter
 }
 
+/// A page footer (or header) that repeats the document's title, alone or with a page
+/// number after it ("Voice Microservices architecture\t3", "… Page 3 of 7").
+pub(crate) fn title_footer(title: Option<&str>, text: &str) -> bool {
+    let Some(title) = title
+        .map(names::clean)
+        .filter(|t| t.chars().any(char::is_alphabetic))
+    else {
+        return false;
+    };
+    let line = names::clean(text);
+    let Some(rest) = line.strip_prefix(title.as_str()) else {
+        return false;
+    };
+    let rest = rest.trim();
+    rest.is_empty() || artifact(rest) == Some("page number")
+}
+
 /// A known non-row line inside a table: page numbers, headers and footers, footnotes.
 pub(crate) fn artifact(text: &str) -> Option<&'static str> {
     if print_furniture(text) {
@@ -120,6 +137,13 @@ pub(super) fn account(table: &Table) -> Ledger {
             Item::Joined => ledger.continuation_lines += 1,
             Item::Cells(cells) => ledger.cells(table, *line, cells, past_end),
             Item::Loose(text) => ledger.loose(table, *line, text, past_end),
+            Item::Refused(message) => {
+                ledger.problems.push(Problem {
+                    line: *line,
+                    message: message.clone(),
+                });
+                ledger.after_row = false;
+            }
         }
     }
     ledger
@@ -144,7 +168,17 @@ impl Ledger {
             .map(|c| c.trim())
             .collect::<Vec<_>>()
             .join("  ");
-        if (nonempty.len() == 1 && artifact(nonempty[0]).is_some()) || print_furniture(&joined) {
+        // A lone number is a page number, unless it sits in the Port column: the last
+        // port of a list wrapped onto the next page ("8443," then "9443").
+        let lone_in_port = nonempty.len() == 1
+            && cells
+                .iter()
+                .position(|c| !c.trim().is_empty())
+                .is_some_and(|i| header.columns.get(i) == Some(&Some(Col::Port)));
+        if (nonempty.len() == 1 && !lone_in_port && artifact(nonempty[0]).is_some())
+            || print_furniture(&joined)
+            || title_footer(table.title.as_deref(), &joined)
+        {
             self.artifacts += 1;
             return;
         }
@@ -214,13 +248,13 @@ impl Ledger {
 
     /// A line that is not a row of this format.
     fn loose(&mut self, table: &Table, line: u32, text: &str, past_end: bool) {
-        if artifact(text).is_some() {
+        if artifact(text).is_some() || title_footer(table.title.as_deref(), text) {
             self.artifacts += 1;
             return;
         }
         // A cell wrapped by a browser copy: the text goes on in the row's last cell.
         // (Space-padded text places wrapped lines in their columns instead.)
-        if table.format == Format::Tabbed
+        if matches!(table.format, Format::Tabbed | Format::Spaced)
             && self.after_row
             && let Some(prev) = self.rows.last_mut()
         {

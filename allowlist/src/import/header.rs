@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use super::{ImportError, Problem, csv, html, markdown, padded, pdf_text, table::Table, wikitext};
+use super::{
+    ImportError, Problem, csv, html, markdown, padded, pdf_text, spaced, table::Table, wikitext,
+};
 use crate::names;
 
 /// The table formats the importer reads.
@@ -19,6 +21,9 @@ pub enum Format {
     Padded,
     Wikitext,
     Html,
+    /// One space between cells and words alike (text copied from a PDF viewer): cells
+    /// found by their vocabularies and the known service names.
+    Spaced,
 }
 
 impl Format {
@@ -31,6 +36,7 @@ impl Format {
             Format::Padded => "space-padded columns",
             Format::Wikitext => "MediaWiki table",
             Format::Html => "HTML table",
+            Format::Spaced => "single-spaced text (copied from a PDF viewer or a page)",
         }
     }
 }
@@ -176,8 +182,9 @@ pub(super) fn header_likeness(cells: &[String]) -> (Vec<Col>, Vec<&'static str>)
     (found, missing)
 }
 
-/// Detects the format, once, from the header line.
-pub(super) fn find_table(text: &str) -> Result<Table, ImportError> {
+/// Detects the format, once, from the header line. A single-spaced header is looked for
+/// only when no line makes a header any other way (prose names columns too).
+pub(super) fn find_table(text: &str, services: &[String]) -> Result<Table, ImportError> {
     if html::looks_like_html(text) {
         return html::read(text);
     }
@@ -198,11 +205,19 @@ pub(super) fn find_table(text: &str) -> Result<Table, ImportError> {
                 Format::Markdown => markdown::read(header, rest, first),
                 Format::Csv(d) => csv::read(header, rest, first, d),
                 Format::Padded => padded::read(header, line, rest, first),
-                Format::Wikitext | Format::Html => unreachable!("not line formats"),
+                Format::Wikitext | Format::Html | Format::Spaced => {
+                    unreachable!("not line formats")
+                }
             };
             return Ok(with_title(t, &lines[..i]));
         }
         i += 1;
+    }
+    for (i, line) in lines.iter().enumerate() {
+        if let Some((header, cells)) = spaced::header(line, i as u32 + 1) {
+            let t = spaced::read(header, cells, &lines[i + 1..], i as u32 + 2, services);
+            return Ok(with_title(t, &lines[..i]));
+        }
     }
     Err(ImportError::NoTable {
         nearest: nearest_header(&lines),
@@ -273,7 +288,7 @@ fn nearest_header(lines: &[&str]) -> Option<Problem> {
             consider(
                 found.len() * 2 - 1,
                 format!(
-                    "names {}, but its columns cannot be split: separate them with tabs, |, commas, semicolons or at least two spaces{}",
+                    "names {}, but its columns cannot be split: separate them with tabs, |, commas, semicolons or at least two spaces, or start the line with a column's name{}",
                     found
                         .iter()
                         .map(|c| c.name())
@@ -327,18 +342,23 @@ fn nearest_header(lines: &[&str]) -> Option<Problem> {
 /// with it, after any boilerplate sentence); never a header-like line.
 fn with_title(mut t: Table, before: &[&str]) -> Table {
     if t.title.is_none() {
-        t.title = before.iter().map(|l| names::clean(l)).find(|l| {
-            !l.is_empty()
-                && l.len() <= 100
-                && !l.contains(['\t', '|'])
-                && l.chars().any(char::is_alphabetic)
-                && !l.ends_with('.')
-                && !l.starts_with(['{', '<', '#', '!'])
-                && header_likeness(&l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-                    .0
-                    .len()
-                    < 2
-        });
+        t.title = title_in(before);
     }
     t
+}
+
+/// The title among the lines before a table (see `with_title`).
+pub(crate) fn title_in(before: &[&str]) -> Option<String> {
+    before.iter().map(|l| names::clean(l)).find(|l| {
+        !l.is_empty()
+            && l.len() <= 100
+            && !l.contains(['\t', '|'])
+            && l.chars().any(char::is_alphabetic)
+            && !l.ends_with('.')
+            && !l.starts_with(['{', '<', '#', '!'])
+            && header_likeness(&l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .0
+                .len()
+                < 2
+    })
 }

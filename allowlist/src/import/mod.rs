@@ -19,10 +19,12 @@ mod header;
 mod html;
 mod markdown;
 mod padded;
+pub mod pdf_geometry;
 mod pdf_text;
 mod problem;
 pub mod render;
 mod row;
+mod spaced;
 mod table;
 pub mod text;
 mod wikitext;
@@ -38,11 +40,14 @@ use crate::model::{Allowlist, DocumentRef};
 use account::Ledger;
 use table::Table;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// Lines that cannot be placed, and rows that cannot be read, become warnings and are
     /// skipped (and counted) instead of failing the import.
     pub lenient: bool,
+    /// Service names known beforehand (`--services`): where a single-spaced row's source
+    /// ends and its destination begins.
+    pub services: Vec<String>,
 }
 
 /// An import and what it took to get it.
@@ -86,7 +91,7 @@ pub fn import_text(
     options: Options,
 ) -> Result<Imported, ImportError> {
     let text = text::clean(text);
-    let table = header::find_table(&text)?;
+    let table = header::find_table(&text, &options.services)?;
     let ledger = account::account(&table);
     assemble(table, ledger, source_name, options)
 }

@@ -36,7 +36,8 @@ pub enum ImportError {
 fn no_table_message(nearest: Option<&Problem>) -> String {
     let base = "no connections table found: expected a header line with Source, Destination, \
                 Protocol and Port columns, separated by tabs, |, commas, semicolons or runs of \
-                two or more spaces (or an HTML or MediaWiki table)";
+                two or more spaces, or by single spaces with the line starting at a column's \
+                name (or an HTML or MediaWiki table)";
     match nearest {
         Some(p) => format!(
             "{base}; the nearest header-like line, line {}, {}",

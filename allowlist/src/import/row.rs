@@ -216,7 +216,7 @@ pub(super) fn convert(
 /// A name as written, split into its base name and the aliases it carries: a version
 /// ("Redis 6.x": the written form is the alias) and a parenthesised alias ("Tenant Service
 /// (Voice Config Service)").
-fn endpoint_names(written: &str) -> (String, Vec<String>) {
+pub(super) fn endpoint_names(written: &str) -> (String, Vec<String>) {
     let (base, paren) = match names::split_alias(written) {
         Some((b, a)) => (b.to_string(), Some(a.to_string())),
         None => (written.to_string(), None),

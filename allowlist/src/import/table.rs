@@ -20,6 +20,8 @@ pub(crate) enum Item {
     Loose(String),
     /// A continuation line its reader already joined to its row (centred PDF cells).
     Joined,
+    /// A line its reader could not read, and why (a single-spaced row's cells or names).
+    Refused(String),
 }
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,15 @@ fn one(rows: &str) -> Result<Allowlist, ImportError> {
 }
 
 fn lenient(text: &str) -> Imported {
-    import_text(text, None, Options { lenient: true }).unwrap()
+    import_text(
+        text,
+        None,
+        Options {
+            lenient: true,
+            ..Options::default()
+        },
+    )
+    .unwrap()
 }
 
 fn problems(e: ImportError) -> Vec<Problem> {
@@ -390,9 +398,27 @@ fn header_synonyms() {
     );
 }
 
+/// A single-spaced header and a row whose two names are a word each: one split only.
+#[test]
+fn a_single_spaced_row_with_one_word_names_splits_one_way() {
+    let a = import("Intro\nSource Destination Protocol Port\nA B TCP 1\n", None).unwrap();
+    assert_eq!(a.connections.len(), 1);
+    assert_eq!(
+        (
+            a.connections[0].source.as_str(),
+            a.connections[0].destination.as_str()
+        ),
+        ("A", "B")
+    );
+}
+
 #[test]
 fn no_table_names_the_nearest_header_like_line() {
-    let e = import("Intro\nSource Destination Protocol Port\nA B TCP 1\n", None).unwrap_err();
+    let e = import(
+        "Intro\nColumns: Source Destination Protocol Port\nA B TCP 1\n",
+        None,
+    )
+    .unwrap_err();
     let ImportError::NoTable { nearest: Some(p) } = &e else {
         panic!("{e:?}")
     };
@@ -514,7 +540,10 @@ fn a_classification_worded_otherwise_is_a_warning_and_the_row_is_kept() {
         "Source\tDestination\tProtocol\tPort\tClassification\nWeb\tAPI\tHTTPS\t443\tSynchronous\n\
          API\tDB\tTCP\t5432\tEgress\n",
         None,
-        Options { lenient: false },
+        Options {
+            lenient: false,
+            ..Options::default()
+        },
     )
     .unwrap();
     assert_eq!(i.allowlist.connections.len(), 2);

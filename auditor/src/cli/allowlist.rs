@@ -17,15 +17,21 @@ pub enum AllowlistCommand {
     /// (read with `pdftotext` from poppler-utils). Encodings: UTF-8 (with or without BOM),
     /// UTF-16 with BOM, and Windows-1252.
     ///
+    /// A PDF's table is read from its words' positions (`pdftotext -bbox-layout`): cells
+    /// that wrap and are centred in their row, port ranges broken across lines, and the
+    /// header, date, title and page counter a browser prints on every page. Text with
+    /// single spaces between cells is read by the protocol, port and classification
+    /// vocabularies and the service names (see --services).
+    ///
     /// Handles repeated page-break headers, rows split across pages, page numbers, footers
-    /// and footnotes, port lists (8080, 8443), alternatives (9092/9093*), configurable
+    /// (the document's title with a page number too) and footnotes, port lists (8080, 8443), alternatives (9092/9093*), configurable
     /// ports (*), thousands separators (8,443), ranges, N/A and "Not known" ports,
     /// versioned (Redis 6.x) and parenthesised alias names, and compound protocols
     /// (RTP/RTCP is UDP, TCP/UDP is both). Every line after the header must be placed: one
     /// that cannot be, or a row that cannot be read, is an error FILE:LINE saying what was
     /// expected there (exit 2). Warnings (an unknown protocol) keep the row.
     #[command(
-        after_help = "Examples:\n  auditor allowlist import architecture.pdf -o allowlist.yaml\n  auditor allowlist import saved-page.html --lenient -o allowlist.yaml"
+        after_help = "Examples:\n  auditor allowlist import architecture.pdf -o allowlist.yaml\n  auditor allowlist import saved-page.html --lenient -o allowlist.yaml\n  auditor allowlist import copied.txt --services inventory.yaml -o allowlist.yaml"
     )]
     Import {
         /// The document: its text, an HTML page, or a PDF.
@@ -40,6 +46,13 @@ pub enum AllowlistCommand {
         /// each, instead of failing; the summary says how many lines were skipped.
         #[arg(long)]
         lenient: bool,
+        /// Service names, for text whose cells are separated by single spaces (copied from
+        /// a PDF viewer): where a row's source ends and its destination begins. An
+        /// inventory or allowlist (.yaml, .yml, .json: its entries' names) or one name per
+        /// line. Without it only names learned from the table's other rows are known, and
+        /// a row that could split two ways fails naming both readings.
+        #[arg(long, value_name = "FILE")]
+        services: Option<PathBuf>,
     },
     /// Validate an allowlist (and overrides) and print lint warnings.
     ///

@@ -15,7 +15,14 @@ pub fn run(cmd: AllowlistCommand) -> anyhow::Result<std::process::ExitCode> {
             output,
             format,
             lenient,
-        } => import(&document, output.as_deref(), format, lenient),
+            services,
+        } => import(
+            &document,
+            output.as_deref(),
+            format,
+            lenient,
+            services.as_deref(),
+        ),
         AllowlistCommand::Check { file, overrides } => check(&file, overrides.as_deref()),
         // The older spelling of `auditor schema allowlist|overrides`, which the committed
         // schemas' $comment and the README name.
@@ -29,11 +36,11 @@ pub fn run(cmd: AllowlistCommand) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
-/// A PDF's text, as `pdftotext -layout` (poppler-utils) lays it out: columns padded with
-/// spaces, which the importer reads as a space-padded table.
-fn pdf_text(document: &Path) -> anyhow::Result<Vec<u8>> {
+/// Runs `pdftotext` (poppler-utils) on a PDF with `args`, to standard output.
+fn pdftotext(document: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
     let out = match std::process::Command::new("pdftotext")
-        .args(["-layout", "-enc", "UTF-8"])
+        .args(args)
+        .args(["-enc", "UTF-8"])
         .arg(document)
         .arg("-")
         .output()
@@ -57,34 +64,119 @@ fn pdf_text(document: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
+/// What a PDF gives the importer: its table laid out from the words' positions
+/// (`pdftotext -bbox-layout`), or, when no header is found that way, its text as
+/// `pdftotext -layout` pads it into columns.
+enum PdfText {
+    Geometry(allowlist::import::pdf_geometry::LaidOut),
+    Layout(Vec<u8>),
+}
+
+fn pdf_text(document: &Path) -> anyhow::Result<PdfText> {
+    let bbox = pdftotext(document, &["-bbox-layout"])?;
+    let pages = allowlist::import::pdf_geometry::parse_bbox(&String::from_utf8_lossy(&bbox));
+    match allowlist::import::pdf_geometry::lay_out(&pages) {
+        Some(laid) => Ok(PdfText::Geometry(laid)),
+        None => pdftotext(document, &["-layout"]).map(PdfText::Layout),
+    }
+}
+
+/// `--services FILE`: service names from an inventory or allowlist (by extension: YAML or
+/// JSON, which must then read as one), or one name per line (`#` comments).
+fn service_names(path: &Path) -> anyhow::Result<Vec<String>> {
+    let structured = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+    if !structured {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read --services", path.display()))?;
+        return Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect());
+    }
+    match crate::identity::Inventory::load(path) {
+        Ok(inv) => Ok(inv.entries().map(|(name, _)| name.to_string()).collect()),
+        Err(inventory_error) => match file::load(path) {
+            Ok(list) => Ok(list.services.iter().map(|s| s.name.clone()).collect()),
+            Err(_) => anyhow::bail!(
+                "--services {}: neither an inventory nor an allowlist: {inventory_error} \
+                 (or give one service name per line in a .txt file)",
+                path.display()
+            ),
+        },
+    }
+}
+
 fn import(
     document: &Path,
     output: Option<&Path>,
     format: ExportFormat,
     lenient: bool,
+    services_file: Option<&Path>,
 ) -> anyhow::Result<std::process::ExitCode> {
+    let services = services_file
+        .map(service_names)
+        .transpose()?
+        .unwrap_or_default();
     let bytes =
         std::fs::read(document).with_context(|| format!("{}: cannot read", document.display()))?;
     let is_pdf = bytes.starts_with(b"%PDF-");
-    let bytes = if is_pdf { pdf_text(document)? } else { bytes };
-    // Lines of a PDF are lines of its extracted text.
-    let at = if is_pdf {
-        format!("{} (text by pdftotext -layout)", document.display())
+    let pdf = if is_pdf {
+        Some(pdf_text(document)?)
     } else {
-        document.display().to_string()
+        None
     };
-    let located = |line: u32| {
-        if line > 0 {
-            format!("{at}:{line}")
-        } else {
-            at.clone()
+    let (bytes, origins, how) = match pdf {
+        Some(PdfText::Geometry(laid)) => {
+            let allowlist::import::pdf_geometry::LaidOut {
+                text,
+                origins,
+                problems,
+            } = laid;
+            (
+                text.into_bytes(),
+                Some((origins, problems)),
+                "PDF by word positions, ",
+            )
         }
+        Some(PdfText::Layout(text)) => (text, None, "PDF, "),
+        None => (bytes, None, ""),
     };
+    // A line of a PDF's table is a place on a page; of its -layout text, a line of it.
+    let at = match (is_pdf, &origins) {
+        (true, None) => format!("{} (text by pdftotext -layout)", document.display()),
+        _ => document.display().to_string(),
+    };
+    let located = |line: u32| match &origins {
+        Some((o, _)) if line > 0 => match o.get(line as usize - 1) {
+            Some(origin) => format!("{at}: {origin}"),
+            None => at.clone(),
+        },
+        _ if line > 0 => format!("{at}:{line}"),
+        _ => at.clone(),
+    };
+    // What the geometry could not place fails the import (or, lenient, is warned of and
+    // left out, as a line that cannot be placed is).
+    let geometry_problems = origins.as_ref().map_or(&[][..], |(_, p)| p.as_slice());
+    if !geometry_problems.is_empty() && !lenient {
+        for p in geometry_problems {
+            eprintln!("error: {}: {}", located(p.line), p.message);
+        }
+        eprintln!("nothing written: fix the places above, or run with --lenient to skip them");
+        return Ok(std::process::ExitCode::from(2));
+    }
     let name = document
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let options = allowlist::ImportOptions { lenient };
+    let options = allowlist::ImportOptions {
+        lenient,
+        services: services.clone(),
+    };
     let (imported, encoding) = match allowlist::import_bytes(&bytes, Some(&name), options) {
         Ok(i) => i,
         Err(e) => {
@@ -101,8 +193,18 @@ fn import(
             return Ok(std::process::ExitCode::from(2));
         }
     };
-    for w in &imported.warnings {
+    for w in geometry_problems.iter().chain(&imported.warnings) {
         eprintln!("warning: {}: {}", located(w.line), w.message);
+    }
+    if let Some(f) = services_file
+        && imported.format != allowlist::import::Format::Spaced
+    {
+        // Given but not needed: said, never silently ignored.
+        eprintln!(
+            "note: --services {} was not used: the table's cells are separated ({}), so no names were needed to split them",
+            f.display(),
+            imported.format.describe()
+        );
     }
     let list = &imported.allowlist;
     let rendered = match format {
@@ -115,7 +217,7 @@ fn import(
         }
         None => std::io::stdout().write_all(rendered.as_bytes())?,
     }
-    let source = if is_pdf { "PDF, " } else { "" };
+    let source = how;
     eprintln!(
         "imported {} connections, {} services from {} ({source}{}, {encoding}, header at line {}); {} continuation lines, {} repeated headers, {} page numbers/footers/footnotes, {} lines after the table; {} warning(s), {} line(s) skipped",
         list.connections.len(),
@@ -127,8 +229,8 @@ fn import(
         imported.repeated_headers,
         imported.artifacts,
         imported.lines_after_table,
-        imported.warnings.len(),
-        imported.skipped_lines,
+        imported.warnings.len() + geometry_problems.len(),
+        imported.skipped_lines + geometry_problems.len(),
     );
     Ok(std::process::ExitCode::SUCCESS)
 }
