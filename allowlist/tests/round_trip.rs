@@ -392,13 +392,13 @@ proptest! {
         widths in prop::collection::vec(4usize..24, 7),
         per_page in 2usize..12,
     ) {
-        // A word that ends in a hyphen cannot be told, at a line's end, from a word a
-        // browser broke after its hyphen: the generator writes none.
+        // A word that ends in a hyphen or slash cannot be told, at a line's end, from a
+        // word a browser broke there: the generator writes none.
         let rows: Vec<Vec<String>> = numbered(rows)
             .into_iter()
             .map(|r| {
                 r.into_iter()
-                    .map(|c| c.split(' ').map(|w| w.trim_end_matches('-')).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
+                    .map(|c| c.split(' ').map(|w| w.trim_end_matches(['-', '/'])).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
                     .collect()
             })
             .collect();

@@ -1,13 +1,12 @@
-//! TCP opens from `inet_sock_set_state`: SYN_SENT is an active open (runs in the
-//! connecting task), SYN_RECV -> ESTABLISHED a passive one (softirq: the server is found in
-//! the listener table filled at bind time).
+//! TCP opens: an active open runs in the connecting task, a passive one in softirq (the
+//! server is found in the listener table filled at bind time).
 //!
-//! Three entry points read the same opens: `tp_btf` (the default: the states are plain
-//! arguments, so the eight state changes of a connection we ignore cost a compare; the
-//! socket is read only for the two we keep), the classic tracepoint (kernels without
-//! BTF), and `sock_ops` at the cgroup root (`--tcp-hook sock-ops`: its connect and
-//! passive-established callbacks; measured against tp_btf in docs/benchmarks.md). User
-//! space attaches exactly one. Each fills a `TcpOpen`; the rest is shared.
+//! Three entry points read the same opens, and user space attaches exactly one:
+//! `sock_ops` at the cgroup root (the default: its connect and passive-established
+//! callbacks; cheaper per connection, docs/benchmarks.md), `tp_btf` on
+//! `inet_sock_set_state` (SYN_SENT, SYN_RECV -> ESTABLISHED: the states are plain
+//! arguments, so the eight state changes we ignore cost a compare), and the classic
+//! tracepoint (kernels without BTF). Each fills a `TcpOpen`; the rest is shared.
 
 use auditor_common::{
     AF_INET, AF_INET6, Counter, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_TCP_ACTIVE,
@@ -33,7 +32,7 @@ const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
 const TCP_SYN_RECV: i32 = 3;
 
-/// What both entry points read from the event.
+/// What every entry point reads from its event.
 struct TcpOpen {
     family: u8,
     local: [u8; 16],

@@ -291,6 +291,28 @@ fn generated_tables_printed_by_chromium_import_exactly() {
     }
 }
 
+/// A page whose CSS widens the line height opens gaps between a cell's lines as wide as
+/// the gaps between rows: the import either reads the table exactly or fails naming the
+/// page; it never imports rows with words moved between them.
+#[test]
+fn a_table_printed_with_a_tall_line_height_imports_exactly_or_fails() {
+    for seed in [1u64, 2] {
+        let rows = table(seed);
+        let dir = scratch(&format!("{seed}-line-height"));
+        let want = reference(&dir, &rows);
+        let style = format!(
+            "{BASE} @page {{ size: A4 portrait; margin: 12mm; }} td, th {{ line-height: 1.6; padding: 1px 4px; }}"
+        );
+        let Some(pdf) = print(&dir, &rows, &style) else {
+            return;
+        };
+        match import(&pdf, &[]) {
+            Ok((got, summary)) => assert_eq!(got, want, "seed {seed}: {summary}"),
+            Err(e) => assert!(e.contains("table.pdf: page "), "seed {seed}: {e}"),
+        }
+    }
+}
+
 /// The same tables as a PDF viewer copies them: single spaces, with the names given.
 #[test]
 fn generated_tables_copied_single_spaced_import_exactly() {

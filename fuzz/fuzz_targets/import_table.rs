@@ -99,7 +99,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if pick(4) == 0 {
         // A browser's PDF, read by geometry: wrapped cells, repeated headers, footers.
-        // (A word that ends in a hyphen reads as one a browser broke: none is generated.)
+        // (A word that ends in a hyphen or slash reads as one a browser broke: none is generated.)
         let widths: Vec<usize> = (0..HEADER.len()).map(|_| 4 + pick(20)).collect();
         let xhtml = render_bbox("Connections", &HEADER, &rows, &widths, 1 + pick(10));
         let laid = pdf_geometry::lay_out(&pdf_geometry::parse_bbox(&xhtml)).expect("a header");

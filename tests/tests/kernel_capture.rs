@@ -86,8 +86,8 @@ fn tcp_active_v4_v6_refused_and_passive_each_captured_once() {
     tcp_opens_each_captured_once(&[], "TCP hook: sock_ops");
 }
 
-/// tp_btf, the fallback of kernels that refuse sock_ops (before 5.15 it has no netns
-/// cookie helper) and what `--tcp-hook tp-btf` names.
+/// tp_btf, the fallback of kernels that refuse sock_ops (older ones do not let it read
+/// the current task) and what `--tcp-hook tp-btf` names.
 #[test]
 fn the_tp_btf_fallback_captures_the_same_tcp_opens() {
     let _serial = KERNEL.lock().unwrap_or_else(|e| e.into_inner());

@@ -266,7 +266,7 @@ fn verdict() -> anyhow::Result<()> {
 }
 
 /// The arms a round can run, in this order (so drift hits each alike). Which run is
-/// `Arm::for_storm`: the sock_ops arms only under the TCP storm, the baseline only when
+/// `Arm::for_storm`: the tp_btf arms only under the TCP storm, the baseline only when
 /// `--baseline-auditor` names one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Arm {

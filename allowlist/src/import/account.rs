@@ -168,13 +168,18 @@ impl Ledger {
             .map(|c| c.trim())
             .collect::<Vec<_>>()
             .join("  ");
-        // A lone number is a page number, unless it sits in the Port column: the last
-        // port of a list wrapped onto the next page ("8443," then "9443").
+        // A lone number is a page number, unless it sits in the Port column under a row
+        // whose port list breaks off ("8443," then "9443" on the next page).
         let lone_in_port = nonempty.len() == 1
             && cells
                 .iter()
                 .position(|c| !c.trim().is_empty())
-                .is_some_and(|i| header.columns.get(i) == Some(&Some(Col::Port)));
+                .is_some_and(|i| header.columns.get(i) == Some(&Some(Col::Port)))
+            && self.rows.last().is_some_and(|r| {
+                r.cells
+                    .get(&Col::Port)
+                    .is_some_and(|p| p.trim_end().ends_with([',', '-', '/']))
+            });
         if (nonempty.len() == 1 && !lone_in_port && artifact(nonempty[0]).is_some())
             || print_furniture(&joined)
             || title_footer(table.title.as_deref(), &joined)
@@ -254,7 +259,7 @@ impl Ledger {
         }
         // A cell wrapped by a browser copy: the text goes on in the row's last cell.
         // (Space-padded text places wrapped lines in their columns instead.)
-        if matches!(table.format, Format::Tabbed | Format::Spaced)
+        if table.format == Format::Tabbed
             && self.after_row
             && let Some(prev) = self.rows.last_mut()
         {

@@ -215,7 +215,15 @@ pub(super) fn find_table(text: &str, services: &[String]) -> Result<Table, Impor
     }
     for (i, line) in lines.iter().enumerate() {
         if let Some((header, cells)) = spaced::header(line, i as u32 + 1) {
-            let t = spaced::read(header, cells, &lines[i + 1..], i as u32 + 2, services);
+            let title = title_in(&lines[..i]);
+            let t = spaced::read(
+                header,
+                cells,
+                &lines[i + 1..],
+                i as u32 + 2,
+                services,
+                title.as_deref(),
+            );
             return Ok(with_title(t, &lines[..i]));
         }
     }

@@ -196,13 +196,16 @@ fn header_cells(words: &[Word], gap: f32) -> Vec<Vec<Word>> {
 }
 
 /// A cell's words in reading order: line by line, with a space between lines, except
-/// after a line that ends in a hyphen: a browser breaks a word there ("20000-" /
-/// "45000", "Intra-" / "cluster"). (Not the text readers' `append`: the words here are
+/// after a line that ends in a hyphen or a slash: a browser breaks a word there ("20000-"
+/// / "45000", "Intra-" / "cluster", "requests/" / "events"). (Not the text readers' `append`: the words here are
 /// exact, with no extractor's early parenthesis to undo.)
 fn cell_text(words: &[Word]) -> String {
     let mut text = String::new();
     for line in text_lines(words) {
-        let broken_word = text.ends_with('-') && !text.ends_with(" -") && text.len() > 1;
+        let broken_word = text.len() > 1
+            && text.ends_with(['-', '/'])
+            && !text.ends_with(" -")
+            && !text.ends_with(" /");
         if !text.is_empty() && !broken_word {
             text.push(' ');
         }
@@ -219,6 +222,15 @@ fn header_of(words: &[Word], height: f32) -> Option<(Vec<Vec<Word>>, Header)> {
     for factor in [0.2f32, 0.35, 0.5, 0.7, 0.9, 1.2] {
         let cells = header_cells(words, factor * height);
         let texts: Vec<String> = cells.iter().map(|c| cell_text(c)).collect();
+        // A header's cells each name a column, but for one at most (an extra column the
+        // importer ignores): a sentence that mentions the columns is no header.
+        let unnamed = texts
+            .iter()
+            .filter(|t| super::header::column_of(t).is_none())
+            .count();
+        if unnamed > 1 {
+            continue;
+        }
         if let Some(h) = Header::of(&texts, 0) {
             let named = h.columns.iter().flatten().count();
             if best.as_ref().is_none_or(|(n, _, _)| named >= *n) {
@@ -247,7 +259,9 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
             .collect(),
     );
     // Two lines of one cell are about a line's height apart with no gap between their
-    // boxes; rows are separated by padding and borders.
+    // boxes; rows are separated by padding and borders. (A CSS line-height well above
+    // normal opens gaps inside cells too: their lines then read as bands of their own,
+    // and a band that belongs to no row is an error, never joined to a guess.)
     let row_gap = 0.12 * height;
     // The header: the first band, on any page, that names the columns.
     let (header_page, header_idx, cells, header) =
@@ -301,7 +315,14 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
         let words: Vec<Word> = lines.iter().flatten().cloned().collect();
         let page_bands = bands(&words, row_gap);
         let all_furniture = |b: &Vec<Word>| text_lines(b).iter().all(&is_furniture);
-        let lead = page_bands.iter().take_while(|b| all_furniture(b)).count();
+        // At a page's top a number alone is the end of a wrapped cell ("9443" after
+        // "8443,") more often than a page number, which browsers print at the foot.
+        let lone_number =
+            |b: &Vec<Word>| b.len() == 1 && b[0].text.chars().all(|c| c.is_ascii_digit());
+        let lead = page_bands
+            .iter()
+            .take_while(|b| all_furniture(b) && !lone_number(b))
+            .count();
         let trail = page_bands
             .iter()
             .rev()
@@ -335,11 +356,13 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
             rows.push(Band::Furniture(p, l.clone()));
         }
         let mut first_on_page = true;
+        let mut headed = false;
         for band in bands(body, row_gap) {
             let by_col = in_columns(&band, &bounds);
             let texts: Vec<String> = by_col.iter().map(|ws| cell_text(ws)).collect();
             if texts == header_texts {
                 rows.push(Band::Header(p, band));
+                headed = true;
                 continue;
             }
             // A repeated header with no gap below it, and the first row on the page (or
@@ -347,6 +370,7 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
             let band = match cut_header(&band, header_height, &bounds, &header_texts) {
                 Some((head, rest)) => {
                     rows.push(Band::Header(p, head));
+                    headed = true;
                     rest
                 }
                 None => band,
@@ -359,14 +383,14 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
                 vec![band]
             };
             for part in parts {
-                rows.push(Band::Row(p, part, first_on_page));
+                rows.push(Band::Row(p, part, first_on_page, headed));
                 first_on_page = false;
             }
         }
     }
     rows.sort_by(|a, b| a.page().cmp(&b.page()).then(a.top().total_cmp(&b.top())));
     let last_numbered = rows.iter().rposition(|b| match b {
-        Band::Row(_, words, _) => {
+        Band::Row(_, words, _, _) => {
             number_col.is_none_or(|n| count_numbers(&in_columns(words, &bounds)[n]) > 0)
         }
         _ => false,
@@ -375,7 +399,7 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
         match band {
             Band::Furniture(p, l) => out.line(&line_text(l), *p, l),
             Band::Header(p, b) => out.line(&header_texts.join("\t"), *p, b),
-            Band::Row(p, words, first_on_page) => {
+            Band::Row(p, words, first_on_page, headed) => {
                 let by_col = in_columns(words, &bounds);
                 let texts: Vec<String> = by_col
                     .iter()
@@ -395,8 +419,16 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
                     });
                     continue;
                 }
-                let continues = *first_on_page && !numbered;
-                if last_numbered.is_none_or(|last| i > last) && !continues {
+                // Past the last numbered row, only a band under a repeated header is the
+                // last row continued; otherwise it is the text that follows the table.
+                let continues = *first_on_page
+                    && !numbered
+                    && (last_numbered.is_some_and(|last| i <= last) || *headed);
+                // Text after the table starts at its left edge; a band past the last row
+                // with nothing under the number column is a row's cells, split off.
+                let remnant = number_col.is_some_and(|n| texts[n].is_empty());
+                let after_table = last_numbered.is_none_or(|last| i > last);
+                if after_table && !continues && !remnant {
                     // Prose after the table: a blank line first, so that no reader takes
                     // it for the last row's wrapped cell.
                     out.blank(*p, words);
@@ -414,7 +446,7 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
                     out.problems.push(Problem {
                         line,
                         message: format!(
-                            "text between two rows belongs to neither (it has no connection number, and it does not start a page): {:?}",
+                            "text between two rows belongs to neither (it has no connection number, and it does not start a page): {:?}; if many lines say this, the page was printed with a line height wider than normal, which parts a cell's lines like rows: import the page's HTML instead, or print it with a normal line height",
                             texts.iter().filter(|t| !t.is_empty()).cloned().collect::<Vec<_>>().join(" | ")
                         ),
                     });
@@ -468,19 +500,20 @@ fn header_band_holds(band: &[Word], line: &[Word]) -> bool {
 enum Band {
     Furniture(usize, Vec<Word>),
     Header(usize, Vec<Word>),
-    /// A row's words, and whether it is the first band of its page's table.
-    Row(usize, Vec<Word>, bool),
+    /// A row's words, whether it is the first band of its page's table, and whether a
+    /// repeated header came before it on its page.
+    Row(usize, Vec<Word>, bool, bool),
 }
 
 impl Band {
     fn page(&self) -> usize {
         match self {
-            Band::Furniture(p, _) | Band::Header(p, _) | Band::Row(p, _, _) => *p,
+            Band::Furniture(p, _) | Band::Header(p, _) | Band::Row(p, _, _, _) => *p,
         }
     }
     fn top(&self) -> f32 {
         match self {
-            Band::Furniture(_, w) | Band::Header(_, w) | Band::Row(_, w, _) => span(w).0,
+            Band::Furniture(_, w) | Band::Header(_, w) | Band::Row(_, w, _, _) => span(w).0,
         }
     }
 }

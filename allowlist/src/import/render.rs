@@ -122,7 +122,7 @@ const LINE_PT: f32 = 10.0;
 const PAD_PT: f32 = 2.0;
 
 /// A cell's text wrapped to `width` characters as a browser wraps it: at spaces, and
-/// after a hyphen when a word does not fit ("20000-" / "45000").
+/// after a hyphen or slash when a word does not fit ("20000-" / "45000").
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
@@ -139,10 +139,10 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
                 line.push_str(&word);
                 break;
             }
-            // Break after a hyphen inside the word, if its first part fits.
+            // Break after a hyphen or slash inside the word, if its first part fits.
             let cut = word
                 .char_indices()
-                .filter(|(i, c)| *c == '-' && *i > 0 && *i + 1 < word.len())
+                .filter(|(i, c)| matches!(c, '-' | '/') && *i > 0 && *i + 1 < word.len())
                 .map(|(i, _)| i + 1)
                 .rfind(|&i| fits(&line, &word[..i]));
             match cut {

@@ -246,6 +246,7 @@ pub(crate) fn read(
     rest: &[&str],
     first: u32,
     services: &[String],
+    title: Option<&str>,
 ) -> Table {
     let kinds: Vec<Kind> = header.columns.iter().map(|c| kind(*c)).collect();
     let numbered = header.has(Col::Number);
@@ -324,6 +325,24 @@ pub(crate) fn read(
     }
     for (i, (at, p)) in parsed.iter().enumerate() {
         let Parsed { line, cells, split } = p;
+        // A row whose next line is not a row, furniture or blank wrapped onto it: its
+        // words cannot be placed in their cells, so neither line is read.
+        if let Some(Line {
+            item: Item::Loose(next),
+            ..
+        }) = items.get(at + 1)
+            && super::account::artifact(next).is_none()
+            && !super::account::title_footer(title, next)
+        {
+            items[*at] = Line {
+                line: *line,
+                item: Item::Refused(format!(
+                    "this row goes on on the next line ({:?}): in single-spaced text a wrapped row's words cannot be placed in their cells; join the row's lines, or give the table with its cells separated (tabs, or the PDF itself)",
+                    next.trim()
+                )),
+            };
+            continue;
+        }
         let item = match (split, &settled[i]) {
             (None, _) => Item::Cells(cells.clone()),
             (Some((c, _, _)), Some(names)) => {

@@ -254,7 +254,10 @@ pub enum TcpHook {
     /// `tracepoint/sock/inet_sock_set_state`: kernels without BTF, or when tp_btf failed.
     Tracepoint,
     /// `sock_ops` on the cgroup root: its connect and passive-established callbacks (the
-    /// default; needs `bpf_get_netns_cookie` in sock_ops, 5.15+).
+    /// default). It needs a kernel that lets sock_ops programs read the current task (pid,
+    /// comm, uid, cgroup) and the netns cookie: recent kernels (this project's 6.18 does;
+    /// older ones refuse it and `auto` takes tp_btf). Like the UDP hooks it sees the
+    /// sockets under `--cgroup-root`.
     SockOps,
 }
 
@@ -446,7 +449,8 @@ impl Probes {
             match attach_sock_ops(&mut ebpf, &cgroup, &cg_name) {
                 Ok(()) => tcp_hook = Some(TcpHook::SockOps),
                 Err(e) if opts.tcp_hook == TcpHookChoice::Auto => {
-                    tracing::warn!(error = %e, "sock_ops refused; trying tp_btf for TCP opens");
+                    // Expected on kernels whose sock_ops cannot read the current task.
+                    tracing::info!(error = %e, "sock_ops refused; trying tp_btf for TCP opens");
                 }
                 Err(e) => return Err(e),
             }

@@ -31,7 +31,7 @@ pub enum AllowlistCommand {
     /// that cannot be, or a row that cannot be read, is an error FILE:LINE saying what was
     /// expected there (exit 2). Warnings (an unknown protocol) keep the row.
     #[command(
-        after_help = "Examples:\n  auditor allowlist import architecture.pdf -o allowlist.yaml\n  auditor allowlist import saved-page.html --lenient -o allowlist.yaml\n  auditor allowlist import copied.txt --services inventory.yaml -o allowlist.yaml"
+        after_help = "Examples:\n  auditor allowlist import architecture.pdf -o allowlist.yaml\n  auditor allowlist import saved-page.html --lenient -o allowlist.yaml\n  auditor allowlist import copied.txt --services inventory.yaml"
     )]
     Import {
         /// The document: its text, an HTML page, or a PDF.

@@ -73,9 +73,15 @@ enum PdfText {
 }
 
 fn pdf_text(document: &Path) -> anyhow::Result<PdfText> {
-    let bbox = pdftotext(document, &["-bbox-layout"])?;
-    let pages = allowlist::import::pdf_geometry::parse_bbox(&String::from_utf8_lossy(&bbox));
-    match allowlist::import::pdf_geometry::lay_out(&pages) {
+    // A pdftotext too old for -bbox-layout (poppler before 0.68) still has -layout.
+    let laid = pdftotext(document, &["-bbox-layout"])
+        .ok()
+        .and_then(|bbox| {
+            let pages =
+                allowlist::import::pdf_geometry::parse_bbox(&String::from_utf8_lossy(&bbox));
+            allowlist::import::pdf_geometry::lay_out(&pages)
+        });
+    match laid {
         Some(laid) => Ok(PdfText::Geometry(laid)),
         None => pdftotext(document, &["-layout"]).map(PdfText::Layout),
     }
@@ -218,13 +224,21 @@ fn import(
         None => std::io::stdout().write_all(rendered.as_bytes())?,
     }
     let source = how;
+    // Where the header is: a line of the text, or a place on a PDF's page.
+    let header_at = match origins
+        .as_ref()
+        .and_then(|(o, _)| o.get((imported.header_line as usize).wrapping_sub(1)))
+    {
+        Some(origin) => origin.to_string(),
+        None => format!("line {}", imported.header_line),
+    };
     eprintln!(
-        "imported {} connections, {} services from {} ({source}{}, {encoding}, header at line {}); {} continuation lines, {} repeated headers, {} page numbers/footers/footnotes, {} lines after the table; {} warning(s), {} line(s) skipped",
+        "imported {} connections, {} services from {} ({source}{}, {encoding}, header at {}); {} continuation lines, {} repeated headers, {} page numbers/footers/footnotes, {} lines after the table; {} warning(s), {} line(s) skipped",
         list.connections.len(),
         list.services.len(),
         document.display(),
         imported.format.describe(),
-        imported.header_line,
+        header_at,
         imported.continuation_lines,
         imported.repeated_headers,
         imported.artifacts,
