@@ -252,6 +252,8 @@ pub(crate) fn read(
     let numbered = header.has(Col::Number);
     let mut items: Vec<Line> = Vec::new();
     let mut parsed: Vec<(usize, Parsed)> = Vec::new();
+    // Lines no reading fits (in an unnumbered table, a wrapped row's other line).
+    let mut unreadable: BTreeSet<usize> = BTreeSet::new();
     for (k, text) in rest.iter().enumerate() {
         let line = first + k as u32;
         let words: Vec<&str> = text.split_whitespace().collect();
@@ -277,11 +279,14 @@ pub(crate) fn read(
                     parsed.push((items.len(), Parsed { line, cells, split }));
                     Item::Joined
                 }
-                [] => Item::Refused(format!(
-                    "a single-spaced row whose cells cannot be told apart: expected {} (the protocol one of the known protocols, the port a port, list or range, the classification Intra-cluster, Egress or Ingress); found {:?}",
-                    header.describe(", "),
-                    text.trim()
-                )),
+                [] => {
+                    unreadable.insert(items.len());
+                    Item::Refused(format!(
+                        "a single-spaced row whose cells cannot be told apart: expected {} (the protocol one of the known protocols, the port a port, list or range, the classification Intra-cluster, Egress or Ingress); found {:?}",
+                        header.describe(", "),
+                        text.trim()
+                    ))
+                }
                 many => Item::Refused(format!(
                     "a single-spaced row that reads {} ways ({}); separate its cells with tabs or two spaces",
                     many.len(),
@@ -325,19 +330,35 @@ pub(crate) fn read(
     }
     for (i, (at, p)) in parsed.iter().enumerate() {
         let Parsed { line, cells, split } = p;
-        // A row whose next line is not a row, furniture or blank wrapped onto it: its
-        // words cannot be placed in their cells, so neither line is read.
-        if let Some(Line {
-            item: Item::Loose(next),
-            ..
-        }) = items.get(at + 1)
-            && super::account::artifact(next).is_none()
-            && !super::account::title_footer(title, next)
-        {
+        // A row whose line before or after is not a row, furniture or blank wrapped onto
+        // it (a viewer copies a centred row's first lines above its number): its words
+        // cannot be placed in their cells, so none of those lines is read.
+        let wrapped = |k: Option<usize>| match k.and_then(|k| items.get(k).map(|l| (k, l))) {
+            Some((
+                _,
+                Line {
+                    item: Item::Loose(text),
+                    ..
+                },
+            )) => {
+                super::account::artifact(text).is_none()
+                    && !super::account::title_footer(title, text)
+            }
+            Some((k, _)) => unreadable.contains(&k),
+            None => false,
+        };
+        let neighbour = if wrapped(Some(at + 1)) {
+            Some(at + 1)
+        } else if wrapped(at.checked_sub(1)) {
+            at.checked_sub(1)
+        } else {
+            None
+        };
+        if let Some(next) = neighbour.map(|k| rest[k].to_string()) {
             items[*at] = Line {
                 line: *line,
                 item: Item::Refused(format!(
-                    "this row goes on on the next line ({:?}): in single-spaced text a wrapped row's words cannot be placed in their cells; join the row's lines, or give the table with its cells separated (tabs, or the PDF itself)",
+                    "this row goes on on the line next to it ({:?}): in single-spaced text a wrapped row's words cannot be placed in their cells; join the row's lines, or give the table with its cells separated (tabs, or the PDF itself)",
                     next.trim()
                 )),
             };

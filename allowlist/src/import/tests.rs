@@ -398,6 +398,26 @@ fn header_synonyms() {
     );
 }
 
+/// A viewer's copy of a row that wraps (its first line above the number, as a centred
+/// cell prints): the row is refused at its line, never read with half its names.
+#[test]
+fn a_wrapped_single_spaced_row_is_refused_not_read_with_half_its_names() {
+    for doc in [
+        "Source Destination Protocol Port\nCustomer Genesys\nbrowser Authentication HTTPS 8095\n",
+        "Connection Source Destination Protocol Port\nCustomer Genesys\n1 browser Authentication HTTPS 8095\n",
+        "Connection Source Destination Protocol Port\n1 browser Authentication HTTPS 8095\nmore words\n",
+    ] {
+        let e = import(doc, None).unwrap_err();
+        let ImportError::Problems { problems } = &e else {
+            panic!("{doc}: {e:?}")
+        };
+        assert!(
+            problems.iter().any(|p| p.message.contains("wrapped row")),
+            "{doc}: {problems:?}"
+        );
+    }
+}
+
 /// A single-spaced header and a row whose two names are a word each: one split only.
 #[test]
 fn a_single_spaced_row_with_one_word_names_splits_one_way() {
