@@ -276,8 +276,18 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
     let header_band = &bands(&pages[header_page].words, row_gap)[header_idx];
     let header_top = span(header_band).0;
     let header_height = span(header_band).1 - header_top;
-    // Text before the table on its first page (its title among it); the furniture there
-    // goes after the header line, where the reader counts it.
+    // Text before the table, on the pages before it and above its header (the title
+    // among it); the furniture above the header goes after the header line, where the
+    // reader counts it. The pages before the table's are what precedes it, as lines
+    // before a text table's header are.
+    for (p, page) in pages.iter().enumerate().take(header_page) {
+        for line in text_lines(&page.words) {
+            let text = line_text(&line);
+            if artifact(&text).is_none() {
+                out.line(&text, p, &line);
+            }
+        }
+    }
     let mut furniture_above = Vec::new();
     for line in text_lines(&pages[header_page].words) {
         if span(&line).1 <= header_top {
@@ -629,5 +639,48 @@ fn split_band(
         parts
     } else {
         vec![words.to_vec()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::{Options, import_text, render::render_bbox};
+
+    /// A table that starts on the second page: the first page's text comes before it
+    /// (the title among it), and the title-and-page footers of the table's pages are
+    /// furniture, counted.
+    #[test]
+    fn a_table_on_a_later_page_keeps_the_first_pages_title() {
+        let header = ["Connection", "Source", "Destination", "Protocol", "Port"];
+        let rows: Vec<Vec<String>> = (1..=6)
+            .map(|i| {
+                vec![
+                    i.to_string(),
+                    "Voice Agent".into(),
+                    "Redis".into(),
+                    "TCP".into(),
+                    "20000-45000".into(),
+                ]
+            })
+            .collect();
+        let table = render_bbox("Voice Platform", &header, &rows, &[4, 6, 6, 4, 6], 3);
+        let cover = "<page width=\"600\" height=\"800\">\
+            <word xMin=\"20\" yMin=\"20\" xMax=\"45\" yMax=\"30\">Voice</word>\
+            <word xMin=\"50\" yMin=\"20\" xMax=\"90\" yMax=\"30\">Platform</word>\
+            <word xMin=\"20\" yMin=\"60\" xMax=\"60\" yMax=\"70\">Overview.</word></page>";
+        let xhtml = table.replacen("<page ", &format!("{cover}<page "), 1);
+        let laid = lay_out(&parse_bbox(&xhtml)).expect("a header");
+        assert!(laid.problems.is_empty(), "{:?}", laid.problems);
+        let got = import_text(&laid.text, None, Options::default()).expect("imports");
+        assert_eq!(got.allowlist.connections.len(), 6, "{}", laid.text);
+        assert_eq!(
+            got.allowlist.document.title.as_deref(),
+            Some("Voice Platform")
+        );
+        // Each of the table's two pages has the title and its number at the foot (and
+        // the first table page repeats the title above the header).
+        assert!(got.artifacts >= 2, "{}", laid.text);
+        assert_eq!(laid.origins[0].page, 1);
     }
 }
