@@ -414,6 +414,6 @@ proptest! {
         let got = got.unwrap();
         prop_assert_eq!(rows_of(&got.allowlist), rows_of(&reference.allowlist), "{}", laid.text);
         prop_assert_eq!(got.repeated_headers, rows.len().div_ceil(per_page) - 1);
-        prop_assert_eq!(got.artifacts, rows.len().div_ceil(per_page));
+        prop_assert_eq!(laid.furniture, rows.len().div_ceil(per_page));
     }
 }

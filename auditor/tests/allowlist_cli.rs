@@ -154,7 +154,7 @@ fn import_of_an_unreadable_row_names_the_row_and_line() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "error: {}:3: an unnumbered row: port \"later\"",
+            "error: {}:3: an unnumbered row (\"C\"): port \"later\"",
             doc.display()
         )),
         "{stderr}"

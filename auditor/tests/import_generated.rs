@@ -270,7 +270,7 @@ fn generated_tables_printed_by_chromium_import_exactly() {
             let (got, summary) = import(&pdf, &[])
                 .unwrap_or_else(|e| panic!("seed {seed}, {name}: the PDF failed to import:\n{e}"));
             assert!(
-                summary.contains("PDF by word positions"),
+                summary.contains("PDF read by its words' positions"),
                 "seed {seed}, {name}: {summary}"
             );
             assert_eq!(got.len(), want.len(), "seed {seed}, {name}: {summary}");

@@ -421,7 +421,10 @@ fn pdf_printed_by_headless_chromium_with_page_breaks_inside_the_table() {
         return;
     };
     let summary = assert_same_sixty(&pdf);
-    assert!(summary.contains("(PDF by word positions"), "{summary}");
+    assert!(
+        summary.contains("(PDF read by its words' positions"),
+        "{summary}"
+    );
     // The table crossed pages: the header came again, and rows were continued.
     assert!(!summary.contains(" 0 repeated headers"), "{summary}");
     assert!(!summary.contains(" 0 continuation lines"), "{summary}");

@@ -44,11 +44,35 @@ pub(crate) fn title_footer(title: Option<&str>, text: &str) -> bool {
         return false;
     };
     let line = names::clean(text);
-    let Some(rest) = line.strip_prefix(title.as_str()) else {
+    // "Title 3", "Title — page 3", "Title | Page 3 of 7", "Title - 3", "Page 3 — Title".
+    let Some(rest) = line
+        .strip_prefix(title.as_str())
+        .or_else(|| line.strip_suffix(title.as_str()))
+    else {
         return false;
     };
-    let rest = rest.trim();
+    let rest = rest.trim_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '—' | '–' | '-' | '|' | ':' | '·' | '•' | ',')
+    });
     rest.is_empty() || artifact(rest) == Some("page number")
+}
+
+/// The title a browser prints at the top of each page after the date and time
+/// ("12/4/26, 10:48 PM Payments Platform Architecture"): the page's `<title>`.
+pub(crate) fn browser_header_title(text: &str) -> Option<String> {
+    if !print_furniture(text) {
+        return None;
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut rest = words.get(2..)?;
+    if rest
+        .first()
+        .is_some_and(|w| matches!(w.to_ascii_uppercase().as_str(), "AM" | "PM"))
+    {
+        rest = &rest[1..];
+    }
+    let title = rest.join(" ");
+    (title.chars().any(char::is_alphabetic) && !title.contains("://")).then_some(title)
 }
 
 /// A known non-row line inside a table: page numbers, headers and footers, footnotes.

@@ -123,6 +123,8 @@ pub(crate) fn column_of(name: &str) -> Option<Col> {
 pub(crate) struct Header {
     pub columns: Vec<Option<Col>>,
     pub line: u32,
+    /// Each column's header cell as written (for a column the importer does not read).
+    pub names: Vec<String>,
 }
 
 const NEEDED: [Col; 3] = [Col::Source, Col::Destination, Col::Port];
@@ -135,7 +137,11 @@ impl Header {
             .iter()
             .map(|c| column_of(c).filter(|col| seen.insert(*col)))
             .collect();
-        let h = Header { columns, line };
+        let h = Header {
+            columns,
+            line,
+            names: cells.iter().map(|c| names::clean(c)).collect(),
+        };
         h.complete().then_some(h)
     }
 

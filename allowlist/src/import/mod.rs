@@ -115,6 +115,24 @@ fn assemble(
     } = ledger;
     let header_line = table.header.line;
     let mut warnings = Vec::new();
+    // A header cell the importer does not read leaves its column out: said, never
+    // silently (a header a page broke inside a word, "Classific ation", is one).
+    for (i, col) in table.header.columns.iter().enumerate() {
+        let name = table.header.names.get(i).map_or("", String::as_str);
+        if col.is_none() && !name.is_empty() {
+            let why = match header::column_of(name) {
+                Some(repeated) => format!("repeats the {} column, read from the first", repeated.name()),
+                None => "is not one the importer reads (Connection, Source, Destination, Protocol, Transport, Port, Classification, or a description such as Data or Notes)".to_string(),
+            };
+            warnings.push(Problem {
+                line: header_line,
+                message: format!(
+                    "column {} of the header, {name:?}, {why}: its cells are left out",
+                    i + 1
+                ),
+            });
+        }
+    }
     let mut skipped_lines = 0;
     let mut seen_numbers = HashSet::new();
     let mut connections = Vec::with_capacity(rows.len());

@@ -114,7 +114,15 @@ pub(super) fn convert(
 ) -> Result<Connection, Problem> {
     let what = match (row.number, row.number_text.is_empty()) {
         (Some(n), _) => format!("row {n}"),
-        (None, true) => "an unnumbered row".into(),
+        (None, true) => {
+            let first = row
+                .cells
+                .values()
+                .find(|c| !c.is_empty())
+                .map_or("", String::as_str);
+            let shown: String = first.chars().take(60).collect();
+            format!("an unnumbered row ({shown:?})")
+        }
         (None, false) => format!("row {:?}", row.number_text),
     };
     let err = |message: String| Problem {

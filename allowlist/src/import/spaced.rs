@@ -387,7 +387,7 @@ pub(crate) fn read(
                     )
                 } else {
                     format!(
-                        "{:?} reads {} ways as {}: {}; give the services' names with --services FILE (one per line, or an inventory) to tell",
+                        "{:?} reads {} ways as {}: {}; {}",
                         words.join(" "),
                         readings.len(),
                         cols.join(" → "),
@@ -400,7 +400,12 @@ pub(crate) fn read(
                                 .collect::<Vec<_>>()
                                 .join(" → "))
                             .collect::<Vec<_>>()
-                            .join(", or ")
+                            .join(", or "),
+                        if services.is_empty() {
+                            "give the services' names with --services FILE (one per line, or an inventory) to tell"
+                        } else {
+                            "the --services names allow each: one of them is the start of another's name, so the row cannot be told; separate its cells with tabs"
+                        }
                     )
                 })
             }

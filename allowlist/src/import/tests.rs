@@ -398,6 +398,31 @@ fn header_synonyms() {
     );
 }
 
+/// The title with the page number before or after it, however separated, is furniture;
+/// a header cell the importer does not read is a warning naming it.
+#[test]
+fn title_footers_are_furniture_and_an_unread_column_is_named() {
+    let doc = "Voice Platform\n\nSource\tDestination\tProtocol\tPort\tOwner\n\
+               A\tB\tTCP\t80\tteam-a\nVoice Platform \u{2014} page 2\n\
+               C\tD\tTCP\t81\tteam-b\nVoice Platform | Page 3 of 7\n\
+               E\tF\tTCP\t82\tteam-c\nPage 4 \u{2014} Voice Platform\nG\tH\tTCP\t83\tteam-d\n";
+    let i = import_text(doc, None, Options::default()).unwrap();
+    assert_eq!(i.allowlist.connections.len(), 4);
+    assert_eq!(i.artifacts, 3);
+    assert!(
+        i.warnings
+            .iter()
+            .any(|w| w.line == 3 && w.message.contains("\"Owner\"")),
+        "{:?}",
+        i.warnings
+    );
+    assert_eq!(
+        account::browser_header_title("12/4/26, 10:48 PM Payments Platform Architecture")
+            .as_deref(),
+        Some("Payments Platform Architecture")
+    );
+}
+
 /// A viewer's copy of a row that wraps (its first line above the number, as a centred
 /// cell prints): the row is refused at its line, never read with half its names.
 #[test]

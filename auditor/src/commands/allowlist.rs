@@ -136,17 +136,21 @@ fn import(
     } else {
         None
     };
+    // Page furniture the geometry found and left out of the text it hands the reader.
+    let mut geometry_furniture = 0;
     let (bytes, origins, how) = match pdf {
         Some(PdfText::Geometry(laid)) => {
             let allowlist::import::pdf_geometry::LaidOut {
                 text,
                 origins,
                 problems,
+                furniture,
             } = laid;
+            geometry_furniture = furniture;
             (
                 text.into_bytes(),
                 Some((origins, problems)),
-                "PDF by word positions, ",
+                "PDF read by its words' positions, laid out as ",
             )
         }
         Some(PdfText::Layout(text)) => (text, None, "PDF, "),
@@ -241,7 +245,7 @@ fn import(
         header_at,
         imported.continuation_lines,
         imported.repeated_headers,
-        imported.artifacts,
+        imported.artifacts + geometry_furniture,
         imported.lines_after_table,
         imported.warnings.len() + geometry_problems.len(),
         imported.skipped_lines + geometry_problems.len(),
