@@ -171,7 +171,7 @@ fn a_recording_without_watch_lines_has_coverage_unknown_in_every_format() {
     assert!(err(&o).contains("coverage unknown"), "{}", err(&o));
     let json = report(&d, "json");
     let r: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(r["schema"], "auditor-report/6");
+    assert_eq!(r["schema"], "auditor-report/7");
     assert!(r["coverage"]["fraction"].is_null(), "{:#}", r["coverage"]);
     assert_eq!(r["coverage"]["known"], false);
     assert!(
@@ -409,5 +409,150 @@ fn a_refused_replay_leaves_no_store_and_an_empty_file_stores_nothing() {
     let o = replay(&d, &recording(), &["--store", "dir.db"]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(err(&o).contains("is a directory"), "{}", err(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Scheduled reports form a hash chain: each names the one before it (`--previous`) by
+/// digest and period. `report verify --chain` checks every signature, the links and that
+/// the periods meet end to start; a removed report, or a byte edited in any of them,
+/// fails, naming the report.
+#[test]
+fn a_chain_of_three_signed_reports_verifies_and_a_removed_or_edited_one_is_named() {
+    let d = dir("chain");
+    let flows = [
+        flow("10.0.1.7", Some("2026-11-26T21:56:51.5Z")),
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:20.000Z", 0),
+        flow("10.0.1.8", Some("2026-11-26T21:57:05.0Z")),
+        flow("10.0.1.9", Some("2026-11-26T21:57:15.0Z")),
+    ]
+    .join("\n")
+        + "\n";
+    let o = replay(&d, &flows, &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+    };
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "key.pem"]);
+    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "key.pub.pem"]);
+    std::fs::create_dir_all(d.join("chain")).unwrap();
+    let bounds = [
+        "2026-11-26T21:56:50Z",
+        "2026-11-26T21:57:00Z",
+        "2026-11-26T21:57:10Z",
+        "2026-11-26T21:57:20Z",
+    ];
+    for k in 0usize..3 {
+        let out = format!("chain/r{k}.json");
+        let previous = format!("chain/r{}.json", k.wrapping_sub(1));
+        let mut args = vec![
+            "report",
+            "--store",
+            "s.db",
+            "--since",
+            bounds[k],
+            "--until",
+            bounds[k + 1],
+            "-o",
+            &out,
+            "--sign",
+            "key.pem",
+        ];
+        if k > 0 {
+            args.extend(["--previous", &previous]);
+        }
+        let o = auditor(&d, &args);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    let r2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("chain/r2.json")).unwrap()).unwrap();
+    let r1: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("chain/r1.json")).unwrap()).unwrap();
+    assert_eq!(r2["previous"]["digest"], r1["digest"]);
+    assert_eq!(r2["previous"]["period"]["until"], r2["period"]["since"]);
+    let md = {
+        let o = auditor(
+            &d,
+            &[
+                "report",
+                "--store",
+                "s.db",
+                "--since",
+                bounds[2],
+                "--until",
+                bounds[3],
+                "--previous",
+                "chain/r1.json",
+                "--format",
+                "markdown",
+            ],
+        );
+        assert!(o.status.success(), "{}", err(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(
+        md.contains(&format!("sha256 {}", r1["digest"].as_str().unwrap())),
+        "{md}"
+    );
+
+    let verify = |dir: &str| {
+        auditor(
+            &d,
+            &["report", "verify", "--chain", dir, "--key", "key.pub.pem"],
+        )
+    };
+    let o = verify("chain");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("3 reports signed by the given key"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // The middle one removed: the last names a digest that is not the first's.
+    let copy = |name: &str, files: &[&str]| {
+        let to = d.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in files {
+            for ext in ["", ".sig"] {
+                std::fs::copy(
+                    d.join("chain").join(format!("{f}{ext}")),
+                    to.join(format!("{f}{ext}")),
+                )
+                .unwrap();
+            }
+        }
+    };
+    copy("removed", &["r0.json", "r2.json"]);
+    let o = verify("removed");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("removed/r2.json: names previous digest")
+            && err(&o).contains("removed, inserted or replaced"),
+        "{}",
+        err(&o)
+    );
+
+    // One byte edited in any of them: that report is named.
+    for victim in ["r0.json", "r1.json", "r2.json"] {
+        let name = format!("edited-{}", victim.trim_end_matches(".json"));
+        copy(&name, &["r0.json", "r1.json", "r2.json"]);
+        let path = d.join(&name).join(victim);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.iter().position(|b| *b == b'1').unwrap();
+        bytes[at] = b'2';
+        std::fs::write(&path, bytes).unwrap();
+        let o = verify(&name);
+        assert_eq!(o.status.code(), Some(1), "{victim}: {}", err(&o));
+        assert!(
+            err(&o).contains(&format!("{name}/{victim}: edited")),
+            "{victim}: {}",
+            err(&o)
+        );
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }

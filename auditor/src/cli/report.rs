@@ -18,6 +18,8 @@ pub const EXAMPLES: &str = "Examples:
   auditor report --store store.db --fail-on violations,unaudited -o junit.xml
   auditor report --merge a.json b.json --expect-nodes a,b,c -o cluster.json
   auditor report --store store.db -o report.json --sign key.pem
+  auditor report --store store.db --since 2026-12-01T00:00:00Z \\
+      --previous nov.json -o dec.json --sign key.pem
   auditor report verify report.json --key key.pub.pem";
 
 /// Examples for `auditor report verify --help`.
@@ -25,7 +27,8 @@ pub const VERIFY_EXAMPLES: &str = "Example:
   openssl genpkey -algorithm ed25519 -out key.pem
   openssl pkey -in key.pem -pubout -out key.pub.pem
   auditor report --store store.db -o report.json --sign key.pem
-  auditor report verify report.json --key key.pub.pem";
+  auditor report verify report.json --key key.pub.pem
+  auditor report verify --chain reports/ --key key.pub.pem";
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -103,6 +106,12 @@ pub struct ReportArgs {
     /// to OUTPUT.sig. Needs -o. Check it with `auditor report verify`.
     #[arg(long, value_name = "KEY", requires = "output")]
     pub sign: Option<PathBuf>,
+    /// The report before this one (a JSON report, as `-o FILE.json` wrote it): this report
+    /// names its digest and period, so that scheduled reports form a hash chain that
+    /// `auditor report verify --chain DIR` checks. It must be unedited (its own digest
+    /// matches its content); give this report's --since where it ends, for no gap.
+    #[arg(long, value_name = "FILE")]
+    pub previous: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,13 +124,20 @@ pub enum ReportCommand {
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify {
         /// The report file as written (any format).
-        report: PathBuf,
+        #[arg(required_unless_present = "chain", conflicts_with = "chain")]
+        report: Option<PathBuf>,
         /// The signer's ed25519 public key (SPKI PEM: `openssl pkey -pubout`).
         #[arg(long)]
         key: PathBuf,
         /// The signature file (default: REPORT.sig).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "chain")]
         signature: Option<PathBuf>,
+        /// Check a chain instead: every JSON report in DIR (each with its .sig), its
+        /// signature and digest, that each names the one before it (`--previous`) by
+        /// digest, and that their periods neither overlap nor leave gaps. A removed,
+        /// inserted or edited report is named.
+        #[arg(long, value_name = "DIR")]
+        chain: Option<PathBuf>,
     },
 }
 
@@ -164,6 +180,11 @@ pub enum ReportInput {
         key: PathBuf,
         signature: Option<PathBuf>,
     },
+    /// `report verify --chain DIR`.
+    VerifyChain {
+        dir: PathBuf,
+        key: PathBuf,
+    },
     /// A store, over a period (unix ms; None = open).
     Store {
         path: PathBuf,
@@ -197,6 +218,8 @@ pub struct ReportConfig {
     pub sign: Option<PathBuf>,
     /// `--expect-nodes`: distinct, non-empty names (empty: not asked).
     pub expect_nodes: Vec<String>,
+    /// `--previous`: the report this one follows in its chain.
+    pub previous: Option<PathBuf>,
 }
 
 impl TryFrom<ReportArgs> for ReportConfig {
@@ -210,6 +233,10 @@ impl TryFrom<ReportArgs> for ReportConfig {
         if !expect_nodes.is_empty() && a.action.is_some() {
             anyhow::bail!("--expect-nodes is for making a report, not for `report verify`");
         }
+        let previous = a.previous.clone();
+        if previous.is_some() && (a.action.is_some() || a.schema) {
+            anyhow::bail!("--previous is for making a report, not for `report verify` or --schema");
+        }
         let input = ReportInput::try_from(a)?;
         let format = ReportFormat::chosen(format, output.as_deref())?;
         Ok(ReportConfig {
@@ -219,6 +246,7 @@ impl TryFrom<ReportArgs> for ReportConfig {
             fail_on,
             sign,
             expect_nodes,
+            previous,
         })
     }
 }
@@ -248,13 +276,18 @@ impl TryFrom<ReportArgs> for ReportInput {
             report,
             key,
             signature,
+            chain,
         }) = a.action
         {
-            Ok(ReportInput::Verify {
-                report,
-                key,
-                signature,
-            })
+            match (report, chain) {
+                (_, Some(dir)) => Ok(ReportInput::VerifyChain { dir, key }),
+                (Some(report), None) => Ok(ReportInput::Verify {
+                    report,
+                    key,
+                    signature,
+                }),
+                (None, None) => anyhow::bail!("report verify needs a REPORT or --chain DIR"),
+            }
         } else if a.schema {
             Ok(ReportInput::Schema)
         } else if !a.collect.is_empty() {

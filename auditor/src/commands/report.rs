@@ -21,6 +21,7 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
             key,
             signature,
         } => return verify(&report, &key, signature.as_deref()),
+        ReportInput::VerifyChain { dir, key } => return verify_chain(&dir, &key),
         ReportInput::Collect { urls, token } => report::merge(collect(&urls, token.as_deref())?)?,
         ReportInput::Merge(paths) => merged(&paths)?,
         ReportInput::Prometheus {
@@ -60,6 +61,9 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
     };
     if !cfg.expect_nodes.is_empty() {
         report::expect_nodes(&mut r, cfg.expect_nodes);
+    }
+    if let Some(path) = &cfg.previous {
+        r.previous = Some(previous_of(path, &r)?);
     }
     report::seal(&mut r);
     let bytes: Vec<u8> = match cfg.format {
@@ -139,6 +143,179 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         );
         return Ok(std::process::ExitCode::from(1));
     }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A report period's bound (RFC 3339), in unix ms.
+fn period_ms(text: &str) -> anyhow::Result<i64> {
+    crate::model::time::parse_rfc3339(text)
+        .map_err(|e| anyhow::anyhow!("its period's time {text:?} does not read: {e}"))
+}
+
+/// `--previous FILE`: the report this one follows, unedited, by digest and period. Its
+/// period must end no later than this one starts (a chain runs forward); a gap between
+/// them is said here and fails `verify --chain`.
+fn previous_of(path: &std::path::Path, this: &Report) -> anyhow::Result<report::Previous> {
+    let content = std::fs::read(path)
+        .with_context(|| format!("--previous {}: cannot read", path.display()))?;
+    let prev: Report = serde_json::from_slice(&content).with_context(|| {
+        format!(
+            "--previous {}: not a JSON report (give the report as `-o FILE.json` wrote it)",
+            path.display()
+        )
+    })?;
+    let Some(digest) = prev.digest.clone() else {
+        anyhow::bail!(
+            "--previous {}: the report carries no digest",
+            path.display()
+        );
+    };
+    let actual = report::compute_digest(&prev);
+    if digest != actual {
+        anyhow::bail!(
+            "--previous {}: its digest {digest} does not match its content ({actual}): it was edited",
+            path.display()
+        );
+    }
+    let (ends, starts) = (
+        period_ms(&prev.period.until)?,
+        period_ms(&this.period.since)?,
+    );
+    if ends > starts {
+        anyhow::bail!(
+            "--previous {}: its period ends at {}, after this report's starts ({}): the periods would overlap; give --since {}",
+            path.display(),
+            prev.period.until,
+            this.period.since,
+            prev.period.until
+        );
+    }
+    if ends < starts {
+        eprintln!(
+            "note: --previous {} ends at {}, this report starts at {}: the chain has a gap there",
+            path.display(),
+            prev.period.until,
+            this.period.since
+        );
+    }
+    Ok(report::Previous {
+        digest,
+        period: prev.period,
+    })
+}
+
+/// `auditor report verify --chain DIR`: every JSON report in DIR, signed and unedited,
+/// each naming the one before it, periods end to start. 0 verified, 1 not, 2 errors.
+fn verify_chain(
+    dir: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    let key = report::sign::load_public(key)?;
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot read the directory", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("{}: no JSON report in it", dir.display());
+    }
+    let mut failures: Vec<String> = Vec::new();
+    // Each report that verifies on its own: (file, report, period start, period end).
+    let mut chain: Vec<(String, Report, i64, i64)> = Vec::new();
+    for path in &files {
+        let name = path.display().to_string();
+        let content = std::fs::read(path).with_context(|| format!("{name}: cannot read"))?;
+        let sig_path = report::sign::signature_path(path);
+        let Ok(sig_text) = std::fs::read_to_string(&sig_path) else {
+            failures.push(format!(
+                "{name}: no signature ({} is missing)",
+                sig_path.display()
+            ));
+            continue;
+        };
+        if let Err(report::sign::Mismatch(why)) =
+            report::sign::verify(&key, &content, &sig_text, &sig_path.display().to_string())?
+        {
+            failures.push(format!("{name}: edited or not signed by this key: {why}"));
+            continue;
+        }
+        let r: Report = match serde_json::from_slice(&content) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{name}: not a JSON report: {e}"));
+                continue;
+            }
+        };
+        if r.digest.as_deref() != Some(report::compute_digest(&r).as_str()) {
+            failures.push(format!(
+                "{name}: its digest does not match its content: edited"
+            ));
+            continue;
+        }
+        let (since, until) = match (period_ms(&r.period.since), period_ms(&r.period.until)) {
+            (Ok(s), Ok(u)) => (s, u),
+            (Err(e), _) | (_, Err(e)) => {
+                failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        chain.push((name, r, since, until));
+    }
+    chain.sort_by_key(|(_, _, since, _)| *since);
+    for pair in chain.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        let named = after.1.previous.as_ref();
+        match named {
+            None => failures.push(format!(
+                "{}: names no previous report, but {} comes before it: a chain's reports each name the one before (--previous)",
+                after.0, before.0
+            )),
+            Some(p) if Some(&p.digest) != before.1.digest.as_ref() => failures.push(format!(
+                "{}: names previous digest {}, which is not {}'s ({}): a report between them was removed, inserted or replaced",
+                after.0,
+                p.digest,
+                before.0,
+                before.1.digest.as_deref().unwrap_or("none")
+            )),
+            Some(_) => {}
+        }
+        if before.3 < after.2 {
+            failures.push(format!(
+                "{} and {}: a gap in the chain from {} to {}",
+                before.0, after.0, before.1.period.until, after.1.period.since
+            ));
+        } else if before.3 > after.2 {
+            failures.push(format!(
+                "{} and {}: their periods overlap ({} is after {})",
+                before.0, after.0, before.1.period.until, after.1.period.since
+            ));
+        }
+    }
+    if let Some((first, r, _, _)) = chain.first()
+        && let Some(p) = &r.previous
+    {
+        println!(
+            "{first}: the chain starts here; the report before it ({}, until {}) is not in {}",
+            p.digest,
+            p.period.until,
+            dir.display()
+        );
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("NOT verified: {f}");
+        }
+        return Ok(std::process::ExitCode::from(1));
+    }
+    let (first, last) = (&chain[0], &chain[chain.len() - 1]);
+    println!(
+        "{}: verified: {} reports signed by the given key, unedited, each naming the one before it, from {} to {} without gaps or overlaps",
+        dir.display(),
+        chain.len(),
+        first.1.period.since,
+        last.1.period.until
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -54,6 +54,16 @@ pub fn header_facts(r: &Report) -> Vec<(&'static str, String)> {
     if let Some(c) = &r.capture {
         v.insert(0, ("Captured", c.statement.clone()));
     }
+    // The chain: what a reader checks with `auditor report verify --chain`.
+    if let Some(p) = &r.previous {
+        v.push((
+            "Previous report",
+            format!(
+                "sha256 {} ({} – {})",
+                p.digest, p.period.since, p.period.until
+            ),
+        ));
+    }
     for (k, i) in r.inputs.iter().enumerate() {
         let mut parts = vec![format!(
             "allowlist sha256 {}",

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use super::{
     Gap, ObservedEdge, PlatformEntry, Report, SCHEMA,
-    model::{Capture, SCHEMA_2, SCHEMA_3, SCHEMA_4, SCHEMA_5, parse_time},
+    model::{Capture, SCHEMA_2, SCHEMA_3, SCHEMA_4, SCHEMA_5, SCHEMA_6, parse_time},
     seal::check_digest,
 };
 use crate::{
@@ -56,15 +56,17 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     out.auditor_version = crate::provenance::AUDITOR_VERSION.into();
     out.generated_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     out.digest = None;
+    // A merge is a new report: it follows what `--previous` names, not its inputs' chains.
+    out.previous = None;
     finish(&mut out);
     Ok(out)
 }
 
 /// A report merges only with one of this layout, made against the same allowlist.
 fn check_mergeable(name: &str, r: &Report, out: &Report) -> anyhow::Result<()> {
-    if ![SCHEMA, SCHEMA_5, SCHEMA_4, SCHEMA_3, SCHEMA_2].contains(&r.schema.as_str()) {
+    if ![SCHEMA, SCHEMA_6, SCHEMA_5, SCHEMA_4, SCHEMA_3, SCHEMA_2].contains(&r.schema.as_str()) {
         bail!(
-            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_5}, {SCHEMA_4}, {SCHEMA_3} or {SCHEMA_2})",
+            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_6}, {SCHEMA_5}, {SCHEMA_4}, {SCHEMA_3} or {SCHEMA_2})",
             r.schema
         );
     }

@@ -34,8 +34,8 @@ pub use header::{
 pub use merge::{expect_nodes, merge};
 pub use model::{
     BareEgress, Capture, Coverage, Document, DomainUse, Evidence, Gap, Interval, Learned,
-    NamedEgress, Names, ObservedEdge, Period, PlatformEntry, Replayed, Report, RowReport, SCHEMA,
-    Seen, ServiceNames, Summary, parse_when, schema_json,
+    NamedEgress, Names, ObservedEdge, Period, PlatformEntry, Previous, Replayed, Report, RowReport,
+    SCHEMA, Seen, ServiceNames, Summary, parse_when, schema_json,
 };
 pub use seal::{compute_digest, seal};
 pub use store::from_store;

@@ -14,7 +14,11 @@ use crate::{
     model::{Millis, Verdict},
 };
 
-pub const SCHEMA: &str = "auditor-report/6";
+pub const SCHEMA: &str = "auditor-report/7";
+
+/// The layout before a report could name the report before it (`previous`): still read,
+/// merged and verified (it reads with `previous` absent, and serialises the same).
+pub const SCHEMA_6: &str = "auditor-report/6";
 
 /// The layout before coverage counted the connections the kernel lost
 /// (`drops.connections_lost`) where it counted LRU evictions (`drops.lru_evictions`, read
@@ -39,7 +43,8 @@ pub const SCHEMA_2: &str = "auditor-report/2";
 #[serde(deny_unknown_fields)]
 #[schemars(title = "auditor compliance report")]
 pub struct Report {
-    /// "auditor-report/6" for this layout. "auditor-report/5" is read too (the same with
+    /// "auditor-report/7" for this layout. "auditor-report/6" is read too (the same without
+    /// `previous`), "auditor-report/5" (a /6 report with
     /// `drops.lru_evictions` for `drops.connections_lost`), "auditor-report/4" (a /5 report
     /// without `names`), and "auditor-report/3" (a /4 report without `port_verified`, `documented_observed_port_unverified`,
     /// `expected_nodes`, `missing_nodes`, `capture` and `coverage.known`), and
@@ -84,9 +89,24 @@ pub struct Report {
     /// before `auditor-report/5`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<Names>,
+    /// The report before this one in its chain (`auditor report --previous`): its digest
+    /// and period, so that scheduled reports form a hash chain (`auditor report verify
+    /// --chain`). Absent in a chain's first report and before `auditor-report/7`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Previous>,
     /// sha256 (hex) of this report's canonical JSON with `digest` set to null: recompute
     /// it to show the report was not edited (`auditor report verify`).
     pub digest: Option<String>,
+}
+
+/// The report a report follows in its chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Previous {
+    /// Its `digest`: what `auditor report verify --chain` finds it by.
+    pub digest: String,
+    /// Its period: this report's should start where it ends.
+    pub period: Period,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

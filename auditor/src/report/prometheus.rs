@@ -433,6 +433,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             .collect(),
         // The series never carry a name (cardinality): unknown, said in the limits too.
         names: Some(super::names::unknown()),
+        previous: None,
         digest: None,
     };
     report.summary.by_verdict = tally.by_verdict;

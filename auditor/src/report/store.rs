@@ -99,6 +99,7 @@ pub fn from_store(
             &edges,
             &store.learned(since, until)?,
         )),
+        previous: None,
         digest: None,
     };
     report.summary.by_verdict = by_verdict(&edges);
