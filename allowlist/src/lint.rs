@@ -15,6 +15,19 @@ pub struct Finding {
     /// The connection numbers involved (empty for unnumbered rows).
     pub rows: Vec<u32>,
     pub message: String,
+    /// A connection the finding says is likely real though no row lists it (a reversed
+    /// row's true direction, a connection a row's text describes): traffic on it is
+    /// undocumented, and this finding explains why.
+    pub suspected: Option<Suspected>,
+}
+
+/// A connection a finding suspects: source and destination services, and the port when
+/// the finding names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspected {
+    pub source: String,
+    pub destination: String,
+    pub port: Option<u16>,
 }
 
 impl std::fmt::Display for Finding {
@@ -57,6 +70,11 @@ fn reversed_datastores(a: &Allowlist, out: &mut Vec<Finding>) {
                     c.destination,
                     c.source
                 ),
+                suspected: Some(Suspected {
+                    source: c.destination.clone(),
+                    destination: c.source.clone(),
+                    port: None,
+                }),
             });
         }
     }
@@ -125,6 +143,11 @@ fn described_not_listed(a: &Allowlist, out: &mut Vec<Finding>) {
                         c.source,
                         service
                     ),
+                    suspected: Some(Suspected {
+                        source: c.source.clone(),
+                        destination: service.clone(),
+                        port: Some(port),
+                    }),
                 });
             }
         }
@@ -187,6 +210,7 @@ fn repeated_edges(a: &Allowlist, out: &mut Vec<Finding>) {
     found.sort();
     out.extend(found.into_iter().map(|(rows, message)| Finding {
         code: "repeated-connection",
+        suspected: None,
         rows,
         message,
     }));
@@ -198,6 +222,7 @@ fn unknown_ports(a: &Allowlist, out: &mut Vec<Finding>) {
         if let Ports::Unknown { reason } = &c.ports {
             out.push(Finding {
                 code: "unknown-port",
+                suspected: None,
                 rows: c.number.into_iter().collect(),
                 message: format!(
                     "{}: {} → {} has no documented port ({reason:?}); give this deployment's port in the overrides file (rows: {{{}: [PORT]}})",
@@ -222,6 +247,7 @@ fn small_ports_in_lists(a: &Allowlist, out: &mut Vec<Finding>) {
         for p in list.iter().filter(|p| p.first < 20) {
             out.push(Finding {
                 code: "small-port-in-list",
+                suspected: None,
                 rows: c.number.into_iter().collect(),
                 message: format!(
                     "{}: port {p} in the list [{}] is below 20: was one number with a thousands separator (8,443) split into two?",
@@ -239,6 +265,7 @@ fn unknown_transports(a: &Allowlist, out: &mut Vec<Finding>) {
         if !c.transport.verified() {
             out.push(Finding {
                 code: "unknown-transport",
+                suspected: None,
                 rows: c.number.into_iter().collect(),
                 message: format!(
                     "{}: {} → {}: protocol {:?} does not tell TCP or UDP; the row matches either, unverified (set transport: tcp, udp or both)",
@@ -285,6 +312,7 @@ pub fn lint_with_overrides(a: &Allowlist, o: &crate::overrides::Overrides) -> Ve
         if !changes {
             out.push(Finding {
                 code: "override-no-effect",
+                suspected: None,
                 rows: Vec::new(),
                 message: format!(
                     "overrides services.{service:?}: changes no row's ports (the document fixes them, a row override wins, or it repeats the documented port)"
@@ -310,6 +338,7 @@ pub fn lint_with_overrides(a: &Allowlist, o: &crate::overrides::Overrides) -> Ve
         if with == without || same_as_documented {
             out.push(Finding {
                 code: "override-no-effect",
+                suspected: None,
                 rows: vec![*n],
                 message: format!(
                     "overrides rows.{n}: {} → {} already allows {} as documented; the override changes nothing",

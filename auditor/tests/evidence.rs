@@ -556,3 +556,57 @@ fn a_chain_of_three_signed_reports_verifies_and_a_removed_or_edited_one_is_named
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The document's own findings are in the report, and a violation one explains cites
+/// it: row 10's text describes Genesys Engagement Service → Redis on 6379, which no row
+/// lists, so that traffic is undocumented egress explained by the finding.
+#[test]
+fn a_violation_a_document_finding_explains_cites_it() {
+    let d = dir("findings");
+    std::fs::write(
+        d.join("inventory.yaml"),
+        "version: 1\nservices:\n  Genesys Engagement Service: {addresses: [10.0.3.0/24]}\n  Redis: {addresses: [10.0.4.0/24]}\n",
+    )
+    .unwrap();
+    let flows = [
+        r#"{"time":"2026-11-26T21:56:51.5Z","transport":"tcp","src_addr":"10.0.3.7","dst_addr":"10.0.4.9","dst_port":6379}"#.to_string(),
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 0),
+    ]
+    .join("\n")
+        + "\n";
+    let o = replay(&d, &flows, &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let r: serde_json::Value = serde_json::from_str(&report(&d, "json")).unwrap();
+    let findings = r["document_findings"]
+        .as_array()
+        .expect("document findings");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["code"] == "described-not-listed" && f["rows"] == serde_json::json!([10])),
+        "{findings:?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["code"] == "reversed-datastore" && f["rows"] == serde_json::json!([14])),
+        "{findings:?}"
+    );
+    let v = &r["violations"][0];
+    assert_eq!(v["src"]["service"], "Genesys Engagement Service", "{v}");
+    assert_eq!(
+        v["explained_by"],
+        serde_json::json!([{"code": "described-not-listed", "rows": [10]}]),
+        "{v}"
+    );
+    let md = report(&d, "md");
+    assert!(md.contains("## Document findings"), "{md}");
+    // Markdown escapes the parentheses.
+    assert!(
+        md.contains(r"explained by document finding described-not-listed \(row 10\)"),
+        "{md}"
+    );
+    let html = report(&d, "html");
+    assert!(html.contains("<h2>Document findings</h2>"), "{html}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -47,6 +47,7 @@ pub fn render(r: &Report) -> String {
         diagram::render(r)
     );
     violations(&mut o, r);
+    document_findings(&mut o, r);
     platform(&mut o, r);
     names(&mut o, r);
     documented(&mut o, r);
@@ -169,10 +170,24 @@ fn violations(o: &mut String, r: &Report) {
                 esc(&rfc3339_seconds(e.last_seen)),
                 esc(&v.nodes.join(", ")),
                 esc(&e.example_text()),
-                esc(&cited)
+                esc(&(cited + &super::findings::explained_text(v)))
             );
         }
         let _ = writeln!(o, "</tbody></table>");
+    }
+}
+
+/// What the document's own lint found, which violations cite.
+fn document_findings(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "<h2>Document findings</h2>");
+    let (lead, items) = super::findings::section(r);
+    let _ = writeln!(o, "<p>{}</p>", esc(&lead));
+    if !items.is_empty() {
+        let _ = writeln!(o, "<ul id=\"document-findings\">");
+        for i in &items {
+            let _ = writeln!(o, "<li>{}</li>", esc(i));
+        }
+        let _ = writeln!(o, "</ul>");
     }
 }
 

@@ -36,6 +36,7 @@ pub fn render(r: &Report) -> String {
     let mut o = String::new();
     header(&mut o, r);
     violations(&mut o, r);
+    document_findings(&mut o, r);
     platform(&mut o, r);
     names(&mut o, r);
     documented(&mut o, r);
@@ -115,9 +116,22 @@ fn violations(o: &mut String, r: &Report) {
                 rfc3339_seconds(e.last_seen),
                 cells(&v.nodes, ", "),
                 cell(&e.example_text()),
-                cell(&e.cited_rows("-"))
+                cell(&(e.cited_rows("-") + &super::findings::explained_text(v)))
             );
         }
+        let _ = writeln!(o);
+    }
+}
+
+/// What the document's own lint found, which violations cite.
+fn document_findings(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "## Document findings\n");
+    let (lead, items) = super::findings::section(r);
+    let _ = writeln!(o, "{}\n", cell(&lead));
+    for i in &items {
+        let _ = writeln!(o, "- {}", cell(i));
+    }
+    if !items.is_empty() {
         let _ = writeln!(o);
     }
 }

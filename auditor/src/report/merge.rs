@@ -180,6 +180,9 @@ pub(super) fn merge_violations(v: &mut Vec<ObservedEdge>) {
                 m.nodes.extend(x.nodes);
                 m.nodes.sort();
                 m.nodes.dedup();
+                m.explained_by.extend(x.explained_by);
+                m.explained_by.sort();
+                m.explained_by.dedup();
             }
             None => {
                 merged.insert(x.edge.key(), x);

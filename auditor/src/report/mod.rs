@@ -15,6 +15,7 @@
 //!   the model serialised.
 
 pub mod diagram;
+mod findings;
 mod header;
 pub mod html;
 pub mod junit;
@@ -28,14 +29,15 @@ mod seal;
 pub mod sign;
 mod store;
 
+pub use findings::attach_findings;
 pub use header::{
     capture_banner, coverage_text, gap_reason_text, header_facts, learned_text, names_text,
 };
 pub use merge::{expect_nodes, merge};
 pub use model::{
-    BareEgress, Capture, Coverage, Document, DomainUse, Evidence, Gap, Interval, Learned,
-    NamedEgress, Names, ObservedEdge, Period, PlatformEntry, Previous, Replayed, Report, RowReport,
-    SCHEMA, Seen, ServiceNames, Summary, parse_when, schema_json,
+    BareEgress, Capture, Coverage, Document, DocumentFinding, DomainUse, Evidence, Gap, Interval,
+    Learned, NamedEgress, Names, ObservedEdge, Period, PlatformEntry, Previous, Replayed, Report,
+    RowReport, SCHEMA, Seen, ServiceNames, Summary, parse_when, schema_json,
 };
 pub use seal::{compute_digest, seal};
 pub use store::from_store;

@@ -16,8 +16,9 @@ use crate::{
 
 pub const SCHEMA: &str = "auditor-report/7";
 
-/// The layout before a report could name the report before it (`previous`): still read,
-/// merged and verified (it reads with `previous` absent, and serialises the same).
+/// The layout before a report could name the report before it (`previous`) and carried
+/// the document's findings: still read, merged and verified (it reads with those absent,
+/// and serialises the same).
 pub const SCHEMA_6: &str = "auditor-report/6";
 
 /// The layout before coverage counted the connections the kernel lost
@@ -44,7 +45,7 @@ pub const SCHEMA_2: &str = "auditor-report/2";
 #[schemars(title = "auditor compliance report")]
 pub struct Report {
     /// "auditor-report/7" for this layout. "auditor-report/6" is read too (the same without
-    /// `previous`), "auditor-report/5" (a /6 report with
+    /// `previous`, `document_findings` and violations' `explained_by`), "auditor-report/5" (a /6 report with
     /// `drops.lru_evictions` for `drops.connections_lost`), "auditor-report/4" (a /5 report
     /// without `names`), and "auditor-report/3" (a /4 report without `port_verified`, `documented_observed_port_unverified`,
     /// `expected_nodes`, `missing_nodes`, `capture` and `coverage.known`), and
@@ -89,6 +90,12 @@ pub struct Report {
     /// before `auditor-report/5`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<Names>,
+    /// What the allowlist's lint found in the document the rows come from (reversed rows,
+    /// connections a row's text describes that no row lists, repeated rows, ports not
+    /// given): the violations they explain cite them. Absent when it found nothing, and
+    /// in reports before `auditor-report/7`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub document_findings: Vec<DocumentFinding>,
     /// The report before this one in its chain (`auditor report --previous`): its digest
     /// and period, so that scheduled reports form a hash chain (`auditor report verify
     /// --chain`). Absent in a chain's first report and before `auditor-report/7`.
@@ -431,6 +438,31 @@ pub struct ObservedEdge {
     #[serde(flatten)]
     pub edge: Edge,
     pub nodes: Vec<String>,
+    /// The document findings that explain this violation (a row likely reversed, a
+    /// connection a row's text describes that no row lists): absent when none does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explained_by: Vec<FindingRef>,
+}
+
+/// What the allowlist's own lint found in the document (`auditor allowlist check`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentFinding {
+    /// Stable code: `reversed-datastore`, `described-not-listed`, `repeated-connection`, …
+    pub code: String,
+    /// The documented connections (rows) it concerns.
+    pub rows: Vec<u32>,
+    pub message: String,
+}
+
+/// A document finding a violation cites, by code and rows.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct FindingRef {
+    pub code: String,
+    pub rows: Vec<u32>,
 }
 
 /// One platform baseline entry's traffic in the period.

@@ -433,11 +433,13 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
             .collect(),
         // The series never carry a name (cardinality): unknown, said in the limits too.
         names: Some(super::names::unknown()),
+        document_findings: Vec::new(),
         previous: None,
         digest: None,
     };
     report.summary.by_verdict = tally.by_verdict;
     report.summary.mesh_leg_connections = tally.mesh_leg_connections;
+    super::attach_findings(&mut report, list);
     finish(&mut report);
     Ok(report)
 }
@@ -593,6 +595,7 @@ fn violations(
                 mesh_leg: None,
             },
             nodes: vec![node],
+            explained_by: Vec::new(),
         });
     }
     if unreadable > 0 {

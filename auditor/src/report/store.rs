@@ -99,6 +99,7 @@ pub fn from_store(
             &edges,
             &store.learned(since, until)?,
         )),
+        document_findings: Vec::new(),
         previous: None,
         digest: None,
     };
@@ -108,6 +109,7 @@ pub fn from_store(
         .filter(|e| e.edge.mesh_leg.is_some())
         .map(|e| e.edge.count)
         .sum();
+    super::attach_findings(&mut report, &list);
     finish(&mut report);
     Ok(report)
 }
@@ -335,6 +337,7 @@ fn seen_edges(
         .map(|e| ObservedEdge {
             edge: e.edge.clone(),
             nodes: vec![e.node.clone()],
+            explained_by: Vec::new(),
         })
         .collect()
 }
