@@ -52,6 +52,21 @@ fn replay(d: &Path, flows: &str, extra: &[&str]) -> Output {
     auditor(d, &args)
 }
 
+/// An ed25519 key pair in `d`: key.pem and key.pub.pem.
+fn signing_keys(d: &Path) {
+    for args in [
+        &["genpkey", "-algorithm", "ed25519", "-out", "key.pem"][..],
+        &["pkey", "-in", "key.pem", "-pubout", "-out", "key.pub.pem"],
+    ] {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+    }
+}
+
 fn report(d: &Path, format: &str) -> String {
     let out = format!("report.{format}");
     let o = auditor(d, &["report", "--store", "s.db", "-o", &out]);
@@ -259,16 +274,7 @@ fn a_replayed_stores_report_says_so_in_every_format_and_fails_the_live_gate() {
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("not live evidence"), "{}", err(&o));
     // `report verify` says it too: a signature vouches for the bytes, not for live capture.
-    let openssl = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .args(args)
-            .current_dir(&d)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", err(&o));
-    };
-    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "key.pem"]);
-    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "key.pub.pem"]);
+    signing_keys(&d);
     for name in ["r.json", "r.md", "r.html"] {
         let o = auditor(
             &d,
@@ -429,16 +435,7 @@ fn a_chain_of_three_signed_reports_verifies_and_a_removed_or_edited_one_is_named
         + "\n";
     let o = replay(&d, &flows, &["--store", "s.db"]);
     assert!(o.status.success(), "{}", err(&o));
-    let openssl = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .args(args)
-            .current_dir(&d)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", err(&o));
-    };
-    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "key.pem"]);
-    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "key.pub.pem"]);
+    signing_keys(&d);
     std::fs::create_dir_all(d.join("chain")).unwrap();
     let bounds = [
         "2026-11-26T21:56:50Z",
@@ -608,5 +605,10 @@ fn a_violation_a_document_finding_explains_cites_it() {
     );
     let html = report(&d, "html");
     assert!(html.contains("<h2>Document findings</h2>"), "{html}");
+    let xml = report(&d, "xml");
+    assert!(
+        xml.contains("explained by document finding described-not-listed (row 10)"),
+        "{xml}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -5,6 +5,8 @@
 //! through the real CLI to exactly what its tab-separated rendering imports to, every
 //! row and cell. And a single-spaced row that splits two ways fails, naming both.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -174,30 +176,10 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn on_path(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(tool))
-            .find(|p| p.is_file())
-    })
-}
-
 /// The table as a page printed by headless Chromium with `style`. None (after saying
 /// SKIPPED) without Chromium or pdftotext, unless CI or AUDITOR_REQUIRE_KERNEL is set.
 fn print(dir: &Path, rows: &[[String; 7]], style: &str) -> Option<PathBuf> {
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|t| on_path(t));
-    let (Some(chromium), Some(_)) = (chromium, on_path("pdftotext")) else {
-        let why =
-            "the PDF tests need chromium and pdftotext (poppler-utils): run `cargo xtask setup`";
-        if std::env::var_os("CI").is_some() || std::env::var_os("AUDITOR_REQUIRE_KERNEL").is_some()
-        {
-            panic!("{why}");
-        }
-        eprintln!("SKIPPED: {why}");
-        return None;
-    };
+    let chromium = common::chromium_for_pdf()?;
     let head: String = HEAD.iter().map(|h| format!("<th>{h}</th>")).collect();
     let body: String = rows
         .iter()

@@ -3,6 +3,8 @@
 //! table, and a PDF printed by headless Chromium), imported through the real CLI: each
 //! must give the same 60 rows as the bundled allowlist.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -357,31 +359,11 @@ fn mediawiki_table() {
     assert!(summary.contains("MediaWiki"), "{summary}");
 }
 
-fn on_path(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(tool))
-            .find(|p| p.is_file())
-    })
-}
-
 /// Prints the saved page with `style` to a PDF with headless Chromium. None (after saying
 /// SKIPPED) when Chromium or pdftotext is missing, unless CI or AUDITOR_REQUIRE_KERNEL
 /// is set: then the test fails rather than pass without having run.
 fn print_pdf(name: &str, style: &str, header_footer: bool) -> Option<PathBuf> {
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|t| on_path(t));
-    let (Some(chromium), Some(_)) = (chromium, on_path("pdftotext")) else {
-        let why =
-            "the PDF test needs chromium and pdftotext (poppler-utils): run `cargo xtask setup`";
-        if std::env::var_os("CI").is_some() || std::env::var_os("AUDITOR_REQUIRE_KERNEL").is_some()
-        {
-            panic!("{why}");
-        }
-        eprintln!("SKIPPED: {why}");
-        return None;
-    };
+    let chromium = common::chromium_for_pdf()?;
     let dir = scratch(name);
     let html = dir.join("page.html");
     std::fs::write(&html, html_page(style)).unwrap();

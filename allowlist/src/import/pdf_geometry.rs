@@ -431,15 +431,14 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
                 let numbered = number_col.is_none_or(|n| !texts[n].is_empty());
                 if Header::of(&texts, 0).is_some() {
                     // The reader would take it for a repeated header and drop the rest.
-                    out.blank(*p, words);
-                    let line = out.origins.len() as u32;
-                    out.problems.push(Problem {
-                        line,
-                        message: format!(
+                    out.refuse(
+                        *p,
+                        words,
+                        format!(
                             "a band that reads like the header but is not exactly it (words of a row may be in it): {:?}",
                             texts.join(" | ")
                         ),
-                    });
+                    );
                     continue;
                 }
                 // Past the last numbered row, only a band under a repeated header is the
@@ -464,15 +463,14 @@ pub fn lay_out(pages: &[Page]) -> Option<LaidOut> {
                     out.line(&texts.join("\t"), *p, words);
                 } else {
                     // Left out of the text (no reader may join it to a row), reported here.
-                    out.blank(*p, words);
-                    let line = out.origins.len() as u32;
-                    out.problems.push(Problem {
-                        line,
-                        message: format!(
+                    out.refuse(
+                        *p,
+                        words,
+                        format!(
                             "text between two rows belongs to neither (it has no connection number, and it does not start a page): {:?}; if many lines say this, the page was printed with a line height wider than normal, which parts a cell's lines like rows: import the page's HTML instead, or print it with a normal line height",
                             texts.iter().filter(|t| !t.is_empty()).cloned().collect::<Vec<_>>().join(" | ")
                         ),
-                    });
+                    );
                 }
             }
         }
@@ -562,6 +560,13 @@ impl Writer {
     }
     fn blank(&mut self, page: usize, words: &[Word]) {
         self.line("", page, words);
+    }
+    /// A band no row may take: left out of the text (a blank line, so no reader joins
+    /// it to a row) and reported at its place.
+    fn refuse(&mut self, page: usize, words: &[Word], message: String) {
+        self.blank(page, words);
+        let line = self.origins.len() as u32;
+        self.problems.push(Problem { line, message });
     }
     /// Page furniture: counted here and left out of the text (a blank line), so that no
     /// reader, which knows fewer titles than the pages show, takes it for a cell.

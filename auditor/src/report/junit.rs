@@ -51,7 +51,7 @@ pub fn render(r: &Report) -> String {
             crate::model::time::rfc3339_seconds(e.last_seen),
             v.nodes.join(", "),
             e.example_text(),
-            e.cited_rows("none")
+            e.cited_rows("none") + &super::findings::explained_text(v)
         );
         let _ = writeln!(
             viol,
