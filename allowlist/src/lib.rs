@@ -2,6 +2,7 @@
 //! Pure (no network, no kernel): import from architecture documents, read and write the
 //! YAML/JSON file, lint, apply deployment overrides, and look flows up.
 
+pub mod exceptions;
 pub mod file;
 mod file_error;
 pub mod import;
@@ -13,6 +14,7 @@ pub mod rule_index;
 pub mod schema;
 pub mod yaml;
 
+pub use exceptions::{Exception, Exceptions};
 pub use file::FileError;
 pub use import::{
     ImportError, Imported, Options as ImportOptions, import, import_bytes, import_text,

@@ -2,9 +2,9 @@
 //! reader uses, so the schema cannot drift from what is accepted. The committed copies in
 //! `allowlist/schema/` are checked against these by a test.
 
-use crate::{file::RawFile, overrides::RawOverrides};
+use crate::{exceptions::RawExceptions, file::RawFile, overrides::RawOverrides};
 
-const HEADER: &str = "Generated from allowlist/src/file.rs and overrides.rs by `auditor schema allowlist` and `auditor schema overrides` (`cargo xtask render`); do not edit.";
+const HEADER: &str = "Generated from allowlist/src/file.rs, overrides.rs and exceptions.rs by `auditor schema allowlist|overrides|exceptions` (`cargo xtask render`); do not edit.";
 
 fn render(mut schema: schemars::Schema) -> String {
     schema.insert("$comment".into(), HEADER.into());
@@ -19,4 +19,8 @@ pub fn allowlist_schema() -> String {
 
 pub fn overrides_schema() -> String {
     render(schemars::schema_for!(RawOverrides))
+}
+
+pub fn exceptions_schema() -> String {
+    render(schemars::schema_for!(RawExceptions))
 }

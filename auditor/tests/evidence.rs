@@ -186,7 +186,7 @@ fn a_recording_without_watch_lines_has_coverage_unknown_in_every_format() {
     assert!(err(&o).contains("coverage unknown"), "{}", err(&o));
     let json = report(&d, "json");
     let r: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(r["schema"], "auditor-report/7");
+    assert_eq!(r["schema"], "auditor-report/8");
     assert!(r["coverage"]["fraction"].is_null(), "{:#}", r["coverage"]);
     assert_eq!(r["coverage"]["known"], false);
     assert!(
@@ -610,5 +610,219 @@ fn a_violation_a_document_finding_explains_cites_it() {
         xml.contains("explained by document finding described-not-listed (row 10)"),
         "{xml}"
     );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// An exceptions file covering GES -> Redis (row 10 describes it, no row lists it),
+/// expiring at `expires`.
+fn exceptions(expires: &str) -> String {
+    format!(
+        "exceptions:\n  - id: EXC-7\n    src: Genesys Engagement Service\n    dst: Redis\n    port: 6379\n    reason: session cache, until the document lists it\n    owner: voice-platform@example.com\n    expires: {expires}\n  - id: EXC-8\n    src: Tenant Service\n    dst: api.customer.example\n    reason: not used yet\n    owner: tenant-team@example.com\n    expires: 2027-01-01\n"
+    )
+}
+
+#[test]
+fn an_exception_accepts_its_edge_until_it_expires_and_the_report_lists_its_use() {
+    let d = dir("exceptions");
+    std::fs::write(
+        d.join("inventory.yaml"),
+        "version: 1\nservices:\n  Genesys Engagement Service: {addresses: [10.0.3.0/24]}\n  Redis: {addresses: [10.0.4.0/24]}\n",
+    )
+    .unwrap();
+    let flows = [
+        r#"{"time":"2026-11-26T21:56:51.5Z","transport":"tcp","src_addr":"10.0.3.7","dst_addr":"10.0.4.9","dst_port":6379}"#.to_string(),
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 0),
+    ]
+    .join("\n")
+        + "\n";
+    let o = replay(&d, &flows, &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let judged = |expires: &str, out: &str| -> (Output, Value) {
+        std::fs::write(d.join("exceptions.yaml"), exceptions(expires)).unwrap();
+        let o = auditor(
+            &d,
+            &[
+                "report",
+                "--store",
+                "s.db",
+                "--exceptions",
+                "exceptions.yaml",
+                "--fail-on",
+                "violations",
+                "-o",
+                out,
+            ],
+        );
+        let r = serde_json::from_str(&std::fs::read_to_string(d.join(out)).unwrap()).unwrap();
+        (o, r)
+    };
+
+    // Before it expires: accepted, not a violation, and --fail-on violations passes.
+    let (o, r) = judged("2026-11-27", "before.json");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(
+        r["violations"],
+        serde_json::json!([]),
+        "{}",
+        r["violations"]
+    );
+    assert_eq!(r["accepted"][0]["exception"], "EXC-7", "{}", r["accepted"]);
+    assert_eq!(r["summary"]["accepted_edges"], 1);
+    assert_eq!(r["summary"]["status"], "clean", "{}", r["summary"]);
+    let entries = &r["exceptions"]["entries"];
+    assert_eq!(entries[0]["accepted_connections"], 1, "{entries}");
+    assert_eq!(entries[0]["status"], "in_force");
+    // A date is in force through that day (UTC).
+    assert_eq!(entries[0]["expired_from"], "2026-11-28T00:00:00.000Z");
+    // Every exception is listed, the unused one too.
+    assert_eq!(entries[1]["id"], "EXC-8");
+    assert_eq!(entries[1]["accepted_edges"], 0);
+    let control = |r: &Value, id: &str| {
+        r["controls"]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["control"] == id)
+            .unwrap()
+            .clone()
+    };
+    // A replayed store evidences no control that rests on live capture.
+    assert_eq!(control(&r, "1.2.5.b")["status"], "not_evidenced");
+
+    // Expired before the edge was seen: a violation again, naming the exception.
+    let (o, r) = judged("2026-11-26T21:56:00Z", "after.json");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(r.get("accepted").is_none(), "{r}");
+    let v = &r["violations"][0];
+    assert_eq!(v["exception"], "EXC-7", "{v}");
+    assert_eq!(r["exceptions"]["entries"][0]["expired_edges"], 1);
+    assert_eq!(r["exceptions"]["entries"][0]["status"], "expired");
+    assert_eq!(control(&r, "1.2.5.b")["status"], "not_met");
+    assert!(
+        control(&r, "1.2.5.b")["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("exception EXC-7 expired")),
+        "{}",
+        control(&r, "1.2.5.b")
+    );
+    // Every format says so.
+    let md = auditor(
+        &d,
+        &[
+            "report",
+            "--store",
+            "s.db",
+            "--exceptions",
+            "exceptions.yaml",
+            "--format",
+            "markdown",
+        ],
+    );
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(
+        md.contains("## Accepted exceptions") && md.contains("## Controls"),
+        "{md}"
+    );
+    assert!(
+        md.contains("exception EXC-7 expired 2026-11-26T21:56:00Z: seen after it"),
+        "{md}"
+    );
+
+    // A misspelt service is an error at its line and column, not an exception that
+    // never matches.
+    std::fs::write(
+        d.join("exceptions.yaml"),
+        exceptions("2027-01-01").replace("dst: Redis", "dst: Redsi"),
+    )
+    .unwrap();
+    let o = auditor(
+        &d,
+        &[
+            "report",
+            "--store",
+            "s.db",
+            "--exceptions",
+            "exceptions.yaml",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("exceptions.yaml:4:10: dst \"Redsi\" is not a service of the allowlist"),
+        "{}",
+        err(&o)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn report_chain_follows_the_newest_report_from_where_it_ends() {
+    let d = dir("chain-flag");
+    let flows = [
+        flow("10.0.1.7", Some("2026-11-26T21:56:51.5Z")),
+        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:20.000Z", 0),
+        flow("10.0.1.8", Some("2026-11-26T21:57:05.0Z")),
+    ]
+    .join("\n")
+        + "\n";
+    let o = replay(&d, &flows, &["--store", "s.db"]);
+    assert!(o.status.success(), "{}", err(&o));
+    signing_keys(&d);
+    // As a schedule would run it: only --until moves.
+    for until in [
+        "2026-11-26T21:57:00Z",
+        "2026-11-26T21:57:10Z",
+        "2026-11-26T21:57:20Z",
+    ] {
+        let o = auditor(
+            &d,
+            &[
+                "report", "--store", "s.db", "--until", until, "--chain", "chain", "--sign",
+                "key.pem",
+            ],
+        );
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("chain").join(name)).unwrap()).unwrap()
+    };
+    let (first, second) = (
+        read("report-2026-11-26T215700.000Z.json"),
+        read("report-2026-11-26T215710.000Z.json"),
+    );
+    assert_eq!(second["period"]["since"], "2026-11-26T21:57:00.000Z");
+    assert_eq!(second["previous"]["digest"], first["digest"]);
+    let o = auditor(
+        &d,
+        &[
+            "report",
+            "verify",
+            "--chain",
+            "chain",
+            "--key",
+            "key.pub.pem",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("verified: 3 reports"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // The same period again is refused, not a second report ending there.
+    let o = auditor(
+        &d,
+        &[
+            "report",
+            "--store",
+            "s.db",
+            "--until",
+            "2026-11-26T21:57:20Z",
+            "--chain",
+            "chain",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }

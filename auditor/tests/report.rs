@@ -119,7 +119,7 @@ fn a_report_cites_every_documented_row_and_every_violation() {
         None,
     )
     .unwrap();
-    assert_eq!(r.schema, "auditor-report/7");
+    assert_eq!(r.schema, "auditor-report/8");
     assert_eq!(r.rows.len(), 60);
     let row26 = r.rows.iter().find(|x| x.rule == Some(26)).unwrap();
     assert!(

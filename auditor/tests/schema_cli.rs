@@ -25,6 +25,8 @@ fn every_schema_has_a_name_and_a_current_committed_copy() {
         ("overrides", "allowlist/schema/overrides.schema.json"),
         ("inventory", "docs/inventory.schema.json"),
         ("baseline", "docs/baseline.schema.json"),
+        ("exceptions", "allowlist/schema/exceptions.schema.json"),
+        ("controls", "docs/controls.schema.json"),
     ] {
         assert!(listed.contains(&format!("  {name} ")), "{name}: {listed}");
         assert!(

@@ -68,3 +68,26 @@ pub fn setup_tool(rel: &str) -> Option<std::path::PathBuf> {
     );
     None
 }
+
+/// `helm template` of the chart (release `auditor`, namespace `auditor`) with extra
+/// arguments; None when helm is missing (a skip, or a failure on CI).
+pub fn helm_template(extra: &[&str]) -> Option<Result<String, String>> {
+    let helm = setup_tool("helm")?;
+    let out = std::process::Command::new(helm)
+        .args([
+            "template",
+            "auditor",
+            "deploy/chart/auditor",
+            "--namespace",
+            "auditor",
+        ])
+        .args(extra)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("helm runs");
+    Some(if out.status.success() {
+        Ok(String::from_utf8(out.stdout).expect("helm writes UTF-8"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into())
+    })
+}

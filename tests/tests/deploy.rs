@@ -9,7 +9,7 @@ use serde_json::Value;
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// The tools `cargo xtask setup` installs (shared with the NetworkPolicy tests).
-use auditor_tests::setup_tool as tool;
+use auditor_tests::{helm_template, setup_tool as tool};
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(format!("{ROOT}/{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -32,28 +32,6 @@ fn manifests() -> Vec<Value> {
 /// The Prometheus Operator's objects, rendered with its API present.
 fn operator_manifests() -> Vec<Value> {
     parse_manifests(&read("deploy/manifests/auditor-prometheus-operator.yaml"))
-}
-
-/// `helm template` of the chart with extra arguments; None when helm is missing (skip).
-fn helm_template(extra: &[&str]) -> Option<Result<String, String>> {
-    let helm = tool("helm")?;
-    let out = Command::new(helm)
-        .args([
-            "template",
-            "auditor",
-            "deploy/chart/auditor",
-            "--namespace",
-            "auditor",
-        ])
-        .args(extra)
-        .current_dir(ROOT)
-        .output()
-        .unwrap();
-    Some(if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into())
-    })
 }
 
 const OPERATOR_API: [&str; 4] = [

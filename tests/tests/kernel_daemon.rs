@@ -479,8 +479,108 @@ fn the_cluster_report_collects_every_nodes_report_over_http() {
         "one connection, seen by both nodes' probes"
     );
     assert_eq!(row26["nodes"], serde_json::json!(["node-a", "node-b"]));
+    the_cronjob_keeps_a_chain(&s, &[a.url(), b.url()]);
     a.stop().unwrap();
     b.stop().unwrap();
+}
+
+/// The chart's CronJob script, as helm renders it with signing and exceptions, run twice
+/// by /bin/sh against the daemons: two signed reports that `verify --chain` accepts, and
+/// the newest rendered as HTML with its controls and the exceptions.
+fn the_cronjob_keeps_a_chain(s: &Setup, daemons: &[String]) {
+    let exceptions = format!(
+        "exceptions:\n  - id: EXC-1\n    src: {GES}\n    dst: Redis\n    port: 6379\n    reason: session cache\n    owner: voice@example.com\n    expires: 2099-01-01\n"
+    );
+    let Some(rendered) = auditor_tests::helm_template(&[
+        "--set",
+        "clusterReport.lag=1s",
+        "--set",
+        "clusterReport.signingKeySecret=signing",
+        "--set-string",
+        &format!("clusterReport.exceptions={exceptions}"),
+    ]) else {
+        return;
+    };
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple(&rendered.unwrap()).unwrap();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name}"))
+    };
+    let job = find("CronJob", "auditor-cluster-report");
+    let script = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    // What the ConfigMap mounts at /etc/auditor.
+    let mounted = find("ConfigMap", "auditor-policy")["data"]["exceptions.yaml"]
+        .as_str()
+        .unwrap();
+    let dir = s.dir.join("cronjob");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("exceptions.yaml"), mounted).unwrap();
+    for args in [
+        &["genpkey", "-algorithm", "ed25519", "-out", "key.pem"][..],
+        &["pkey", "-in", "key.pem", "-pubout", "-out", "key.pub.pem"],
+    ] {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+    let collect: Vec<String> = daemons.iter().map(|u| format!("--collect {u}")).collect();
+    let bin = workspace_bin("auditor").display().to_string();
+    let local = script
+        .replace("auditor report", &format!("{bin} report"))
+        .replace(
+            "--collect http://auditor-nodes.auditor.svc:9977",
+            &collect.join(" "),
+        )
+        .replace(
+            "/etc/auditor-signing/key.pem",
+            &dir.join("key.pem").display().to_string(),
+        )
+        .replace(
+            "/etc/auditor/exceptions.yaml",
+            &dir.join("exceptions.yaml").display().to_string(),
+        )
+        .replace("/reports", &dir.join("reports").display().to_string());
+    assert!(
+        !local.contains("svc:"),
+        "every part of the script runs here: {local}"
+    );
+    for run in 0..2 {
+        // The next report starts where this one ends: let time pass.
+        std::thread::sleep(Duration::from_secs(2));
+        let o = std::process::Command::new("/bin/sh")
+            .args(["-c", &local])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "run {run}: {local}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = std::process::Command::new(&bin)
+        .args(["report", "verify", "--chain"])
+        .arg(dir.join("reports/chain"))
+        .arg("--key")
+        .arg(dir.join("key.pub.pem"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && said.contains("verified: 2 reports"),
+        "{said}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let html = std::fs::read_to_string(dir.join("reports/cluster.html")).unwrap();
+    assert!(
+        html.contains("<h2>Controls</h2>") && html.contains("EXC-1"),
+        "{html}"
+    );
 }
 
 type LabEvidence = (Vec<(u64, u64)>, Vec<(String, u64)>);

@@ -151,6 +151,11 @@ pub fn run() -> anyhow::Result<()> {
         ),
         (vec!["schema", "inventory"], "docs/inventory.schema.json"),
         (vec!["schema", "baseline"], "docs/baseline.schema.json"),
+        (
+            vec!["schema", "exceptions"],
+            "allowlist/schema/exceptions.schema.json",
+        ),
+        (vec!["schema", "controls"], "docs/controls.schema.json"),
     ] {
         let args: Vec<String> = args.into_iter().map(String::from).collect();
         std::fs::write(root.join(path), auditor(&args)?)?;

@@ -20,6 +20,8 @@ pub const EXAMPLES: &str = "Examples:
   auditor report --store store.db -o report.json --sign key.pem
   auditor report --store store.db --since 2026-12-01T00:00:00Z \\
       --previous nov.json -o dec.json --sign key.pem
+  auditor report --store store.db --exceptions exceptions.yaml -o report.html
+  auditor report --store store.db --until 2m --chain reports/ --sign key.pem
   auditor report verify report.json --key key.pub.pem";
 
 /// Examples for `auditor report verify --help`.
@@ -63,7 +65,8 @@ pub struct ReportArgs {
     /// Fetch every node's report from `auditor run`'s /report and merge them, e.g.
     /// http://auditor-nodes.auditor.svc:9977 (a name resolving to every daemon, as a
     /// headless Service does). Repeatable.
-    #[arg(long, conflicts_with_all = ["store", "merge", "since", "until", "allowlist"])]
+    /// With --since/--until, each daemon reports that period only.
+    #[arg(long, conflicts_with_all = ["store", "merge", "allowlist"])]
     pub collect: Vec<String>,
     /// Compute the cluster report from Prometheus (or Thanos/Mimir: anything with the
     /// Prometheus HTTP API) instead of asking the daemons: PromQL over the series every
@@ -112,6 +115,27 @@ pub struct ReportArgs {
     /// matches its content); give this report's --since where it ends, for no gap.
     #[arg(long, value_name = "FILE")]
     pub previous: Option<PathBuf>,
+    /// Accepted exceptions: a reviewed YAML file (`auditor schema exceptions`), each entry
+    /// an edge (src, dst, optional transport and port) with its reason, owner and
+    /// expiry. A violation one covers is reported as an accepted exception while it is
+    /// in force (`--fail-on violations` ignores it), and as a violation once the edge was
+    /// seen after it expired. The report lists every exception and how often it was used.
+    #[arg(long, value_name = "FILE")]
+    pub exceptions: Option<PathBuf>,
+    /// More controls for the report's Controls section: a YAML mapping in the layout of
+    /// the built-in auditor/controls/pci-dss-v4-soc2.yaml (`auditor schema controls`).
+    /// Its frameworks are added to the built-in PCI DSS v4.0 and SOC 2 ones; a control
+    /// with the same framework and id replaces the built-in one. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub controls: Vec<PathBuf>,
+    /// Add this report to the chain of JSON reports kept in DIR (made if missing): it
+    /// follows DIR's newest report (as --previous), starts where that one ends (as
+    /// --since), and is written to DIR/report-<UNTIL>.json (with its .sig when --sign is
+    /// given). The first report of an empty DIR starts the chain. Scheduled, this keeps
+    /// `auditor report verify --chain DIR` true; give an --until a little in the past
+    /// (e.g. 2m) so every node has delivered the period's end.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "previous", "since", "merge", "schema"])]
+    pub chain: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,10 +217,13 @@ pub enum ReportInput {
         until: Option<i64>,
     },
     Merge(Vec<PathBuf>),
-    /// Daemons to ask for /report, and the bearer token to send.
+    /// Daemons to ask for /report, the bearer token to send, and the period (unix ms;
+    /// None = open).
     Collect {
         urls: Vec<String>,
         token: Option<String>,
+        since: Option<i64>,
+        until: Option<i64>,
     },
     /// Prometheus' HTTP API over a period (unix ms).
     Prometheus {
@@ -220,6 +247,12 @@ pub struct ReportConfig {
     pub expect_nodes: Vec<String>,
     /// `--previous`: the report this one follows in its chain.
     pub previous: Option<PathBuf>,
+    /// `--exceptions`: the accepted exceptions file.
+    pub exceptions: Option<PathBuf>,
+    /// `--controls`: mappings added to the built-in one.
+    pub controls: Vec<PathBuf>,
+    /// `--chain DIR`: the chain this report is added to.
+    pub chain: Option<PathBuf>,
 }
 
 impl TryFrom<ReportArgs> for ReportConfig {
@@ -234,8 +267,22 @@ impl TryFrom<ReportArgs> for ReportConfig {
             anyhow::bail!("--expect-nodes is for making a report, not for `report verify`");
         }
         let previous = a.previous.clone();
-        if previous.is_some() && (a.action.is_some() || a.schema) {
-            anyhow::bail!("--previous is for making a report, not for `report verify` or --schema");
+        let (exceptions, controls) = (a.exceptions.clone(), a.controls.clone());
+        let chain = a.chain.clone();
+        if chain.is_some() && a.format.is_some_and(|f| f != ReportFormat::Json) {
+            anyhow::bail!(
+                "--chain keeps JSON reports (what `verify --chain` checks); render another format with `auditor report --merge DIR/report-….json -o report.html`"
+            );
+        }
+        for (given, flag) in [
+            (chain.is_some(), "--chain"),
+            (previous.is_some(), "--previous"),
+            (exceptions.is_some(), "--exceptions"),
+            (!controls.is_empty(), "--controls"),
+        ] {
+            if given && (a.action.is_some() || a.schema) {
+                anyhow::bail!("{flag} is for making a report, not for `report verify` or --schema");
+            }
         }
         let input = ReportInput::try_from(a)?;
         let format = ReportFormat::chosen(format, output.as_deref())?;
@@ -247,6 +294,9 @@ impl TryFrom<ReportArgs> for ReportConfig {
             sign,
             expect_nodes,
             previous,
+            exceptions,
+            controls,
+            chain,
         })
     }
 }
@@ -291,7 +341,7 @@ impl TryFrom<ReportArgs> for ReportInput {
         } else if a.schema {
             Ok(ReportInput::Schema)
         } else if !a.collect.is_empty() {
-            collect_input(a.collect, a.token_file)
+            collect_input(a.collect, a.token_file, a.since, a.until)
         } else if let Some(url) = a.prometheus {
             prometheus_input(url, a.allowlist, a.since, a.until, a.step)
         } else if !a.merge.is_empty() {
@@ -327,7 +377,12 @@ fn when(flag: &str, v: Option<String>) -> anyhow::Result<Option<i64>> {
 }
 
 /// `--collect`: plain-http daemons, and the token their /report wants.
-fn collect_input(urls: Vec<String>, token_file: Option<PathBuf>) -> anyhow::Result<ReportInput> {
+fn collect_input(
+    urls: Vec<String>,
+    token_file: Option<PathBuf>,
+    since: Option<String>,
+    until: Option<String>,
+) -> anyhow::Result<ReportInput> {
     if let Some(bad) = urls.iter().find(|u| !u.starts_with("http://")) {
         anyhow::bail!("--collect {bad}: give an http:// URL");
     }
@@ -336,6 +391,8 @@ fn collect_input(urls: Vec<String>, token_file: Option<PathBuf>) -> anyhow::Resu
         token: token_file
             .map(|p| read_token(&p, "--token-file"))
             .transpose()?,
+        since: when("--since", since)?,
+        until: when("--until", until)?,
     })
 }
 

@@ -26,6 +26,11 @@ pub enum SchemaName {
     Inventory,
     /// The platform baseline file, `--baseline` (docs/baseline.schema.json).
     Baseline,
+    /// Accepted exceptions, `auditor report --exceptions`
+    /// (allowlist/schema/exceptions.schema.json).
+    Exceptions,
+    /// A controls mapping, `auditor report --controls` (docs/controls.schema.json).
+    Controls,
 }
 
 /// Examples for `auditor schema --help`.

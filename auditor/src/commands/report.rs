@@ -10,7 +10,23 @@ use crate::{
     store::Store,
 };
 
-pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
+pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
+    // The files a report is judged by are read first: their errors come before the work.
+    let mapping = report::Mapping::load(&cfg.controls)?;
+    let exceptions = cfg
+        .exceptions
+        .as_deref()
+        .map(allowlist::file::read_source)
+        .transpose()?;
+    // --chain: follow the newest report in DIR, from where it ends.
+    if let Some(dir) = &cfg.chain {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--chain {}: cannot make the directory", dir.display()))?;
+        if let Some((path, until)) = chain_tail(dir)? {
+            start_at(&mut cfg.input, until)?;
+            cfg.previous = Some(path);
+        }
+    }
     let mut r: Report = match cfg.input {
         ReportInput::Schema => {
             std::io::stdout().write_all(report::schema_json().as_bytes())?;
@@ -22,7 +38,12 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
             signature,
         } => return verify(&report, &key, signature.as_deref()),
         ReportInput::VerifyChain { dir, key } => return verify_chain(&dir, &key),
-        ReportInput::Collect { urls, token } => report::merge(collect(&urls, token.as_deref())?)?,
+        ReportInput::Collect {
+            urls,
+            token,
+            since,
+            until,
+        } => report::merge(collect(&urls, token.as_deref(), since, until)?)?,
         ReportInput::Merge(paths) => merged(&paths)?,
         ReportInput::Prometheus {
             url,
@@ -62,6 +83,21 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
     if !cfg.expect_nodes.is_empty() {
         report::expect_nodes(&mut r, cfg.expect_nodes);
     }
+    if let Some((text, origin)) = &exceptions {
+        // The report's own services: an exceptions file reads the same against every
+        // report of one allowlist, whatever its source.
+        let services: std::collections::BTreeSet<&str> = r
+            .rows
+            .iter()
+            .flat_map(|x| [x.src.as_str(), x.dst.as_str()])
+            .collect();
+        let list = allowlist::exceptions::parse(text, origin, &|n: &str| {
+            services.get(n).map(|s| (*s).to_string())
+        })?;
+        let sha256 = crate::provenance::sha256_hex(text.as_bytes());
+        report::apply_exceptions(&mut r, &list, origin, sha256);
+    }
+    report::attach_controls(&mut r, &mapping);
     if let Some(path) = &cfg.previous {
         r.previous = Some(previous_of(path, &r)?);
     }
@@ -79,6 +115,18 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         .as_deref()
         .map(report::sign::load_private)
         .transpose()?;
+    if let Some(dir) = &cfg.chain {
+        let name = format!("report-{}.json", r.period.until.replace(':', ""));
+        let path = dir.join(name);
+        if path.exists() {
+            anyhow::bail!(
+                "--chain: {} exists: a report ending at {} is already in the chain",
+                path.display(),
+                r.period.until
+            );
+        }
+        cfg.output = Some(path);
+    }
     match &cfg.output {
         Some(p) => {
             std::fs::write(p, &bytes).with_context(|| format!("writing {}", p.display()))?;
@@ -144,6 +192,53 @@ pub fn run(cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::from(1));
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The chain's newest report in `dir` (the latest period end), and that end in unix ms;
+/// None when `dir` holds no JSON report yet.
+fn chain_tail(dir: &std::path::Path) -> anyhow::Result<Option<(std::path::PathBuf, i64)>> {
+    let mut newest: Option<(std::path::PathBuf, i64)> = None;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("--chain {}: cannot read the directory", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text =
+            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let r: Report = serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "--chain {}: {} is not a JSON report; keep only the chain's reports there",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        let until = period_ms(&r.period.until).with_context(|| format!("{}", path.display()))?;
+        if newest.as_ref().is_none_or(|(_, u)| until > *u) {
+            newest = Some((path, until));
+        }
+    }
+    Ok(newest)
+}
+
+/// Starts a report's period at `since` (unix ms): the end of the report it follows.
+fn start_at(input: &mut ReportInput, at: i64) -> anyhow::Result<()> {
+    match input {
+        ReportInput::Store { since, .. } | ReportInput::Collect { since, .. } => *since = Some(at),
+        ReportInput::Prometheus { since, until, .. } => {
+            *since = at;
+            anyhow::ensure!(
+                *until > at,
+                "--chain: the chain's newest report ends at {}, not before --until",
+                crate::model::time::rfc3339_millis(at)
+            );
+        }
+        _ => anyhow::bail!(
+            "--chain needs a report with a period: --store, --collect or --prometheus"
+        ),
+    }
+    Ok(())
 }
 
 /// A report period's bound (RFC 3339), in unix ms.
@@ -429,7 +524,21 @@ fn merged(paths: &[std::path::PathBuf]) -> anyhow::Result<Report> {
 
 /// Every node's report: each URL's host is resolved to all its addresses (a headless
 /// Service's name resolves to every daemon pod) and each is asked for /report.
-fn collect(urls: &[String], token: Option<&str>) -> anyhow::Result<Vec<(String, Report)>> {
+fn collect(
+    urls: &[String],
+    token: Option<&str>,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> anyhow::Result<Vec<(String, Report)>> {
+    let window: Vec<String> = [("since", since), ("until", until)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|ms| format!("{k}={}", crate::model::time::rfc3339_millis(ms))))
+        .collect();
+    let query = if window.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", window.join("&"))
+    };
     use std::net::ToSocketAddrs;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -449,7 +558,7 @@ fn collect(urls: &[String], token: Option<&str>) -> anyhow::Result<Vec<(String, 
             .collect();
         anyhow::ensure!(!addrs.is_empty(), "{authority} resolves to no address");
         for addr in addrs {
-            let target = format!("http://{addr}/report");
+            let target = format!("http://{addr}/report{query}");
             let text = rt.block_on(async {
                 let mut req = http.get(&target);
                 if let Some(t) = token {

@@ -25,6 +25,8 @@ pub fn schema_json(name: SchemaName) -> String {
         SchemaName::Overrides => allowlist::schema::overrides_schema(),
         SchemaName::Inventory => crate::identity::inventory::schema_json(),
         SchemaName::Baseline => crate::verdict::baseline::schema_json(),
+        SchemaName::Exceptions => allowlist::schema::exceptions_schema(),
+        SchemaName::Controls => crate::report::controls::schema_json(),
     }
 }
 

@@ -1,5 +1,5 @@
 //! /metrics, /healthz (the process is alive), /readyz (probes attached, policy loaded) and
-//! /report (this node's report from its store).
+//! /report (this node's report from its store; `?since=&until=` (RFC 3339) for a period).
 //!
 //! The server is bounded so a slow or hostile client cannot hold the daemon: a client
 //! must send its request headers within `--http-header-timeout`, a connection quiet for
@@ -74,8 +74,31 @@ pub struct ReportCache {
 
 struct CachedReport {
     generation: u64,
+    /// The period asked for (unix ms; None = open).
+    window: (Option<i64>, Option<i64>),
     built_at: Instant,
     body: Bytes,
+}
+
+/// `/report?since=…&until=…` (RFC 3339): the period the report covers; open when absent.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Window {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+impl Window {
+    fn ms(&self) -> Result<(Option<i64>, Option<i64>), String> {
+        let parse = |name: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|t| {
+                    crate::model::time::parse_rfc3339(t)
+                        .map_err(|e| format!("{name}={t:?}: give an RFC 3339 time ({e})"))
+                })
+                .transpose()
+        };
+        Ok((parse("since", &self.since)?, parse("until", &self.until)?))
+    }
 }
 
 impl ReportCache {
@@ -107,7 +130,11 @@ fn rejected(s: &Shared, reason: &'static str) {
 }
 
 /// This node's report as JSON, from its store: what the cluster report collects.
-async fn report(State(s): State<Arc<Shared>>, headers: HeaderMap) -> axum::response::Response {
+async fn report(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<Window>, axum::extract::rejection::QueryRejection>,
+) -> axum::response::Response {
     if let Some(token) = &s.report_token
         && !authorized(&headers, token)
     {
@@ -119,6 +146,10 @@ async fn report(State(s): State<Arc<Shared>>, headers: HeaderMap) -> axum::respo
         )
             .into_response();
     }
+    let window = match query.map_err(|e| e.body_text()).and_then(|q| q.ms()) {
+        Ok(w) => w,
+        Err(why) => return (StatusCode::BAD_REQUEST, format!("/report: {why}\n")).into_response(),
+    };
     let Some(path) = s.store_path.clone() else {
         return (
             StatusCode::NOT_FOUND,
@@ -138,6 +169,7 @@ async fn report(State(s): State<Arc<Shared>>, headers: HeaderMap) -> axum::respo
     };
     let generation = s.store_generation.load(Ordering::Relaxed);
     if let Some(c) = slot.as_ref()
+        && c.window == window
         && (c.built_at >= arrived
             || (c.generation == generation && c.built_at.elapsed() < REPORT_MAX_AGE))
     {
@@ -147,7 +179,8 @@ async fn report(State(s): State<Arc<Shared>>, headers: HeaderMap) -> axum::respo
     *slot = None;
     let built = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         let store = crate::store::Store::open_existing(&path)?;
-        let mut r = crate::report::from_store(&store, None, None, None)?;
+        let mut r = crate::report::from_store(&store, None, window.0, window.1)?;
+        crate::report::attach_controls(&mut r, &crate::report::Mapping::builtin());
         crate::report::seal(&mut r);
         Ok(serde_json::to_string(&r)?)
     })
@@ -157,6 +190,7 @@ async fn report(State(s): State<Arc<Shared>>, headers: HeaderMap) -> axum::respo
             let body = Bytes::from(text);
             *slot = Some(CachedReport {
                 generation,
+                window,
                 built_at: Instant::now(),
                 body: body.clone(),
             });

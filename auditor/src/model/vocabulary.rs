@@ -90,6 +90,19 @@ pub const CONCEPTS: &[Concept] = &[
             "address_source",
         ],
     },
+    Concept {
+        name: "exception",
+        plural: Some("exceptions"),
+        meaning: "an accepted exception (`auditor report --exceptions`): a reviewed violation, with its reason, owner and expiry",
+        not: &[
+            "waiver",
+            "exemption",
+            "suppression",
+            "suppressed",
+            "allowance",
+            "risk_acceptance",
+        ],
+    },
 ];
 
 /// The concept a word must not name, if it is one of the forbidden words.

@@ -22,6 +22,11 @@ table.facts{width:auto;margin:8px 0 4px}table.facts th{white-space:nowrap;width:
 .muted{color:#757575;font-size:12px}
 .figure{border:1px solid #eee;border-radius:6px}svg.diagram{display:block;max-width:100%;height:auto}
 td.num{white-space:nowrap}
+table.controls{table-layout:fixed}table.controls col.c{width:9%}table.controls col.r{width:21%}table.controls col.s{width:10%}table.controls col.e{width:30%}table.controls col.m{width:30%}
+table.controls ul{margin:0;padding-left:14px}
+.status{display:inline-block;padding:2px 8px;border-radius:10px;font-weight:bold;white-space:nowrap}
+.met{background:#e8f5e9;color:#1b5e20}.not_met{background:#ffebee;color:#b71c1c}.not_evidenced{background:#fff8e1;color:#8d6e00}
+table.signoff{width:auto;margin-top:14px}table.signoff td{min-width:220px;height:26px;border:none;border-bottom:1px solid #9e9e9e}table.signoff th{border:none;background:none}
 @media (max-width:1000px){body{margin:10px}table{font-size:11px}th,td{padding:3px 4px}.card{min-width:120px}}
 @page{margin:12mm}
 @media print{
@@ -33,7 +38,8 @@ td.num{white-space:nowrap}
  thead{display:table-header-group}
  tr{break-inside:avoid;page-break-inside:avoid}
  th{background:#eee;-webkit-print-color-adjust:exact;print-color-adjust:exact}
- tr.bad td,tr.never td,tr.unverified td,.headline{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ tr.bad td,tr.never td,tr.unverified td,.headline,.status{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ table.controls tr{break-inside:avoid}
 }
 ";
 
@@ -41,12 +47,14 @@ pub fn render(r: &Report) -> String {
     let mut o = String::new();
     header(&mut o, r);
     cards(&mut o, r);
+    controls(&mut o, r);
     let _ = writeln!(
         o,
         "<h2>Services and connections</h2>\n<div class=\"figure\">{}</div>",
         diagram::render(r)
     );
     violations(&mut o, r);
+    accepted(&mut o, r);
     document_findings(&mut o, r);
     platform(&mut o, r);
     names(&mut o, r);
@@ -128,6 +136,20 @@ fn cards(o: &mut String, r: &Report) {
             s.documented_observed_port_unverified.to_string(),
             "observed, port not verified",
         )
+    }))
+    .chain(
+        (s.accepted_edges > 0)
+            .then(|| (s.accepted_edges.to_string(), "edges accepted as exceptions")),
+    )
+    .chain(r.controls.as_ref().map(|c| {
+        (
+            format!(
+                "{} / {}",
+                c.results.iter().filter(|x| x.status == "met").count(),
+                c.results.len()
+            ),
+            "controls met",
+        )
     })) {
         let _ = writeln!(
             o,
@@ -141,19 +163,29 @@ fn cards(o: &mut String, r: &Report) {
 /// Every violation edge.
 fn violations(o: &mut String, r: &Report) {
     let _ = writeln!(o, "<h2>Violations</h2>");
-    if r.violations.is_empty() {
+    edges(o, r, &r.violations, "violations");
+}
+
+/// A table of violation edges (or accepted ones), with what each cites.
+fn edges(o: &mut String, r: &Report, list: &[super::ObservedEdge], id: &str) {
+    if list.is_empty() {
         let _ = writeln!(o, "<p>None.</p>");
     } else {
         let _ = writeln!(
             o,
-            "<table id=\"violations\"><thead><tr><th>Verdict</th><th>Source (src)</th><th>Destination (dst)</th><th>Port</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Process</th><th>Rules (closest documented rows)</th></tr></thead><tbody>"
+            "<table id=\"{id}\"><thead><tr><th>Verdict</th><th>Source (src)</th><th>Destination (dst)</th><th>Port</th><th>Connections</th><th>First seen</th><th>Last seen</th><th>Nodes</th><th>Process</th><th>Rules (closest documented rows)</th></tr></thead><tbody>"
         );
-        for v in &r.violations {
+        let class = if id == "violations" {
+            " class=\"bad\""
+        } else {
+            ""
+        };
+        for v in list {
             let (e, k) = (&v.edge, v.edge.key());
             let cited = e.cited_rows("–");
             let _ = writeln!(
                 o,
-                "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr{class}><td>{}</td><td>{}</td><td>{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(k.verdict.as_str()),
                 esc(&k.src),
                 esc(&e.dst.name_and_domain()),
@@ -170,11 +202,75 @@ fn violations(o: &mut String, r: &Report) {
                 esc(&rfc3339_seconds(e.last_seen)),
                 esc(&v.nodes.join(", ")),
                 esc(&e.example_text()),
-                esc(&(cited + &super::findings::explained_text(v)))
+                esc(&(cited
+                    + &super::findings::explained_text(v)
+                    + &super::exceptions::exception_text(r, v)))
             );
         }
         let _ = writeln!(o, "</tbody></table>");
     }
+}
+
+/// Every accepted exception and what it covered, then the edges it accepted.
+fn accepted(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "<h2>Accepted exceptions</h2>");
+    let (lead, items) = super::exceptions::section(r);
+    let _ = writeln!(o, "<p>{}</p>", esc(&lead));
+    if !items.is_empty() {
+        let _ = writeln!(o, "<ul id=\"exceptions\">");
+        for i in &items {
+            let _ = writeln!(o, "<li>{}</li>", esc(i));
+        }
+        let _ = writeln!(o, "</ul>");
+    }
+    if !r.accepted.is_empty() {
+        edges(o, r, &r.accepted, "accepted");
+    }
+}
+
+/// The controls auditors test: status, evidence and what is missing, then a place to
+/// sign.
+fn controls(o: &mut String, r: &Report) {
+    let _ = writeln!(
+        o,
+        "<h2>Controls</h2>\n<p>{}</p>",
+        esc(&super::controls::lead(r))
+    );
+    let Some(c) = &r.controls else {
+        return;
+    };
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            return "–".to_string();
+        }
+        let li: String = items
+            .iter()
+            .map(|i| format!("<li>{}</li>", esc(i)))
+            .collect();
+        format!("<ul>{li}</ul>")
+    };
+    let _ = writeln!(
+        o,
+        "<table class=\"controls\" id=\"controls\"><colgroup><col class=\"c\"><col class=\"r\"><col class=\"s\"><col class=\"e\"><col class=\"m\"></colgroup><thead><tr><th>Control</th><th>Requirement</th><th>Status</th><th>Evidence</th><th>Missing</th></tr></thead><tbody>"
+    );
+    for x in &c.results {
+        let _ = writeln!(
+            o,
+            "<tr><td><b>{}</b><br>{}</td><td>{}</td><td><span class=\"status {}\">{}</span></td><td>{}</td><td>{}</td></tr>",
+            esc(&x.control),
+            esc(&x.framework),
+            esc(&x.requirement),
+            esc(&x.status),
+            super::controls::status_text(&x.status),
+            list(&x.evidence),
+            list(&x.missing)
+        );
+    }
+    let _ = writeln!(o, "</tbody></table>");
+    let _ = writeln!(
+        o,
+        "<table class=\"signoff\"><tr><th>Reviewed by</th><td></td><th>Date</th><td></td></tr><tr><th>Signature</th><td></td><th>Role</th><td></td></tr></table>"
+    );
 }
 
 /// What the document's own lint found, which violations cite.

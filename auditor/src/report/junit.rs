@@ -1,7 +1,8 @@
 //! The report as JUnit XML, which CI systems display natively: one testcase per
 //! documented row (failed when it is a violation's closest row, skipped when never
 //! observed or observed with its port not verified) and one failed testcase per
-//! violation edge.
+//! violation edge; one testcase per accepted exception edge (passed) and per control
+//! (failed when not met, skipped when not evidenced).
 
 use std::fmt::Write;
 
@@ -51,7 +52,9 @@ pub fn render(r: &Report) -> String {
             crate::model::time::rfc3339_seconds(e.last_seen),
             v.nodes.join(", "),
             e.example_text(),
-            e.cited_rows("none") + &super::findings::explained_text(v)
+            e.cited_rows("none")
+                + &super::findings::explained_text(v)
+                + &super::exceptions::exception_text(r, v)
         );
         let _ = writeln!(
             viol,
@@ -60,6 +63,28 @@ pub fn render(r: &Report) -> String {
             xml(e.verdict.as_str()),
             xml(&detail),
             xml(&detail)
+        );
+    }
+    let (controls, control_failures, control_skipped) = controls(r);
+    let mut accepted = String::new();
+    for v in &r.accepted {
+        let e = &v.edge;
+        let _ = writeln!(
+            accepted,
+            "    <testcase classname=\"accepted exceptions\" name=\"{}\" time=\"0\"><system-out>{}</system-out></testcase>",
+            xml(&format!(
+                "{} {} -> {} {}/{}",
+                e.verdict.as_str(),
+                e.src.name(),
+                e.dst.name_and_domain(),
+                e.transport.as_str(),
+                e.dst.port.unwrap_or(0)
+            )),
+            xml(&format!(
+                "{} connection(s){}",
+                e.count,
+                super::exceptions::exception_text(r, v)
+            ))
         );
     }
     let title = r
@@ -84,10 +109,11 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     let _ = writeln!(
         o,
-        "<testsuites name=\"auditor: {}\" tests=\"{}\" failures=\"{}\" skipped=\"{row_skipped}\" time=\"0\">",
+        "<testsuites name=\"auditor: {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"0\">",
         xml(title),
-        r.rows.len() + r.violations.len(),
-        row_failures + r.violations.len()
+        r.rows.len() + r.violations.len() + r.accepted.len() + control_count(r),
+        row_failures + r.violations.len() + control_failures,
+        row_skipped + control_skipped
     );
     let _ = writeln!(
         o,
@@ -122,8 +148,64 @@ pub fn render(r: &Report) -> String {
         xml(&r.generated_at)
     );
     o.push_str(&viol);
-    let _ = writeln!(o, "  </testsuite>\n</testsuites>");
+    let _ = writeln!(o, "  </testsuite>");
+    if !r.accepted.is_empty() {
+        let _ = writeln!(
+            o,
+            "  <testsuite name=\"accepted exceptions\" tests=\"{}\" failures=\"0\" errors=\"0\" skipped=\"0\" time=\"0\" timestamp=\"{}\">",
+            r.accepted.len(),
+            xml(&r.generated_at)
+        );
+        o.push_str(&accepted);
+        let _ = writeln!(o, "  </testsuite>");
+    }
+    if r.controls.is_some() {
+        let _ = writeln!(
+            o,
+            "  <testsuite name=\"controls\" tests=\"{}\" failures=\"{control_failures}\" errors=\"0\" skipped=\"{control_skipped}\" time=\"0\" timestamp=\"{}\">",
+            control_count(r),
+            xml(&r.generated_at)
+        );
+        o.push_str(&controls);
+        let _ = writeln!(o, "  </testsuite>");
+    }
+    let _ = writeln!(o, "</testsuites>");
     o
+}
+
+fn control_count(r: &Report) -> usize {
+    r.controls.as_ref().map_or(0, |c| c.results.len())
+}
+
+/// One testcase per control: failed when not met, skipped when not evidenced (CI shows
+/// why), passed when met.
+fn controls(r: &Report) -> (String, usize, usize) {
+    let (mut out, mut failures, mut skipped) = (String::new(), 0, 0);
+    for x in r.controls.iter().flat_map(|c| &c.results) {
+        let name = xml(&format!("{} {}: {}", x.framework, x.control, x.requirement));
+        let missing = xml(&x.missing.join("; "));
+        let evidence = xml(&x.evidence.join("; "));
+        let body = match x.status.as_str() {
+            "met" => format!("<system-out>{evidence}</system-out>"),
+            "not_met" => {
+                failures += 1;
+                format!(
+                    "<failure type=\"not_met\" message=\"{missing}\">{missing}</failure><system-out>{evidence}</system-out>"
+                )
+            }
+            _ => {
+                skipped += 1;
+                format!(
+                    "<skipped message=\"not evidenced: {missing}\"/><system-out>{evidence}</system-out>"
+                )
+            }
+        };
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"controls\" name=\"{name}\" time=\"0\">{body}</testcase>"
+        );
+    }
+    (out, failures, skipped)
 }
 
 /// The DNS names as properties, like the capture and the coverage: `names` (what is

@@ -35,7 +35,9 @@ fn cells(items: &[String], sep: &str) -> String {
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     header(&mut o, r);
+    controls(&mut o, r);
     violations(&mut o, r);
+    accepted(&mut o, r);
     document_findings(&mut o, r);
     platform(&mut o, r);
     names(&mut o, r);
@@ -93,7 +95,12 @@ fn header(o: &mut String, r: &Report) {
 /// Every violation edge.
 fn violations(o: &mut String, r: &Report) {
     let _ = writeln!(o, "## Violations\n");
-    if r.violations.is_empty() {
+    edges(o, r, &r.violations);
+}
+
+/// A table of violation edges (or accepted ones), with what each cites.
+fn edges(o: &mut String, r: &Report, list: &[super::ObservedEdge]) {
+    if list.is_empty() {
         let _ = writeln!(o, "None.\n");
     } else {
         let _ = writeln!(
@@ -101,7 +108,7 @@ fn violations(o: &mut String, r: &Report) {
             "| Verdict | Source (src) | Destination (dst) | Port | Connections | First seen | Last seen | Nodes | Process | Rules (closest documented rows) |"
         );
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
-        for v in &r.violations {
+        for v in list {
             let (e, k) = (&v.edge, v.edge.key());
             let _ = writeln!(
                 o,
@@ -116,11 +123,62 @@ fn violations(o: &mut String, r: &Report) {
                 rfc3339_seconds(e.last_seen),
                 cells(&v.nodes, ", "),
                 cell(&e.example_text()),
-                cell(&(e.cited_rows("-") + &super::findings::explained_text(v)))
+                cell(
+                    &(e.cited_rows("-")
+                        + &super::findings::explained_text(v)
+                        + &super::exceptions::exception_text(r, v))
+                )
             );
         }
         let _ = writeln!(o);
     }
+}
+
+/// Every accepted exception and what it covered, then the edges it accepted.
+fn accepted(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "## Accepted exceptions\n");
+    let (lead, items) = super::exceptions::section(r);
+    let _ = writeln!(o, "{}\n", cell(&lead));
+    for i in &items {
+        let _ = writeln!(o, "- {}", cell(i));
+    }
+    if !items.is_empty() {
+        let _ = writeln!(o);
+    }
+    if !r.accepted.is_empty() {
+        edges(o, r, &r.accepted);
+    }
+}
+
+/// The controls auditors test, each with its status, evidence and what is missing.
+fn controls(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "## Controls\n");
+    let _ = writeln!(o, "{}\n", cell(&super::controls::lead(r)));
+    let Some(c) = &r.controls else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "| Framework | Control | Requirement | Status | Evidence | Missing |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|");
+    for x in &c.results {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | **{}** | {} | {} |",
+            cell(&x.framework),
+            cell(&x.control),
+            cell(&x.requirement),
+            super::controls::status_text(&x.status),
+            cells(&x.evidence, "; "),
+            if x.missing.is_empty() {
+                "-".to_string()
+            } else {
+                cells(&x.missing, "; ")
+            }
+        );
+    }
+    let _ = writeln!(o);
 }
 
 /// What the document's own lint found, which violations cite.

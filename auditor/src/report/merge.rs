@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use super::{
     Gap, ObservedEdge, PlatformEntry, Report, SCHEMA,
-    model::{Capture, SCHEMA_2, SCHEMA_3, SCHEMA_4, SCHEMA_5, SCHEMA_6, parse_time},
+    model::{Capture, SCHEMA_2, SCHEMA_3, SCHEMA_4, SCHEMA_5, SCHEMA_6, SCHEMA_7, parse_time},
     seal::check_digest,
 };
 use crate::{
@@ -23,9 +23,11 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     let mut it = reports.into_iter();
     let (first_name, mut out) = it.next().context("nothing to merge")?;
     check_digest(&first_name, &out)?;
+    as_documents_judge(&first_name, &mut out);
     let mut seen: Vec<(String, String)> = vec![(first_name, evidence_key(&out))];
-    for (name, r) in it {
+    for (name, mut r) in it {
         check_digest(&name, &r)?;
+        as_documents_judge(&name, &mut r);
         check_mergeable(&name, &r, &out)?;
         let key = evidence_key(&r);
         if let Some((earlier, _)) = seen.iter().find(|(_, k)| *k == key) {
@@ -62,11 +64,35 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     Ok(out)
 }
 
+/// An input judged by the documents alone: its accepted exceptions are violations
+/// again and its controls are dropped, since both are re-evaluated on the merged report
+/// (with the merge's own `--exceptions` and mappings).
+fn as_documents_judge(name: &str, r: &mut Report) {
+    if let Some(x) = &r.exceptions {
+        eprintln!(
+            "auditor: note: {name} had the exceptions of {} applied: the merged report applies only those --exceptions gives",
+            x.file
+        );
+    }
+    let accepted = std::mem::take(&mut r.accepted);
+    r.violations.extend(accepted);
+    for v in &mut r.violations {
+        v.exception = None;
+    }
+    r.exceptions = None;
+    merge_violations(&mut r.violations);
+    r.controls = None;
+}
+
 /// A report merges only with one of this layout, made against the same allowlist.
 fn check_mergeable(name: &str, r: &Report, out: &Report) -> anyhow::Result<()> {
-    if ![SCHEMA, SCHEMA_6, SCHEMA_5, SCHEMA_4, SCHEMA_3, SCHEMA_2].contains(&r.schema.as_str()) {
+    if ![
+        SCHEMA, SCHEMA_7, SCHEMA_6, SCHEMA_5, SCHEMA_4, SCHEMA_3, SCHEMA_2,
+    ]
+    .contains(&r.schema.as_str())
+    {
         bail!(
-            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_6}, {SCHEMA_5}, {SCHEMA_4}, {SCHEMA_3} or {SCHEMA_2})",
+            "{name}: cannot merge a report of schema {:?} (expected {SCHEMA}, {SCHEMA_7}, {SCHEMA_6}, {SCHEMA_5}, {SCHEMA_4}, {SCHEMA_3} or {SCHEMA_2})",
             r.schema
         );
     }
@@ -257,6 +283,8 @@ pub(super) fn finish(r: &mut Report) {
         .collect();
     s.violation_edges = r.violations.len();
     s.violating_connections = r.violations.iter().map(|v| v.edge.count).sum();
+    s.accepted_edges = r.accepted.len();
+    s.accepted_connections = r.accepted.iter().map(|v| v.edge.count).sum();
     s.allowed_connections = s.by_verdict.get("allowed").copied().unwrap_or(0);
     s.platform_connections = r.platform.iter().map(|p| p.connections).sum();
     s.watched_seconds = r.coverage.watched_seconds;
@@ -446,6 +474,13 @@ fn headline(r: &Report) -> String {
             )
         }
     );
+    if s.accepted_edges > 0 {
+        headline.pop();
+        headline.push_str(&format!(
+            "; {} edge(s), {} connection(s) accepted as exceptions.",
+            s.accepted_edges, s.accepted_connections
+        ));
+    }
     if s.platform_connections > 0 {
         headline.pop();
         headline.push_str(&format!(

@@ -10,11 +10,16 @@
 //!   store's edges and learned names), `merge` (per-node reports combined; the summary and coverage
 //!   recomputed from the parts), `seal` (the report's own digest), `sign` (detached
 //!   ed25519 signatures of the written file);
+//! - what the report is judged by beyond the documents: `findings` (the document's own
+//!   lint findings), `exceptions` (accepted exceptions, `--exceptions`), `controls` (the
+//!   controls auditors test, from a YAML mapping);
 //! - the formats: `header` (the facts every format's header prints), `markdown`, `html`
 //!   (with the `diagram` of the services), `junit`, `pdf` (the HTML printed). JSON is
 //!   the model serialised.
 
+pub mod controls;
 pub mod diagram;
+mod exceptions;
 mod findings;
 mod header;
 pub mod html;
@@ -29,15 +34,18 @@ mod seal;
 pub mod sign;
 mod store;
 
+pub use controls::{Mapping, attach_controls};
+pub use exceptions::apply_exceptions;
 pub use findings::attach_findings;
 pub use header::{
     capture_banner, coverage_text, gap_reason_text, header_facts, learned_text, names_text,
 };
 pub use merge::{expect_nodes, merge};
 pub use model::{
-    BareEgress, Capture, Coverage, Document, DocumentFinding, DomainUse, Evidence, Gap, Interval,
-    Learned, NamedEgress, Names, ObservedEdge, Period, PlatformEntry, Previous, Replayed, Report,
-    RowReport, SCHEMA, Seen, ServiceNames, Summary, parse_when, schema_json,
+    BareEgress, Capture, ControlResult, Controls, Coverage, Document, DocumentFinding, DomainUse,
+    Evidence, ExceptionUse, ExceptionsUsed, Gap, Interval, Learned, NamedEgress, Names,
+    ObservedEdge, Period, PlatformEntry, Previous, Replayed, Report, RowReport, SCHEMA, Seen,
+    ServiceNames, Summary, parse_when, schema_json,
 };
 pub use seal::{compute_digest, seal};
 pub use store::from_store;

@@ -14,7 +14,13 @@ use crate::{
     model::{Millis, Verdict},
 };
 
-pub const SCHEMA: &str = "auditor-report/7";
+pub const SCHEMA: &str = "auditor-report/8";
+
+/// The layout before a report carried accepted exceptions (`accepted`, `exceptions`,
+/// a violation's `exception`, the summary's `accepted_*`) and the controls it evidences
+/// (`controls`): still read, merged and verified (it reads with those absent, and
+/// serialises the same).
+pub const SCHEMA_7: &str = "auditor-report/7";
 
 /// The layout before a report could name the report before it (`previous`) and carried
 /// the document's findings: still read, merged and verified (it reads with those absent,
@@ -44,7 +50,9 @@ pub const SCHEMA_2: &str = "auditor-report/2";
 #[serde(deny_unknown_fields)]
 #[schemars(title = "auditor compliance report")]
 pub struct Report {
-    /// "auditor-report/7" for this layout. "auditor-report/6" is read too (the same without
+    /// "auditor-report/8" for this layout. "auditor-report/7" is read too (the same without
+    /// `accepted`, `exceptions`, `controls`, a violation's `exception` and the summary's
+    /// `accepted_edges`/`accepted_connections`), "auditor-report/6" (the same without
     /// `previous`, `document_findings` and violations' `explained_by`), "auditor-report/5" (a /6 report with
     /// `drops.lru_evictions` for `drops.connections_lost`), "auditor-report/4" (a /5 report
     /// without `names`), and "auditor-report/3" (a /4 report without `port_verified`, `documented_observed_port_unverified`,
@@ -74,8 +82,23 @@ pub struct Report {
     pub coverage: Coverage,
     /// Every documented connection, in table order.
     pub rows: Vec<RowReport>,
-    /// Every edge that is not an allowed connection, most connections first.
+    /// Every edge that is not an allowed connection, most connections first; an accepted
+    /// exception in force is not one (`accepted`), an expired one is (its `exception`
+    /// names it).
     pub violations: Vec<ObservedEdge>,
+    /// Violations an accepted exception (`auditor report --exceptions`) covered: each
+    /// edge's `exception` names it. Not violations: `--fail-on violations` ignores them.
+    /// Absent when none, and before `auditor-report/8`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<ObservedEdge>,
+    /// The accepted exceptions file the report was made with, every entry and how often
+    /// it was used. Absent when none was given, and before `auditor-report/8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exceptions: Option<ExceptionsUsed>,
+    /// The controls auditors test (PCI DSS, SOC 2, or a user's own mapping) with their
+    /// status and the evidence behind it. Absent before `auditor-report/8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controls: Option<Controls>,
     /// What this report's source cannot know that a store-based report does (a report
     /// computed from Prometheus has no example processes, for one). Absent for a store.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -153,6 +176,12 @@ pub struct Summary {
     pub violation_edges: usize,
     pub violating_connections: u64,
     pub allowed_connections: u64,
+    /// Edges an accepted exception in force covered (`accepted`), and their
+    /// connections: counted apart from violations. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub accepted_edges: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub accepted_connections: u64,
     /// Connections the platform baseline allowed (verdict `platform`).
     #[serde(default)]
     pub platform_connections: u64,
@@ -442,6 +471,89 @@ pub struct ObservedEdge {
     /// connection a row's text describes that no row lists): absent when none does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub explained_by: Vec<FindingRef>,
+    /// The accepted exception covering this edge, by id: in force when the edge is in
+    /// `accepted`, expired before the edge was last seen when it is in `violations`.
+    /// Absent when none covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+}
+
+/// The accepted exceptions file a report was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionsUsed {
+    /// The file as named to `--exceptions`.
+    pub file: String,
+    /// sha256 of its bytes: which reviewed version was applied.
+    pub sha256: String,
+    /// Every exception in it, in file order, used or not.
+    pub entries: Vec<ExceptionUse>,
+}
+
+/// One accepted exception and what it covered in the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionUse {
+    pub id: String,
+    pub src: String,
+    pub dst: String,
+    /// tcp or udp; absent: either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    /// Absent: any port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub reason: String,
+    pub owner: String,
+    /// As the file gives it (a date is in force through that day, UTC).
+    pub expires: String,
+    /// The first instant it is no longer in force (RFC 3339).
+    pub expired_from: String,
+    /// "in_force" at the end of the period, or "expired".
+    pub status: String,
+    /// Edges it accepted (in `accepted`), and their connections.
+    pub accepted_edges: usize,
+    pub accepted_connections: u64,
+    /// Edges it covers that were seen after it expired: violations again.
+    pub expired_edges: usize,
+}
+
+/// The controls section: which mappings were applied, and each control's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Controls {
+    /// The mapping files applied: the built-in one (`auditor/controls/*.yaml`) and any
+    /// `--controls FILE`, each with its sha256.
+    pub mappings: Vec<MappingUsed>,
+    pub results: Vec<ControlResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingUsed {
+    pub file: String,
+    pub sha256: String,
+}
+
+/// One control, judged on this report's evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControlResult {
+    /// "PCI DSS v4.0", "SOC 2", ...
+    pub framework: String,
+    /// The control's id in its framework ("1.2.5", "CC6.6").
+    pub control: String,
+    /// What the control requires, in the mapping's words.
+    pub requirement: String,
+    /// "met", "not_met" (the evidence shows it failed) or "not_evidenced" (the evidence
+    /// cannot show it either way: `missing` says what is lacking).
+    pub status: String,
+    /// The checks the mapping rests it on (`rows_identified`, `no_violations`, ...).
+    pub checks: Vec<String>,
+    /// The report's facts behind the status.
+    pub evidence: Vec<String>,
+    /// What is missing or failed, for the status to be met.
+    pub missing: Vec<String>,
 }
 
 /// What the allowlist's own lint found in the document (`auditor allowlist check`).
@@ -637,6 +749,10 @@ fn yes() -> bool {
     true
 }
 
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
+}
+
 /// A summary to be filled by `merge::finish`.
 pub(super) fn empty_summary() -> Summary {
     Summary {
@@ -648,6 +764,8 @@ pub(super) fn empty_summary() -> Summary {
         documented_not_observed: Vec::new(),
         violation_edges: 0,
         violating_connections: 0,
+        accepted_edges: 0,
+        accepted_connections: 0,
         allowed_connections: 0,
         platform_connections: 0,
         mesh_leg_connections: 0,

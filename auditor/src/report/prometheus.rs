@@ -290,6 +290,10 @@ fn rules(s: &str) -> Vec<u32> {
     s.split(',').filter_map(|r| r.trim().parse().ok()).collect()
 }
 
+/// The limit that says a Prometheus report knows no connection's direction (the
+/// controls on inbound or outbound traffic then count every violation as both).
+pub const NO_DIRECTION: &str = "Prometheus holds counts, not connections: there are no example processes, no connection direction, no Kubernetes pod or workload of the ends, and no per-connection detail; the daemons' events and stores have them.";
+
 /// The report over [since, until] from the daemons' series in Prometheus.
 pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
     if q.until_ms <= q.since_ms {
@@ -320,7 +324,7 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         format!(
             "Computed from Prometheus at {base} (job=\"{JOB}\"), at a resolution of {step_s} s: counts may be off by what happened within one step of the period's edges."
         ),
-        "Prometheus holds counts, not connections: there are no example processes, no connection direction, no Kubernetes pod or workload of the ends, and no per-connection detail; the daemons' events and stores have them.".to_string(),
+        NO_DIRECTION.to_string(),
         "Connections held open from before a daemon started (found by its walk of open sockets) open nothing, so they add no count: a row seen only that way is reported observed by a store report (evidence: active) and not here.".to_string(),
         "Prometheus series never carry DNS names (a name is never a metric label): which names egress was reached by, and which egress used a bare address, is unknown here; the stores have them.".to_string(),
         "A violation edge that had no series of its own (beyond the daemon's series budget, or an aggregated destination) is reported under the aggregate name its series carries.".to_string(),
@@ -434,6 +438,9 @@ pub fn from_prometheus(q: &Query<'_>) -> anyhow::Result<Report> {
         // The series never carry a name (cardinality): unknown, said in the limits too.
         names: Some(super::names::unknown()),
         document_findings: Vec::new(),
+        accepted: Vec::new(),
+        exceptions: None,
+        controls: None,
         previous: None,
         digest: None,
     };
@@ -596,6 +603,7 @@ fn violations(
             },
             nodes: vec![node],
             explained_by: Vec::new(),
+            exception: None,
         });
     }
     if unreadable > 0 {

@@ -6,18 +6,18 @@ use serde_json::{Map, Value};
 
 use super::{
     Report,
-    model::{SCHEMA, SCHEMA_2, SCHEMA_3, SCHEMA_6},
+    model::{SCHEMA, SCHEMA_2, SCHEMA_3, SCHEMA_6, SCHEMA_7},
 };
 
 /// sha256 of the report's canonical JSON (compact, `digest` null), in the layout its
-/// `schema` names: an `auditor-report/6` one serialises as it was (it has no `previous`,
-/// which is left out when absent); a report before /6 was sealed with its coverage's
+/// `schema` names: an `auditor-report/6` or `/7` one serialises as it was (the fields
+/// later layouts added are left out when absent); a report before /6 was sealed with its coverage's
 /// `drops.lru_evictions`, an `auditor-report/3` one also without the fields /4 added,
 /// and an `auditor-report/2` one also with its old field names.
 pub fn compute_digest(r: &Report) -> String {
     let mut copy = r.clone();
     copy.digest = None;
-    let json = if copy.schema == SCHEMA || copy.schema == SCHEMA_6 {
+    let json = if [SCHEMA, SCHEMA_7, SCHEMA_6].contains(&copy.schema.as_str()) {
         serde_json::to_string(&copy).expect("a report serialises")
     } else {
         let mut v = serde_json::to_value(&copy).expect("a report serialises");

@@ -100,6 +100,9 @@ pub fn from_store(
             &store.learned(since, until)?,
         )),
         document_findings: Vec::new(),
+        accepted: Vec::new(),
+        exceptions: None,
+        controls: None,
         previous: None,
         digest: None,
     };
@@ -338,6 +341,7 @@ fn seen_edges(
             edge: e.edge.clone(),
             nodes: vec![e.node.clone()],
             explained_by: Vec::new(),
+            exception: None,
         })
         .collect()
 }
