@@ -757,23 +757,26 @@ fn an_exception_accepts_its_edge_until_it_expires_and_the_report_lists_its_use()
 }
 
 #[test]
-fn report_chain_follows_the_newest_report_from_where_it_ends() {
+fn report_chain_follows_the_newest_report_and_counts_each_connection_once() {
     let d = dir("chain-flag");
+    // One documented connection in each of three five-minute buckets.
     let flows = [
+        watch("2026-11-26T21:55:00.000Z", "2026-11-26T22:10:00.000Z", 0),
         flow("10.0.1.7", Some("2026-11-26T21:56:51.5Z")),
-        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:20.000Z", 0),
-        flow("10.0.1.8", Some("2026-11-26T21:57:05.0Z")),
+        flow("10.0.1.8", Some("2026-11-26T22:01:05.0Z")),
+        flow("10.0.1.9", Some("2026-11-26T22:07:15.0Z")),
     ]
     .join("\n")
         + "\n";
     let o = replay(&d, &flows, &["--store", "s.db"]);
     assert!(o.status.success(), "{}", err(&o));
     signing_keys(&d);
-    // As a schedule would run it: only --until moves.
+    // As a schedule runs it: only --until moves, and not on a boundary (it is rounded
+    // down to one).
     for until in [
-        "2026-11-26T21:57:00Z",
-        "2026-11-26T21:57:10Z",
-        "2026-11-26T21:57:20Z",
+        "2026-11-26T22:00:30Z",
+        "2026-11-26T22:05:00Z",
+        "2026-11-26T22:12:00Z",
     ] {
         let o = auditor(
             &d,
@@ -787,12 +790,25 @@ fn report_chain_follows_the_newest_report_from_where_it_ends() {
     let read = |name: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(d.join("chain").join(name)).unwrap()).unwrap()
     };
-    let (first, second) = (
-        read("report-2026-11-26T215700.000Z.json"),
-        read("report-2026-11-26T215710.000Z.json"),
-    );
-    assert_eq!(second["period"]["since"], "2026-11-26T21:57:00.000Z");
-    assert_eq!(second["previous"]["digest"], first["digest"]);
+    let reports = [
+        read("report-2026-11-26T220000.000Z.json"),
+        read("report-2026-11-26T220500.000Z.json"),
+        read("report-2026-11-26T221000.000Z.json"),
+    ];
+    assert_eq!(reports[1]["period"]["since"], "2026-11-26T22:00:00.000Z");
+    assert_eq!(reports[1]["previous"]["digest"], reports[0]["digest"]);
+    assert_eq!(reports[2]["previous"]["digest"], reports[1]["digest"]);
+    // Each report counts its own period's connection, none of the others'.
+    for r in &reports {
+        let row26 = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["rule"] == 26)
+            .unwrap();
+        assert_eq!(row26["count"], 1, "{}: {row26}", r["period"]);
+        assert!(r.get("limits").is_none(), "{}", r["limits"]);
+    }
     let o = auditor(
         &d,
         &[
@@ -810,7 +826,7 @@ fn report_chain_follows_the_newest_report_from_where_it_ends() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
-    // The same period again is refused, not a second report ending there.
+    // Nothing new to add yet: said, and the chain is left as it was.
     let o = auditor(
         &d,
         &[
@@ -818,11 +834,36 @@ fn report_chain_follows_the_newest_report_from_where_it_ends() {
             "--store",
             "s.db",
             "--until",
-            "2026-11-26T21:57:20Z",
+            "2026-11-26T22:12:00Z",
             "--chain",
             "chain",
         ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("nothing to add yet"), "{}", err(&o));
+    // A period that cuts the buckets says what that does to its counts.
+    let o = auditor(
+        &d,
+        &[
+            "report",
+            "--store",
+            "s.db",
+            "--since",
+            "2026-11-26T22:02:00Z",
+            "-o",
+            "cut.json",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let cut: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("cut.json")).unwrap()).unwrap();
+    assert!(
+        cut["limits"][0]
+            .as_str()
+            .unwrap()
+            .contains("5-minute bucket"),
+        "{}",
+        cut["limits"]
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -130,10 +130,12 @@ pub struct ReportArgs {
     pub controls: Vec<PathBuf>,
     /// Add this report to the chain of JSON reports kept in DIR (made if missing): it
     /// follows DIR's newest report (as --previous), starts where that one ends (as
-    /// --since), and is written to DIR/report-<UNTIL>.json (with its .sig when --sign is
-    /// given). The first report of an empty DIR starts the chain. Scheduled, this keeps
-    /// `auditor report verify --chain DIR` true; give an --until a little in the past
-    /// (e.g. 2m) so every node has delivered the period's end.
+    /// --since), ends on a 5-minute boundary of the store's counts (--until, else now,
+    /// rounded down: consecutive reports count every connection once), and is written
+    /// to DIR/report-<UNTIL>.json (with its .sig when --sign is given). The first report
+    /// of an empty DIR starts the chain. Scheduled, this keeps `auditor report verify
+    /// --chain DIR` true; give an --until a little in the past (e.g. 2m) so every node
+    /// has delivered the period's end.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "previous", "since", "merge", "schema"])]
     pub chain: Option<PathBuf>,
 }

@@ -26,6 +26,7 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
             start_at(&mut cfg.input, until)?;
             cfg.previous = Some(path);
         }
+        end_on_bucket(&mut cfg.input)?;
     }
     let mut r: Report = match cfg.input {
         ReportInput::Schema => {
@@ -237,6 +238,36 @@ fn start_at(input: &mut ReportInput, at: i64) -> anyhow::Result<()> {
         _ => anyhow::bail!(
             "--chain needs a report with a period: --store, --collect or --prometheus"
         ),
+    }
+    Ok(())
+}
+
+/// Ends a chained report's period on the store's time buckets (--until, else now, rounded
+/// down), so that consecutive reports count each bucket once.
+fn end_on_bucket(input: &mut ReportInput) -> anyhow::Result<()> {
+    use crate::store::bucket_of;
+    let now = crate::model::time::unix_ms(std::time::SystemTime::now());
+    let (since, until) = match input {
+        ReportInput::Store { since, until, .. } | ReportInput::Collect { since, until, .. } => {
+            let end = bucket_of(until.unwrap_or(now));
+            *until = Some(end);
+            (*since, end)
+        }
+        ReportInput::Prometheus { since, until, .. } => {
+            *until = bucket_of(*until);
+            (Some(*since), *until)
+        }
+        _ => return Ok(()),
+    };
+    if let Some(s) = since
+        && until <= s
+    {
+        anyhow::bail!(
+            "--chain: nothing to add yet: the chain's newest report ends at {}, and a chained report ends on a {}-minute boundary before --until (or now); the next can end at {}",
+            crate::model::time::rfc3339_millis(s),
+            crate::store::BUCKET_MS / 60_000,
+            crate::model::time::rfc3339_millis(s + crate::store::BUCKET_MS)
+        );
     }
     Ok(())
 }

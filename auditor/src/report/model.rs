@@ -99,8 +99,9 @@ pub struct Report {
     /// status and the evidence behind it. Absent before `auditor-report/8`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controls: Option<Controls>,
-    /// What this report's source cannot know that a store-based report does (a report
-    /// computed from Prometheus has no example processes, for one). Absent for a store.
+    /// What this report's source cannot know (a report computed from Prometheus has no
+    /// example processes, for one; a store's report of a period that cuts its time
+    /// buckets counts them whole). Absent when nothing is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<String>,
     /// Platform traffic the platform baseline allows, by entry (in the baseline's

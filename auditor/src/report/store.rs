@@ -93,7 +93,7 @@ pub fn from_store(
             .map(|c| row_report(c, &rows, &unverified))
             .collect(),
         violations: violations(&edges),
-        limits: Vec::new(),
+        limits: bucket_limits(store, since, until),
         platform: platform(&edges),
         names: Some(super::names::from_store(
             &edges,
@@ -379,6 +379,29 @@ fn by_verdict(edges: &[StoredEdge]) -> BTreeMap<String, u64> {
             *m.entry(e.edge.verdict.as_str().to_string()).or_default() += e.edge.count;
             m
         })
+}
+
+/// What a period that does not start and end on the store's buckets cannot know: counts
+/// are kept per bucket, so the buckets it cuts count whole.
+fn bucket_limits(store: &Store, since: Option<i64>, until: Option<i64>) -> Vec<String> {
+    use crate::store::{BUCKET_MS, bucket_of};
+    let cut: Vec<String> = [since, until]
+        .into_iter()
+        .flatten()
+        .filter(|&t| bucket_of(t) != t)
+        .map(rfc3339_millis)
+        .collect();
+    if !store.bucketed() || cut.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "The store counts connections per {}-minute bucket: this period's bound{} ({}) fall{} inside one, so its edges and rows count that whole bucket, up to {} minutes outside the period. A period that starts and ends on the buckets (as `--chain` makes) counts exactly.",
+        BUCKET_MS / 60_000,
+        if cut.len() == 1 { "" } else { "s" },
+        cut.join(", "),
+        if cut.len() == 1 { "s" } else { "" },
+        BUCKET_MS / 60_000
+    )]
 }
 
 /// The period when none was asked for: from the first to the last thing known.

@@ -1,5 +1,7 @@
 //! Observations waiting for the next store commit, aggregated in memory so a busy node
-//! writes one row update per edge per commit, not one per connection.
+//! writes one row update per edge per commit, not one per connection. They are kept per
+//! time bucket (`super::bucket_of`), as the store keeps them: a commit that spans a bucket
+//! boundary (a replay of an hour's recording) writes each bucket's share to its own row.
 
 use std::collections::HashMap;
 
@@ -55,9 +57,10 @@ pub struct Batch {
     pub names: Option<NamesSnapshot>,
     /// Names trusted resolvers gave since the last commit.
     pub learned: HashMap<(String, std::net::IpAddr), LearnedDelta>,
-    pub edges: HashMap<EdgeKey, Edge>,
-    /// By row number and the digest of the row's content judged against.
-    pub rows: HashMap<(u32, String), RowDelta>,
+    /// By edge and the time bucket of its first sighting.
+    pub edges: HashMap<(EdgeKey, Millis), Edge>,
+    /// By row number, the digest of the row's content judged against, and time bucket.
+    pub rows: HashMap<(u32, String, Millis), RowDelta>,
     pub coverage: Option<CoverageUpdate>,
     /// Intervals recorded as they are, each its own coverage row (a replayed capture's
     /// `watch` spans).
@@ -117,7 +120,7 @@ impl Batch {
     /// added to its overflow edge instead (`Edge::overflow`), so the batch holds at most
     /// `cap` edges plus one per verdict and transport. Returns true when it overflowed.
     pub fn add_edge_within(&mut self, edge: Edge, cap: usize) -> bool {
-        let key = edge.key();
+        let key = (edge.key(), super::bucket_of(edge.first_seen));
         if let Some(e) = self.edges.get_mut(&key) {
             e.add(&edge);
             return false;
@@ -137,7 +140,11 @@ impl Batch {
     pub fn add_row(&mut self, rule: u32, digest: &str, delta: RowDelta) {
         let e = self
             .rows
-            .entry((rule, digest.to_string()))
+            .entry((
+                rule,
+                digest.to_string(),
+                super::bucket_of(delta.first_seen_ms),
+            ))
             .or_insert_with(|| RowDelta {
                 first_seen_ms: delta.first_seen_ms,
                 ..RowDelta::default()
@@ -159,7 +166,7 @@ impl Batch {
         for (_, e) in older.edges {
             overflowed += usize::from(self.add_edge_within(e, cap));
         }
-        for ((r, digest), d) in older.rows {
+        for ((r, digest, _), d) in older.rows {
             self.add_row(r, &digest, d);
         }
         if self.names.is_none() {

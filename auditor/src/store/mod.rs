@@ -42,7 +42,26 @@ use crate::{
 /// upgrades a version 6 store, and when a report reads an older one, its evictions,
 /// full ring buffers and refused inserts all count as lost: each of them may have lost
 /// connections then.
-const SCHEMA_VERSION: i64 = 7;
+/// 8: edges and row observations are kept per time bucket (`bucket_ms`, in the key: the
+/// start of the `BUCKET_MS` window their commit's first sighting fell in), so a report of
+/// a period counts what was seen in it, to the bucket, not everything an edge ever did.
+/// Upgrading a version 7 store keeps its rows whole (`bucket_ms` -1: read by their
+/// first and last seen, as before); reports read older stores as they are.
+const SCHEMA_VERSION: i64 = 8;
+
+/// The width of a time bucket: a report of a period counts the buckets that overlap it,
+/// so its counts are exact at bucket boundaries (`auditor report --chain` ends its
+/// periods on them) and may include up to this much before or after otherwise. Five
+/// minutes keeps a continuously active edge at 288 rows a day (pruned by retention).
+pub const BUCKET_MS: Millis = 5 * 60_000;
+
+/// The start of the bucket `at` falls in.
+pub fn bucket_of(at: Millis) -> Millis {
+    at.div_euclid(BUCKET_MS) * BUCKET_MS
+}
+
+/// The version new stores are created at; `init` upgrades them from there.
+const CREATED_AT_VERSION: i64 = 7;
 
 /// What an older store's coverage row says was lost (see version 7), before and after its
 /// column is renamed.
@@ -581,7 +600,7 @@ impl Store {
             self.conn.execute_batch(DNS_TABLES)?;
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-                params![SCHEMA_VERSION.to_string()],
+                params![CREATED_AT_VERSION.to_string()],
             )?;
         }
         self.version = self.check_version()?;
@@ -625,6 +644,10 @@ impl Store {
             self.conn.execute_batch(&format!(
                 "BEGIN; {rename} UPDATE meta SET value = '7' WHERE key = 'schema_version'; COMMIT;"
             ))?;
+            self.version = 7;
+        }
+        if self.version == 7 {
+            self.upgrade_from_7()?;
             self.version = SCHEMA_VERSION;
         }
         Ok(())
@@ -667,11 +690,58 @@ impl Store {
             Some("5") => Ok(5),
             Some("6") => Ok(6),
             Some("7") => Ok(7),
+            Some("8") => Ok(8),
             Some(other) => {
                 bail!("store schema version {other} is not supported (expected {SCHEMA_VERSION})")
             }
             None => Err(ForeignDatabase.into()),
         }
+    }
+
+    /// Version 7 to 8: edges and rows are rebuilt with `bucket_ms` in their keys; what
+    /// they held keeps bucket -1 (not bucketed: its first and last seen say when).
+    fn upgrade_from_7(&mut self) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TABLE edges_v8 (
+                node TEXT NOT NULL, verdict TEXT NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL,
+                transport TEXT NOT NULL, port INTEGER NOT NULL,
+                rules TEXT NOT NULL, documented TEXT,
+                count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+                direction TEXT, src_end TEXT, dst_end TEXT, process TEXT,
+                platform TEXT, mesh_leg TEXT, domain TEXT NOT NULL DEFAULT '',
+                bucket_ms INTEGER NOT NULL DEFAULT -1,
+                PRIMARY KEY (node, verdict, src, dst, transport, port, domain, bucket_ms)
+             );
+             INSERT INTO edges_v8 (node, verdict, src, dst, transport, port, rules, documented, count,
+                                   first_seen_ms, last_seen_ms, direction, src_end, dst_end, process,
+                                   platform, mesh_leg, domain, bucket_ms)
+                SELECT node, verdict, src, dst, transport, port, rules, documented, count,
+                       first_seen_ms, last_seen_ms, direction, src_end, dst_end, process,
+                       platform, mesh_leg, domain, -1 FROM edges;
+             DROP INDEX IF EXISTS edges_last_seen;
+             DROP TABLE edges;
+             ALTER TABLE edges_v8 RENAME TO edges;
+             CREATE INDEX edges_last_seen ON edges (last_seen_ms);
+             CREATE INDEX edges_bucket ON edges (bucket_ms);
+             CREATE TABLE rows_v8 (
+                node TEXT NOT NULL, rule INTEGER NOT NULL, digest TEXT NOT NULL DEFAULT '',
+                count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+                example_src TEXT, example_comm TEXT,
+                bucket_ms INTEGER NOT NULL DEFAULT -1,
+                PRIMARY KEY (node, rule, digest, bucket_ms)
+             );
+             INSERT INTO rows_v8 (node, rule, digest, count, first_seen_ms, last_seen_ms,
+                                  example_src, example_comm, bucket_ms)
+                SELECT node, rule, digest, count, first_seen_ms, last_seen_ms,
+                       example_src, example_comm, -1 FROM rows;
+             DROP TABLE rows;
+             ALTER TABLE rows_v8 RENAME TO rows;
+             CREATE INDEX rows_bucket ON rows (bucket_ms);
+             UPDATE meta SET value = '8' WHERE key = 'schema_version';",
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Version 1 kept an edge's example in loose columns; version 2 keeps typed ends. The
@@ -761,9 +831,9 @@ impl Store {
             let mut up = tx.prepare_cached(
                 "INSERT INTO edges (node, verdict, src, dst, transport, port, rules, documented, count,
                                     first_seen_ms, last_seen_ms, direction, src_end, dst_end, process,
-                                    platform, mesh_leg, domain)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-                 ON CONFLICT (node, verdict, src, dst, transport, port, domain) DO UPDATE SET
+                                    platform, mesh_leg, domain, bucket_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                 ON CONFLICT (node, verdict, src, dst, transport, port, domain, bucket_ms) DO UPDATE SET
                     count = count + excluded.count,
                     rules = excluded.rules, documented = excluded.documented,
                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
@@ -775,7 +845,7 @@ impl Store {
                     platform = excluded.platform,
                     mesh_leg = COALESCE(mesh_leg, excluded.mesh_leg)",
             )?;
-            for (k, e) in &batch.edges {
+            for ((k, bucket), e) in &batch.edges {
                 let rules = e
                     .rules
                     .iter()
@@ -801,19 +871,20 @@ impl Store {
                     e.platform,
                     e.mesh_leg.as_ref().map(json),
                     k.domain.as_deref().unwrap_or(""),
+                    bucket,
                 ])?;
             }
             let mut rows = tx.prepare_cached(
-                "INSERT INTO rows (node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (node, rule, digest) DO UPDATE SET
+                "INSERT INTO rows (node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm, digest, bucket_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (node, rule, digest, bucket_ms) DO UPDATE SET
                     count = count + excluded.count,
                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
                     example_src = COALESCE(example_src, excluded.example_src),
                     example_comm = COALESCE(example_comm, excluded.example_comm)",
             )?;
-            for ((rule, digest), d) in &batch.rows {
+            for ((rule, digest, bucket), d) in &batch.rows {
                 rows.execute(params![
                     node,
                     rule,
@@ -822,7 +893,8 @@ impl Store {
                     d.last_seen_ms,
                     d.example_src,
                     d.example_comm,
-                    digest
+                    digest,
+                    bucket
                 ])?;
             }
             if let Some(c) = &batch.coverage {
@@ -1056,7 +1128,14 @@ impl Store {
         Ok(n)
     }
 
-    /// Edges seen in [since, until] (ms; None = open).
+    /// True when the store keeps edges and rows per time bucket (version 8 on).
+    pub fn bucketed(&self) -> bool {
+        self.version >= 8
+    }
+
+    /// Edges seen in the period (ms; None = open), one per node and edge: from version 8,
+    /// the sum of its buckets that overlap [since, until) (`in_period`); before, each
+    /// edge whole when its first-to-last seen overlaps [since, until].
     pub fn edges(&self, since: Option<i64>, until: Option<i64>) -> anyhow::Result<Vec<StoredEdge>> {
         let columns = match self.version {
             1 => V1_EDGE_COLUMNS,
@@ -1064,15 +1143,48 @@ impl Store {
             _ => V4_EDGE_COLUMNS,
         };
         let mut q = self.conn.prepare(&format!(
-            "SELECT {columns} FROM edges WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2
-             ORDER BY verdict, src, dst, port"
+            "SELECT {columns} FROM edges WHERE {}
+             ORDER BY verdict, src, dst, port, node{}",
+            self.in_period(),
+            if self.version >= 8 { ", bucket_ms" } else { "" }
         ))?;
         let version = self.version;
         let rows = q.query_map(
-            params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
+            params![
+                since.unwrap_or(i64::MIN),
+                until.unwrap_or(i64::MAX),
+                BUCKET_MS
+            ],
             |r| edge_row(r, version),
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        // One edge per node and key: its buckets, added up in time order (the latest
+        // bucket's rules and documented ports win, as the commits' did).
+        let mut out: Vec<StoredEdge> = Vec::new();
+        let mut at: std::collections::HashMap<(String, crate::edge::EdgeKey), usize> =
+            std::collections::HashMap::new();
+        for row in rows {
+            let e = row?;
+            match at.entry((e.node.clone(), e.edge.key())) {
+                std::collections::hash_map::Entry::Occupied(i) => out[*i.get()].edge.add(&e.edge),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(out.len());
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The SQL condition for a bucketed row (edges, rows) in the period ?1..?2 with
+    /// buckets ?3 wide: its bucket overlaps [?1, ?2); a row from before version 8 (bucket
+    /// -1), or in an older store, when its first-to-last seen overlaps [?1, ?2].
+    fn in_period(&self) -> &'static str {
+        if self.version >= 8 {
+            "((bucket_ms >= 0 AND bucket_ms + ?3 > ?1 AND bucket_ms < ?2)
+              OR (bucket_ms < 0 AND last_seen_ms >= ?1 AND first_seen_ms <= ?2))"
+        } else {
+            "(last_seen_ms >= ?1 AND first_seen_ms <= ?2 AND ?3 = ?3)"
+        }
     }
 
     pub fn rows(
@@ -1083,10 +1195,16 @@ impl Store {
         let digest = if self.version >= 3 { "digest" } else { "''" };
         let mut q = self.conn.prepare(&format!(
             "SELECT node, rule, count, first_seen_ms, last_seen_ms, example_src, example_comm, {digest} FROM rows
-             WHERE last_seen_ms >= ?1 AND first_seen_ms <= ?2 ORDER BY rule, node"
+             WHERE {} ORDER BY rule, node{}",
+            self.in_period(),
+            if self.version >= 8 { ", digest, bucket_ms" } else { "" }
         ))?;
         let rows = q.query_map(
-            params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
+            params![
+                since.unwrap_or(i64::MIN),
+                until.unwrap_or(i64::MAX),
+                BUCKET_MS
+            ],
             |r| {
                 Ok(RowObservation {
                     node: r.get(0)?,
@@ -1100,7 +1218,27 @@ impl Store {
                 })
             },
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        // One observation per node, row and content: its buckets (consecutive in this
+        // order) added up.
+        let mut out: Vec<RowObservation> = Vec::new();
+        for row in rows {
+            let o = row?;
+            match out.last_mut() {
+                Some(last)
+                    if (&last.node, last.rule, &last.digest) == (&o.node, o.rule, &o.digest) =>
+                {
+                    last.count += o.count;
+                    last.first_seen_ms = last.first_seen_ms.min(o.first_seen_ms);
+                    last.last_seen_ms = last.last_seen_ms.max(o.last_seen_ms);
+                    if last.example_src.is_none() {
+                        last.example_src = o.example_src;
+                        last.example_comm = o.example_comm;
+                    }
+                }
+                _ => out.push(o),
+            }
+        }
+        Ok(out)
     }
 
     /// This node's name table as last saved in the boot `boot_id` (empty for another
@@ -1373,6 +1511,95 @@ mod tests {
             .map(|r| (r.rule, r.digest, r.count))
             .collect();
         assert_eq!(rows, vec![(26, String::new(), 7), (26, "abc".into(), 1)]);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_period_counts_its_buckets_only_and_an_upgraded_stores_edges_count_whole() {
+        let path = tmp("buckets");
+        let mut s = Store::open(&path).unwrap();
+        // 10 connections in the first five-minute bucket, 5 in the second.
+        for (count, at) in [(10, 1_000), (5, BUCKET_MS + 1_000)] {
+            let mut b = Batch::default();
+            b.add_edge(edge(count, at));
+            b.add_row(
+                26,
+                "d",
+                RowDelta {
+                    count,
+                    first_seen_ms: at,
+                    last_seen_ms: at,
+                    ..RowDelta::default()
+                },
+            );
+            s.commit("n1", &b).unwrap();
+        }
+        let counted = |s: &Store, since, until| -> (Vec<u64>, Vec<u64>) {
+            (
+                s.edges(since, until)
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.edge.count)
+                    .collect(),
+                s.rows(since, until)
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.count)
+                    .collect(),
+            )
+        };
+        assert_eq!(counted(&s, None, None), (vec![15], vec![15]));
+        assert_eq!(counted(&s, None, Some(BUCKET_MS)), (vec![10], vec![10]));
+        assert_eq!(
+            counted(&s, Some(BUCKET_MS), Some(2 * BUCKET_MS)),
+            (vec![5], vec![5])
+        );
+        // A bound inside a bucket counts that bucket whole.
+        assert_eq!(counted(&s, Some(BUCKET_MS / 2), None), (vec![15], vec![15]));
+        drop(s);
+        // A version 7 store: one row per edge, whatever its span.
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        let path = tmp("buckets-v7");
+        {
+            let s = Store::open(&path).unwrap();
+            s.conn
+                .execute_batch(&format!(
+                    "DROP TABLE edges; {EDGES_V6}
+                     DROP TABLE rows;
+                     CREATE TABLE rows (node TEXT NOT NULL, rule INTEGER NOT NULL, digest TEXT NOT NULL DEFAULT '',
+                        count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+                        example_src TEXT, example_comm TEXT, PRIMARY KEY (node, rule, digest));
+                     INSERT INTO rows VALUES ('n1', 26, 'd', 7, 1000, {far}, NULL, NULL);
+                     UPDATE meta SET value = '7' WHERE key = 'schema_version';",
+                    far = 10 * BUCKET_MS
+                ))
+                .unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.version, SCHEMA_VERSION);
+        let mut b = Batch::default();
+        b.add_row(
+            26,
+            "d",
+            RowDelta {
+                count: 2,
+                first_seen_ms: 3 * BUCKET_MS,
+                last_seen_ms: 3 * BUCKET_MS,
+                ..RowDelta::default()
+            },
+        );
+        s.commit("n1", &b).unwrap();
+        // The old row counts whole wherever its first-to-last seen reaches; the new one
+        // in its bucket.
+        assert_eq!(
+            counted(&s, Some(3 * BUCKET_MS), Some(4 * BUCKET_MS)).1,
+            vec![9]
+        );
+        assert_eq!(
+            counted(&s, Some(5 * BUCKET_MS), Some(6 * BUCKET_MS)).1,
+            vec![7]
+        );
+        assert_eq!(counted(&s, Some(11 * BUCKET_MS), None).1, Vec::<u64>::new());
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
