@@ -6,7 +6,7 @@
 //! exceptions:
 //!   - id: EXC-2026-014              # what reports cite
 //!     src: Global Edge Services (GES)
-//!     dst: Redis                    # a service, an IP address or a DNS name
+//!     dst: Redis                    # a service (as reports name it), an IP address or a DNS name
 //!     transport: tcp                # optional: either
 //!     port: 6379                    # optional: any
 //!     reason: Session cache, pending the document's next revision (row 10 describes it)
@@ -26,8 +26,7 @@ use crate::{Transport, file::FileError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exception {
     pub id: String,
-    /// The source as reports name it: a documented service (aliases resolved to its
-    /// name), else an IP address.
+    /// The source as reports name it: a service, else an IP address (canonical).
     pub src: String,
     /// The destination: a documented service, an IP address, or the DNS name it was
     /// reached by.
@@ -65,19 +64,20 @@ struct RawException {
     /// A unique name reports cite (a ticket or risk-register id, say).
     #[schemars(with = "String")]
     id: Spanned<String>,
-    /// The source: a documented service (or one of its aliases), or an IP address.
+    /// The source: a service as reports name it, or an IP address.
     #[schemars(with = "String")]
     src: Spanned<String>,
-    /// The destination: a documented service (or alias), an IP address, or the DNS name
-    /// the source reached it by.
+    /// The destination: a service as reports name it, an IP address, or the DNS name the
+    /// source reached it by.
     #[schemars(with = "String")]
     dst: Spanned<String>,
     /// tcp or udp; absent: either.
     #[serde(default)]
     transport: Option<Transport>,
-    /// The destination port; absent: any.
+    /// The destination port (1 to 65535); absent: any.
     #[serde(default)]
-    port: Option<u16>,
+    #[schemars(with = "Option<u16>")]
+    port: Option<Spanned<u64>>,
     /// Why it is accepted: the business need, and what will end it.
     #[schemars(with = "String")]
     reason: Spanned<String>,
@@ -90,9 +90,8 @@ struct RawException {
     expires: Spanned<String>,
 }
 
-/// Reads an exceptions file and checks it: every name is a documented service (which
-/// `service` knows: a name, or an alias, to the service's own name), an IP address or a
-/// DNS name; ids are unique; the reason and owner are given; the expiry reads.
+/// Reads an exceptions file and checks it: every name is a service (`service` gives its
+/// name as reports write it, for a name it knows), an IP address or a DNS name; ids are unique; the reason and owner are given; the expiry reads.
 pub fn parse(
     text: &str,
     origin: &str,
@@ -129,6 +128,22 @@ pub fn parse(
                 ));
             }
         }
+        let port = match &e.port {
+            None => None,
+            Some(p) => match u16::try_from(p.value) {
+                Ok(port) if port > 0 => Some(port),
+                _ => {
+                    return Err(FileError::at(
+                        origin,
+                        p,
+                        format!(
+                            "port {} is not a port: give 1 to 65535, or leave it out for any",
+                            p.value
+                        ),
+                    ));
+                }
+            },
+        };
         let expires_ms = expiry_ms(e.expires.value.trim())
             .map_err(|why| FileError::at(origin, &e.expires, why))?;
         out.entries.push(Exception {
@@ -136,7 +151,7 @@ pub fn parse(
             src,
             dst,
             transport: e.transport,
-            port: e.port,
+            port,
             reason: e.reason.value.trim().to_string(),
             owner: e.owner.value.trim().to_string(),
             expires: e.expires.value.trim().to_string(),
@@ -147,8 +162,8 @@ pub fn parse(
     Ok(out)
 }
 
-/// A documented service's own name (an alias resolves to it), an IP address, or (for a
-/// destination) a DNS name; anything else is most likely a misspelt service, which
+/// A service's name as reports write it, an IP address, or (for a destination) a DNS
+/// name; anything else is most likely a misspelt service, which
 /// would never match and must not pass review unnoticed.
 fn end_name(
     origin: &str,
@@ -160,17 +175,18 @@ fn end_name(
     if let Some(s) = service(n) {
         return Ok(s);
     }
-    if n.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(n.to_string());
+    // As reports write them: an address canonical, a name lower case without its root dot.
+    if let Ok(addr) = n.parse::<std::net::IpAddr>() {
+        return Ok(addr.to_string());
     }
     if dst && is_dns_name(n) {
-        return Ok(n.to_ascii_lowercase());
+        return Ok(n.trim_end_matches('.').to_ascii_lowercase());
     }
     let field = if dst { "dst" } else { "src" };
     let what = if dst {
-        "a service of the allowlist, an IP address or a DNS name"
+        "a service of the report (names are exact, as reports write them), an IP address or a DNS name"
     } else {
-        "a service of the allowlist or an IP address"
+        "a service of the report (names are exact, as reports write them) or an IP address"
     };
     Err(FileError::at(
         origin,
@@ -179,11 +195,15 @@ fn end_name(
     ))
 }
 
-/// Letters, digits, hyphens and underscores in dot-separated labels, at least two.
+/// Letters, digits, hyphens and underscores in dot-separated labels, at least two, the
+/// last not all digits (`010.0.0.1` is no name, and no address either).
 fn is_dns_name(n: &str) -> bool {
     let n = n.strip_suffix('.').unwrap_or(n);
     n.len() <= 253
         && n.split('.').count() >= 2
+        && n.rsplit('.')
+            .next()
+            .is_some_and(|l| !l.chars().all(|c| c.is_ascii_digit()))
         && n.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
@@ -195,7 +215,10 @@ fn is_dns_name(n: &str) -> bool {
 /// The first instant an exception is no longer in force: the day after a date (at 00:00
 /// UTC), or an RFC 3339 instant as given.
 pub fn expiry_ms(text: &str) -> Result<i64, String> {
-    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+    // jiff reads a date out of a whole datetime too: only YYYY-MM-DD is a date here, so
+    // an instant with an offset keeps its time.
+    let is_date = text.len() == 10 && text.as_bytes().get(4) == Some(&b'-');
+    if is_date && let Ok(date) = text.parse::<jiff::civil::Date>() {
         let next = date
             .tomorrow()
             .map_err(|e| format!("expires {text:?}: {e}"))?;
@@ -209,30 +232,42 @@ pub fn expiry_ms(text: &str) -> Result<i64, String> {
         .map(|t| t.as_millisecond())
         .map_err(|_| {
             format!(
-                "expires {text:?} is neither a date (2027-03-31: in force through that day, UTC) nor an RFC 3339 instant (2027-03-31T12:00:00Z)"
+                "expires {text:?} is neither a date (2027-03-31: in force through that day, UTC) nor an RFC 3339 instant with its offset (2027-03-31T12:00:00Z, 2027-03-31T14:00:00+02:00)"
             )
         })
 }
 
 impl Exceptions {
-    /// The exception covering a violation on this edge, in force or not, with its index:
-    /// the first entry in file order whose edge matches. `src` and `dst` are the names a
-    /// report knows the ends by; `domain` the DNS name the destination was reached by.
+    /// The exception for a violation on this edge last seen at `last_ms`, with its index:
+    /// of the entries whose edge matches, the first in force then, else (all expired) the
+    /// one that expired last. So a renewal added after an expired entry applies.
+    /// `src` and `dst` are every name the ends are known by (service, address, and for
+    /// the destination the DNS name it was reached by).
     pub fn covering(
         &self,
-        src: &str,
-        dst: &str,
-        domain: Option<&str>,
+        src: &[String],
+        dst: &[String],
         transport: Transport,
         port: Option<u16>,
+        last_ms: i64,
     ) -> Option<(usize, &Exception)> {
-        self.entries.iter().enumerate().find(|(_, e)| {
-            e.src == src
-                && (e.dst == dst
-                    || domain.is_some_and(|d| e.dst.eq_ignore_ascii_case(d.trim_end_matches('.'))))
+        let named = |names: &[String], n: &str| names.iter().any(|x| x.eq_ignore_ascii_case(n));
+        let mut matching = self.entries.iter().enumerate().filter(|(_, e)| {
+            named(src, &e.src)
+                && named(dst, &e.dst)
                 && e.transport.is_none_or(|t| t == transport)
                 && e.port.is_none_or(|p| port == Some(p))
-        })
+        });
+        let mut latest: Option<(usize, &Exception)> = None;
+        for (i, e) in matching.by_ref() {
+            if last_ms < e.expires_ms {
+                return Some((i, e));
+            }
+            if latest.is_none_or(|(_, l)| e.expires_ms > l.expires_ms) {
+                latest = Some((i, e));
+            }
+        }
+        latest
     }
 }
 
@@ -240,7 +275,7 @@ impl Exceptions {
 mod tests {
     use super::*;
 
-    /// Two services, one with an alias.
+    /// Two services, one also known by another name.
     fn service(n: &str) -> Option<String> {
         match n {
             "GES" | "Global Edge Services" => Some("GES".into()),
@@ -252,21 +287,27 @@ mod tests {
     const ONE: &str = "exceptions:\n  - id: EXC-1\n    src: Global Edge Services\n    dst: Redis\n    port: 6379\n    reason: cache\n    owner: team@example.com\n    expires: 2027-03-31\n";
 
     #[test]
-    fn an_alias_names_its_service_and_a_date_runs_through_its_day() {
+    fn a_name_the_lookup_knows_is_its_service_and_a_date_runs_through_its_day() {
         let x = parse(ONE, "x.yaml", &service).unwrap();
         let e = &x.entries[0];
         assert_eq!((e.src.as_str(), e.dst.as_str()), ("GES", "Redis"));
         assert_eq!(e.at, "x.yaml:2");
         // 2027-04-01T00:00:00Z
         assert_eq!(e.expires_ms, 1_806_537_600_000);
-        assert!(
-            x.covering("GES", "Redis", None, Transport::Tcp, Some(6379))
-                .is_some()
-        );
-        assert!(
-            x.covering("GES", "Redis", None, Transport::Tcp, Some(6380))
-                .is_none()
-        );
+        let names = |n: &str| vec![n.to_string()];
+        let at = |port, last| {
+            x.covering(
+                &names("GES"),
+                &names("Redis"),
+                Transport::Tcp,
+                Some(port),
+                last,
+            )
+        };
+        assert!(at(6379, 0).is_some());
+        assert!(at(6380, 0).is_none());
+        // Past its expiry it is still the one that covers the edge (expired).
+        assert!(at(6379, e.expires_ms).is_some());
     }
 
     #[test]
@@ -274,7 +315,11 @@ mod tests {
         let bad = ONE.replace("dst: Redis", "dst: Redsi");
         let e = parse(&bad, "x.yaml", &service).unwrap_err();
         assert_eq!((e.line, e.column), (4, 10), "{e}");
-        assert!(e.message.contains("\"Redsi\" is not a service"), "{e}");
+        assert!(
+            e.message
+                .contains("\"Redsi\" is not a service of the report"),
+            "{e}"
+        );
         let bad = ONE.replace("2027-03-31", "31/03/2027");
         let e = parse(&bad, "x.yaml", &service).unwrap_err();
         assert_eq!(e.line, 8, "{e}");
@@ -289,5 +334,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("expires"), "{e}");
+        let e = parse(&ONE.replace("6379", "70000"), "x.yaml", &service).unwrap_err();
+        assert!(
+            (e.line, e.message.contains("1 to 65535")) == (5, true),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_instant_keeps_its_offset_and_a_renewal_after_an_expired_entry_applies() {
+        // 02:26 at +02:00 is 00:26 UTC, not the end of that day.
+        assert_eq!(
+            expiry_ms("2026-12-05T02:26:00+02:00"),
+            expiry_ms("2026-12-05T00:26:00Z")
+        );
+        assert!(
+            expiry_ms("2026-12-05T00:26:00").is_err(),
+            "no offset: refused"
+        );
+        let renewed = format!(
+            "{ONE}{}",
+            ONE["exceptions:\n".len()..]
+                .replace("EXC-1", "EXC-2")
+                .replace("2027-03-31", "2028-03-31")
+        );
+        let x = parse(&renewed, "x.yaml", &service).unwrap();
+        let names = |n: &str| vec![n.to_string()];
+        let late = x.entries[0].expires_ms + 1;
+        let (_, e) = x
+            .covering(
+                &names("GES"),
+                &names("Redis"),
+                Transport::Tcp,
+                Some(6379),
+                late,
+            )
+            .unwrap();
+        assert_eq!(e.id, "EXC-2");
+        // An address is kept canonical, a name without its root dot.
+        let x = parse(
+            &ONE.replace("dst: Redis", "dst: API.Customer.Example."),
+            "x.yaml",
+            &service,
+        )
+        .unwrap();
+        assert_eq!(x.entries[0].dst, "api.customer.example");
+        assert!(
+            parse(
+                &ONE.replace("dst: Redis", "dst: 010.0.0.1"),
+                "x.yaml",
+                &service
+            )
+            .is_err()
+        );
     }
 }

@@ -421,13 +421,18 @@ fn the_cluster_report_collects_every_nodes_report_over_http() {
         return;
     }
     let s = Setup::new("collect");
-    // Two daemons stand for two nodes, each with its own store.
+    // Two daemons stand for two nodes, each with its own store. Each store first holds a
+    // recording of the last half hour (replayed), so that the cluster report's chain has
+    // periods that end on the store's five-minute buckets without the test waiting for
+    // them.
     let node = |name: &str| {
+        let store = s.dir.join(format!("{name}.db"));
+        seed_half_an_hour(&s, name, &store);
         let mut a = s.args(&[]);
         let at = |flag: &str, a: &Vec<String>| a.iter().position(|x| x == flag).unwrap() + 1;
         let (i, j) = (at("--node", &a), at("--store", &a));
         a[i] = name.into();
-        a[j] = s.dir.join(format!("{name}.db")).display().to_string();
+        a[j] = store.display().to_string();
         Daemon::start(&a, s.dir.join(format!("{name}.log"))).expect("daemon")
     };
     let (a, b) = (node("node-a"), node("node-b"));
@@ -484,37 +489,77 @@ fn the_cluster_report_collects_every_nodes_report_over_http() {
     b.stop().unwrap();
 }
 
+/// Connections the seeded recording holds per node (`seed_half_an_hour`).
+const SEEDED: u64 = 20;
+
+/// A recording replayed into a node's store: one connection a minute from 25 to 6 minutes
+/// ago, from an address no inventory knows (an `unknown_source` edge that touches no
+/// documented row), watched throughout.
+fn seed_half_an_hour(s: &Setup, node: &str, store: &std::path::Path) {
+    let now = std::time::SystemTime::now();
+    let at = |ago_min: u64| auditor::model::time::rfc3339(now - Duration::from_secs(ago_min * 60));
+    let mut lines = vec![format!(
+        r#"{{"watch":{{"node":"{node}","auditor_version":"test","kernel":"test","start":"{}","end":"{}","drops":{{"ringbuf_full":0,"connections_lost":0,"flow_insert_failed":0}}}}}}"#,
+        at(26),
+        at(5)
+    )];
+    for ago in (6..6 + SEEDED).rev() {
+        lines.push(format!(
+            r#"{{"time":"{}","transport":"tcp","src_addr":"198.51.100.7","dst_addr":"203.0.113.9","dst_port":443}}"#,
+            at(ago)
+        ));
+    }
+    let flows = s.dir.join(format!("{node}-seed.jsonl"));
+    std::fs::write(&flows, lines.join("\n") + "\n").unwrap();
+    let o = std::process::Command::new(workspace_bin("auditor"))
+        .arg("replay")
+        .arg("--allowlist")
+        .arg(s.dir.join("allowlist.yaml"))
+        .arg("--inventory")
+        .arg(s.dir.join("inventory.yaml"))
+        .arg("--store")
+        .arg(store)
+        .args(["--node", node])
+        .arg(&flows)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// The chart's CronJob script, as helm renders it with signing and exceptions, run twice
-/// by /bin/sh against the daemons: two signed reports that `verify --chain` accepts, and
-/// the newest rendered as HTML with its controls and the exceptions.
+/// by /bin/sh against the daemons (first 12 minutes behind now, then 1 s): two signed
+/// reports that `verify --chain` accepts, each seeded connection counted in exactly one
+/// of them, and the newest rendered as HTML with its controls and the exceptions.
 fn the_cronjob_keeps_a_chain(s: &Setup, daemons: &[String]) {
     let exceptions = format!(
         "exceptions:\n  - id: EXC-1\n    src: {GES}\n    dst: Redis\n    port: 6379\n    reason: session cache\n    owner: voice@example.com\n    expires: 2099-01-01\n"
     );
-    let Some(rendered) = auditor_tests::helm_template(&[
-        "--set",
-        "clusterReport.lag=1s",
-        "--set",
-        "clusterReport.signingKeySecret=signing",
-        "--set-string",
-        &format!("clusterReport.exceptions={exceptions}"),
-    ]) else {
-        return;
+    // The chart's objects, rendered with this lag; None when helm is missing.
+    let render = |lag: &str| -> Option<Vec<Value>> {
+        let rendered = auditor_tests::helm_template(&[
+            "--set",
+            &format!("clusterReport.lag={lag}"),
+            "--set",
+            "clusterReport.signingKeySecret=signing",
+            "--set-string",
+            &format!("clusterReport.exceptions={exceptions}"),
+        ])?;
+        Some(serde_saphyr::from_str_multiple(&rendered.unwrap()).unwrap())
     };
-    let docs: Vec<Value> = serde_saphyr::from_str_multiple(&rendered.unwrap()).unwrap();
-    let find = |kind: &str, name: &str| {
+    let find = |docs: &[Value], kind: &str, name: &str| -> Value {
         docs.iter()
             .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
             .unwrap_or_else(|| panic!("no {kind}/{name}"))
+            .clone()
     };
-    let job = find("CronJob", "auditor-cluster-report");
-    let script = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
-        .as_str()
-        .unwrap();
+    let (Some(behind), Some(now)) = (render("12m"), render("1s")) else {
+        return;
+    };
     // What the ConfigMap mounts at /etc/auditor.
-    let mounted = find("ConfigMap", "auditor-policy")["data"]["exceptions.yaml"]
+    let mounted = find(&now, "ConfigMap", "auditor-policy")["data"]["exceptions.yaml"]
         .as_str()
-        .unwrap();
+        .unwrap()
+        .to_string();
     let dir = s.dir.join("cronjob");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("exceptions.yaml"), mounted).unwrap();
@@ -531,35 +576,37 @@ fn the_cronjob_keeps_a_chain(s: &Setup, daemons: &[String]) {
     }
     let collect: Vec<String> = daemons.iter().map(|u| format!("--collect {u}")).collect();
     let bin = workspace_bin("auditor").display().to_string();
-    let local = script
-        .replace("auditor report", &format!("{bin} report"))
-        .replace(
-            "--collect http://auditor-nodes.auditor.svc:9977",
-            &collect.join(" "),
-        )
-        .replace(
-            "/etc/auditor-signing/key.pem",
-            &dir.join("key.pem").display().to_string(),
-        )
-        .replace(
-            "/etc/auditor/exceptions.yaml",
-            &dir.join("exceptions.yaml").display().to_string(),
-        )
-        .replace("/reports", &dir.join("reports").display().to_string());
-    assert!(
-        !local.contains("svc:"),
-        "every part of the script runs here: {local}"
-    );
-    for run in 0..2 {
-        // The next report starts where this one ends: let time pass.
-        std::thread::sleep(Duration::from_secs(2));
+    for docs in [&behind, &now] {
+        let job = find(docs, "CronJob", "auditor-cluster-report");
+        let script =
+            job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+                .as_str()
+                .unwrap()
+                .replace("auditor report", &format!("{bin} report"))
+                .replace(
+                    "--collect http://auditor-nodes.auditor.svc:9977",
+                    &collect.join(" "),
+                )
+                .replace(
+                    "/etc/auditor-signing/key.pem",
+                    &dir.join("key.pem").display().to_string(),
+                )
+                .replace(
+                    "/etc/auditor/exceptions.yaml",
+                    &dir.join("exceptions.yaml").display().to_string(),
+                )
+                .replace("/reports", &dir.join("reports").display().to_string());
+        assert!(
+            !script.contains("svc:"),
+            "every part of the script runs here: {script}"
+        );
         let o = std::process::Command::new("/bin/sh")
-            .args(["-c", &local])
+            .args(["-c", &script])
             .output()
             .unwrap();
         assert!(
             o.status.success(),
-            "run {run}: {local}\n{}",
+            "{script}\n{}",
             String::from_utf8_lossy(&o.stderr)
         );
     }
@@ -571,10 +618,31 @@ fn the_cronjob_keeps_a_chain(s: &Setup, daemons: &[String]) {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&o.stdout);
+    eprintln!("the CronJob's chain: {said}");
     assert!(
         o.status.success() && said.contains("verified: 2 reports"),
         "{said}{}",
         String::from_utf8_lossy(&o.stderr)
+    );
+    // Consecutive periods on the buckets: every seeded connection in exactly one report.
+    let mut seeded = 0;
+    for entry in std::fs::read_dir(dir.join("reports/chain")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let r: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            seeded += r["violations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| v["src"]["addr"] == "198.51.100.7")
+                .map(|v| v["count"].as_u64().unwrap())
+                .sum::<u64>();
+        }
+    }
+    assert_eq!(
+        seeded,
+        2 * SEEDED,
+        "both nodes' seeded connections, each counted once"
     );
     let html = std::fs::read_to_string(dir.join("reports/cluster.html")).unwrap();
     assert!(

@@ -128,6 +128,10 @@ pub struct ReportArgs {
     /// with the same framework and id replaces the built-in one. Repeatable.
     #[arg(long, value_name = "FILE")]
     pub controls: Vec<PathBuf>,
+    /// Leave the built-in PCI DSS and SOC 2 controls out: only the --controls files'
+    /// (for a system outside their scope).
+    #[arg(long, requires = "controls")]
+    pub no_builtin_controls: bool,
     /// Add this report to the chain of JSON reports kept in DIR (made if missing): it
     /// follows DIR's newest report (as --previous), starts where that one ends (as
     /// --since), ends on a 5-minute boundary of the store's counts (--until, else now,
@@ -253,6 +257,8 @@ pub struct ReportConfig {
     pub exceptions: Option<PathBuf>,
     /// `--controls`: mappings added to the built-in one.
     pub controls: Vec<PathBuf>,
+    /// `--no-builtin-controls`: the built-in mapping left out.
+    pub builtin_controls: bool,
     /// `--chain DIR`: the chain this report is added to.
     pub chain: Option<PathBuf>,
 }
@@ -270,6 +276,7 @@ impl TryFrom<ReportArgs> for ReportConfig {
         }
         let previous = a.previous.clone();
         let (exceptions, controls) = (a.exceptions.clone(), a.controls.clone());
+        let builtin_controls = !a.no_builtin_controls;
         let chain = a.chain.clone();
         if chain.is_some() && a.format.is_some_and(|f| f != ReportFormat::Json) {
             anyhow::bail!(
@@ -298,6 +305,7 @@ impl TryFrom<ReportArgs> for ReportConfig {
             previous,
             exceptions,
             controls,
+            builtin_controls,
             chain,
         })
     }

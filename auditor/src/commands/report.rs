@@ -12,7 +12,7 @@ use crate::{
 
 pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
     // The files a report is judged by are read first: their errors come before the work.
-    let mapping = report::Mapping::load(&cfg.controls)?;
+    let mapping = report::Mapping::load(&cfg.controls, cfg.builtin_controls)?;
     let exceptions = cfg
         .exceptions
         .as_deref()
@@ -22,11 +22,23 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
     if let Some(dir) = &cfg.chain {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--chain {}: cannot make the directory", dir.display()))?;
-        if let Some((path, until)) = chain_tail(dir)? {
-            start_at(&mut cfg.input, until)?;
-            cfg.previous = Some(path);
+        let tail = chain_tail(dir)?;
+        if let Some((path, until)) = &tail {
+            start_at(&mut cfg.input, *until)?;
+            cfg.previous = Some(path.clone());
         }
-        end_on_bucket(&mut cfg.input)?;
+        if let Some(next) = end_on_bucket(&mut cfg.input)? {
+            // Not a failure: a schedule that runs again within a bucket (a Job started
+            // by hand) leaves the chain as it is and goes on to render it.
+            eprintln!(
+                "auditor: --chain {}: nothing to add yet: the newest report ends at {}; the next can end at {} (periods end on {}-minute boundaries)",
+                dir.display(),
+                crate::model::time::rfc3339_millis(next - crate::store::BUCKET_MS),
+                crate::model::time::rfc3339_millis(next),
+                crate::store::BUCKET_MS / 60_000
+            );
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
     }
     let mut r: Report = match cfg.input {
         ReportInput::Schema => {
@@ -85,12 +97,19 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         report::expect_nodes(&mut r, cfg.expect_nodes);
     }
     if let Some((text, origin)) = &exceptions {
-        // The report's own services: an exceptions file reads the same against every
-        // report of one allowlist, whatever its source.
+        // The services as the report names them: its rows' and its edges' ends (a service
+        // only the inventory knows is an edge's end), whatever the report's source.
         let services: std::collections::BTreeSet<&str> = r
             .rows
             .iter()
             .flat_map(|x| [x.src.as_str(), x.dst.as_str()])
+            .chain(
+                r.violations
+                    .iter()
+                    .flat_map(|v| [&v.edge.src.service, &v.edge.dst.service])
+                    .flatten()
+                    .map(String::as_str),
+            )
             .collect();
         let list = allowlist::exceptions::parse(text, origin, &|n: &str| {
             services.get(n).map(|s| (*s).to_string())
@@ -129,6 +148,21 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         cfg.output = Some(path);
     }
     match &cfg.output {
+        Some(p) if cfg.chain.is_some() => {
+            // The chain reads every .json in DIR: the signature first, then the report
+            // whole by a rename, so a kill leaves no half report in the chain.
+            if let Some(key) = &key {
+                let sig = report::sign::signature_path(p);
+                std::fs::write(&sig, report::sign::sign(key, &bytes))
+                    .with_context(|| format!("writing {}", sig.display()))?;
+            }
+            let part = p.with_extension("json.part");
+            std::fs::write(&part, &bytes).with_context(|| format!("writing {}", part.display()))?;
+            std::fs::rename(&part, p)
+                .with_context(|| format!("renaming {} to {}", part.display(), p.display()))?;
+            eprintln!("{}", r.summary.headline);
+            eprintln!("report added to the chain: {}", p.display());
+        }
         Some(p) => {
             std::fs::write(p, &bytes).with_context(|| format!("writing {}", p.display()))?;
             eprintln!("{}", r.summary.headline);
@@ -227,14 +261,7 @@ fn chain_tail(dir: &std::path::Path) -> anyhow::Result<Option<(std::path::PathBu
 fn start_at(input: &mut ReportInput, at: i64) -> anyhow::Result<()> {
     match input {
         ReportInput::Store { since, .. } | ReportInput::Collect { since, .. } => *since = Some(at),
-        ReportInput::Prometheus { since, until, .. } => {
-            *since = at;
-            anyhow::ensure!(
-                *until > at,
-                "--chain: the chain's newest report ends at {}, not before --until",
-                crate::model::time::rfc3339_millis(at)
-            );
-        }
+        ReportInput::Prometheus { since, .. } => *since = at,
         _ => anyhow::bail!(
             "--chain needs a report with a period: --store, --collect or --prometheus"
         ),
@@ -243,9 +270,10 @@ fn start_at(input: &mut ReportInput, at: i64) -> anyhow::Result<()> {
 }
 
 /// Ends a chained report's period on the store's time buckets (--until, else now, rounded
-/// down), so that consecutive reports count each bucket once.
-fn end_on_bucket(input: &mut ReportInput) -> anyhow::Result<()> {
-    use crate::store::bucket_of;
+/// down), so that consecutive reports count each bucket once. Some(the next boundary)
+/// when that end is not after where the chain ends: nothing to add yet.
+fn end_on_bucket(input: &mut ReportInput) -> anyhow::Result<Option<i64>> {
+    use crate::store::{BUCKET_MS, bucket_of};
     let now = crate::model::time::unix_ms(std::time::SystemTime::now());
     let (since, until) = match input {
         ReportInput::Store { since, until, .. } | ReportInput::Collect { since, until, .. } => {
@@ -257,19 +285,18 @@ fn end_on_bucket(input: &mut ReportInput) -> anyhow::Result<()> {
             *until = bucket_of(*until);
             (Some(*since), *until)
         }
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
-    if let Some(s) = since
-        && until <= s
-    {
+    // A period into the future would be closed before its connections are stored.
+    if until > now {
         anyhow::bail!(
-            "--chain: nothing to add yet: the chain's newest report ends at {}, and a chained report ends on a {}-minute boundary before --until (or now); the next can end at {}",
-            crate::model::time::rfc3339_millis(s),
-            crate::store::BUCKET_MS / 60_000,
-            crate::model::time::rfc3339_millis(s + crate::store::BUCKET_MS)
+            "--chain: --until is in the future ({}): a chained report covers what was already stored",
+            crate::model::time::rfc3339_millis(until)
         );
     }
-    Ok(())
+    Ok(since
+        .filter(|&s| until <= s)
+        .map(|s| bucket_of(s) + BUCKET_MS))
 }
 
 /// A report period's bound (RFC 3339), in unix ms.
@@ -347,38 +374,22 @@ fn verify_chain(
         anyhow::bail!("{}: no JSON report in it", dir.display());
     }
     let mut failures: Vec<String> = Vec::new();
-    // Each report that verifies on its own: (file, report, period start, period end).
-    let mut chain: Vec<(String, Report, i64, i64)> = Vec::new();
+    // Each report that reads, with whether it verifies on its own: (file, report, period
+    // start, period end, verified). One that fails keeps its place in the order, so its
+    // neighbours' links are not blamed for it.
+    let mut chain: Vec<(String, Report, i64, i64, bool)> = Vec::new();
     for path in &files {
         let name = path.display().to_string();
         let content = std::fs::read(path).with_context(|| format!("{name}: cannot read"))?;
-        let sig_path = report::sign::signature_path(path);
-        let Ok(sig_text) = std::fs::read_to_string(&sig_path) else {
-            failures.push(format!(
-                "{name}: no signature ({} is missing)",
-                sig_path.display()
-            ));
-            continue;
-        };
-        if let Err(report::sign::Mismatch(why)) =
-            report::sign::verify(&key, &content, &sig_text, &sig_path.display().to_string())?
-        {
-            failures.push(format!("{name}: edited or not signed by this key: {why}"));
-            continue;
-        }
         let r: Report = match serde_json::from_slice(&content) {
             Ok(r) => r,
             Err(e) => {
-                failures.push(format!("{name}: not a JSON report: {e}"));
+                failures.push(format!(
+                    "{name}: not an auditor JSON report ({e}); a chain's directory holds only its reports"
+                ));
                 continue;
             }
         };
-        if r.digest.as_deref() != Some(report::compute_digest(&r).as_str()) {
-            failures.push(format!(
-                "{name}: its digest does not match its content: edited"
-            ));
-            continue;
-        }
         let (since, until) = match (period_ms(&r.period.since), period_ms(&r.period.until)) {
             (Ok(s), Ok(u)) => (s, u),
             (Err(e), _) | (_, Err(e)) => {
@@ -386,11 +397,43 @@ fn verify_chain(
                 continue;
             }
         };
-        chain.push((name, r, since, until));
+        let sig_path = report::sign::signature_path(path);
+        let verified = match std::fs::read_to_string(&sig_path) {
+            Err(_) => {
+                failures.push(format!(
+                    "{name}: no signature ({} is missing)",
+                    sig_path.display()
+                ));
+                false
+            }
+            Ok(sig_text) => match report::sign::verify(
+                &key,
+                &content,
+                &sig_text,
+                &sig_path.display().to_string(),
+            )? {
+                Err(report::sign::Mismatch(why)) => {
+                    failures.push(format!("{name}: edited or not signed by this key: {why}"));
+                    false
+                }
+                Ok(()) if r.digest.as_deref() != Some(report::compute_digest(&r).as_str()) => {
+                    failures.push(format!(
+                        "{name}: its digest does not match its content: edited"
+                    ));
+                    false
+                }
+                Ok(()) => true,
+            },
+        };
+        chain.push((name, r, since, until, verified));
     }
-    chain.sort_by_key(|(_, _, since, _)| *since);
+    chain.sort_by_key(|(_, _, since, _, _)| *since);
     for pair in chain.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
+        // A report that failed above cannot vouch for a link or a period.
+        if !before.4 || !after.4 {
+            continue;
+        }
         let named = after.1.previous.as_ref();
         match named {
             None => failures.push(format!(
@@ -418,7 +461,7 @@ fn verify_chain(
             ));
         }
     }
-    if let Some((first, r, _, _)) = chain.first()
+    if let Some((first, r, _, _, _)) = chain.first()
         && let Some(p) = &r.previous
     {
         println!(
@@ -432,6 +475,13 @@ fn verify_chain(
         for f in &failures {
             eprintln!("NOT verified: {f}");
         }
+        let good = chain.iter().filter(|c| c.4).count();
+        eprintln!(
+            "{}: NOT verified: {} problem(s); {good} of {} report(s) verify on their own",
+            dir.display(),
+            failures.len(),
+            files.len()
+        );
         return Ok(std::process::ExitCode::from(1));
     }
     let (first, last) = (&chain[0], &chain[chain.len() - 1]);
@@ -607,6 +657,21 @@ fn collect(
             })?;
             let r: Report = serde_json::from_str(&text)
                 .with_context(|| format!("{target} did not send an auditor report"))?;
+            // An older daemon ignores the period and sends its whole store: refused, not
+            // merged as if it were the period's.
+            for (bound, asked, got) in [
+                ("since", since, &r.period.since),
+                ("until", until, &r.period.until),
+            ] {
+                if let Some(ms) = asked
+                    && period_ms(got).ok() != Some(ms)
+                {
+                    anyhow::bail!(
+                        "{target}: asked for the period's {bound} {}, it reported {got}: that daemon does not serve a period (upgrade it)",
+                        crate::model::time::rfc3339_millis(ms)
+                    );
+                }
+            }
             eprintln!("collected {} from {target}", r.nodes.join(", "));
             reports.push((target, r));
         }

@@ -97,7 +97,13 @@ impl Window {
                 })
                 .transpose()
         };
-        Ok((parse("since", &self.since)?, parse("until", &self.until)?))
+        let (since, until) = (parse("since", &self.since)?, parse("until", &self.until)?);
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u
+        {
+            return Err("since must be before until".into());
+        }
+        Ok((since, until))
     }
 }
 

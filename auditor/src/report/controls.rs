@@ -86,7 +86,8 @@ pub struct RawMapping {
 #[serde(deny_unknown_fields)]
 struct RawFramework {
     /// Its name as reports print it ("PCI DSS v4.0").
-    framework: String,
+    #[schemars(with = "String")]
+    framework: Spanned<String>,
     controls: Vec<RawControl>,
 }
 
@@ -94,13 +95,15 @@ struct RawFramework {
 #[serde(deny_unknown_fields)]
 struct RawControl {
     /// The control's id in its framework ("1.2.5", "CC6.6").
-    id: String,
+    #[schemars(with = "String")]
+    id: Spanned<String>,
     /// What it requires, in words an auditor recognises.
-    requirement: String,
-    /// The checks it rests on: rows_identified, no_violations, no_inbound_violations,
-    /// no_outbound_violations, period_covered, live_capture.
+    #[schemars(with = "String")]
+    requirement: Spanned<String>,
+    /// The checks it rests on (at least one): rows_identified, no_violations,
+    /// no_inbound_violations, no_outbound_violations, period_covered, live_capture.
     #[schemars(with = "Vec<String>")]
-    checks: Vec<Spanned<String>>,
+    checks: Spanned<Vec<Spanned<String>>>,
 }
 
 /// A control of a mapping, validated.
@@ -110,6 +113,8 @@ pub struct Control {
     pub id: String,
     pub requirement: String,
     pub checks: Vec<Check>,
+    /// The mapping file it came from.
+    pub mapping: String,
 }
 
 /// The controls to evaluate, and the files they came from.
@@ -131,10 +136,17 @@ impl Mapping {
         m
     }
 
-    /// The built-in mapping and these files: a control of the same framework and id as
-    /// one before replaces it; others are added.
-    pub fn load(paths: &[std::path::PathBuf]) -> anyhow::Result<Mapping> {
-        let mut m = Mapping::builtin();
+    /// The built-in mapping (unless `builtin` is false) and these files: a control of the
+    /// same framework and id (case aside) as one before replaces it; others are added.
+    pub fn load(paths: &[std::path::PathBuf], builtin: bool) -> anyhow::Result<Mapping> {
+        let mut m = if builtin {
+            Mapping::builtin()
+        } else {
+            Mapping {
+                controls: Vec::new(),
+                files: Vec::new(),
+            }
+        };
         for p in paths {
             let (text, origin) = allowlist::file::read_source(p)?;
             m.add(&text, &origin)?;
@@ -145,10 +157,41 @@ impl Mapping {
     fn add(&mut self, text: &str, origin: &str) -> Result<(), FileError> {
         let raw: RawMapping =
             serde_saphyr::from_str(text).map_err(|e| FileError::from_saphyr(origin, text, &e))?;
+        let given = |s: &Spanned<String>, what: &str| -> Result<String, FileError> {
+            let t = s.value.split_whitespace().collect::<Vec<_>>().join(" ");
+            if t.is_empty() {
+                return Err(FileError::at(origin, s, format!("{what} is empty")));
+            }
+            Ok(t)
+        };
+        let same = |a: &Control, framework: &str, id: &str| {
+            a.framework.eq_ignore_ascii_case(framework) && a.id.eq_ignore_ascii_case(id)
+        };
+        let mut added: Vec<Control> = Vec::new();
         for f in raw.frameworks {
+            let framework = given(&f.framework, "framework")?;
             for c in f.controls {
+                let id = given(&c.id, "id")?;
+                if added.iter().any(|x| same(x, &framework, &id)) {
+                    return Err(FileError::at(
+                        origin,
+                        &c.id,
+                        format!("control {framework} {id} is given twice in this file"),
+                    ));
+                }
+                if c.checks.value.is_empty() {
+                    return Err(FileError::at(
+                        origin,
+                        &c.checks,
+                        format!(
+                            "control {framework} {id} names no check; give at least one of {}",
+                            Check::ALL.map(Check::as_str).join(", ")
+                        ),
+                    ));
+                }
                 let checks = c
                     .checks
+                    .value
                     .iter()
                     .map(|name| {
                         Check::ALL
@@ -167,24 +210,23 @@ impl Mapping {
                             })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let control = Control {
-                    framework: f.framework.trim().to_string(),
-                    id: c.id.trim().to_string(),
-                    requirement: c
-                        .requirement
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                added.push(Control {
+                    requirement: given(&c.requirement, "requirement")?,
+                    framework: framework.clone(),
+                    id,
                     checks,
-                };
-                match self
-                    .controls
-                    .iter_mut()
-                    .find(|x| x.framework == control.framework && x.id == control.id)
-                {
-                    Some(x) => *x = control,
-                    None => self.controls.push(control),
-                }
+                    mapping: origin.to_string(),
+                });
+            }
+        }
+        for control in added {
+            match self
+                .controls
+                .iter_mut()
+                .find(|x| same(x, &control.framework, &control.id))
+            {
+                Some(x) => *x = control,
+                None => self.controls.push(control),
             }
         }
         self.files.push(MappingUsed {
@@ -220,16 +262,23 @@ pub fn attach_controls(r: &mut Report, mapping: &Mapping) {
                 .map(|o| o.status)
                 .max()
                 .unwrap_or(Status::NotEvidenced);
-            let mut evidence = Vec::new();
-            let mut missing = Vec::new();
+            let mut evidence: Vec<String> = Vec::new();
+            let mut missing: Vec<String> = Vec::new();
+            // Two checks may say the same thing (the coverage): once.
             for o in outcomes {
-                evidence.extend(o.evidence);
-                missing.extend(o.missing);
-            }
-            if c.checks.is_empty() {
-                missing.push("the mapping names no check for this control".into());
+                for line in o.evidence {
+                    if !evidence.contains(&line) {
+                        evidence.push(line);
+                    }
+                }
+                for line in o.missing {
+                    if !missing.contains(&line) {
+                        missing.push(line);
+                    }
+                }
             }
             ControlResult {
+                mapping: c.mapping.clone(),
                 framework: c.framework.clone(),
                 control: c.id.clone(),
                 requirement: c.requirement.clone(),
@@ -402,13 +451,13 @@ fn no_violations(r: &Report, direction: Option<Direction>) -> Outcome {
     let unknown = r.limits.iter().any(|l| l == NO_DIRECTION);
     let scope = match direction {
         None => "",
-        Some(Direction::Ingress) => " inbound (a local service accepted it)",
-        Some(Direction::Egress) => " outbound (a local process made it)",
+        Some(Direction::Ingress) => " inbound (into a service of the system)",
+        Some(Direction::Egress) => " outbound (out of a service of the system)",
     };
     let found: Vec<&ObservedEdge> = r
         .violations
         .iter()
-        .filter(|v| unknown || direction.is_none_or(|d| v.edge.direction == d))
+        .filter(|v| unknown || direction.is_none_or(|d| crosses(v, d)))
         .collect();
     let mut evidence = vec![format!("traffic examined: {}", coverage_text(r))];
     let mut missing = Vec::new();
@@ -440,7 +489,7 @@ fn no_violations(r: &Report, direction: Option<Direction>) -> Outcome {
     let accepted = r
         .accepted
         .iter()
-        .filter(|v| unknown || direction.is_none_or(|d| v.edge.direction == d))
+        .filter(|v| unknown || direction.is_none_or(|d| crosses(v, d)))
         .count();
     if accepted > 0 {
         evidence.push(format!(
@@ -448,6 +497,20 @@ fn no_violations(r: &Report, direction: Option<Direction>) -> Outcome {
         ));
     }
     Outcome::new(Status::Met, evidence, missing)
+}
+
+/// Whether a violation goes into the system (`Ingress`: its destination is a known
+/// service, or a local process accepted it) or out of it (`Egress`: its source is a known
+/// service, or a local process made it). One between two services goes both ways. The
+/// ends, not the recorded direction alone: an edge keeps the direction of its first
+/// sighting, and the client's node and the server's see one connection both ways.
+fn crosses(v: &ObservedEdge, d: Direction) -> bool {
+    let e = &v.edge;
+    let known = match d {
+        Direction::Ingress => e.dst.service.is_some(),
+        Direction::Egress => e.src.service.is_some(),
+    };
+    known || e.direction == d
 }
 
 fn period_covered(r: &Report) -> Outcome {
@@ -612,5 +675,30 @@ mod tests {
             .unwrap_err();
         assert_eq!((e.line, e.column), (6, 33), "{e}");
         assert!(e.message.contains("\"no_violatons\" is not a check"), "{e}");
+        let e = m
+            .add(
+                "frameworks:\n  - framework: Ours\n    controls:\n      - id: X-1\n        requirement: r\n        checks: []\n",
+                "ours.yaml",
+            )
+            .unwrap_err();
+        assert!(
+            (e.line, e.message.contains("names no check")) == (6, true),
+            "{e}"
+        );
+        // A file that gives one control twice is refused at the second.
+        let twice = "frameworks:\n  - framework: Ours\n    controls:\n      - {id: X-1, requirement: r, checks: [no_violations]}\n      - {id: x-1, requirement: r, checks: [period_covered]}\n";
+        let e = m.add(twice, "ours.yaml").unwrap_err();
+        assert!(
+            (e.line, e.message.contains("given twice")) == (5, true),
+            "{e}"
+        );
+        // Another file's control of the same framework and id (case aside) replaces it.
+        m.add("frameworks:\n  - framework: soc 2 (2017 tsc)\n    controls:\n      - {id: cc6.6, requirement: ours, checks: [live_capture]}\n", "ours.yaml").unwrap();
+        let cc66: Vec<&Control> = m
+            .controls
+            .iter()
+            .filter(|c| c.id.eq_ignore_ascii_case("cc6.6"))
+            .collect();
+        assert_eq!((cc66.len(), cc66[0].mapping.as_str()), (1, "ours.yaml"));
     }
 }

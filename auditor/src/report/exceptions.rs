@@ -49,19 +49,30 @@ pub fn apply_exceptions(r: &mut Report, list: &Exceptions, file: &str, sha256: S
     let mut violations = Vec::new();
     for mut v in std::mem::take(&mut r.violations) {
         let e = &v.edge;
-        let covering = list.covering(
-            &e.src.name(),
-            &e.dst.name(),
-            e.dst.domain.as_deref(),
+        // Last seen within the period: a later sighting is another report's.
+        let last = until.map_or(e.last_seen, |u| e.last_seen.min(u));
+        let names = |end: &crate::edge::Endpoint, domain: bool| -> Vec<String> {
+            let mut n: Vec<String> = end.service.iter().cloned().collect();
+            n.extend(end.addr.map(|a| a.to_string()));
+            if domain {
+                n.extend(
+                    end.domain
+                        .as_ref()
+                        .map(|d| d.trim_end_matches('.').to_string()),
+                );
+            }
+            n
+        };
+        let Some((i, x)) = list.covering(
+            &names(&e.src, false),
+            &names(&e.dst, true),
             e.transport,
             e.dst.port,
-        );
-        let Some((i, x)) = covering else {
+            last,
+        ) else {
             violations.push(v);
             continue;
         };
-        // Last seen within the period: a later sighting is another report's.
-        let last = until.map_or(e.last_seen, |u| e.last_seen.min(u));
         v.exception = Some(x.id.clone());
         if last < x.expires_ms {
             uses[i].accepted_edges += 1;

@@ -26,7 +26,9 @@ table.controls{table-layout:fixed}table.controls col.c{width:9%}table.controls c
 table.controls ul{margin:0;padding-left:14px}
 .status{display:inline-block;padding:2px 8px;border-radius:10px;font-weight:bold;white-space:nowrap}
 .met{background:#e8f5e9;color:#1b5e20}.not_met{background:#ffebee;color:#b71c1c}.not_evidenced{background:#fff8e1;color:#8d6e00}
-table.signoff{width:auto;margin-top:14px}table.signoff td{min-width:220px;height:26px;border:none;border-bottom:1px solid #9e9e9e}table.signoff th{border:none;background:none}
+.signoff{margin-top:14px;break-inside:avoid;page-break-inside:avoid}.signoff p{font-size:12px;margin:0 0 6px}
+.signoff table{width:auto}.signoff td{min-width:220px;height:26px;border:none;border-bottom:1px solid #9e9e9e}.signoff th{border:none;background:none}
+td{overflow-wrap:anywhere}
 @media (max-width:1000px){body{margin:10px}table{font-size:11px}th,td{padding:3px 4px}.card{min-width:120px}}
 @page{margin:12mm}
 @media print{
@@ -256,9 +258,14 @@ fn controls(o: &mut String, r: &Report) {
     for x in &c.results {
         let _ = writeln!(
             o,
-            "<tr><td><b>{}</b><br>{}</td><td>{}</td><td><span class=\"status {}\">{}</span></td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><b>{}</b><br>{}{}</td><td>{}</td><td><span class=\"status {}\">{}</span></td><td>{}</td><td>{}</td></tr>",
             esc(&x.control),
             esc(&x.framework),
+            if x.mapping.starts_with("built-in ") {
+                String::new()
+            } else {
+                format!("<br><span class=\"muted\">from {}</span>", esc(&x.mapping))
+            },
             esc(&x.requirement),
             esc(&x.status),
             super::controls::status_text(&x.status),
@@ -269,7 +276,10 @@ fn controls(o: &mut String, r: &Report) {
     let _ = writeln!(o, "</tbody></table>");
     let _ = writeln!(
         o,
-        "<table class=\"signoff\"><tr><th>Reviewed by</th><td></td><th>Date</th><td></td></tr><tr><th>Signature</th><td></td><th>Role</th><td></td></tr></table>"
+        "<div class=\"signoff\"><p>Reviewed: the controls above, as this report's evidence shows them, for the period {} to {} (report digest sha256 {}).</p><table><tr><th>Reviewed by</th><td></td><th>Date</th><td></td></tr><tr><th>Signature</th><td></td><th>Role</th><td></td></tr></table></div>",
+        esc(&r.period.since),
+        esc(&r.period.until),
+        esc(r.digest.as_deref().unwrap_or("not sealed"))
     );
 }
 

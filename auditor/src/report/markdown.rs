@@ -165,8 +165,13 @@ fn controls(o: &mut String, r: &Report) {
     for x in &c.results {
         let _ = writeln!(
             o,
-            "| {} | {} | {} | **{}** | {} | {} |",
+            "| {}{} | {} | {} | **{}** | {} | {} |",
             cell(&x.framework),
+            if x.mapping.starts_with("built-in ") {
+                String::new()
+            } else {
+                format!(" (from {})", cell(&x.mapping))
+            },
             cell(&x.control),
             cell(&x.requirement),
             super::controls::status_text(&x.status),

@@ -293,6 +293,8 @@ pub(super) fn finish(r: &mut Report) {
         "violations".into()
     } else if s.incomplete_seconds > 0.0
         || !r.coverage.missing_nodes.is_empty()
+        // Part of the period not watched: nothing is known of it.
+        || r.coverage.fraction.is_some_and(|f| f < 1.0)
         // Unknown coverage: no time is known to be fully audited, so nothing is "clean".
         || r.coverage.fraction.is_none()
     {

@@ -540,6 +540,9 @@ pub struct MappingUsed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ControlResult {
+    /// The mapping file it came from (`Controls::mappings`): the built-in one or a
+    /// `--controls FILE`.
+    pub mapping: String,
     /// "PCI DSS v4.0", "SOC 2", ...
     pub framework: String,
     /// The control's id in its framework ("1.2.5", "CC6.6").

@@ -93,7 +93,7 @@ pub fn from_store(
             .map(|c| row_report(c, &rows, &unverified))
             .collect(),
         violations: violations(&edges),
-        limits: bucket_limits(store, since, until),
+        limits: bucket_limits(store, since, until)?,
         platform: platform(&edges),
         names: Some(super::names::from_store(
             &edges,
@@ -381,27 +381,39 @@ fn by_verdict(edges: &[StoredEdge]) -> BTreeMap<String, u64> {
         })
 }
 
-/// What a period that does not start and end on the store's buckets cannot know: counts
-/// are kept per bucket, so the buckets it cuts count whole.
-fn bucket_limits(store: &Store, since: Option<i64>, until: Option<i64>) -> Vec<String> {
+/// What a period cannot know of its counts: the store keeps them per bucket, so the
+/// buckets a period cuts count whole; what was stored before buckets (or is in an older
+/// store) counts whole wherever it reaches.
+fn bucket_limits(
+    store: &Store,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> anyhow::Result<Vec<String>> {
     use crate::store::{BUCKET_MS, bucket_of};
+    let mut out = Vec::new();
+    let asked = since.is_some() || until.is_some();
+    if asked && store.whole_in_period(since, until)? {
+        out.push(
+            "Some observations in this store were kept whole, per edge and row over their whole time (a store before version 8, or what it held before its upgrade): those count whole in any period they reach, including connections before or after it.".to_string(),
+        );
+    }
     let cut: Vec<String> = [since, until]
         .into_iter()
         .flatten()
         .filter(|&t| bucket_of(t) != t)
         .map(rfc3339_millis)
         .collect();
-    if !store.bucketed() || cut.is_empty() {
-        return Vec::new();
+    if store.bucketed() && !cut.is_empty() {
+        out.push(format!(
+            "The store counts connections per {}-minute bucket: this period's bound{} ({}) fall{} inside one, so its edges and rows count that whole bucket, up to {} minutes outside the period. A period that starts and ends on the buckets (as `--chain` makes) counts exactly.",
+            BUCKET_MS / 60_000,
+            if cut.len() == 1 { "" } else { "s" },
+            cut.join(", "),
+            if cut.len() == 1 { "s" } else { "" },
+            BUCKET_MS / 60_000
+        ));
     }
-    vec![format!(
-        "The store counts connections per {}-minute bucket: this period's bound{} ({}) fall{} inside one, so its edges and rows count that whole bucket, up to {} minutes outside the period. A period that starts and ends on the buckets (as `--chain` makes) counts exactly.",
-        BUCKET_MS / 60_000,
-        if cut.len() == 1 { "" } else { "s" },
-        cut.join(", "),
-        if cut.len() == 1 { "s" } else { "" },
-        BUCKET_MS / 60_000
-    )]
+    Ok(out)
 }
 
 /// The period when none was asked for: from the first to the last thing known.

@@ -116,9 +116,11 @@ impl Batch {
         self.add_edge_within(edge, usize::MAX);
     }
 
-    /// Adds `edge`; when `cap` distinct edges are pending and it is not one of them, it is
-    /// added to its overflow edge instead (`Edge::overflow`), so the batch holds at most
-    /// `cap` edges plus one per verdict and transport. Returns true when it overflowed.
+    /// Adds `edge`; when `cap` edges are pending and it is not one of them, it is added to
+    /// its overflow edge instead (`Edge::overflow`), so the batch holds at most `cap`
+    /// entries plus one overflow edge per verdict, transport and bucket. An entry is an
+    /// edge in one time bucket: an edge active across a bucket boundary within one
+    /// commit takes two. Returns true when it overflowed.
     pub fn add_edge_within(&mut self, edge: Edge, cap: usize) -> bool {
         let key = (edge.key(), super::bucket_of(edge.first_seen));
         if let Some(e) = self.edges.get_mut(&key) {

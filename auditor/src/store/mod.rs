@@ -1133,6 +1133,27 @@ impl Store {
         self.version >= 8
     }
 
+    /// Whether edges or rows kept whole (stored before version 8, or in an older store)
+    /// fall in the period: they count whole wherever their first-to-last seen reaches.
+    pub fn whole_in_period(&self, since: Option<i64>, until: Option<i64>) -> anyhow::Result<bool> {
+        let legacy = if self.version >= 8 {
+            "bucket_ms < 0 AND "
+        } else {
+            ""
+        };
+        let mut any = false;
+        for table in ["edges", "rows"] {
+            any |= self.conn.query_row(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {table} WHERE {legacy}last_seen_ms >= ?1 AND first_seen_ms <= ?2)"
+                ),
+                params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
+                |r| r.get::<_, bool>(0),
+            )?;
+        }
+        Ok(any)
+    }
+
     /// Edges seen in the period (ms; None = open), one per node and edge: from version 8,
     /// the sum of its buckets that overlap [since, until) (`in_period`); before, each
     /// edge whole when its first-to-last seen overlaps [since, until].
