@@ -554,12 +554,9 @@ fn a_chain_of_three_signed_reports_verifies_and_a_removed_or_edited_one_is_named
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// The document's own findings are in the report, and a violation one explains cites
-/// it: row 10's text describes Genesys Engagement Service → Redis on 6379, which no row
-/// lists, so that traffic is undocumented egress explained by the finding.
-#[test]
-fn a_violation_a_document_finding_explains_cites_it() {
-    let d = dir("findings");
+/// A store in `d` (s.db) holding one Genesys Engagement Service -> Redis 6379 connection,
+/// which row 10's text describes and no row lists: undocumented egress.
+fn ges_to_redis_store(d: &Path) {
     std::fs::write(
         d.join("inventory.yaml"),
         "version: 1\nservices:\n  Genesys Engagement Service: {addresses: [10.0.3.0/24]}\n  Redis: {addresses: [10.0.4.0/24]}\n",
@@ -571,8 +568,17 @@ fn a_violation_a_document_finding_explains_cites_it() {
     ]
     .join("\n")
         + "\n";
-    let o = replay(&d, &flows, &["--store", "s.db"]);
+    let o = replay(d, &flows, &["--store", "s.db"]);
     assert!(o.status.success(), "{}", err(&o));
+}
+
+/// The document's own findings are in the report, and a violation one explains cites
+/// it: row 10's text describes Genesys Engagement Service → Redis on 6379, which no row
+/// lists, so that traffic is undocumented egress explained by the finding.
+#[test]
+fn a_violation_a_document_finding_explains_cites_it() {
+    let d = dir("findings");
+    ges_to_redis_store(&d);
     let r: serde_json::Value = serde_json::from_str(&report(&d, "json")).unwrap();
     let findings = r["document_findings"]
         .as_array()
@@ -624,19 +630,7 @@ fn exceptions(expires: &str) -> String {
 #[test]
 fn an_exception_accepts_its_edge_until_it_expires_and_the_report_lists_its_use() {
     let d = dir("exceptions");
-    std::fs::write(
-        d.join("inventory.yaml"),
-        "version: 1\nservices:\n  Genesys Engagement Service: {addresses: [10.0.3.0/24]}\n  Redis: {addresses: [10.0.4.0/24]}\n",
-    )
-    .unwrap();
-    let flows = [
-        r#"{"time":"2026-11-26T21:56:51.5Z","transport":"tcp","src_addr":"10.0.3.7","dst_addr":"10.0.4.9","dst_port":6379}"#.to_string(),
-        watch("2026-11-26T21:56:50.000Z", "2026-11-26T21:57:00.000Z", 0),
-    ]
-    .join("\n")
-        + "\n";
-    let o = replay(&d, &flows, &["--store", "s.db"]);
-    assert!(o.status.success(), "{}", err(&o));
+    ges_to_redis_store(&d);
     let judged = |expires: &str, out: &str| -> (Output, Value) {
         std::fs::write(d.join("exceptions.yaml"), exceptions(expires)).unwrap();
         let o = auditor(

@@ -28,7 +28,7 @@ table.controls ul{margin:0;padding-left:14px}
 .met{background:#e8f5e9;color:#1b5e20}.not_met{background:#ffebee;color:#b71c1c}.not_evidenced{background:#fff8e1;color:#8d6e00}
 .signoff{margin-top:14px;break-inside:avoid;page-break-inside:avoid}.signoff p{font-size:12px;margin:0 0 6px}
 .signoff table{width:auto}.signoff td{min-width:220px;height:26px;border:none;border-bottom:1px solid #9e9e9e}.signoff th{border:none;background:none}
-td{overflow-wrap:anywhere}
+table.controls td,ul#exceptions li{overflow-wrap:anywhere}
 @media (max-width:1000px){body{margin:10px}table{font-size:11px}th,td{padding:3px 4px}.card{min-width:120px}}
 @page{margin:12mm}
 @media print{

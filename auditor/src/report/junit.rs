@@ -141,36 +141,35 @@ pub fn render(r: &Report) -> String {
 
     o.push_str(&rows);
     let _ = writeln!(o, "  </testsuite>");
-    let _ = writeln!(
-        o,
-        "  <testsuite name=\"violations\" tests=\"{0}\" failures=\"{0}\" errors=\"0\" skipped=\"0\" time=\"0\" timestamp=\"{1}\">",
-        r.violations.len(),
-        xml(&r.generated_at)
-    );
-    o.push_str(&viol);
-    let _ = writeln!(o, "  </testsuite>");
+    let n = r.violations.len();
+    suite(&mut o, r, "violations", (n, n, 0), &viol);
     if !r.accepted.is_empty() {
-        let _ = writeln!(
-            o,
-            "  <testsuite name=\"accepted exceptions\" tests=\"{}\" failures=\"0\" errors=\"0\" skipped=\"0\" time=\"0\" timestamp=\"{}\">",
-            r.accepted.len(),
-            xml(&r.generated_at)
+        suite(
+            &mut o,
+            r,
+            "accepted exceptions",
+            (r.accepted.len(), 0, 0),
+            &accepted,
         );
-        o.push_str(&accepted);
-        let _ = writeln!(o, "  </testsuite>");
     }
     if r.controls.is_some() {
-        let _ = writeln!(
-            o,
-            "  <testsuite name=\"controls\" tests=\"{}\" failures=\"{control_failures}\" errors=\"0\" skipped=\"{control_skipped}\" time=\"0\" timestamp=\"{}\">",
-            control_count(r),
-            xml(&r.generated_at)
-        );
-        o.push_str(&controls);
-        let _ = writeln!(o, "  </testsuite>");
+        let counts = (control_count(r), control_failures, control_skipped);
+        suite(&mut o, r, "controls", counts, &controls);
     }
     let _ = writeln!(o, "</testsuites>");
     o
+}
+
+/// A testsuite of these testcases: (tests, failures, skipped).
+fn suite(o: &mut String, r: &Report, name: &str, counts: (usize, usize, usize), cases: &str) {
+    let (tests, failures, skipped) = counts;
+    let _ = writeln!(
+        o,
+        "  <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"0\" timestamp=\"{}\">",
+        xml(&r.generated_at)
+    );
+    o.push_str(cases);
+    let _ = writeln!(o, "  </testsuite>");
 }
 
 fn control_count(r: &Report) -> usize {
