@@ -820,6 +820,33 @@ fn report_chain_follows_the_newest_report_and_counts_each_connection_once() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // A chain's report rendered as it is: its digest, and its link, in the HTML.
+    let o = auditor(
+        &d,
+        &[
+            "report",
+            "--render",
+            "chain/report-2026-11-26T220500.000Z.json",
+            "-o",
+            "r.html",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let html = std::fs::read_to_string(d.join("r.html")).unwrap();
+    let digest = reports[1]["digest"].as_str().unwrap();
+    assert!(html.contains(digest), "{html}");
+    assert!(
+        html.contains(reports[0]["digest"].as_str().unwrap()),
+        "the previous report: {html}"
+    );
+    // An edited one is refused.
+    let edited = std::fs::read_to_string(d.join("chain/report-2026-11-26T220500.000Z.json"))
+        .unwrap()
+        .replacen("\"count\": 1", "\"count\": 2", 1);
+    std::fs::write(d.join("edited.json"), edited).unwrap();
+    let o = auditor(&d, &["report", "--render", "edited.json", "-o", "e.html"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("edited"), "{}", err(&o));
     // Nothing new to add yet (a schedule run again within a bucket): said, not a
     // failure, and the chain is left as it was.
     let o = auditor(

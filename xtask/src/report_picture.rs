@@ -59,14 +59,24 @@ pub fn report_args(store: &Path, html: &Path) -> Vec<String> {
 /// option to pin them, so they are blanked before hashing.
 const VOLATILE_ROWS: [&str; 2] = ["<tr><th>Generated</th>", "<tr><th>Report digest</th>"];
 
-/// The HTML with its volatile rows blanked: equal for equal inputs and equal code.
+/// The digest the Controls' sign-off statement names: the same volatile digest.
+const SIGNOFF_DIGEST: &str = "report digest sha256 ";
+
+/// The HTML with its volatile rows (and the sign-off's digest) blanked: equal for equal
+/// inputs and equal code.
 pub fn normalise(html: &str) -> String {
     html.lines()
         .map(|line| {
-            VOLATILE_ROWS
-                .iter()
-                .find(|row| line.starts_with(*row))
-                .map_or_else(|| line.to_string(), |row| format!("{row}<td>…</td></tr>"))
+            if let Some(row) = VOLATILE_ROWS.iter().find(|row| line.starts_with(*row)) {
+                return format!("{row}<td>…</td></tr>");
+            }
+            match line.split_once(SIGNOFF_DIGEST) {
+                Some((before, after)) => {
+                    let rest = after.trim_start_matches(|c: char| c.is_ascii_hexdigit());
+                    format!("{before}{SIGNOFF_DIGEST}…{rest}")
+                }
+                None => line.to_string(),
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -95,7 +105,8 @@ store's HTML report (`auditor report --store STORE -o report.html`), and takes t
 with `chromium --headless --no-sandbox --hide-scrollbars --window-size={WINDOW_SIZE}\n\
 --screenshot`.\n\n\
 The report's header rows \"Generated\" and \"Report digest\" change on every run, so they are\n\
-blanked before hashing (the picture shows them as they were when it was taken).\n\
+blanked before hashing, with the digest the Controls' sign-off names (the picture shows\n\
+them as they were when it was taken).\n\
 tests/tests/report_picture.rs regenerates the HTML the same way and fails when its digest\n\
 differs from this one.\n\n\
 {DIGEST_LABEL}{digest}\n"

@@ -22,6 +22,7 @@ pub const EXAMPLES: &str = "Examples:
       --previous nov.json -o dec.json --sign key.pem
   auditor report --store store.db --exceptions exceptions.yaml -o report.html
   auditor report --store store.db --until 2m --chain reports/ --sign key.pem
+  auditor report --render reports/report-2026-12-05T100000.000Z.json -o r.pdf
   auditor report verify report.json --key key.pub.pem";
 
 /// Examples for `auditor report verify --help`.
@@ -43,6 +44,15 @@ pub struct ReportArgs {
     /// Combine these per-node JSON reports into one cluster report.
     #[arg(long, num_args = 1.., conflicts_with_all = ["since", "until", "allowlist"])]
     pub merge: Vec<PathBuf>,
+    /// Render this JSON report in another format as it is: unedited (its digest is
+    /// checked), nothing re-judged, its digest, chain link, exceptions and controls kept
+    /// (a chain's report as HTML or PDF, say). --merge of one report makes a new report
+    /// instead.
+    #[arg(long, value_name = "REPORT.json", conflicts_with_all = [
+        "store", "merge", "collect", "prometheus", "since", "until", "allowlist",
+        "exceptions", "controls", "previous", "chain", "expect_nodes", "schema"
+    ])]
+    pub render: Option<PathBuf>,
     /// The allowlist to report against (default: the one the store recorded).
     #[arg(long)]
     pub allowlist: Option<PathBuf>,
@@ -223,6 +233,8 @@ pub enum ReportInput {
         until: Option<i64>,
     },
     Merge(Vec<PathBuf>),
+    /// A JSON report rendered as it is.
+    Render(PathBuf),
     /// Daemons to ask for /report, the bearer token to send, and the period (unix ms;
     /// None = open).
     Collect {
@@ -280,7 +292,7 @@ impl TryFrom<ReportArgs> for ReportConfig {
         let chain = a.chain.clone();
         if chain.is_some() && a.format.is_some_and(|f| f != ReportFormat::Json) {
             anyhow::bail!(
-                "--chain keeps JSON reports (what `verify --chain` checks); render another format with `auditor report --merge DIR/report-….json -o report.html`"
+                "--chain keeps JSON reports (what `verify --chain` checks); render one in another format with `auditor report --render DIR/report-….json -o report.html`"
             );
         }
         for (given, flag) in [
@@ -354,6 +366,8 @@ impl TryFrom<ReportArgs> for ReportInput {
             collect_input(a.collect, a.token_file, a.since, a.until)
         } else if let Some(url) = a.prometheus {
             prometheus_input(url, a.allowlist, a.since, a.until, a.step)
+        } else if let Some(path) = a.render {
+            Ok(ReportInput::Render(path))
         } else if !a.merge.is_empty() {
             Ok(ReportInput::Merge(a.merge))
         } else if let Some(path) = a.store {

@@ -40,7 +40,7 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
             return Ok(std::process::ExitCode::SUCCESS);
         }
     }
-    let mut r: Report = match cfg.input {
+    let mut r: Report = match cfg.input.clone() {
         ReportInput::Schema => {
             std::io::stdout().write_all(report::schema_json().as_bytes())?;
             return Ok(std::process::ExitCode::SUCCESS);
@@ -58,6 +58,7 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
             until,
         } => report::merge(collect(&urls, token.as_deref(), since, until)?)?,
         ReportInput::Merge(paths) => merged(&paths)?,
+        ReportInput::Render(path) => return render(&cfg, &path),
         ReportInput::Prometheus {
             url,
             allowlist,
@@ -94,7 +95,7 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         }
     };
     if !cfg.expect_nodes.is_empty() {
-        report::expect_nodes(&mut r, cfg.expect_nodes);
+        report::expect_nodes(&mut r, cfg.expect_nodes.clone());
     }
     if let Some((text, origin)) = &exceptions {
         // The services as the report names them: its rows' and its edges' ends (a service
@@ -122,6 +123,12 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         r.previous = Some(previous_of(path, &r)?);
     }
     report::seal(&mut r);
+    write_out(&cfg, &r)
+}
+
+/// Writes the finished report in its format (and signature), then applies the gates.
+fn write_out(cfg: &ReportConfig, r: &Report) -> anyhow::Result<std::process::ExitCode> {
+    let mut output = cfg.output.clone();
     let bytes: Vec<u8> = match cfg.format {
         ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n").into_bytes(),
         ReportFormat::Markdown => report::markdown::render(&r).into_bytes(),
@@ -145,9 +152,9 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
                 r.period.until
             );
         }
-        cfg.output = Some(path);
+        output = Some(path);
     }
-    match &cfg.output {
+    match &output {
         Some(p) if cfg.chain.is_some() => {
             // The chain reads every .json in DIR: the signature first, then the report
             // whole by a rename, so a kill leaves no half report in the chain.
@@ -227,6 +234,24 @@ pub fn run(mut cfg: ReportConfig) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::from(1));
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `--render REPORT.json`: the report as it is, in the asked format; an edited one is
+/// refused, and the gates apply to what it says.
+fn render(cfg: &ReportConfig, path: &std::path::Path) -> anyhow::Result<std::process::ExitCode> {
+    let text =
+        std::fs::read(path).with_context(|| format!("--render {}: cannot read", path.display()))?;
+    let r: Report = serde_json::from_slice(&text)
+        .with_context(|| format!("--render {}: not an auditor JSON report", path.display()))?;
+    report::check_digest(&path.display().to_string(), &r)?;
+    if r.digest.is_none() {
+        anyhow::bail!("--render {}: the report carries no digest", path.display());
+    }
+    let rendered = ReportConfig {
+        input: ReportInput::Render(path.to_path_buf()),
+        ..cfg.clone()
+    };
+    write_out(&rendered, &r)
 }
 
 /// The chain's newest report in `dir` (the latest period end), and that end in unix ms;

@@ -47,5 +47,5 @@ pub use model::{
     ObservedEdge, Period, PlatformEntry, Previous, Replayed, Report, RowReport, SCHEMA, Seen,
     ServiceNames, Summary, parse_when, schema_json,
 };
-pub use seal::{compute_digest, seal};
+pub use seal::{check_digest, compute_digest, seal};
 pub use store::from_store;

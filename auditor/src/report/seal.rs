@@ -99,7 +99,7 @@ pub fn seal(r: &mut Report) {
 }
 
 /// A report that carries a digest must match it.
-pub(super) fn check_digest(name: &str, r: &Report) -> anyhow::Result<()> {
+pub fn check_digest(name: &str, r: &Report) -> anyhow::Result<()> {
     if let Some(d) = &r.digest {
         let actual = compute_digest(r);
         if *d != actual {
