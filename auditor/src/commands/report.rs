@@ -131,10 +131,10 @@ fn write_out(cfg: &ReportConfig, r: &Report) -> anyhow::Result<std::process::Exi
     let mut output = cfg.output.clone();
     let bytes: Vec<u8> = match cfg.format {
         ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n").into_bytes(),
-        ReportFormat::Markdown => report::markdown::render(&r).into_bytes(),
-        ReportFormat::Html => report::html::render(&r).into_bytes(),
-        ReportFormat::Junit => report::junit::render(&r).into_bytes(),
-        ReportFormat::Pdf => report::pdf::print(&report::html::render(&r))?,
+        ReportFormat::Markdown => report::markdown::render(r).into_bytes(),
+        ReportFormat::Html => report::html::render(r).into_bytes(),
+        ReportFormat::Junit => report::junit::render(r).into_bytes(),
+        ReportFormat::Pdf => report::pdf::print(&report::html::render(r))?,
     };
     // The key first: a bad key must not leave an unsigned report behind.
     let key = cfg
@@ -225,7 +225,7 @@ fn write_out(cfg: &ReportConfig, r: &Report) -> anyhow::Result<std::process::Exi
                             r.coverage.gaps.len(),
                             f * 100.0
                         ),
-                        None => format!("coverage {}", report::coverage_text(&r)),
+                        None => format!("coverage {}", report::coverage_text(r)),
                     },
                 })
                 .collect::<Vec<_>>()
