@@ -592,6 +592,9 @@ fn captured(content: &[u8]) -> String {
             |c| c.statement,
         );
     }
+    if content.starts_with(b"%PDF") {
+        return "a PDF: its first page says where the observations came from (the JSON report it was rendered from says it too)".into();
+    }
     let text = String::from_utf8_lossy(content);
     // The "Captured" header fact of Markdown (a table row) or HTML (th/td).
     let found = text.lines().find_map(|l| {

@@ -37,14 +37,7 @@ pub fn render(r: &Report) -> String {
     let mut viol = String::new();
     for v in &r.violations {
         let e = &v.edge;
-        let name = format!(
-            "{} {} -> {} {}/{}",
-            e.verdict.as_str(),
-            e.src.name(),
-            e.dst.name_and_domain(),
-            e.transport.as_str(),
-            e.dst.port.unwrap_or(0)
-        );
+        let name = edge_name(e);
         let detail = format!(
             "{} connection(s) from {} to {} on {}; example {}; closest documented rows: {}",
             e.count,
@@ -72,14 +65,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             accepted,
             "    <testcase classname=\"accepted exceptions\" name=\"{}\" time=\"0\"><system-out>{}</system-out></testcase>",
-            xml(&format!(
-                "{} {} -> {} {}/{}",
-                e.verdict.as_str(),
-                e.src.name(),
-                e.dst.name_and_domain(),
-                e.transport.as_str(),
-                e.dst.port.unwrap_or(0)
-            )),
+            xml(&edge_name(e)),
             xml(&format!(
                 "{} connection(s){}",
                 e.count,
@@ -170,6 +156,18 @@ fn suite(o: &mut String, r: &Report, name: &str, counts: (usize, usize, usize), 
     );
     o.push_str(cases);
     let _ = writeln!(o, "  </testsuite>");
+}
+
+/// A violation's (or accepted edge's) testcase name: "port_drift A -> B tcp/9200".
+fn edge_name(e: &crate::edge::Edge) -> String {
+    format!(
+        "{} {} -> {} {}/{}",
+        e.verdict.as_str(),
+        e.src.name(),
+        e.dst.name_and_domain(),
+        e.transport.as_str(),
+        e.dst.port.unwrap_or(0)
+    )
 }
 
 fn control_count(r: &Report) -> usize {
