@@ -265,21 +265,43 @@ fn chain_tail(dir: &std::path::Path) -> anyhow::Result<Option<(std::path::PathBu
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let text =
-            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let r: Report = serde_json::from_slice(&text).with_context(|| {
-            format!(
-                "--chain {}: {} is not a JSON report; keep only the chain's reports there",
-                dir.display(),
-                path.display()
-            )
-        })?;
-        let until = period_ms(&r.period.until).with_context(|| format!("{}", path.display()))?;
+        // A report --chain wrote says its end in its name: a long chain is not read
+        // whole on every run (`previous_of` reads the newest in full and checks it).
+        let until = match until_in_name(&path) {
+            Some(until) => until,
+            None => {
+                let text = std::fs::read(&path)
+                    .with_context(|| format!("{}: cannot read", path.display()))?;
+                let r: Report = serde_json::from_slice(&text).with_context(|| {
+                    format!(
+                        "--chain {}: {} is not a JSON report; keep only the chain's reports there",
+                        dir.display(),
+                        path.display()
+                    )
+                })?;
+                period_ms(&r.period.until).with_context(|| format!("{}", path.display()))?
+            }
+        };
         if newest.as_ref().is_none_or(|(_, u)| until > *u) {
             newest = Some((path, until));
         }
     }
     Ok(newest)
+}
+
+/// The period's end a chain report's name gives (`report-<until, colons out>.json`, as
+/// `--chain` names them), when the name is exactly that.
+fn until_in_name(path: &std::path::Path) -> Option<i64> {
+    let stem = path
+        .file_name()?
+        .to_str()?
+        .strip_prefix("report-")?
+        .strip_suffix(".json")?;
+    // 2026-12-05T101500.000Z -> 2026-12-05T10:15:00.000Z
+    let (date, time) = stem.split_once('T')?;
+    let time = time.get(..2)?.to_string() + ":" + time.get(2..4)? + ":" + time.get(4..)?;
+    let until = period_ms(&format!("{date}T{time}")).ok()?;
+    (crate::model::time::rfc3339_millis(until).replace(':', "") == stem).then_some(until)
 }
 
 /// Starts a report's period at `since` (unix ms): the end of the report it follows.
@@ -705,4 +727,26 @@ fn collect(
         }
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_reports_name_gives_its_end_and_another_name_does_not() {
+        let at = |name: &str| until_in_name(std::path::Path::new(name));
+        assert_eq!(
+            at("chain/report-2026-11-26T220500.000Z.json"),
+            period_ms("2026-11-26T22:05:00.000Z").ok()
+        );
+        for other in [
+            "nov.json",
+            "report-2026-11-26T22:05:00Z.json",
+            "report-x.json",
+            "report-2026-11-26T2205.json",
+        ] {
+            assert_eq!(at(other), None, "{other}");
+        }
+    }
 }
